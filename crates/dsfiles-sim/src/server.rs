@@ -1,0 +1,960 @@
+//! The two listeners (API host and file host), signed URLs, faults on the wire, and the handle.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use apollo_compiler::Schema;
+use apollo_compiler::validation::Valid;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::Sha256;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::content::Content;
+use crate::data::{DossierExtras, ExpectedFile, FileEntry, State};
+use crate::faults::{Fault, FaultPlan, FaultRule, FaultState, Scope, Subject};
+use crate::{Error, SimClock, SimConfig, Stats};
+
+/// Counters, updated lock-free.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) graphql_requests: AtomicU64,
+    pub(crate) file_requests: AtomicU64,
+    pub(crate) file_heads: AtomicU64,
+    pub(crate) redirects: AtomicU64,
+    pub(crate) bytes_served: AtomicU64,
+    pub(crate) rate_limited: AtomicU64,
+    pub(crate) server_errors: AtomicU64,
+    pub(crate) timeouts: AtomicU64,
+    pub(crate) expired_urls: AtomicU64,
+    pub(crate) auth_failures: AtomicU64,
+    pub(crate) faults_fired: AtomicU64,
+    pub(crate) sim_bugs: AtomicU64,
+    pub(crate) pages: AtomicU64,
+    pub(crate) dossier_nodes: AtomicU64,
+}
+
+/// Everything the handlers share.
+pub(crate) struct Inner {
+    state: RwLock<State>,
+    faults: Mutex<FaultState>,
+    pub(crate) stats: Counters,
+    pub(crate) schema: Valid<Schema>,
+    clock: SimClock,
+    token: Option<String>,
+    expired_tokens: Vec<String>,
+    url_ttl: Duration,
+    key: [u8; 32],
+    /// Sequence number of the next signed URL; URLs below `valid_from` are expired.
+    url_seq: AtomicU64,
+    valid_from: AtomicU64,
+    api_base: Url,
+    file_base: Url,
+    file_host_authorizations: Mutex<Vec<String>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("api_base", &self.api_base.as_str())
+            .field("file_base", &self.file_base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Inner {
+    pub(crate) fn read_state(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_state(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn faults(&self) -> MutexGuard<'_, FaultState> {
+        lock(&self.faults)
+    }
+
+    pub(crate) fn fire(
+        &self,
+        scope: Scope,
+        subject: &Subject,
+        accept: impl FnMut(&Fault) -> bool,
+    ) -> Vec<Fault> {
+        let fired = self.faults().fire(scope, subject, accept);
+        self.stats
+            .faults_fired
+            .fetch_add(fired.len() as u64, Ordering::Relaxed);
+        fired
+    }
+
+    fn sign(&self, parts: &str) -> String {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC accepts any key length");
+        mac.update(parts.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    fn verify(&self, parts: &str, sig: &str) -> bool {
+        let Ok(sig) = hex::decode(sig) else {
+            return false;
+        };
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC accepts any key length");
+        mac.update(parts.as_bytes());
+        mac.verify_slice(&sig).is_ok()
+    }
+
+    /// A fresh signed URL on the API host for the current version of `file`.
+    pub(crate) fn signed_url(&self, file: &FileEntry) -> Url {
+        let expires = (self.clock.now()
+            + chrono::Duration::from_std(self.url_ttl).unwrap_or(chrono::Duration::MAX))
+        .timestamp();
+        let n = self.url_seq.fetch_add(1, Ordering::Relaxed);
+        let blob = format!("{}-{}", file.id, file.generation);
+        let sig = self.sign(&format!("redirect|{blob}|{expires}|{n}"));
+        let mut url = self.api_base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.clear().extend([
+                "rails",
+                "active_storage",
+                "blobs",
+                "redirect",
+                &blob,
+                &file.filename,
+            ]);
+        }
+        url.query_pairs_mut()
+            .append_pair("expires", &expires.to_string())
+            .append_pair("n", &n.to_string())
+            .append_pair("sig", &sig);
+        url
+    }
+
+    fn expire_all_urls(&self) {
+        self.valid_from
+            .store(self.url_seq.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    fn is_expired(&self, link: &Link) -> bool {
+        link.expires < self.clock.now().timestamp()
+            || link.n < self.valid_from.load(Ordering::Relaxed)
+    }
+
+    /// The content of file `id` at `generation` (older generations stay downloadable, like blobs).
+    fn content(&self, id: u64, generation: u32) -> Option<(Content, String, u64)> {
+        let state = self.read_state();
+        let file = state.files.get(usize::try_from(id).ok()?)?;
+        if generation > file.generation {
+            return None;
+        }
+        let mut content = file.content;
+        content.key = crate::content::mix(&[state.seed, id, u64::from(generation)]);
+        Some((content, file.content_type.clone(), file.dossier))
+    }
+}
+
+/// Parsed `{id}-{generation}` blob key.
+fn parse_blob(blob: &str) -> Option<(u64, u32)> {
+    let (id, generation) = blob.split_once('-')?;
+    Some((id.parse().ok()?, generation.parse().ok()?))
+}
+
+/// The signed query of file URLs.
+#[derive(Debug, Deserialize)]
+struct Link {
+    expires: i64,
+    n: u64,
+    sig: String,
+}
+
+fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"errors": [{"message": message, "extensions": {"code": code}}]})),
+    )
+        .into_response()
+}
+
+fn html(status: StatusCode, title: &str) -> Response {
+    let body = format!(
+        "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+    );
+    (status, [(header::CONTENT_TYPE, "text/html")], body).into_response()
+}
+
+async fn graphql(AxState(inner): AxState<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+    let seq = inner.stats.graphql_requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let fired = inner.fire(
+        Scope::Request,
+        &Subject {
+            seq,
+            ..Subject::default()
+        },
+        |_| true,
+    );
+    for fault in &fired {
+        if let Fault::SlowApi { delay_ms } = fault {
+            tokio::time::sleep(Duration::from_millis(*delay_ms)).await;
+        }
+    }
+    for fault in fired {
+        match fault {
+            Fault::RateLimited {
+                reset_in_secs,
+                retry_after,
+            } => {
+                inner.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                let reset = inner
+                    .clock
+                    .now()
+                    .timestamp()
+                    .saturating_add_unsigned(reset_in_secs);
+                let mut response = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::CONTENT_TYPE, "text/plain")],
+                    "Too many requests\n",
+                )
+                    .into_response();
+                let h = response.headers_mut();
+                h.insert("ratelimit-limit", HeaderValue::from_static("400"));
+                h.insert("ratelimit-remaining", HeaderValue::from_static("0"));
+                h.insert("ratelimit-reset", HeaderValue::from(reset));
+                if retry_after {
+                    h.insert(header::RETRY_AFTER, HeaderValue::from(reset_in_secs));
+                }
+                return response;
+            }
+            Fault::BadGateway => {
+                inner.stats.server_errors.fetch_add(1, Ordering::Relaxed);
+                return html(StatusCode::BAD_GATEWAY, "502 Bad Gateway");
+            }
+            Fault::ServiceUnavailable => {
+                inner.stats.server_errors.fetch_add(1, Ordering::Relaxed);
+                return html(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "503 Service Temporarily Unavailable",
+                );
+            }
+            _ => {}
+        }
+    }
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        inner.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Without a token, only persisted queries are allowed",
+        );
+    };
+    if inner.expired_tokens.iter().any(|t| t == token) {
+        inner.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Le jeton utilisé a expiré",
+        );
+    }
+    if inner.token.as_ref().is_some_and(|t| t != token) {
+        inner.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+        return json_error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Le jeton utilisé est invalide",
+        );
+    }
+    let request: crate::ds::GraphqlRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &format!("invalid JSON body: {e}"),
+            );
+        }
+    };
+    let worker = Arc::clone(&inner);
+    let result = tokio::task::spawn_blocking(move || crate::ds::run(&worker, &request)).await;
+    match result {
+        Ok(Ok(body)) => axum::Json(body).into_response(),
+        Ok(Err(bug)) => {
+            inner.stats.sim_bugs.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(%bug, "dsfiles-sim produced a response that does not fit the DS schema");
+            json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_server_error",
+                &format!("dsfiles-sim bug: {bug}"),
+            )
+        }
+        Err(join) => {
+            inner.stats.sim_bugs.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(%join, "dsfiles-sim query worker failed");
+            json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_server_error",
+                "dsfiles-sim query worker failed",
+            )
+        }
+    }
+}
+
+/// `/rails/active_storage/blobs/redirect/{blob}/{filename}`: verifies, then 302 to the file host.
+async fn redirect(
+    AxState(inner): AxState<Arc<Inner>>,
+    Path((blob, _filename)): Path<(String, String)>,
+    link: Result<Query<Link>, QueryRejection>,
+) -> Response {
+    inner.stats.redirects.fetch_add(1, Ordering::Relaxed);
+    let (Some((id, generation)), Some(Query(link))) = (parse_blob(&blob), link.ok()) else {
+        return (StatusCode::NOT_FOUND, "Not Found\n").into_response();
+    };
+    if !inner.verify(
+        &format!("redirect|{blob}|{}|{}", link.expires, link.n),
+        &link.sig,
+    ) {
+        return (StatusCode::FORBIDDEN, "Invalid signature\n").into_response();
+    }
+    if inner.is_expired(&link) {
+        inner.stats.expired_urls.fetch_add(1, Ordering::Relaxed);
+        return (StatusCode::UNAUTHORIZED, "Expired\n").into_response();
+    }
+    if inner.content(id, generation).is_none() {
+        return (StatusCode::NOT_FOUND, "Not Found\n").into_response();
+    }
+    let sig = inner.sign(&format!("file|{blob}|{}|{}", link.expires, link.n));
+    let mut location = inner.file_base.clone();
+    if let Ok(mut segments) = location.path_segments_mut() {
+        segments.clear().extend(["storage", &blob]);
+    }
+    location
+        .query_pairs_mut()
+        .append_pair("expires", &link.expires.to_string())
+        .append_pair("n", &link.n.to_string())
+        .append_pair("sig", &sig);
+    (StatusCode::FOUND, [(header::LOCATION, location.as_str())]).into_response()
+}
+
+/// Parses a single `bytes=` range against `len`; `Err(())` when unsatisfiable.
+fn parse_range(value: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None; // multiple ranges: serve the whole file, as many servers do
+    }
+    let (start, end) = spec.split_once('-')?;
+    let range = match (start.trim(), end.trim()) {
+        ("", suffix) => {
+            let n: u64 = suffix.parse().ok()?;
+            if n == 0 || len == 0 {
+                return Some(Err(()));
+            }
+            (len.saturating_sub(n), len - 1)
+        }
+        (start, "") => (start.parse().ok()?, len.saturating_sub(1)),
+        (start, end) => {
+            let (s, e): (u64, u64) = (start.parse().ok()?, end.parse().ok()?);
+            if e < s {
+                return None;
+            }
+            (s, e.min(len.saturating_sub(1)))
+        }
+    };
+    if range.0 >= len {
+        Some(Err(()))
+    } else {
+        Some(Ok(range))
+    }
+}
+
+/// How the body of a download is damaged.
+#[derive(Clone, Copy, Debug, Default)]
+struct Damage {
+    /// Absolute offset and XOR mask of a corrupted byte.
+    corrupt: Option<(u64, u8)>,
+    /// Stop after this many body bytes; `reset` makes it an error instead of an early end.
+    cut_after: Option<u64>,
+    reset: bool,
+}
+
+fn body_stream(content: Content, start: u64, len: u64, damage: Damage, inner: Arc<Inner>) -> Body {
+    const CHUNK: u64 = 64 * 1024;
+    let limit = damage.cut_after.map_or(len, |cut| cut.min(len));
+    let stream = futures::stream::unfold(0u64, move |sent| {
+        let inner = Arc::clone(&inner);
+        async move {
+            if sent >= limit {
+                if damage.cut_after.is_some() && sent < len {
+                    // Let hyper flush the headers and the bytes sent so far before failing,
+                    // so the client sees a response that breaks mid-body.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                if damage.cut_after.is_some() && damage.reset && sent < len {
+                    let error = std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "dsfiles-sim: connection reset (fault)",
+                    );
+                    return Some((Err(error), u64::MAX));
+                }
+                return None;
+            }
+            let n = CHUNK.min(limit - sent);
+            let mut buf = vec![0u8; usize::try_from(n).unwrap_or(0)];
+            let filled = content.fill(start + sent, &mut buf);
+            buf.truncate(filled);
+            if let Some((at, mask)) = damage.corrupt
+                && at >= start + sent
+                && at < start + sent + filled as u64
+            {
+                buf[usize::try_from(at - start - sent).unwrap_or(0)] ^= mask;
+            }
+            inner
+                .stats
+                .bytes_served
+                .fetch_add(filled as u64, Ordering::Relaxed);
+            if filled == 0 {
+                return None;
+            }
+            Some((
+                Ok::<_, std::io::Error>(Bytes::from(buf)),
+                sent + filled as u64,
+            ))
+        }
+    });
+    Body::from_stream(stream)
+}
+
+async fn file(
+    AxState(inner): AxState<Arc<Inner>>,
+    method: Method,
+    Path(blob): Path<String>,
+    link: Result<Query<Link>, QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        lock(&inner.file_host_authorizations)
+            .push(String::from_utf8_lossy(auth.as_bytes()).into_owned());
+    }
+    let head = method == Method::HEAD;
+    let seq = if head {
+        inner.stats.file_heads.fetch_add(1, Ordering::Relaxed);
+        0
+    } else {
+        inner.stats.file_requests.fetch_add(1, Ordering::Relaxed) + 1
+    };
+    let (Some((id, generation)), Some(Query(link))) = (parse_blob(&blob), link.ok()) else {
+        return (StatusCode::NOT_FOUND, "NoSuchKey\n").into_response();
+    };
+    if !inner.verify(
+        &format!("file|{blob}|{}|{}", link.expires, link.n),
+        &link.sig,
+    ) {
+        return (StatusCode::FORBIDDEN, "SignatureDoesNotMatch\n").into_response();
+    }
+    let Some((content, content_type, dossier)) = inner.content(id, generation) else {
+        return (StatusCode::NOT_FOUND, "NoSuchKey\n").into_response();
+    };
+    let expired_response = |inner: &Inner| {
+        inner.stats.expired_urls.fetch_add(1, Ordering::Relaxed);
+        (StatusCode::UNAUTHORIZED, "Temp URL invalid\n").into_response()
+    };
+    if inner.is_expired(&link) {
+        return expired_response(&inner);
+    }
+    let len = content.len();
+    let mut damage = Damage::default();
+    if !head {
+        let subject = Subject {
+            seq,
+            file: Some(id),
+            dossier: Some(dossier),
+        };
+        let fired = inner.fire(Scope::Download, &subject, |_| true);
+        for fault in fired {
+            match fault {
+                Fault::SlowFile { delay_ms } => {
+                    tokio::time::sleep(Duration::from_millis(delay_ms)).await
+                }
+                Fault::ExpiredUrl => return expired_response(&inner),
+                Fault::ExpireAllUrls => {
+                    inner.expire_all_urls();
+                    return expired_response(&inner);
+                }
+                Fault::ResetMidBody => {
+                    damage = Damage {
+                        cut_after: Some(len / 2),
+                        reset: true,
+                        ..damage
+                    }
+                }
+                Fault::TruncatedBody => {
+                    damage = Damage {
+                        cut_after: Some(len / 2),
+                        reset: false,
+                        ..damage
+                    }
+                }
+                Fault::Corrupt { varying } => {
+                    let attempt = {
+                        let mut faults = inner.faults();
+                        let counter = faults.attempts.entry(id).or_default();
+                        *counter += 1;
+                        *counter
+                    };
+                    let (at, mask) = if varying {
+                        (
+                            (len / 2 + attempt * 7) % len.max(1),
+                            (attempt % 255 + 1) as u8,
+                        )
+                    } else {
+                        (len / 2, 0xFF)
+                    };
+                    damage.corrupt = (len > 0).then_some((at, mask));
+                }
+                _ => {}
+            }
+        }
+    }
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_range(v, len));
+    let (status, start, end_inclusive) = match range {
+        Some(Ok((s, e))) => (StatusCode::PARTIAL_CONTENT, s, e),
+        Some(Err(())) => {
+            return (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                [(header::CONTENT_RANGE, format!("bytes */{len}"))],
+            )
+                .into_response();
+        }
+        None => (StatusCode::OK, 0, len.saturating_sub(1)),
+    };
+    let body_len = if len == 0 {
+        0
+    } else {
+        end_inclusive - start + 1
+    };
+    // Damage is expressed against the served body.
+    if let Some(cut) = damage.cut_after {
+        damage.cut_after = Some(cut.min(body_len / 2));
+    }
+    let mut builder = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_LENGTH, body_len)
+        .header(header::ACCEPT_RANGES, "bytes");
+    if status == StatusCode::PARTIAL_CONTENT {
+        builder = builder.header(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{end_inclusive}/{len}"),
+        );
+    }
+    let body = if head {
+        Body::empty()
+    } else {
+        body_stream(content, start, body_len, damage, Arc::clone(&inner))
+    };
+    builder
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+async fn set_faults(
+    AxState(inner): AxState<Arc<Inner>>,
+    axum::Json(plan): axum::Json<FaultPlan>,
+) -> StatusCode {
+    inner.faults().plan = plan;
+    StatusCode::NO_CONTENT
+}
+
+async fn get_faults(AxState(inner): AxState<Arc<Inner>>) -> axum::Json<FaultPlan> {
+    axum::Json(inner.faults().plan.clone())
+}
+
+async fn get_stats(AxState(inner): AxState<Arc<Inner>>) -> axum::Json<Stats> {
+    axum::Json(Stats::from_counters(&inner.stats))
+}
+
+async fn expire_urls(AxState(inner): AxState<Arc<Inner>>) -> StatusCode {
+    inner.expire_all_urls();
+    StatusCode::NO_CONTENT
+}
+
+fn api_router(inner: Arc<Inner>) -> Router {
+    Router::new()
+        .route("/api/v2/graphql", post(graphql))
+        .route(
+            "/rails/active_storage/blobs/redirect/{blob}/{filename}",
+            get(redirect),
+        )
+        .route("/__sim/faults", post(set_faults).get(get_faults))
+        .route("/__sim/stats", get(get_stats))
+        .route("/__sim/expire-urls", post(expire_urls))
+        .with_state(inner)
+}
+
+fn file_router(inner: Arc<Inner>) -> Router {
+    Router::new()
+        .route("/storage/{blob}", get(file))
+        .with_state(inner)
+}
+
+/// A running simulator. Dropping it stops the servers; [`SimHandle::shutdown`] does it gracefully.
+pub struct SimHandle {
+    inner: Arc<Inner>,
+    api_addr: SocketAddr,
+    file_addr: SocketAddr,
+    demarche: u64,
+    token: String,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<std::io::Result<()>>>,
+}
+
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle")
+            .field("api_addr", &self.api_addr)
+            .field("file_addr", &self.file_addr)
+            .field("demarche", &self.demarche)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Binds the API host and the file host on `127.0.0.1:0` and serves the seeded démarche.
+pub async fn start(config: SimConfig) -> Result<SimHandle, Error> {
+    let bind = |what: &'static str| async move {
+        TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|source| Error::Bind { what, source })
+    };
+    let api = bind("API host").await?;
+    let files = bind("file host").await?;
+    serve(config, api, files).await
+}
+
+/// Serves on the given listeners (e.g. a fixed port for `dsfiles demo`).
+pub async fn serve(
+    config: SimConfig,
+    api: TcpListener,
+    files: TcpListener,
+) -> Result<SimHandle, Error> {
+    let demarche = config.demarche;
+    if i32::try_from(demarche).is_err()
+        || demarche
+            .saturating_mul(10)
+            .saturating_add(config.groupes as u64)
+            > i32::MAX as u64
+    {
+        return Err(Error::InvalidConfig {
+            reason: format!("démarche number `{demarche}` does not fit a GraphQL Int"),
+        });
+    }
+    if config.files_per_dossier.start() > config.files_per_dossier.end() {
+        return Err(Error::InvalidConfig {
+            reason: format!(
+                "empty files_per_dossier range `{:?}`",
+                config.files_per_dossier
+            ),
+        });
+    }
+    let api_addr = api.local_addr().map_err(|source| Error::Bind {
+        what: "API host",
+        source,
+    })?;
+    let file_addr = files.local_addr().map_err(|source| Error::Bind {
+        what: "file host",
+        source,
+    })?;
+    let schema = crate::ds::schema().map_err(|reason| Error::Schema { reason })?;
+    let api_base =
+        Url::parse(&format!("http://{api_addr}/")).map_err(|e| Error::InvalidConfig {
+            reason: format!("API address `{api_addr}`: {e}"),
+        })?;
+    let file_base =
+        Url::parse(&format!("http://{file_addr}/")).map_err(|e| Error::InvalidConfig {
+            reason: format!("file host address `{file_addr}`: {e}"),
+        })?;
+    let mut key = [0u8; 32];
+    let digest =
+        <Sha256 as sha2::Digest>::digest(format!("dsfiles-sim url key {}", config.seed).as_bytes());
+    key.copy_from_slice(&digest);
+    let state = State::build(&config);
+    let inner = Arc::new(Inner {
+        state: RwLock::new(state),
+        faults: Mutex::new(FaultState {
+            plan: config.faults.clone(),
+            ..FaultState::default()
+        }),
+        stats: Counters::default(),
+        schema,
+        clock: config.clock.clone(),
+        token: config.token.clone(),
+        expired_tokens: config.expired_tokens.clone(),
+        url_ttl: config.url_ttl,
+        key,
+        url_seq: AtomicU64::new(0),
+        valid_from: AtomicU64::new(0),
+        api_base,
+        file_base,
+        file_host_authorizations: Mutex::new(Vec::new()),
+    });
+    let cancel = CancellationToken::new();
+    let tasks = vec![
+        tokio::spawn(
+            axum::serve(api, api_router(Arc::clone(&inner)))
+                .with_graceful_shutdown(cancel.clone().cancelled_owned())
+                .into_future(),
+        ),
+        tokio::spawn(
+            axum::serve(files, file_router(Arc::clone(&inner)))
+                .with_graceful_shutdown(cancel.clone().cancelled_owned())
+                .into_future(),
+        ),
+    ];
+    tracing::debug!(%api_addr, %file_addr, demarche, "dsfiles-sim listening");
+    Ok(SimHandle {
+        inner,
+        api_addr,
+        file_addr,
+        demarche,
+        token: config
+            .token
+            .unwrap_or_else(|| "dsfiles-sim-token".to_owned()),
+        cancel,
+        tasks,
+    })
+}
+
+impl SimHandle {
+    /// The GraphQL endpoint (`http://127.0.0.1:PORT/api/v2/graphql`).
+    pub fn endpoint(&self) -> Url {
+        let mut url = self.inner.api_base.clone();
+        url.set_path("/api/v2/graphql");
+        url
+    }
+
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// The storage host that signed URLs redirect to.
+    pub fn file_host(&self) -> SocketAddr {
+        self.file_addr
+    }
+
+    /// `POST` a [`FaultPlan`] as JSON here to replace the plan (black-box tests).
+    pub fn admin_faults_url(&self) -> Url {
+        let mut url = self.inner.api_base.clone();
+        url.set_path("/__sim/faults");
+        url
+    }
+
+    pub fn demarche(&self) -> u64 {
+        self.demarche
+    }
+
+    /// A token the simulator accepts (the configured one, or a fixed one when any is accepted).
+    pub fn token(&self) -> String {
+        self.token.clone()
+    }
+
+    /// The simulator's clock (shared: advancing it expires URLs).
+    pub fn clock(&self) -> SimClock {
+        self.inner.clock.clone()
+    }
+
+    pub fn set_now(&self, at: DateTime<Utc>) {
+        self.inner.clock.set(at);
+    }
+
+    pub fn advance_clock(&self, by: Duration) {
+        self.inner.clock.advance(by);
+    }
+
+    /// Numbers of the live dossiers, ascending.
+    pub fn dossier_numbers(&self) -> Vec<u64> {
+        self.inner.read_state().dossiers.keys().copied().collect()
+    }
+
+    /// Numbers of the groupes instructeurs.
+    pub fn groupes(&self) -> Vec<u64> {
+        self.inner.read_state().groupes.keys().copied().collect()
+    }
+
+    /// The groupe instructeur of a dossier.
+    pub fn groupe_of(&self, dossier: u64) -> Option<u64> {
+        self.inner
+            .read_state()
+            .dossiers
+            .get(&dossier)
+            .map(|d| d.groupe)
+    }
+
+    /// Numbers of the deleted dossiers.
+    pub fn deleted_dossiers(&self) -> Vec<u64> {
+        self.inner
+            .read_state()
+            .deleted
+            .iter()
+            .map(|d| d.number)
+            .collect()
+    }
+
+    /// Marks dossier `number` modified now. With `replace_file`, its first uploaded file gets
+    /// new bytes (new checksum); returns that file's id.
+    pub fn touch_dossier(&self, number: u64, replace_file: bool) -> Result<Option<u64>, Error> {
+        let now = self.inner.clock.now();
+        self.inner
+            .write_state()
+            .touch(number, now, replace_file)
+            .ok_or(Error::DossierNotFound { number })
+    }
+
+    /// Adds a new dossier, modified now; returns its number.
+    pub fn add_dossier(&self) -> u64 {
+        let now = self.inner.clock.now();
+        self.inner
+            .write_state()
+            .add_dossier(DossierExtras::default(), Some(now))
+    }
+
+    /// Deletes a dossier: it leaves `dossiers` and appears in `deletedDossiers`.
+    pub fn delete_dossier(&self, number: u64) -> Result<(), Error> {
+        let now = self.inner.clock.now();
+        if self.inner.write_state().delete(number, now) {
+            Ok(())
+        } else {
+            Err(Error::DossierNotFound { number })
+        }
+    }
+
+    /// Every URL issued so far answers 401 from now on; new queries give working ones.
+    pub fn expire_all_urls(&self) {
+        self.inner.expire_all_urls();
+    }
+
+    /// Replaces the fault plan.
+    pub fn set_faults(&self, plan: FaultPlan) {
+        self.inner.faults().plan = plan;
+    }
+
+    /// Adds one rule to the fault plan.
+    pub fn add_fault(&self, fault: Fault, target: crate::Target, times: Option<u32>) {
+        self.inner.faults().plan.rules.push(FaultRule {
+            fault,
+            target,
+            times,
+        });
+    }
+
+    /// The plan with its remaining counts.
+    pub fn faults(&self) -> FaultPlan {
+        self.inner.faults().plan.clone()
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats::from_counters(&self.inner.stats)
+    }
+
+    /// Every `Authorization` header the file host ever received (should be none).
+    pub fn file_host_authorizations(&self) -> Vec<String> {
+        lock(&self.inner.file_host_authorizations).clone()
+    }
+
+    /// Ground truth: every file of the live dossiers, in dossier order then document order.
+    pub fn expected_files(
+        &self,
+        include_generated: bool,
+        include_entreprise: bool,
+    ) -> Vec<ExpectedFile> {
+        self.inner
+            .read_state()
+            .expected(include_generated, include_entreprise)
+    }
+
+    /// The bytes the file host serves for file `id` (current version), as a reader.
+    pub fn file_bytes(&self, id: u64) -> Result<FileBytes, Error> {
+        let state = self.inner.read_state();
+        let file = state
+            .files
+            .get(usize::try_from(id).unwrap_or(usize::MAX))
+            .ok_or(Error::FileNotFound { id })?;
+        Ok(FileBytes {
+            content: file.content,
+            pos: 0,
+        })
+    }
+
+    /// Stops both servers, waiting (at most 5 s) for in-flight requests.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        for task in std::mem::take(&mut self.tasks) {
+            let abort = task.abort_handle();
+            match tokio::time::timeout(Duration::from_secs(5), task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(error))) => {
+                    tracing::warn!(%error, "dsfiles-sim server stopped with an error")
+                }
+                Ok(Err(join)) => tracing::warn!(%join, "dsfiles-sim server task failed"),
+                Err(_) => abort.abort(),
+            }
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// The served bytes of one file, generated on the fly.
+#[derive(Debug)]
+pub struct FileBytes {
+    content: Content,
+    pos: u64,
+}
+
+impl FileBytes {
+    pub fn len(&self) -> u64 {
+        self.content.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.content.len() == 0
+    }
+}
+
+impl std::io::Read for FileBytes {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.content.fill(self.pos, buf);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the DS simulator over real HTTP.
+
+mod auth;
+mod faults;
+mod files;
+mod fixtures;
+mod pagination;
+mod queries;
+mod state;
+mod support;
