@@ -1,0 +1,385 @@
+//! Path templates (`--layout`) and the sanitized relative keys they render.
+//!
+//! A template is split on `/` into components; each component mixes literal text and
+//! placeholders ([`PLACEHOLDERS`]). Rendering substitutes the placeholders, then sanitizes the
+//! whole component with [`sanitize_component`], so a value can never add a level (`a/b`
+//! becomes `a_b`) or climb out (`..` becomes `_`).
+//!
+//! Placeholder values:
+//! - `{demarche}`, `{dossier}`: numbers; `{state}`: `en_construction`, ...; `{source}`:
+//!   `champ`, `annotation`, ...; `{champ_id}`, `{label}`, `{filename}`: as in the record.
+//! - `{row}`: the 0-based repetition row, as in the record; empty outside repetitions.
+//! - `{stem}`, `{ext}`: the filename split at its last dot (`archive.tar` and `gz` for
+//!   `archive.tar.gz`; `ext` is empty for `README` or `.htaccess`, and `{stem}.{ext}` then
+//!   renders `README`, the trailing dot being dropped).
+//! - `{checksum}`: DS's base64 MD5 is not path-safe (`/`, `+`), so it renders as the lowercase
+//!   hex of the decoded bytes (32 characters for an MD5); a checksum that is not valid base64
+//!   renders as URL-safe base64 (`+`→`-`, `/`→`_`, no `=`). Empty for pdf/geojson.
+//! - `{sha256}`: the lowercase hex SHA-256 given to [`Layout::render`] (computed while
+//!   downloading; see [`Layout::needs_sha256`]); empty when not given.
+//!
+//! A component that renders to nothing at all (only empty placeholders, e.g. `{row}` outside a
+//! repetition) is dropped, so `{dossier}/{row}/{filename}` gives `12/0/a.pdf` inside a row and
+//! `12/a.pdf` outside; the last component is never dropped (it becomes [`FALLBACK_NAME`](crate::FALLBACK_NAME)). A
+//! file and a directory that end up with the same name are told apart by the
+//! [`crate::KeyAllocator`]. A first component equal to `.dsfiles` (the destination's state
+//! directory, any case) is renamed `_dsfiles`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::sanitize::{self, sanitize_component};
+use crate::{Error, FileRecord};
+
+/// The destination's state directory (`dsfiles_sink::STATE_DIR`): no rendered key enters it.
+const STATE_DIR: &str = ".dsfiles";
+
+/// Every placeholder a template may use, without braces.
+pub const PLACEHOLDERS: [&str; 12] = [
+    "demarche", "dossier", "state", "source", "champ_id", "label", "row", "filename", "stem",
+    "ext", "checksum", "sha256",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Placeholder {
+    Demarche,
+    Dossier,
+    State,
+    Source,
+    ChampId,
+    Label,
+    Row,
+    Filename,
+    Stem,
+    Ext,
+    Checksum,
+    Sha256,
+}
+
+impl Placeholder {
+    fn from_name(name: &str) -> Option<Placeholder> {
+        Some(match name {
+            "demarche" => Placeholder::Demarche,
+            "dossier" => Placeholder::Dossier,
+            "state" => Placeholder::State,
+            "source" => Placeholder::Source,
+            "champ_id" => Placeholder::ChampId,
+            "label" => Placeholder::Label,
+            "row" => Placeholder::Row,
+            "filename" => Placeholder::Filename,
+            "stem" => Placeholder::Stem,
+            "ext" => Placeholder::Ext,
+            "checksum" => Placeholder::Checksum,
+            "sha256" => Placeholder::Sha256,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Part {
+    Literal(String),
+    Value(Placeholder),
+}
+
+/// A parsed path template such as [`Layout::DEFAULT`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    template: String,
+    components: Vec<Vec<Part>>,
+}
+
+impl Layout {
+    pub const DEFAULT: &str = "{dossier}/{source}/{label}/{filename}";
+
+    /// Parses `template`. Errors name the unknown placeholder, the unbalanced brace and its
+    /// byte position, or an empty component (leading, trailing or doubled `/`).
+    pub fn parse(template: &str) -> Result<Layout, Error> {
+        let invalid = |reason: &str| Error::InvalidLayout {
+            template: template.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if template.is_empty() {
+            return Err(invalid("the template is empty"));
+        }
+        let mut components = Vec::new();
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut chars = template.char_indices();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '{' => {
+                    let rest = &template[i + 1..];
+                    let close = match rest.find(['{', '}']) {
+                        Some(j) if rest[j..].starts_with('}') => j,
+                        _ => {
+                            return Err(Error::UnbalancedBrace {
+                                template: template.to_owned(),
+                                brace: '{',
+                                position: i,
+                            });
+                        }
+                    };
+                    let name = &rest[..close];
+                    let placeholder =
+                        Placeholder::from_name(name).ok_or_else(|| Error::UnknownPlaceholder {
+                            template: template.to_owned(),
+                            name: name.to_owned(),
+                            known: PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(" "),
+                        })?;
+                    if !literal.is_empty() {
+                        parts.push(Part::Literal(std::mem::take(&mut literal)));
+                    }
+                    parts.push(Part::Value(placeholder));
+                    // Skip the name and the closing brace (all ASCII-delimited).
+                    for _ in rest[..=close].chars() {
+                        chars.next();
+                    }
+                }
+                '}' => {
+                    return Err(Error::UnbalancedBrace {
+                        template: template.to_owned(),
+                        brace: '}',
+                        position: i,
+                    });
+                }
+                '/' => {
+                    if !literal.is_empty() {
+                        parts.push(Part::Literal(std::mem::take(&mut literal)));
+                    }
+                    if parts.is_empty() {
+                        return Err(invalid(
+                            "empty path component (leading, trailing or doubled `/`)",
+                        ));
+                    }
+                    components.push(std::mem::take(&mut parts));
+                }
+                c => literal.push(c),
+            }
+        }
+        if !literal.is_empty() {
+            parts.push(Part::Literal(literal));
+        }
+        if parts.is_empty() {
+            return Err(invalid(
+                "empty path component (leading, trailing or doubled `/`)",
+            ));
+        }
+        components.push(parts);
+        Ok(Layout {
+            template: template.to_owned(),
+            components,
+        })
+    }
+
+    /// The template as given to [`Layout::parse`].
+    pub fn template(&self) -> &str {
+        &self.template
+    }
+
+    /// Whether `{sha256}` is used: the key is then known only after the download.
+    pub fn needs_sha256(&self) -> bool {
+        self.components
+            .iter()
+            .flatten()
+            .any(|part| *part == Part::Value(Placeholder::Sha256))
+    }
+
+    /// The sanitized relative key (`a/b/c.pdf`) of `record`; see the module docs.
+    /// `sha256_hex` feeds `{sha256}`.
+    pub fn render(&self, record: &FileRecord, sha256_hex: Option<&str>) -> RelKey {
+        let mut out: Vec<String> = Vec::with_capacity(self.components.len());
+        let last = self.components.len() - 1;
+        for (i, parts) in self.components.iter().enumerate() {
+            let mut text = String::new();
+            for part in parts {
+                match part {
+                    Part::Literal(s) => text.push_str(s),
+                    Part::Value(p) => push_value(&mut text, *p, record, sha256_hex),
+                }
+            }
+            if text.is_empty() && i != last {
+                continue;
+            }
+            let mut component = sanitize_component(&text);
+            if out.is_empty() && component.eq_ignore_ascii_case(STATE_DIR) {
+                component.replace_range(..1, "_");
+            }
+            out.push(component);
+        }
+        RelKey(out.join("/"))
+    }
+}
+
+fn push_value(text: &mut String, p: Placeholder, record: &FileRecord, sha256_hex: Option<&str>) {
+    use std::fmt::Write as _;
+    // Writing into a String cannot fail.
+    let _ = match p {
+        Placeholder::Demarche => write!(text, "{}", record.demarche),
+        Placeholder::Dossier => write!(text, "{}", record.dossier),
+        Placeholder::State => write!(text, "{}", record.state),
+        Placeholder::Source => write!(text, "{}", record.source),
+        Placeholder::ChampId => write!(text, "{}", record.champ_id.as_deref().unwrap_or("")),
+        Placeholder::Label => write!(text, "{}", record.label),
+        Placeholder::Row => match record.row {
+            Some(row) => write!(text, "{row}"),
+            None => Ok(()),
+        },
+        Placeholder::Filename => write!(text, "{}", record.filename),
+        Placeholder::Stem => write!(text, "{}", sanitize::split_ext(&record.filename).0),
+        Placeholder::Ext => {
+            let ext = sanitize::split_ext(&record.filename).1;
+            write!(text, "{}", ext.strip_prefix('.').unwrap_or(ext))
+        }
+        Placeholder::Checksum => write!(text, "{}", path_safe_checksum(&record.checksum)),
+        Placeholder::Sha256 => write!(text, "{}", sha256_hex.unwrap_or("")),
+    };
+}
+
+/// Hex of the decoded base64 checksum; URL-safe base64 when it is not valid base64.
+fn path_safe_checksum(checksum: &str) -> String {
+    match base64::engine::general_purpose::STANDARD.decode(checksum) {
+        Ok(bytes) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+        Err(_) => checksum
+            .chars()
+            .filter(|c| *c != '=')
+            .map(|c| match c {
+                '+' => '-',
+                '/' => '_',
+                c => c,
+            })
+            .collect(),
+    }
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        // Invariant: DEFAULT is a valid template (tested).
+        Layout::parse(Layout::DEFAULT).expect("Layout::DEFAULT parses")
+    }
+}
+
+impl FromStr for Layout {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Layout::parse(s)
+    }
+}
+
+impl fmt::Display for Layout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.template)
+    }
+}
+
+/// A validated relative key: `/`-separated, non-empty components each equal to its own
+/// [`sanitize_component`], never starting with `.dsfiles`. Built by [`Layout::render`],
+/// [`RelKey::with_suffix`] or [`RelKey::parse`] (keys read back from a manifest).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RelKey(String);
+
+impl RelKey {
+    /// Validates `key` (see the type docs); the error says which component is wrong.
+    pub fn parse(key: &str) -> Result<RelKey, Error> {
+        let invalid = |reason: String| Error::InvalidKey {
+            key: key.to_owned(),
+            reason,
+        };
+        if key.is_empty() {
+            return Err(invalid("empty key".to_owned()));
+        }
+        for (i, component) in key.split('/').enumerate() {
+            if component.is_empty() {
+                return Err(invalid(
+                    "empty component (leading, trailing or doubled `/`)".to_owned(),
+                ));
+            }
+            let sanitized = sanitize_component(component);
+            if sanitized != component {
+                return Err(invalid(format!(
+                    "component `{}` is not sanitized (would be `{sanitized}`)",
+                    component.escape_debug()
+                )));
+            }
+            if i == 0 && component.eq_ignore_ascii_case(STATE_DIR) {
+                return Err(invalid(format!("`{STATE_DIR}` is the state directory")));
+            }
+        }
+        Ok(RelKey(key.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
+    /// The `/`-separated components.
+    pub fn components(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/')
+    }
+
+    /// The last component.
+    pub fn file_name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or(&self.0)
+    }
+
+    /// The same key with its last component renamed `name (n).ext`, still at most 255 bytes
+    /// (the stem is cut, never the suffix or the extension).
+    pub fn with_suffix(&self, n: u32) -> RelKey {
+        let (parent, name) = match self.0.rfind('/') {
+            Some(i) => (&self.0[..=i], &self.0[i + 1..]),
+            None => ("", self.0.as_str()),
+        };
+        RelKey(format!(
+            "{parent}{}",
+            sanitize::suffix_component(name, n, true)
+        ))
+    }
+
+    /// Builds a key from components that are already sanitized (allocator internals).
+    pub(crate) fn from_sanitized_components(components: &[String]) -> RelKey {
+        RelKey(components.join("/"))
+    }
+}
+
+impl fmt::Display for RelKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for RelKey {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RelKey {
+    type Error = Error;
+    fn try_from(key: String) -> Result<Self, Error> {
+        RelKey::parse(&key)
+    }
+}
+
+impl From<RelKey> for String {
+    fn from(key: RelKey) -> String {
+        key.0
+    }
+}
+
+impl FromStr for RelKey {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        RelKey::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests;

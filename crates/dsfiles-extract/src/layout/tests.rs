@@ -1,0 +1,398 @@
+use super::*;
+use crate::{MAX_COMPONENT_BYTES, Source};
+
+fn record() -> FileRecord {
+    FileRecord {
+        demarche: 7,
+        dossier: 1234,
+        state: "en_instruction".to_owned(),
+        source: Source::Champ,
+        champ_id: Some("Q2hhbXAtMQ==".to_owned()),
+        label: "Pièce d'identité".to_owned(),
+        row: None,
+        index: 0,
+        filename: "scan.pdf".to_owned(),
+        content_type: "application/pdf".to_owned(),
+        byte_size: 3,
+        checksum: "rL0Y20zC+Fzt72VPzMSk2A==".to_owned(),
+        url: "https://files.example/x?sig=secret".to_owned(),
+        virus_scan: "safe".to_owned(),
+        created_at: None,
+    }
+}
+
+#[track_caller]
+fn check(template: &str, edit: impl FnOnce(&mut FileRecord), sha256: Option<&str>, expected: &str) {
+    let mut r = record();
+    edit(&mut r);
+    let layout = Layout::parse(template).unwrap_or_else(|e| panic!("{template}: {e}"));
+    let key = layout.render(&r, sha256);
+    assert_eq!(
+        key.as_str(),
+        expected,
+        "template {template:?}, record {r:?}"
+    );
+    assert_eq!(
+        RelKey::parse(key.as_str()).ok().as_ref(),
+        Some(&key),
+        "rendered key must validate"
+    );
+}
+
+#[track_caller]
+fn check_error(template: &str, expected: &str) {
+    match Layout::parse(template) {
+        Ok(layout) => panic!("{template:?} parsed as {layout:?}"),
+        Err(e) => assert_eq!(e.to_string(), expected),
+    }
+}
+
+#[test]
+fn default_layout() {
+    assert_eq!(Layout::default().template(), Layout::DEFAULT);
+    check(
+        Layout::DEFAULT,
+        |_| {},
+        None,
+        "1234/champ/Pièce d'identité/scan.pdf",
+    );
+    check(
+        Layout::DEFAULT,
+        |r| {
+            r.source = Source::Message;
+            r.label = "message".to_owned();
+        },
+        None,
+        "1234/message/message/scan.pdf",
+    );
+}
+
+#[test]
+fn every_placeholder() {
+    check(
+        "{demarche}-{dossier}-{state}-{source}/{champ_id}/{row}/{stem}~{ext}/{checksum}/{sha256}/{label}/{filename}",
+        |r| r.row = Some(3),
+        Some("ab12"),
+        // The base64 champ id keeps its `=`; `{checksum}` is the hex of the MD5.
+        "7-1234-en_instruction-champ/Q2hhbXAtMQ==/3/scan~pdf/acbd18db4cc2f85cedef654fccc4a4d8/ab12/Pièce d'identité/scan.pdf",
+    );
+}
+
+#[test]
+fn values_cannot_add_or_climb_levels() {
+    check(
+        Layout::DEFAULT,
+        |r| r.filename = "../../x.pdf".to_owned(),
+        None,
+        "1234/champ/Pièce d'identité/.._.._x.pdf",
+    );
+    check(
+        Layout::DEFAULT,
+        |r| r.filename = "/etc/passwd".to_owned(),
+        None,
+        "1234/champ/Pièce d'identité/_etc_passwd",
+    );
+    check(
+        Layout::DEFAULT,
+        |r| r.label = "..".to_owned(),
+        None,
+        "1234/champ/_/scan.pdf",
+    );
+    check(
+        Layout::DEFAULT,
+        |r| r.label = "a/b\\c".to_owned(),
+        None,
+        "1234/champ/a_b_c/scan.pdf",
+    );
+    check(
+        "{champ_id}/{filename}",
+        |r| r.champ_id = Some("a/b".to_owned()),
+        None,
+        "a_b/scan.pdf",
+    );
+}
+
+#[test]
+fn empty_placeholders_drop_their_component_except_the_last() {
+    check("{dossier}/{row}/{filename}", |_| {}, None, "1234/scan.pdf");
+    check(
+        "{dossier}/{row}/{filename}",
+        |r| r.row = Some(0),
+        None,
+        "1234/0/scan.pdf",
+    );
+    check(
+        "{dossier}/r{row}/{filename}",
+        |_| {},
+        None,
+        "1234/r/scan.pdf",
+    );
+    check("{dossier}/{sha256}", |_| {}, None, "1234/_");
+    check(
+        "{dossier}/{champ_id}{row}/{filename}",
+        |r| r.champ_id = None,
+        None,
+        "1234/scan.pdf",
+    );
+}
+
+#[test]
+fn stem_and_ext() {
+    check(
+        "{stem}.{ext}",
+        |r| r.filename = "README".to_owned(),
+        None,
+        "README",
+    );
+    check(
+        "{stem}.{ext}",
+        |r| r.filename = "a.tar.gz".to_owned(),
+        None,
+        "a.tar.gz",
+    );
+    check(
+        "{ext}/{stem}",
+        |r| r.filename = ".htaccess".to_owned(),
+        None,
+        ".htaccess",
+    );
+}
+
+#[test]
+fn checksum_is_path_safe() {
+    // `+` and `/` in base64 would split the path.
+    check(
+        "{checksum}",
+        |r| r.checksum = "+/8=".to_owned(),
+        None,
+        "fbff",
+    );
+    // Not base64: URL-safe characters instead.
+    check(
+        "{checksum}",
+        |r| r.checksum = "a+b/c=!".to_owned(),
+        None,
+        "a-b_c!",
+    );
+    // pdf/geojson have no checksum: the component is dropped, the last one falls back.
+    check(
+        "{dossier}/{checksum}/{filename}",
+        |r| r.checksum.clear(),
+        None,
+        "1234/scan.pdf",
+    );
+}
+
+#[test]
+fn the_state_directory_is_never_a_first_component() {
+    check(".dsfiles/{filename}", |_| {}, None, "_dsfiles/scan.pdf");
+    check(
+        "{label}/{filename}",
+        |r| r.label = ".DSFILES".to_owned(),
+        None,
+        "_DSFILES/scan.pdf",
+    );
+    check(
+        "{label}/{filename}",
+        |r| r.label = ".dsfiles.".to_owned(),
+        None,
+        "_dsfiles/scan.pdf",
+    );
+    check(
+        "{dossier}/.dsfiles/{filename}",
+        |_| {},
+        None,
+        "1234/.dsfiles/scan.pdf",
+    );
+}
+
+#[test]
+fn literal_text_is_sanitized_too() {
+    check("../{filename}", |_| {}, None, "_/scan.pdf");
+    check("CON/{filename}", |_| {}, None, "_CON/scan.pdf");
+}
+
+#[test]
+fn long_filenames_keep_their_extension() {
+    let name = format!("{}.pdf", "n".repeat(300));
+    let layout = Layout::parse(Layout::DEFAULT).unwrap_or_else(|e| panic!("{e}"));
+    let mut r = record();
+    r.filename = name;
+    let key = layout.render(&r, None);
+    assert_eq!(key.file_name().len(), MAX_COMPONENT_BYTES);
+    assert!(key.file_name().ends_with("n.pdf"));
+}
+
+#[test]
+fn needs_sha256() {
+    let parse = |t: &str| Layout::parse(t).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!parse(Layout::DEFAULT).needs_sha256());
+    assert!(parse("{dossier}/{sha256}.{ext}").needs_sha256());
+}
+
+#[test]
+fn parse_errors_name_the_problem() {
+    check_error(
+        "{dossier}/{nom}",
+        "layout `{dossier}/{nom}`: unknown placeholder `{nom}` (known: {demarche} {dossier} {state} {source} {champ_id} {label} {row} {filename} {stem} {ext} {checksum} {sha256})",
+    );
+    check_error(
+        "{}",
+        "layout `{}`: unknown placeholder `{}` (known: {demarche} {dossier} {state} {source} {champ_id} {label} {row} {filename} {stem} {ext} {checksum} {sha256})",
+    );
+    check_error(
+        "{dossier/{filename}",
+        "layout `{dossier/{filename}`: unbalanced `{` at byte 0",
+    );
+    check_error(
+        "a/{filename",
+        "layout `a/{filename`: unbalanced `{` at byte 2",
+    );
+    check_error(
+        "a}/{filename}",
+        "layout `a}/{filename}`: unbalanced `}` at byte 1",
+    );
+    check_error("", "layout ``: the template is empty");
+    check_error(
+        "/{filename}",
+        "layout `/{filename}`: empty path component (leading, trailing or doubled `/`)",
+    );
+    check_error(
+        "a//{filename}",
+        "layout `a//{filename}`: empty path component (leading, trailing or doubled `/`)",
+    );
+    check_error(
+        "{filename}/",
+        "layout `{filename}/`: empty path component (leading, trailing or doubled `/`)",
+    );
+}
+
+#[test]
+fn non_ascii_literals_parse() {
+    check("é{dossier}ü/{filename}", |_| {}, None, "é1234ü/scan.pdf");
+}
+
+#[test]
+fn rel_key_parse() {
+    assert!(RelKey::parse("a/b (2).pdf").is_ok());
+    for bad in [
+        "",
+        "/a",
+        "a/",
+        "a//b",
+        "a/../b",
+        "a/./b",
+        "a/CON",
+        "a/x\0y",
+        "a/b\\c",
+        ".dsfiles/m",
+        ".DSFILES",
+        "a/trail.",
+    ] {
+        assert!(RelKey::parse(bad).is_err(), "{bad:?} should be rejected");
+    }
+    let err = RelKey::parse("x/..").map(|k| k.into_string());
+    assert_eq!(
+        err.map_err(|e| e.to_string()),
+        Err(
+            "invalid relative key `x/..`: component `..` is not sanitized (would be `_`)"
+                .to_owned()
+        )
+    );
+}
+
+#[test]
+fn rel_key_serde_validates() {
+    let key: Result<RelKey, _> = serde_json::from_str("\"a/b.pdf\"");
+    assert_eq!(
+        key.ok().map(RelKey::into_string),
+        Some("a/b.pdf".to_owned())
+    );
+    let bad: Result<RelKey, _> = serde_json::from_str("\"../etc\"");
+    assert!(bad.is_err());
+}
+
+#[test]
+fn with_suffix() {
+    let key = |s: &str| RelKey::parse(s).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(key("12/a.pdf").with_suffix(2).as_str(), "12/a (2).pdf");
+    assert_eq!(key("a.tar.gz").with_suffix(3).as_str(), "a.tar (3).gz");
+    assert_eq!(
+        key("d.v1/README").with_suffix(2).as_str(),
+        "d.v1/README (2)"
+    );
+    let long = key(&format!("d/{}.pdf", "é".repeat(125)));
+    let suffixed = long.with_suffix(10);
+    assert!(suffixed.file_name().len() <= MAX_COMPONENT_BYTES);
+    assert!(suffixed.file_name().ends_with(" (10).pdf"));
+    assert!(RelKey::parse(suffixed.as_str()).is_ok());
+}
+
+/// Property: whatever the record holds, the key is a safe relative path.
+#[test]
+fn property_rendered_keys_are_safe() {
+    const PIECES: &[&str] = &[
+        "..", ".", "/", "\\", "\0", "\u{1}", "\u{9f}", " ", "CON", "nul.txt", "LPT1", "e\u{301}",
+        "日本", ".pdf", ".dsfiles", "{", "}", "%2e%2e", "~", "a", "\u{202E}",
+    ];
+    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut gen_string = |max: u64| {
+        let mut s = String::new();
+        for _ in 0..(next() % max) {
+            s.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+        }
+        if next() % 10 == 0 {
+            s.push_str(&"\u{e9}".repeat(200));
+        }
+        s
+    };
+    let layouts: Vec<Layout> = [
+        Layout::DEFAULT,
+        "{label}/{filename}",
+        "{champ_id}/{row}/{stem}.{ext}",
+        "{state}/{label}{filename}/{checksum}",
+        "..{label}/../{filename}",
+    ]
+    .iter()
+    .map(|t| Layout::parse(t).unwrap_or_else(|e| panic!("{t}: {e}")))
+    .collect();
+    for i in 0..3_000 {
+        let mut r = record();
+        r.filename = gen_string(30);
+        r.label = gen_string(12);
+        r.champ_id = Some(gen_string(6));
+        r.checksum = gen_string(4);
+        r.row = (i % 3 == 0).then_some(i);
+        for layout in &layouts {
+            let key = layout.render(&r, None);
+            let ctx = format!("{layout} on {r:?} gave {key:?}");
+            assert!(!key.as_str().starts_with('/'), "{ctx}");
+            assert!(!key.as_str().contains(['\\', '\0']), "{ctx}");
+            assert!(!key.as_str().chars().any(char::is_control), "{ctx}");
+            for component in key.components() {
+                assert!(
+                    !component.is_empty() && component != "." && component != "..",
+                    "{ctx}"
+                );
+                assert!(component.len() <= MAX_COMPONENT_BYTES, "{ctx}");
+            }
+            assert!(
+                !key.components()
+                    .next()
+                    .is_some_and(|c| c.eq_ignore_ascii_case(".dsfiles")),
+                "{ctx}"
+            );
+            assert_eq!(
+                RelKey::parse(key.as_str()).ok().as_ref(),
+                Some(&key),
+                "{ctx}"
+            );
+        }
+    }
+}
