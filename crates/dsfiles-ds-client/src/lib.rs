@@ -1,0 +1,43 @@
+//! The DS GraphQL transport: the queries in `queries/*.graphql`, pagination as streams,
+//! rate limiting, retries, adaptive page size and typed errors.
+//!
+//! **Architecture invariant:** this crate knows nothing about files, sinks or manifests;
+//! dossiers leave it as `serde_json::Value`, exactly as the queries select them (no aliases,
+//! `__typename` on every champ), for `dsfiles-extract` to read.
+//!
+//! # Transport
+//! One [`reqwest::Client`] per [`Client`] (clones share it): rustls, gzip, HTTP/2 when
+//! offered, keep-alive connection reuse, a connect timeout and a read timeout. Proxies come
+//! from the environment, as reqwest reads it by default: `HTTPS_PROXY` (for the usual https
+//! endpoint), `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` (upper or lower case).
+//! The token travels only in `Authorization: Bearer …`; [`Token`] prints redacted, and the
+//! `tracing` events (debug: one per request with operation, page size, attempt, status and
+//! elapsed time) never carry it, nor a URL's query string.
+//!
+//! # Failures
+//! One bounded retry loop per request ([`ClientConfig::max_attempts`]): HTTP 429 (waiting
+//! until DS's `RateLimit-Reset`, else `Retry-After`, else backoff), 502/503/504, connection
+//! errors, timeouts, cut-short bodies and GraphQL `timeout`/`internal_server_error` are
+//! retried with exponential backoff and full jitter; the last error is returned with the
+//! attempts and elapsed time. A page that times out or is too complex is asked again with
+//! half as many dossiers, and the size grows back after. A client-side limiter keeps under
+//! [`ClientConfig::requests_per_minute`]. Errors DS sends *with* data (`invalid_null`) are
+//! not fatal: they come in [`DossierBatch::errors`].
+
+mod client;
+mod config;
+mod error;
+mod limiter;
+mod pages;
+mod queries;
+mod stats;
+mod token;
+mod transport;
+
+pub use client::Client;
+pub use config::{ClientConfig, DEFAULT_ENDPOINT, DossierFilter, DossierState, MAX_PAGE_SIZE};
+pub use error::{Error, ErrorKind, GraphQlError, Target};
+pub use pages::{DeletedDossier, DossierBatch};
+pub use queries::QUERIES;
+pub use stats::Stats;
+pub use token::Token;

@@ -1,0 +1,8 @@
+//! Integration tests of dsfiles-ds-client: queries against the real schema, and the client
+//! against a scripted mock DS server.
+
+mod client;
+mod errors;
+mod mock;
+mod proxy;
+mod schema;
