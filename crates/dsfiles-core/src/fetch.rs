@@ -1,0 +1,627 @@
+//! Downloading one file: stream the body chunk by chunk through MD5 and SHA-256 (on a blocking
+//! thread) into a sink upload, publish only when size and checksum match DS's, and retry in
+//! one bounded loop (transient errors with backoff and `Range` resume, expired URLs with fresh
+//! ones, checksum mismatches with a fresh download).
+//!
+//! File URLs are signed and point to another host than the API: this module has its own HTTP
+//! client that never sends an `Authorization` header, and URLs appear in messages only with
+//! their query stripped.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use futures::StreamExt as _;
+use futures::future::BoxFuture;
+use md5::Digest as _;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, RANGE, RETRY_AFTER};
+use tokio_util::sync::CancellationToken;
+
+use crate::extract::FileRecord;
+use crate::options::FetchOptions;
+use crate::plan::{good_status, verifiable};
+use crate::sink::{self, ObjectMeta, Sink, Upload};
+use crate::wire::{Event, FileStatus};
+use crate::{Error, Progress};
+
+/// Resumes (`Range` requests) of one attempt before it counts as a failed attempt.
+const MAX_RESUMES: u32 = 5;
+/// Chunks queued for the hasher thread (each is what the socket gave, typically ≤ 64 KiB).
+const HASH_QUEUE: usize = 8;
+
+/// Fresh metadata and URL for a file, fetched from DS (`client.dossier(n)`).
+pub(crate) trait Refresh: Send + Sync {
+    /// The current record of the same file slot; `Ok(None)` when DS no longer has it.
+    fn refresh<'a>(
+        &'a self,
+        record: &'a FileRecord,
+    ) -> BoxFuture<'a, Result<Option<FileRecord>, String>>;
+}
+
+/// Where a download goes.
+pub(crate) struct Dest<'a> {
+    pub sink: &'a dyn Sink,
+    pub key: &'a str,
+}
+
+/// A published file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Fetched {
+    /// The record as DS last described it (refreshed URLs, maybe new metadata).
+    pub record: FileRecord,
+    pub sha256: String,
+    pub md5_base64: String,
+    pub size: u64,
+    pub status: FileStatus,
+    /// For a checksum mismatch: what DS announced and what the bytes are.
+    pub detail: Option<String>,
+}
+
+/// Why a file was not published.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum FetchFailure {
+    Cancelled,
+    /// The last real error, with attempts and elapsed time.
+    Failed(String),
+}
+
+/// One way a download attempt can end badly.
+#[derive(Debug)]
+enum AttemptError {
+    Cancelled,
+    /// 401/403/410 (or 404) from the file host: the signed URL is no longer valid.
+    Expired {
+        status: StatusCode,
+        url: String,
+    },
+    /// Another HTTP status.
+    Status {
+        status: StatusCode,
+        url: String,
+        retry_after: Option<Duration>,
+    },
+    Transport {
+        url: String,
+        error: reqwest::Error,
+    },
+    /// The body ended before the announced size.
+    Truncated {
+        got: u64,
+        expected: u64,
+    },
+    /// A `Range` request was answered with something else than the requested part.
+    RangeIgnored {
+        status: StatusCode,
+    },
+    Sink(sink::Error),
+    /// The hashing thread died (a bug).
+    Hashing(String),
+}
+
+impl AttemptError {
+    fn is_transient(&self) -> bool {
+        match self {
+            AttemptError::Status { status, .. } => {
+                status.is_server_error()
+                    || *status == StatusCode::TOO_MANY_REQUESTS
+                    || *status == StatusCode::REQUEST_TIMEOUT
+            }
+            AttemptError::Transport { error, .. } => !error.is_builder() && !error.is_redirect(),
+            AttemptError::Truncated { .. } | AttemptError::RangeIgnored { .. } => true,
+            AttemptError::Sink(e) => e.is_transient(),
+            AttemptError::Cancelled | AttemptError::Expired { .. } | AttemptError::Hashing(_) => {
+                false
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttemptError::Cancelled => f.write_str("cancelled"),
+            AttemptError::Expired { status, url } => {
+                write!(
+                    f,
+                    "the file host answered `{status}` for `{url}` (expired or revoked URL)"
+                )
+            }
+            AttemptError::Status { status, url, .. } => {
+                write!(f, "the file host answered `{status}` for `{url}`")
+            }
+            AttemptError::Transport { url, error } => {
+                write!(f, "request to `{url}` failed: {}", reqwest_chain(error))
+            }
+            AttemptError::Truncated { got, expected } => {
+                write!(f, "the body ended after {got} of {expected} bytes")
+            }
+            AttemptError::RangeIgnored { status } => {
+                write!(
+                    f,
+                    "a `Range` request was answered with `{status}` instead of the requested part"
+                )
+            }
+            AttemptError::Sink(e) => write!(f, "{}", error_chain(e)),
+            AttemptError::Hashing(reason) => write!(f, "hashing failed: {reason}"),
+        }
+    }
+}
+
+/// `error` and its sources, joined with `: `.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let s = e.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        source = e.source();
+    }
+    out
+}
+
+/// A reqwest error without its URL (the signed query would leak), with its sources.
+fn reqwest_chain(error: &reqwest::Error) -> String {
+    let mut out = String::from(if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "cannot connect"
+    } else if error.is_body() || error.is_decode() {
+        "error reading the body"
+    } else {
+        "error sending the request"
+    });
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        let s = strip_query(&e.to_string()).to_owned();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        source = e.source();
+    }
+    out
+}
+
+/// `url` without its query and fragment: what may appear in logs and messages.
+pub(crate) fn strip_query(url: &str) -> &str {
+    match url.find(['?', '#']) {
+        Some(i) => &url[..i],
+        None => url,
+    }
+}
+
+/// The delay before attempt `n + 1` (n ≥ 1): `base * 2^(n-1)` capped at `max`, with jitter in
+/// its upper half.
+pub(crate) fn backoff(opts: &FetchOptions, n: u32) -> Duration {
+    let exp = opts
+        .backoff_base
+        .saturating_mul(1u32 << n.saturating_sub(1).min(16))
+        .min(opts.backoff_max);
+    let half = exp / 2;
+    half + half.mul_f64(fastrand::f64())
+}
+
+/// The first byte of a `Content-Range: bytes START-END/TOTAL` header.
+pub(crate) fn content_range_start(value: &str) -> Option<u64> {
+    let rest = value.trim().strip_prefix("bytes")?.trim_start();
+    rest.split('-').next()?.trim().parse().ok()
+}
+
+/// Digests of the bytes that went through a [`Hasher`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Digests {
+    pub md5_base64: String,
+    pub sha256_hex: String,
+}
+
+/// MD5 + SHA-256 computed on a blocking thread, fed through a small bounded queue, so that
+/// hashing runs on another core than the network and sink IO.
+pub(crate) struct Hasher {
+    tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
+    task: tokio::task::JoinHandle<Digests>,
+}
+
+impl Hasher {
+    pub(crate) fn start() -> Hasher {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(HASH_QUEUE);
+        let task = tokio::task::spawn_blocking(move || {
+            let mut md5 = md5::Md5::new();
+            let mut sha = sha2::Sha256::new();
+            while let Some(chunk) = rx.blocking_recv() {
+                md5.update(&chunk);
+                sha.update(&chunk);
+            }
+            Digests {
+                md5_base64: base64::engine::general_purpose::STANDARD.encode(md5.finalize()),
+                sha256_hex: hex::encode(sha.finalize()),
+            }
+        });
+        Hasher { tx: Some(tx), task }
+    }
+
+    pub(crate) async fn update(&mut self, chunk: Bytes) {
+        if let Some(tx) = &self.tx {
+            // Fails only if the hashing thread is gone (it panicked): `finish` reports it.
+            let _ = tx.send(chunk).await;
+        }
+    }
+
+    pub(crate) async fn finish(mut self) -> Result<Digests, Error> {
+        self.tx = None;
+        (&mut self.task).await.map_err(|e| Error::Internal {
+            what: "the hashing thread",
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// Downloads files; one per sync run, shared by the workers.
+#[derive(Clone, Debug)]
+pub(crate) struct Fetcher {
+    http: reqwest::Client,
+    opts: FetchOptions,
+    /// Extra downloads after a checksum mismatch.
+    retries: u32,
+}
+
+/// How one file's attempts went so far.
+#[derive(Default)]
+struct Budget {
+    attempts: u32,
+    transient: u32,
+    expired: u32,
+    mismatches: u32,
+}
+
+impl Fetcher {
+    pub(crate) fn new(opts: FetchOptions, retries: u32) -> Result<Fetcher, Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(opts.connect_timeout)
+            .read_timeout(opts.read_timeout)
+            .user_agent(opts.user_agent.clone())
+            // Bytes must arrive exactly as stored: no transparent decompression.
+            .no_gzip()
+            .redirect(reqwest::redirect::Policy::limited(10))
+            .build()
+            .map_err(|e| Error::InvalidOption {
+                name: "fetch",
+                reason: reqwest_chain(&e),
+            })?;
+        Ok(Fetcher {
+            http,
+            opts,
+            retries,
+        })
+    }
+
+    /// Downloads `record` into `dest` and publishes it once verified; see the module docs.
+    pub(crate) async fn fetch(
+        &self,
+        mut record: FileRecord,
+        dest: Dest<'_>,
+        refresh: &dyn Refresh,
+        progress: &Progress,
+        cancel: &CancellationToken,
+    ) -> Result<Fetched, FetchFailure> {
+        let started = Instant::now();
+        let mut budget = Budget::default();
+        let mut seen: Vec<Digests> = Vec::new();
+        let max_expired = self.retries + 2;
+        let fail = |budget: &Budget, reason: String| {
+            FetchFailure::Failed(format!(
+                "{reason} (after {} attempts in {:.1}s)",
+                budget.attempts,
+                started.elapsed().as_secs_f64()
+            ))
+        };
+        loop {
+            if cancel.is_cancelled() {
+                return Err(FetchFailure::Cancelled);
+            }
+            budget.attempts += 1;
+            progress.event(&Event::FileStarted {
+                key: dest.key.to_owned(),
+                bytes: record.byte_size,
+            });
+            let error = match self.attempt(&record, &dest, progress, cancel).await {
+                Ok((upload, size, digests)) => {
+                    let matches = !verifiable(&record)
+                        || (size == record.byte_size && digests.md5_base64 == record.checksum);
+                    let stable = seen.iter().any(|d| d.sha256_hex == digests.sha256_hex);
+                    if matches || stable {
+                        match upload.commit().await {
+                            Err(e) => AttemptError::Sink(e),
+                            Ok(()) => {
+                                let (status, detail) = if matches {
+                                    (good_status(&record), None)
+                                } else {
+                                    let detail = mismatch(&record, size, &digests);
+                                    (
+                                        FileStatus::ChecksumMismatch,
+                                        Some(detail + "; identical bytes on two downloads"),
+                                    )
+                                };
+                                return Ok(Fetched {
+                                    record,
+                                    sha256: digests.sha256_hex,
+                                    md5_base64: digests.md5_base64,
+                                    size,
+                                    status,
+                                    detail,
+                                });
+                            }
+                        }
+                    } else {
+                        abort(upload, dest.key).await;
+                        let reason = mismatch(&record, size, &digests);
+                        seen.push(digests);
+                        budget.mismatches += 1;
+                        if budget.mismatches > self.retries {
+                            return Err(fail(
+                                &budget,
+                                format!(
+                                    "downloads disagree with each other and with DS: last {reason}"
+                                ),
+                            ));
+                        }
+                        self.retry_event(dest.key, &budget, &reason, progress);
+                        match refresh.refresh(&record).await {
+                            Ok(Some(fresh)) => record = fresh,
+                            Ok(None) => {
+                                return Err(fail(
+                                    &budget,
+                                    "DS no longer lists the file".to_owned(),
+                                ));
+                            }
+                            Err(e) => tracing::warn!(
+                                key = dest.key,
+                                "cannot refresh the file's metadata: {e}"
+                            ),
+                        }
+                        continue;
+                    }
+                }
+                Err(e) => e,
+            };
+            match error {
+                AttemptError::Cancelled => return Err(FetchFailure::Cancelled),
+                AttemptError::Expired { .. } => {
+                    budget.expired += 1;
+                    if budget.expired > max_expired {
+                        return Err(fail(&budget, error.to_string()));
+                    }
+                    self.retry_event(dest.key, &budget, &error.to_string(), progress);
+                    match refresh.refresh(&record).await {
+                        Ok(Some(fresh)) => record = fresh,
+                        Ok(None) => {
+                            return Err(fail(&budget, "DS no longer lists the file".to_owned()));
+                        }
+                        Err(e) => {
+                            return Err(fail(
+                                &budget,
+                                format!("{error}; fresh URLs could not be fetched: {e}"),
+                            ));
+                        }
+                    }
+                }
+                error if error.is_transient() => {
+                    budget.transient += 1;
+                    if budget.transient >= self.opts.max_transient_attempts {
+                        return Err(fail(&budget, error.to_string()));
+                    }
+                    self.retry_event(dest.key, &budget, &error.to_string(), progress);
+                    let delay = match &error {
+                        AttemptError::Status {
+                            retry_after: Some(after),
+                            ..
+                        } => (*after).min(self.opts.backoff_max),
+                        _ => backoff(&self.opts, budget.transient),
+                    };
+                    tokio::select! {
+                        () = cancel.cancelled() => return Err(FetchFailure::Cancelled),
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+                error => return Err(fail(&budget, error.to_string())),
+            }
+        }
+    }
+
+    /// Creates the upload and downloads into it. On success the upload is returned unpublished
+    /// with the byte count and digests; on failure it has been aborted.
+    async fn attempt(
+        &self,
+        record: &FileRecord,
+        dest: &Dest<'_>,
+        progress: &Progress,
+        cancel: &CancellationToken,
+    ) -> Result<(Box<dyn Upload>, u64, Digests), AttemptError> {
+        let meta = ObjectMeta {
+            content_type: Some(record.content_type.clone()).filter(|c| !c.is_empty()),
+            md5_base64: Some(record.checksum.clone()).filter(|_| verifiable(record)),
+            sha256_hex: None,
+        };
+        let mut upload = dest
+            .sink
+            .create(dest.key, &meta)
+            .await
+            .map_err(AttemptError::Sink)?;
+        let mut hasher = Hasher::start();
+        let result = self
+            .download(
+                record,
+                upload.as_mut(),
+                &mut hasher,
+                dest.key,
+                progress,
+                cancel,
+            )
+            .await;
+        let digests = hasher.finish().await;
+        match (result, digests) {
+            (Ok(size), Ok(digests)) => Ok((upload, size, digests)),
+            (Err(e), _) => {
+                abort(upload, dest.key).await;
+                Err(e)
+            }
+            (Ok(_), Err(e)) => {
+                abort(upload, dest.key).await;
+                Err(AttemptError::Hashing(e.to_string()))
+            }
+        }
+    }
+
+    fn retry_event(&self, key: &str, budget: &Budget, reason: &str, progress: &Progress) {
+        tracing::debug!(
+            key,
+            attempt = budget.attempts,
+            "retrying a download: {reason}"
+        );
+        progress.event(&Event::Retry {
+            what: key.to_owned(),
+            attempt: budget.attempts,
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// One attempt: GET the URL (resuming with `Range` after an interruption when the server
+    /// allows it) and feed every chunk to the hasher and the upload. Returns the byte count.
+    async fn download(
+        &self,
+        record: &FileRecord,
+        upload: &mut dyn Upload,
+        hasher: &mut Hasher,
+        key: &str,
+        progress: &Progress,
+        cancel: &CancellationToken,
+    ) -> Result<u64, AttemptError> {
+        let url = strip_query(&record.url).to_owned();
+        let announced = verifiable(record).then_some(record.byte_size);
+        let mut received: u64 = 0;
+        let mut resumes = 0;
+        loop {
+            let mut request = self.http.get(&record.url);
+            if received > 0 {
+                request = request.header(RANGE, format!("bytes={received}-"));
+            }
+            let response = tokio::select! {
+                () = cancel.cancelled() => return Err(AttemptError::Cancelled),
+                r = request.send() => r.map_err(|error| AttemptError::Transport { url: url.clone(), error: error.without_url() })?,
+            };
+            let status = response.status();
+            if received > 0 {
+                let start = response
+                    .headers()
+                    .get(CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(content_range_start);
+                if status != StatusCode::PARTIAL_CONTENT || start != Some(received) {
+                    return Err(AttemptError::RangeIgnored { status });
+                }
+            } else if matches!(
+                status,
+                StatusCode::UNAUTHORIZED
+                    | StatusCode::FORBIDDEN
+                    | StatusCode::GONE
+                    | StatusCode::NOT_FOUND
+            ) {
+                return Err(AttemptError::Expired { status, url });
+            } else if !status.is_success() {
+                let retry_after = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                return Err(AttemptError::Status {
+                    status,
+                    url,
+                    retry_after,
+                });
+            }
+            let resumable = received > 0
+                || response
+                    .headers()
+                    .get(ACCEPT_RANGES)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.eq_ignore_ascii_case("bytes"));
+            let length = response
+                .headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(|n| n + received);
+            let expected = announced.or(length);
+            let mut body = response.bytes_stream();
+            let interruption = loop {
+                let next = tokio::select! {
+                    () = cancel.cancelled() => return Err(AttemptError::Cancelled),
+                    next = body.next() => next,
+                };
+                match next {
+                    Some(Ok(chunk)) => {
+                        let n = chunk.len() as u64;
+                        hasher.update(chunk.clone()).await;
+                        upload.write(chunk).await.map_err(AttemptError::Sink)?;
+                        received += n;
+                        progress.event(&Event::BytesWritten { n });
+                    }
+                    Some(Err(error)) => {
+                        break AttemptError::Transport {
+                            url: url.clone(),
+                            error: error.without_url(),
+                        };
+                    }
+                    None => match expected {
+                        Some(expected) if received < expected => {
+                            break AttemptError::Truncated {
+                                got: received,
+                                expected,
+                            };
+                        }
+                        _ => return Ok(received),
+                    },
+                }
+            };
+            if !resumable || received == 0 || resumes >= MAX_RESUMES {
+                return Err(interruption);
+            }
+            resumes += 1;
+            tracing::debug!(
+                key,
+                received,
+                "resuming an interrupted download: {interruption}"
+            );
+            progress.event(&Event::Retry {
+                what: key.to_owned(),
+                attempt: resumes,
+                reason: format!("{interruption}; resuming at byte {received}"),
+            });
+        }
+    }
+}
+
+fn mismatch(record: &FileRecord, size: u64, digests: &Digests) -> String {
+    format!(
+        "DS announced {} bytes with MD5 `{}`, got {size} bytes with MD5 `{}`",
+        record.byte_size, record.checksum, digests.md5_base64
+    )
+}
+
+/// Discards an upload; a failure to clean up is logged (the sink removes leftovers later).
+pub(crate) async fn abort(upload: Box<dyn Upload>, key: &str) {
+    if let Err(e) = upload.abort().await {
+        tracing::warn!(
+            key,
+            "cannot discard an unfinished upload: {}",
+            error_chain(&e)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

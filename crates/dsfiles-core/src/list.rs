@@ -1,0 +1,130 @@
+//! [`list`]: the file records of a démarche, streamed as pages arrive.
+
+use futures::{Stream, StreamExt as _};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::extract::{self, FileRecord};
+use crate::options::ListOptions;
+use crate::{Error, ds};
+
+/// One item of [`list`]'s stream.
+// Records are by far the most frequent item: boxing them would only add an allocation each.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListItem {
+    /// A dossier arrived (its records follow).
+    Dossier {
+        number: u64,
+    },
+    Record(FileRecord),
+    /// DS returned errors alongside data, or a dossier could not be read: the listing is
+    /// incomplete.
+    Warning(String),
+}
+
+/// Streams the file records of `opts.demarche` as pages arrive (one page of dossiers in memory
+/// at a time). The stream ends after a run-level error, or quietly when `cancel` fires.
+pub fn list(
+    client: ds::Client,
+    opts: ListOptions,
+    cancel: CancellationToken,
+) -> impl Stream<Item = Result<ListItem, Error>> + Send + 'static {
+    let ListOptions {
+        demarche,
+        mut filter,
+        include,
+    } = opts;
+    filter.include_generated |= include.generated;
+    filter.include_entreprise |= include.entreprise;
+    // `Client::dossiers` borrows the client (its opaque return type captures `&self` under
+    // edition 2024), so the listing runs in a producer future that owns the client, feeding a
+    // one-slot channel; the stream polls the producer itself (nothing is spawned).
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<ListItem, Error>>(1);
+    let producer = async move {
+        let pages = client.dossiers(demarche, filter);
+        let mut pages = std::pin::pin!(pages);
+        while let Some(batch) = pages.next().await {
+            for item in batch_items(demarche, include, batch) {
+                if tx.send(item).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+    drive(producer, rx).take_until(cancel.cancelled_owned())
+}
+
+/// The items of one page (or its error).
+fn batch_items(
+    demarche: u64,
+    include: extract::Include,
+    batch: Result<ds::DossierBatch, ds::Error>,
+) -> Vec<Result<ListItem, Error>> {
+    match batch {
+        Ok(batch) => {
+            let mut items: Vec<Result<ListItem, Error>> = batch
+                .errors
+                .iter()
+                .map(|e| {
+                    Ok(ListItem::Warning(format!(
+                        "DS returned an error with the dossiers: {e}"
+                    )))
+                })
+                .collect();
+            for dossier in &batch.dossiers {
+                items.extend(
+                    dossier_items(demarche, dossier, include)
+                        .into_iter()
+                        .map(Ok),
+                );
+            }
+            items
+        }
+        Err(e) => vec![Err(Error::from(e))],
+    }
+}
+
+/// A stream of what `producer` sends into `rx`, polling `producer` as it is consumed.
+fn drive<T: Send + 'static>(
+    producer: impl Future<Output = ()> + Send + 'static,
+    rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl Stream<Item = T> + Send + 'static {
+    let producer: Option<futures::future::BoxFuture<'static, ()>> = Some(Box::pin(producer));
+    futures::stream::unfold((producer, rx), |(mut producer, mut rx)| async move {
+        loop {
+            match producer.as_mut() {
+                Some(running) => tokio::select! {
+                    biased;
+                    item = rx.recv() => return item.map(|item| (item, (producer, rx))),
+                    () = running => producer = None,
+                },
+                None => return rx.recv().await.map(|item| (item, (None, rx))),
+            }
+        }
+    })
+}
+
+/// The items of one dossier: its number then its records, or a warning naming it.
+pub(crate) fn dossier_items(
+    demarche: u64,
+    dossier: &Value,
+    include: extract::Include,
+) -> Vec<ListItem> {
+    match extract::extract(demarche, dossier, include) {
+        Ok(records) => {
+            let number = dossier
+                .get("number")
+                .and_then(Value::as_u64)
+                .or_else(|| records.first().map(|r| r.dossier))
+                .unwrap_or_default();
+            let mut items = Vec::with_capacity(records.len() + 1);
+            items.push(ListItem::Dossier { number });
+            items.extend(records.into_iter().map(ListItem::Record));
+            items
+        }
+        Err(e) => vec![ListItem::Warning(format!(
+            "a dossier could not be read: {e}"
+        ))],
+    }
+}

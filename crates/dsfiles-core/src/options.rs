@@ -1,0 +1,101 @@
+//! Typed options of [`crate::list`] and [`crate::sync`]: resolved by the front ends, never read
+//! from the environment here.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::{ds, extract};
+
+/// What [`crate::list`] lists.
+#[derive(Clone, Debug)]
+pub struct ListOptions {
+    pub demarche: u64,
+    pub filter: ds::DossierFilter,
+    pub include: extract::Include,
+}
+
+/// Which dossiers [`crate::sync`] asks DS for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Since {
+    /// Dossiers updated since the last successful sync point minus [`SINCE_MARGIN`], plus the
+    /// dossiers to re-check (pending virus scans, earlier failures); everything on a first run.
+    #[default]
+    Auto,
+    /// Every dossier.
+    Full,
+    /// Dossiers updated since this instant.
+    At(DateTime<Utc>),
+}
+
+/// Subtracted from the last sync point with [`Since::Auto`]: clocks differ and DS may commit an
+/// update with a timestamp slightly before it becomes visible.
+pub const SINCE_MARGIN: Duration = Duration::from_secs(10 * 60);
+
+/// HTTP settings of file downloads.
+#[derive(Clone, Debug)]
+pub struct FetchOptions {
+    pub connect_timeout: Duration,
+    /// Longest wait for the next bytes of a response.
+    pub read_timeout: Duration,
+    /// First backoff delay between attempts; doubles up to `backoff_max`, with jitter.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Attempts after transient errors (5xx, resets, timeouts, truncated bodies), per file.
+    pub max_transient_attempts: u32,
+    pub user_agent: String,
+}
+
+impl Default for FetchOptions {
+    fn default() -> FetchOptions {
+        FetchOptions {
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
+            backoff_base: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            max_transient_attempts: 8,
+            user_agent: concat!("dsfiles/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// What [`crate::sync`] does.
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    pub demarche: u64,
+    /// Dossier filters (state, groupe, ...). A filtered run never advances the sync point.
+    pub filter: ds::DossierFilter,
+    pub include: extract::Include,
+    pub since: Since,
+    /// Concurrent downloads (default 8).
+    pub jobs: usize,
+    /// Extra downloads of a file whose checksum does not match (default 3).
+    pub retries: u32,
+    pub layout: extract::Layout,
+    /// Also store files whose virus scan is neither `safe` nor `pending`.
+    pub allow_unscanned: bool,
+    /// Carried into the report's exit status by the front ends; the pipeline itself behaves
+    /// the same.
+    pub strict: bool,
+    /// Delete from the destination the files DS no longer has (removed files, deleted dossiers).
+    pub prune: bool,
+    pub fetch: FetchOptions,
+}
+
+impl SyncOptions {
+    pub fn new(demarche: u64) -> SyncOptions {
+        SyncOptions {
+            demarche,
+            filter: ds::DossierFilter::default(),
+            include: extract::Include::default(),
+            since: Since::Auto,
+            jobs: 8,
+            retries: 3,
+            layout: extract::Layout::default(),
+            allow_unscanned: false,
+            strict: false,
+            prune: false,
+            fetch: FetchOptions::default(),
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Planning: what to do with each file of one dossier, given what its manifest shard says is
+//! already stored. A pure function of its inputs (the key allocator is data), tested from data.
+//!
+//! Rules, per file record (matched to the shard by `file_id`):
+//! - virus scan neither `safe` nor `pending` → not downloaded (unless `allow_unscanned`); a
+//!   copy stored earlier stays as it is;
+//! - stored with the same DS checksum and status `ok`/`checksum_mismatch` → unchanged;
+//! - stored `pending` with the same checksum: scan now `safe` → status updated, no download;
+//!   still `pending` → kept, checked again on the next run; (a changed checksum downloads);
+//! - unverifiable (no DS checksum: pdf, geojson) → downloaded again only when the dossier's
+//!   `updated_at` changed or the file is not stored;
+//! - anything else (new file, changed checksum) → downloaded, keeping the key the file slot
+//!   already holds when the layout still renders it the same way;
+//! - stored files DS no longer lists → `removed_upstream`.
+
+use dsfiles_extract::{FileRecord, KeyAllocator, Layout, RelKey};
+
+use crate::wire::{FileStatus, Shard, ShardFile};
+
+/// Everything the plan of one dossier depends on.
+#[derive(Debug)]
+pub(crate) struct PlanInput<'a> {
+    /// The dossier's records, in extraction order.
+    pub records: Vec<FileRecord>,
+    /// The dossier's manifest shard, if any.
+    pub shard: Option<&'a Shard>,
+    /// DS's `dateDerniereModification` of the dossier now.
+    pub updated_at: Option<&'a str>,
+    pub allow_unscanned: bool,
+}
+
+#[derive(Debug, PartialEq)]
+pub(crate) struct DossierPlan {
+    pub actions: Vec<Action>,
+    /// Stored files DS no longer lists, with status `removed_upstream`.
+    pub removed: Vec<ShardFile>,
+    /// Inconsistencies found (duplicate file ids, unusable stored keys).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, PartialEq)]
+pub(crate) enum Action {
+    /// Already stored as DS has it: nothing to do.
+    Unchanged {
+        entry: ShardFile,
+    },
+    /// Stored bytes are right, only the status changes (pending scan now safe).
+    Update {
+        entry: ShardFile,
+    },
+    /// Left out because of its virus scan; `entry` is what was stored before, kept as is.
+    Unscanned {
+        record: FileRecord,
+        entry: Option<ShardFile>,
+    },
+    Download(Download),
+}
+
+#[derive(Debug, PartialEq)]
+pub(crate) struct Download {
+    pub record: FileRecord,
+    /// Where to publish; `None` when the layout needs the SHA-256, known after the download.
+    pub key: Option<RelKey>,
+    /// What the manifest held for this file slot (its object stays until replaced).
+    pub previous: Option<ShardFile>,
+    /// Whether nothing of this file slot was ever stored at `key` (the key is then checked
+    /// in the destination before publishing, so that no file overwrites another).
+    pub new_key: bool,
+    /// The status the file gets if its size and checksum match.
+    pub status: FileStatus,
+}
+
+/// Whether a virus scan result lets a file be stored.
+pub(crate) fn scan_allows(virus_scan: &str) -> bool {
+    matches!(virus_scan, "safe" | "pending")
+}
+
+/// Whether DS gives a checksum to verify `record` against.
+pub(crate) fn verifiable(record: &FileRecord) -> bool {
+    record.verifiable() && !record.checksum.is_empty()
+}
+
+/// The status a file gets when its download matches what DS announced.
+pub(crate) fn good_status(record: &FileRecord) -> FileStatus {
+    if !verifiable(record) {
+        FileStatus::Unverified
+    } else if record.virus_scan == "pending" {
+        FileStatus::Pending
+    } else {
+        FileStatus::Ok
+    }
+}
+
+/// Seeds `keys` with the keys held by `shard` (so that new files never take them).
+pub(crate) fn hold_shard_keys(shard: &Shard, keys: &mut KeyAllocator) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for entry in &shard.files {
+        let held =
+            RelKey::parse(&entry.key).and_then(|key| keys.insert_existing(&entry.file_id, key));
+        if let Err(e) = held {
+            warnings.push(format!(
+                "dossier `{}`: manifest entry `{}`: {e}",
+                shard.dossier, entry.file_id
+            ));
+        }
+    }
+    warnings
+}
+
+/// Plans one dossier. `keys` must already hold the shard's keys ([`hold_shard_keys`]) and the
+/// keys reserved earlier in the run; the keys of planned downloads are reserved in it.
+pub(crate) fn plan(input: PlanInput<'_>, layout: &Layout, keys: &mut KeyAllocator) -> DossierPlan {
+    let mut actions = Vec::with_capacity(input.records.len());
+    let mut warnings = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let stored = |file_id: &str| input.shard.and_then(|s| s.file(file_id)).cloned();
+    let same_update = match (
+        input.shard.and_then(|s| s.updated_at.as_deref()),
+        input.updated_at,
+    ) {
+        (Some(before), Some(now)) => before == now,
+        _ => false,
+    };
+
+    for record in input.records {
+        let file_id = record.file_id();
+        if !seen.insert(file_id.clone()) {
+            warnings.push(format!(
+                "dossier `{}`: file `{file_id}` listed twice; the second (`{}`) is ignored",
+                record.dossier, record.filename
+            ));
+            continue;
+        }
+        let entry = stored(&file_id);
+        if !input.allow_unscanned && !scan_allows(&record.virus_scan) {
+            actions.push(Action::Unscanned { record, entry });
+            continue;
+        }
+        if let Some(entry) = &entry {
+            if verifiable(&record) && entry.checksum == record.checksum {
+                match entry.status {
+                    FileStatus::Ok | FileStatus::ChecksumMismatch => {
+                        actions.push(Action::Unchanged {
+                            entry: entry.clone(),
+                        });
+                        continue;
+                    }
+                    FileStatus::Pending if record.virus_scan == "pending" => {
+                        actions.push(Action::Unchanged {
+                            entry: entry.clone(),
+                        });
+                        continue;
+                    }
+                    FileStatus::Pending => {
+                        let status = good_status(&record);
+                        actions.push(Action::Update {
+                            entry: ShardFile {
+                                status,
+                                ..entry.clone()
+                            },
+                        });
+                        continue;
+                    }
+                    FileStatus::Unverified | FileStatus::RemovedUpstream => {}
+                }
+            } else if !verifiable(&record) && same_update && entry.status == FileStatus::Unverified
+            {
+                actions.push(Action::Unchanged {
+                    entry: entry.clone(),
+                });
+                continue;
+            }
+        }
+        let key = if layout.needs_sha256() {
+            None
+        } else {
+            Some(keys.allocate(&file_id, &layout.render(&record, None)))
+        };
+        if let (Some(key), Some(entry)) = (&key, &entry)
+            && key.as_str() != entry.key
+            && let Ok(old) = RelKey::parse(&entry.key)
+        {
+            // The old object stays until the new one is published: keep it reserved.
+            let _ = keys.insert_existing(&format!("{file_id}#superseded"), old);
+        }
+        let new_key = match (&key, &entry) {
+            (Some(key), Some(entry)) => key.as_str() != entry.key,
+            _ => true,
+        };
+        let status = good_status(&record);
+        actions.push(Action::Download(Download {
+            record,
+            key,
+            previous: entry,
+            new_key,
+            status,
+        }));
+    }
+
+    let removed = input
+        .shard
+        .map(|shard| {
+            shard
+                .files
+                .iter()
+                .filter(|f| !seen.contains(&f.file_id))
+                .map(|f| ShardFile {
+                    status: FileStatus::RemovedUpstream,
+                    ..f.clone()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+
+    DossierPlan {
+        actions,
+        removed,
+        warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests;

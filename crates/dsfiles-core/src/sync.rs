@@ -1,0 +1,1025 @@
+//! [`sync`]: pages → extraction → plan against the dossier's shard → concurrent verified
+//! downloads → shard write → report.
+//!
+//! Concurrency: the listing is polled in the same loop that owns a [`JoinSet`] of dossier
+//! tasks; at most one page of dossiers waits in a buffer, at most `2 × jobs` dossiers are in
+//! flight, and a semaphore of `jobs` permits bounds the downloads across dossiers (a sliding
+//! window, not batches). Every task is owned by the loop and awaited; on cancellation listing
+//! stops, downloads abort their uploads, and every dossier writes the shard of what settled.
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt as _, StreamExt as _};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::extract::{self, FileRecord, KeyAllocator, RelKey};
+use crate::fetch::{self, Dest, FetchFailure, Fetched, Fetcher, Hasher, Refresh};
+use crate::options::{SINCE_MARGIN, Since, SyncOptions};
+use crate::plan::{self, Action, Download, PlanInput};
+use crate::sink::{ObjectMeta, Sink};
+use crate::state;
+use crate::wire::{
+    Event, Failure, FileStatus, Flagged, RECHECK_KEY, RUNS_PREFIX, Recheck, STAGING_MARKER,
+    STAGING_PREFIX, SYNC_POINT_KEY, Shard, ShardFile, Skipped, SyncPoint, SyncReport, WIRE_VERSION,
+    shard_key,
+};
+use crate::{Error, Progress, ds};
+
+/// Dossiers waiting for a task (about one page).
+const BUFFERED_DOSSIERS: usize = 100;
+/// How long a refreshed dossier's records are reused by other files of the same dossier.
+const REFRESH_TTL: Duration = Duration::from_secs(30);
+
+/// Synchronizes démarche `opts.demarche` into `sink`; see the crate docs and [`SyncReport`].
+///
+/// `Err` only for run-level failures (DS refused the token or the démarche, the destination
+/// cannot be read); per-file failures are in the report. A cancelled run returns its report
+/// with `cancelled: true`.
+pub async fn sync(
+    client: ds::Client,
+    sink: Arc<dyn Sink>,
+    opts: SyncOptions,
+    progress: Progress,
+    cancel: CancellationToken,
+) -> Result<SyncReport, Error> {
+    if opts.jobs == 0 {
+        return Err(Error::InvalidOption {
+            name: "jobs",
+            reason: "`0`: at least one download must be allowed".to_owned(),
+        });
+    }
+    let started_at = Utc::now();
+    let clock = Instant::now();
+    let run_id = format!(
+        "{}-{}",
+        started_at.format("%Y%m%dT%H%M%SZ"),
+        uuid::Uuid::new_v4().simple()
+    );
+
+    let sync_point: Option<SyncPoint> = state::read(sink.as_ref(), SYNC_POINT_KEY).await?;
+    let previous_recheck: Recheck = match state::read(sink.as_ref(), RECHECK_KEY).await {
+        Ok(recheck) => recheck.unwrap_or_default(),
+        Err(Error::Manifest { key, reason }) => {
+            tracing::warn!("ignoring `{key}`: {reason}");
+            Recheck::default()
+        }
+        Err(e) => return Err(e),
+    };
+    remove_staging(sink.as_ref()).await;
+    if opts.layout.needs_sha256() {
+        state::put_marker(sink.as_ref(), STAGING_MARKER).await?;
+    }
+
+    let since = match opts.since {
+        Since::Full => opts.filter.updated_since,
+        Since::At(at) => Some(at),
+        Since::Auto => match &sync_point {
+            Some(point) if point.demarche == opts.demarche => Some(
+                point.last_success_started_at
+                    - chrono::Duration::from_std(SINCE_MARGIN)
+                        .unwrap_or_else(|_| chrono::Duration::zero()),
+            ),
+            _ => opts.filter.updated_since,
+        },
+    };
+    let mut filter = opts.filter.clone();
+    filter.updated_since = since;
+    filter.include_generated |= opts.include.generated;
+    filter.include_entreprise |= opts.include.entreprise;
+    let complete = filter.dossiers.is_empty()
+        && filter.state.is_none()
+        && filter.archived.is_none()
+        && filter.groupe_instructeur.is_none()
+        && filter.created_since.is_none();
+    let refresh_filter = ds::DossierFilter {
+        include_generated: filter.include_generated,
+        include_entreprise: filter.include_entreprise,
+        ..ds::DossierFilter::default()
+    };
+
+    let run = Arc::new(Run {
+        fetcher: Fetcher::new(opts.fetch.clone(), opts.retries)?,
+        downloads: Arc::new(Semaphore::new(opts.jobs)),
+        keys: Mutex::new(KeyAllocator::new()),
+        client: client.clone(),
+        sink: Arc::clone(&sink),
+        refresh_filter,
+        progress: Arc::clone(&progress),
+        cancel: cancel.clone(),
+        run_id: run_id.clone(),
+        opts,
+    });
+    let mut totals = Totals::default();
+
+    // Dossiers to re-check (pending scans, earlier failures) come first, fetched one by one:
+    // DS did not necessarily update them.
+    let mut buffer: VecDeque<Value> = VecDeque::new();
+    let mut recheck_later: BTreeSet<u64> = BTreeSet::new();
+    if previous_recheck.demarche == run.opts.demarche
+        && filter.dossiers.is_empty()
+        && since.is_some()
+    {
+        for &number in &previous_recheck.dossiers {
+            if cancel.is_cancelled() {
+                break;
+            }
+            match client.dossier(number, &run.refresh_filter).await {
+                Ok(dossier) => buffer.push_back(dossier),
+                Err(e) if e.kind() == ds::ErrorKind::NotFound => {}
+                Err(e) if e.is_transient() || e.kind() == ds::ErrorKind::Api => {
+                    totals.warn(
+                        &progress,
+                        format!(
+                            "dossier `{number}` could not be re-checked: {}",
+                            fetch::error_chain(&e)
+                        ),
+                    );
+                    recheck_later.insert(number);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    let pages = client.dossiers(run.opts.demarche, filter.clone());
+    let mut pages = std::pin::pin!(pages);
+    let mut tasks: JoinSet<DossierOutcome> = JoinSet::new();
+    let mut in_flight: std::collections::HashMap<tokio::task::Id, u64> =
+        std::collections::HashMap::new();
+    let mut seen: HashSet<u64> = HashSet::new();
+    let max_in_flight = run.opts.jobs.saturating_mul(2).max(4);
+    let mut listing_done = false;
+    let mut listing_error: Option<ds::Error> = None;
+    let mut received: u64 = 0;
+    loop {
+        while tasks.len() < max_in_flight {
+            let Some(dossier) = buffer.pop_front() else {
+                break;
+            };
+            let Some(number) = dossier.get("number").and_then(Value::as_u64) else {
+                totals.warn(
+                    &progress,
+                    "DS returned a dossier without a `number`; it is skipped".to_owned(),
+                );
+                continue;
+            };
+            if !seen.insert(number) {
+                continue;
+            }
+            let handle = tasks.spawn(Arc::clone(&run).process(number, dossier));
+            in_flight.insert(handle.id(), number);
+        }
+        if listing_done && buffer.is_empty() && tasks.is_empty() {
+            break;
+        }
+        tokio::select! {
+            biased;
+            () = cancel.cancelled(), if !listing_done => {
+                listing_done = true;
+                buffer.clear();
+            }
+            Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => match joined {
+                Ok((id, outcome)) => {
+                    in_flight.remove(&id);
+                    totals.merge(outcome);
+                }
+                Err(e) => {
+                    let dossier = in_flight.remove(&e.id()).unwrap_or_default();
+                    totals.failed.push(Failure {
+                        dossier,
+                        file_id: None,
+                        key: shard_key(dossier),
+                        reason: format!("internal error while syncing the dossier: {e}"),
+                    });
+                    recheck_later.insert(dossier);
+                }
+            },
+            page = pages.next(), if !listing_done && buffer.len() < BUFFERED_DOSSIERS => match page {
+                Some(Ok(batch)) => {
+                    received += batch.dossiers.len() as u64;
+                    progress.event(&Event::PageFetched { dossiers: batch.dossiers.len(), total_dossiers: received });
+                    for error in &batch.errors {
+                        totals.warn(&progress, format!("DS returned an error with the dossiers: {error}"));
+                    }
+                    buffer.extend(batch.dossiers);
+                }
+                Some(Err(e)) => {
+                    listing_done = true;
+                    if received == 0 && tasks.is_empty() && buffer.is_empty() {
+                        return Err(e.into());
+                    }
+                    listing_error = Some(e);
+                }
+                None => listing_done = true,
+            },
+            else => break,
+        }
+    }
+
+    let cancelled = cancel.is_cancelled();
+    if !cancelled && listing_error.is_none() && filter.dossiers.is_empty() {
+        deleted_dossiers(&run, since, &mut totals).await;
+    }
+
+    // What to fetch again next time: earlier entries not processed now, plus this run's.
+    let processed: HashSet<u64> = totals.processed.iter().copied().collect();
+    recheck_later.extend(
+        previous_recheck
+            .dossiers
+            .iter()
+            .filter(|n| !processed.contains(n))
+            .copied()
+            .filter(|_| previous_recheck.demarche == run.opts.demarche),
+    );
+    recheck_later.extend(totals.recheck.iter().copied());
+    let recheck = Recheck {
+        version: WIRE_VERSION,
+        demarche: run.opts.demarche,
+        dossiers: recheck_later.into_iter().collect(),
+    };
+    if (recheck.dossiers != previous_recheck.dossiers
+        || previous_recheck.demarche != recheck.demarche)
+        && let Err(e) = state::write(sink.as_ref(), RECHECK_KEY, &recheck).await
+    {
+        totals.warn(
+            &progress,
+            format!("cannot write `{RECHECK_KEY}`: {}", fetch::error_chain(&e)),
+        );
+    }
+
+    let advance = complete
+        && !cancelled
+        && listing_error.is_none()
+        && totals.failed.is_empty()
+        && totals.warnings.is_empty();
+    if advance {
+        let point = SyncPoint {
+            version: WIRE_VERSION,
+            demarche: run.opts.demarche,
+            last_success_started_at: started_at,
+            last_run_id: run_id.clone(),
+        };
+        if let Err(e) = state::write(sink.as_ref(), SYNC_POINT_KEY, &point).await {
+            totals.warn(
+                &progress,
+                format!(
+                    "cannot write `{SYNC_POINT_KEY}`: {}",
+                    fetch::error_chain(&e)
+                ),
+            );
+        }
+    }
+
+    let duration = clock.elapsed().as_secs_f64();
+    let report = SyncReport {
+        version: WIRE_VERSION,
+        run_id: run_id.clone(),
+        demarche: run.opts.demarche,
+        dest: sink.describe(),
+        since,
+        started_at,
+        finished_at: Utc::now(),
+        dossiers: totals.processed.len() as u64,
+        files_planned: totals.files,
+        stored: totals.stored,
+        skipped_unchanged: totals.unchanged,
+        updated: totals.updated,
+        skipped_unscanned: totals.unscanned,
+        flagged: totals.flagged,
+        failed: totals.failed,
+        deleted_dossiers: totals.deleted,
+        removed_upstream: totals.removed,
+        pruned: run.opts.prune,
+        warnings: totals.warnings,
+        bytes_downloaded: totals.bytes,
+        duration_secs: duration,
+        mb_per_sec: if duration > 0.0 {
+            totals.bytes as f64 / 1e6 / duration
+        } else {
+            0.0
+        },
+        api: client.stats(),
+        sync_point_advanced: advance,
+        cancelled,
+    };
+    let report_key = format!("{RUNS_PREFIX}{run_id}.json");
+    if let Err(e) = state::write(sink.as_ref(), &report_key, &report).await {
+        tracing::warn!(
+            "cannot write the run report `{report_key}`: {}",
+            fetch::error_chain(&e)
+        );
+    }
+    progress.event(&Event::Finished);
+    match listing_error {
+        Some(e) => Err(e.into()),
+        None => Ok(report),
+    }
+}
+
+/// Shared by the dossier tasks of one run.
+struct Run {
+    client: ds::Client,
+    sink: Arc<dyn Sink>,
+    opts: SyncOptions,
+    refresh_filter: ds::DossierFilter,
+    progress: Progress,
+    cancel: CancellationToken,
+    fetcher: Fetcher,
+    /// Keys held in the destination (from the shards read) and reserved by this run.
+    /// Never locked across an `.await`.
+    keys: Mutex<KeyAllocator>,
+    /// One permit per concurrent download, across dossiers.
+    downloads: Arc<Semaphore>,
+    run_id: String,
+}
+
+/// What happened to one dossier.
+#[derive(Debug, Default)]
+struct DossierOutcome {
+    dossier: u64,
+    files: u64,
+    stored: u64,
+    unchanged: u64,
+    updated: u64,
+    bytes: u64,
+    removed: u64,
+    unscanned: Vec<Skipped>,
+    flagged: Vec<Flagged>,
+    failed: Vec<Failure>,
+    warnings: Vec<String>,
+    recheck: bool,
+}
+
+/// The run's tally.
+#[derive(Debug, Default)]
+struct Totals {
+    processed: Vec<u64>,
+    files: u64,
+    stored: u64,
+    unchanged: u64,
+    updated: u64,
+    bytes: u64,
+    removed: u64,
+    unscanned: Vec<Skipped>,
+    flagged: Vec<Flagged>,
+    failed: Vec<Failure>,
+    warnings: Vec<String>,
+    deleted: Vec<u64>,
+    recheck: Vec<u64>,
+}
+
+impl Totals {
+    fn merge(&mut self, o: DossierOutcome) {
+        self.processed.push(o.dossier);
+        self.files += o.files;
+        self.stored += o.stored;
+        self.unchanged += o.unchanged;
+        self.updated += o.updated;
+        self.bytes += o.bytes;
+        self.removed += o.removed;
+        self.unscanned.extend(o.unscanned);
+        self.flagged.extend(o.flagged);
+        self.failed.extend(o.failed);
+        self.warnings.extend(o.warnings);
+        if o.recheck {
+            self.recheck.push(o.dossier);
+        }
+    }
+
+    fn warn(&mut self, progress: &Progress, message: String) {
+        tracing::warn!("{message}");
+        progress.event(&Event::Warning {
+            message: message.clone(),
+        });
+        self.warnings.push(message);
+    }
+}
+
+/// The result of one planned download.
+enum Settled {
+    Stored(ShardFile, Option<String>),
+    Failed { key: String, reason: String },
+    Cancelled,
+}
+
+impl Run {
+    /// Extract, plan against the shard, download, write the shard.
+    async fn process(self: Arc<Self>, number: u64, dossier: Value) -> DossierOutcome {
+        let mut out = DossierOutcome {
+            dossier: number,
+            ..DossierOutcome::default()
+        };
+        let shard_key = shard_key(number);
+        let dossier_failure = |out: &mut DossierOutcome, reason: String| {
+            tracing::warn!(dossier = number, "{reason}");
+            out.failed.push(Failure {
+                dossier: number,
+                file_id: None,
+                key: shard_key.clone(),
+                reason,
+            });
+            out.recheck = true;
+        };
+        let records = match extract::extract(self.opts.demarche, &dossier, self.opts.include) {
+            Ok(records) => records,
+            Err(e) => {
+                dossier_failure(&mut out, format!("dossier `{number}` cannot be read: {e}"));
+                return out;
+            }
+        };
+        let updated_at = dossier
+            .get("dateDerniereModification")
+            .and_then(Value::as_str);
+        let state = records.first().map(|r| r.state.clone()).unwrap_or_else(|| {
+            dossier
+                .get("state")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        });
+        let old: Option<Shard> = match state::read(self.sink.as_ref(), &shard_key).await {
+            Ok(shard) => shard,
+            Err(Error::Manifest { key, reason }) => {
+                out.warnings.push(format!(
+                    "manifest shard `{key}` is unreadable and is rebuilt: {reason}"
+                ));
+                None
+            }
+            Err(e) => {
+                dossier_failure(
+                    &mut out,
+                    format!("cannot read the manifest of dossier `{number}`: {e}"),
+                );
+                return out;
+            }
+        };
+        out.files = records.len() as u64;
+        let planned = {
+            let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(shard) = &old {
+                out.warnings.extend(plan::hold_shard_keys(shard, &mut keys));
+            }
+            plan::plan(
+                PlanInput {
+                    records,
+                    shard: old.as_ref(),
+                    updated_at,
+                    allow_unscanned: self.opts.allow_unscanned,
+                },
+                &self.opts.layout,
+                &mut keys,
+            )
+        };
+        for warning in &planned.warnings {
+            tracing::warn!(dossier = number, "{warning}");
+        }
+
+        let mut files: Vec<ShardFile> = Vec::new();
+        let mut downloads = Vec::new();
+        for action in planned.actions {
+            match action {
+                Action::Unchanged { entry } => {
+                    self.progress.event(&Event::FilePlanned { bytes: 0 });
+                    self.progress.event(&Event::FileSkipped {
+                        key: entry.key.clone(),
+                        reason: "unchanged".to_owned(),
+                    });
+                    out.unchanged += 1;
+                    flag(&mut out.flagged, number, &entry, None);
+                    files.push(entry);
+                }
+                Action::Update { entry } => {
+                    self.progress.event(&Event::FilePlanned { bytes: 0 });
+                    self.progress.event(&Event::FileSkipped {
+                        key: entry.key.clone(),
+                        reason: "status_updated".to_owned(),
+                    });
+                    out.updated += 1;
+                    flag(&mut out.flagged, number, &entry, None);
+                    files.push(entry);
+                }
+                Action::Unscanned { record, entry } => {
+                    self.progress.event(&Event::FilePlanned { bytes: 0 });
+                    self.progress.event(&Event::FileSkipped {
+                        key: entry
+                            .as_ref()
+                            .map_or_else(|| record.filename.clone(), |e| e.key.clone()),
+                        reason: format!("virus_scan:{}", record.virus_scan),
+                    });
+                    out.unscanned.push(Skipped {
+                        dossier: number,
+                        file_id: record.file_id(),
+                        filename: record.filename.clone(),
+                        virus_scan: record.virus_scan.clone(),
+                    });
+                    files.extend(entry);
+                }
+                Action::Download(download) => {
+                    self.progress.event(&Event::FilePlanned {
+                        bytes: download.record.byte_size,
+                    });
+                    downloads.push(download);
+                }
+            }
+        }
+
+        let refresher = DossierRefresh {
+            client: &self.client,
+            filter: &self.refresh_filter,
+            include: self.opts.include,
+            demarche: self.opts.demarche,
+            cache: tokio::sync::Mutex::new(None),
+        };
+        let mut pending: FuturesUnordered<_> = downloads
+            .into_iter()
+            .map(|d| {
+                let run = &self;
+                let refresher = &refresher;
+                async move {
+                    let previous = d.previous.clone();
+                    let file_id = d.record.file_id();
+                    let permit = tokio::select! {
+                        () = run.cancel.cancelled() => return (file_id, previous, Settled::Cancelled),
+                        permit = run.downloads.clone().acquire_owned() => permit,
+                    };
+                    let settled = match permit {
+                        Ok(_permit) => run.download(d, refresher).await,
+                        Err(_) => Settled::Cancelled,
+                    };
+                    (file_id, previous, settled)
+                }
+            })
+            .collect();
+        let mut incomplete = false;
+        while let Some((file_id, previous, settled)) = pending.next().await {
+            match settled {
+                Settled::Stored(entry, detail) => {
+                    out.stored += 1;
+                    out.bytes += entry.size;
+                    self.progress.event(&Event::FileStored {
+                        key: entry.key.clone(),
+                        bytes: entry.size,
+                        status: entry.status,
+                    });
+                    flag(&mut out.flagged, number, &entry, detail);
+                    if let Some(previous) = previous.filter(|p| p.key != entry.key) {
+                        // The slot's file moved (new name): the old object is superseded.
+                        if let Err(e) = self.sink.delete(&previous.key).await {
+                            out.warnings.push(format!(
+                                "dossier `{number}`: cannot delete the superseded `{}`: {e}",
+                                previous.key
+                            ));
+                        }
+                    }
+                    files.push(entry);
+                }
+                Settled::Failed { key, reason } => {
+                    incomplete = true;
+                    self.progress.event(&Event::FileFailed {
+                        key: key.clone(),
+                        reason: reason.clone(),
+                    });
+                    out.failed.push(Failure {
+                        dossier: number,
+                        file_id: Some(file_id),
+                        key,
+                        reason,
+                    });
+                    files.extend(previous);
+                }
+                Settled::Cancelled => {
+                    incomplete = true;
+                    files.extend(previous);
+                }
+            }
+        }
+        drop(pending);
+
+        for removed in planned.removed {
+            out.removed += 1;
+            if self.opts.prune {
+                match self.sink.delete(&removed.key).await {
+                    Ok(()) => continue,
+                    Err(e) => out.warnings.push(format!(
+                        "dossier `{number}`: cannot prune `{}`: {e}",
+                        removed.key
+                    )),
+                }
+            }
+            files.push(removed);
+        }
+
+        files.sort_by(|a, b| a.file_id.cmp(&b.file_id));
+        let shard = Shard {
+            version: WIRE_VERSION,
+            demarche: self.opts.demarche,
+            dossier: number,
+            state,
+            // A dossier with a failed or cancelled file keeps its previous update time, so
+            // that its unverifiable files are not taken for unchanged next time.
+            updated_at: if incomplete {
+                old.as_ref().and_then(|s| s.updated_at.clone())
+            } else {
+                updated_at.map(str::to_owned)
+            },
+            deleted_at: None,
+            files,
+        };
+        out.recheck |= incomplete || shard.files.iter().any(|f| f.status == FileStatus::Pending);
+        if old.as_ref() != Some(&shard)
+            && let Err(e) = state::write(self.sink.as_ref(), &shard_key, &shard).await
+        {
+            dossier_failure(
+                &mut out,
+                format!("cannot write the manifest of dossier `{number}`: {e}"),
+            );
+        }
+        out
+    }
+
+    /// Downloads one planned file and returns its manifest entry.
+    async fn download(&self, d: Download, refresher: &DossierRefresh<'_>) -> Settled {
+        let file_id = d.record.file_id();
+        let key = match &d.key {
+            Some(key) if d.new_key => match self.free_key(&file_id, key.clone(), &d.record).await {
+                Ok(key) => key,
+                Err(reason) => {
+                    return Settled::Failed {
+                        key: key.as_str().to_owned(),
+                        reason,
+                    };
+                }
+            },
+            Some(key) => key.clone(),
+            None => return self.download_staged(d, refresher).await,
+        };
+        let dest = Dest {
+            sink: self.sink.as_ref(),
+            key: key.as_str(),
+        };
+        match self
+            .fetcher
+            .fetch(d.record, dest, refresher, &self.progress, &self.cancel)
+            .await
+        {
+            Ok(fetched) => {
+                let detail = fetched.detail.clone();
+                Settled::Stored(entry(&file_id, key.as_str(), fetched), detail)
+            }
+            Err(FetchFailure::Cancelled) => Settled::Cancelled,
+            Err(FetchFailure::Failed(reason)) => Settled::Failed {
+                key: key.into_string(),
+                reason,
+            },
+        }
+    }
+
+    /// For layouts with `{sha256}`: download into a staging key, then copy to the key rendered
+    /// with the SHA-256 (checking it again on the way) and remove the staged copy.
+    async fn download_staged(&self, d: Download, refresher: &DossierRefresh<'_>) -> Settled {
+        let file_id = d.record.file_id();
+        // Flat keys next to a marker: the directory never becomes empty while other staged
+        // files are being published into it (a local sink removes empty directories on delete).
+        let staging = format!(
+            "{STAGING_PREFIX}{}-{}",
+            self.run_id,
+            uuid::Uuid::new_v4().simple()
+        );
+        let fetched = match self
+            .fetcher
+            .fetch(
+                d.record,
+                Dest {
+                    sink: self.sink.as_ref(),
+                    key: &staging,
+                },
+                refresher,
+                &self.progress,
+                &self.cancel,
+            )
+            .await
+        {
+            Ok(fetched) => fetched,
+            Err(FetchFailure::Cancelled) => return Settled::Cancelled,
+            Err(FetchFailure::Failed(reason)) => {
+                return Settled::Failed {
+                    key: self.opts.layout.template().to_owned(),
+                    reason,
+                };
+            }
+        };
+        let desired = self
+            .opts
+            .layout
+            .render(&fetched.record, Some(&fetched.sha256));
+        let key = {
+            let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+            keys.allocate(&file_id, &desired)
+        };
+        let result = match d
+            .previous
+            .as_ref()
+            .filter(|p| p.key == key.as_str() && p.sha256 == fetched.sha256)
+        {
+            // Same bytes already at the same key.
+            Some(_) => Ok(key),
+            None => match self.free_key(&file_id, key, &fetched.record).await {
+                Ok(key) => self
+                    .copy(&staging, key.as_str(), &fetched)
+                    .await
+                    .map(|()| key),
+                Err(reason) => Err(reason),
+            },
+        };
+        if let Err(e) = self.sink.delete(&staging).await {
+            tracing::warn!(key = staging, "cannot remove a staged file: {e}");
+        }
+        match result {
+            Ok(key) => {
+                let detail = fetched.detail.clone();
+                Settled::Stored(entry(&file_id, key.as_str(), fetched), detail)
+            }
+            Err(reason) => Settled::Failed {
+                key: desired.into_string(),
+                reason,
+            },
+        }
+    }
+
+    /// Copies the verified staged object to `key`, checking its SHA-256 again.
+    async fn copy(&self, from: &str, key: &str, fetched: &Fetched) -> Result<(), String> {
+        let meta = ObjectMeta {
+            content_type: Some(fetched.record.content_type.clone()),
+            md5_base64: Some(fetched.md5_base64.clone()),
+            sha256_hex: Some(fetched.sha256.clone()),
+        };
+        let mut source = self
+            .sink
+            .get(from)
+            .await
+            .map_err(|e| fetch::error_chain(&e))?;
+        let mut upload = self
+            .sink
+            .create(key, &meta)
+            .await
+            .map_err(|e| fetch::error_chain(&e))?;
+        let mut hasher = Hasher::start();
+        while let Some(chunk) = source.next().await {
+            let written = match chunk {
+                Ok(chunk) => {
+                    hasher.update(chunk.clone()).await;
+                    upload.write(chunk).await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
+                fetch::abort(upload, key).await;
+                return Err(format!(
+                    "copying the staged file to `{key}` failed: {}",
+                    fetch::error_chain(&e)
+                ));
+            }
+        }
+        let digests = hasher.finish().await.map_err(|e| e.to_string())?;
+        if digests.sha256_hex != fetched.sha256 {
+            fetch::abort(upload, key).await;
+            return Err(format!(
+                "the staged copy changed: SHA-256 `{}` instead of `{}`",
+                digests.sha256_hex, fetched.sha256
+            ));
+        }
+        upload.commit().await.map_err(|e| fetch::error_chain(&e))
+    }
+
+    /// `key` if nothing foreign occupies it in the destination, else the next free numbered
+    /// variant (reserved in the allocator): no file ever overwrites another. An object with the
+    /// same size and MD5 as `record` is this file (published by a run killed before it wrote
+    /// the shard) and may be replaced.
+    async fn free_key(
+        &self,
+        file_id: &str,
+        mut key: RelKey,
+        record: &FileRecord,
+    ) -> Result<RelKey, String> {
+        let desired = key.clone();
+        for _ in 0..1000 {
+            let info = self.sink.stat(key.as_str()).await.map_err(|e| {
+                format!(
+                    "cannot check `{key}` before writing it: {}",
+                    fetch::error_chain(&e)
+                )
+            })?;
+            let Some(info) = info else { return Ok(key) };
+            if plan::verifiable(record) && info.size == record.byte_size {
+                let same = match &info.meta.md5_base64 {
+                    Some(md5) => *md5 == record.checksum,
+                    None => self
+                        .md5_of(key.as_str())
+                        .await
+                        .is_some_and(|md5| md5 == record.checksum),
+                };
+                if same {
+                    return Ok(key);
+                }
+            }
+            tracing::info!(
+                key = key.as_str(),
+                file_id,
+                "the key is taken by another object: numbering"
+            );
+            let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+            keys.release(file_id);
+            if let Err(e) = keys.insert_existing(&format!("foreign:{key}"), key.clone()) {
+                return Err(format!("cannot reserve `{key}`: {e}"));
+            }
+            key = keys.allocate(file_id, &desired);
+        }
+        Err(format!("no free key found near `{desired}`"))
+    }
+
+    /// Base64 MD5 of a stored object (`None` if it cannot be read).
+    async fn md5_of(&self, key: &str) -> Option<String> {
+        let mut stream = self.sink.get(key).await.ok()?;
+        let mut hasher = Hasher::start();
+        while let Some(chunk) = stream.next().await {
+            hasher.update(chunk.ok()?).await;
+        }
+        hasher.finish().await.ok().map(|d| d.md5_base64)
+    }
+}
+
+/// A manifest entry for a published file.
+fn entry(file_id: &str, key: &str, fetched: Fetched) -> ShardFile {
+    ShardFile {
+        file_id: file_id.to_owned(),
+        key: key.to_owned(),
+        source: fetched.record.source,
+        label: fetched.record.label,
+        filename: fetched.record.filename,
+        content_type: fetched.record.content_type,
+        checksum: fetched.record.checksum,
+        sha256: fetched.sha256,
+        size: fetched.size,
+        stored_at: Utc::now(),
+        status: fetched.status,
+    }
+}
+
+/// Records `entry` in `flagged` when its status is not `ok`.
+fn flag(flagged: &mut Vec<Flagged>, dossier: u64, entry: &ShardFile, detail: Option<String>) {
+    if matches!(entry.status, FileStatus::Ok | FileStatus::RemovedUpstream) {
+        return;
+    }
+    let detail = detail.unwrap_or_else(|| match entry.status {
+        FileStatus::ChecksumMismatch => format!(
+            "DS checksum `{}`, stored SHA-256 `{}`",
+            entry.checksum, entry.sha256
+        ),
+        FileStatus::Pending => "virus scan pending on DS; checked again on the next run".to_owned(),
+        FileStatus::Unverified => "DS gives no checksum for this file".to_owned(),
+        FileStatus::Ok | FileStatus::RemovedUpstream => String::new(),
+    });
+    flagged.push(Flagged {
+        dossier,
+        file_id: entry.file_id.clone(),
+        key: entry.key.clone(),
+        flag: entry.status,
+        detail,
+    });
+}
+
+/// Fresh records of one dossier (new signed URLs), shared by its files for [`REFRESH_TTL`].
+struct DossierRefresh<'a> {
+    client: &'a ds::Client,
+    filter: &'a ds::DossierFilter,
+    include: extract::Include,
+    demarche: u64,
+    cache: tokio::sync::Mutex<Option<(Instant, Vec<FileRecord>)>>,
+}
+
+impl Refresh for DossierRefresh<'_> {
+    fn refresh<'a>(
+        &'a self,
+        record: &'a FileRecord,
+    ) -> BoxFuture<'a, Result<Option<FileRecord>, String>> {
+        async move {
+            let file_id = record.file_id();
+            let mut cache = self.cache.lock().await;
+            // Another file of the dossier refreshed it moments ago: its URLs are newer.
+            let cached = cache.as_ref().and_then(|(at, records)| {
+                (at.elapsed() < REFRESH_TTL)
+                    .then(|| {
+                        records
+                            .iter()
+                            .find(|r| r.file_id() == file_id && r.url != record.url)
+                    })
+                    .flatten()
+            });
+            if let Some(cached) = cached {
+                return Ok(Some(cached.clone()));
+            }
+            let dossier = match self.client.dossier(record.dossier, self.filter).await {
+                Ok(dossier) => dossier,
+                Err(e) if e.kind() == ds::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(fetch::error_chain(&e)),
+            };
+            let fresh = extract::extract(self.demarche, &dossier, self.include)
+                .map_err(|e| e.to_string())?;
+            *cache = Some((Instant::now(), fresh.clone()));
+            Ok(fresh.into_iter().find(|r| r.file_id() == file_id))
+        }
+        .boxed()
+    }
+}
+
+/// Removes what a killed run left in the staging area (best effort).
+async fn remove_staging(sink: &dyn Sink) {
+    let keys: Vec<String> = sink
+        .list(STAGING_PREFIX)
+        .filter_map(
+            |entry| async move { entry.ok().map(|e| e.key).filter(|k| k != STAGING_MARKER) },
+        )
+        .collect()
+        .await;
+    for key in keys {
+        if let Err(e) = sink.delete(&key).await {
+            tracing::warn!(key, "cannot remove a staged file: {e}");
+        }
+    }
+}
+
+/// Records DS's deleted dossiers in their shards (and deletes their files with prune).
+async fn deleted_dossiers(run: &Run, since: Option<DateTime<Utc>>, totals: &mut Totals) {
+    let stream = run.client.deleted_dossiers(run.opts.demarche, since);
+    let mut stream = std::pin::pin!(stream);
+    while let Some(page) = stream.next().await {
+        let page = match page {
+            Ok(page) => page,
+            Err(e) => {
+                totals.warn(
+                    &run.progress,
+                    format!(
+                        "deleted dossiers could not be listed: {}",
+                        fetch::error_chain(&e)
+                    ),
+                );
+                return;
+            }
+        };
+        for deleted in page {
+            if run.cancel.is_cancelled() {
+                return;
+            }
+            let number = deleted.number;
+            totals.deleted.push(number);
+            run.progress.event(&Event::DossierDeleted { number });
+            let key = shard_key(number);
+            let mut shard: Shard = match state::read(run.sink.as_ref(), &key).await {
+                Ok(Some(shard)) => shard,
+                Ok(None) => continue,
+                Err(e) => {
+                    totals.warn(
+                        &run.progress,
+                        format!("cannot record the deletion of dossier `{number}`: {e}"),
+                    );
+                    continue;
+                }
+            };
+            let before = shard.clone();
+            shard.deleted_at = Some(deleted.deleted_at.clone());
+            let mut kept = Vec::new();
+            for mut file in std::mem::take(&mut shard.files) {
+                if file.status != FileStatus::RemovedUpstream {
+                    totals.removed += 1;
+                }
+                file.status = FileStatus::RemovedUpstream;
+                if run.opts.prune {
+                    match run.sink.delete(&file.key).await {
+                        Ok(()) => continue,
+                        Err(e) => {
+                            totals.warn(&run.progress, format!("cannot prune `{}`: {e}", file.key))
+                        }
+                    }
+                }
+                kept.push(file);
+            }
+            shard.files = kept;
+            if shard != before
+                && let Err(e) = state::write(run.sink.as_ref(), &key, &shard).await
+            {
+                totals.warn(
+                    &run.progress,
+                    format!("cannot record the deletion of dossier `{number}`: {e}"),
+                );
+            }
+        }
+    }
+}

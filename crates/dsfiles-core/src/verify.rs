@@ -1,0 +1,196 @@
+//! [`verify`]: re-hash every stored file against the manifest.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use futures::StreamExt as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::fetch::{Hasher, error_chain};
+use crate::sink::{self, Sink};
+use crate::state;
+use crate::wire::{
+    Corrupt, DOSSIERS_PREFIX, Event, FileStatus, Shard, ShardFile, VerifyReport, WIRE_VERSION,
+    dossier_of_shard_key,
+};
+use crate::{Error, Progress};
+
+/// Files hashed concurrently.
+const CONCURRENT_FILES: usize = 4;
+
+/// The check of one stored file.
+enum Checked {
+    Ok { bytes: u64, vouched: bool },
+    Missing,
+    Corrupt { bytes: u64, reason: String },
+    Cancelled,
+}
+
+/// Reads every manifest shard in the destination and streams each stored file through SHA-256
+/// and MD5, comparing size and digests with the manifest. Files marked `removed_upstream` are
+/// checked like the others (they are still stored). `Err` only when the destination cannot be
+/// listed.
+pub async fn verify(
+    sink: Arc<dyn Sink>,
+    progress: Progress,
+    cancel: CancellationToken,
+) -> Result<VerifyReport, Error> {
+    let started_at = Utc::now();
+    let mut report = VerifyReport {
+        version: WIRE_VERSION,
+        dest: sink.describe(),
+        started_at,
+        finished_at: started_at,
+        dossiers: 0,
+        ok: 0,
+        unverifiable: 0,
+        missing: Vec::new(),
+        corrupt: Vec::new(),
+        bytes_read: 0,
+        cancelled: false,
+    };
+    let mut shard_keys = Vec::new();
+    let mut listing = sink.list(DOSSIERS_PREFIX);
+    while let Some(entry) = listing.next().await {
+        let entry = entry?;
+        if dossier_of_shard_key(&entry.key).is_some() {
+            shard_keys.push(entry.key);
+        }
+    }
+    drop(listing);
+    shard_keys.sort_by_key(|k| dossier_of_shard_key(k));
+
+    for key in shard_keys {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let dossier = dossier_of_shard_key(&key).unwrap_or_default();
+        let shard: Shard = match state::read(sink.as_ref(), &key).await {
+            Ok(Some(shard)) => shard,
+            Ok(None) => continue,
+            Err(Error::Manifest { reason, .. }) => {
+                report.corrupt.push(Corrupt {
+                    dossier,
+                    key,
+                    reason: format!("unreadable manifest shard: {reason}"),
+                });
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        report.dossiers += 1;
+        let sink = &sink;
+        let cancel = &cancel;
+        let mut checks = futures::stream::iter(shard.files)
+            .map(|file| async move {
+                let checked = check_file(sink.as_ref(), &file, cancel).await;
+                (file, checked)
+            })
+            .buffer_unordered(CONCURRENT_FILES);
+        while let Some((file, checked)) = checks.next().await {
+            match checked {
+                Checked::Ok { bytes, vouched } => {
+                    report.ok += 1;
+                    report.bytes_read += bytes;
+                    if !vouched {
+                        report.unverifiable += 1;
+                    }
+                    progress.event(&Event::FileVerified {
+                        key: file.key,
+                        ok: true,
+                    });
+                }
+                Checked::Missing => {
+                    progress.event(&Event::FileVerified {
+                        key: file.key.clone(),
+                        ok: false,
+                    });
+                    report.missing.push(file.key);
+                }
+                Checked::Corrupt { bytes, reason } => {
+                    report.bytes_read += bytes;
+                    progress.event(&Event::FileVerified {
+                        key: file.key.clone(),
+                        ok: false,
+                    });
+                    report.corrupt.push(Corrupt {
+                        dossier,
+                        key: file.key,
+                        reason,
+                    });
+                }
+                Checked::Cancelled => {}
+            }
+        }
+    }
+    report.cancelled = cancel.is_cancelled();
+    report.missing.sort();
+    report.corrupt.sort_by(|a, b| a.key.cmp(&b.key));
+    report.finished_at = Utc::now();
+    progress.event(&Event::Finished);
+    Ok(report)
+}
+
+async fn check_file(sink: &dyn Sink, file: &ShardFile, cancel: &CancellationToken) -> Checked {
+    let mut stream = match sink.get(&file.key).await {
+        Ok(stream) => stream,
+        Err(sink::Error::NotFound { .. }) => return Checked::Missing,
+        Err(e) => {
+            return Checked::Corrupt {
+                bytes: 0,
+                reason: format!("cannot be read: {}", error_chain(&e)),
+            };
+        }
+    };
+    let mut hasher = Hasher::start();
+    let mut bytes = 0u64;
+    loop {
+        let chunk = tokio::select! {
+            () = cancel.cancelled() => return Checked::Cancelled,
+            chunk = stream.next() => chunk,
+        };
+        match chunk {
+            Some(Ok(chunk)) => {
+                bytes += chunk.len() as u64;
+                hasher.update(chunk).await;
+            }
+            Some(Err(e)) => {
+                return Checked::Corrupt {
+                    bytes,
+                    reason: format!("cannot be read: {}", error_chain(&e)),
+                };
+            }
+            None => break,
+        }
+    }
+    let digests = match hasher.finish().await {
+        Ok(d) => d,
+        Err(e) => {
+            return Checked::Corrupt {
+                bytes,
+                reason: e.to_string(),
+            };
+        }
+    };
+    let vouched =
+        matches!(file.status, FileStatus::Ok | FileStatus::Pending) && !file.checksum.is_empty();
+    let reason = if bytes != file.size {
+        Some(format!("{bytes} bytes instead of {}", file.size))
+    } else if digests.sha256_hex != file.sha256 {
+        Some(format!(
+            "SHA-256 `{}` instead of `{}`",
+            digests.sha256_hex, file.sha256
+        ))
+    } else if vouched && digests.md5_base64 != file.checksum {
+        Some(format!(
+            "MD5 `{}` instead of DS's `{}`",
+            digests.md5_base64, file.checksum
+        ))
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Checked::Corrupt { bytes, reason },
+        None => Checked::Ok { bytes, vouched },
+    }
+}

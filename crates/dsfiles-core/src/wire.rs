@@ -1,0 +1,339 @@
+//! Every format dsfiles writes or streams, in one place: the manifest shards and the sync point
+//! kept in the destination, the run report, and the progress events (streamed as SSE by the
+//! server). Each persisted type carries a `version`; readers reject versions they do not know.
+//!
+//! State layout in the destination (only through the `Sink` trait, so that object stores work
+//! unchanged):
+//!
+//! | key | type |
+//! |---|---|
+//! | `.dsfiles/dossiers/{dossier}.json` | [`Shard`]: the manifest of one dossier |
+//! | `.dsfiles/sync.json` | [`SyncPoint`]: where the next `--since auto` run starts |
+//! | `.dsfiles/recheck.json` | [`Recheck`]: dossiers to fetch again whatever their update time |
+//! | `.dsfiles/runs/{run_id}.json` | [`SyncReport`] of each run |
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::extract::Source;
+
+/// The version written in every persisted type of this module.
+pub const WIRE_VERSION: u32 = 1;
+
+/// Where the per-dossier manifest shards live.
+pub const DOSSIERS_PREFIX: &str = ".dsfiles/dossiers/";
+/// The sync point.
+pub const SYNC_POINT_KEY: &str = ".dsfiles/sync.json";
+/// Dossiers to re-fetch on the next run.
+pub const RECHECK_KEY: &str = ".dsfiles/recheck.json";
+/// Where run reports are written.
+pub const RUNS_PREFIX: &str = ".dsfiles/runs/";
+/// Where files are staged when the layout needs their SHA-256 before their key is known.
+pub const STAGING_PREFIX: &str = ".dsfiles/staging/";
+/// Kept in the staging directory while files are staged (see `STAGING_PREFIX`).
+pub const STAGING_MARKER: &str = ".dsfiles/staging/keep";
+
+/// The key of the manifest shard of `dossier`.
+pub fn shard_key(dossier: u64) -> String {
+    format!("{DOSSIERS_PREFIX}{dossier}.json")
+}
+
+/// The dossier number of a shard key (`None` for anything else under the prefix).
+pub fn dossier_of_shard_key(key: &str) -> Option<u64> {
+    key.strip_prefix(DOSSIERS_PREFIX)?
+        .strip_suffix(".json")?
+        .parse()
+        .ok()
+}
+
+/// The state of one stored file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileStatus {
+    /// Size and MD5 match what DS announced.
+    Ok,
+    /// Two downloads gave identical bytes that disagree with DS's checksum (a known DS defect
+    /// for some files uploaded before 2024): stored, flagged.
+    ChecksumMismatch,
+    /// DS's virus scan was still pending: stored, checked again on the next run.
+    Pending,
+    /// DS gives no checksum (generated PDF, GeoJSON): stored, only the SHA-256 is recorded.
+    Unverified,
+    /// The file is no longer in DS; still in the destination unless pruned.
+    RemovedUpstream,
+}
+
+impl FileStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileStatus::Ok => "ok",
+            FileStatus::ChecksumMismatch => "checksum_mismatch",
+            FileStatus::Pending => "pending",
+            FileStatus::Unverified => "unverified",
+            FileStatus::RemovedUpstream => "removed_upstream",
+        }
+    }
+}
+
+impl fmt::Display for FileStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One stored file in a [`Shard`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardFile {
+    /// [`crate::extract::FileRecord::file_id`]: the identity of the file slot across runs.
+    pub file_id: String,
+    /// Where the file is stored, relative to the destination.
+    pub key: String,
+    pub source: Source,
+    pub label: String,
+    pub filename: String,
+    pub content_type: String,
+    /// DS's base64 MD5 when the file was stored (`""` for unverifiable files).
+    pub checksum: String,
+    /// Hex SHA-256 of the stored bytes.
+    pub sha256: String,
+    /// Size of the stored bytes.
+    pub size: u64,
+    pub stored_at: DateTime<Utc>,
+    pub status: FileStatus,
+}
+
+/// The manifest of one dossier: `.dsfiles/dossiers/{dossier}.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub version: u32,
+    pub demarche: u64,
+    pub dossier: u64,
+    /// DS's state in snake_case (`accepte`, ...).
+    pub state: String,
+    /// DS's `dateDerniereModification` when the shard was written.
+    pub updated_at: Option<String>,
+    /// Set when DS reported the dossier deleted (`deletedDossiers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
+    pub files: Vec<ShardFile>,
+}
+
+impl Shard {
+    pub fn new(demarche: u64, dossier: u64) -> Shard {
+        Shard {
+            version: WIRE_VERSION,
+            demarche,
+            dossier,
+            state: String::new(),
+            updated_at: None,
+            deleted_at: None,
+            files: Vec::new(),
+        }
+    }
+
+    /// The entry of `file_id`, if stored.
+    pub fn file(&self, file_id: &str) -> Option<&ShardFile> {
+        self.files.iter().find(|f| f.file_id == file_id)
+    }
+}
+
+/// `.dsfiles/sync.json`: advanced only after a complete run (unfiltered, nothing failed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncPoint {
+    pub version: u32,
+    pub demarche: u64,
+    /// When the last successful run started: every change since then is seen by the next run.
+    pub last_success_started_at: DateTime<Utc>,
+    pub last_run_id: String,
+}
+
+/// `.dsfiles/recheck.json`: dossiers with a `pending` file or a failure, fetched again by the
+/// next run even if DS did not update them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recheck {
+    pub version: u32,
+    pub demarche: u64,
+    pub dossiers: Vec<u64>,
+}
+
+/// A stored file whose status is not [`FileStatus::Ok`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flagged {
+    pub dossier: u64,
+    pub file_id: String,
+    pub key: String,
+    pub flag: FileStatus,
+    /// What was observed (e.g. DS's checksum and the one of the bytes).
+    pub detail: String,
+}
+
+/// A file (or a whole dossier, then `file_id` is `None`) that could not be synced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub dossier: u64,
+    pub file_id: Option<String>,
+    /// The destination key of the file, or the dossier's shard key for a dossier-level failure.
+    pub key: String,
+    /// The last real error, with attempts and elapsed time.
+    pub reason: String,
+}
+
+/// A file left out on purpose (virus scan not `safe` or `pending`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub dossier: u64,
+    pub file_id: String,
+    pub filename: String,
+    pub virus_scan: String,
+}
+
+/// The outcome of [`crate::sync`]; also written to `.dsfiles/runs/{run_id}.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SyncReport {
+    pub version: u32,
+    pub run_id: String,
+    pub demarche: u64,
+    /// [`crate::sink::Sink::describe`] of the destination.
+    pub dest: String,
+    /// The `updatedSince` used for listing (`None`: everything was listed).
+    pub since: Option<DateTime<Utc>>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// Dossiers processed.
+    pub dossiers: u64,
+    /// Files DS listed for these dossiers.
+    pub files_planned: u64,
+    /// Files downloaded and published in this run.
+    pub stored: u64,
+    /// Files already stored with the same checksum (0 bytes moved).
+    pub skipped_unchanged: u64,
+    /// Files whose status changed without a download (pending scan now safe).
+    pub updated: u64,
+    /// Files not stored because of their virus scan (see `allow_unscanned`).
+    pub skipped_unscanned: Vec<Skipped>,
+    pub flagged: Vec<Flagged>,
+    pub failed: Vec<Failure>,
+    /// Dossiers DS reported deleted in the listed window.
+    pub deleted_dossiers: Vec<u64>,
+    /// Stored files no longer in DS (marked `removed_upstream`, or deleted with prune).
+    pub removed_upstream: u64,
+    /// Whether prune deleted files of removed files and deleted dossiers.
+    pub pruned: bool,
+    /// Errors DS sent alongside data, and other things that make the run incomplete.
+    pub warnings: Vec<String>,
+    /// File bytes published (retries and aborted attempts excluded).
+    pub bytes_downloaded: u64,
+    pub duration_secs: f64,
+    pub mb_per_sec: f64,
+    /// The DS client's counters at the end of the run.
+    pub api: crate::ds::Stats,
+    /// Whether the sync point was advanced (see [`SyncPoint`]).
+    pub sync_point_advanced: bool,
+    pub cancelled: bool,
+}
+
+/// How a run ended, for the exit code (mapped in one place by the front ends).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Ok,
+    FilesFailed,
+    Cancelled,
+}
+
+impl SyncReport {
+    /// `Cancelled` if cancelled; `FilesFailed` if a file failed, DS could not return
+    /// everything (warnings), or (with `strict`) a file was stored with a checksum mismatch.
+    pub fn exit_status(&self, strict: bool) -> RunStatus {
+        if self.cancelled {
+            RunStatus::Cancelled
+        } else if !self.failed.is_empty()
+            || !self.warnings.is_empty()
+            || (strict
+                && self
+                    .flagged
+                    .iter()
+                    .any(|f| f.flag == FileStatus::ChecksumMismatch))
+        {
+            RunStatus::FilesFailed
+        } else {
+            RunStatus::Ok
+        }
+    }
+}
+
+/// A stored file that does not match its manifest entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Corrupt {
+    pub dossier: u64,
+    pub key: String,
+    pub reason: String,
+}
+
+/// The outcome of [`crate::verify`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    pub version: u32,
+    pub dest: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// Manifest shards read.
+    pub dossiers: u64,
+    /// Files whose size and SHA-256 (and MD5 where DS vouched for it) match the manifest.
+    pub ok: u64,
+    /// Of the `ok` files, those DS never vouched for (status `unverified` or
+    /// `checksum_mismatch`): only dsfiles' own SHA-256 could be checked.
+    pub unverifiable: u64,
+    /// Keys in the manifest with nothing stored.
+    pub missing: Vec<String>,
+    /// Files (or shards) that differ from the manifest or cannot be read.
+    pub corrupt: Vec<Corrupt>,
+    pub bytes_read: u64,
+    pub cancelled: bool,
+}
+
+/// Progress of a run, for bars, SSE and tests. Emitting must never block.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A page of dossiers arrived; `total_dossiers` counts the dossiers received so far.
+    PageFetched {
+        dossiers: usize,
+        total_dossiers: u64,
+    },
+    /// A file will be downloaded (`bytes` as announced by DS).
+    FilePlanned { bytes: u64 },
+    /// A file is not downloaded; `reason`: `unchanged`, `status_updated`, `virus_scan:<result>`.
+    FileSkipped { key: String, reason: String },
+    /// A download attempt starts.
+    FileStarted { key: String, bytes: u64 },
+    /// Bytes received (and handed to the sink) for a file being downloaded.
+    BytesWritten { n: u64 },
+    /// A file was published.
+    FileStored {
+        key: String,
+        bytes: u64,
+        status: FileStatus,
+    },
+    /// A file could not be synced after its retries.
+    FileFailed { key: String, reason: String },
+    /// Something is tried again.
+    Retry {
+        what: String,
+        attempt: u32,
+        reason: String,
+    },
+    /// DS reported a dossier deleted.
+    DossierDeleted { number: u64 },
+    /// `verify` checked a file.
+    FileVerified { key: String, ok: bool },
+    /// DS returned errors alongside data, or a dossier could not be read.
+    Warning { message: String },
+    /// The run is over.
+    Finished,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,374 @@
+use std::sync::Arc;
+
+use dsfiles_core::{CancellationToken, FileStatus, RunStatus, Since, wire};
+use dsfiles_sim::{Fault, SimConfig, Target};
+use futures::StreamExt as _;
+
+use crate::support::{Recorder, env};
+
+#[tokio::test]
+async fn full_sync_equals_ground_truth_and_a_rerun_moves_nothing() -> anyhow::Result<()> {
+    let env = env(SimConfig::default()).await?;
+    let report = env.sync(env.options()).await?;
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    assert_eq!(
+        report.stored as usize,
+        env.sim.expected_files(false, false).len()
+    );
+    assert_eq!(report.exit_status(false), RunStatus::Ok);
+    // The simulator's one wrong DS checksum over stable bytes: stored, flagged, strict fails.
+    let mismatches: Vec<_> = report
+        .flagged
+        .iter()
+        .filter(|f| f.flag == FileStatus::ChecksumMismatch)
+        .collect();
+    assert_eq!(mismatches.len(), 1, "{:#?}", report.flagged);
+    assert_eq!(report.exit_status(true), RunStatus::FilesFailed);
+    let mut deleted = report.deleted_dossiers.clone();
+    deleted.sort();
+    assert_eq!(deleted, env.sim.deleted_dossiers());
+    assert!(report.sync_point_advanced);
+    env.assert_ground_truth(&[]).await?;
+    assert!(
+        env.sim.file_host_authorizations().is_empty(),
+        "credentials reached the file host"
+    );
+
+    let served = env.sim.stats().bytes_served;
+    let again = env.sync(env.options()).await?;
+    assert_eq!((again.stored, again.bytes_downloaded), (0, 0), "{again:#?}");
+    assert_eq!(env.sim.stats().bytes_served, served);
+    assert!(again.since.is_some(), "the second run is incremental");
+    env.assert_ground_truth(&[]).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_changed_file_moves_alone() -> anyhow::Result<()> {
+    let env = env(SimConfig::default()).await?;
+    env.sync(env.options()).await?;
+    let dossier = env.sim.dossier_numbers()[3];
+    let changed = env.sim.touch_dossier(dossier, true)?;
+    assert!(changed.is_some());
+    let report = env.sync(env.options()).await?;
+    assert_eq!(report.stored, 1, "{report:#?}");
+    assert!(report.failed.is_empty());
+    env.assert_ground_truth(&[]).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_fault_matrix_is_survived() -> anyhow::Result<()> {
+    let env = env(SimConfig {
+        dossiers: 30,
+        ..SimConfig::default()
+    })
+    .await?;
+    let files = env.sim.expected_files(false, false);
+    let corrupt_once = files[2].id;
+    let corrupt_always = files[5].id;
+    let expiring = files[8].id;
+    let sim = &env.sim;
+    sim.add_fault(
+        Fault::RateLimited {
+            reset_in_secs: 0,
+            retry_after: true,
+        },
+        Target::Every { every: 3 },
+        Some(2),
+    );
+    sim.add_fault(Fault::BadGateway, Target::Every { every: 2 }, Some(2));
+    sim.add_fault(
+        Fault::GraphqlTimeout { above_first: 10 },
+        Target::Always,
+        Some(1),
+    );
+    sim.add_fault(Fault::ResetMidBody, Target::Every { every: 4 }, Some(4));
+    sim.add_fault(Fault::TruncatedBody, Target::Every { every: 5 }, Some(4));
+    sim.add_fault(
+        Fault::Corrupt { varying: false },
+        Target::File { file: corrupt_once },
+        Some(1),
+    );
+    sim.add_fault(
+        Fault::Corrupt { varying: true },
+        Target::File {
+            file: corrupt_always,
+        },
+        None,
+    );
+    sim.add_fault(Fault::ExpiredUrl, Target::File { file: expiring }, Some(2));
+    sim.add_fault(Fault::ExpireAllUrls, Target::Every { every: 20 }, Some(1));
+
+    let mut opts = env.options();
+    opts.jobs = 8;
+    let recorder = Arc::new(Recorder::default());
+    let progress: dsfiles_core::Progress = recorder.clone();
+    let report = dsfiles_core::sync(
+        env.client.clone(),
+        Arc::clone(&env.sink),
+        opts,
+        progress,
+        CancellationToken::new(),
+    )
+    .await?;
+    let events = recorder
+        .events
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let resumed = events.iter().any(|e| {
+        matches!(e, dsfiles_core::Event::Retry { reason, .. } if reason.contains("resuming at byte"))
+    });
+    assert!(resumed, "no interrupted download was resumed with `Range`");
+    for rule in env.sim.faults().rules {
+        if rule.fault != (Fault::Corrupt { varying: true }) {
+            assert_eq!(rule.times, Some(0), "fault did not fire: {rule:?}");
+        }
+    }
+    assert_eq!(report.failed.len(), 1, "{:#?}", report.failed);
+    let failure = &report.failed[0];
+    assert!(failure.reason.contains("disagree"), "{}", failure.reason);
+    assert!(
+        !failure.reason.contains('?'),
+        "a signed URL query leaked: {}",
+        failure.reason
+    );
+    assert_eq!(
+        env.sink.head(&failure.key).await?,
+        None,
+        "nothing at the final path"
+    );
+    assert_eq!(report.exit_status(false), RunStatus::FilesFailed);
+    assert!(!report.sync_point_advanced);
+    env.assert_ground_truth(&[corrupt_always]).await?;
+    assert!(env.sim.file_host_authorizations().is_empty());
+
+    // Once the corruption stops, the next run gets the file and nothing else.
+    env.sim.set_faults(dsfiles_sim::FaultPlan::new());
+    let report = env.sync(env.options()).await?;
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    assert_eq!(report.stored, 1);
+    env.assert_ground_truth(&[]).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn cancellation_leaves_consistent_shards_and_no_temp_files() -> anyhow::Result<()> {
+    let env = env(SimConfig {
+        dossiers: 20,
+        ..SimConfig::default()
+    })
+    .await?;
+    let cancel = CancellationToken::new();
+    let recorder = Arc::new(Recorder {
+        cancel_on_store: Some(cancel.clone()),
+        ..Recorder::default()
+    });
+    let report = dsfiles_core::sync(
+        env.client.clone(),
+        Arc::clone(&env.sink),
+        env.options(),
+        recorder,
+        cancel,
+    )
+    .await?;
+    assert!(report.cancelled);
+    assert_eq!(report.exit_status(false), RunStatus::Cancelled);
+    assert!(!report.sync_point_advanced);
+    assert!((report.stored as usize) < env.sim.expected_files(false, false).len());
+    let verify = env.verify().await?;
+    assert!(
+        verify.missing.is_empty() && verify.corrupt.is_empty(),
+        "{verify:#?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(env.dir.path().join(".dsfiles/tmp"))?.count(),
+        0
+    );
+
+    let report = env.sync(env.options()).await?;
+    assert!(!report.cancelled && report.failed.is_empty(), "{report:#?}");
+    env.assert_ground_truth(&[]).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn pending_scans_are_flagged_and_rechecked() -> anyhow::Result<()> {
+    let env = env(SimConfig::default()).await?;
+    let report = env.sync(env.options()).await?;
+    let mut pending: Vec<u64> = env
+        .sim
+        .expected_files(false, false)
+        .iter()
+        .filter(|f| f.virus_scan == "pending")
+        .map(|f| f.dossier)
+        .collect();
+    pending.dedup();
+    assert!(!pending.is_empty(), "the simulator has pending files");
+    let flagged = report
+        .flagged
+        .iter()
+        .filter(|f| f.flag == FileStatus::Pending)
+        .count();
+    assert_eq!(
+        flagged,
+        env.sim
+            .expected_files(false, false)
+            .iter()
+            .filter(|f| f.virus_scan == "pending")
+            .count()
+    );
+    let recheck: wire::Recheck = serde_json::from_slice(
+        &env.sink
+            .get_small(wire::RECHECK_KEY)
+            .await?
+            .unwrap_or_default(),
+    )?;
+    assert_eq!(recheck.dossiers, pending);
+
+    // The next incremental run fetches them again even though DS did not update them.
+    let mut opts = env.options();
+    opts.since = Since::At(chrono::Utc::now() + chrono::Duration::hours(1));
+    let report = env.sync(opts).await?;
+    assert_eq!(report.dossiers as usize, pending.len(), "{report:#?}");
+    assert_eq!(report.stored, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn deleted_dossiers_are_recorded_and_pruned_only_when_asked() -> anyhow::Result<()> {
+    let env = env(SimConfig::default()).await?;
+    env.sync(env.options()).await?;
+    let numbers = env.sim.dossier_numbers();
+    let (kept, pruned) = (numbers[0], numbers[1]);
+    let keys_of = |shard: &dsfiles_core::Shard| {
+        shard
+            .files
+            .iter()
+            .map(|f| f.key.clone())
+            .collect::<Vec<_>>()
+    };
+    let shards = env.shards().await?;
+    let kept_keys = keys_of(&shards[&kept]);
+    let pruned_keys = keys_of(&shards[&pruned]);
+
+    env.sim.delete_dossier(kept)?;
+    let report = env.sync(env.options()).await?;
+    assert!(report.deleted_dossiers.contains(&kept), "{report:#?}");
+    let shard = &env.shards().await?[&kept];
+    assert!(shard.deleted_at.is_some());
+    assert!(
+        shard
+            .files
+            .iter()
+            .all(|f| f.status == FileStatus::RemovedUpstream)
+    );
+    for key in &kept_keys {
+        assert!(
+            env.sink.head(key).await?.is_some(),
+            "`{key}` deleted without prune"
+        );
+    }
+
+    env.sim.delete_dossier(pruned)?;
+    let mut opts = env.options();
+    opts.prune = true;
+    let report = env.sync(opts).await?;
+    assert!(report.deleted_dossiers.contains(&pruned));
+    for key in &pruned_keys {
+        assert_eq!(env.sink.head(key).await?, None, "`{key}` not pruned");
+    }
+    assert!(env.shards().await?[&pruned].files.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn list_streams_every_record() -> anyhow::Result<()> {
+    let env = env(SimConfig::default()).await?;
+    let opts = dsfiles_core::ListOptions {
+        demarche: env.sim.demarche(),
+        filter: dsfiles_core::ds::DossierFilter::default(),
+        include: dsfiles_core::extract::Include::default(),
+    };
+    let items: Vec<_> = dsfiles_core::list(env.client.clone(), opts, CancellationToken::new())
+        .collect()
+        .await;
+    let mut records = 0;
+    let mut dossiers = 0;
+    for item in items {
+        match item? {
+            dsfiles_core::ListItem::Record(_) => records += 1,
+            dsfiles_core::ListItem::Dossier { .. } => dossiers += 1,
+            dsfiles_core::ListItem::Warning(w) => anyhow::bail!("unexpected warning: {w}"),
+        }
+    }
+    assert_eq!(records, env.sim.expected_files(false, false).len());
+    assert_eq!(dossiers, env.sim.dossier_numbers().len());
+    Ok(())
+}
+
+#[tokio::test]
+async fn sha256_layouts_stage_then_publish() -> anyhow::Result<()> {
+    let env = env(SimConfig::default()).await?;
+    let mut opts = env.options();
+    opts.layout = dsfiles_core::extract::Layout::parse("{dossier}/{sha256}.{ext}")?;
+    let report = env.sync(opts).await?;
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    env.assert_ground_truth(&[]).await?;
+    for shard in env.shards().await?.values() {
+        for file in &shard.files {
+            assert!(
+                file.key.contains(&file.sha256),
+                "`{}` does not name its SHA-256",
+                file.key
+            );
+        }
+    }
+    let staged: Vec<_> = env.sink.list(wire::STAGING_PREFIX).collect().await;
+    assert_eq!(staged.len(), 1, "only the marker stays: {staged:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_foreign_object_is_never_overwritten() -> anyhow::Result<()> {
+    let env = env(SimConfig::default()).await?;
+    // A first run tells where a file goes; a fresh destination then holds something else there.
+    env.sync(env.options()).await?;
+    let shards = env.shards().await?;
+    let taken = shards
+        .values()
+        .flat_map(|s| s.files.first())
+        .next()
+        .map(|f| f.key.clone());
+    let Some(taken) = taken else {
+        anyhow::bail!("no file stored")
+    };
+    let fresh = crate::support::env(SimConfig::default()).await?;
+    std::fs::create_dir_all(
+        fresh
+            .dir
+            .path()
+            .join(&taken)
+            .parent()
+            .unwrap_or(fresh.dir.path()),
+    )?;
+    std::fs::write(fresh.dir.path().join(&taken), b"operator's own file")?;
+    let report = fresh.sync(fresh.options()).await?;
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    assert_eq!(
+        std::fs::read(fresh.dir.path().join(&taken))?,
+        b"operator's own file"
+    );
+    let keys: Vec<String> = fresh
+        .shards()
+        .await?
+        .values()
+        .flat_map(|s| s.files.iter().map(|f| f.key.clone()))
+        .collect();
+    assert!(
+        !keys.contains(&taken),
+        "the manifest claims the operator's file"
+    );
+    Ok(())
+}
