@@ -1,0 +1,379 @@
+//! The sink conformance suite (in the spirit of object_store's `src/integration.rs`): every
+//! backend must pass all of it. Each check names itself in its error.
+
+use anyhow::{Context, Result, bail, ensure};
+use bytes::Bytes;
+use dsfiles_sink::{Error, ListEntry, ObjectMeta, Sink};
+use futures::TryStreamExt;
+
+/// What a backend can do beyond the common contract.
+#[derive(Clone, Copy, Debug)]
+pub struct Caps {
+    /// Content type and `dsfiles-*` metadata come back from `stat`.
+    pub attributes: bool,
+}
+
+/// The part size every conformance sink is opened with (`part_size=5MiB`).
+pub const PART: usize = 5 * 1024 * 1024;
+
+/// Runs every check against `sink`, which must be empty (a fresh prefix).
+pub async fn run(sink: &dyn Sink, caps: Caps) -> Result<()> {
+    write_commit_then_visible(sink, caps)
+        .await
+        .context("write_commit_then_visible")?;
+    empty_object(sink).await.context("empty_object")?;
+    abort_leaves_nothing(sink)
+        .await
+        .context("abort_leaves_nothing")?;
+    drop_publishes_nothing(sink)
+        .await
+        .context("drop_publishes_nothing")?;
+    multipart_round_trip(sink)
+        .await
+        .context("multipart_round_trip")?;
+    multipart_abort(sink).await.context("multipart_abort")?;
+    overwrite(sink).await.context("overwrite")?;
+    small_files(sink).await.context("small_files")?;
+    missing_objects(sink).await.context("missing_objects")?;
+    ranges(sink).await.context("ranges")?;
+    listing(sink).await.context("listing")?;
+    delete(sink).await.context("delete")?;
+    invalid_keys(sink).await.context("invalid_keys")?;
+    state_dir_keys(sink).await.context("state_dir_keys")?;
+    Ok(())
+}
+
+/// Deterministic pseudo-random bytes (xorshift), different per `seed`.
+pub fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Writes `bytes` as chunks of `chunk` bytes and returns the open upload.
+async fn upload(
+    sink: &dyn Sink,
+    key: &str,
+    meta: &ObjectMeta,
+    bytes: &[u8],
+    chunk: usize,
+) -> Result<Box<dyn dsfiles_sink::Upload>> {
+    let mut up = sink.create(key, meta).await?;
+    for piece in bytes.chunks(chunk) {
+        up.write(Bytes::copy_from_slice(piece)).await?;
+    }
+    Ok(up)
+}
+
+pub async fn read_all(sink: &dyn Sink, key: &str) -> Result<Vec<u8>> {
+    let chunks: Vec<Bytes> = sink.get(key).await?.try_collect().await?;
+    Ok(chunks.concat())
+}
+
+pub async fn list(sink: &dyn Sink, prefix: &str) -> Result<Vec<ListEntry>> {
+    let mut entries: Vec<ListEntry> = sink.list(prefix).try_collect().await?;
+    entries.sort();
+    Ok(entries)
+}
+
+fn keys(entries: &[ListEntry]) -> Vec<&str> {
+    entries.iter().map(|e| e.key.as_str()).collect()
+}
+
+async fn write_commit_then_visible(sink: &dyn Sink, caps: Caps) -> Result<()> {
+    let key = "visible/1/champ/Pièce jointe (1).pdf";
+    let bytes = data(100_000, 1);
+    let meta = ObjectMeta {
+        content_type: Some("application/pdf".into()),
+        md5_base64: Some("1B2M2Y8AsgTpgAmY7PhCfg==".into()),
+        sha256_hex: Some("ab".repeat(32)),
+    };
+    let up = upload(sink, key, &meta, &bytes, 16 * 1024).await?;
+    ensure!(sink.head(key).await?.is_none(), "visible before commit");
+    ensure!(
+        list(sink, "visible").await?.is_empty(),
+        "listed before commit"
+    );
+    up.commit().await?;
+    ensure!(
+        sink.head(key).await? == Some(bytes.len() as u64),
+        "head after commit"
+    );
+    ensure!(read_all(sink, key).await? == bytes, "bytes differ");
+    let listed = list(sink, "visible").await?;
+    ensure!(
+        listed
+            == vec![ListEntry {
+                key: key.into(),
+                size: bytes.len() as u64
+            }],
+        "listing after commit: {listed:?}"
+    );
+    let info = sink.stat(key).await?.context("stat after commit")?;
+    ensure!(info.size == bytes.len() as u64);
+    if caps.attributes {
+        ensure!(info.meta == meta, "attributes not kept: {:?}", info.meta);
+    } else {
+        ensure!(
+            info.meta == ObjectMeta::default(),
+            "unexpected attributes {:?}",
+            info.meta
+        );
+    }
+    Ok(())
+}
+
+async fn empty_object(sink: &dyn Sink) -> Result<()> {
+    let key = "empty/zero.txt";
+    sink.create(key, &ObjectMeta::default())
+        .await?
+        .commit()
+        .await?;
+    ensure!(sink.head(key).await? == Some(0));
+    ensure!(read_all(sink, key).await?.is_empty());
+    Ok(())
+}
+
+async fn abort_leaves_nothing(sink: &dyn Sink) -> Result<()> {
+    let key = "aborted/a.bin";
+    let up = upload(sink, key, &ObjectMeta::default(), &data(10_000, 2), 4096).await?;
+    up.abort().await?;
+    ensure!(sink.head(key).await?.is_none(), "object after abort");
+    ensure!(
+        list(sink, "aborted").await?.is_empty(),
+        "listed after abort"
+    );
+    ensure!(
+        list(sink, "")
+            .await?
+            .iter()
+            .all(|e| !e.key.starts_with("aborted"))
+    );
+    Ok(())
+}
+
+async fn drop_publishes_nothing(sink: &dyn Sink) -> Result<()> {
+    let key = "dropped/d.bin";
+    drop(upload(sink, key, &ObjectMeta::default(), &data(10_000, 3), 4096).await?);
+    ensure!(sink.head(key).await?.is_none(), "object after drop");
+    // Dropped in the middle of a multipart upload too.
+    let big = "dropped/big.bin";
+    drop(
+        upload(
+            sink,
+            big,
+            &ObjectMeta::default(),
+            &data(PART * 2 + 10, 4),
+            1 << 20,
+        )
+        .await?,
+    );
+    ensure!(
+        sink.head(big).await?.is_none(),
+        "multipart object after drop"
+    );
+    ensure!(list(sink, "dropped").await?.is_empty(), "listed after drop");
+    Ok(())
+}
+
+async fn multipart_round_trip(sink: &dyn Sink) -> Result<()> {
+    let key = "multipart/20MiB.bin";
+    let bytes = data(20 * 1024 * 1024 + 12_345, 5);
+    let meta = ObjectMeta {
+        content_type: Some("application/octet-stream".into()),
+        ..ObjectMeta::default()
+    };
+    // Uneven chunks, so parts never line up with writes.
+    let up = upload(sink, key, &meta, &bytes, 1024 * 1024 + 7).await?;
+    ensure!(
+        sink.head(key).await?.is_none(),
+        "multipart object visible before commit"
+    );
+    up.commit().await?;
+    ensure!(sink.head(key).await? == Some(bytes.len() as u64));
+    ensure!(
+        read_all(sink, key).await? == bytes,
+        "multipart bytes differ"
+    );
+    let start = PART as u64 - 10;
+    let range = sink.get_range(key, start..start + 20).await?;
+    ensure!(
+        range.as_ref() == &bytes[PART - 10..PART + 10],
+        "range across a part boundary"
+    );
+    Ok(())
+}
+
+async fn multipart_abort(sink: &dyn Sink) -> Result<()> {
+    let key = "multipart-aborted/x.bin";
+    let up = upload(
+        sink,
+        key,
+        &ObjectMeta::default(),
+        &data(PART * 2 + 1, 6),
+        1 << 20,
+    )
+    .await?;
+    up.abort().await?;
+    ensure!(sink.head(key).await?.is_none());
+    ensure!(list(sink, "multipart-aborted").await?.is_empty());
+    Ok(())
+}
+
+async fn overwrite(sink: &dyn Sink) -> Result<()> {
+    let key = "over/write.txt";
+    upload(sink, key, &ObjectMeta::default(), b"first version", 5)
+        .await?
+        .commit()
+        .await?;
+    let up = upload(sink, key, &ObjectMeta::default(), b"second", 5).await?;
+    ensure!(
+        read_all(sink, key).await? == b"first version",
+        "replaced before commit"
+    );
+    up.commit().await?;
+    ensure!(read_all(sink, key).await? == b"second");
+    Ok(())
+}
+
+async fn small_files(sink: &dyn Sink) -> Result<()> {
+    let key = ".dsfiles/manifest.json";
+    ensure!(sink.get_small(key).await?.is_none());
+    sink.put_small(key, Bytes::from_static(b"{\"v\":1}"))
+        .await?;
+    ensure!(sink.get_small(key).await?.as_deref() == Some(&b"{\"v\":1}"[..]));
+    sink.put_small(key, Bytes::from_static(b"{\"v\":2}"))
+        .await?;
+    ensure!(sink.get_small(key).await?.as_deref() == Some(&b"{\"v\":2}"[..]));
+    ensure!(sink.head(key).await? == Some(7));
+    Ok(())
+}
+
+async fn missing_objects(sink: &dyn Sink) -> Result<()> {
+    let key = "missing/none.bin";
+    ensure!(sink.head(key).await?.is_none());
+    ensure!(sink.stat(key).await?.is_none());
+    ensure!(sink.get_small(key).await?.is_none());
+    match sink.get(key).await {
+        Err(Error::NotFound { key: k }) => ensure!(k == key),
+        Err(e) => bail!("get: expected NotFound, got {e:?}"),
+        Ok(_) => bail!("get of a missing key succeeded"),
+    }
+    match sink.get_range(key, 0..1).await {
+        Err(Error::NotFound { .. }) => {}
+        other => bail!("get_range: expected NotFound, got {other:?}"),
+    }
+    Ok(())
+}
+
+async fn ranges(sink: &dyn Sink) -> Result<()> {
+    let key = "ranges/r.bin";
+    let bytes = data(1000, 7);
+    sink.put_small(key, Bytes::from(bytes.clone())).await?;
+    ensure!(sink.get_range(key, 10..20).await?.as_ref() == &bytes[10..20]);
+    ensure!(
+        sink.get_range(key, 990..2000).await?.as_ref() == &bytes[990..],
+        "end clamped"
+    );
+    ensure!(sink.get_range(key, 1000..1000).await?.is_empty());
+    match sink.get_range(key, 1001..1002).await {
+        Err(Error::InvalidRange { size: 1000, .. }) => {}
+        other => bail!("expected InvalidRange, got {other:?}"),
+    }
+    Ok(())
+}
+
+async fn listing(sink: &dyn Sink) -> Result<()> {
+    for key in ["l/a/1", "l/a/2", "l/a/b/3", "l/ab/4"] {
+        sink.put_small(key, Bytes::from(key.as_bytes().to_vec()))
+            .await?;
+    }
+    ensure!(keys(&list(sink, "l/a").await?) == ["l/a/1", "l/a/2", "l/a/b/3"]);
+    ensure!(keys(&list(sink, "l/a/").await?) == ["l/a/1", "l/a/2", "l/a/b/3"]);
+    let all = list(sink, "l").await?;
+    ensure!(
+        keys(&all) == ["l/a/1", "l/a/2", "l/a/b/3", "l/ab/4"],
+        "{all:?}"
+    );
+    ensure!(
+        all.iter().all(|e| e.size == e.key.len() as u64),
+        "sizes {all:?}"
+    );
+    ensure!(list(sink, "l/nothing").await?.is_empty());
+    ensure!(
+        list(sink, "l/a/1").await?.is_empty(),
+        "a key is not a prefix of itself"
+    );
+    let everything = list(sink, "").await?;
+    ensure!(everything.iter().any(|e| e.key == "l/ab/4"));
+    ensure!(
+        everything
+            .iter()
+            .all(|e| !e.key.starts_with(".dsfiles/tmp") && e.key != ".dsfiles/lock"),
+        "internal files listed: {everything:?}"
+    );
+    Ok(())
+}
+
+async fn delete(sink: &dyn Sink) -> Result<()> {
+    let key = "del/x/y.txt";
+    sink.put_small(key, Bytes::from_static(b"y")).await?;
+    sink.delete(key).await?;
+    ensure!(sink.head(key).await?.is_none());
+    ensure!(list(sink, "del").await?.is_empty());
+    sink.delete(key)
+        .await
+        .context("deleting an absent key succeeds")?;
+    Ok(())
+}
+
+async fn invalid_keys(sink: &dyn Sink) -> Result<()> {
+    for key in [
+        "",
+        "/abs",
+        "../up",
+        "a/../../b",
+        "a//b",
+        "a\\b",
+        "a\0b",
+        ".dsfiles/tmp/x.part",
+    ] {
+        let expect = |what: &str, result: Result<(), Error>| -> Result<()> {
+            match result {
+                Err(Error::InvalidKey { .. }) => Ok(()),
+                other => bail!("{what} {key:?}: expected InvalidKey, got {other:?}"),
+            }
+        };
+        expect(
+            "create",
+            sink.create(key, &ObjectMeta::default()).await.map(drop),
+        )?;
+        expect("put_small", sink.put_small(key, Bytes::new()).await)?;
+        expect("get_small", sink.get_small(key).await.map(drop))?;
+        expect("get", sink.get(key).await.map(drop))?;
+        expect("head", sink.head(key).await.map(drop))?;
+        expect("delete", sink.delete(key).await)?;
+        if !key.is_empty() {
+            let listed: Result<Vec<ListEntry>, Error> = sink.list(key).try_collect().await;
+            expect("list", listed.map(drop))?;
+        }
+    }
+    Ok(())
+}
+
+async fn state_dir_keys(sink: &dyn Sink) -> Result<()> {
+    sink.put_small(".dsfiles/sync-point.json", Bytes::from_static(b"{}"))
+        .await?;
+    let state = list(sink, ".dsfiles").await?;
+    ensure!(
+        keys(&state).contains(&".dsfiles/sync-point.json"),
+        "state files are listed: {state:?}"
+    );
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! Integration tests of dsfiles-sink: the conformance suite on every backend, and
+//! local-disk crash-safety details.
+
+mod backends;
+mod conformance;
+mod gcs_fake;
+mod local;
+mod support;

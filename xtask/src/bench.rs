@@ -1,0 +1,541 @@
+//! `cargo xtask bench [--quick] [--rounds N] [--no-object-store] [--out FILE]`: dsfiles against
+//! curl, curl + md5sum and aria2c on a corpus served by nginx on loopback, with a DS simulator
+//! listing the same files; results and the exact commands go to `docs/benchmarks.md`.
+//!
+//! Every server it starts (nginx, the simulators) is stopped when it returns, on failure too:
+//! nginx by PID from its guard's `Drop`, the simulators with their runtime.
+
+mod corpus;
+mod ds;
+mod measure;
+mod nginx;
+mod report;
+mod s3;
+mod tools;
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+
+use corpus::{Corpus, Spec};
+use measure::{Sample, timed};
+use report::{Case, Report, Row, Target};
+use tools::Inputs;
+
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--rounds N] [--no-object-store] [--out FILE]";
+
+/// Progress lines on stderr (the binary's only output besides the report file).
+pub(crate) fn say(line: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stderr().lock(), "bench: {line}");
+}
+
+#[derive(Debug, Clone)]
+struct Options {
+    quick: bool,
+    rounds: usize,
+    object_store: bool,
+    out: Option<PathBuf>,
+}
+
+fn parse_args(args: &[String]) -> anyhow::Result<Options> {
+    let mut opts = Options { quick: false, rounds: 0, object_store: true, out: None };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--quick" => opts.quick = true,
+            "--no-object-store" => opts.object_store = false,
+            "--rounds" => {
+                let n = it.next().context(USAGE)?;
+                opts.rounds = n.parse().ok().filter(|&n| n > 0).with_context(|| format!("`--rounds {n}`: a positive number\n{USAGE}"))?;
+            }
+            "--out" => opts.out = Some(PathBuf::from(it.next().context(USAGE)?)),
+            "-h" | "--help" => bail!("{USAGE}"),
+            other => bail!("unknown argument `{other}`\n{USAGE}"),
+        }
+    }
+    if opts.rounds == 0 {
+        opts.rounds = if opts.quick { 1 } else { 3 };
+    }
+    Ok(opts)
+}
+
+/// The corpora: about 2 GB (2,000 files of up to 8 MiB plus three of 200 MiB) and 10,000 × 4 KiB;
+/// `--quick` scales them down to about 100 MB.
+fn specs(quick: bool) -> (Spec, Spec) {
+    const MIB: u64 = 1 << 20;
+    if quick {
+        (
+            Spec { name: "quick-main", files: 150, min_size: 256, max_size: 2 * MIB, big: vec![24 * MIB; 2], per_dossier: 10, seed: 1 },
+            Spec { name: "quick-small", files: 1000, min_size: 4096, max_size: 4096, big: vec![], per_dossier: 10, seed: 2 },
+        )
+    } else {
+        (
+            Spec { name: "main", files: 2000, min_size: 256, max_size: 8 * MIB, big: vec![200 * MIB; 3], per_dossier: 10, seed: 1 },
+            Spec { name: "small", files: 10_000, min_size: 4096, max_size: 4096, big: vec![], per_dossier: 10, seed: 2 },
+        )
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map_or(manifest.clone(), Path::to_path_buf)
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
+/// Runs a command to completion, returning its stdout; fails with its stderr.
+pub(crate) fn run_quiet(cmd: &mut Command) -> anyhow::Result<String> {
+    let output = cmd.stdin(Stdio::null()).output().with_context(|| format!("cannot run {cmd:?}"))?;
+    if !output.status.success() {
+        bail!("{cmd:?} failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn find_in_path(binary: &str) -> Option<PathBuf> {
+    if binary.contains('/') {
+        return Path::new(binary).is_file().then(|| PathBuf::from(binary));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|dir| dir.join(binary))
+        .find(|p| p.is_file())
+}
+
+/// The path of `binary`, installing Debian's `package` with apt-get when it is missing.
+pub(crate) fn ensure_tool(binary: &str, package: &str) -> anyhow::Result<PathBuf> {
+    if let Some(path) = find_in_path(binary) {
+        return Ok(path);
+    }
+    say(format!("`{binary}` is missing: apt-get install -y {package}"));
+    let install = || Command::new("apt-get").args(["install", "-y", "-q", package]).env("DEBIAN_FRONTEND", "noninteractive").status();
+    if !install().is_ok_and(|s| s.success()) {
+        let _ = Command::new("apt-get").args(["update", "-q"]).status();
+        let status = install().with_context(|| format!("cannot run apt-get to install `{package}`"))?;
+        if !status.success() {
+            bail!("apt-get install {package} failed ({status}); install it and run again");
+        }
+    }
+    find_in_path(binary).with_context(|| format!("`{binary}` still missing after installing `{package}`"))
+}
+
+fn first_line(cmd: &mut Command) -> String {
+    match cmd.stdin(Stdio::null()).output() {
+        Ok(o) => {
+            let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
+            String::from_utf8_lossy(&text).lines().next().unwrap_or_default().trim().to_owned()
+        }
+        Err(e) => format!("unavailable ({e})"),
+    }
+}
+
+fn machine(root: &Path, dsfiles: &Path) -> Vec<(String, String)> {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_owned()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    let mem = fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| t.lines().next().map(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<u64>().ok()).unwrap_or(0)))
+        .map_or("unknown".to_owned(), |kib| format!("{:.1} GiB", kib as f64 / (1024.0 * 1024.0)));
+    let disk = first_line(Command::new("sh").arg("-c").arg(format!(
+        "df -hT {} | tail -1 | awk '{{print $1\" (\"$2\"), \"$3\" total, \"$5\" free\"}}'",
+        root.display()
+    )));
+    let flags = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let sha_ni = flags.lines().find(|l| l.starts_with("flags")).is_some_and(|l| l.split_whitespace().any(|f| f == "sha_ni"));
+    vec![
+        ("CPU".into(), format!("{} × {cpu}{}", first_line(&mut Command::new("nproc")), if sha_ni { " (SHA-NI)" } else { " (no SHA-NI)" })),
+        ("Memory".into(), mem),
+        ("Disk".into(), disk),
+        ("Kernel".into(), first_line(Command::new("uname").args(["-sr"]))),
+        ("dsfiles".into(), first_line(Command::new(dsfiles).arg("--version"))),
+        ("rustc".into(), first_line(Command::new("rustc").arg("--version"))),
+        ("nginx".into(), first_line(Command::new("nginx").arg("-v"))),
+        ("curl".into(), first_line(Command::new("curl").arg("--version"))),
+        ("aria2c".into(), first_line(Command::new("aria2c").arg("--version"))),
+        ("md5sum".into(), first_line(Command::new("md5sum").arg("--version"))),
+    ]
+}
+
+/// Paths and shared state of one bench run.
+struct Bench {
+    dir: PathBuf,
+    dsfiles: PathBuf,
+    rounds: usize,
+}
+
+impl Bench {
+    /// A fresh, empty directory for one run, on the same disk as the corpus.
+    fn fresh_dir(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let dir = self.dir.join("runs").join(name);
+        if dir.exists() {
+            fs::remove_dir_all(&dir).with_context(|| format!("cannot empty `{}`", dir.display()))?;
+        }
+        fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+        Ok(dir)
+    }
+
+    fn log(&self, name: &str) -> PathBuf {
+        self.dir.join("logs").join(format!("{name}.log"))
+    }
+
+    /// `dsfiles list` of a démarche, turned into the other tools' inputs.
+    fn inputs(&self, demarche: &ds::Demarche, name: &str) -> anyhow::Result<Inputs> {
+        let listing = run_quiet(
+            Command::new(&self.dsfiles)
+                .args(["--quiet", "list", "--demarche", &demarche.number.to_string(), "--format", "jsonl"])
+                .envs(demarche.env()),
+        )
+        .with_context(|| format!("`dsfiles list` of démarche `{}`", demarche.number))?;
+        let files = tools::parse_listing(&listing)?;
+        if files.len() != demarche.files || files.iter().map(|f| f.size).sum::<u64>() != demarche.bytes {
+            bail!(
+                "`dsfiles list` of démarche `{}` gave {} files, expected {} ({} bytes)",
+                demarche.number,
+                files.len(),
+                demarche.files,
+                demarche.bytes
+            );
+        }
+        tools::write_inputs(&self.dir.join("inputs").join(name), &files)
+    }
+}
+
+/// Flushes dirty pages so that one run's writeback does not land in the next one's time.
+fn settle() {
+    let _ = Command::new("sync").status();
+}
+
+fn check_tree(dir: &Path, files: usize, bytes: u64, tool: &str) -> anyhow::Result<()> {
+    let (n, b) = tools::tally(dir)?;
+    if (n, b) != (files, bytes) {
+        bail!("{tool} left {n} files ({b} bytes) in `{}`, expected {files} ({bytes} bytes)", dir.display());
+    }
+    Ok(())
+}
+
+fn summary(path: &Path) -> anyhow::Result<serde_json::Value> {
+    let text = fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("`{}` is not JSON", path.display()))
+}
+
+fn counter(summary: &serde_json::Value, key: &str) -> u64 {
+    summary.get(key).and_then(serde_json::Value::as_u64).unwrap_or(u64::MAX)
+}
+
+/// Checks a `--summary-json`: `stored` files stored, nothing failed.
+fn check_summary(path: &Path, stored: usize, bytes: u64) -> anyhow::Result<serde_json::Value> {
+    let s = summary(path)?;
+    let failed = s.get("failed").and_then(serde_json::Value::as_array).map_or(usize::MAX, Vec::len);
+    if counter(&s, "stored") != stored as u64 || counter(&s, "bytes_downloaded") != bytes || failed != 0 {
+        bail!(
+            "dsfiles summary `{}`: stored {}, bytes {}, failed {failed}; expected {stored} files, {bytes} bytes",
+            path.display(),
+            counter(&s, "stored"),
+            counter(&s, "bytes_downloaded")
+        );
+    }
+    Ok(s)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tool {
+    Dsfiles,
+    DsfilesNoFsync,
+    /// curl, then md5sum over what it downloaded: one download gives both rows.
+    Curl,
+    Aria2,
+}
+
+/// One démarche measured with several tools over alternating rounds.
+fn compare(bench: &Bench, name: &str, demarche: &ds::Demarche, inputs: &Inputs, tools: &[Tool]) -> anyhow::Result<Vec<Row>> {
+    let mut rows: Vec<Row> = Vec::new();
+    let mut push = |tool: &str, commands: Vec<String>, sample: Sample, bytes: u64| match rows.iter_mut().find(|r| r.tool == tool) {
+        Some(row) => row.samples.push(sample),
+        None => rows.push(Row { tool: tool.to_owned(), commands, samples: vec![sample], bytes }),
+    };
+    for round in 0..bench.rounds {
+        // Alternate the order: forward on even rounds, backward on odd ones.
+        let order: Vec<Tool> = if round % 2 == 0 { tools.to_vec() } else { tools.iter().rev().copied().collect() };
+        for tool in order {
+            let label = format!("{name}-{tool:?}-r{round}").to_lowercase();
+            let dest = bench.fresh_dir(&label)?;
+            settle();
+            match tool {
+                Tool::Dsfiles | Tool::DsfilesNoFsync => {
+                    let summary_path = bench.dir.join("logs").join(format!("{label}.summary.json"));
+                    let extra: &[&str] = if tool == Tool::DsfilesNoFsync { &["--dest-option", "fsync=false"] } else { &[] };
+                    let cmd = tools::dsfiles(&bench.dsfiles, demarche.number, &dest.display().to_string(), &summary_path, demarche.env(), extra);
+                    let sample = timed(&cmd, &bench.log(&label))?;
+                    check_summary(&summary_path, inputs.files, inputs.bytes)?;
+                    check_tree(&dest, inputs.files, inputs.bytes, "dsfiles")?;
+                    let tool_name = if tool == Tool::Dsfiles { "dsfiles sync" } else { "dsfiles sync (fsync=false)" };
+                    say(format!("{label}: {:.2} s, {} MiB", sample.wall_secs, sample.peak_rss_kib / 1024));
+                    push(tool_name, vec![cmd.display()], sample, inputs.bytes);
+                }
+                Tool::Curl => {
+                    let cmd = tools::curl(&inputs.curl, &dest);
+                    let sample = timed(&cmd, &bench.log(&label))?;
+                    check_tree(&dest, inputs.files, inputs.bytes, "curl")?;
+                    let md5 = tools::md5sum(&inputs.md5, &dest);
+                    let hashed = timed(&md5, &bench.log(&format!("{label}-md5sum")))?;
+                    say(format!("{label}: curl {:.2} s + md5sum {:.2} s", sample.wall_secs, hashed.wall_secs));
+                    push("curl", vec![cmd.display()], sample.clone(), inputs.bytes);
+                    if tools.contains(&Tool::Aria2) {
+                        push("curl + md5sum", vec![cmd.display(), md5.display()], sample.then(&hashed), inputs.bytes);
+                    }
+                }
+                Tool::Aria2 => {
+                    let cmd = tools::aria2c(&inputs.aria2, &dest);
+                    let sample = timed(&cmd, &bench.log(&label))?;
+                    check_tree(&dest, inputs.files, inputs.bytes, "aria2c")?;
+                    say(format!("{label}: {:.2} s, {} MiB", sample.wall_secs, sample.peak_rss_kib / 1024));
+                    push("aria2c", vec![cmd.display()], sample, inputs.bytes);
+                }
+            }
+            // Keep the last dsfiles destination of the small corpus for the no-op re-run.
+            if !(tool == Tool::Dsfiles && round + 1 == bench.rounds) {
+                fs::remove_dir_all(&dest).with_context(|| format!("cannot remove `{}`", dest.display()))?;
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Re-runs dsfiles over a destination that already holds every file: 0 bytes may move.
+fn noop_reruns(bench: &Bench, name: &str, demarche: &ds::Demarche, files: usize, bytes: u64) -> anyhow::Result<Vec<Row>> {
+    let dest = bench.dir.join("runs").join(format!("{name}-dsfiles-r{}", bench.rounds - 1));
+    let mut rows = Vec::new();
+    for (tool, extra) in [("dsfiles sync (no-op, --since auto)", &[][..]), ("dsfiles sync (no-op, --full)", &["--full"][..])] {
+        let mut row = Row { tool: tool.to_owned(), commands: Vec::new(), samples: Vec::new(), bytes: 0 };
+        for round in 0..bench.rounds {
+            let label = format!("{name}-noop{}-r{round}", if extra.is_empty() { "" } else { "-full" });
+            let summary_path = bench.dir.join("logs").join(format!("{label}.summary.json"));
+            let cmd = tools::dsfiles(&bench.dsfiles, demarche.number, &dest.display().to_string(), &summary_path, demarche.env(), extra);
+            settle();
+            let sample = timed(&cmd, &bench.log(&label))?;
+            let s = check_summary(&summary_path, 0, 0)?;
+            let skipped = counter(&s, "skipped_unchanged");
+            if !extra.is_empty() && skipped != files as u64 {
+                bail!("no-op re-run with --full skipped {skipped} files, expected {files}");
+            }
+            say(format!("{label}: {:.2} s, {} MiB, 0 bytes moved, {skipped} checked", sample.wall_secs, sample.peak_rss_kib / 1024));
+            row.commands = vec![cmd.display()];
+            row.samples.push(sample);
+        }
+        rows.push(row);
+    }
+    check_tree(&dest, files, bytes, "dsfiles (after the no-op re-runs)")?;
+    fs::remove_dir_all(&dest).with_context(|| format!("cannot remove `{}`", dest.display()))?;
+    Ok(rows)
+}
+
+/// dsfiles into S3: the 200 MB files, peak RSS while they stream through multipart uploads.
+fn object_store(bench: &Bench, s3: &s3::S3, demarche: &ds::Demarche, files: usize, bytes: u64) -> anyhow::Result<Row> {
+    let mut row = Row { tool: "dsfiles sync → S3".to_owned(), commands: Vec::new(), samples: Vec::new(), bytes };
+    let run_id = std::process::id();
+    for round in 0..bench.rounds {
+        let label = format!("s3-r{round}");
+        let dest = format!("s3://{}/bench-{run_id}-r{round}", s3.bucket);
+        let summary_path = bench.dir.join("logs").join(format!("{label}.summary.json"));
+        let mut env = demarche.env();
+        env.extend(s3.env.iter().cloned());
+        let cmd = tools::dsfiles(&bench.dsfiles, demarche.number, &dest, &summary_path, env, &[]);
+        let sample = timed(&cmd, &bench.log(&label))?;
+        check_summary(&summary_path, files, bytes)?;
+        say(format!("{label}: {:.2} s, {} MiB", sample.wall_secs, sample.peak_rss_kib / 1024));
+        row.commands = vec![cmd.display()];
+        row.samples.push(sample);
+    }
+    Ok(row)
+}
+
+fn ratio_target(what: &str, limit: f64, num: Option<f64>, den: Option<f64>) -> Target {
+    let measured = num.zip(den).filter(|(_, d)| *d > 0.0).map(|(n, d)| n / d);
+    Target {
+        what: what.to_owned(),
+        limit: format!("≤ {limit:.2}×"),
+        measured: measured.map_or("–".to_owned(), |r| format!("{r:.2}× ({:.2} s / {:.2} s)", num.unwrap_or(0.0), den.unwrap_or(0.0))),
+        pass: measured.map(|r| r <= limit),
+    }
+}
+
+fn rss_target(what: &str, row: Option<&Row>) -> Target {
+    let mib = row.and_then(Row::max_rss_mib);
+    Target {
+        what: what.to_owned(),
+        limit: "≤ 64 MiB".to_owned(),
+        measured: mib.map_or("–".to_owned(), |m| format!("{m:.1} MiB (max over rounds)")),
+        pass: mib.map(|m| m <= 64.0),
+    }
+}
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let opts = parse_args(args)?;
+    let started = Instant::now();
+    let started_at = first_line(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]));
+    let root = workspace_root();
+    let dir = target_dir(&root).join("bench");
+    for sub in ["logs", "runs", "inputs", "corpus"] {
+        fs::create_dir_all(dir.join(sub)).with_context(|| format!("cannot create `{}`", dir.join(sub).display()))?;
+    }
+    for (binary, package) in [("curl", "curl"), ("md5sum", "coreutils"), ("/usr/bin/time", "time"), ("aria2c", "aria2"), ("nginx", "nginx")] {
+        ensure_tool(binary, package)?;
+    }
+
+    say("building the release binary: cargo build --release -p dsfiles-cli --bin dsfiles");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(&cargo)
+        .args(["build", "--release", "-p", "dsfiles-cli", "--bin", "dsfiles"])
+        .current_dir(&root)
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("cargo build --release --bin dsfiles failed ({status})");
+    }
+    let dsfiles = target_dir(&root).join("release/dsfiles");
+
+    let (main_spec, small_spec) = specs(opts.quick);
+    let corpus_root = dir.join("corpus");
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    let mut corpora: Vec<Corpus> = Vec::new();
+    for spec in [&main_spec, &small_spec] {
+        let t = Instant::now();
+        let c = corpus::ensure(&corpus_root, spec, threads)?;
+        say(format!(
+            "corpus `{}`: {} files, {:.0} MB, {} in {:.1} s",
+            spec.name,
+            c.files.len(),
+            c.total_bytes() as f64 / 1e6,
+            if c.generated { "generated" } else { "reused" },
+            t.elapsed().as_secs_f64()
+        ));
+        corpora.push(c);
+    }
+    let (main, small) = (&corpora[0], &corpora[1]);
+
+    let nginx = nginx::Nginx::start(&dir.join("nginx"), &corpus_root)?;
+    let mut sims = ds::Ds::new()?;
+    let base = nginx.base_url();
+    let main_demarche = sims.start(1001, &base, &main.files.iter().collect::<Vec<_>>())?;
+    let small_demarche = sims.start(1002, &base, &small.files.iter().collect::<Vec<_>>())?;
+    let big_files: Vec<&corpus::CorpusFile> = main.files[main.spec.files..].iter().collect();
+    let big_demarche = sims.start(1003, &base, &big_files)?;
+
+    let result = (|| -> anyhow::Result<Report> {
+        let bench = Bench { dir: dir.clone(), dsfiles: dsfiles.clone(), rounds: opts.rounds };
+        let main_inputs = bench.inputs(&main_demarche, main.spec.name)?;
+        let small_inputs = bench.inputs(&small_demarche, small.spec.name)?;
+        let mut cases = Vec::new();
+
+        let all = [Tool::Dsfiles, Tool::Curl, Tool::Aria2, Tool::DsfilesNoFsync];
+        let rows = compare(&bench, main.spec.name, &main_demarche, &main_inputs, &all)?;
+        fs::remove_dir_all(bench.dir.join("runs").join(format!("{}-dsfiles-r{}", main.spec.name, bench.rounds - 1))).ok();
+        cases.push(Case {
+            title: format!("{} files, {:.2} GB", main.files.len(), main.total_bytes() as f64 / 1e9),
+            description: format!(
+                "{} files of {}–{} bytes (log-uniform) plus {} of {} MiB, in {} dossiers; each run into a fresh empty directory.",
+                main.spec.files,
+                main.spec.min_size,
+                main.spec.max_size,
+                main.spec.big.len(),
+                main.spec.big.first().copied().unwrap_or(0) >> 20,
+                main.dossiers()
+            ),
+            rows,
+        });
+
+        let mut rows = compare(&bench, small.spec.name, &small_demarche, &small_inputs, &[Tool::Dsfiles, Tool::Curl])?;
+        let noop = noop_reruns(&bench, small.spec.name, &small_demarche, small.files.len(), small.total_bytes())?;
+        rows.extend(noop);
+        cases.push(Case {
+            title: format!("{} files of 4 KiB, and a no-op re-run", small.files.len()),
+            description: format!(
+                "{} files of {} bytes in {} dossiers. The no-op rows re-run dsfiles over the last destination, which holds every file: 0 bytes moved (checked in the summary).",
+                small.files.len(),
+                small.spec.min_size,
+                small.dossiers()
+            ),
+            rows,
+        });
+
+        if opts.object_store {
+            let s3 = match s3::from_env_file(&root) {
+                Some(s3) => s3,
+                None => s3::start_s3s_fs(sims.runtime(), &dir.join("s3s-fs"))?,
+            };
+            say(format!("object-store case: {}", s3.describe));
+            let bytes = big_files.iter().map(|f| f.size).sum();
+            let row = object_store(&bench, &s3, &big_demarche, big_files.len(), bytes)?;
+            cases.push(Case {
+                title: format!("Object store: {} files of {} MiB into S3", big_files.len(), big_files.first().map_or(0, |f| f.size >> 20)),
+                description: format!(
+                    "The large files only, streamed through MD5/SHA-256 into multipart uploads (dsfiles' default part size). Endpoint: {}.",
+                    s3.describe
+                ),
+                rows: vec![row],
+            });
+        }
+
+        let main_case = &cases[0];
+        let wall = |c: &Case, tool: &str| c.row(tool).and_then(Row::median_wall);
+        let mut targets = vec![
+            ratio_target("dsfiles wall time vs curl (2 GB)", 1.25, wall(main_case, "dsfiles sync"), wall(main_case, "curl")),
+            ratio_target("dsfiles wall time vs curl + md5sum (2 GB)", 0.9, wall(main_case, "dsfiles sync"), wall(main_case, "curl + md5sum")),
+            rss_target("dsfiles peak RSS (2 GB, 200 MiB files in flight)", main_case.row("dsfiles sync")),
+        ];
+        let s3_row = cases.iter().find(|c| c.title.starts_with("Object store")).and_then(|c| c.rows.first());
+        targets.push(rss_target("dsfiles peak RSS into S3 (200 MiB files)", s3_row));
+        let small_case = &cases[1];
+        targets.push(ratio_target("dsfiles wall time vs curl (10,000 × 4 KiB, informative)", 1.25, wall(small_case, "dsfiles sync"), wall(small_case, "curl")));
+
+        Ok(Report {
+            title: if opts.quick { "Quick run (`cargo xtask bench --quick`)".to_owned() } else { "Full run (`cargo xtask bench`)".to_owned() },
+            started: started_at.clone(),
+            duration_secs: 0.0,
+            machine: machine(&root, &dsfiles),
+            setup: vec![
+                format!("Files served by nginx ({} worker processes, `sendfile on`, HTTP/1.1 keep-alive) on http://{}/ from `target/bench/corpus/`; config generated in `target/bench/nginx/nginx.conf`.", 2, nginx.addr),
+                "The DS API is `dsfiles-sim` in the bench process: démarches whose file URLs point straight at nginx, with the corpus' sizes and MD5 checksums. The URL list of curl and aria2c comes from `dsfiles list --format jsonl` of the same démarche.".to_owned(),
+                format!("{} round(s); the order of the tools alternates (forward, then backward); median, min and max per tool. Every run writes into a fresh empty directory under `target/bench/runs/` (same disk as the corpus); `sync` is called before each run so that one run's writeback does not land in the next.", opts.rounds),
+                "Wall time and peak RSS from GNU time (`/usr/bin/time -f '%e %M'`, peak RSS = the process' VmHWM). `curl + md5sum` is curl's run followed by `md5sum --check` of its files (times added, peak RSS the larger of the two).".to_owned(),
+                "dsfiles checks MD5 against DS's checksum and computes SHA-256 of every byte, writes each file under `.dsfiles/tmp/`, fsyncs it and renames it into place (the default); the `fsync=false` row shows the cost of the fsyncs. curl verifies nothing; aria2c verifies MD5 after each download.".to_owned(),
+            ],
+            cases,
+            targets,
+        })
+    })();
+
+    // Stop every server, whatever happened.
+    sims.shutdown();
+    drop(nginx);
+    let mut report = result?;
+    report.duration_secs = started.elapsed().as_secs_f64();
+
+    let out = opts.out.clone().unwrap_or_else(|| if opts.quick { dir.join("benchmarks-quick.md") } else { root.join("docs/benchmarks.md") });
+    let existing = fs::read_to_string(&out).unwrap_or_default();
+    fs::write(&out, report::splice(&existing, &report::render(&report))).with_context(|| format!("cannot write `{}`", out.display()))?;
+    for t in &report.targets {
+        say(format!(
+            "{}: {} (limit {}) {}",
+            t.what,
+            t.measured,
+            t.limit,
+            match t.pass {
+                Some(true) => "PASS",
+                Some(false) => "FAIL",
+                None => "not measured",
+            }
+        ));
+    }
+    say(format!("report written to `{}` ({:.0} s)", out.display(), report.duration_secs));
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! Developer tasks: `cargo xtask <task>`. Never needed at run time.
+//!
+//! - `emulators up|down|status`: the local S3/Azure/GCS emulators (see `emulators.rs`);
+//! - `test`: emulators up → every test of the workspace with their endpoints → emulators down.
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line tool: progress on stderr, status on stdout"
+)]
+
+mod bench;
+mod emulators;
+
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> Result<ExitCode> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("bench") => bench::run(&args[1..]).map(|()| ExitCode::SUCCESS),
+        Some("emulators") => emulators::run(&args[1..]).map(|()| ExitCode::SUCCESS),
+        Some("test") => test(),
+        _ => bail!("usage: cargo xtask <emulators up|down|status | test | bench>"),
+    }
+}
+
+/// `cargo xtask test`: the README's test command (also what `.ci/run` runs).
+fn test() -> Result<ExitCode> {
+    let result = emulators::up().and_then(|()| run_tests());
+    // Stop the emulators whatever happened, then report the first error.
+    let stopped = emulators::down();
+    let code = result?;
+    stopped?;
+    Ok(code)
+}
+
+fn run_tests() -> Result<ExitCode> {
+    let env = emulators::read_env_file()?;
+    let root = emulators::repo_root();
+    let nextest = Command::new("cargo")
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let mut tests = Command::new("cargo");
+    if nextest {
+        tests.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        eprintln!("cargo-nextest not found: falling back to cargo test");
+        tests.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    let status = tests
+        .current_dir(&root)
+        .envs(env.iter().cloned())
+        .status()
+        .context("running the tests")?;
+    let doc = Command::new("cargo")
+        .args(["test", "--workspace", "--doc"])
+        .current_dir(&root)
+        .envs(env)
+        .status()
+        .context("running the doc tests")?;
+    let code =
+        |s: std::process::ExitStatus| s.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(1);
+    Ok(match (status.success(), doc.success()) {
+        (true, true) => ExitCode::SUCCESS,
+        (false, _) => ExitCode::from(code(status)),
+        (true, false) => ExitCode::from(code(doc)),
+    })
+}
