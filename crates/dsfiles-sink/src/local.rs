@@ -142,6 +142,10 @@ impl LocalSink {
     }
 }
 
+/// How many times `publish` recreates a parent directory removed under it by a concurrent
+/// `delete` before giving up.
+const RENAME_ATTEMPTS: u32 = 8;
+
 fn absent(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
@@ -425,12 +429,23 @@ impl LocalUpload {
                 .map_err(|e| Error::io("fsync", &self.temp, e))?;
         }
         let parent = self.target.parent().unwrap_or(&self.root);
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(|e| Error::io("create directory", parent, e))?;
-        tokio::fs::rename(&self.temp, &self.target)
-            .await
-            .map_err(|e| Error::io("rename into place", &self.target, e))?;
+        // `delete` removes directories it leaves empty, so a concurrent delete in the same
+        // directory can remove `parent` between `create_dir_all` and `rename`: recreate it and
+        // rename again (bounded; the temp file is still ours, nothing was published).
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match tokio::fs::create_dir_all(parent).await {
+                Ok(()) => {}
+                Err(e) if absent(&e) && attempt < RENAME_ATTEMPTS => continue,
+                Err(e) => return Err(Error::io("create directory", parent, e)),
+            }
+            match tokio::fs::rename(&self.temp, &self.target).await {
+                Ok(()) => break,
+                Err(e) if absent(&e) && attempt < RENAME_ATTEMPTS && self.temp.exists() => continue,
+                Err(e) => return Err(Error::io("rename into place", &self.target, e)),
+            }
+        }
         if self.fsync {
             let dir = parent.to_path_buf();
             tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
