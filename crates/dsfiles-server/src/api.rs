@@ -1,0 +1,271 @@
+//! The wire format of the HTTP API, version 1: request and response bodies of `/v1`, and the
+//! job records kept in the history (the same JSON). Field names are the contract with API
+//! clients: keep them stable, add fields rather than rename them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// `POST /v1/syncs`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    pub demarche: u64,
+    pub dest: String,
+    #[serde(default)]
+    pub since: Option<Since>,
+    #[serde(default)]
+    pub include: Vec<IncludeItem>,
+    #[serde(default)]
+    pub dossiers: Vec<u64>,
+}
+
+/// Most dossiers one sync request (or one coalesced webhook job) may name; beyond this a
+/// webhook job becomes a whole-démarche incremental sync.
+pub const MAX_DOSSIERS: usize = 1000;
+
+impl SyncRequest {
+    /// Checks the values serde cannot: a démarche number, dossier numbers.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.demarche == 0 {
+            return Err("`demarche` must be a positive démarche number".into());
+        }
+        if self.dossiers.contains(&0) {
+            return Err("`dossiers` must hold positive dossier numbers".into());
+        }
+        if self.dossiers.len() > MAX_DOSSIERS {
+            return Err(format!(
+                "`dossiers` names `{}` dossiers; at most `{MAX_DOSSIERS}`",
+                self.dossiers.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where a sync starts: `"auto"` (from the destination's last successful sync point, the
+/// default), `"full"` (re-check everything) or an RFC 3339 date (dossiers updated since).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Since {
+    #[default]
+    Auto,
+    Full,
+    At(DateTime<Utc>),
+}
+
+impl Serialize for Since {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Since::Auto => serializer.serialize_str("auto"),
+            Since::Full => serializer.serialize_str("full"),
+            Since::At(at) => serializer.serialize_str(&at.to_rfc3339()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Since {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Since, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        match s.as_str() {
+            "auto" => Ok(Since::Auto),
+            "full" => Ok(Since::Full),
+            other => DateTime::parse_from_rfc3339(other)
+                .map(|at| Since::At(at.with_timezone(&Utc)))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "`{other}` is not `auto`, `full` or an RFC 3339 date such as 2024-03-01T08:00:00Z"
+                    ))
+                }),
+        }
+    }
+}
+
+/// Optional files: `pdf` and `geojson` (DS-generated, either includes both), `entreprise`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncludeItem {
+    Pdf,
+    Geojson,
+    Entreprise,
+}
+
+/// What a job does: the validated request, with the destination normalized.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncSpec {
+    pub demarche: u64,
+    pub dest: String,
+    pub since: Since,
+    pub include: Vec<IncludeItem>,
+    /// Empty: the whole démarche.
+    pub dossiers: Vec<u64>,
+    /// Concurrent downloads inside the sync (the service's setting).
+    pub jobs: usize,
+}
+
+impl SyncSpec {
+    pub fn include_generated(&self) -> bool {
+        self.include
+            .iter()
+            .any(|i| matches!(i, IncludeItem::Pdf | IncludeItem::Geojson))
+    }
+
+    pub fn include_entreprise(&self) -> bool {
+        self.include.contains(&IncludeItem::Entreprise)
+    }
+}
+
+/// The state of a job. `succeeded`, `failed` and `cancelled` are terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 5] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Failed | JobState::Cancelled
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Who asked for the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Api,
+    Webhook,
+}
+
+/// Progress counters of a job, live while it runs and final from the report afterwards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub dossiers: u64,
+    pub files_planned: u64,
+    pub files_stored: u64,
+    pub files_skipped: u64,
+    pub files_failed: u64,
+    pub bytes_planned: u64,
+    /// Bytes of the files stored by this job.
+    pub bytes_stored: u64,
+    /// Bytes downloaded so far, including files still in flight.
+    pub bytes_downloaded: u64,
+    pub retries: u64,
+}
+
+/// A file that could not be stored, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileFailure {
+    pub key: String,
+    pub reason: String,
+}
+
+/// Failures kept per job (the counters keep counting beyond).
+pub const MAX_FAILURES_KEPT: usize = 200;
+
+/// Why a job failed or was cancelled as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    pub code: String,
+    pub message: String,
+}
+
+/// A job, as `GET /v1/syncs/{id}` returns it and as the history stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub id: String,
+    pub state: JobState,
+    pub demarche: u64,
+    pub dest: String,
+    pub since: Since,
+    pub include: Vec<IncludeItem>,
+    pub dossiers: Vec<u64>,
+    pub trigger: Trigger,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub cancel_requested: bool,
+    pub counters: Counters,
+    pub failures: Vec<FileFailure>,
+    pub error: Option<JobError>,
+}
+
+/// `GET /v1/syncs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobList {
+    pub jobs: Vec<JobRecord>,
+}
+
+/// `409` on `POST /v1/syncs`: the job already holding this démarche and destination.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConflictBody<'a> {
+    pub error: ConflictError<'a>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConflictError<'a> {
+    pub code: &'a str,
+    pub message: String,
+    pub job_id: &'a str,
+    pub job_state: JobState,
+}
+
+/// One file record of `GET /v1/demarches/{n}/files` (the signed download URL is left out:
+/// it is a credential).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedFile {
+    pub file_id: String,
+    pub demarche: u64,
+    pub dossier: u64,
+    pub state: String,
+    pub source: String,
+    pub champ_id: Option<String>,
+    pub label: String,
+    pub row: Option<u32>,
+    pub filename: String,
+    pub content_type: String,
+    pub byte_size: u64,
+    pub checksum: String,
+    pub virus_scan: String,
+    pub created_at: Option<String>,
+}
+
+/// `GET /v1/demarches/{n}/files`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FilePage {
+    pub files: Vec<ListedFile>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /v1/webhooks/...` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookAccepted {
+    /// Jobs that will sync the named dossiers (new or coalesced into).
+    pub jobs: Vec<String>,
+    /// Events skipped as already seen (same `sequence`).
+    pub duplicates: usize,
+}

@@ -1,0 +1,133 @@
+use super::*;
+
+fn check(allow: &[&str], dest: &str, expected: Result<&str, &str>) {
+    let list = AllowList::new(allow.iter().copied()).expect("valid allow-list");
+    let actual = list
+        .check(dest)
+        .map(|d| d.canonical())
+        .map_err(|e| match e {
+            DestError::Invalid { .. } => "invalid",
+            DestError::NotAllowed { .. } => "not_allowed",
+        });
+    assert_eq!(
+        actual.as_deref().map_err(|e| *e),
+        expected,
+        "allow {allow:?}, dest `{dest}`"
+    );
+}
+
+#[test]
+fn local_prefixes_match_on_component_boundaries() {
+    let allow = ["/srv/archive"];
+    check(&allow, "/srv/archive", Ok("/srv/archive"));
+    check(&allow, "/srv/archive/", Ok("/srv/archive"));
+    check(&allow, "/srv/archive/d1", Ok("/srv/archive/d1"));
+    check(&allow, "/srv/archive/./d1", Ok("/srv/archive/d1"));
+    check(&allow, "file:///srv/archive/d1", Ok("/srv/archive/d1"));
+    check(&allow, "/srv/archive2", Err("not_allowed"));
+    check(&allow, "/srv/arch", Err("not_allowed"));
+    check(&allow, "/srv", Err("not_allowed"));
+    check(&allow, "/srv/archive/../etc", Err("invalid"));
+    check(&allow, "/srv/archive/d1/..", Err("invalid"));
+    check(&allow, "srv/archive", Err("invalid"));
+    check(&allow, "archive", Err("invalid"));
+    check(&allow, "/srv/archive/\0x", Err("invalid"));
+    check(&allow, "", Err("invalid"));
+}
+
+#[test]
+fn bucket_prefixes_match_on_segment_boundaries() {
+    let allow = ["s3://bucket/team", "gs://other"];
+    check(&allow, "s3://bucket/team", Ok("s3://bucket/team"));
+    check(&allow, "s3://bucket/team/d1/", Ok("s3://bucket/team/d1"));
+    check(&allow, "S3://bucket//team/d1", Ok("s3://bucket/team/d1"));
+    check(&allow, "gs://other/anything", Ok("gs://other/anything"));
+    check(&allow, "s3://bucket/teammate", Err("not_allowed"));
+    check(&allow, "s3://bucket", Err("not_allowed"));
+    check(&allow, "s3://bucket2/team", Err("not_allowed"));
+    check(&allow, "gs://bucket/team", Err("not_allowed"));
+    check(&allow, "s3://bucket/team/../x", Err("invalid"));
+    check(&allow, "s3://bucket/team/%2E%2e/x", Err("invalid"));
+    check(&allow, "s3://bucket/team/x?versionId=1", Err("invalid"));
+    check(&allow, "s3://user:pw@bucket/team", Err("invalid"));
+    check(&allow, "ftp://bucket/team", Err("invalid"));
+    check(&allow, "/srv/team", Err("not_allowed"));
+}
+
+#[test]
+fn an_empty_allow_list_allows_nothing() {
+    check(&[], "/srv/archive", Err("not_allowed"));
+    check(&[], "s3://bucket/x", Err("not_allowed"));
+}
+
+#[test]
+fn secrets_do_not_print_and_compare_by_value() {
+    let secret = Secret::new("whsec_topsecret");
+    assert_eq!(
+        format!("{secret:?} {secret}"),
+        "Secret(<redacted>) <redacted>"
+    );
+    assert!(secret.matches(b"whsec_topsecret"));
+    assert!(!secret.matches(b"whsec_topsecreT"));
+    assert!(!secret.matches(b"whsec_topsecret "));
+    assert!(!secret.matches(b""));
+}
+
+#[test]
+fn the_config_file_parses_and_rejects_unknown_keys() {
+    let file = ConfigFile::from_toml(
+        r#"
+        listen = "127.0.0.1:9000"
+        allow_dest = ["/srv/a", "s3://b/p"]
+        api_tokens = ["t1", "t2"]
+        max_concurrent_syncs = 3
+        [ds]
+        endpoint = "http://127.0.0.1:1/api/v2/graphql"
+        token = "ds-token"
+        [ds.tokens]
+        "42" = "other-token"
+        [webhooks]
+        secret = "whsec_a"
+        previous_secret = "whsec_b"
+        [webhooks.destinations]
+        "42" = "/srv/a/42"
+        "#,
+    )
+    .expect("valid file");
+    assert_eq!(file.listen.as_deref(), Some("127.0.0.1:9000"));
+    assert_eq!(file.api_tokens.len(), 2);
+    assert_eq!(
+        file.ds.tokens.get("42").map(Secret::expose),
+        Some("other-token")
+    );
+    assert_eq!(
+        file.webhooks.destinations.get("42").map(String::as_str),
+        Some("/srv/a/42")
+    );
+    let debug = format!("{file:?}");
+    assert!(
+        !debug.contains("ds-token") && !debug.contains("whsec_a") && !debug.contains("t1"),
+        "{debug}"
+    );
+
+    let err = ConfigFile::from_toml("alow_dest = []").expect_err("typo");
+    assert!(err.to_string().contains("alow_dest"), "{err}");
+}
+
+#[test]
+fn validation_names_the_problem() {
+    let mut config = ServerConfig::defaults();
+    assert!(
+        config
+            .validate()
+            .expect_err("no token")
+            .to_string()
+            .contains("API token")
+    );
+    config.api_tokens = vec![Secret::new("t")];
+    config.allow_dest = AllowList::new(["/srv/a"]).expect("valid");
+    config.validate().expect("valid");
+    config.webhook_destinations.insert(7, "/srv/b".into());
+    let err = config.validate().expect_err("outside");
+    assert!(err.to_string().contains("`7`"), "{err}");
+}

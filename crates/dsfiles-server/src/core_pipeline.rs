@@ -1,0 +1,244 @@
+//! [`CorePipeline`]: the production [`Pipeline`], calling `dsfiles_core::{sync, list}` with
+//! one DS client per token (clients share their rate limiter and counters, so the service
+//! stays under DS's per-token limit across concurrent jobs). Only translation lives here:
+//! request → options, core events → job counters, report → outcome, errors → kinds.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use dsfiles_core::{ds, extract, sink};
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+use crate::api::{Counters, FileFailure, ListedFile, Since, SyncSpec};
+use crate::jobs::JobProgress;
+use crate::pipeline::{
+    DsStats, Pipeline, PipelineError, PipelineErrorKind, ProgressUpdate, SyncOutcome,
+};
+
+/// The pipeline of `dsfiles-core`, with the DS clients of the service.
+#[derive(Clone)]
+pub struct CorePipeline {
+    default: ds::Client,
+    /// Démarches reached with their own token.
+    per_demarche: BTreeMap<u64, ds::Client>,
+    /// Options passed to `dsfiles_sink::open` (`--dest-option`-style settings).
+    dest_options: Vec<(String, String)>,
+}
+
+impl fmt::Debug for CorePipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CorePipeline")
+            .field(
+                "per_demarche",
+                &self.per_demarche.keys().collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl CorePipeline {
+    /// Clients for `config` (the default token) and for each démarche with its own token.
+    pub fn new(
+        config: ds::ClientConfig,
+        demarche_tokens: BTreeMap<u64, ds::Token>,
+    ) -> Result<CorePipeline, Error> {
+        let default =
+            ds::Client::new(config.clone()).map_err(|e| Error::Pipeline(e.to_string()))?;
+        let mut per_demarche = BTreeMap::new();
+        for (demarche, token) in demarche_tokens {
+            let mut config = config.clone();
+            config.token = token;
+            let client = ds::Client::new(config)
+                .map_err(|e| Error::Pipeline(format!("client of démarche `{demarche}`: {e}")))?;
+            per_demarche.insert(demarche, client);
+        }
+        Ok(CorePipeline {
+            default,
+            per_demarche,
+            dest_options: Vec::new(),
+        })
+    }
+
+    /// Options for every destination (object-store settings such as `region`).
+    pub fn with_dest_options(mut self, options: Vec<(String, String)>) -> CorePipeline {
+        self.dest_options = options;
+        self
+    }
+
+    fn client(&self, demarche: u64) -> ds::Client {
+        self.per_demarche
+            .get(&demarche)
+            .unwrap_or(&self.default)
+            .clone()
+    }
+}
+
+/// Adapts core events to the job's counters and SSE subscribers.
+struct Forward(JobProgress);
+
+impl dsfiles_core::ProgressSink for Forward {
+    fn event(&self, event: &dsfiles_core::Event) {
+        use dsfiles_core::Event as E;
+        let update = match event {
+            E::PageFetched { dossiers, .. } => ProgressUpdate::PageFetched {
+                dossiers: *dossiers as u64,
+            },
+            E::FilePlanned { bytes } => ProgressUpdate::FilePlanned { bytes: *bytes },
+            E::FileSkipped { .. } => ProgressUpdate::FileSkipped,
+            E::BytesWritten { n } => ProgressUpdate::BytesWritten { n: *n },
+            E::FileStored { bytes, .. } => ProgressUpdate::FileStored { bytes: *bytes },
+            E::FileFailed { key, reason } => ProgressUpdate::FileFailed {
+                key: key.clone(),
+                reason: reason.clone(),
+            },
+            E::Retry { .. } => ProgressUpdate::Retry,
+            _ => ProgressUpdate::None,
+        };
+        self.0.record(update, event);
+    }
+}
+
+fn classify(err: &dsfiles_core::Error) -> PipelineErrorKind {
+    use dsfiles_core::ErrorKind as K;
+    match err.kind() {
+        K::Auth | K::Access => PipelineErrorKind::Access,
+        K::NotFound => PipelineErrorKind::NotFound,
+        K::Api | K::Network => PipelineErrorKind::Upstream,
+        K::Config => PipelineErrorKind::Invalid,
+        K::Destination => PipelineErrorKind::Destination,
+        K::Cancelled => PipelineErrorKind::Cancelled,
+        K::Internal => PipelineErrorKind::Internal,
+    }
+}
+
+fn pipeline_error(err: dsfiles_core::Error) -> PipelineError {
+    PipelineError::new(classify(&err), err.to_string())
+}
+
+fn listed(record: &extract::FileRecord) -> ListedFile {
+    ListedFile {
+        file_id: record.file_id(),
+        demarche: record.demarche,
+        dossier: record.dossier,
+        state: record.state.clone(),
+        source: serde_json::to_value(record.source)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        champ_id: record.champ_id.clone(),
+        label: record.label.clone(),
+        row: record.row,
+        filename: record.filename.clone(),
+        content_type: record.content_type.clone(),
+        byte_size: record.byte_size,
+        checksum: record.checksum.clone(),
+        virus_scan: record.virus_scan.clone(),
+        created_at: record.created_at.clone(),
+    }
+}
+
+#[async_trait::async_trait]
+impl Pipeline for CorePipeline {
+    async fn sync(
+        &self,
+        spec: SyncSpec,
+        progress: JobProgress,
+        cancel: CancellationToken,
+    ) -> Result<SyncOutcome, PipelineError> {
+        let sink = sink::open(&spec.dest, &self.dest_options).map_err(|e| {
+            PipelineError::new(
+                PipelineErrorKind::Destination,
+                format!("cannot open destination `{}`: {e}", spec.dest),
+            )
+        })?;
+        let mut options = dsfiles_core::SyncOptions::new(spec.demarche);
+        options.include = extract::Include {
+            generated: spec.include_generated(),
+            entreprise: spec.include_entreprise(),
+        };
+        options.filter.include_generated = spec.include_generated();
+        options.filter.include_entreprise = spec.include_entreprise();
+        options.filter.dossiers = spec.dossiers.clone();
+        options.jobs = spec.jobs;
+        options.since = match spec.since {
+            Since::Auto => dsfiles_core::Since::Auto,
+            Since::Full => dsfiles_core::Since::Full,
+            Since::At(at) => dsfiles_core::Since::At(at),
+        };
+        let live = progress.clone();
+        let progress: dsfiles_core::Progress = Arc::new(Forward(progress));
+        let report =
+            dsfiles_core::sync(self.client(spec.demarche), sink, options, progress, cancel)
+                .await
+                .map_err(pipeline_error)?;
+        let failures = report
+            .failed
+            .iter()
+            .map(|f| FileFailure {
+                key: f.key.clone(),
+                reason: f.reason.clone(),
+            })
+            .collect();
+        let unsuccessful = report.exit_status(false) != dsfiles_core::RunStatus::Ok;
+        // The report's counts are authoritative; byte totals per file come from the events.
+        Ok(SyncOutcome {
+            counters: Counters {
+                dossiers: report.dossiers,
+                files_planned: report.files_planned,
+                files_stored: report.stored,
+                files_skipped: report.skipped_unchanged,
+                files_failed: report.failed.len() as u64,
+                bytes_downloaded: report.bytes_downloaded,
+                ..live.counters()
+            },
+            failures,
+            cancelled: report.cancelled,
+            unsuccessful,
+        })
+    }
+
+    fn list_files(
+        &self,
+        demarche: u64,
+        since: Option<DateTime<Utc>>,
+        cancel: CancellationToken,
+    ) -> BoxStream<'static, Result<ListedFile, PipelineError>> {
+        let options = dsfiles_core::ListOptions {
+            demarche,
+            filter: ds::DossierFilter {
+                updated_since: since,
+                ..ds::DossierFilter::default()
+            },
+            include: extract::Include::default(),
+        };
+        dsfiles_core::list(self.client(demarche), options, cancel)
+            .filter_map(move |item| async move {
+                match item {
+                    Ok(dsfiles_core::ListItem::Record(record)) => Some(Ok(listed(&record))),
+                    Ok(dsfiles_core::ListItem::Warning(warning)) => {
+                        tracing::warn!(demarche, warning = %warning, "incomplete listing");
+                        None
+                    }
+                    Ok(_) => None,
+                    Err(err) => Some(Err(pipeline_error(err))),
+                }
+            })
+            .boxed()
+    }
+
+    fn ds_stats(&self) -> DsStats {
+        std::iter::once(&self.default)
+            .chain(self.per_demarche.values())
+            .map(ds::Client::stats)
+            .fold(DsStats::default(), |acc, s| DsStats {
+                api_calls: acc.api_calls + s.api_calls,
+                retries: acc.retries + s.retries,
+                rate_limited: acc.rate_limited + s.rate_limited,
+            })
+    }
+}

@@ -1,0 +1,624 @@
+//! The job manager: a queue of sync jobs run by at most `max_concurrent_syncs` owned tasks
+//! (a `JoinSet`, no detached spawns), never two at once on the same démarche and destination
+//! (one writer per manifest), with live counters, a broadcast of progress for SSE
+//! subscribers, cancellation, and a history persisted by [`store`].
+
+mod store;
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use chrono::Utc;
+use futures::FutureExt as _;
+use serde::Serialize;
+use tokio::sync::broadcast;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::api::{
+    Counters, FileFailure, JobError, JobRecord, JobState, MAX_DOSSIERS, MAX_FAILURES_KEPT, Since,
+    SyncSpec, Trigger,
+};
+use crate::metrics::Metrics;
+use crate::pipeline::{Pipeline, PipelineError, PipelineErrorKind, ProgressUpdate, SyncOutcome};
+
+pub(crate) use store::Store;
+
+/// Messages buffered per SSE subscriber before it lags (it then gets a fresh status).
+const EVENT_BUFFER: usize = 1024;
+
+/// One message for SSE subscribers of a job.
+#[derive(Debug, Clone)]
+pub struct JobMessage {
+    /// SSE event name: `progress` (a core event) or `status` (the job record).
+    pub kind: &'static str,
+    pub data: Arc<str>,
+    /// The job reached a terminal state: nothing follows.
+    pub terminal: bool,
+}
+
+/// A job in memory.
+#[derive(Debug)]
+pub(crate) struct Job {
+    record: Mutex<JobRecord>,
+    spec: Mutex<SyncSpec>,
+    cancel: CancellationToken,
+    events: broadcast::Sender<JobMessage>,
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data behind: keep serving it.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Job {
+    fn new(record: JobRecord, spec: SyncSpec) -> Arc<Job> {
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        Arc::new(Job {
+            record: Mutex::new(record),
+            spec: Mutex::new(spec),
+            cancel: CancellationToken::new(),
+            events,
+        })
+    }
+
+    pub(crate) fn snapshot(&self) -> JobRecord {
+        lock(&self.record).clone()
+    }
+
+    fn key(&self) -> (u64, String) {
+        let spec = lock(&self.spec);
+        (spec.demarche, spec.dest.clone())
+    }
+
+    /// The current record and a receiver of everything after it (taken under the record lock,
+    /// so that no state change falls between the two).
+    pub(crate) fn subscribe(&self) -> (JobRecord, broadcast::Receiver<JobMessage>) {
+        let record = lock(&self.record);
+        (record.clone(), self.events.subscribe())
+    }
+
+    /// Applies `change` to the record and tells subscribers, under the record lock.
+    fn update(&self, change: impl FnOnce(&mut JobRecord)) -> JobRecord {
+        let mut record = lock(&self.record);
+        change(&mut record);
+        let snapshot = record.clone();
+        if self.events.receiver_count() > 0 {
+            let data: Arc<str> = serde_json::to_string(&snapshot).unwrap_or_default().into();
+            // No receiver is not an error: nobody is watching.
+            let _ = self.events.send(JobMessage {
+                kind: "status",
+                data,
+                terminal: snapshot.state.is_terminal(),
+            });
+        }
+        snapshot
+    }
+}
+
+/// What the pipeline reports progress through: counters of one job and its SSE broadcast.
+#[derive(Clone, Debug)]
+pub struct JobProgress {
+    job: Arc<Job>,
+    metrics: Arc<Metrics>,
+}
+
+impl JobProgress {
+    /// Counts `update` and forwards `event` (a core event, serialized as is) to SSE
+    /// subscribers. Never blocks.
+    pub fn record<E: Serialize + ?Sized>(&self, update: ProgressUpdate, event: &E) {
+        {
+            let mut record = lock(&self.job.record);
+            let c = &mut record.counters;
+            match &update {
+                ProgressUpdate::None => {}
+                ProgressUpdate::PageFetched { dossiers } => c.dossiers += dossiers,
+                ProgressUpdate::FilePlanned { bytes } => {
+                    c.files_planned += 1;
+                    c.bytes_planned += bytes;
+                }
+                ProgressUpdate::FileSkipped => c.files_skipped += 1,
+                ProgressUpdate::BytesWritten { n } => c.bytes_downloaded += n,
+                ProgressUpdate::FileStored { bytes } => {
+                    c.files_stored += 1;
+                    c.bytes_stored += bytes;
+                }
+                ProgressUpdate::FileFailed { key, reason } => {
+                    c.files_failed += 1;
+                    if record.failures.len() < MAX_FAILURES_KEPT {
+                        record.failures.push(FileFailure {
+                            key: key.clone(),
+                            reason: reason.clone(),
+                        });
+                    }
+                }
+                ProgressUpdate::Retry => c.retries += 1,
+            }
+        }
+        self.metrics.progress(&update);
+        if self.job.events.receiver_count() > 0 {
+            match serde_json::to_string(event) {
+                Ok(data) => {
+                    let _ = self.job.events.send(JobMessage {
+                        kind: "progress",
+                        data: data.into(),
+                        terminal: false,
+                    });
+                }
+                Err(err) => tracing::warn!(error = %err, "cannot serialize a progress event"),
+            }
+        }
+    }
+
+    /// The live counters of the job.
+    pub fn counters(&self) -> Counters {
+        lock(&self.job.record).counters
+    }
+
+    /// The id of the job this progress belongs to.
+    pub fn job_id(&self) -> String {
+        lock(&self.job.record).id.clone()
+    }
+}
+
+/// Why a job was not created.
+#[derive(Debug)]
+pub(crate) enum SubmitError {
+    /// A job on the same démarche and destination is queued or running.
+    Conflict(Box<JobRecord>),
+    ShuttingDown,
+}
+
+/// Why a job could not be cancelled.
+#[derive(Debug)]
+pub(crate) enum CancelError {
+    NotFound,
+    Finished(Box<JobRecord>),
+}
+
+#[derive(Debug, Default)]
+struct Jobs {
+    by_id: HashMap<String, Arc<Job>>,
+    /// Every job id, oldest first (the history order).
+    order: VecDeque<String>,
+    /// Queued job ids, oldest first.
+    queue: VecDeque<String>,
+    /// Jobs whose task runs, by (démarche, destination).
+    running: HashMap<(u64, String), String>,
+    shutting_down: bool,
+}
+
+/// Queues, runs, cancels and remembers sync jobs.
+#[derive(Clone, Debug)]
+pub(crate) struct JobManager {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    jobs: Mutex<Jobs>,
+    tasks: Mutex<JoinSet<()>>,
+    pipeline: Arc<dyn Pipeline>,
+    store: Store,
+    metrics: Arc<Metrics>,
+    max_running: usize,
+    sync_jobs: usize,
+    history_limit: usize,
+}
+
+impl JobManager {
+    /// A manager over the history in `store` (already loaded into `history`, oldest first).
+    pub(crate) fn new(
+        pipeline: Arc<dyn Pipeline>,
+        store: Store,
+        history: Vec<JobRecord>,
+        metrics: Arc<Metrics>,
+        max_running: usize,
+        sync_jobs: usize,
+        history_limit: usize,
+    ) -> JobManager {
+        let mut jobs = Jobs::default();
+        for record in history {
+            let spec = spec_of(&record, sync_jobs);
+            jobs.order.push_back(record.id.clone());
+            jobs.by_id.insert(record.id.clone(), Job::new(record, spec));
+        }
+        JobManager {
+            inner: Arc::new(Inner {
+                jobs: Mutex::new(jobs),
+                tasks: Mutex::new(JoinSet::new()),
+                pipeline,
+                store,
+                metrics,
+                max_running,
+                sync_jobs,
+                history_limit,
+            }),
+        }
+    }
+
+    pub(crate) fn pipeline(&self) -> &Arc<dyn Pipeline> {
+        &self.inner.pipeline
+    }
+
+    pub(crate) fn sync_jobs(&self) -> usize {
+        self.inner.sync_jobs
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<Job>> {
+        lock(&self.inner.jobs).by_id.get(id).cloned()
+    }
+
+    /// The most recent jobs first, at most `limit`, optionally only in `state`.
+    pub(crate) fn recent(&self, limit: usize, state: Option<JobState>) -> Vec<JobRecord> {
+        let jobs = lock(&self.inner.jobs);
+        jobs.order
+            .iter()
+            .rev()
+            .filter_map(|id| jobs.by_id.get(id))
+            .map(|job| job.snapshot())
+            .filter(|record| state.is_none_or(|s| record.state == s))
+            .take(limit)
+            .collect()
+    }
+
+    /// How many jobs are in each state (for `/metrics`), in [`JobState::ALL`] order.
+    pub(crate) fn count_by_state(&self) -> [u64; 5] {
+        let jobs = lock(&self.inner.jobs);
+        let mut counts = [0u64; 5];
+        for job in jobs.by_id.values() {
+            let state = lock(&job.record).state;
+            if let Some(i) = JobState::ALL.iter().position(|s| *s == state) {
+                counts[i] += 1;
+            }
+        }
+        counts
+    }
+
+    /// Queues a sync unless one on the same démarche and destination is queued or running.
+    pub(crate) fn submit(
+        &self,
+        spec: SyncSpec,
+        trigger: Trigger,
+    ) -> Result<JobRecord, SubmitError> {
+        let record = {
+            let mut jobs = lock(&self.inner.jobs);
+            if jobs.shutting_down {
+                return Err(SubmitError::ShuttingDown);
+            }
+            let key = (spec.demarche, spec.dest.clone());
+            if let Some(existing) = find_active(&jobs, &key) {
+                return Err(SubmitError::Conflict(Box::new(existing.snapshot())));
+            }
+            self.insert(&mut jobs, spec, trigger)
+        };
+        self.dispatch();
+        Ok(record)
+    }
+
+    /// Webhook path: makes sure `dossiers` of `demarche` get synced into `dest`. A queued job
+    /// for the same destination absorbs them; otherwise a new job is queued (it waits for a
+    /// running one on the same destination to finish: a follow-up).
+    pub(crate) fn enqueue_dossiers(
+        &self,
+        demarche: u64,
+        dest: &str,
+        dossiers: &[u64],
+    ) -> Result<JobRecord, SubmitError> {
+        let record = {
+            let mut jobs = lock(&self.inner.jobs);
+            if jobs.shutting_down {
+                return Err(SubmitError::ShuttingDown);
+            }
+            let key = (demarche, dest.to_owned());
+            let queued = jobs
+                .queue
+                .iter()
+                .filter_map(|id| jobs.by_id.get(id))
+                .find(|job| job.key() == key)
+                .cloned();
+            match queued {
+                Some(job) => {
+                    let mut spec = lock(&job.spec);
+                    if !spec.dossiers.is_empty() {
+                        for number in dossiers {
+                            if !spec.dossiers.contains(number) {
+                                spec.dossiers.push(*number);
+                            }
+                        }
+                        if spec.dossiers.len() > MAX_DOSSIERS {
+                            // Too many to name: sync the démarche incrementally instead.
+                            spec.dossiers.clear();
+                        }
+                    }
+                    let dossiers = spec.dossiers.clone();
+                    drop(spec);
+                    let record = job.update(|r| r.dossiers = dossiers);
+                    self.inner.store.put(&record);
+                    record
+                }
+                None => {
+                    let spec = SyncSpec {
+                        demarche,
+                        dest: dest.to_owned(),
+                        since: Since::Auto,
+                        include: Vec::new(),
+                        dossiers: dossiers.to_vec(),
+                        jobs: self.inner.sync_jobs,
+                    };
+                    self.insert(&mut jobs, spec, Trigger::Webhook)
+                }
+            }
+        };
+        self.dispatch();
+        Ok(record)
+    }
+
+    fn insert(&self, jobs: &mut Jobs, spec: SyncSpec, trigger: Trigger) -> JobRecord {
+        let record = JobRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            state: JobState::Queued,
+            demarche: spec.demarche,
+            dest: spec.dest.clone(),
+            since: spec.since,
+            include: spec.include.clone(),
+            dossiers: spec.dossiers.clone(),
+            trigger,
+            created_at: Utc::now(),
+            started_at: None,
+            finished_at: None,
+            cancel_requested: false,
+            counters: Counters::default(),
+            failures: Vec::new(),
+            error: None,
+        };
+        self.inner.store.put(&record);
+        jobs.order.push_back(record.id.clone());
+        jobs.queue.push_back(record.id.clone());
+        jobs.by_id
+            .insert(record.id.clone(), Job::new(record.clone(), spec));
+        self.evict(jobs);
+        record
+    }
+
+    /// Forgets the oldest finished jobs beyond the history limit.
+    fn evict(&self, jobs: &mut Jobs) {
+        let mut excess = jobs.order.len().saturating_sub(self.inner.history_limit);
+        let mut kept = VecDeque::with_capacity(jobs.order.len());
+        while let Some(id) = jobs.order.pop_front() {
+            let finished = jobs
+                .by_id
+                .get(&id)
+                .is_some_and(|job| lock(&job.record).state.is_terminal());
+            if excess > 0 && finished {
+                excess -= 1;
+                jobs.by_id.remove(&id);
+                self.inner.store.delete(&id);
+            } else {
+                kept.push_back(id);
+            }
+        }
+        jobs.order = kept;
+    }
+
+    /// Cancels a queued job at once, or asks a running one to stop (it ends `cancelled`).
+    pub(crate) fn cancel(&self, id: &str) -> Result<JobRecord, CancelError> {
+        let mut jobs = lock(&self.inner.jobs);
+        let job = jobs.by_id.get(id).cloned().ok_or(CancelError::NotFound)?;
+        let state = lock(&job.record).state;
+        match state {
+            JobState::Queued => {
+                jobs.queue.retain(|queued| queued != id);
+                drop(jobs);
+                let record = job.update(|r| {
+                    r.state = JobState::Cancelled;
+                    r.cancel_requested = true;
+                    r.finished_at = Some(Utc::now());
+                });
+                self.inner.metrics.sync_finished(JobState::Cancelled);
+                self.inner.store.put(&record);
+                Ok(record)
+            }
+            JobState::Running => {
+                drop(jobs);
+                job.cancel.cancel();
+                let record = job.update(|r| r.cancel_requested = true);
+                self.inner.store.put(&record);
+                Ok(record)
+            }
+            _ => Err(CancelError::Finished(Box::new(job.snapshot()))),
+        }
+    }
+
+    /// Starts queued jobs while there is room, skipping those whose destination is busy.
+    fn dispatch(&self) {
+        let mut jobs = lock(&self.inner.jobs);
+        while !jobs.shutting_down && jobs.running.len() < self.inner.max_running {
+            let next = jobs.queue.iter().position(|id| {
+                jobs.by_id
+                    .get(id)
+                    .is_some_and(|job| !jobs.running.contains_key(&job.key()))
+            });
+            let Some(position) = next else { break };
+            let Some(id) = jobs.queue.remove(position) else {
+                break;
+            };
+            let Some(job) = jobs.by_id.get(&id).cloned() else {
+                continue;
+            };
+            jobs.running.insert(job.key(), id);
+            let record = job.update(|r| {
+                r.state = JobState::Running;
+                r.started_at = Some(Utc::now());
+            });
+            self.inner.store.put(&record);
+            let manager = self.clone();
+            let mut tasks = lock(&self.inner.tasks);
+            // Reap finished tasks so the set does not grow with the history.
+            while let Some(done) = tasks.try_join_next() {
+                if let Err(err) = done {
+                    tracing::error!(error = %err, "a job task ended abnormally");
+                }
+            }
+            tasks.spawn(async move { manager.run(job).await });
+        }
+    }
+
+    async fn run(self, job: Arc<Job>) {
+        let spec = lock(&job.spec).clone();
+        let id = lock(&job.record).id.clone();
+        let progress = JobProgress {
+            job: job.clone(),
+            metrics: self.inner.metrics.clone(),
+        };
+        let span =
+            tracing::info_span!("sync_job", job = %id, demarche = spec.demarche, dest = %spec.dest);
+        tracing::info!(parent: &span, "sync job started");
+        let run = self
+            .inner
+            .pipeline
+            .sync(spec.clone(), progress, job.cancel.clone())
+            .instrument(span.clone());
+        let outcome = match AssertUnwindSafe(run).catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(PipelineError::new(
+                PipelineErrorKind::Internal,
+                "the sync task panicked",
+            )),
+        };
+        let record = job.update(|r| finish(r, outcome, job.cancel.is_cancelled()));
+        tracing::info!(parent: &span, state = record.state.as_str(), "sync job finished");
+        self.inner.metrics.sync_finished(record.state);
+        self.inner.store.put(&record);
+        lock(&self.inner.jobs)
+            .running
+            .remove(&(spec.demarche, spec.dest));
+        self.dispatch();
+    }
+
+    /// Stops everything: no new job starts, queued jobs are cancelled, running ones are asked
+    /// to stop, and this returns once their tasks have ended and the history is written.
+    pub(crate) async fn shutdown(&self) {
+        let queued: Vec<Arc<Job>> = {
+            let mut jobs = lock(&self.inner.jobs);
+            jobs.shutting_down = true;
+            let queue = std::mem::take(&mut jobs.queue);
+            for id in jobs.running.values() {
+                if let Some(job) = jobs.by_id.get(id) {
+                    job.cancel.cancel();
+                }
+            }
+            queue
+                .iter()
+                .filter_map(|id| jobs.by_id.get(id).cloned())
+                .collect()
+        };
+        for job in queued {
+            let record = job.update(|r| {
+                r.state = JobState::Cancelled;
+                r.finished_at = Some(Utc::now());
+                r.error = Some(JobError {
+                    code: "shutdown".into(),
+                    message: "the service stopped before the job started".into(),
+                });
+            });
+            self.inner.metrics.sync_finished(JobState::Cancelled);
+            self.inner.store.put(&record);
+        }
+        loop {
+            let mut tasks = std::mem::take(&mut *lock(&self.inner.tasks));
+            if tasks.is_empty() {
+                break;
+            }
+            while let Some(done) = tasks.join_next().await {
+                if let Err(err) = done {
+                    tracing::error!(error = %err, "a job task ended abnormally");
+                }
+            }
+        }
+        self.inner.store.flush().await;
+    }
+}
+
+fn find_active(jobs: &Jobs, key: &(u64, String)) -> Option<Arc<Job>> {
+    if let Some(id) = jobs.running.get(key) {
+        return jobs.by_id.get(id).cloned();
+    }
+    jobs.queue
+        .iter()
+        .filter_map(|id| jobs.by_id.get(id))
+        .find(|job| job.key() == *key)
+        .cloned()
+}
+
+fn spec_of(record: &JobRecord, jobs: usize) -> SyncSpec {
+    SyncSpec {
+        demarche: record.demarche,
+        dest: record.dest.clone(),
+        since: record.since,
+        include: record.include.clone(),
+        dossiers: record.dossiers.clone(),
+        jobs,
+    }
+}
+
+/// The terminal state of a job from the pipeline's answer.
+fn finish(
+    record: &mut JobRecord,
+    outcome: Result<SyncOutcome, PipelineError>,
+    cancel_requested: bool,
+) {
+    record.finished_at = Some(Utc::now());
+    match outcome {
+        Ok(outcome) => {
+            record.counters = outcome.counters;
+            if !outcome.failures.is_empty() {
+                record.failures = outcome
+                    .failures
+                    .into_iter()
+                    .take(MAX_FAILURES_KEPT)
+                    .collect();
+            }
+            record.state = if outcome.cancelled {
+                JobState::Cancelled
+            } else if outcome.unsuccessful || record.counters.files_failed > 0 {
+                JobState::Failed
+            } else {
+                JobState::Succeeded
+            };
+            if record.state == JobState::Failed {
+                record.error = Some(JobError {
+                    code: "files_failed".into(),
+                    message: format!(
+                        "`{}` files could not be stored",
+                        record.counters.files_failed
+                    ),
+                });
+            }
+        }
+        Err(err)
+            if err.kind == PipelineErrorKind::Cancelled
+                || (cancel_requested && record.state == JobState::Running) =>
+        {
+            record.state = JobState::Cancelled;
+            if err.kind != PipelineErrorKind::Cancelled {
+                record.error = Some(JobError {
+                    code: err.kind.code().into(),
+                    message: err.message,
+                });
+            }
+        }
+        Err(err) => {
+            record.state = JobState::Failed;
+            record.error = Some(JobError {
+                code: err.kind.code().into(),
+                message: err.message,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,240 @@
+//! dsfiles-server owns the HTTP front end of dsfiles: the axum [`router`], [`serve`] with
+//! graceful shutdown, sync jobs (queue, bounded concurrency, cancellation, persisted
+//! history), Server-Sent Events, DS webhooks, metrics and the OpenAPI document.
+//!
+//! **Architecture invariant:** this crate holds no pipeline logic. What to list, download,
+//! verify or skip is decided by `dsfiles-core`, reached only through the [`Pipeline`] trait
+//! ([`CorePipeline`] in production). The service never returns or logs a secret: tokens and
+//! webhook secrets are [`Secret`]s, routes are logged by their template, never their raw path.
+//!
+//! ```no_run
+//! # async fn demo(config: dsfiles_server::ServerConfig, pipeline: std::sync::Arc<dyn dsfiles_server::Pipeline>) -> Result<(), dsfiles_server::Error> {
+//! let state = dsfiles_server::AppState::new(config, pipeline)?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.map_err(dsfiles_server::Error::Serve)?;
+//! dsfiles_server::serve(listener, state, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+pub mod api;
+mod config;
+mod core_pipeline;
+mod error;
+mod files;
+mod jobs;
+mod metrics;
+mod openapi;
+mod pipeline;
+mod routes;
+mod webhooks;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tokio_util::sync::CancellationToken;
+
+pub use config::{
+    AllowList, ConfigFile, DestError, Destination, DsSection, Secret, ServerConfig, WebhookSecrets,
+    WebhooksSection,
+};
+pub use core_pipeline::CorePipeline;
+pub use error::{ApiError, Error};
+pub use jobs::JobProgress;
+pub use pipeline::{
+    DsStats, Pipeline, PipelineError, PipelineErrorKind, ProgressUpdate, SyncOutcome,
+};
+
+use crate::jobs::{JobManager, Store};
+use crate::metrics::Metrics;
+use crate::webhooks::Dedup;
+
+/// Everything the handlers share: settings, the job manager, metrics, webhook deduplication.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ServerConfig,
+    jobs: JobManager,
+    metrics: Arc<Metrics>,
+    dedup: Dedup,
+    /// Fires when the service starts shutting down (ends SSE streams, fails readiness).
+    shutdown: CancellationToken,
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.inner.config)
+            .field("jobs", &self.inner.jobs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Validates `config`, loads the job history from its state directory (unfinished jobs
+    /// come back `cancelled` or `failed: interrupted`) and starts the history writer. Must be
+    /// called inside a Tokio runtime.
+    pub fn new(config: ServerConfig, pipeline: Arc<dyn Pipeline>) -> Result<AppState, Error> {
+        config.validate()?;
+        let metrics = Arc::new(Metrics::default());
+        let (store, history) = Store::open(&config.state_dir, config.history_limit)?;
+        let jobs = JobManager::new(
+            pipeline,
+            store,
+            history,
+            metrics.clone(),
+            config.max_concurrent_syncs,
+            config.sync_jobs,
+            config.history_limit,
+        );
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                config,
+                jobs,
+                metrics,
+                dedup: Dedup::default(),
+                shutdown: CancellationToken::new(),
+            }),
+        })
+    }
+
+    /// Stops the service's work: no new job starts, queued jobs are cancelled, running syncs
+    /// are cancelled (the core leaves their manifests consistent), and this returns once they
+    /// have ended and the history is on disk. [`serve`] calls it after the last connection.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.jobs.shutdown().await;
+    }
+
+    pub(crate) fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn jobs(&self) -> &JobManager {
+        &self.inner.jobs
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub(crate) fn dedup(&self) -> &Dedup {
+        &self.inner.dedup
+    }
+
+    pub(crate) fn shutdown_token(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+}
+
+/// The service's routes (see `docs/http-api.md` and `GET /v1/openapi.json`) with its limits:
+/// request body size, request timeout, bearer authentication on `/v1` (webhooks aside), and
+/// one JSON error shape for every 4xx and 5xx.
+pub fn router(state: AppState) -> Router {
+    let config = state.config();
+    let mut public = Router::new();
+    let mut authed = Router::new();
+    for route in routes::table() {
+        if route.doc.auth {
+            authed = authed.route(route.doc.path, route.handler);
+        } else {
+            public = public.route(route.doc.path, route.handler);
+        }
+    }
+    let authed = authed.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        routes::require_token,
+    ));
+    public
+        .merge(authed)
+        .fallback(|| async { ApiError::not_found("no such route") })
+        // Innermost first: each `layer` wraps everything above it.
+        .layer(axum::extract::DefaultBodyLimit::max(config.body_limit))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            config.body_limit,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+        .layer(middleware::map_response(json_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` resolves, then stops accepting,
+/// lets open requests finish (SSE streams end), cancels running syncs and waits for them.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let app = router(state.clone());
+    let token = state.shutdown_token().clone();
+    let signal = async move {
+        tokio::select! {
+            () = shutdown => {}
+            () = token.cancelled() => {}
+        }
+        token.cancel();
+    };
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
+        .await;
+    state.shutdown().await;
+    result.map_err(Error::Serve)
+}
+
+/// Logs and measures each request by its route template (the raw path may hold a secret).
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let start = Instant::now();
+    let response = next.run(request).await;
+    let elapsed = start.elapsed();
+    let status = response.status();
+    state
+        .metrics()
+        .request(&route, &method, status.as_u16(), elapsed);
+    if status.is_server_error() {
+        tracing::warn!(%method, %route, status = status.as_u16(), elapsed_ms = elapsed.as_millis() as u64, "request failed");
+    } else {
+        tracing::debug!(%method, %route, status = status.as_u16(), elapsed_ms = elapsed.as_millis() as u64, "request");
+    }
+    response
+}
+
+/// Gives error answers produced outside the handlers (timeouts, body limits, wrong methods)
+/// the JSON error shape.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let allow: Option<HeaderValue> = response.headers().get(header::ALLOW).cloned();
+    let mut replaced = ApiError::from_status(status).into_response();
+    if let Some(allow) = allow {
+        replaced.headers_mut().insert(header::ALLOW, allow);
+    }
+    replaced
+}

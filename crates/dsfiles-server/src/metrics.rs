@@ -1,0 +1,333 @@
+//! Prometheus metrics, written in the text exposition format (version 0.0.4) by hand: a few
+//! counters, gauges computed at scrape time, and one latency histogram per route.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::api::JobState;
+use crate::jobs::lock;
+use crate::pipeline::{DsStats, ProgressUpdate};
+
+/// Upper bounds (seconds) of the HTTP latency buckets.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// Webhook delivery outcomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum WebhookOutcome {
+    Accepted,
+    Duplicate,
+    Rejected,
+}
+
+impl WebhookOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            WebhookOutcome::Accepted => "accepted",
+            WebhookOutcome::Duplicate => "duplicate",
+            WebhookOutcome::Rejected => "rejected",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    files_stored: AtomicU64,
+    files_skipped: AtomicU64,
+    files_failed: AtomicU64,
+    bytes_stored: AtomicU64,
+    bytes_downloaded: AtomicU64,
+    syncs_finished: [AtomicU64; 5],
+    webhooks: Mutex<BTreeMap<(&'static str, WebhookOutcome), u64>>,
+    /// (route, method) → latency histogram.
+    latency: Mutex<BTreeMap<(String, String), Histogram>>,
+    /// (route, method, status) → count.
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+}
+
+impl Metrics {
+    pub(crate) fn progress(&self, update: &ProgressUpdate) {
+        match update {
+            ProgressUpdate::FileStored { bytes } => {
+                self.files_stored.fetch_add(1, Ordering::Relaxed);
+                self.bytes_stored.fetch_add(*bytes, Ordering::Relaxed);
+            }
+            ProgressUpdate::FileSkipped => {
+                self.files_skipped.fetch_add(1, Ordering::Relaxed);
+            }
+            ProgressUpdate::FileFailed { .. } => {
+                self.files_failed.fetch_add(1, Ordering::Relaxed);
+            }
+            ProgressUpdate::BytesWritten { n } => {
+                self.bytes_downloaded.fetch_add(*n, Ordering::Relaxed);
+            }
+            ProgressUpdate::None
+            | ProgressUpdate::PageFetched { .. }
+            | ProgressUpdate::FilePlanned { .. }
+            | ProgressUpdate::Retry => {}
+        }
+    }
+
+    pub(crate) fn sync_finished(&self, state: JobState) {
+        if let Some(i) = JobState::ALL.iter().position(|s| *s == state) {
+            self.syncs_finished[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn webhook(&self, kind: &'static str, outcome: WebhookOutcome) {
+        *lock(&self.webhooks).entry((kind, outcome)).or_default() += 1;
+    }
+
+    /// Records one HTTP request; `route` is the matched route template (never the raw path,
+    /// which may hold a webhook secret).
+    pub(crate) fn request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        {
+            let mut latency = lock(&self.latency);
+            let hist = latency
+                .entry((route.to_owned(), method.to_owned()))
+                .or_default();
+            for (bucket, bound) in hist.buckets.iter_mut().zip(BUCKETS) {
+                if secs <= bound {
+                    *bucket += 1;
+                }
+            }
+            hist.count += 1;
+            hist.sum += secs;
+        }
+        *lock(&self.requests)
+            .entry((route.to_owned(), method.to_owned(), status))
+            .or_default() += 1;
+    }
+
+    /// The exposition text. `jobs_by_state` is in [`JobState::ALL`] order.
+    pub(crate) fn render(&self, jobs_by_state: [u64; 5], ds: DsStats) -> String {
+        let mut out = String::with_capacity(4096);
+        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        family(
+            &mut out,
+            "dsfiles_syncs",
+            "gauge",
+            "Sync jobs in the history by state.",
+        );
+        for (state, n) in JobState::ALL.iter().zip(jobs_by_state) {
+            let _ = writeln!(out, "dsfiles_syncs{{state=\"{}\"}} {n}", state.as_str());
+        }
+        family(
+            &mut out,
+            "dsfiles_syncs_finished_total",
+            "counter",
+            "Sync jobs finished since start, by final state.",
+        );
+        for (state, n) in JobState::ALL.iter().zip(&self.syncs_finished) {
+            if state.is_terminal() {
+                let _ = writeln!(
+                    out,
+                    "dsfiles_syncs_finished_total{{state=\"{}\"}} {}",
+                    state.as_str(),
+                    n.load(Ordering::Relaxed)
+                );
+            }
+        }
+        let counters = [
+            (
+                "dsfiles_files_stored_total",
+                "Files stored and verified.",
+                &self.files_stored,
+            ),
+            (
+                "dsfiles_files_skipped_total",
+                "Files skipped as unchanged.",
+                &self.files_skipped,
+            ),
+            (
+                "dsfiles_files_failed_total",
+                "Files that failed after retries.",
+                &self.files_failed,
+            ),
+            (
+                "dsfiles_bytes_stored_total",
+                "Bytes of the files stored.",
+                &self.bytes_stored,
+            ),
+            (
+                "dsfiles_bytes_downloaded_total",
+                "Bytes downloaded from DS (including retries).",
+                &self.bytes_downloaded,
+            ),
+        ];
+        for (name, help, value) in counters {
+            family(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        let ds_counters = [
+            (
+                "dsfiles_ds_api_calls_total",
+                "GraphQL requests sent to DS.",
+                ds.api_calls,
+            ),
+            (
+                "dsfiles_ds_rate_limited_total",
+                "DS answers 429 Too Many Requests.",
+                ds.rate_limited,
+            ),
+            (
+                "dsfiles_ds_retries_total",
+                "DS requests retried.",
+                ds.retries,
+            ),
+        ];
+        for (name, help, value) in ds_counters {
+            family(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        family(
+            &mut out,
+            "dsfiles_webhooks_total",
+            "counter",
+            "DS webhook deliveries by kind and outcome.",
+        );
+        for ((kind, outcome), n) in lock(&self.webhooks).iter() {
+            let _ = writeln!(
+                out,
+                "dsfiles_webhooks_total{{kind=\"{kind}\",outcome=\"{}\"}} {n}",
+                outcome.as_str()
+            );
+        }
+        family(
+            &mut out,
+            "dsfiles_http_requests_total",
+            "counter",
+            "HTTP requests by route, method and status.",
+        );
+        for ((route, method, status), n) in lock(&self.requests).iter() {
+            let _ = writeln!(
+                out,
+                "dsfiles_http_requests_total{{route=\"{}\",method=\"{method}\",status=\"{status}\"}} {n}",
+                escape(route)
+            );
+        }
+        family(
+            &mut out,
+            "dsfiles_http_request_duration_seconds",
+            "histogram",
+            "HTTP request latency by route.",
+        );
+        for ((route, method), hist) in lock(&self.latency).iter() {
+            let route = escape(route);
+            for (bound, n) in BUCKETS.iter().zip(hist.buckets) {
+                let _ = writeln!(
+                    out,
+                    "dsfiles_http_request_duration_seconds_bucket{{route=\"{route}\",method=\"{method}\",le=\"{bound}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "dsfiles_http_request_duration_seconds_bucket{{route=\"{route}\",method=\"{method}\",le=\"+Inf\"}} {}",
+                hist.count
+            );
+            let _ = writeln!(
+                out,
+                "dsfiles_http_request_duration_seconds_sum{{route=\"{route}\",method=\"{method}\"}} {}",
+                hist.sum
+            );
+            let _ = writeln!(
+                out,
+                "dsfiles_http_request_duration_seconds_count{{route=\"{route}\",method=\"{method}\"}} {}",
+                hist.count
+            );
+        }
+        out
+    }
+}
+
+/// Escapes a label value (backslash, double quote, newline).
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_counts_add_up() {
+        let metrics = Metrics::default();
+        metrics.request("/v1/syncs/{id}", "GET", 200, Duration::from_micros(300));
+        metrics.request("/v1/syncs/{id}", "GET", 200, Duration::from_millis(3));
+        metrics.request("/v1/syncs/{id}", "GET", 404, Duration::from_secs(9));
+        metrics.progress(&ProgressUpdate::FileStored { bytes: 10 });
+        metrics.sync_finished(JobState::Succeeded);
+        let text = metrics.render(
+            [1, 2, 3, 0, 0],
+            DsStats {
+                api_calls: 7,
+                retries: 2,
+                rate_limited: 1,
+            },
+        );
+        let has = |line: &str| {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing `{line}` in\n{text}"
+            )
+        };
+        has(
+            "dsfiles_http_request_duration_seconds_bucket{route=\"/v1/syncs/{id}\",method=\"GET\",le=\"0.0005\"} 1",
+        );
+        has(
+            "dsfiles_http_request_duration_seconds_bucket{route=\"/v1/syncs/{id}\",method=\"GET\",le=\"0.005\"} 2",
+        );
+        has(
+            "dsfiles_http_request_duration_seconds_bucket{route=\"/v1/syncs/{id}\",method=\"GET\",le=\"5\"} 2",
+        );
+        has(
+            "dsfiles_http_request_duration_seconds_bucket{route=\"/v1/syncs/{id}\",method=\"GET\",le=\"+Inf\"} 3",
+        );
+        has(
+            "dsfiles_http_request_duration_seconds_count{route=\"/v1/syncs/{id}\",method=\"GET\"} 3",
+        );
+        has(
+            "dsfiles_http_requests_total{route=\"/v1/syncs/{id}\",method=\"GET\",status=\"404\"} 1",
+        );
+        has("dsfiles_syncs{state=\"running\"} 2");
+        has("dsfiles_syncs_finished_total{state=\"succeeded\"} 1");
+        has("dsfiles_files_stored_total 1");
+        has("dsfiles_bytes_stored_total 10");
+        has("dsfiles_ds_api_calls_total 7");
+        has("dsfiles_ds_rate_limited_total 1");
+        has("dsfiles_ds_retries_total 2");
+        // Every sample line belongs to a family declared with # TYPE before it.
+        let mut declared = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                declared.push(rest.split(' ').next().unwrap_or_default().to_owned());
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap_or_default();
+                assert!(
+                    declared.iter().any(|d| name == d
+                        || name
+                            .strip_prefix(d.as_str())
+                            .is_some_and(|s| ["_bucket", "_sum", "_count"].contains(&s))),
+                    "undeclared sample `{line}`"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The seam between the HTTP service and the pipeline: [`Pipeline`] is what jobs and the file
+//! listing call. [`CorePipeline`](crate::CorePipeline) implements it with `dsfiles-core`;
+//! tests implement it with scripted fakes. Nothing here decides what to download.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{Counters, FileFailure, ListedFile, SyncSpec};
+use crate::jobs::JobProgress;
+
+/// Runs syncs and lists files on behalf of the service.
+#[async_trait::async_trait]
+pub trait Pipeline: Send + Sync + fmt::Debug + 'static {
+    /// Runs one sync to its end, reporting progress through `progress`, stopping cleanly
+    /// when `cancel` fires (then `Ok` with `cancelled: true`, or `Err` of kind `Cancelled`).
+    async fn sync(
+        &self,
+        spec: SyncSpec,
+        progress: JobProgress,
+        cancel: CancellationToken,
+    ) -> Result<SyncOutcome, PipelineError>;
+
+    /// The file records of `demarche` (dossiers updated since `since` when given), in a
+    /// stable order, without downloading anything.
+    fn list_files(
+        &self,
+        demarche: u64,
+        since: Option<DateTime<Utc>>,
+        cancel: CancellationToken,
+    ) -> BoxStream<'static, Result<ListedFile, PipelineError>>;
+
+    /// DS API counters since the service started, for `/metrics`.
+    fn ds_stats(&self) -> DsStats;
+}
+
+/// The end of a sync that ran (possibly with per-file failures, possibly cancelled).
+#[derive(Debug, Clone, Default)]
+pub struct SyncOutcome {
+    /// Final counters from the report (they replace the live ones).
+    pub counters: Counters,
+    pub failures: Vec<FileFailure>,
+    pub cancelled: bool,
+    /// Files failed or flagged in a way that makes the run unsuccessful.
+    pub unsuccessful: bool,
+}
+
+/// DS API usage, summed over every client the pipeline holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DsStats {
+    pub api_calls: u64,
+    pub retries: u64,
+    pub rate_limited: u64,
+}
+
+/// A run-level failure of the pipeline, classified for HTTP answers and job records.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct PipelineError {
+    pub kind: PipelineErrorKind,
+    /// Names the démarche, dossier or destination; never a secret or a signed URL.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipelineErrorKind {
+    /// The démarche or dossier does not exist (for this token).
+    NotFound,
+    /// DS refused the token or the démarche.
+    Access,
+    /// DS or the network failed after retries.
+    Upstream,
+    /// The destination could not be opened or written.
+    Destination,
+    /// Settings the pipeline rejected (layout, filter).
+    Invalid,
+    Cancelled,
+    Internal,
+}
+
+impl PipelineErrorKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            PipelineErrorKind::NotFound => "not_found",
+            PipelineErrorKind::Access => "ds_access_refused",
+            PipelineErrorKind::Upstream => "ds_unavailable",
+            PipelineErrorKind::Destination => "destination_failed",
+            PipelineErrorKind::Invalid => "invalid_value",
+            PipelineErrorKind::Cancelled => "cancelled",
+            PipelineErrorKind::Internal => "internal",
+        }
+    }
+}
+
+impl PipelineError {
+    pub fn new(kind: PipelineErrorKind, message: impl Into<String>) -> PipelineError {
+        PipelineError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// A progress report from the pipeline, as the job counters see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProgressUpdate {
+    /// Nothing to count (the event is only forwarded to SSE subscribers).
+    None,
+    PageFetched {
+        dossiers: u64,
+    },
+    FilePlanned {
+        bytes: u64,
+    },
+    FileSkipped,
+    BytesWritten {
+        n: u64,
+    },
+    FileStored {
+        bytes: u64,
+    },
+    FileFailed {
+        key: String,
+        reason: String,
+    },
+    Retry,
+}

@@ -1,0 +1,475 @@
+//! The route table (one list, used by both the router and the OpenAPI document) and the
+//! handlers of the sync, health and metrics routes.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, delete, get, post};
+use futures::Stream;
+use serde::Deserialize;
+use tokio::sync::broadcast;
+
+use crate::api::{
+    ConflictBody, ConflictError, JobList, JobRecord, JobState, Since, SyncRequest, SyncSpec,
+    Trigger,
+};
+use crate::config::DestError;
+use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::jobs::{CancelError, JobMessage, SubmitError};
+use crate::{AppState, files, openapi, webhooks};
+
+/// What the OpenAPI document says about a route.
+#[derive(Debug, Clone)]
+pub(crate) struct RouteDoc {
+    pub method: Method,
+    /// axum's template (`{id}`), which is also OpenAPI's.
+    pub path: &'static str,
+    pub auth: bool,
+    pub operation_id: &'static str,
+    pub summary: &'static str,
+    pub tag: &'static str,
+}
+
+pub(crate) struct Route {
+    pub doc: RouteDoc,
+    pub handler: MethodRouter<AppState>,
+}
+
+fn doc(
+    method: Method,
+    path: &'static str,
+    auth: bool,
+    operation_id: &'static str,
+    summary: &'static str,
+    tag: &'static str,
+) -> RouteDoc {
+    RouteDoc {
+        method,
+        path,
+        auth,
+        operation_id,
+        summary,
+        tag,
+    }
+}
+
+/// Every route of the service.
+pub(crate) fn table() -> Vec<Route> {
+    vec![
+        Route {
+            doc: doc(
+                Method::GET,
+                "/healthz",
+                false,
+                "healthz",
+                "Liveness: the process answers.",
+                "operations",
+            ),
+            handler: get(healthz),
+        },
+        Route {
+            doc: doc(
+                Method::GET,
+                "/readyz",
+                false,
+                "readyz",
+                "Readiness: 503 while shutting down.",
+                "operations",
+            ),
+            handler: get(readyz),
+        },
+        Route {
+            doc: doc(
+                Method::GET,
+                "/metrics",
+                false,
+                "metrics",
+                "Prometheus metrics (text format).",
+                "operations",
+            ),
+            handler: get(metrics),
+        },
+        Route {
+            doc: doc(
+                Method::GET,
+                "/v1/openapi.json",
+                true,
+                "openapi",
+                "This OpenAPI document.",
+                "operations",
+            ),
+            handler: get(openapi_json),
+        },
+        Route {
+            doc: doc(
+                Method::POST,
+                "/v1/syncs",
+                true,
+                "createSync",
+                "Queue a sync of a démarche into a destination.",
+                "syncs",
+            ),
+            handler: post(create_sync),
+        },
+        Route {
+            doc: doc(
+                Method::GET,
+                "/v1/syncs",
+                true,
+                "listSyncs",
+                "Recent sync jobs, newest first.",
+                "syncs",
+            ),
+            handler: get(list_syncs),
+        },
+        Route {
+            doc: doc(
+                Method::GET,
+                "/v1/syncs/{id}",
+                true,
+                "getSync",
+                "One sync job: state, counters, failures.",
+                "syncs",
+            ),
+            handler: get(get_sync),
+        },
+        Route {
+            doc: doc(
+                Method::DELETE,
+                "/v1/syncs/{id}",
+                true,
+                "cancelSync",
+                "Cancel a queued or running sync job.",
+                "syncs",
+            ),
+            handler: delete(cancel_sync),
+        },
+        Route {
+            doc: doc(
+                Method::GET,
+                "/v1/syncs/{id}/events",
+                true,
+                "syncEvents",
+                "Progress of a sync job as Server-Sent Events.",
+                "syncs",
+            ),
+            handler: get(sync_events),
+        },
+        Route {
+            doc: doc(
+                Method::GET,
+                "/v1/demarches/{demarche}/files",
+                true,
+                "listFiles",
+                "Page through the file records of a démarche (nothing is downloaded).",
+                "files",
+            ),
+            handler: get(files::list_files),
+        },
+        Route {
+            doc: doc(
+                Method::POST,
+                "/v1/webhooks/ds",
+                false,
+                "dsWebhook",
+                "DS webhook (signed JSON).",
+                "webhooks",
+            ),
+            handler: post(webhooks::signed),
+        },
+        Route {
+            doc: doc(
+                Method::POST,
+                "/v1/webhooks/ds/{secret}",
+                false,
+                "dsWebhookLegacy",
+                "Legacy DS webhook (form-encoded, secret in the path).",
+                "webhooks",
+            ),
+            handler: post(webhooks::legacy),
+        },
+    ]
+}
+
+/// `Authorization: Bearer <service token>`, compared in constant time with every configured
+/// token.
+pub(crate) async fn require_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let Some(presented) = presented else {
+        return ApiError::unauthorized("missing `Authorization: Bearer <token>` header")
+            .into_response();
+    };
+    // Check every token (no early exit) so the timing says nothing about which matched.
+    let valid = state.config().api_tokens.iter().fold(false, |acc, token| {
+        acc | token.matches(presented.as_bytes())
+    });
+    if !valid {
+        return ApiError::unauthorized("invalid API token").into_response();
+    }
+    next.run(request).await
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.shutdown_token().is_cancelled() {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the service is shutting down",
+        )
+        .into_response();
+    }
+    axum::Json(serde_json::json!({"status": "ready"})).into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let text = state.metrics().render(
+        state.jobs().count_by_state(),
+        state.jobs().pipeline().ds_stats(),
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn openapi_json() -> impl IntoResponse {
+    axum::Json(openapi::document())
+}
+
+/// Maps a refused destination to 422 (malformed) or 403 (outside the allow-list).
+pub(crate) fn dest_error(err: DestError) -> ApiError {
+    match err {
+        DestError::Invalid { .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_destination",
+            err.to_string(),
+        ),
+        DestError::NotAllowed { .. } => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "destination_not_allowed",
+            err.to_string(),
+        ),
+    }
+}
+
+fn shutting_down() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "shutting_down",
+        "the service is shutting down",
+    )
+}
+
+async fn create_sync(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<SyncRequest>,
+) -> Result<Response, ApiError> {
+    request.validate().map_err(ApiError::invalid)?;
+    let dest = state
+        .config()
+        .allow_dest
+        .check(&request.dest)
+        .map_err(dest_error)?;
+    let mut include = request.include.clone();
+    include.sort();
+    include.dedup();
+    let mut dossiers = request.dossiers.clone();
+    dossiers.sort_unstable();
+    dossiers.dedup();
+    let spec = SyncSpec {
+        demarche: request.demarche,
+        dest: dest.canonical(),
+        since: request.since.unwrap_or(Since::Auto),
+        include,
+        dossiers,
+        jobs: state.jobs().sync_jobs(),
+    };
+    match state.jobs().submit(spec, Trigger::Api) {
+        Ok(record) => Ok(accepted(&record)),
+        Err(SubmitError::Conflict(existing)) => Ok(conflict(&existing)),
+        Err(SubmitError::ShuttingDown) => Err(shutting_down()),
+    }
+}
+
+fn accepted(record: &JobRecord) -> Response {
+    let mut response = (StatusCode::ACCEPTED, axum::Json(record)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/syncs/{}", record.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+fn conflict(existing: &JobRecord) -> Response {
+    let body = ConflictBody {
+        error: ConflictError {
+            code: "sync_in_progress",
+            message: format!(
+                "démarche `{}` is already being synced into `{}` by job `{}`",
+                existing.demarche, existing.dest, existing.id
+            ),
+            job_id: &existing.id,
+            job_state: existing.state,
+        },
+    };
+    (StatusCode::CONFLICT, axum::Json(body)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    limit: Option<usize>,
+    state: Option<JobState>,
+}
+
+const MAX_LIST: usize = 1000;
+
+async fn list_syncs(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Response, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    if limit == 0 || limit > MAX_LIST {
+        return Err(ApiError::invalid(format!(
+            "`limit` must be between 1 and {MAX_LIST}, got `{limit}`"
+        )));
+    }
+    let jobs = state.jobs().recent(limit, query.state);
+    Ok(axum::Json(JobList { jobs }).into_response())
+}
+
+fn job_not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("no sync job `{}`", truncate(id)))
+}
+
+/// Echoes at most 64 characters of a client-supplied id.
+fn truncate(id: &str) -> String {
+    id.chars().take(64).collect()
+}
+
+async fn get_sync(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let job = state.jobs().get(&id).ok_or_else(|| job_not_found(&id))?;
+    Ok(axum::Json(job.snapshot()).into_response())
+}
+
+async fn cancel_sync(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    match state.jobs().cancel(&id) {
+        Ok(record) => Ok((StatusCode::ACCEPTED, axum::Json(record)).into_response()),
+        Err(CancelError::NotFound) => Err(job_not_found(&id)),
+        Err(CancelError::Finished(record)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_finished",
+            format!(
+                "sync job `{}` already ended `{}`",
+                record.id,
+                record.state.as_str()
+            ),
+        )),
+    }
+}
+
+/// SSE: a `status` event with the job record first, then `progress` events (core events as
+/// JSON) and `status` events on state changes, until the job ends or the service stops.
+async fn sync_events(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let job = state.jobs().get(&id).ok_or_else(|| job_not_found(&id))?;
+    let (first, receiver) = job.subscribe();
+    let stream = events_stream(first, receiver, job, state.shutdown_token().clone());
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+enum Phase {
+    First(Box<JobRecord>),
+    Follow,
+    Done,
+}
+
+fn status_event(record: &JobRecord) -> SseEvent {
+    SseEvent::default()
+        .event("status")
+        .data(serde_json::to_string(record).unwrap_or_default())
+}
+
+fn events_stream(
+    first: JobRecord,
+    receiver: broadcast::Receiver<JobMessage>,
+    job: std::sync::Arc<crate::jobs::Job>,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static {
+    let state = (Phase::First(Box::new(first)), receiver, job, shutdown);
+    futures::stream::unfold(state, |(phase, mut receiver, job, shutdown)| async move {
+        match phase {
+            Phase::Done => None,
+            Phase::First(record) => {
+                let next = if record.state.is_terminal() {
+                    Phase::Done
+                } else {
+                    Phase::Follow
+                };
+                Some((Ok(status_event(&record)), (next, receiver, job, shutdown)))
+            }
+            Phase::Follow => {
+                let message = tokio::select! {
+                    () = shutdown.cancelled() => return None,
+                    message = receiver.recv() => message,
+                };
+                match message {
+                    Ok(message) => {
+                        let next = if message.terminal {
+                            Phase::Done
+                        } else {
+                            Phase::Follow
+                        };
+                        let event = SseEvent::default().event(message.kind).data(&*message.data);
+                        Some((Ok(event), (next, receiver, job, shutdown)))
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // Too slow to follow every event: resume from a fresh status.
+                        let record = job.snapshot();
+                        let next = if record.state.is_terminal() {
+                            Phase::Done
+                        } else {
+                            Phase::Follow
+                        };
+                        Some((Ok(status_event(&record)), (next, receiver, job, shutdown)))
+                    }
+                    Err(broadcast::error::RecvError::Closed) => None,
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,360 @@
+//! DS webhooks. Payloads are untrusted: only démarche and dossier numbers are taken from
+//! them, the data itself comes from the API when the sync runs.
+//!
+//! - Current: `POST /v1/webhooks/ds`, JSON `{webhook_id, demarche_number, events: [{sequence,
+//!   type, dossier_number, timestamp}]}` (at most 100 events), signed with
+//!   `X-Webhook-Signature-256: sha256=<hex HMAC-SHA256(secret, raw body)>`; the current and the
+//!   previous secret are accepted; deliveries are at-least-once, so events are deduplicated
+//!   on `sequence` (a bounded window per `webhook_id`).
+//! - Legacy: `POST /v1/webhooks/ds/{secret}`, form-encoded `procedure_id`, `dossier_id`,
+//!   `state`, `updated_at`, unsigned; a wrong secret is answered 404.
+//!
+//! Both enqueue syncs of the named dossiers into the démarche's configured destination
+//! (coalesced with a queued job for the same destination) and answer 202 at once.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use hmac::{Hmac, Mac as _};
+use serde::Deserialize;
+use sha2::Sha256;
+
+use crate::AppState;
+use crate::api::WebhookAccepted;
+use crate::error::{ApiError, ApiPath};
+use crate::jobs::{SubmitError, lock};
+use crate::metrics::WebhookOutcome;
+
+/// The signature header of the current webhooks.
+pub const SIGNATURE_HEADER: &str = "x-webhook-signature-256";
+/// Most events in one delivery.
+pub const MAX_EVENTS: usize = 100;
+/// Sequences remembered per webhook.
+const WINDOW: usize = 4096;
+/// Webhooks remembered (the least recently seen is forgotten first).
+const MAX_WEBHOOKS: usize = 256;
+
+#[derive(Debug, Deserialize)]
+struct Delivery {
+    webhook_id: serde_json::Value,
+    demarche_number: u64,
+    events: Vec<DeliveryEvent>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DeliveryEvent {
+    sequence: u64,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    dossier_number: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LegacyDelivery {
+    procedure_id: u64,
+    dossier_id: u64,
+    #[serde(default)]
+    #[allow(
+        dead_code,
+        reason = "part of the documented payload; the data comes from the API"
+    )]
+    state: Option<String>,
+    #[serde(default)]
+    #[allow(
+        dead_code,
+        reason = "part of the documented payload; the data comes from the API"
+    )]
+    updated_at: Option<String>,
+}
+
+/// Recently seen event sequences, per webhook, in bounded memory.
+#[derive(Debug, Default)]
+pub(crate) struct Dedup {
+    inner: Mutex<DedupInner>,
+}
+
+#[derive(Debug, Default)]
+struct DedupInner {
+    windows: HashMap<String, Window>,
+    /// Webhook ids, least recently seen first.
+    recency: VecDeque<String>,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    seen: HashSet<u64>,
+    order: VecDeque<u64>,
+}
+
+impl Dedup {
+    /// Marks `sequences` of `webhook` as seen and returns, for each, whether it is new.
+    pub(crate) fn observe(&self, webhook: &str, sequences: &[u64]) -> Vec<bool> {
+        let mut inner = lock(&self.inner);
+        if let Some(position) = inner.recency.iter().position(|id| id == webhook) {
+            inner.recency.remove(position);
+        }
+        inner.recency.push_back(webhook.to_owned());
+        while inner.recency.len() > MAX_WEBHOOKS {
+            if let Some(old) = inner.recency.pop_front() {
+                inner.windows.remove(&old);
+            }
+        }
+        let window = inner.windows.entry(webhook.to_owned()).or_default();
+        sequences
+            .iter()
+            .map(|&sequence| {
+                if !window.seen.insert(sequence) {
+                    return false;
+                }
+                window.order.push_back(sequence);
+                if window.order.len() > WINDOW
+                    && let Some(old) = window.order.pop_front()
+                {
+                    window.seen.remove(&old);
+                }
+                true
+            })
+            .collect()
+    }
+
+    /// Forgets `sequences` (their delivery was not processed, so a retry must be).
+    pub(crate) fn forget(&self, webhook: &str, sequences: &[u64]) {
+        let mut inner = lock(&self.inner);
+        if let Some(window) = inner.windows.get_mut(webhook) {
+            for sequence in sequences {
+                if window.seen.remove(sequence) {
+                    window.order.retain(|s| s != sequence);
+                }
+            }
+        }
+    }
+}
+
+/// Whether `signature` (`sha256=<hex>`) is the HMAC-SHA256 of `body` under one of the
+/// configured secrets (compared in constant time).
+pub(crate) fn signature_valid(state: &AppState, body: &[u8], signature: Option<&str>) -> bool {
+    let Some(hex_digest) = signature.and_then(|s| s.trim().strip_prefix("sha256=")) else {
+        return false;
+    };
+    let Ok(expected) = hex::decode(hex_digest) else {
+        return false;
+    };
+    state
+        .config()
+        .webhook_secrets
+        .iter()
+        .fold(false, |acc, secret| {
+            let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes()) else {
+                return acc;
+            };
+            mac.update(body);
+            acc | mac.verify_slice(&expected).is_ok()
+        })
+}
+
+fn unconfigured() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+fn no_destination(demarche: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "demarche_not_configured",
+        format!("no webhook destination is configured for démarche `{demarche}`"),
+    )
+}
+
+/// `POST /v1/webhooks/ds`.
+pub(crate) async fn signed(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    const KIND: &str = "signed";
+    if state.config().webhook_secrets.is_empty() {
+        return Err(unconfigured());
+    }
+    let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    if !signature_valid(&state, &body, signature) {
+        state.metrics().webhook(KIND, WebhookOutcome::Rejected);
+        return Err(ApiError::unauthorized(format!(
+            "missing or invalid `{SIGNATURE_HEADER}` signature"
+        )));
+    }
+    let delivery: Delivery = serde_json::from_slice(&body).map_err(|e| {
+        state.metrics().webhook(KIND, WebhookOutcome::Rejected);
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("invalid webhook payload: {e}"),
+        )
+    })?;
+    if delivery.events.len() > MAX_EVENTS {
+        state.metrics().webhook(KIND, WebhookOutcome::Rejected);
+        return Err(ApiError::invalid(format!(
+            "`{}` events in one delivery; at most `{MAX_EVENTS}`",
+            delivery.events.len()
+        )));
+    }
+    let webhook = match &delivery.webhook_id {
+        serde_json::Value::String(s) => s.chars().take(128).collect(),
+        other => other.to_string().chars().take(128).collect::<String>(),
+    };
+    let demarche = delivery.demarche_number;
+    let Some(dest) = state.config().webhook_destinations.get(&demarche).cloned() else {
+        state.metrics().webhook(KIND, WebhookOutcome::Rejected);
+        return Err(no_destination(demarche));
+    };
+    let sequences: Vec<u64> = delivery.events.iter().map(|e| e.sequence).collect();
+    let fresh = state.dedup().observe(&webhook, &sequences);
+    let duplicates = fresh.iter().filter(|new| !**new).count();
+    let new_sequences: Vec<u64> = sequences
+        .iter()
+        .zip(&fresh)
+        .filter(|(_, new)| **new)
+        .map(|(s, _)| *s)
+        .collect();
+    let mut dossiers: Vec<u64> = delivery
+        .events
+        .iter()
+        .zip(&fresh)
+        .filter(|(_, new)| **new)
+        .filter_map(|(event, _)| event.dossier_number)
+        .filter(|n| *n > 0)
+        .collect();
+    dossiers.sort_unstable();
+    dossiers.dedup();
+    tracing::info!(
+        webhook = %webhook,
+        demarche,
+        events = delivery.events.len(),
+        duplicates,
+        types = ?delivery.events.iter().filter_map(|e| e.kind.as_deref()).collect::<HashSet<_>>(),
+        "DS webhook received"
+    );
+    let mut jobs = Vec::new();
+    if !dossiers.is_empty() {
+        match state.jobs().enqueue_dossiers(demarche, &dest, &dossiers) {
+            Ok(record) => jobs.push(record.id),
+            Err(SubmitError::ShuttingDown | SubmitError::Conflict(_)) => {
+                state.dedup().forget(&webhook, &new_sequences);
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "shutting_down",
+                    "the service is shutting down",
+                ));
+            }
+        }
+    }
+    let outcome = if dossiers.is_empty() && duplicates > 0 {
+        WebhookOutcome::Duplicate
+    } else {
+        WebhookOutcome::Accepted
+    };
+    state.metrics().webhook(KIND, outcome);
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(WebhookAccepted { jobs, duplicates }),
+    )
+        .into_response())
+}
+
+/// `POST /v1/webhooks/ds/{secret}`.
+pub(crate) async fn legacy(
+    State(state): State<AppState>,
+    ApiPath(secret): ApiPath<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    const KIND: &str = "legacy";
+    let valid = state
+        .config()
+        .webhook_secrets
+        .iter()
+        .fold(false, |acc, configured| {
+            acc | configured.matches(secret.as_bytes())
+        });
+    if !valid {
+        state.metrics().webhook(KIND, WebhookOutcome::Rejected);
+        return Err(unconfigured());
+    }
+    let delivery: LegacyDelivery = serde_urlencoded::from_bytes(&body).map_err(|e| {
+        state.metrics().webhook(KIND, WebhookOutcome::Rejected);
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_form",
+            format!("invalid webhook form: {e}"),
+        )
+    })?;
+    let demarche = delivery.procedure_id;
+    let Some(dest) = state.config().webhook_destinations.get(&demarche).cloned() else {
+        state.metrics().webhook(KIND, WebhookOutcome::Rejected);
+        return Err(no_destination(demarche));
+    };
+    if delivery.dossier_id == 0 {
+        return Err(ApiError::invalid(
+            "`dossier_id` must be a positive dossier number",
+        ));
+    }
+    tracing::info!(
+        demarche,
+        dossier = delivery.dossier_id,
+        "legacy DS webhook received"
+    );
+    match state
+        .jobs()
+        .enqueue_dossiers(demarche, &dest, &[delivery.dossier_id])
+    {
+        Ok(record) => {
+            state.metrics().webhook(KIND, WebhookOutcome::Accepted);
+            Ok((
+                StatusCode::ACCEPTED,
+                axum::Json(WebhookAccepted {
+                    jobs: vec![record.id],
+                    duplicates: 0,
+                }),
+            )
+                .into_response())
+        }
+        Err(SubmitError::ShuttingDown | SubmitError::Conflict(_)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the service is shutting down",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_remembers_a_bounded_window_per_webhook() {
+        let dedup = Dedup::default();
+        assert_eq!(dedup.observe("w1", &[1, 2, 2]), [true, true, false]);
+        assert_eq!(dedup.observe("w1", &[2, 3]), [false, true]);
+        assert_eq!(dedup.observe("w2", &[1]), [true]);
+        dedup.forget("w1", &[3]);
+        assert_eq!(dedup.observe("w1", &[3]), [true]);
+        let many: Vec<u64> = (100..100 + WINDOW as u64).collect();
+        dedup.observe("w1", &many);
+        // The oldest sequences fell out of the window; the recent ones are still known.
+        assert_eq!(
+            dedup.observe("w1", &[1, 100 + WINDOW as u64 - 1]),
+            [true, false]
+        );
+        for i in 0..MAX_WEBHOOKS {
+            dedup.observe(&format!("other{i}"), &[1]);
+        }
+        assert_eq!(lock(&dedup.inner).windows.len(), MAX_WEBHOOKS);
+        assert_eq!(
+            dedup.observe("w2", &[1]),
+            [true],
+            "w2 was the least recently seen and forgotten"
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the HTTP service: a real server on 127.0.0.1:0, reqwest as the client,
+//! the DS simulator (`dsfiles-sim`) behind the real pipeline, local directories as destinations.
+
+mod api;
+mod files;
+mod logs;
+mod support;
+mod syncs;
+mod webhooks;

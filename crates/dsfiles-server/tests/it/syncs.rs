@@ -1,0 +1,286 @@
+//! Syncs through the API, against the simulator and the real pipeline.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use dsfiles_server::api::{JobRecord, JobState};
+use dsfiles_sim::{Fault, FaultPlan, SimConfig, Target};
+use serde_json::json;
+
+use crate::support::{
+    Dirs, TestServer, assert_terminal, config, pipeline_for, sim, small, stored_files,
+};
+
+#[tokio::test]
+async fn a_full_sync_through_the_api_stores_every_file_and_streams_its_progress() {
+    let sim = sim(small()).await;
+    let dirs = Dirs::new();
+    let server = TestServer::start(config(&dirs), pipeline_for(&sim)).await;
+    let dest = dirs.dest("full");
+    let job = server
+        .start_sync(json!({"demarche": sim.demarche(), "dest": dest}))
+        .await;
+    assert_eq!(job.state, JobState::Queued);
+    assert_eq!(job.dest, dest);
+
+    let events = server.follow(&job.id).await;
+    // The first event is the job's status; the last its terminal status.
+    assert_eq!(
+        events.first().map(|(name, _)| name.as_str()),
+        Some("status")
+    );
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter(|(n, _)| n == "progress")
+        .filter_map(|(_, v)| v["type"].as_str())
+        .collect();
+    assert!(kinds.contains(&"file_stored"), "{kinds:?}");
+    assert!(kinds.contains(&"finished"), "{kinds:?}");
+    let record: JobRecord =
+        serde_json::from_value(events.last().expect("events").1.clone()).expect("record");
+    assert_terminal(&record, JobState::Succeeded);
+
+    let expected = sim.expected_files(false, false);
+    assert_eq!(record.counters.files_stored, expected.len() as u64);
+    assert_eq!(record.counters.files_failed, 0);
+    assert_eq!(
+        record.counters.bytes_stored,
+        expected.iter().map(|f| f.served_size).sum::<u64>()
+    );
+    assert!(record.started_at.is_some() && record.finished_at.is_some());
+    assert_eq!(stored_files(Path::new(&dest)).len(), expected.len());
+
+    // A late subscriber gets the final status and the stream ends.
+    let late = server.follow(&job.id).await;
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].1["state"], "succeeded");
+
+    // A second run moves nothing.
+    let again = server
+        .start_sync(json!({"demarche": sim.demarche(), "dest": dest}))
+        .await;
+    let again = server.finish(&again.id).await;
+    assert_terminal(&again, JobState::Succeeded);
+    assert_eq!(again.counters.files_stored, 0);
+    assert_eq!(again.counters.bytes_downloaded, 0);
+
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let stored = format!("dsfiles_files_stored_total {}", expected.len());
+    assert!(
+        metrics.lines().any(|l| l == stored),
+        "missing `{stored}` in\n{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "dsfiles_syncs_finished_total{state=\"succeeded\"} 2"),
+        "{metrics}"
+    );
+    server.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn cancelling_a_running_sync_ends_it_cancelled_and_consistent() {
+    // Every download waits long enough for the cancellation to land mid-run.
+    let faults = FaultPlan::new().with(Fault::SlowFile { delay_ms: 30_000 }, Target::Always, None);
+    let sim = sim(SimConfig { faults, ..small() }).await;
+    let dirs = Dirs::new();
+    let server = TestServer::start(config(&dirs), pipeline_for(&sim)).await;
+    let dest = dirs.dest("cancel");
+    let job = server
+        .start_sync(json!({"demarche": sim.demarche(), "dest": dest}))
+        .await;
+
+    // Wait (on the SSE stream) until a download has started, then cancel.
+    use futures::StreamExt as _;
+    let response = server
+        .get(&format!("/v1/syncs/{}/events", job.id))
+        .send()
+        .await
+        .expect("events");
+    let mut body = response.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("\"file_started\"") {
+        let chunk = body.next().await.expect("stream continues").expect("chunk");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let started = Instant::now();
+    let response = server
+        .delete(&format!("/v1/syncs/{}", job.id))
+        .send()
+        .await
+        .expect("cancel");
+    assert_eq!(response.status(), 202);
+    let asked: JobRecord = response.json().await.expect("record");
+    assert!(asked.cancel_requested);
+    let done = server.finish(&job.id).await;
+    assert_terminal(&done, JobState::Cancelled);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "cancellation took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(done.counters.files_stored, 0);
+    // Nothing partial at a final path.
+    assert_eq!(stored_files(Path::new(&dest)), Vec::<String>::new());
+    drop(body);
+
+    // Without the fault, the next run completes.
+    sim.set_faults(FaultPlan::new());
+    let again = server
+        .start_sync(json!({"demarche": sim.demarche(), "dest": dest}))
+        .await;
+    assert_terminal(&server.finish(&again.id).await, JobState::Succeeded);
+    assert_eq!(
+        stored_files(Path::new(&dest)).len(),
+        sim.expected_files(false, false).len()
+    );
+    server.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn history_survives_a_restart_and_shutdown_cancels_running_syncs() {
+    let faults = FaultPlan::new().with(Fault::SlowFile { delay_ms: 30_000 }, Target::Always, None);
+    let sim = sim(SimConfig { faults, ..small() }).await;
+    let dirs = Dirs::new();
+    let server = TestServer::start(config(&dirs), pipeline_for(&sim)).await;
+    let running = server
+        .start_sync(json!({"demarche": sim.demarche(), "dest": dirs.dest("a")}))
+        .await;
+    // Wait for the first job to run, through its status.
+    use futures::StreamExt as _;
+    let response = server
+        .get(&format!("/v1/syncs/{}/events", running.id))
+        .send()
+        .await
+        .expect("events");
+    let mut body = response.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("\"file_started\"") {
+        let chunk = body.next().await.expect("stream continues").expect("chunk");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let started = Instant::now();
+    server.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    // The open SSE stream ended with the server.
+    while let Some(chunk) = body.next().await {
+        if chunk.is_err() {
+            break;
+        }
+    }
+
+    sim.set_faults(FaultPlan::new());
+    let server = TestServer::start(config(&dirs), pipeline_for(&sim)).await;
+    let record = server.job(&running.id).await;
+    assert_terminal(&record, JobState::Cancelled);
+    let list: serde_json::Value = server
+        .get("/v1/syncs")
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(list["jobs"][0]["id"], running.id.as_str());
+    // The destination is free again.
+    let next = server
+        .start_sync(json!({"demarche": sim.demarche(), "dest": dirs.dest("a")}))
+        .await;
+    assert_terminal(&server.finish(&next.id).await, JobState::Succeeded);
+    server.stop().await;
+    sim.shutdown().await;
+}
+
+/// 2,000 status reads from 50 concurrent clients while a sync runs: no errors; the p99
+/// latency is printed and written to `target/server-load.txt`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_reads_under_load_during_a_sync() {
+    let faults = FaultPlan::new().with(Fault::SlowFile { delay_ms: 50 }, Target::Always, None);
+    let sim = sim(SimConfig {
+        dossiers: 30,
+        faults,
+        ..small()
+    })
+    .await;
+    let dirs = Dirs::new();
+    let server = TestServer::start(config(&dirs), pipeline_for(&sim)).await;
+    let job = server
+        .start_sync(json!({"demarche": sim.demarche(), "dest": dirs.dest("load")}))
+        .await;
+
+    const CLIENTS: usize = 50;
+    const READS: usize = 2000;
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in 0..CLIENTS {
+        let http = server.http.clone();
+        let url = server.url(&format!("/v1/syncs/{}", job.id));
+        tasks.spawn(async move {
+            let mut latencies = Vec::with_capacity(READS / CLIENTS);
+            let mut errors = 0usize;
+            for _ in 0..READS / CLIENTS {
+                let start = Instant::now();
+                let ok = match http
+                    .get(&url)
+                    .bearer_auth(crate::support::TOKEN)
+                    .send()
+                    .await
+                {
+                    Ok(response) => {
+                        response.status() == 200 && response.json::<JobRecord>().await.is_ok()
+                    }
+                    Err(_) => false,
+                };
+                latencies.push(start.elapsed());
+                errors += usize::from(!ok);
+            }
+            (client, latencies, errors)
+        });
+    }
+    let mut latencies = Vec::with_capacity(READS);
+    let mut errors = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (_, l, e) = done.expect("client task");
+        latencies.extend(l);
+        errors += e;
+    }
+    let during = server.job(&job.id).await;
+    let finished = server.finish(&job.id).await;
+    assert_terminal(&finished, JobState::Succeeded);
+    assert_eq!(errors, 0);
+    assert_eq!(latencies.len(), READS);
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1)];
+    let line = format!(
+        "server load: {READS} GET /v1/syncs/{{id}} from {CLIENTS} clients during a sync (state at the end of the reads: {}), 0 errors, p50 {:?}, p99 {:?}, max {:?}\n",
+        during.state.as_str(),
+        pct(0.50),
+        pct(0.99),
+        latencies[latencies.len() - 1],
+    );
+    #[allow(
+        clippy::print_stdout,
+        reason = "the benchmark result is the test's output"
+    )]
+    {
+        print!("{line}");
+    }
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/server-load.txt");
+    std::fs::write(&target, &line).expect("write target/server-load.txt");
+    server.stop().await;
+    sim.shutdown().await;
+}
