@@ -1,0 +1,8 @@
+//! One module per subcommand: its arguments and its `run`, which resolves settings, calls the
+//! core and returns the [`Exit`](crate::exit::Exit).
+
+pub mod demo;
+pub mod list;
+mod summary;
+pub mod sync;
+pub mod verify;

@@ -1,0 +1,121 @@
+//! The human summaries printed on stderr at the end of `sync` and `verify`. Failures and DS
+//! warnings are printed even with `--quiet`: they are errors.
+
+use std::fmt::Write as _;
+
+use dsfiles_core::{SyncReport, VerifyReport};
+
+use crate::logging;
+use crate::progress::human_bytes;
+
+/// At most this many flagged or skipped files are named one by one; the rest are counted
+/// (all of them are in `--summary-json`).
+const MAX_LISTED: usize = 50;
+
+pub fn print_sync(report: &SyncReport, quiet: bool) {
+    let mut out = String::new();
+    if !quiet {
+        let _ = writeln!(
+            out,
+            "{verb} démarche {} to {}: {} dossiers; {} files stored, {} unchanged, {} flagged, \
+             {} failed; {} in {:.1}s ({:.1} MB/s); {} API calls, {} retries",
+            report.demarche,
+            report.dest,
+            report.dossiers,
+            report.stored,
+            report.skipped_unchanged,
+            report.flagged.len(),
+            report.failed.len(),
+            human_bytes(report.bytes_downloaded),
+            report.duration_secs,
+            report.mb_per_sec,
+            report.api.api_calls,
+            report.api.retries,
+            verb = if report.cancelled {
+                "cancelled: synced part of"
+            } else {
+                "synced"
+            },
+        );
+        for flagged in report.flagged.iter().take(MAX_LISTED) {
+            let _ = writeln!(
+                out,
+                "  flagged {} `{}`: {}",
+                flagged.flag, flagged.key, flagged.detail
+            );
+        }
+        more(&mut out, report.flagged.len(), "flagged");
+        for skipped in report.skipped_unscanned.iter().take(MAX_LISTED) {
+            let _ = writeln!(
+                out,
+                "  not downloaded (virus scan `{}`): dossier {} `{}` (--allow-unscanned downloads it)",
+                skipped.virus_scan, skipped.dossier, skipped.filename
+            );
+        }
+        more(&mut out, report.skipped_unscanned.len(), "not downloaded");
+        if !report.deleted_dossiers.is_empty() || report.removed_upstream > 0 {
+            let _ = writeln!(
+                out,
+                "  {} dossiers deleted on DS, {} stored files no longer in DS{}",
+                report.deleted_dossiers.len(),
+                report.removed_upstream,
+                if report.pruned {
+                    " (pruned)"
+                } else {
+                    " (kept; --prune deletes them)"
+                }
+            );
+        }
+    }
+    for warning in &report.warnings {
+        let _ = writeln!(out, "  DS warning: {warning}");
+    }
+    for failure in &report.failed {
+        let _ = writeln!(out, "  failed `{}`: {}", failure.key, failure.reason);
+    }
+    if !out.is_empty() {
+        logging::write_stderr(out.as_bytes()).ok();
+    }
+}
+
+fn more(out: &mut String, total: usize, what: &str) {
+    if total > MAX_LISTED {
+        let _ = writeln!(
+            out,
+            "  ... and {} more {what} (see --summary-json)",
+            total - MAX_LISTED
+        );
+    }
+}
+
+pub fn print_verify(report: &VerifyReport, quiet: bool) {
+    let mut out = String::new();
+    if !quiet {
+        let _ = writeln!(
+            out,
+            "{} {}: {} dossiers, {} files ok ({} checked against dsfiles' SHA-256 only), \
+             {} missing, {} corrupt; {} read",
+            if report.cancelled {
+                "cancelled: verified part of"
+            } else {
+                "verified"
+            },
+            report.dest,
+            report.dossiers,
+            report.ok,
+            report.unverifiable,
+            report.missing.len(),
+            report.corrupt.len(),
+            human_bytes(report.bytes_read),
+        );
+    }
+    for key in &report.missing {
+        let _ = writeln!(out, "  missing `{key}`");
+    }
+    for corrupt in &report.corrupt {
+        let _ = writeln!(out, "  corrupt `{}`: {}", corrupt.key, corrupt.reason);
+    }
+    if !out.is_empty() {
+        logging::write_stderr(out.as_bytes()).ok();
+    }
+}

@@ -1,0 +1,43 @@
+use super::*;
+
+#[test]
+fn codes_are_the_documented_ones() {
+    let table = [
+        (Exit::Success, 0),
+        (Exit::Failed, 1),
+        (Exit::Usage, 2),
+        (Exit::Access, 3),
+        (Exit::Api, 4),
+        (Exit::Cancelled, 130),
+    ];
+    for (exit, code) in table {
+        assert_eq!(exit.code(), code, "{exit:?}");
+    }
+}
+
+#[test]
+fn errors_map_through_their_chain() {
+    let usage = anyhow::Error::new(UsageError::new("no token")).context("cannot start");
+    assert_eq!(Exit::from_error(&usage), Exit::Usage);
+
+    let sink = anyhow::Error::new(sink::Error::UnsupportedScheme {
+        dest: "ftp://x".into(),
+        scheme: "ftp".into(),
+    });
+    assert_eq!(Exit::from_error(&sink), Exit::Usage);
+
+    let sink = anyhow::Error::new(sink::Error::NotFound { key: "a".into() }).context("mid-run");
+    assert_eq!(Exit::from_error(&sink), Exit::Failed);
+
+    let other = anyhow::anyhow!("something else");
+    assert_eq!(Exit::from_error(&other), Exit::Failed);
+}
+
+#[test]
+fn one_line_keeps_the_chain_on_one_line() {
+    let err = anyhow::anyhow!("DS said:\n  bad\tthing").context("cannot list démarche `1`");
+    assert_eq!(
+        one_line(&err),
+        "cannot list démarche `1`: DS said: bad thing"
+    );
+}

@@ -1,0 +1,307 @@
+//! Rendering the core's progress [`Event`]s: indicatif bars on a terminal, a plain line every
+//! few seconds otherwise, nothing with `--quiet`. Also Ctrl-C handling, shared by the commands.
+
+use std::io::IsTerminal as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+
+use dsfiles_core::{Event, ProgressSink};
+
+use crate::logging;
+
+/// How often a plain progress line is written when stderr is not a terminal.
+const PLAIN_INTERVAL: Duration = Duration::from_secs(5);
+
+/// `n` bytes in binary units, one decimal: `512 B`, `1.5 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// Throughput in MB/s (10^6 bytes per second, as network tools report it).
+pub fn mb_per_sec(bytes: u64, secs: f64) -> f64 {
+    if secs <= 0.0 {
+        return 0.0;
+    }
+    bytes as f64 / 1e6 / secs
+}
+
+/// Aborts the wrapped task when dropped: background tasks are owned, never detached.
+#[derive(Debug)]
+pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// First Ctrl-C: cancel `cancel` (the run stops cleanly: uploads aborted, manifest saved);
+/// second Ctrl-C: exit 130 at once (what is left behind is cleaned up by the next run).
+pub fn cancel_on_ctrl_c(cancel: CancellationToken, quiet: bool) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        if !quiet {
+            logging::write_stderr(b"stopping cleanly; press Ctrl-C again to exit at once\n").ok();
+        }
+        cancel.cancel();
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(i32::from(crate::exit::Exit::Cancelled.code()));
+        }
+    }))
+}
+
+/// Running totals, updated from events.
+#[derive(Debug, Default)]
+struct Counters {
+    pages: AtomicU64,
+    dossiers: AtomicU64,
+    files_planned: AtomicU64,
+    files_done: AtomicU64,
+    files_failed: AtomicU64,
+    bytes_planned: AtomicU64,
+    bytes_done: AtomicU64,
+    retries: AtomicU64,
+}
+
+#[derive(Debug)]
+enum Display {
+    Bars {
+        multi: MultiProgress,
+        pages: ProgressBar,
+        files: ProgressBar,
+        bytes: ProgressBar,
+    },
+    Plain,
+    Hidden,
+}
+
+/// The CLI's [`ProgressSink`]. Never blocks: bars are updated in memory and drawn by
+/// indicatif at its own rate; plain lines are written by a separate ticker task.
+#[derive(Debug)]
+pub struct Reporter {
+    display: Display,
+    counters: Counters,
+    started: Instant,
+    /// What the run is called in plain lines (`sync`, `verify`).
+    what: &'static str,
+}
+
+/// Keeps the reporter's ticker alive; [`Progress::finish`] clears the bars.
+#[derive(Debug)]
+pub struct Progress {
+    reporter: Arc<Reporter>,
+    _ticker: Option<AbortOnDrop>,
+}
+
+impl Progress {
+    /// Bars when stderr is a terminal, plain lines otherwise, nothing when `quiet`.
+    pub fn start(what: &'static str, quiet: bool) -> Progress {
+        let display = if quiet {
+            Display::Hidden
+        } else if std::io::stderr().is_terminal() {
+            bars()
+        } else {
+            Display::Plain
+        };
+        if let Display::Bars { multi, .. } = &display {
+            logging::set_bars(Some(multi.clone()));
+        }
+        let reporter = Arc::new(Reporter {
+            display,
+            counters: Counters::default(),
+            started: Instant::now(),
+            what,
+        });
+        let ticker = matches!(reporter.display, Display::Plain).then(|| {
+            let reporter = Arc::clone(&reporter);
+            AbortOnDrop(tokio::spawn(async move {
+                let mut interval = tokio::time::interval_at(
+                    tokio::time::Instant::now() + PLAIN_INTERVAL,
+                    PLAIN_INTERVAL,
+                );
+                loop {
+                    interval.tick().await;
+                    let line = format!("{}\n", reporter.plain_line());
+                    logging::write_stderr(line.as_bytes()).ok();
+                }
+            }))
+        });
+        Progress {
+            reporter,
+            _ticker: ticker,
+        }
+    }
+
+    /// The sink to hand to the core.
+    pub fn sink(&self) -> dsfiles_core::Progress {
+        Arc::clone(&self.reporter) as dsfiles_core::Progress
+    }
+
+    /// Removes the bars (the summary follows) and stops the ticker.
+    pub fn finish(self) {
+        if let Display::Bars {
+            multi,
+            pages,
+            files,
+            bytes,
+        } = &self.reporter.display
+        {
+            pages.finish_and_clear();
+            files.finish_and_clear();
+            bytes.finish_and_clear();
+            multi.clear().ok();
+            logging::set_bars(None);
+        }
+    }
+}
+
+fn bars() -> Display {
+    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+    let pages = multi.add(ProgressBar::new_spinner());
+    pages.set_style(
+        ProgressStyle::with_template("{spinner} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    pages.enable_steady_tick(Duration::from_millis(120));
+    pages.set_message("fetching the first page of dossiers");
+    let files = multi.add(ProgressBar::new(0));
+    files.set_style(
+        ProgressStyle::with_template("  files [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let bytes = multi.add(ProgressBar::new(0));
+    bytes.set_style(
+        ProgressStyle::with_template(
+            "  bytes [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    Display::Bars {
+        multi,
+        pages,
+        files,
+        bytes,
+    }
+}
+
+impl Reporter {
+    fn plain_line(&self) -> String {
+        let c = &self.counters;
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let done = c.bytes_done.load(Relaxed);
+        format!(
+            "{} [{:.0}s]: {} pages, {} dossiers; files {}/{} ({} failed); {} / {} ({:.1} MB/s); {} retries",
+            self.what,
+            elapsed,
+            c.pages.load(Relaxed),
+            c.dossiers.load(Relaxed),
+            c.files_done.load(Relaxed),
+            c.files_planned.load(Relaxed),
+            c.files_failed.load(Relaxed),
+            human_bytes(done),
+            human_bytes(c.bytes_planned.load(Relaxed)),
+            mb_per_sec(done, elapsed),
+            c.retries.load(Relaxed),
+        )
+    }
+
+    fn update_bars(&self) {
+        let Display::Bars {
+            pages,
+            files,
+            bytes,
+            ..
+        } = &self.display
+        else {
+            return;
+        };
+        let c = &self.counters;
+        pages.set_message(format!(
+            "{} pages, {} dossiers fetched{}",
+            c.pages.load(Relaxed),
+            c.dossiers.load(Relaxed),
+            match c.retries.load(Relaxed) {
+                0 => String::new(),
+                n => format!(", {n} retries"),
+            }
+        ));
+        files.set_length(c.files_planned.load(Relaxed));
+        files.set_position(c.files_done.load(Relaxed));
+        match c.files_failed.load(Relaxed) {
+            0 => {}
+            n => files.set_message(format!("({n} failed)")),
+        }
+        bytes.set_length(c.bytes_planned.load(Relaxed));
+        bytes.set_position(c.bytes_done.load(Relaxed));
+    }
+}
+
+impl ProgressSink for Reporter {
+    fn event(&self, event: &Event) {
+        let c = &self.counters;
+        match event {
+            Event::PageFetched { dossiers, .. } => {
+                c.pages.fetch_add(1, Relaxed);
+                c.dossiers.fetch_add(*dossiers as u64, Relaxed);
+            }
+            Event::FilePlanned { bytes } => {
+                c.files_planned.fetch_add(1, Relaxed);
+                c.bytes_planned.fetch_add(*bytes, Relaxed);
+            }
+            // Skipped files count as planned and done at once, so the bar's total is every
+            // file of the listed dossiers.
+            Event::FileSkipped { .. } => {
+                c.files_planned.fetch_add(1, Relaxed);
+                c.files_done.fetch_add(1, Relaxed);
+            }
+            Event::BytesWritten { n } => {
+                c.bytes_done.fetch_add(*n, Relaxed);
+            }
+            Event::FileStored { .. } => {
+                c.files_done.fetch_add(1, Relaxed);
+            }
+            // `verify` plans nothing: each checked file is one more and one done.
+            Event::FileVerified { ok, .. } => {
+                c.files_planned.fetch_add(1, Relaxed);
+                c.files_done.fetch_add(1, Relaxed);
+                if !ok {
+                    c.files_failed.fetch_add(1, Relaxed);
+                }
+            }
+            Event::FileFailed { key, reason } => {
+                c.files_done.fetch_add(1, Relaxed);
+                c.files_failed.fetch_add(1, Relaxed);
+                tracing::warn!("`{key}` failed: {reason}");
+            }
+            Event::Warning { message } => tracing::warn!("{message}"),
+            Event::Retry {
+                what,
+                attempt,
+                reason,
+            } => {
+                c.retries.fetch_add(1, Relaxed);
+                tracing::info!("retrying {what} (attempt {attempt}): {reason}");
+            }
+            Event::FileStarted { .. } | Event::DossierDeleted { .. } | Event::Finished => {}
+        }
+        self.update_bars();
+    }
+}

@@ -1,0 +1,60 @@
+//! `--help` of every command, as snapshots: the help is the first documentation operators read.
+
+use crate::dsfiles;
+
+fn help(args: &[&str]) -> String {
+    let output = dsfiles().args(args).arg("--help").output().unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?} --help failed: {output:?}"
+    );
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn top_level() {
+    insta::assert_snapshot!(help(&[]));
+}
+
+#[test]
+fn list() {
+    insta::assert_snapshot!(help(&["list"]));
+}
+
+#[test]
+fn sync() {
+    insta::assert_snapshot!(help(&["sync"]));
+}
+
+#[test]
+fn verify() {
+    insta::assert_snapshot!(help(&["verify"]));
+}
+
+#[test]
+fn demo() {
+    insta::assert_snapshot!(help(&["demo"]));
+}
+
+/// `serve` belongs to the HTTP service (its own snapshot lives with it); here only check that
+/// its help is reachable like every other command's.
+#[test]
+fn serve_has_help() {
+    assert!(help(&["serve"]).contains("Usage: dsfiles serve"));
+}
+
+#[test]
+fn short_help_fits_a_screen() {
+    let output = dsfiles().args(["sync", "-h"]).output().unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.lines().all(|line| line.chars().count() <= 100),
+        "{text}"
+    );
+}

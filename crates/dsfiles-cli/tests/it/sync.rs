@@ -1,0 +1,343 @@
+//! `dsfiles sync` and `dsfiles verify` against the simulator: complete, byte-identical,
+//! incremental, through every fault, crash-safe, and never leaking the token.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::Path;
+
+use dsfiles_sim::{Fault, SimConfig, Target};
+use sha2::Digest as _;
+
+use crate::sim::{Sim, all_paths, hex, stored_files};
+use crate::stderr;
+
+/// SHA-256 of the bytes the simulator serves for each expected file, as a multiset.
+fn served(sim: &Sim, skip: &[u64]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for file in sim.handle.expected_files(false, false) {
+        if skip.contains(&file.id) {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        sim.handle
+            .file_bytes(file.id)
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
+        *out.entry(hex(&sha2::Sha256::digest(&bytes))).or_insert(0) += 1;
+    }
+    out
+}
+
+fn multiset(files: &BTreeMap<String, String>) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for sha in files.values() {
+        *out.entry(sha.clone()).or_insert(0) += 1;
+    }
+    out
+}
+
+fn report(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Temporary files are only ever under `.dsfiles/staging/` (and must be gone after a run).
+fn leftovers(dest: &Path) -> Vec<String> {
+    let staging = dest.join(".dsfiles/staging");
+    if !staging.exists() {
+        return Vec::new();
+    }
+    all_paths(&staging)
+        .into_iter()
+        .filter(|p| p != "keep")
+        .collect()
+}
+
+#[test]
+fn sync_stores_everything_then_moves_nothing_and_verify_catches_damage() {
+    let sim = Sim::start(SimConfig {
+        dossiers: 30,
+        ..SimConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("archive");
+    let summary = dir.path().join("summary.json");
+    let summary_arg = summary.to_str().unwrap();
+
+    let first = sim.sync(&dest, &["--summary-json", summary_arg]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let stored = stored_files(&dest);
+    assert_eq!(
+        multiset(&stored),
+        served(&sim, &[]),
+        "stored bytes differ from the simulator's"
+    );
+    let first_report = report(&summary);
+    assert!(first_report["bytes_downloaded"].as_u64().unwrap() > 0);
+    assert!(leftovers(&dest).is_empty());
+
+    let again = sim.sync(&dest, &["--summary-json", summary_arg, "--full"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let again_report = report(&summary);
+    assert_eq!(again_report["bytes_downloaded"], 0, "{again_report}");
+    assert_eq!(again_report["stored"], 0);
+
+    let verify = |dest: &Path| {
+        crate::dsfiles()
+            .args(["verify", "--dest", dest.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let ok = verify(&dest);
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+
+    // Damage two files: flip a byte in one, delete another.
+    let mut keys = stored
+        .keys()
+        .filter(|k| std::fs::metadata(dest.join(k)).unwrap().len() > 0);
+    let corrupted = keys.next().unwrap().clone();
+    let removed = keys.next().unwrap().clone();
+    let mut bytes = std::fs::read(dest.join(&corrupted)).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(dest.join(&corrupted), bytes).unwrap();
+    std::fs::remove_file(dest.join(&removed)).unwrap();
+    let bad = verify(&dest);
+    let err = stderr(&bad);
+    assert_eq!(bad.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("corrupt `{corrupted}`")), "{err}");
+    assert!(err.contains(&format!("missing `{removed}`")), "{err}");
+}
+
+#[test]
+fn fault_matrix_in_one_run() {
+    let sim = Sim::start(SimConfig {
+        dossiers: 12,
+        files_per_dossier: 3..=5,
+        wrong_checksums: 0,
+        ..SimConfig::default()
+    });
+    let files = sim.handle.expected_files(false, false);
+    let ids: Vec<u64> = files
+        .iter()
+        .filter(|f| f.byte_size > 1000)
+        .map(|f| f.id)
+        .collect();
+    let h = &sim.handle;
+    h.add_fault(
+        Fault::RateLimited {
+            reset_in_secs: 0,
+            retry_after: false,
+        },
+        Target::Every { every: 2 },
+        Some(1),
+    );
+    h.add_fault(Fault::BadGateway, Target::Every { every: 3 }, Some(1));
+    h.add_fault(
+        Fault::GraphqlTimeout { above_first: 5 },
+        Target::Always,
+        Some(1),
+    );
+    h.add_fault(Fault::ResetMidBody, Target::File { file: ids[0] }, Some(1));
+    h.add_fault(Fault::TruncatedBody, Target::File { file: ids[1] }, Some(1));
+    h.add_fault(
+        Fault::Corrupt { varying: false },
+        Target::File { file: ids[2] },
+        Some(1),
+    );
+    h.add_fault(
+        Fault::Corrupt { varying: true },
+        Target::File { file: ids[3] },
+        None,
+    );
+    h.add_fault(Fault::WrongChecksum, Target::File { file: ids[4] }, None);
+    h.add_fault(Fault::ExpiredUrl, Target::File { file: ids[5] }, Some(1));
+    h.add_fault(Fault::ExpireAllUrls, Target::Every { every: 20 }, Some(1));
+    h.add_fault(
+        Fault::ServiceUnavailable,
+        Target::Every { every: 7 },
+        Some(1),
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("archive");
+    let summary = dir.path().join("summary.json");
+    let output = sim.sync(
+        &dest,
+        &["--summary-json", summary.to_str().unwrap(), "--jobs", "4"],
+    );
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+
+    let report = report(&summary);
+    let failed = report["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{report}");
+    let failed_key = failed[0]["key"].as_str().unwrap();
+    assert!(
+        !dest.join(failed_key).exists(),
+        "a corrupt file sits at `{failed_key}`"
+    );
+    assert!(err.contains(failed_key), "{err}");
+    let flagged = report["flagged"].as_array().unwrap();
+    assert!(
+        flagged.iter().any(|f| f["flag"] == "checksum_mismatch"),
+        "{report}"
+    );
+    // Everything else is stored, byte-identical.
+    assert_eq!(multiset(&stored_files(&dest)), served(&sim, &[ids[3]]));
+    assert!(leftovers(&dest).is_empty(), "{:?}", leftovers(&dest));
+    assert!(sim.handle.file_host_authorizations().is_empty());
+
+    // Without the varying corruption, a re-run completes and the wrong checksum stays a flag.
+    sim.handle.set_faults(dsfiles_sim::FaultPlan::new().with(
+        Fault::WrongChecksum,
+        Target::File { file: ids[4] },
+        None,
+    ));
+    let rerun = sim.sync(&dest, &[]);
+    assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
+    assert_eq!(multiset(&stored_files(&dest)), served(&sim, &[]));
+    let strict = sim.sync(&dest, &["--full", "--strict"]);
+    assert_eq!(strict.status.code(), Some(1), "{}", stderr(&strict));
+}
+
+#[test]
+fn hostile_filenames_stay_inside_dest() {
+    let sim = Sim::start(SimConfig {
+        dossiers: 2,
+        hostile_filenames: true,
+        ..SimConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("archive");
+    let output = sim.sync(&dest, &["--layout", "{filename}"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    // Nothing but the destination was created in the temporary directory.
+    let mut top: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    assert_eq!(top, ["archive"]);
+    assert_eq!(multiset(&stored_files(&dest)), served(&sim, &[]));
+    for path in all_paths(&dest) {
+        assert!(
+            !path
+                .split('/')
+                .any(|c| c == ".." || c.is_empty() || c.contains('\0')),
+            "{path:?}"
+        );
+    }
+}
+
+#[test]
+fn token_never_appears_and_never_reaches_the_file_host() {
+    let token = "tok-5ecret-do-not-print";
+    let sim = Sim::start(SimConfig {
+        dossiers: 3,
+        token: Some(token.into()),
+        ..SimConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let demarche = sim.demarche();
+    for (i, (flag, rust_log)) in [("-vv", None), ("-v", Some("trace"))]
+        .into_iter()
+        .enumerate()
+    {
+        let dest = dir.path().join(format!("d{i}"));
+        let mut command = sim.dsfiles(&[
+            "sync",
+            "--demarche",
+            &demarche,
+            "--dest",
+            dest.to_str().unwrap(),
+            flag,
+        ]);
+        if let Some(filter) = rust_log {
+            command.env("RUST_LOG", filter);
+        }
+        let output = command.output().unwrap();
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(0), "{err}");
+        assert!(err.len() > 1000, "expected verbose logs, got: {err}");
+        assert!(!err.contains(token) && !String::from_utf8_lossy(&output.stdout).contains(token));
+        let listed = sim
+            .dsfiles(&["list", "--demarche", &demarche, flag])
+            .output()
+            .unwrap();
+        assert!(!stderr(&listed).contains(token));
+    }
+    assert!(sim.handle.file_host_authorizations().is_empty());
+}
+
+#[test]
+fn kill_9_mid_run_then_rerun_completes() {
+    let sim = Sim::start(SimConfig {
+        dossiers: 20,
+        files_per_dossier: 2..=4,
+        ..SimConfig::default()
+    });
+    sim.handle
+        .add_fault(Fault::SlowFile { delay_ms: 150 }, Target::Always, None);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("archive");
+    let demarche = sim.demarche();
+    let mut child = sim
+        .dsfiles(&[
+            "sync",
+            "--demarche",
+            &demarche,
+            "--dest",
+            dest.to_str().unwrap(),
+            "--jobs",
+            "2",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill once some files are published and others are still in flight.
+    let total = sim.handle.expected_files(false, false).len();
+    loop {
+        let published = if dest.exists() {
+            stored_files(&dest).len()
+        } else {
+            0
+        };
+        if published >= 3 {
+            assert!(published < total, "the run finished before the kill");
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "sync ended early");
+        std::thread::yield_now();
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), None, "killed by a signal");
+
+    sim.handle.set_faults(dsfiles_sim::FaultPlan::new());
+    let rerun = sim.sync(&dest, &[]);
+    assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
+    assert_eq!(multiset(&stored_files(&dest)), served(&sim, &[]));
+    assert!(leftovers(&dest).is_empty(), "{:?}", leftovers(&dest));
+    let verify = crate::dsfiles()
+        .args(["verify", "--dest", dest.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(verify.status.code(), Some(0), "{}", stderr(&verify));
+}
+
+#[test]
+fn demo_works_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let output = crate::dsfiles()
+        .args(["demo", "--dir", demo.to_str().unwrap(), "--dossiers", "5"])
+        .output()
+        .unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("The files are in") && err.contains("dsfiles verify --dest"),
+        "{err}"
+    );
+    assert!(!stored_files(&demo).is_empty());
+}
