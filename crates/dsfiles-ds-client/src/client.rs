@@ -76,7 +76,7 @@ impl Client {
         &self,
         demarche: u64,
         filter: DossierFilter,
-    ) -> impl Stream<Item = Result<DossierBatch, Error>> + Send + 'static {
+    ) -> impl Stream<Item = Result<DossierBatch, Error>> + Send + use<> {
         pages::dossiers(self.clone(), demarche, filter)
     }
 
@@ -97,7 +97,7 @@ impl Client {
         &self,
         demarche: u64,
         since: Option<DateTime<Utc>>,
-    ) -> impl Stream<Item = Result<Vec<DeletedDossier>, Error>> + Send + 'static {
+    ) -> impl Stream<Item = Result<Vec<DeletedDossier>, Error>> + Send + use<> {
         pages::deleted_dossiers(self.clone(), demarche, since)
     }
 
