@@ -1,7 +1,33 @@
 //! The command line: `dsfiles [-v|-q] <list|sync|verify|demo|serve>`.
 
+use std::time::Duration;
+
 use crate::commands::{demo, list, sync, verify};
 use crate::serve;
+
+/// The end of `dsfiles --help`: where to start, the environment, the exit codes.
+const AFTER_HELP: &str = "\
+Start with `dsfiles demo` (offline, no token), then:
+  DS_API_TOKEN=... dsfiles sync --demarche N --dest ./archive
+
+Environment:
+  DS_API_TOKEN         the DS API token (or --token-file PATH); never printed or logged
+  DS_API_URL           the DS GraphQL endpoint (--endpoint)
+  RUST_LOG             log filter, overrides -v and -q (e.g. dsfiles_core=debug)
+  NO_COLOR             no colours in logs
+  HTTPS_PROXY, NO_PROXY  proxy for the DS API and file downloads
+  AWS_*, GOOGLE_*, AZURE_STORAGE_*  storage credentials (docs/storage.md)
+  DSFILES_CREDENTIALS  `instance`: use the cloud instance's own role for storage
+
+Exit codes:
+  0    every file listed, or stored and verified
+  1    some files failed after retries (listed), or `verify` found missing or corrupt files
+  2    usage or configuration error
+  3    authentication or access refused (token, démarche)
+  4    DS API or network failure after retries, or dossiers DS could not return
+  130  cancelled (Ctrl-C or SIGTERM); a re-run completes the work
+
+Full documentation: docs/cli.md, docs/storage.md, docs/http-api.md.";
 
 /// Get every file of a démarche on demarches-simplifiees.fr into storage you control:
 /// complete, verified against DS's MD5, and kept in sync incrementally.
@@ -11,9 +37,7 @@ use crate::serve;
     version,
     propagate_version = true,
     max_term_width = 100,
-    after_help = "Start with `dsfiles demo` (offline, no token). Exit codes: 0 ok, 1 files failed, \
-                  2 usage or configuration, 3 authentication or access refused, 4 API or network \
-                  failure, 130 cancelled. Full documentation: docs/cli.md."
+    after_help = AFTER_HELP
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -31,9 +55,28 @@ pub struct GlobalArgs {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
-    /// Only errors on stderr: no progress, warnings or summary (`RUST_LOG` overrides).
+    /// Only errors on stderr: no progress, warnings or summary, but failed files and DS errors
+    /// are still listed (`RUST_LOG` overrides).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    /// Seconds between two plain progress lines when stderr is not a terminal (decimals
+    /// allowed). Hidden: for tests and unusual log collectors.
+    #[arg(long, value_name = "SECONDS", global = true, hide = true,
+          default_value = "5", value_parser = parse_interval)]
+    pub progress_interval: Duration,
+}
+
+/// A positive number of seconds, decimals allowed (`0.05`), at most a day.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!("`{s}` is not between 0 and 86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -42,7 +85,8 @@ pub enum Command {
     List(list::ListArgs),
     /// Download every file of a démarche to a destination, verified and incrementally.
     Sync(sync::SyncArgs),
-    /// Re-hash the files stored at a destination against its manifest.
+    /// Re-hash the files stored at a destination against its manifest (exit 1 if any is
+    /// missing or corrupt).
     Verify(verify::VerifyArgs),
     /// Sync the sample démarche of the embedded DS simulator: offline, no token.
     Demo(demo::DemoArgs),
@@ -69,5 +113,57 @@ mod tests {
         let cli = parse(&["dsfiles", "-q", "verify", "--dest", "d"]).unwrap();
         assert!(cli.global.quiet);
         assert!(parse(&["dsfiles", "verify", "--dest", "d", "-v", "-q"]).is_err());
+    }
+
+    /// The environment listed in `dsfiles --help` is the one the binary and the sinks read.
+    #[test]
+    fn top_level_help_names_every_environment_variable() {
+        for var in [
+            crate::env_vars::DS_API_TOKEN,
+            crate::env_vars::DS_API_URL,
+            crate::env_vars::RUST_LOG,
+            crate::env_vars::NO_COLOR,
+            dsfiles_core::sink::DSFILES_CREDENTIALS_ENV,
+        ] {
+            assert!(AFTER_HELP.contains(&format!("  {var} ")), "{var}");
+        }
+        for code in [0, 1, 2, 3, 4, 130] {
+            assert!(
+                AFTER_HELP.contains(&format!("\n  {code} ")),
+                "exit code {code}"
+            );
+        }
+    }
+
+    #[test]
+    fn progress_interval_is_hidden_positive_seconds() {
+        let parse = |args: &[&str]| <Cli as clap::Parser>::try_parse_from(args);
+        let cli = parse(&["dsfiles", "verify", "--dest", "d"]).unwrap();
+        assert_eq!(cli.global.progress_interval, Duration::from_secs(5));
+        let cli = parse(&[
+            "dsfiles",
+            "verify",
+            "--dest",
+            "d",
+            "--progress-interval",
+            "0.05",
+        ]);
+        assert_eq!(
+            cli.unwrap().global.progress_interval,
+            Duration::from_millis(50)
+        );
+        for bad in ["0", "-1", "x", "NaN", "1e9"] {
+            let args = [
+                "dsfiles",
+                "verify",
+                "--dest",
+                "d",
+                "--progress-interval",
+                bad,
+            ];
+            assert!(parse(&args).is_err(), "{bad}");
+        }
+        let help = Cli::command().render_long_help().to_string();
+        assert!(!help.contains("progress-interval"), "{help}");
     }
 }

@@ -13,9 +13,6 @@ use dsfiles_core::{Event, ProgressSink};
 
 use crate::logging;
 
-/// How often a plain progress line is written when stderr is not a terminal.
-const PLAIN_INTERVAL: Duration = Duration::from_secs(5);
-
 /// `n` bytes in binary units, one decimal: `512 B`, `1.5 MiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -49,21 +46,67 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// First Ctrl-C: cancel `cancel` (the run stops cleanly: uploads aborted, manifest saved);
-/// second Ctrl-C: exit 130 at once (what is left behind is cleaned up by the next run).
+/// First Ctrl-C (or SIGTERM, as sent by systemd, Kubernetes or `kill`): cancel `cancel` (the
+/// run stops cleanly: downloads and uploads aborted, manifest saved); a second one: exit 130
+/// at once (what is left behind is cleaned up by the next run).
 pub fn cancel_on_ctrl_c(cancel: CancellationToken, quiet: bool) -> AbortOnDrop {
     AbortOnDrop(tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_err() {
+        let Ok(mut signals) = Signals::new() else {
+            tracing::warn!("cannot listen for Ctrl-C: it will stop dsfiles at once");
             return;
-        }
+        };
+        let name = signals.next().await;
         if !quiet {
-            logging::write_stderr(b"stopping cleanly; press Ctrl-C again to exit at once\n").ok();
+            let line = format!(
+                "{name}: cancelling, stopping cleanly; press Ctrl-C again to exit at once\n"
+            );
+            logging::write_stderr(line.as_bytes()).ok();
         }
         cancel.cancel();
-        if tokio::signal::ctrl_c().await.is_ok() {
-            std::process::exit(i32::from(crate::exit::Exit::Cancelled.code()));
-        }
+        signals.next().await;
+        std::process::exit(i32::from(crate::exit::Exit::Cancelled.code()));
     }))
+}
+
+/// SIGINT and, on Unix, SIGTERM, registered once so no signal between two waits is lost.
+struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    #[cfg(unix)]
+    fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {})
+    }
+
+    /// Waits for the next signal and names it.
+    #[cfg(unix)]
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "Ctrl-C",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn next(&mut self) -> &'static str {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => "Ctrl-C",
+            Err(_) => std::future::pending().await,
+        }
+    }
 }
 
 /// Running totals, updated from events.
@@ -110,8 +153,9 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Bars when stderr is a terminal, plain lines otherwise, nothing when `quiet`.
-    pub fn start(what: &'static str, quiet: bool) -> Progress {
+    /// Bars when stderr is a terminal, a plain line every `interval` otherwise, nothing when
+    /// `quiet`.
+    pub fn start(what: &'static str, quiet: bool, interval: Duration) -> Progress {
         let display = if quiet {
             Display::Hidden
         } else if std::io::stderr().is_terminal() {
@@ -131,10 +175,9 @@ impl Progress {
         let ticker = matches!(reporter.display, Display::Plain).then(|| {
             let reporter = Arc::clone(&reporter);
             AbortOnDrop(tokio::spawn(async move {
-                let mut interval = tokio::time::interval_at(
-                    tokio::time::Instant::now() + PLAIN_INTERVAL,
-                    PLAIN_INTERVAL,
-                );
+                let mut interval =
+                    tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     interval.tick().await;
                     let line = format!("{}\n", reporter.plain_line());

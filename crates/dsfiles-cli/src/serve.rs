@@ -46,17 +46,19 @@ const DEFAULT_STATE_DIR: &str = "dsfiles-state";
 
 /// Arguments of `dsfiles serve`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Syncs write with the process's storage credentials, as `dsfiles sync` does (AWS_*, GOOGLE_*,
+AZURE_STORAGE_*, or DSFILES_CREDENTIALS=instance for the cloud instance's own role). Ctrl-C or
+SIGTERM stops gracefully: no new requests, running syncs cancelled with consistent manifests,
+then exit 0. A configuration error exits 2 before listening. API: docs/http-api.md.")]
 pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, value_name = "ADDR", env = env::DSFILES_LISTEN)]
+    #[arg(long, value_name = "ADDR", env = env::DSFILES_LISTEN, hide_env_values = true)]
     pub listen: Option<SocketAddr>,
 
     /// TOML configuration file (see docs/http-api.md); flags and environment override it.
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
-
-    #[command(flatten)]
-    pub ds: DsArgs,
 
     /// File holding the service API tokens, one per line (otherwise `DSFILES_API_TOKENS`,
     /// comma-separated, or `api_tokens` in the config file).
@@ -71,7 +73,8 @@ pub struct ServeArgs {
 
     /// Destination prefixes syncs may write to, comma-separated: local directories and/or
     /// bucket URL prefixes (`s3://bucket/prefix`). Nothing is allowed when empty.
-    #[arg(long, value_name = "PREFIX", env = env::DSFILES_ALLOW_DEST, value_delimiter = ',')]
+    #[arg(long, value_name = "PREFIX", env = env::DSFILES_ALLOW_DEST, hide_env_values = true,
+          value_delimiter = ',')]
     pub allow_dest: Vec<String>,
 
     /// Default destination of a démarche for webhook-triggered syncs (repeatable).
@@ -95,8 +98,12 @@ pub struct ServeArgs {
     pub request_timeout: Option<u64>,
 
     /// Directory for the job history [default: ./dsfiles-state].
-    #[arg(long, value_name = "DIR", env = env::DSFILES_STATE_DIR)]
+    #[arg(long, value_name = "DIR", env = env::DSFILES_STATE_DIR, hide_env_values = true)]
     pub state_dir: Option<PathBuf>,
+
+    // Last: its `DS API` heading would otherwise also cover the service's own flags.
+    #[command(flatten)]
+    pub ds: DsArgs,
 }
 
 fn parse_webhook_dest(s: &str) -> Result<(u64, String), String> {
@@ -395,5 +402,65 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => tracing::warn!("Ctrl-C received: shutting down"),
         () = terminate => tracing::warn!("SIGTERM received: shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory as _, Parser as _};
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Harness {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    /// The defaults `--help` states by hand (the config file sits between flags and defaults,
+    /// so clap cannot fill them in) are the service's own.
+    #[test]
+    fn help_states_the_services_defaults() {
+        let help = Harness::command().render_long_help().to_string();
+        let defaults = ServerConfig::defaults();
+        for (flag, value) in [
+            ("--listen", DEFAULT_LISTEN.to_owned()),
+            (
+                "--max-concurrent-syncs",
+                defaults.max_concurrent_syncs.to_string(),
+            ),
+            ("--jobs", defaults.sync_jobs.to_string()),
+            ("--body-limit", defaults.body_limit.to_string()),
+            (
+                "--request-timeout",
+                defaults.request_timeout.as_secs().to_string(),
+            ),
+            ("--state-dir", format!("./{}", defaults.state_dir.display())),
+        ] {
+            let start = help.find(&format!("{flag} <")).unwrap();
+            let entry = &help[start..];
+            let end = entry.find("\n\n").unwrap_or(entry.len());
+            assert!(
+                entry[..end].contains(&format!("[default: {value}]")),
+                "{flag}: {}",
+                &entry[..end]
+            );
+        }
+        assert_eq!(DEFAULT_STATE_DIR, defaults.state_dir.to_str().unwrap());
+    }
+
+    #[test]
+    fn webhook_destinations_parse() {
+        let parse = |args: &[&str]| {
+            Harness::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
+                .map(|h| h.serve.webhook_dest)
+        };
+        assert_eq!(
+            parse(&["--webhook-dest", "12=s3://b/p"]).unwrap(),
+            [(12, "s3://b/p".to_owned())]
+        );
+        for bad in ["12", "x=d", "12="] {
+            assert!(parse(&["--webhook-dest", bad]).is_err(), "{bad}");
+        }
     }
 }

@@ -69,12 +69,14 @@ pub struct DsArgs {
     )]
     pub page_size: u32,
 
-    /// Seconds allowed to open a connection to the API.
+    /// Seconds allowed to open a connection to the API (`sync` also applies it to file
+    /// downloads).
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_CONNECT_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub connect_timeout: u64,
 
-    /// Seconds allowed for an API response to arrive.
+    /// Seconds the API may take to send the next bytes of a response (DS can take a while to
+    /// compute a page; file downloads have their own `--download-read-timeout`).
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_READ_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub read_timeout: u64,

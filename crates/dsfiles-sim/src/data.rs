@@ -63,7 +63,8 @@ pub struct ExpectedFile {
     /// Champ/annotation id; message or avis id for those sources.
     pub champ_id: Option<String>,
     /// Champ label; "message", "avis", "attestation", "motivation", "dossier" (pdf), "geojson",
-    /// or the entreprise attachment's field name.
+    /// or `attestation fiscale <siret>` / `attestation sociale <siret>` for API Entreprise
+    /// attestations (the product's naming, see `dsfiles-extract`'s `FileRecord::label`).
     pub label: String,
     pub row: Option<u32>,
     pub filename: String,
@@ -98,6 +99,8 @@ pub(crate) struct FileEntry {
     pub(crate) virus_scan: &'static str,
     pub(crate) wrong_checksum: bool,
     digests: OnceLock<Digests>,
+    /// Hosted elsewhere ([`crate::ExternalFiles`]): the URL the API gives, unsigned.
+    pub(crate) external_url: Option<String>,
 }
 
 impl FileEntry {
@@ -345,6 +348,7 @@ impl State {
         };
         for i in 0..config.dossiers {
             let extras = DossierExtras {
+                external: crate::external::dossier_files(config.external.as_ref(), i),
                 hostile: config.hostile_filenames && i == 0,
                 big_files: if i == 1.min(config.dossiers.saturating_sub(1)) {
                     config.big_files.clone()
@@ -439,6 +443,7 @@ impl State {
             virus_scan,
             wrong_checksum: false,
             digests: OnceLock::new(),
+            external_url: None,
         });
         up.files.push(id);
         json!({"__file": id})
@@ -451,7 +456,12 @@ impl State {
         let mut rng = Rng::new(mix(&[self.seed, 2, index]));
         let number = self.next_number;
         self.next_number += 1 + rng.range(0, 2);
-        let state = STATES[(index % 5) as usize];
+        // A dossier of external files holds nothing else: no attestation or motivation.
+        let state = if extras.external.is_empty() {
+            STATES[(index % 5) as usize]
+        } else {
+            "en_construction"
+        };
         let archived = index % 7 == 6;
         let (created_at, updated_at) = match now {
             Some(now) => {
@@ -635,6 +645,34 @@ impl State {
             champs.push(Value::Object(h));
         }
 
+        if !extras.external.is_empty() {
+            let mut annexes = b.base("PieceJustificativeChamp", "Annexes", 11, Value::Null);
+            let id = annexes["id"].as_str().unwrap_or_default().to_owned();
+            let mut refs = Vec::with_capacity(extras.external.len());
+            for (file, url) in &extras.external {
+                let slot = Slot::new(
+                    FileSource::Champ,
+                    Some(&id),
+                    "Annexes",
+                    None,
+                    Some((file.filename(), &file.content_type)),
+                    Some(file.size),
+                );
+                refs.push(self.upload(&mut up, &mut rng, slot));
+                if let Some(entry) = self.files.last_mut() {
+                    entry.virus_scan = "safe";
+                    entry.external_url = Some(url.clone());
+                    entry.digests = OnceLock::from(Digests {
+                        md5_base64: file.md5_base64.clone(),
+                        sha256_hex: String::new(),
+                    });
+                }
+            }
+            annexes.insert("file".into(), refs.first().cloned().unwrap_or(Value::Null));
+            annexes.insert("files".into(), Value::Array(refs));
+            champs.push(Value::Object(annexes));
+        }
+
         if !extras.big_files.is_empty() {
             let mut big = b.base(
                 "PieceJustificativeChamp",
@@ -668,19 +706,20 @@ impl State {
         }
 
         // Entreprise attestations, through a SiretChamp, on every fifth dossier.
-        let entreprise = index.is_multiple_of(5);
+        let entreprise = index.is_multiple_of(5) && extras.external.is_empty();
         let personne_morale = |this: &mut State,
                                up: &mut Uploads,
                                rng: &mut Rng,
                                champ_id: Option<&str>| {
             let siret = format!("{:014}", mix(&[this.seed, number]) % 100_000_000_000_000);
+            // Named by kind and SIRET, as dsfiles labels them (the SIRET is always present here).
             let fiscale = this.upload(
                 up,
                 rng,
                 Slot::new(
                     FileSource::Entreprise,
                     champ_id,
-                    "attestation_fiscale",
+                    &format!("attestation fiscale {siret}"),
                     None,
                     Some(("attestation_fiscale.pdf", "application/pdf")),
                     None,
@@ -692,7 +731,7 @@ impl State {
                 Slot::new(
                     FileSource::Entreprise,
                     champ_id,
-                    "attestation_sociale",
+                    &format!("attestation sociale {siret}"),
                     None,
                     Some(("attestation_sociale.pdf", "application/pdf")),
                     None,
@@ -995,9 +1034,11 @@ impl State {
             return Some(None);
         }
         let target = dossier.files.iter().copied().find(|&id| {
-            self.files
-                .get(id as usize)
-                .is_some_and(|f| !f.source.is_generated() && f.source != FileSource::Entreprise)
+            self.files.get(id as usize).is_some_and(|f| {
+                !f.source.is_generated()
+                    && f.source != FileSource::Entreprise
+                    && f.external_url.is_none()
+            })
         })?;
         let seed = self.seed;
         let entry = &mut self.files[target as usize];
@@ -1066,6 +1107,8 @@ impl State {
 /// Extra content for a dossier being built.
 #[derive(Debug, Default)]
 pub(crate) struct DossierExtras {
+    /// Files hosted elsewhere, with their URLs, in an "Annexes" champ.
+    pub(crate) external: Vec<(crate::ExternalFile, String)>,
     pub(crate) hostile: bool,
     pub(crate) big_files: Vec<u64>,
 }

@@ -54,19 +54,13 @@ pub async fn run(args: DemoArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
         );
         logging::write_stderr(line.as_bytes()).ok();
     }
-    let report = sync::sync_with(
-        client,
-        sink.clone(),
-        SyncOptions::new(demarche),
-        global.quiet,
-    )
-    .await?;
+    let report = sync::sync_with(client, sink.clone(), SyncOptions::new(demarche), global).await?;
     let exit = sync::finish(&report, false, None, global.quiet)?;
     if exit != Exit::Success {
         sim.shutdown().await;
         return Ok(exit);
     }
-    let verified = verify::verify_with(sink, global.quiet).await?;
+    let verified = verify::verify_with(sink, global).await?;
     summary::print_verify(&verified, global.quiet);
     sim.shutdown().await;
     let exit = Exit::from_verify_report(&verified);

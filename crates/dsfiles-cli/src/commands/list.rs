@@ -21,6 +21,11 @@ mod format;
 pub use format::Format;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Records go to stdout (fields: docs/cli.md); a summary goes to stderr: dossiers, files, total
+bytes, API calls and retries. Exit codes: 0 ok; 2 usage or configuration; 3 authentication or
+access refused; 4 DS API or network failure, or dossiers DS could not return (each one is
+warned about: the listing is incomplete); 130 cancelled by Ctrl-C or SIGTERM.")]
 pub struct ListArgs {
     /// The démarche number.
     #[arg(long, value_name = "N")]
@@ -93,11 +98,10 @@ pub async fn run(args: ListArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
                 tally.warnings += 1;
                 tracing::warn!("{message}");
             }
+            // Cancelled with Ctrl-C: what was listed so far is out; summarize it.
+            Err(_) if cancel.is_cancelled() => break,
             Err(err) => {
                 let _ = out.flush();
-                if cancel.is_cancelled() {
-                    return Ok(Exit::Cancelled);
-                }
                 return Err(anyhow::Error::new(err)
                     .context(format!("cannot list démarche `{}`", args.demarche)));
             }
@@ -109,7 +113,12 @@ pub async fn run(args: ListArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let stats = client.stats();
     if !global.quiet {
         let line = format!(
-            "{} dossiers, {} files, {}; {} API calls, {} retries{}\n",
+            "{}{} dossiers, {} files, {}; {} API calls, {} retries{}\n",
+            if cancel.is_cancelled() {
+                "cancelled: listed so far: "
+            } else {
+                ""
+            },
             tally.dossiers,
             tally.files,
             human_bytes(tally.bytes),

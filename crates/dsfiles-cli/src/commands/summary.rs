@@ -17,8 +17,9 @@ pub fn print_sync(report: &SyncReport, quiet: bool) {
     if !quiet {
         let _ = writeln!(
             out,
-            "{verb} démarche {} to {}: {} dossiers; {} files stored, {} unchanged, {} flagged, \
-             {} failed; {} in {:.1}s ({:.1} MB/s); {} API calls, {} retries",
+            "{verb} démarche {} to {}: {} dossiers; {} files stored, {} skipped as unchanged, \
+             {} flagged, {} failed; {} downloaded in {:.1}s ({:.1} MB/s); {} API calls, \
+             {} retries",
             report.demarche,
             report.dest,
             report.dossiers,
@@ -53,6 +54,22 @@ pub fn print_sync(report: &SyncReport, quiet: bool) {
             );
         }
         more(&mut out, report.skipped_unscanned.len(), "not downloaded");
+        if report.updated > 0 {
+            let _ = writeln!(
+                out,
+                "  {} stored files re-checked without a download (status updated, e.g. a \
+                 pending virus scan now safe)",
+                report.updated
+            );
+        }
+        if report.cancelled {
+            let _ = writeln!(
+                out,
+                "  cancelled: the {} files stored are kept and recorded, nothing partial was \
+                 left; run the same command again to finish",
+                report.stored
+            );
+        }
         if !report.deleted_dossiers.is_empty() || report.removed_upstream > 0 {
             let _ = writeln!(
                 out,

@@ -1,6 +1,7 @@
 //! `dsfiles sync`: every file of a démarche into a destination, verified and incrementally.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
@@ -16,15 +17,29 @@ use crate::settings::{self, DsArgs, Filters};
 
 use super::summary;
 
+/// Default of `--download-read-timeout`; a unit test checks it is the core's own default.
+const DEFAULT_DOWNLOAD_READ_TIMEOUT_SECS: u64 = 60;
+
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Progress: bars on a terminal, a plain line every 5 seconds otherwise, nothing with --quiet.
+The summary (stderr) names what was stored, skipped as unchanged, flagged and failed (each with
+its reason), with bytes, duration and MB/s; --summary-json FILE writes the full report.
+Exit codes: 0 every file stored and verified (flagged files allowed unless --strict); 1 files
+failed after retries (listed); 2 usage or configuration; 3 authentication or access refused;
+4 DS API or network failure; 130 cancelled by Ctrl-C or SIGTERM: files already stored are kept,
+nothing partial is left, and a re-run finishes the work. See docs/cli.md.")]
 pub struct SyncArgs {
     /// The démarche number.
     #[arg(long, value_name = "N")]
     pub demarche: u64,
 
     /// Destination: a local path, file:///path, s3://bucket/prefix, gs://bucket/prefix or
-    /// az://container/prefix (credentials from the standard cloud variables; see
-    /// docs/storage.md).
+    /// az://container/prefix. Credentials come from the standard cloud variables (`AWS_*`,
+    /// `GOOGLE_*`, `AZURE_STORAGE_*`) and are checked before the first request; to use the
+    /// cloud instance's own role (EC2 instance profile, GCE service account, Azure managed
+    /// identity), set `DSFILES_CREDENTIALS=instance` or `--dest-option credentials=instance`.
+    /// See docs/storage.md.
     #[arg(long, value_name = "DEST")]
     pub dest: String,
 
@@ -38,6 +53,14 @@ pub struct SyncArgs {
     #[arg(long, value_name = "N", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(0..=20))]
     pub retries: u32,
+
+    /// Seconds a file download may wait for its next bytes before the attempt is abandoned and
+    /// retried (resuming with an HTTP Range request where the file host allows it). Separate
+    /// from `--read-timeout`, which covers DS computing a page of dossiers; `--connect-timeout`
+    /// applies to both.
+    #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_DOWNLOAD_READ_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub download_read_timeout: u64,
 
     /// Where each file goes under DEST. Placeholders: {demarche} {dossier} {state} {source}
     /// {champ_id} {label} {row} {filename} {stem} {ext} {checksum} {sha256}; every path
@@ -69,8 +92,13 @@ pub struct SyncArgs {
     #[arg(long)]
     pub prune: bool,
 
-    /// Destination option KEY=VALUE (repeatable), e.g. `part_size=16MiB`, `fsync=false`, or an
-    /// object_store option such as `aws_endpoint=http://127.0.0.1:9000`. See docs/storage.md.
+    /// Destination option KEY=VALUE (repeatable). dsfiles' own keys: `part_size` (default
+    /// 8MiB: larger objects are multipart uploads in parts of this size), `parts_in_flight`
+    /// (default 2), `fsync` (local disk, default true), `credentials=instance` (same as
+    /// `DSFILES_CREDENTIALS=instance`). Any other key goes to object_store for the bucket's
+    /// backend, with or without its `aws_`/`google_`/`azure_` prefix (`region`,
+    /// `endpoint=http://127.0.0.1:9000`, `allow_http=true`, ...); an unknown key is an error.
+    /// See docs/storage.md.
     #[arg(long = "dest-option", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub dest_options: Vec<(String, String)>,
 
@@ -133,6 +161,8 @@ impl SyncArgs {
         opts.allow_unscanned = self.allow_unscanned;
         opts.strict = self.strict;
         opts.prune = self.prune;
+        opts.fetch.connect_timeout = Duration::from_secs(self.ds.connect_timeout);
+        opts.fetch.read_timeout = Duration::from_secs(self.download_read_timeout);
         Ok(opts)
     }
 }
@@ -142,7 +172,7 @@ pub async fn run(args: SyncArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let config = settings::client_config(&args.ds)?;
     let client = ds::Client::new(config).context("cannot set up the DS API client")?;
     let sink = sink::open(&args.dest, &args.dest_options)?;
-    let report = sync_with(client, sink, opts, global.quiet).await?;
+    let report = sync_with(client, sink, opts, global).await?;
     finish(
         &report,
         args.strict,
@@ -157,13 +187,13 @@ pub async fn sync_with(
     client: ds::Client,
     sink: std::sync::Arc<dyn sink::Sink>,
     opts: SyncOptions,
-    quiet: bool,
+    global: &GlobalArgs,
 ) -> anyhow::Result<SyncReport> {
     let dest = sink.describe();
     let demarche = opts.demarche;
     let cancel = CancellationToken::new();
-    let _ctrl_c = progress::cancel_on_ctrl_c(cancel.clone(), quiet);
-    let progress = Progress::start("sync", quiet);
+    let _ctrl_c = progress::cancel_on_ctrl_c(cancel.clone(), global.quiet);
+    let progress = Progress::start("sync", global.quiet, global.progress_interval);
     let result = dsfiles_core::sync(client, sink, opts, progress.sink(), cancel).await;
     progress.finish();
     result.with_context(|| format!("sync of démarche `{demarche}` to `{dest}` stopped"))
@@ -184,4 +214,47 @@ pub fn finish(
     }
     summary::print_sync(report, quiet);
     Ok(Exit::from_sync_report(report, strict))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Harness {
+        #[command(flatten)]
+        sync: SyncArgs,
+    }
+
+    fn options(extra: &[&str]) -> SyncOptions {
+        let args = ["dsfiles", "--demarche", "7", "--dest", "d"];
+        let harness = Harness::try_parse_from(args.iter().chain(extra)).unwrap();
+        harness.sync.options().unwrap()
+    }
+
+    #[test]
+    fn download_timeouts_default_to_the_cores_and_follow_the_flags() {
+        let core = dsfiles_core::FetchOptions::default();
+        let opts = options(&[]);
+        assert_eq!(opts.fetch.read_timeout, core.read_timeout);
+        assert_eq!(opts.fetch.connect_timeout, core.connect_timeout);
+
+        let opts = options(&["--connect-timeout", "3", "--download-read-timeout", "7"]);
+        assert_eq!(opts.fetch.connect_timeout, Duration::from_secs(3));
+        assert_eq!(opts.fetch.read_timeout, Duration::from_secs(7));
+        // `--read-timeout` is the API's: downloads keep their own.
+        let opts = options(&["--read-timeout", "300"]);
+        assert_eq!(opts.fetch.read_timeout, core.read_timeout);
+    }
+
+    #[test]
+    fn full_and_since_map_to_the_cores_since() {
+        assert_eq!(options(&[]).since, Since::Auto);
+        assert_eq!(options(&["--full"]).since, Since::Full);
+        assert_eq!(options(&["--since", "full"]).since, Since::Full);
+        let at = settings::parse_date("2024-03-01").unwrap();
+        assert_eq!(options(&["--since", "2024-03-01"]).since, Since::At(at));
+    }
 }

@@ -14,12 +14,18 @@ use crate::progress::{self, Progress};
 use super::summary;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Every file the manifest records is read back and checked against its recorded size and SHA-256
+(and DS's MD5 where DS vouched for it). Exit codes: 0 all present and intact; 1 files missing
+or corrupt (each named); 2 usage or configuration; 130 cancelled by Ctrl-C or SIGTERM.")]
 pub struct VerifyArgs {
-    /// Destination written by `dsfiles sync` (same forms as for `sync --dest`).
+    /// Destination written by `dsfiles sync` (same forms and credentials as for `sync --dest`,
+    /// including `DSFILES_CREDENTIALS=instance`).
     #[arg(long, value_name = "DEST")]
     pub dest: String,
 
-    /// Destination option KEY=VALUE (repeatable), as for `sync`.
+    /// Destination option KEY=VALUE (repeatable), as for `sync`: `credentials=instance`, or an
+    /// object_store option such as `endpoint=...` (see `dsfiles sync --help`, docs/storage.md).
     #[arg(long = "dest-option", value_name = "KEY=VALUE", value_parser = super::sync::parse_key_value)]
     pub dest_options: Vec<(String, String)>,
 
@@ -30,19 +36,19 @@ pub struct VerifyArgs {
 
 pub async fn run(args: VerifyArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let sink = sink::open(&args.dest, &args.dest_options)?;
-    let report = verify_with(sink, global.quiet).await?;
+    let report = verify_with(sink, global).await?;
     finish(&report, args.summary_json.as_deref(), global.quiet)
 }
 
 /// Runs the verification with progress and Ctrl-C handling.
 pub async fn verify_with(
     sink: std::sync::Arc<dyn sink::Sink>,
-    quiet: bool,
+    global: &GlobalArgs,
 ) -> anyhow::Result<VerifyReport> {
     let dest = sink.describe();
     let cancel = CancellationToken::new();
-    let _ctrl_c = progress::cancel_on_ctrl_c(cancel.clone(), quiet);
-    let progress = Progress::start("verify", quiet);
+    let _ctrl_c = progress::cancel_on_ctrl_c(cancel.clone(), global.quiet);
+    let progress = Progress::start("verify", global.quiet, global.progress_interval);
     let result = dsfiles_core::verify(sink, progress.sink(), cancel).await;
     progress.finish();
     result.with_context(|| format!("cannot verify `{dest}`"))

@@ -11,22 +11,13 @@ use crate::stderr;
 /// What identifies a file in the comparison with the ground truth.
 type Key = (u64, String, String, Option<u64>, String, u64, String);
 
-/// The label of API Entreprise attestations is left out: the simulator names them by field
-/// (`attestation_fiscale`), dsfiles by kind and SIRET (`attestation fiscale <siret>`).
-fn comparable(mut key: Key) -> Key {
-    if key.1 == "entreprise" {
-        key.2 = String::new();
-    }
-    key
-}
-
 fn truth(sim: &Sim, generated: bool, entreprise: bool) -> BTreeSet<Key> {
     sim.handle
         .expected_files(generated, entreprise)
         .into_iter()
         .map(|f| {
             let row = f.row.map(u64::from);
-            comparable((
+            (
                 f.dossier,
                 f.source.as_str().to_owned(),
                 f.label,
@@ -34,7 +25,7 @@ fn truth(sim: &Sim, generated: bool, entreprise: bool) -> BTreeSet<Key> {
                 f.filename,
                 f.byte_size,
                 f.checksum,
-            ))
+            )
         })
         .collect()
 }
@@ -46,7 +37,7 @@ fn parse_jsonl(stdout: &[u8]) -> Vec<Key> {
         .map(|line| {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             let s = |k: &str| v[k].as_str().unwrap().to_owned();
-            comparable((
+            (
                 v["dossier"].as_u64().unwrap(),
                 s("source"),
                 s("label"),
@@ -54,7 +45,7 @@ fn parse_jsonl(stdout: &[u8]) -> Vec<Key> {
                 s("filename"),
                 v["byte_size"].as_u64().unwrap(),
                 s("checksum"),
-            ))
+            )
         })
         .collect()
 }

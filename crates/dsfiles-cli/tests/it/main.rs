@@ -1,6 +1,7 @@
 //! Integration tests of the real `dsfiles` binary: its command line, and runs against the DS
 //! simulator started in this process on port 0.
 
+mod cancel;
 mod help;
 mod list;
 mod sim;
@@ -26,6 +27,13 @@ pub fn dsfiles() -> Command {
         "http_proxy",
         "ALL_PROXY",
         "all_proxy",
+        "DSFILES_CREDENTIALS",
+        "DSFILES_LISTEN",
+        "DSFILES_API_TOKENS",
+        "DSFILES_WEBHOOK_SECRET",
+        "DSFILES_WEBHOOK_SECRET_PREVIOUS",
+        "DSFILES_ALLOW_DEST",
+        "DSFILES_STATE_DIR",
     ] {
         command.env_remove(var);
     }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 
 use dsfiles_sim::{SimConfig, SimHandle};
 use sha2::Digest as _;
@@ -60,6 +60,52 @@ impl Sim {
         args.extend_from_slice(extra);
         self.dsfiles(&args).output().unwrap()
     }
+}
+
+/// Waits (on the child's own progress, no sleeping) until at least `at_least` files are
+/// published under `dest`, and returns how many there are. Panics if the child ends first.
+pub fn wait_until_published(child: &mut Child, dest: &Path, at_least: usize) -> usize {
+    loop {
+        let published = if dest.exists() { count_files(dest) } else { 0 };
+        if published >= at_least {
+            return published;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "sync ended before {at_least} files were published"
+        );
+        std::thread::yield_now();
+    }
+}
+
+/// Files under `dir` outside `.dsfiles/` (a count, without reading them).
+fn count_files(dir: &Path) -> usize {
+    all_paths(dir)
+        .iter()
+        .filter(|p| !p.starts_with(".dsfiles"))
+        .filter(|p| dir.join(p).is_file())
+        .count()
+}
+
+/// What a run left under `.dsfiles/tmp/` (local temp files) and `.dsfiles/staging/` (staging
+/// keys): both must be empty after a run, even a cancelled one.
+pub fn leftovers(dest: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for dir in [".dsfiles/tmp", ".dsfiles/staging"] {
+        let dir = dest.join(dir);
+        if dir.exists() {
+            out.extend(all_paths(&dir).into_iter().filter(|p| p != "keep"));
+        }
+    }
+    out
+}
+
+/// `dsfiles verify --dest DEST`.
+pub fn verify(dest: &Path) -> Output {
+    dsfiles()
+        .args(["verify", "--dest", dest.to_str().unwrap()])
+        .output()
+        .unwrap()
 }
 
 /// SHA-256 (hex) of every file under `dest` outside `.dsfiles/`, by relative path.

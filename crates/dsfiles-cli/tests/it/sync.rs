@@ -8,7 +8,7 @@ use std::path::Path;
 use dsfiles_sim::{Fault, SimConfig, Target};
 use sha2::Digest as _;
 
-use crate::sim::{Sim, all_paths, hex, stored_files};
+use crate::sim::{Sim, all_paths, hex, leftovers, stored_files, verify, wait_until_published};
 use crate::stderr;
 
 /// SHA-256 of the bytes the simulator serves for each expected file, as a multiset.
@@ -41,18 +41,6 @@ fn report(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-/// Temporary files are only ever under `.dsfiles/staging/` (and must be gone after a run).
-fn leftovers(dest: &Path) -> Vec<String> {
-    let staging = dest.join(".dsfiles/staging");
-    if !staging.exists() {
-        return Vec::new();
-    }
-    all_paths(&staging)
-        .into_iter()
-        .filter(|p| p != "keep")
-        .collect()
-}
-
 #[test]
 fn sync_stores_everything_then_moves_nothing_and_verify_catches_damage() {
     let sim = Sim::start(SimConfig {
@@ -82,12 +70,6 @@ fn sync_stores_everything_then_moves_nothing_and_verify_catches_damage() {
     assert_eq!(again_report["bytes_downloaded"], 0, "{again_report}");
     assert_eq!(again_report["stored"], 0);
 
-    let verify = |dest: &Path| {
-        crate::dsfiles()
-            .args(["verify", "--dest", dest.to_str().unwrap()])
-            .output()
-            .unwrap()
-    };
     let ok = verify(&dest);
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
 
@@ -296,19 +278,8 @@ fn kill_9_mid_run_then_rerun_completes() {
         .unwrap();
     // Kill once some files are published and others are still in flight.
     let total = sim.handle.expected_files(false, false).len();
-    loop {
-        let published = if dest.exists() {
-            stored_files(&dest).len()
-        } else {
-            0
-        };
-        if published >= 3 {
-            assert!(published < total, "the run finished before the kill");
-            break;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "sync ended early");
-        std::thread::yield_now();
-    }
+    let published = wait_until_published(&mut child, &dest, 3);
+    assert!(published < total, "the run finished before the kill");
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), None, "killed by a signal");
@@ -318,11 +289,69 @@ fn kill_9_mid_run_then_rerun_completes() {
     assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
     assert_eq!(multiset(&stored_files(&dest)), served(&sim, &[]));
     assert!(leftovers(&dest).is_empty(), "{:?}", leftovers(&dest));
-    let verify = crate::dsfiles()
-        .args(["verify", "--dest", dest.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(verify.status.code(), Some(0), "{}", stderr(&verify));
+    let verified = verify(&dest);
+    assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
+}
+
+/// When stderr is not a terminal (cron, CI, `2> log`), progress is a plain line every
+/// `--progress-interval`; the summary names what was stored, skipped and failed.
+#[test]
+fn plain_progress_lines_and_summary_when_stderr_is_not_a_terminal() {
+    let sim = Sim::start(SimConfig {
+        dossiers: 3,
+        files_per_dossier: 2..=2,
+        hostile_filenames: false,
+        ..SimConfig::default()
+    });
+    // Every download waits a little, so the run outlasts a few intervals.
+    sim.handle
+        .add_fault(Fault::SlowFile { delay_ms: 60 }, Target::Always, None);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("archive");
+    let total = sim.handle.expected_files(false, false).len();
+    let output = sim.sync(&dest, &["--jobs", "1", "--progress-interval", "0.02"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("sync [")).collect();
+    assert!(
+        lines.len() >= 2,
+        "expected periodic progress lines in: {err}"
+    );
+    for line in &lines {
+        assert!(
+            line.contains(" pages, ") && line.contains("; files ") && line.contains(" MB/s"),
+            "{line}"
+        );
+    }
+    assert!(
+        lines.iter().any(|l| l.contains(&format!("/{total} "))),
+        "no line shows the {total} planned files: {err}"
+    );
+    // No terminal: no bar drawing characters, no ANSI escapes.
+    assert!(!err.contains('\u{1b}') && !err.contains('\r'), "{err:?}");
+    let summary = err
+        .lines()
+        .find(|l| l.starts_with("synced démarche"))
+        .unwrap_or_else(|| panic!("no summary in: {err}"));
+    for part in [
+        &format!("{total} files stored"),
+        "0 skipped as unchanged",
+        "0 failed",
+        " downloaded in ",
+        " MB/s",
+        " API calls",
+    ] {
+        assert!(summary.contains(part), "`{part}` missing from: {summary}");
+    }
+
+    // --quiet: no progress and no summary at all.
+    sim.handle.set_faults(dsfiles_sim::FaultPlan::new());
+    let quiet = sim.sync(
+        &dest,
+        &["--full", "--quiet", "--progress-interval", "0.001"],
+    );
+    assert_eq!(quiet.status.code(), Some(0), "{}", stderr(&quiet));
+    assert_eq!(stderr(&quiet), "");
 }
 
 #[test]

@@ -200,23 +200,9 @@ fn champ_files(out: &mut Vec<Found>, dossier: u64, source: &str, champs: &Value,
         for (r, row_value) in champ["rows"].as_array().into_iter().flatten().enumerate() {
             champ_files(out, dossier, source, &row_value["champs"], Some(r as u32));
         }
-        let entreprise = &champ["etablissement"]["entreprise"];
-        push(
-            out,
-            dossier,
-            "entreprise",
-            "attestation_fiscale",
-            None,
-            &entreprise["attestationFiscaleAttachment"],
-        );
-        push(
-            out,
-            dossier,
-            "entreprise",
-            "attestation_sociale",
-            None,
-            &entreprise["attestationSocialeAttachment"],
-        );
+        let etablissement = &champ["etablissement"];
+        let name = etablissement["siret"].as_str().unwrap_or(label);
+        entreprise_files(out, dossier, name, row, &etablissement["entreprise"]);
     }
 }
 
@@ -267,24 +253,28 @@ pub fn files_of(dossier: &Value) -> Vec<Found> {
         None,
         &dossier["geojson"],
     );
-    let entreprise = &dossier["demandeur"]["entreprise"];
-    push(
-        &mut out,
-        number,
-        "entreprise",
-        "attestation_fiscale",
-        None,
-        &entreprise["attestationFiscaleAttachment"],
-    );
-    push(
-        &mut out,
-        number,
-        "entreprise",
-        "attestation_sociale",
-        None,
-        &entreprise["attestationSocialeAttachment"],
-    );
+    let demandeur = &dossier["demandeur"];
+    let name = demandeur["siret"].as_str().unwrap_or("demandeur");
+    entreprise_files(&mut out, number, name, None, &demandeur["entreprise"]);
     out
+}
+
+/// The API Entreprise attestations of an établissement named `name` (its SIRET), labelled
+/// `attestation fiscale <name>` and `attestation sociale <name>` as dsfiles names them.
+fn entreprise_files(
+    out: &mut Vec<Found>,
+    dossier: u64,
+    name: &str,
+    row: Option<u32>,
+    entreprise: &Value,
+) {
+    for (kind, field) in [
+        ("fiscale", "attestationFiscaleAttachment"),
+        ("sociale", "attestationSocialeAttachment"),
+    ] {
+        let label = format!("attestation {kind} {name}");
+        push(out, dossier, "entreprise", &label, row, &entreprise[field]);
+    }
 }
 
 pub async fn sim(config: SimConfig) -> SimHandle {
