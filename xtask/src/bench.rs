@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--quick] [--rounds N] [--no-object-store] [--out FILE]`: dsfiles against
+//! `cargo xtask bench [--quick] [--rounds N] [--no-object-store] [--perf] [--out FILE]`: dsfiles against
 //! curl, curl + md5sum and aria2c on a corpus served by nginx on loopback, with a DS simulator
 //! listing the same files; results and the exact commands go to `docs/benchmarks.md`.
 //!
@@ -26,7 +26,8 @@ use measure::{Sample, timed};
 use report::{Case, Report, Row, Target};
 use tools::Inputs;
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--rounds N] [--no-object-store] [--out FILE]";
+const USAGE: &str =
+    "usage: cargo xtask bench [--quick] [--rounds N] [--no-object-store] [--perf] [--out FILE]";
 
 /// Progress lines on stderr (the binary's only output besides the report file).
 pub(crate) fn say(line: impl std::fmt::Display) {
@@ -38,19 +39,32 @@ struct Options {
     quick: bool,
     rounds: usize,
     object_store: bool,
+    /// Also profile one dsfiles run per corpus with `perf record` (flat profile in `target/bench/perf/`).
+    perf: bool,
     out: Option<PathBuf>,
 }
 
 fn parse_args(args: &[String]) -> anyhow::Result<Options> {
-    let mut opts = Options { quick: false, rounds: 0, object_store: true, out: None };
+    let mut opts = Options {
+        quick: false,
+        rounds: 0,
+        object_store: true,
+        perf: false,
+        out: None,
+    };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--quick" => opts.quick = true,
             "--no-object-store" => opts.object_store = false,
+            "--perf" => opts.perf = true,
             "--rounds" => {
                 let n = it.next().context(USAGE)?;
-                opts.rounds = n.parse().ok().filter(|&n| n > 0).with_context(|| format!("`--rounds {n}`: a positive number\n{USAGE}"))?;
+                opts.rounds = n
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .with_context(|| format!("`--rounds {n}`: a positive number\n{USAGE}"))?;
             }
             "--out" => opts.out = Some(PathBuf::from(it.next().context(USAGE)?)),
             "-h" | "--help" => bail!("{USAGE}"),
@@ -69,20 +83,54 @@ fn specs(quick: bool) -> (Spec, Spec) {
     const MIB: u64 = 1 << 20;
     if quick {
         (
-            Spec { name: "quick-main", files: 150, min_size: 256, max_size: 2 * MIB, big: vec![24 * MIB; 2], per_dossier: 10, seed: 1 },
-            Spec { name: "quick-small", files: 1000, min_size: 4096, max_size: 4096, big: vec![], per_dossier: 10, seed: 2 },
+            Spec {
+                name: "quick-main",
+                files: 150,
+                min_size: 256,
+                max_size: 2 * MIB,
+                big: vec![24 * MIB; 2],
+                per_dossier: 10,
+                seed: 1,
+            },
+            Spec {
+                name: "quick-small",
+                files: 1000,
+                min_size: 4096,
+                max_size: 4096,
+                big: vec![],
+                per_dossier: 10,
+                seed: 2,
+            },
         )
     } else {
         (
-            Spec { name: "main", files: 2000, min_size: 256, max_size: 8 * MIB, big: vec![200 * MIB; 3], per_dossier: 10, seed: 1 },
-            Spec { name: "small", files: 10_000, min_size: 4096, max_size: 4096, big: vec![], per_dossier: 10, seed: 2 },
+            Spec {
+                name: "main",
+                files: 2000,
+                min_size: 256,
+                max_size: 8 * MIB,
+                big: vec![200 * MIB; 3],
+                per_dossier: 10,
+                seed: 1,
+            },
+            Spec {
+                name: "small",
+                files: 10_000,
+                min_size: 4096,
+                max_size: 4096,
+                big: vec![],
+                per_dossier: 10,
+                seed: 2,
+            },
         )
     }
 }
 
 fn workspace_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().map_or(manifest.clone(), Path::to_path_buf)
+    manifest
+        .parent()
+        .map_or(manifest.clone(), Path::to_path_buf)
 }
 
 fn target_dir(root: &Path) -> PathBuf {
@@ -91,9 +139,16 @@ fn target_dir(root: &Path) -> PathBuf {
 
 /// Runs a command to completion, returning its stdout; fails with its stderr.
 pub(crate) fn run_quiet(cmd: &mut Command) -> anyhow::Result<String> {
-    let output = cmd.stdin(Stdio::null()).output().with_context(|| format!("cannot run {cmd:?}"))?;
+    let output = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
     if !output.status.success() {
-        bail!("{cmd:?} failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "{cmd:?} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
@@ -114,23 +169,41 @@ pub(crate) fn ensure_tool(binary: &str, package: &str) -> anyhow::Result<PathBuf
     if let Some(path) = find_in_path(binary) {
         return Ok(path);
     }
-    say(format!("`{binary}` is missing: apt-get install -y {package}"));
-    let install = || Command::new("apt-get").args(["install", "-y", "-q", package]).env("DEBIAN_FRONTEND", "noninteractive").status();
+    say(format!(
+        "`{binary}` is missing: apt-get install -y {package}"
+    ));
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", package])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+    };
     if !install().is_ok_and(|s| s.success()) {
         let _ = Command::new("apt-get").args(["update", "-q"]).status();
-        let status = install().with_context(|| format!("cannot run apt-get to install `{package}`"))?;
+        let status =
+            install().with_context(|| format!("cannot run apt-get to install `{package}`"))?;
         if !status.success() {
             bail!("apt-get install {package} failed ({status}); install it and run again");
         }
     }
-    find_in_path(binary).with_context(|| format!("`{binary}` still missing after installing `{package}`"))
+    find_in_path(binary)
+        .with_context(|| format!("`{binary}` still missing after installing `{package}`"))
 }
 
 fn first_line(cmd: &mut Command) -> String {
     match cmd.stdin(Stdio::null()).output() {
         Ok(o) => {
-            let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
-            String::from_utf8_lossy(&text).lines().next().unwrap_or_default().trim().to_owned()
+            let text = if o.stdout.is_empty() {
+                o.stderr
+            } else {
+                o.stdout
+            };
+            String::from_utf8_lossy(&text)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
         }
         Err(e) => format!("unavailable ({e})"),
     }
@@ -139,29 +212,71 @@ fn first_line(cmd: &mut Command) -> String {
 fn machine(root: &Path, dsfiles: &Path) -> Vec<(String, String)> {
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_owned()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown".to_owned());
     let mem = fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|t| t.lines().next().map(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<u64>().ok()).unwrap_or(0)))
-        .map_or("unknown".to_owned(), |kib| format!("{:.1} GiB", kib as f64 / (1024.0 * 1024.0)));
+        .and_then(|t| {
+            t.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|k| k.parse::<u64>().ok())
+                    .unwrap_or(0)
+            })
+        })
+        .map_or("unknown".to_owned(), |kib| {
+            format!("{:.1} GiB", kib as f64 / (1024.0 * 1024.0))
+        });
     let disk = first_line(Command::new("sh").arg("-c").arg(format!(
         "df -hT {} | tail -1 | awk '{{print $1\" (\"$2\"), \"$3\" total, \"$5\" free\"}}'",
         root.display()
     )));
     let flags = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let sha_ni = flags.lines().find(|l| l.starts_with("flags")).is_some_and(|l| l.split_whitespace().any(|f| f == "sha_ni"));
+    let sha_ni = flags
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .is_some_and(|l| l.split_whitespace().any(|f| f == "sha_ni"));
     vec![
-        ("CPU".into(), format!("{} × {cpu}{}", first_line(&mut Command::new("nproc")), if sha_ni { " (SHA-NI)" } else { " (no SHA-NI)" })),
+        (
+            "CPU".into(),
+            format!(
+                "{} × {cpu}{}",
+                first_line(&mut Command::new("nproc")),
+                if sha_ni { " (SHA-NI)" } else { " (no SHA-NI)" }
+            ),
+        ),
         ("Memory".into(), mem),
         ("Disk".into(), disk),
-        ("Kernel".into(), first_line(Command::new("uname").args(["-sr"]))),
-        ("dsfiles".into(), first_line(Command::new(dsfiles).arg("--version"))),
-        ("rustc".into(), first_line(Command::new("rustc").arg("--version"))),
+        (
+            "Kernel".into(),
+            first_line(Command::new("uname").args(["-sr"])),
+        ),
+        (
+            "dsfiles".into(),
+            first_line(Command::new(dsfiles).arg("--version")),
+        ),
+        (
+            "rustc".into(),
+            first_line(Command::new("rustc").arg("--version")),
+        ),
         ("nginx".into(), first_line(Command::new("nginx").arg("-v"))),
-        ("curl".into(), first_line(Command::new("curl").arg("--version"))),
-        ("aria2c".into(), first_line(Command::new("aria2c").arg("--version"))),
-        ("md5sum".into(), first_line(Command::new("md5sum").arg("--version"))),
+        (
+            "curl".into(),
+            first_line(Command::new("curl").arg("--version")),
+        ),
+        (
+            "aria2c".into(),
+            first_line(Command::new("aria2c").arg("--version")),
+        ),
+        (
+            "md5sum".into(),
+            first_line(Command::new("md5sum").arg("--version")),
+        ),
     ]
 }
 
@@ -177,7 +292,8 @@ impl Bench {
     fn fresh_dir(&self, name: &str) -> anyhow::Result<PathBuf> {
         let dir = self.dir.join("runs").join(name);
         if dir.exists() {
-            fs::remove_dir_all(&dir).with_context(|| format!("cannot empty `{}`", dir.display()))?;
+            fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot empty `{}`", dir.display()))?;
         }
         fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
         Ok(dir)
@@ -191,12 +307,21 @@ impl Bench {
     fn inputs(&self, demarche: &ds::Demarche, name: &str) -> anyhow::Result<Inputs> {
         let listing = run_quiet(
             Command::new(&self.dsfiles)
-                .args(["--quiet", "list", "--demarche", &demarche.number.to_string(), "--format", "jsonl"])
+                .args([
+                    "--quiet",
+                    "list",
+                    "--demarche",
+                    &demarche.number.to_string(),
+                    "--format",
+                    "jsonl",
+                ])
                 .envs(demarche.env()),
         )
         .with_context(|| format!("`dsfiles list` of démarche `{}`", demarche.number))?;
         let files = tools::parse_listing(&listing)?;
-        if files.len() != demarche.files || files.iter().map(|f| f.size).sum::<u64>() != demarche.bytes {
+        if files.len() != demarche.files
+            || files.iter().map(|f| f.size).sum::<u64>() != demarche.bytes
+        {
             bail!(
                 "`dsfiles list` of démarche `{}` gave {} files, expected {} ({} bytes)",
                 demarche.number,
@@ -217,25 +342,38 @@ fn settle() {
 fn check_tree(dir: &Path, files: usize, bytes: u64, tool: &str) -> anyhow::Result<()> {
     let (n, b) = tools::tally(dir)?;
     if (n, b) != (files, bytes) {
-        bail!("{tool} left {n} files ({b} bytes) in `{}`, expected {files} ({bytes} bytes)", dir.display());
+        bail!(
+            "{tool} left {n} files ({b} bytes) in `{}`, expected {files} ({bytes} bytes)",
+            dir.display()
+        );
     }
     Ok(())
 }
 
 fn summary(path: &Path) -> anyhow::Result<serde_json::Value> {
-    let text = fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let text =
+        fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("`{}` is not JSON", path.display()))
 }
 
 fn counter(summary: &serde_json::Value, key: &str) -> u64 {
-    summary.get(key).and_then(serde_json::Value::as_u64).unwrap_or(u64::MAX)
+    summary
+        .get(key)
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(u64::MAX)
 }
 
 /// Checks a `--summary-json`: `stored` files stored, nothing failed.
 fn check_summary(path: &Path, stored: usize, bytes: u64) -> anyhow::Result<serde_json::Value> {
     let s = summary(path)?;
-    let failed = s.get("failed").and_then(serde_json::Value::as_array).map_or(usize::MAX, Vec::len);
-    if counter(&s, "stored") != stored as u64 || counter(&s, "bytes_downloaded") != bytes || failed != 0 {
+    let failed = s
+        .get("failed")
+        .and_then(serde_json::Value::as_array)
+        .map_or(usize::MAX, Vec::len);
+    if counter(&s, "stored") != stored as u64
+        || counter(&s, "bytes_downloaded") != bytes
+        || failed != 0
+    {
         bail!(
             "dsfiles summary `{}`: stored {}, bytes {}, failed {failed}; expected {stored} files, {bytes} bytes",
             path.display(),
@@ -256,15 +394,33 @@ enum Tool {
 }
 
 /// One démarche measured with several tools over alternating rounds.
-fn compare(bench: &Bench, name: &str, demarche: &ds::Demarche, inputs: &Inputs, tools: &[Tool]) -> anyhow::Result<Vec<Row>> {
+fn compare(
+    bench: &Bench,
+    name: &str,
+    demarche: &ds::Demarche,
+    inputs: &Inputs,
+    tools: &[Tool],
+) -> anyhow::Result<Vec<Row>> {
     let mut rows: Vec<Row> = Vec::new();
-    let mut push = |tool: &str, commands: Vec<String>, sample: Sample, bytes: u64| match rows.iter_mut().find(|r| r.tool == tool) {
+    let mut push = |tool: &str, commands: Vec<String>, sample: Sample, bytes: u64| match rows
+        .iter_mut()
+        .find(|r| r.tool == tool)
+    {
         Some(row) => row.samples.push(sample),
-        None => rows.push(Row { tool: tool.to_owned(), commands, samples: vec![sample], bytes }),
+        None => rows.push(Row {
+            tool: tool.to_owned(),
+            commands,
+            samples: vec![sample],
+            bytes,
+        }),
     };
     for round in 0..bench.rounds {
         // Alternate the order: forward on even rounds, backward on odd ones.
-        let order: Vec<Tool> = if round % 2 == 0 { tools.to_vec() } else { tools.iter().rev().copied().collect() };
+        let order: Vec<Tool> = if round % 2 == 0 {
+            tools.to_vec()
+        } else {
+            tools.iter().rev().copied().collect()
+        };
         for tool in order {
             let label = format!("{name}-{tool:?}-r{round}").to_lowercase();
             let dest = bench.fresh_dir(&label)?;
@@ -272,13 +428,32 @@ fn compare(bench: &Bench, name: &str, demarche: &ds::Demarche, inputs: &Inputs, 
             match tool {
                 Tool::Dsfiles | Tool::DsfilesNoFsync => {
                     let summary_path = bench.dir.join("logs").join(format!("{label}.summary.json"));
-                    let extra: &[&str] = if tool == Tool::DsfilesNoFsync { &["--dest-option", "fsync=false"] } else { &[] };
-                    let cmd = tools::dsfiles(&bench.dsfiles, demarche.number, &dest.display().to_string(), &summary_path, demarche.env(), extra);
+                    let extra: &[&str] = if tool == Tool::DsfilesNoFsync {
+                        &["--dest-option", "fsync=false"]
+                    } else {
+                        &[]
+                    };
+                    let cmd = tools::dsfiles(
+                        &bench.dsfiles,
+                        demarche.number,
+                        &dest.display().to_string(),
+                        &summary_path,
+                        demarche.env(),
+                        extra,
+                    );
                     let sample = timed(&cmd, &bench.log(&label))?;
                     check_summary(&summary_path, inputs.files, inputs.bytes)?;
                     check_tree(&dest, inputs.files, inputs.bytes, "dsfiles")?;
-                    let tool_name = if tool == Tool::Dsfiles { "dsfiles sync" } else { "dsfiles sync (fsync=false)" };
-                    say(format!("{label}: {:.2} s, {} MiB", sample.wall_secs, sample.peak_rss_kib / 1024));
+                    let tool_name = if tool == Tool::Dsfiles {
+                        "dsfiles sync"
+                    } else {
+                        "dsfiles sync (fsync=false)"
+                    };
+                    say(format!(
+                        "{label}: {:.2} s, {} MiB",
+                        sample.wall_secs,
+                        sample.peak_rss_kib / 1024
+                    ));
                     push(tool_name, vec![cmd.display()], sample, inputs.bytes);
                 }
                 Tool::Curl => {
@@ -287,23 +462,36 @@ fn compare(bench: &Bench, name: &str, demarche: &ds::Demarche, inputs: &Inputs, 
                     check_tree(&dest, inputs.files, inputs.bytes, "curl")?;
                     let md5 = tools::md5sum(&inputs.md5, &dest);
                     let hashed = timed(&md5, &bench.log(&format!("{label}-md5sum")))?;
-                    say(format!("{label}: curl {:.2} s + md5sum {:.2} s", sample.wall_secs, hashed.wall_secs));
+                    say(format!(
+                        "{label}: curl {:.2} s + md5sum {:.2} s",
+                        sample.wall_secs, hashed.wall_secs
+                    ));
                     push("curl", vec![cmd.display()], sample.clone(), inputs.bytes);
                     if tools.contains(&Tool::Aria2) {
-                        push("curl + md5sum", vec![cmd.display(), md5.display()], sample.then(&hashed), inputs.bytes);
+                        push(
+                            "curl + md5sum",
+                            vec![cmd.display(), md5.display()],
+                            sample.then(&hashed),
+                            inputs.bytes,
+                        );
                     }
                 }
                 Tool::Aria2 => {
                     let cmd = tools::aria2c(&inputs.aria2, &dest);
                     let sample = timed(&cmd, &bench.log(&label))?;
                     check_tree(&dest, inputs.files, inputs.bytes, "aria2c")?;
-                    say(format!("{label}: {:.2} s, {} MiB", sample.wall_secs, sample.peak_rss_kib / 1024));
+                    say(format!(
+                        "{label}: {:.2} s, {} MiB",
+                        sample.wall_secs,
+                        sample.peak_rss_kib / 1024
+                    ));
                     push("aria2c", vec![cmd.display()], sample, inputs.bytes);
                 }
             }
             // Keep the last dsfiles destination of the small corpus for the no-op re-run.
             if !(tool == Tool::Dsfiles && round + 1 == bench.rounds) {
-                fs::remove_dir_all(&dest).with_context(|| format!("cannot remove `{}`", dest.display()))?;
+                fs::remove_dir_all(&dest)
+                    .with_context(|| format!("cannot remove `{}`", dest.display()))?;
             }
         }
     }
@@ -311,15 +499,42 @@ fn compare(bench: &Bench, name: &str, demarche: &ds::Demarche, inputs: &Inputs, 
 }
 
 /// Re-runs dsfiles over a destination that already holds every file: 0 bytes may move.
-fn noop_reruns(bench: &Bench, name: &str, demarche: &ds::Demarche, files: usize, bytes: u64) -> anyhow::Result<Vec<Row>> {
-    let dest = bench.dir.join("runs").join(format!("{name}-dsfiles-r{}", bench.rounds - 1));
+fn noop_reruns(
+    bench: &Bench,
+    name: &str,
+    demarche: &ds::Demarche,
+    files: usize,
+    bytes: u64,
+) -> anyhow::Result<Vec<Row>> {
+    let dest = bench
+        .dir
+        .join("runs")
+        .join(format!("{name}-dsfiles-r{}", bench.rounds - 1));
     let mut rows = Vec::new();
-    for (tool, extra) in [("dsfiles sync (no-op, --since auto)", &[][..]), ("dsfiles sync (no-op, --full)", &["--full"][..])] {
-        let mut row = Row { tool: tool.to_owned(), commands: Vec::new(), samples: Vec::new(), bytes: 0 };
+    for (tool, extra) in [
+        ("dsfiles sync (no-op, --since auto)", &[][..]),
+        ("dsfiles sync (no-op, --full)", &["--full"][..]),
+    ] {
+        let mut row = Row {
+            tool: tool.to_owned(),
+            commands: Vec::new(),
+            samples: Vec::new(),
+            bytes: 0,
+        };
         for round in 0..bench.rounds {
-            let label = format!("{name}-noop{}-r{round}", if extra.is_empty() { "" } else { "-full" });
+            let label = format!(
+                "{name}-noop{}-r{round}",
+                if extra.is_empty() { "" } else { "-full" }
+            );
             let summary_path = bench.dir.join("logs").join(format!("{label}.summary.json"));
-            let cmd = tools::dsfiles(&bench.dsfiles, demarche.number, &dest.display().to_string(), &summary_path, demarche.env(), extra);
+            let cmd = tools::dsfiles(
+                &bench.dsfiles,
+                demarche.number,
+                &dest.display().to_string(),
+                &summary_path,
+                demarche.env(),
+                extra,
+            );
             settle();
             let sample = timed(&cmd, &bench.log(&label))?;
             let s = check_summary(&summary_path, 0, 0)?;
@@ -327,7 +542,11 @@ fn noop_reruns(bench: &Bench, name: &str, demarche: &ds::Demarche, files: usize,
             if !extra.is_empty() && skipped != files as u64 {
                 bail!("no-op re-run with --full skipped {skipped} files, expected {files}");
             }
-            say(format!("{label}: {:.2} s, {} MiB, 0 bytes moved, {skipped} checked", sample.wall_secs, sample.peak_rss_kib / 1024));
+            say(format!(
+                "{label}: {:.2} s, {} MiB, 0 bytes moved, {skipped} checked",
+                sample.wall_secs,
+                sample.peak_rss_kib / 1024
+            ));
             row.commands = vec![cmd.display()];
             row.samples.push(sample);
         }
@@ -339,8 +558,19 @@ fn noop_reruns(bench: &Bench, name: &str, demarche: &ds::Demarche, files: usize,
 }
 
 /// dsfiles into S3: the 200 MB files, peak RSS while they stream through multipart uploads.
-fn object_store(bench: &Bench, s3: &s3::S3, demarche: &ds::Demarche, files: usize, bytes: u64) -> anyhow::Result<Row> {
-    let mut row = Row { tool: "dsfiles sync → S3".to_owned(), commands: Vec::new(), samples: Vec::new(), bytes };
+fn object_store(
+    bench: &Bench,
+    s3: &s3::S3,
+    demarche: &ds::Demarche,
+    files: usize,
+    bytes: u64,
+) -> anyhow::Result<Row> {
+    let mut row = Row {
+        tool: "dsfiles sync → S3".to_owned(),
+        commands: Vec::new(),
+        samples: Vec::new(),
+        bytes,
+    };
     let run_id = std::process::id();
     for round in 0..bench.rounds {
         let label = format!("s3-r{round}");
@@ -348,14 +578,76 @@ fn object_store(bench: &Bench, s3: &s3::S3, demarche: &ds::Demarche, files: usiz
         let summary_path = bench.dir.join("logs").join(format!("{label}.summary.json"));
         let mut env = demarche.env();
         env.extend(s3.env.iter().cloned());
-        let cmd = tools::dsfiles(&bench.dsfiles, demarche.number, &dest, &summary_path, env, &[]);
+        let cmd = tools::dsfiles(
+            &bench.dsfiles,
+            demarche.number,
+            &dest,
+            &summary_path,
+            env,
+            &[],
+        );
         let sample = timed(&cmd, &bench.log(&label))?;
         check_summary(&summary_path, files, bytes)?;
-        say(format!("{label}: {:.2} s, {} MiB", sample.wall_secs, sample.peak_rss_kib / 1024));
+        say(format!(
+            "{label}: {:.2} s, {} MiB",
+            sample.wall_secs,
+            sample.peak_rss_kib / 1024
+        ));
         row.commands = vec![cmd.display()];
         row.samples.push(sample);
     }
     Ok(row)
+}
+
+/// One dsfiles run under `perf record`; the flat profile (by DSO and symbol) goes next to it.
+fn profile(
+    bench: &Bench,
+    name: &str,
+    demarche: &ds::Demarche,
+    inputs: &Inputs,
+) -> anyhow::Result<PathBuf> {
+    let perf = ensure_tool("perf", "linux-perf")?;
+    let dir = bench.dir.join("perf");
+    fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let dest = bench.fresh_dir(&format!("{name}-perf"))?;
+    let data = dir.join(format!("{name}.data"));
+    let summary_path = dir.join(format!("{name}.summary.json"));
+    let sync = tools::dsfiles(
+        &bench.dsfiles,
+        demarche.number,
+        &dest.display().to_string(),
+        &summary_path,
+        demarche.env(),
+        &[],
+    );
+    let mut cmd = measure::Cmd::new(perf.display().to_string(), &["record", "-F", "999", "-o"]);
+    cmd.args.push(data.display().to_string());
+    cmd.args.push("--".to_owned());
+    cmd.args.push(sync.program.clone());
+    cmd.args.extend(sync.args.iter().cloned());
+    cmd.env = sync.env.clone();
+    settle();
+    timed(&cmd, &bench.log(&format!("{name}-perf")))?;
+    check_summary(&summary_path, inputs.files, inputs.bytes)?;
+    fs::remove_dir_all(&dest).with_context(|| format!("cannot remove `{}`", dest.display()))?;
+    let text = run_quiet(
+        Command::new(&perf)
+            .arg("report")
+            .arg("-i")
+            .arg(&data)
+            .args([
+                "--stdio",
+                "--no-children",
+                "--sort",
+                "comm,dso,sym",
+                "--percent-limit",
+                "0.5",
+            ]),
+    )?;
+    let out = dir.join(format!("{name}.txt"));
+    fs::write(&out, text).with_context(|| format!("cannot write `{}`", out.display()))?;
+    say(format!("profile of dsfiles on `{name}`: {}", out.display()));
+    Ok(out)
 }
 
 fn ratio_target(what: &str, limit: f64, num: Option<f64>, den: Option<f64>) -> Target {
@@ -363,7 +655,13 @@ fn ratio_target(what: &str, limit: f64, num: Option<f64>, den: Option<f64>) -> T
     Target {
         what: what.to_owned(),
         limit: format!("≤ {limit:.2}×"),
-        measured: measured.map_or("–".to_owned(), |r| format!("{r:.2}× ({:.2} s / {:.2} s)", num.unwrap_or(0.0), den.unwrap_or(0.0))),
+        measured: measured.map_or("–".to_owned(), |r| {
+            format!(
+                "{r:.2}× ({:.2} s / {:.2} s)",
+                num.unwrap_or(0.0),
+                den.unwrap_or(0.0)
+            )
+        }),
         pass: measured.map(|r| r <= limit),
     }
 }
@@ -373,7 +671,9 @@ fn rss_target(what: &str, row: Option<&Row>) -> Target {
     Target {
         what: what.to_owned(),
         limit: "≤ 64 MiB".to_owned(),
-        measured: mib.map_or("–".to_owned(), |m| format!("{m:.1} MiB (max over rounds)")),
+        measured: mib.map_or("–".to_owned(), |m| {
+            format!("{m:.1} MiB (max over rounds)")
+        }),
         pass: mib.map(|m| m <= 64.0),
     }
 }
@@ -385,16 +685,30 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let root = workspace_root();
     let dir = target_dir(&root).join("bench");
     for sub in ["logs", "runs", "inputs", "corpus"] {
-        fs::create_dir_all(dir.join(sub)).with_context(|| format!("cannot create `{}`", dir.join(sub).display()))?;
+        fs::create_dir_all(dir.join(sub))
+            .with_context(|| format!("cannot create `{}`", dir.join(sub).display()))?;
     }
-    for (binary, package) in [("curl", "curl"), ("md5sum", "coreutils"), ("/usr/bin/time", "time"), ("aria2c", "aria2"), ("nginx", "nginx")] {
+    for (binary, package) in [
+        ("curl", "curl"),
+        ("md5sum", "coreutils"),
+        ("/usr/bin/time", "time"),
+        ("aria2c", "aria2"),
+        ("nginx", "nginx"),
+    ] {
         ensure_tool(binary, package)?;
     }
 
     say("building the release binary: cargo build --release -p dsfiles-cli --bin dsfiles");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = Command::new(&cargo)
-        .args(["build", "--release", "-p", "dsfiles-cli", "--bin", "dsfiles"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "dsfiles-cli",
+            "--bin",
+            "dsfiles",
+        ])
         .current_dir(&root)
         .status()
         .context("cannot run cargo")?;
@@ -431,14 +745,23 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let big_demarche = sims.start(1003, &base, &big_files)?;
 
     let result = (|| -> anyhow::Result<Report> {
-        let bench = Bench { dir: dir.clone(), dsfiles: dsfiles.clone(), rounds: opts.rounds };
+        let bench = Bench {
+            dir: dir.clone(),
+            dsfiles: dsfiles.clone(),
+            rounds: opts.rounds,
+        };
         let main_inputs = bench.inputs(&main_demarche, main.spec.name)?;
         let small_inputs = bench.inputs(&small_demarche, small.spec.name)?;
         let mut cases = Vec::new();
 
         let all = [Tool::Dsfiles, Tool::Curl, Tool::Aria2, Tool::DsfilesNoFsync];
         let rows = compare(&bench, main.spec.name, &main_demarche, &main_inputs, &all)?;
-        fs::remove_dir_all(bench.dir.join("runs").join(format!("{}-dsfiles-r{}", main.spec.name, bench.rounds - 1))).ok();
+        fs::remove_dir_all(bench.dir.join("runs").join(format!(
+            "{}-dsfiles-r{}",
+            main.spec.name,
+            bench.rounds - 1
+        )))
+        .ok();
         cases.push(Case {
             title: format!("{} files, {:.2} GB", main.files.len(), main.total_bytes() as f64 / 1e9),
             description: format!(
@@ -453,8 +776,20 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             rows,
         });
 
-        let mut rows = compare(&bench, small.spec.name, &small_demarche, &small_inputs, &[Tool::Dsfiles, Tool::Curl])?;
-        let noop = noop_reruns(&bench, small.spec.name, &small_demarche, small.files.len(), small.total_bytes())?;
+        let mut rows = compare(
+            &bench,
+            small.spec.name,
+            &small_demarche,
+            &small_inputs,
+            &[Tool::Dsfiles, Tool::Curl],
+        )?;
+        let noop = noop_reruns(
+            &bench,
+            small.spec.name,
+            &small_demarche,
+            small.files.len(),
+            small.total_bytes(),
+        )?;
         rows.extend(noop);
         cases.push(Case {
             title: format!("{} files of 4 KiB, and a no-op re-run", small.files.len()),
@@ -474,28 +809,74 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             };
             say(format!("object-store case: {}", s3.describe));
             let bytes = big_files.iter().map(|f| f.size).sum();
-            let row = object_store(&bench, &s3, &big_demarche, big_files.len(), bytes)?;
+            let row = object_store(&bench, &s3, &big_demarche, big_files.len(), bytes);
+            let description = format!(
+                "The large files only, streamed through MD5/SHA-256 into multipart uploads (dsfiles' default part size). Endpoint: {}.",
+                s3.describe
+            );
+            // The in-process store holds every round's objects on disk: stop it and free them.
+            if s3.in_process() {
+                drop(s3);
+                let _ = fs::remove_dir_all(dir.join("s3s-fs"));
+            }
             cases.push(Case {
-                title: format!("Object store: {} files of {} MiB into S3", big_files.len(), big_files.first().map_or(0, |f| f.size >> 20)),
-                description: format!(
-                    "The large files only, streamed through MD5/SHA-256 into multipart uploads (dsfiles' default part size). Endpoint: {}.",
-                    s3.describe
+                title: format!(
+                    "Object store: {} files of {} MiB into S3",
+                    big_files.len(),
+                    big_files.first().map_or(0, |f| f.size >> 20)
                 ),
-                rows: vec![row],
+                description,
+                rows: vec![row?],
             });
+        }
+
+        if opts.perf {
+            profile(&bench, main.spec.name, &main_demarche, &main_inputs)?;
+            profile(&bench, small.spec.name, &small_demarche, &small_inputs)?;
         }
 
         let main_case = &cases[0];
         let wall = |c: &Case, tool: &str| c.row(tool).and_then(Row::median_wall);
+        let (gb, big_mib) = (
+            main.total_bytes() as f64 / 1e9,
+            big_files.first().map_or(0, |f| f.size >> 20),
+        );
         let mut targets = vec![
-            ratio_target("dsfiles wall time vs curl (2 GB)", 1.25, wall(main_case, "dsfiles sync"), wall(main_case, "curl")),
-            ratio_target("dsfiles wall time vs curl + md5sum (2 GB)", 0.9, wall(main_case, "dsfiles sync"), wall(main_case, "curl + md5sum")),
-            rss_target("dsfiles peak RSS (2 GB, 200 MiB files in flight)", main_case.row("dsfiles sync")),
+            ratio_target(
+                &format!("dsfiles wall time vs curl ({gb:.2} GB)"),
+                1.25,
+                wall(main_case, "dsfiles sync"),
+                wall(main_case, "curl"),
+            ),
+            ratio_target(
+                &format!("dsfiles wall time vs curl + md5sum ({gb:.2} GB)"),
+                0.9,
+                wall(main_case, "dsfiles sync"),
+                wall(main_case, "curl + md5sum"),
+            ),
+            rss_target(
+                &format!("dsfiles peak RSS ({gb:.2} GB, {big_mib} MiB files in flight)"),
+                main_case.row("dsfiles sync"),
+            ),
         ];
-        let s3_row = cases.iter().find(|c| c.title.starts_with("Object store")).and_then(|c| c.rows.first());
-        targets.push(rss_target("dsfiles peak RSS into S3 (200 MiB files)", s3_row));
+        let s3_row = cases
+            .iter()
+            .find(|c| c.title.starts_with("Object store"))
+            .and_then(|c| c.rows.first());
+        targets.push(rss_target(
+            &format!("dsfiles peak RSS into S3 ({big_mib} MiB files)"),
+            s3_row,
+        ));
         let small_case = &cases[1];
-        targets.push(ratio_target("dsfiles wall time vs curl (10,000 × 4 KiB, informative)", 1.25, wall(small_case, "dsfiles sync"), wall(small_case, "curl")));
+        targets.push(ratio_target(
+            &format!(
+                "dsfiles wall time vs curl ({} × 4 KiB, informative)",
+                small.files.len()
+            ),
+            1.25,
+            wall(small_case, "dsfiles sync"),
+            wall(small_case, "curl"),
+        ));
 
         Ok(Report {
             title: if opts.quick { "Quick run (`cargo xtask bench --quick`)".to_owned() } else { "Full run (`cargo xtask bench`)".to_owned() },
@@ -519,10 +900,24 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     drop(nginx);
     let mut report = result?;
     report.duration_secs = started.elapsed().as_secs_f64();
+    // Commands as executed, with paths shown relative to the workspace root (where they were run from).
+    let prefix = format!("{}/", root.display());
+    for row in report.cases.iter_mut().flat_map(|c| c.rows.iter_mut()) {
+        for command in &mut row.commands {
+            *command = command.replace(&prefix, "");
+        }
+    }
 
-    let out = opts.out.clone().unwrap_or_else(|| if opts.quick { dir.join("benchmarks-quick.md") } else { root.join("docs/benchmarks.md") });
+    let out = opts.out.clone().unwrap_or_else(|| {
+        if opts.quick {
+            dir.join("benchmarks-quick.md")
+        } else {
+            root.join("docs/benchmarks.md")
+        }
+    });
     let existing = fs::read_to_string(&out).unwrap_or_default();
-    fs::write(&out, report::splice(&existing, &report::render(&report))).with_context(|| format!("cannot write `{}`", out.display()))?;
+    fs::write(&out, report::splice(&existing, &report::render(&report)))
+        .with_context(|| format!("cannot write `{}`", out.display()))?;
     for t in &report.targets {
         say(format!(
             "{}: {} (limit {}) {}",
@@ -536,6 +931,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             }
         ));
     }
-    say(format!("report written to `{}` ({:.0} s)", out.display(), report.duration_secs));
+    say(format!(
+        "report written to `{}` ({:.0} s)",
+        out.display(),
+        report.duration_secs
+    ));
     Ok(())
 }

@@ -39,6 +39,8 @@ pub struct SimConfig {
     pub clock: SimClock,
     /// Faults active from the start.
     pub faults: FaultPlan,
+    /// A catalogue of files hosted elsewhere (see [`SimConfig::external_files`]).
+    pub external: Option<crate::ExternalFiles>,
 }
 
 impl Default for SimConfig {
@@ -59,6 +61,7 @@ impl Default for SimConfig {
             url_ttl: Duration::from_secs(3600),
             clock: SimClock::real(),
             faults: FaultPlan::default(),
+            external: None,
         }
     }
 }
@@ -80,6 +83,10 @@ impl std::fmt::Debug for SimConfig {
             .field("expired_tokens", &self.expired_tokens.len())
             .field("url_ttl", &self.url_ttl)
             .field("faults", &self.faults)
+            .field(
+                "external",
+                &self.external.as_ref().map(|e| e.base_url.as_str()),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -341,7 +341,10 @@ impl DsResolver<'_> {
             "checksum": file.api_checksum(wrong),
             "createdAt": crate::data::ds_date(file.created_at),
             "virusScanResult": file.virus_scan,
-            "url": self.inner.signed_url(file).as_str(),
+            "url": match &file.external_url {
+                Some(url) => url.clone(),
+                None => self.inner.signed_url(file).to_string(),
+            },
         })
     }
 }

@@ -24,6 +24,7 @@ mod config;
 mod content;
 mod data;
 mod ds;
+mod external;
 mod faults;
 mod graphql;
 mod server;
@@ -31,8 +32,9 @@ mod server;
 pub use clock::SimClock;
 pub use config::SimConfig;
 pub use data::{ExpectedFile, FileSource};
+pub use external::{ExternalFile, ExternalFiles};
 pub use faults::{Fault, FaultPlan, FaultRule, Target};
-pub use server::{FileBytes, SimHandle, serve, start};
+pub use server::{FileBytes, SimHandle, VIRUS_SCAN_RESULTS, serve, start};
 
 /// The hostile filenames carried by the first dossier (when [`SimConfig::hostile_filenames`]).
 pub fn hostile_filenames() -> Vec<String> {

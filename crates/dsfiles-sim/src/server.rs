@@ -29,6 +29,10 @@ use crate::data::{DossierExtras, ExpectedFile, FileEntry, State};
 use crate::faults::{Fault, FaultPlan, FaultRule, FaultState, Scope, Subject};
 use crate::{Error, SimClock, SimConfig, Stats};
 
+mod scan;
+
+pub use scan::VIRUS_SCAN_RESULTS;
+
 /// Counters, updated lock-free.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -680,6 +684,7 @@ pub async fn serve(
             ),
         });
     }
+    crate::external::validate(&config)?;
     let api_addr = api.local_addr().map_err(|source| Error::Bind {
         what: "API host",
         source,

@@ -34,14 +34,23 @@ impl Spec {
     fn fingerprint(&self) -> String {
         format!(
             "# dsfiles bench corpus v1 name={} files={} sizes={}..={} big={:?} per_dossier={} seed={}",
-            self.name, self.files, self.min_size, self.max_size, self.big, self.per_dossier, self.seed
+            self.name,
+            self.files,
+            self.min_size,
+            self.max_size,
+            self.big,
+            self.per_dossier,
+            self.seed
         )
     }
 
     /// The size of every file, in order: deterministic from the seed.
     pub fn sizes(&self) -> Vec<u64> {
         let mut rng = SplitMix(self.seed ^ 0x00C0_FFEE);
-        let (lo, hi) = (self.min_size.max(1) as f64, self.max_size.max(self.min_size.max(1)) as f64);
+        let (lo, hi) = (
+            self.min_size.max(1) as f64,
+            self.max_size.max(self.min_size.max(1)) as f64,
+        );
         let mut sizes: Vec<u64> = (0..self.files)
             .map(|_| {
                 // 53 random bits → [0, 1).
@@ -81,7 +90,11 @@ impl Corpus {
     }
 
     pub fn dossiers(&self) -> usize {
-        self.files.iter().map(|f| f.dossier).max().map_or(0, |d| d + 1)
+        self.files
+            .iter()
+            .map(|f| f.dossier)
+            .max()
+            .map_or(0, |d| d + 1)
     }
 }
 
@@ -89,7 +102,10 @@ const KINDS: [(&str, &str); 4] = [
     ("pdf", "application/pdf"),
     ("jpg", "image/jpeg"),
     ("png", "image/png"),
-    ("docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+    (
+        "docx",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ),
 ];
 
 /// SplitMix64: fast, deterministic, good enough to make incompressible bytes.
@@ -114,7 +130,11 @@ fn layout(spec: &Spec) -> Vec<(CorpusFile, u64)> {
         .enumerate()
         .map(|(i, size)| {
             let big = i >= spec.files;
-            let (ext, content_type) = if big { ("zip", "application/zip") } else { KINDS[i % KINDS.len()] };
+            let (ext, content_type) = if big {
+                ("zip", "application/zip")
+            } else {
+                KINDS[i % KINDS.len()]
+            };
             let dossier = i / per;
             let filename = format!("f{i:06}.{ext}");
             let file = CorpusFile {
@@ -125,7 +145,10 @@ fn layout(spec: &Spec) -> Vec<(CorpusFile, u64)> {
                 md5_base64: String::new(),
                 content_type: content_type.to_owned(),
             };
-            (file, spec.seed.wrapping_mul(1_000_003).wrapping_add(i as u64))
+            (
+                file,
+                spec.seed.wrapping_mul(1_000_003).wrapping_add(i as u64),
+            )
         })
         .collect()
 }
@@ -133,7 +156,10 @@ fn layout(spec: &Spec) -> Vec<(CorpusFile, u64)> {
 /// Writes `size` pseudo-random bytes from `key` to `path`, returning their base64 MD5.
 fn write_file(path: &Path, size: u64, key: u64) -> anyhow::Result<String> {
     const BUF: usize = 1 << 20;
-    let mut out = BufWriter::with_capacity(BUF, fs::File::create(path).with_context(|| format!("cannot create `{}`", path.display()))?);
+    let mut out = BufWriter::with_capacity(
+        BUF,
+        fs::File::create(path).with_context(|| format!("cannot create `{}`", path.display()))?,
+    );
     let mut rng = SplitMix(key);
     let mut md5 = Md5::new();
     let mut buf = vec![0u8; BUF];
@@ -145,10 +171,12 @@ fn write_file(path: &Path, size: u64, key: u64) -> anyhow::Result<String> {
             word.copy_from_slice(&bytes[..word.len()]);
         }
         md5.update(&buf[..n]);
-        out.write_all(&buf[..n]).with_context(|| format!("cannot write `{}`", path.display()))?;
+        out.write_all(&buf[..n])
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
         left -= n as u64;
     }
-    out.flush().with_context(|| format!("cannot write `{}`", path.display()))?;
+    out.flush()
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
     Ok(base64::engine::general_purpose::STANDARD.encode(md5.finalize()))
 }
 
@@ -167,7 +195,13 @@ fn load(root: &Path, spec: &Spec) -> Option<Vec<CorpusFile>> {
     for line in lines {
         let line = line.ok()?;
         let mut cols = line.split('\t');
-        let (rel, dossier, size, md5, content_type) = (cols.next()?, cols.next()?, cols.next()?, cols.next()?, cols.next()?);
+        let (rel, dossier, size, md5, content_type) = (
+            cols.next()?,
+            cols.next()?,
+            cols.next()?,
+            cols.next()?,
+            cols.next()?,
+        );
         let file = CorpusFile {
             rel: rel.to_owned(),
             dossier: dossier.parse().ok()?,
@@ -187,11 +221,16 @@ fn load(root: &Path, spec: &Spec) -> Option<Vec<CorpusFile>> {
 /// Reuses or (re)generates the corpus of `spec` under `root`, on `threads` threads.
 pub fn ensure(root: &Path, spec: &Spec, threads: usize) -> anyhow::Result<Corpus> {
     if let Some(files) = load(root, spec) {
-        return Ok(Corpus { spec: spec.clone(), files, generated: false });
+        return Ok(Corpus {
+            spec: spec.clone(),
+            files,
+            generated: false,
+        });
     }
     let dir = root.join(spec.name);
     if dir.exists() {
-        fs::remove_dir_all(&dir).with_context(|| format!("cannot remove the stale corpus `{}`", dir.display()))?;
+        fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove the stale corpus `{}`", dir.display()))?;
     }
     let mut planned = layout(spec);
     for dossier in 0..planned.last().map_or(0, |(f, _)| f.dossier + 1) {
@@ -210,14 +249,19 @@ pub fn ensure(root: &Path, spec: &Spec, threads: usize) -> anyhow::Result<Corpus
                         .enumerate()
                         .skip(t)
                         .step_by(threads)
-                        .map(|(i, (file, key))| Ok((i, write_file(&root.join(&file.rel), file.size, *key)?)))
+                        .map(|(i, (file, key))| {
+                            Ok((i, write_file(&root.join(&file.rel), file.size, *key)?))
+                        })
                         .collect::<anyhow::Result<Vec<_>>>()
                 })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a corpus writer thread panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a corpus writer thread panicked")))
+            })
             .collect()
     });
     for result in results {
@@ -232,11 +276,18 @@ pub fn ensure(root: &Path, spec: &Spec, threads: usize) -> anyhow::Result<Corpus
     let mut catalogue = spec.fingerprint();
     catalogue.push('\n');
     for f in &files {
-        catalogue.push_str(&format!("{}\t{}\t{}\t{}\t{}\n", f.rel, f.dossier, f.size, f.md5_base64, f.content_type));
+        catalogue.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\n",
+            f.rel, f.dossier, f.size, f.md5_base64, f.content_type
+        ));
     }
     let path = catalogue_path(root, spec);
     fs::write(&path, catalogue).with_context(|| format!("cannot write `{}`", path.display()))?;
-    Ok(Corpus { spec: spec.clone(), files, generated: true })
+    Ok(Corpus {
+        spec: spec.clone(),
+        files,
+        generated: true,
+    })
 }
 
 #[cfg(test)]
@@ -244,7 +295,15 @@ mod tests {
     use super::*;
 
     fn spec() -> Spec {
-        Spec { name: "t", files: 7, min_size: 1, max_size: 70_000, big: vec![200_001], per_dossier: 3, seed: 9 }
+        Spec {
+            name: "t",
+            files: 7,
+            min_size: 1,
+            max_size: 70_000,
+            big: vec![200_001],
+            per_dossier: 3,
+            seed: 9,
+        }
     }
 
     #[test]
@@ -253,9 +312,16 @@ mod tests {
         let sizes = s.sizes();
         assert_eq!(sizes, s.sizes());
         assert_eq!(sizes.len(), 8);
-        assert!(sizes[..7].iter().all(|&n| (1..=70_000).contains(&n)), "{sizes:?}");
+        assert!(
+            sizes[..7].iter().all(|&n| (1..=70_000).contains(&n)),
+            "{sizes:?}"
+        );
         assert_eq!(sizes[7], 200_001);
-        let fixed = Spec { min_size: 4096, max_size: 4096, ..spec() };
+        let fixed = Spec {
+            min_size: 4096,
+            max_size: 4096,
+            ..spec()
+        };
         assert!(fixed.sizes()[..7].iter().all(|&n| n == 4096));
     }
 

@@ -19,7 +19,10 @@ pub struct Demarche {
 impl Demarche {
     /// `DS_API_URL` and `DS_API_TOKEN` for `dsfiles`.
     pub fn env(&self) -> Vec<(String, String)> {
-        vec![("DS_API_URL".to_owned(), self.endpoint.clone()), ("DS_API_TOKEN".to_owned(), self.token.clone())]
+        vec![
+            ("DS_API_URL".to_owned(), self.endpoint.clone()),
+            ("DS_API_TOKEN".to_owned(), self.token.clone()),
+        ]
     }
 }
 
@@ -38,13 +41,22 @@ impl Ds {
             .thread_name("bench-ds-sim")
             .build()
             .context("cannot start the simulator's runtime")?;
-        Ok(Ds { sims: Vec::new(), runtime })
+        Ok(Ds {
+            sims: Vec::new(),
+            runtime,
+        })
     }
 
     /// Starts a simulator serving démarche `number` whose files are `files`, hosted at `base_url`
     /// (the corpus root on nginx), one dossier per `CorpusFile::dossier`.
-    pub fn start(&mut self, number: u64, base_url: &str, files: &[&CorpusFile]) -> anyhow::Result<Demarche> {
-        let base = url::Url::parse(base_url).with_context(|| format!("invalid base URL `{base_url}`"))?;
+    pub fn start(
+        &mut self,
+        number: u64,
+        base_url: &str,
+        files: &[&CorpusFile],
+    ) -> anyhow::Result<Demarche> {
+        let base =
+            url::Url::parse(base_url).with_context(|| format!("invalid base URL `{base_url}`"))?;
         let mut dossiers: Vec<Vec<ExternalFile>> = Vec::new();
         let mut last = None;
         for f in files {
@@ -63,7 +75,10 @@ impl Ds {
         }
         let mut config = SimConfig::external_files(base, dossiers);
         config.demarche = number;
-        let sim = self.runtime.block_on(dsfiles_sim::start(config)).context("cannot start the DS simulator")?;
+        let sim = self
+            .runtime
+            .block_on(dsfiles_sim::start(config))
+            .context("cannot start the DS simulator")?;
         let demarche = Demarche {
             number,
             endpoint: sim.endpoint().to_string(),

@@ -17,17 +17,31 @@ pub struct Sample {
 impl Sample {
     /// Two commands run one after the other: wall times add, peak RSS is the larger.
     pub fn then(&self, next: &Sample) -> Sample {
-        Sample { wall_secs: self.wall_secs + next.wall_secs, peak_rss_kib: self.peak_rss_kib.max(next.peak_rss_kib) }
+        Sample {
+            wall_secs: self.wall_secs + next.wall_secs,
+            peak_rss_kib: self.peak_rss_kib.max(next.peak_rss_kib),
+        }
     }
 }
 
 /// Parses what `/usr/bin/time -f '%e %M' -o FILE` wrote: the last line is `SECONDS KIB` (a line
 /// `Command exited with non-zero status N` may come first).
 pub fn parse_time_output(text: &str) -> anyhow::Result<Sample> {
-    let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
     let mut fields = line.split_whitespace();
-    match (fields.next().map(str::parse::<f64>), fields.next().map(str::parse::<u64>), fields.next()) {
-        (Some(Ok(wall_secs)), Some(Ok(peak_rss_kib)), None) => Ok(Sample { wall_secs, peak_rss_kib }),
+    match (
+        fields.next().map(str::parse::<f64>),
+        fields.next().map(str::parse::<u64>),
+        fields.next(),
+    ) {
+        (Some(Ok(wall_secs)), Some(Ok(peak_rss_kib)), None) => Ok(Sample {
+            wall_secs,
+            peak_rss_kib,
+        }),
         _ => bail!("unexpected GNU time output: `{}`", text.trim()),
     }
 }
@@ -43,7 +57,11 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn new(program: impl Into<String>, args: &[&str]) -> Cmd {
-        Cmd { program: program.into(), args: args.iter().map(|s| (*s).to_owned()).collect(), ..Cmd::default() }
+        Cmd {
+            program: program.into(),
+            args: args.iter().map(|s| (*s).to_owned()).collect(),
+            ..Cmd::default()
+        }
     }
 
     /// The command as a shell line, for the report (environment values of secrets masked).
@@ -53,7 +71,11 @@ impl Cmd {
             parts.push(format!("cd {} &&", shell_quote(&cwd.display().to_string())));
         }
         for (key, value) in &self.env {
-            let value = if key.contains("TOKEN") || key.contains("SECRET") { "…".to_owned() } else { shell_quote(value) };
+            let value = if key.contains("TOKEN") || key.contains("SECRET") {
+                "…".to_owned()
+            } else {
+                shell_quote(value)
+            };
             parts.push(format!("{key}={value}"));
         }
         parts.push(shell_quote(&self.program));
@@ -63,7 +85,10 @@ impl Cmd {
 }
 
 fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c)) {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+    {
         s.to_owned()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
@@ -73,10 +98,15 @@ fn shell_quote(s: &str) -> String {
 /// Runs `cmd` under GNU time; stdout and stderr go to `log`. Fails when the command fails.
 pub fn timed(cmd: &Cmd, log: &Path) -> anyhow::Result<Sample> {
     let time_file = log.with_extension("time");
-    let out = fs::File::create(log).with_context(|| format!("cannot create `{}`", log.display()))?;
+    let out =
+        fs::File::create(log).with_context(|| format!("cannot create `{}`", log.display()))?;
     let err = out.try_clone()?;
     let mut command = Command::new("/usr/bin/time");
-    command.args(["-f", "%e %M", "-o"]).arg(&time_file).arg(&cmd.program).args(&cmd.args);
+    command
+        .args(["-f", "%e %M", "-o"])
+        .arg(&time_file)
+        .arg(&cmd.program)
+        .args(&cmd.args);
     if let Some(cwd) = &cmd.cwd {
         command.current_dir(cwd);
     }
@@ -89,10 +119,23 @@ pub fn timed(cmd: &Cmd, log: &Path) -> anyhow::Result<Sample> {
         .with_context(|| format!("cannot run `{}`", cmd.program))?;
     if !status.success() {
         let tail = fs::read_to_string(log).unwrap_or_default();
-        let tail: Vec<&str> = tail.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
-        bail!("`{}` failed ({status}); last lines of `{}`:\n{}", cmd.display(), log.display(), tail.join("\n"));
+        let tail: Vec<&str> = tail
+            .lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        bail!(
+            "`{}` failed ({status}); last lines of `{}`:\n{}",
+            cmd.display(),
+            log.display(),
+            tail.join("\n")
+        );
     }
-    let text = fs::read_to_string(&time_file).with_context(|| format!("cannot read `{}`", time_file.display()))?;
+    let text = fs::read_to_string(&time_file)
+        .with_context(|| format!("cannot read `{}`", time_file.display()))?;
     parse_time_output(&text)
 }
 
@@ -111,8 +154,16 @@ pub fn stats(values: &[f64]) -> Option<Stats> {
     }
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
-    Some(Stats { median, min: v[0], max: v[n - 1] })
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Some(Stats {
+        median,
+        min: v[0],
+        max: v[n - 1],
+    })
 }
 
 #[cfg(test)]
@@ -121,10 +172,19 @@ mod tests {
 
     #[test]
     fn gnu_time_output_is_parsed() {
-        assert_eq!(parse_time_output("1.52 23456\n").unwrap(), Sample { wall_secs: 1.52, peak_rss_kib: 23456 });
+        assert_eq!(
+            parse_time_output("1.52 23456\n").unwrap(),
+            Sample {
+                wall_secs: 1.52,
+                peak_rss_kib: 23456
+            }
+        );
         assert_eq!(
             parse_time_output("Command exited with non-zero status 1\n0.01 1200\n").unwrap(),
-            Sample { wall_secs: 0.01, peak_rss_kib: 1200 }
+            Sample {
+                wall_secs: 0.01,
+                peak_rss_kib: 1200
+            }
         );
         assert!(parse_time_output("").is_err());
         assert!(parse_time_output("fast 12").is_err());
@@ -132,25 +192,57 @@ mod tests {
 
     #[test]
     fn median_min_max() {
-        assert_eq!(stats(&[3.0, 1.0, 2.0]), Some(Stats { median: 2.0, min: 1.0, max: 3.0 }));
-        assert_eq!(stats(&[4.0, 1.0]), Some(Stats { median: 2.5, min: 1.0, max: 4.0 }));
+        assert_eq!(
+            stats(&[3.0, 1.0, 2.0]),
+            Some(Stats {
+                median: 2.0,
+                min: 1.0,
+                max: 3.0
+            })
+        );
+        assert_eq!(
+            stats(&[4.0, 1.0]),
+            Some(Stats {
+                median: 2.5,
+                min: 1.0,
+                max: 4.0
+            })
+        );
         assert_eq!(stats(&[]), None);
     }
 
     #[test]
     fn sequences_add_wall_time_and_keep_the_larger_peak() {
-        let a = Sample { wall_secs: 1.0, peak_rss_kib: 10 };
-        let b = Sample { wall_secs: 0.5, peak_rss_kib: 30 };
-        assert_eq!(a.then(&b), Sample { wall_secs: 1.5, peak_rss_kib: 30 });
+        let a = Sample {
+            wall_secs: 1.0,
+            peak_rss_kib: 10,
+        };
+        let b = Sample {
+            wall_secs: 0.5,
+            peak_rss_kib: 30,
+        };
+        assert_eq!(
+            a.then(&b),
+            Sample {
+                wall_secs: 1.5,
+                peak_rss_kib: 30
+            }
+        );
     }
 
     #[test]
     fn commands_display_as_shell_lines_without_secrets() {
         let mut cmd = Cmd::new("curl", &["-Z", "--parallel-max", "16", "-K", "a b.cfg"]);
-        cmd.env = vec![("DS_API_TOKEN".into(), "s3cret".into()), ("DS_API_URL".into(), "http://h/".into())];
+        cmd.env = vec![
+            ("DS_API_TOKEN".into(), "s3cret".into()),
+            ("DS_API_URL".into(), "http://h/".into()),
+        ];
         cmd.cwd = Some(PathBuf::from("/tmp/x"));
         let line = cmd.display();
-        assert_eq!(line, "cd /tmp/x && DS_API_TOKEN=… DS_API_URL=http://h/ curl -Z --parallel-max 16 -K 'a b.cfg'");
+        assert_eq!(
+            line,
+            "cd /tmp/x && DS_API_TOKEN=… DS_API_URL=http://h/ curl -Z --parallel-max 16 -K 'a b.cfg'"
+        );
         assert!(!line.contains("s3cret"));
     }
 }

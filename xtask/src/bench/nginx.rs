@@ -21,7 +21,8 @@ pub struct Nginx {
 
 /// A free loopback port (bound then released: nginx binds it right after).
 pub fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot bind a loopback port")?;
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot bind a loopback port")?;
     Ok(listener.local_addr()?.port())
 }
 
@@ -64,16 +65,22 @@ impl Nginx {
     /// Installs nginx if missing, writes the config under `dir` and starts it serving `root`.
     pub fn start(dir: &Path, root: &Path) -> anyhow::Result<Nginx> {
         let binary = ensure_tool("nginx", "nginx")?;
-        fs::create_dir_all(dir.join("tmp")).with_context(|| format!("cannot create `{}`", dir.display()))?;
+        fs::create_dir_all(dir.join("tmp"))
+            .with_context(|| format!("cannot create `{}`", dir.display()))?;
         let dir = fs::canonicalize(dir)?;
         let root = fs::canonicalize(root)?;
         let port = free_port()?;
         // As root, nginx would hand its workers to `nobody`, who may not read the corpus: keep
         // the current user.
         let uid = run_quiet(Command::new("id").arg("-u"))?;
-        let user = if uid.trim() == "0" { Some("root") } else { None };
+        let user = if uid.trim() == "0" {
+            Some("root")
+        } else {
+            None
+        };
         let conf = dir.join("nginx.conf");
-        fs::write(&conf, config(&dir, &root, port, 2, user)).with_context(|| format!("cannot write `{}`", conf.display()))?;
+        fs::write(&conf, config(&dir, &root, port, 2, user))
+            .with_context(|| format!("cannot write `{}`", conf.display()))?;
         let child = Command::new(&binary)
             .arg("-p")
             .arg(&dir)
@@ -86,7 +93,11 @@ impl Nginx {
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("cannot start `{}`", binary.display()))?;
-        let mut nginx = Nginx { child: Some(child), addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)), dir };
+        let mut nginx = Nginx {
+            child: Some(child),
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if TcpStream::connect_timeout(&nginx.addr, Duration::from_millis(200)).is_ok() {
@@ -96,14 +107,22 @@ impl Nginx {
                 && let Some(status) = child.try_wait()?
             {
                 nginx.child = None;
-                bail!("nginx exited at start ({status}); see `{}`", nginx.dir.join("error.log").display());
+                bail!(
+                    "nginx exited at start ({status}); see `{}`",
+                    nginx.dir.join("error.log").display()
+                );
             }
             if Instant::now() > deadline {
                 bail!("nginx did not listen on {} within 10 s", nginx.addr);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        say(format!("nginx {} serving `{}` on http://{}/", nginx.pid().unwrap_or(0), root.display(), nginx.addr));
+        say(format!(
+            "nginx {} serving `{}` on http://{}/",
+            nginx.pid().unwrap_or(0),
+            root.display(),
+            nginx.addr
+        ));
         Ok(nginx)
     }
 
@@ -117,14 +136,22 @@ impl Nginx {
 
     /// Fast shutdown by PID (SIGTERM to the master, which stops its workers), then reaps it.
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         let pid = child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match child.try_wait() {
                 Ok(Some(_)) => return,
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
                 _ => break,
             }
         }
@@ -146,7 +173,13 @@ mod tests {
 
     #[test]
     fn config_is_self_contained() {
-        let conf = config(Path::new("/b/nginx"), Path::new("/b/corpus"), 8123, 2, Some("root"));
+        let conf = config(
+            Path::new("/b/nginx"),
+            Path::new("/b/corpus"),
+            8123,
+            2,
+            Some("root"),
+        );
         for needle in [
             "user root;\n",
             "daemon off;",
@@ -161,7 +194,10 @@ mod tests {
         ] {
             assert!(conf.contains(needle), "missing `{needle}` in:\n{conf}");
         }
-        assert!(!conf.contains("/var/"), "nothing outside the bench dir:\n{conf}");
+        assert!(
+            !conf.contains("/var/"),
+            "nothing outside the bench dir:\n{conf}"
+        );
         assert!(!config(Path::new("/b"), Path::new("/c"), 1, 1, None).contains("user "));
     }
 }

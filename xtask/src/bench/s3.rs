@@ -23,13 +23,25 @@ impl Drop for S3 {
     }
 }
 
+impl S3 {
+    /// Whether this is the s3s-fs server of this process (as opposed to an external emulator).
+    pub fn in_process(&self) -> bool {
+        self.server.is_some()
+    }
+}
+
 /// `KEY=VALUE` lines (an `export ` prefix and quotes allowed; `#` comments).
 pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .filter_map(|l| l.strip_prefix("export ").unwrap_or(l).split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches(['"', '\'']).to_owned()))
+        .map(|(k, v)| {
+            (
+                k.trim().to_owned(),
+                v.trim().trim_matches(['"', '\'']).to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -51,10 +63,19 @@ pub fn aws_env(endpoint: &str) -> Vec<(String, String)> {
 /// The emulator named in `.emulators/env` (`DSFILES_TEST_S3_ENDPOINT`, `DSFILES_TEST_S3_BUCKET`).
 pub fn from_env_file(root: &Path) -> Option<S3> {
     let vars = parse_env_file(&fs::read_to_string(root.join(".emulators/env")).ok()?);
-    let get = |key: &str| vars.iter().find(|(k, v)| k == key && !v.is_empty()).map(|(_, v)| v.clone());
+    let get = |key: &str| {
+        vars.iter()
+            .find(|(k, v)| k == key && !v.is_empty())
+            .map(|(_, v)| v.clone())
+    };
     let endpoint = get("DSFILES_TEST_S3_ENDPOINT")?;
     let bucket = get("DSFILES_TEST_S3_BUCKET").unwrap_or_else(|| "dsfiles-test".to_owned());
-    Some(S3 { describe: format!("S3 emulator of `cargo xtask emulators up` at {endpoint}"), bucket, env: aws_env(&endpoint), server: None })
+    Some(S3 {
+        describe: format!("S3 emulator of `cargo xtask emulators up` at {endpoint}"),
+        bucket,
+        env: aws_env(&endpoint),
+        server: None,
+    })
 }
 
 /// s3s-fs 0.14.1 on `127.0.0.1:0`, storing under `dir`, on `runtime`.
@@ -63,19 +84,28 @@ pub fn start_s3s_fs(runtime: &tokio::runtime::Runtime, dir: &Path) -> anyhow::Re
     if dir.exists() {
         fs::remove_dir_all(dir).with_context(|| format!("cannot empty `{}`", dir.display()))?;
     }
-    fs::create_dir_all(dir.join(&bucket)).with_context(|| format!("cannot create `{}`", dir.display()))?;
-    let store = s3s_fs::FileSystem::new(dir).map_err(|e| anyhow::anyhow!("cannot open s3s-fs at `{}`: {e:?}", dir.display()))?;
+    fs::create_dir_all(dir.join(&bucket))
+        .with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let store = s3s_fs::FileSystem::new(dir)
+        .map_err(|e| anyhow::anyhow!("cannot open s3s-fs at `{}`: {e:?}", dir.display()))?;
     let mut builder = s3s::service::S3ServiceBuilder::new(store);
     builder.set_auth(s3s::auth::SimpleAuth::from_single("test", "test"));
     let service = builder.build();
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).context("cannot bind s3s-fs on loopback")?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .context("cannot bind s3s-fs on loopback")?;
     let addr = listener.local_addr()?;
     let task = runtime.spawn(async move {
-        let http = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        let http =
+            hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
         let mut connections = tokio::task::JoinSet::new();
         loop {
-            let Ok((sock, _)) = listener.accept().await else { continue };
-            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(sock), service.clone()).into_owned();
+            let Ok((sock, _)) = listener.accept().await else {
+                continue;
+            };
+            let conn = http
+                .serve_connection(hyper_util::rt::TokioIo::new(sock), service.clone())
+                .into_owned();
             connections.spawn(async move {
                 let _ = conn.await;
             });
@@ -83,7 +113,9 @@ pub fn start_s3s_fs(runtime: &tokio::runtime::Runtime, dir: &Path) -> anyhow::Re
     });
     let endpoint = format!("http://{addr}");
     Ok(S3 {
-        describe: format!("s3s-fs 0.14.1 in the bench process at {endpoint}, storing under `target/bench/s3s-fs/`"),
+        describe: format!(
+            "s3s-fs 0.14.1 in the bench process at {endpoint}, storing under `target/bench/s3s-fs/`"
+        ),
         bucket,
         env: aws_env(&endpoint),
         server: Some(task),
@@ -100,7 +132,10 @@ mod tests {
         assert_eq!(
             parse_env_file(text),
             vec![
-                ("DSFILES_TEST_S3_ENDPOINT".to_owned(), "http://127.0.0.1:9000".to_owned()),
+                (
+                    "DSFILES_TEST_S3_ENDPOINT".to_owned(),
+                    "http://127.0.0.1:9000".to_owned()
+                ),
                 ("DSFILES_TEST_S3_BUCKET".to_owned(), "b".to_owned()),
                 ("X".to_owned(), "y".to_owned()),
             ]
@@ -111,6 +146,9 @@ mod tests {
         fs::write(dir.path().join(".emulators/env"), text).expect("write");
         let s3 = from_env_file(dir.path()).expect("configured");
         assert_eq!(s3.bucket, "b");
-        assert!(s3.env.contains(&("AWS_ENDPOINT".to_owned(), "http://127.0.0.1:9000".to_owned())));
+        assert!(s3.env.contains(&(
+            "AWS_ENDPOINT".to_owned(),
+            "http://127.0.0.1:9000".to_owned()
+        )));
     }
 }

@@ -22,15 +22,22 @@ pub struct Listed {
 }
 
 fn base64_to_hex(b64: &str) -> anyhow::Result<String> {
-    let raw = base64::engine::general_purpose::STANDARD.decode(b64).with_context(|| format!("checksum `{b64}` is not base64"))?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .with_context(|| format!("checksum `{b64}` is not base64"))?;
     Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Parses the JSON Lines of `dsfiles list`.
 pub fn parse_listing(jsonl: &str) -> anyhow::Result<Vec<Listed>> {
     let mut out = Vec::new();
-    for (i, line) in jsonl.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("`dsfiles list` line {}: not JSON", i + 1))?;
+    for (i, line) in jsonl
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("`dsfiles list` line {}: not JSON", i + 1))?;
         let field = |name: &str| -> anyhow::Result<String> {
             match &v[name] {
                 serde_json::Value::String(s) => Ok(s.clone()),
@@ -42,13 +49,22 @@ pub fn parse_listing(jsonl: &str) -> anyhow::Result<Vec<Listed>> {
         let label = field("label")?;
         for part in [&filename, &label] {
             if part.is_empty() || part.contains(['/', '\\', '\n', '"']) || part.starts_with('.') {
-                bail!("`dsfiles list` line {}: `{part}` is not a plain path component", i + 1);
+                bail!(
+                    "`dsfiles list` line {}: `{part}` is not a plain path component",
+                    i + 1
+                );
             }
         }
         out.push(Listed {
             url: field("url")?,
-            rel: format!("{}/{}/{label}/{filename}", field("dossier")?, field("source")?),
-            size: field("byte_size")?.parse().with_context(|| format!("`dsfiles list` line {}: byte_size", i + 1))?,
+            rel: format!(
+                "{}/{}/{label}/{filename}",
+                field("dossier")?,
+                field("source")?
+            ),
+            size: field("byte_size")?
+                .parse()
+                .with_context(|| format!("`dsfiles list` line {}: byte_size", i + 1))?,
             md5_hex: base64_to_hex(&field("checksum")?)?,
         });
     }
@@ -68,7 +84,11 @@ pub fn curl_config(files: &[Listed]) -> String {
 pub fn aria2_input(files: &[Listed]) -> String {
     let mut out = String::new();
     for f in files {
-        let _ = writeln!(out, "{}\n  out={}\n  checksum=md5={}", f.url, f.rel, f.md5_hex);
+        let _ = writeln!(
+            out,
+            "{}\n  out={}\n  checksum=md5={}",
+            f.url, f.rel, f.md5_hex
+        );
     }
     out
 }
@@ -110,10 +130,26 @@ pub fn write_inputs(dir: &Path, files: &[Listed]) -> anyhow::Result<Inputs> {
 
 pub const JOBS: &str = "16";
 
-pub fn dsfiles(bin: &Path, demarche: u64, dest: &str, summary: &Path, env: Vec<(String, String)>, extra: &[&str]) -> Cmd {
-    let mut cmd = Cmd::new(bin.display().to_string(), &["--quiet", "sync", "--demarche"]);
+pub fn dsfiles(
+    bin: &Path,
+    demarche: u64,
+    dest: &str,
+    summary: &Path,
+    env: Vec<(String, String)>,
+    extra: &[&str],
+) -> Cmd {
+    let mut cmd = Cmd::new(
+        bin.display().to_string(),
+        &["--quiet", "sync", "--demarche"],
+    );
     cmd.args.push(demarche.to_string());
-    cmd.args.extend(["--dest".to_owned(), dest.to_owned(), "--jobs".to_owned(), JOBS.to_owned(), "--summary-json".to_owned()]);
+    cmd.args.extend([
+        "--dest".to_owned(),
+        dest.to_owned(),
+        "--jobs".to_owned(),
+        JOBS.to_owned(),
+        "--summary-json".to_owned(),
+    ]);
     cmd.args.push(summary.display().to_string());
     cmd.args.extend(extra.iter().map(|s| (*s).to_owned()));
     cmd.env = env;
@@ -121,9 +157,22 @@ pub fn dsfiles(bin: &Path, demarche: u64, dest: &str, summary: &Path, env: Vec<(
 }
 
 pub fn curl(config: &Path, dest: &Path) -> Cmd {
-    let mut cmd = Cmd::new("curl", &["-Z", "--parallel-max", JOBS, "--fail", "--silent", "--show-error", "--create-dirs", "--output-dir"]);
+    let mut cmd = Cmd::new(
+        "curl",
+        &[
+            "-Z",
+            "--parallel-max",
+            JOBS,
+            "--fail",
+            "--silent",
+            "--show-error",
+            "--create-dirs",
+            "--output-dir",
+        ],
+    );
     cmd.args.push(dest.display().to_string());
-    cmd.args.extend(["-K".to_owned(), config.display().to_string()]);
+    cmd.args
+        .extend(["-K".to_owned(), config.display().to_string()]);
     cmd
 }
 
@@ -148,7 +197,8 @@ pub fn aria2c(input: &Path, dest: &Path) -> Cmd {
         ],
     );
     cmd.args.push(dest.display().to_string());
-    cmd.args.extend(["--input-file".to_owned(), input.display().to_string()]);
+    cmd.args
+        .extend(["--input-file".to_owned(), input.display().to_string()]);
     cmd
 }
 
@@ -199,7 +249,10 @@ mod tests {
             aria2_input(&files),
             "http://127.0.0.1:81/main/d00000/f000001.pdf\n  out=1000001/champ/Annexes/f000001.pdf\n  checksum=md5=d41d8cd98f00b204e9800998ecf8427e\n"
         );
-        assert_eq!(md5_list(&files), "d41d8cd98f00b204e9800998ecf8427e  1000001/champ/Annexes/f000001.pdf\n");
+        assert_eq!(
+            md5_list(&files),
+            "d41d8cd98f00b204e9800998ecf8427e  1000001/champ/Annexes/f000001.pdf\n"
+        );
     }
 
     #[test]
