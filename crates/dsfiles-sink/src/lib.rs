@@ -24,6 +24,8 @@ mod key;
 mod local;
 mod object;
 mod open;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::fmt;
 use std::ops::Range;

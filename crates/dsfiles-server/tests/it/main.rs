@@ -2,6 +2,7 @@
 //! the DS simulator (`dsfiles-sim`) behind the real pipeline, local directories as destinations.
 
 mod api;
+mod bucket;
 mod files;
 mod logs;
 mod support;

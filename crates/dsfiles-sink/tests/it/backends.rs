@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, ensure};
 use bytes::Bytes;
+use dsfiles_sink::testing::{FakeGcs, S3sFs};
 use dsfiles_sink::{LocalSink, ObjectMeta, ObjectStoreSink, SinkOptions};
 
 use crate::conformance::{self, Caps, PART, data, list, read_all};
-use crate::gcs_fake::FakeGcs;
 use crate::support::{self, emulator, unique_prefix, var_or};
 
 fn five_mib() -> SinkOptions {
@@ -73,43 +73,9 @@ async fn local_disk_without_fsync() -> Result<()> {
 async fn s3_s3s_fs_in_process() -> Result<()> {
     let dir = tempfile::tempdir()?;
     std::fs::create_dir(dir.path().join("dsfiles-test"))?;
-    let (endpoint, _server) = start_s3s(dir.path()).await?;
-    let sink = support::s3_sink(&endpoint, "dsfiles-test", &unique_prefix())?;
+    let server = S3sFs::start(dir.path()).await?;
+    let sink = support::s3_sink(server.endpoint(), "dsfiles-test", &unique_prefix())?;
     conformance::run(&*sink, Caps { attributes: true }).await
-}
-
-async fn start_s3s(root: &std::path::Path) -> Result<(String, AbortOnDrop)> {
-    let fs = s3s_fs::FileSystem::new(root).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let mut builder = s3s::service::S3ServiceBuilder::new(fs);
-    builder.set_auth(s3s::auth::SimpleAuth::from_single("test", "test"));
-    let service = builder.build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        let http =
-            hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-        let mut connections = tokio::task::JoinSet::new();
-        loop {
-            let Ok((sock, _)) = listener.accept().await else {
-                continue;
-            };
-            let conn = http
-                .serve_connection(hyper_util::rt::TokioIo::new(sock), service.clone())
-                .into_owned();
-            connections.spawn(async move {
-                let _ = conn.await;
-            });
-        }
-    });
-    Ok((format!("http://{addr}"), AbortOnDrop(task)))
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,7 +99,7 @@ async fn azure_azurite() -> Result<()> {
 }
 
 /// The whole suite through object_store's GCS client, against the labelled XML-API fake
-/// (`gcs_fake.rs`): the only way to run GCS writes locally.
+/// (`dsfiles_sink::testing::FakeGcs`): the only way to run GCS writes locally.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gcs_xml_fake() -> Result<()> {
     let fake = FakeGcs::start().await?;
@@ -146,7 +112,7 @@ async fn gcs_xml_fake() -> Result<()> {
         fake.parts_received()
     );
     // Aborted and dropped multipart uploads left no parts behind.
-    fake.wait_no_pending_uploads().await
+    Ok(fake.wait_no_pending_uploads().await?)
 }
 
 /// The read path (get, range, head, list, delete) against the real fake-gcs-server, on

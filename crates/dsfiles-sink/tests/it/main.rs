@@ -3,6 +3,5 @@
 
 mod backends;
 mod conformance;
-mod gcs_fake;
 mod local;
 mod support;

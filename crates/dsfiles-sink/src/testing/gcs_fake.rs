@@ -6,6 +6,8 @@
 //! here shows that the sink drives object_store's GCS client correctly, not that Google's
 //! service accepts it. See docs/storage.md.
 //!
+//! Only built with the `testing` cargo feature; never part of a release binary.
+//!
 //! Routes: `PUT /{bucket}/{object}` (object, or a part with `?partNumber&uploadId`),
 //! `POST ?uploads` (initiate), `POST ?uploadId` (complete), `DELETE ?uploadId` (abort),
 //! `GET`/`HEAD`/`DELETE /{bucket}/{object}` and `GET /{bucket}?list-type=2&prefix=`.
@@ -82,7 +84,7 @@ impl Drop for AbortOnDrop {
 
 impl FakeGcs {
     /// Starts the fake on `127.0.0.1:0` inside the current runtime.
-    pub async fn start() -> anyhow::Result<FakeGcs> {
+    pub async fn start() -> std::io::Result<FakeGcs> {
         let (pending_tx, pending) = tokio::sync::watch::channel(0);
         let pending_tx = Arc::new(pending_tx);
         let state = Arc::new(Mutex::new(Inner::default()));
@@ -109,19 +111,27 @@ impl FakeGcs {
         })
     }
 
-    /// Waits until no multipart upload is pending (the background abort of a dropped upload).
-    pub async fn wait_no_pending_uploads(&self) -> anyhow::Result<()> {
+    /// Waits (at most 10 s) until no multipart upload is pending: the background abort of a
+    /// dropped upload. The error names how many are left.
+    pub async fn wait_no_pending_uploads(&self) -> std::io::Result<()> {
         let mut rx = self.pending.clone();
         let _keep = &self.pending_tx;
-        tokio::time::timeout(std::time::Duration::from_secs(10), rx.wait_for(|n| *n == 0))
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "multipart uploads still pending: {}",
-                    *self.pending.borrow()
-                )
-            })??;
-        Ok(())
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_secs(10), rx.wait_for(|n| *n == 0))
+                .await;
+        match waited {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(closed)) => Err(std::io::Error::other(closed)),
+            Err(_) => Err(std::io::Error::other(format!(
+                "multipart uploads still pending: {}",
+                *self.pending.borrow()
+            ))),
+        }
+    }
+
+    /// Multipart uploads initiated and neither completed nor aborted.
+    pub fn pending_uploads(&self) -> usize {
+        *self.pending.borrow()
     }
 
     pub fn parts_received(&self) -> usize {

@@ -1,0 +1,513 @@
+//! The same sync suite on every storage backend: local disk, memory, S3 (s3s-fs in process,
+//! moto), Azure (Azurite) and GCS (the labelled XML-API fake for writes; fake-gcs-server for
+//! the read path of `verify`). Each scenario is written once, as a function of a [`Backend`];
+//! `matrix!` makes one test per (backend, scenario), e.g. `backends::s3_moto::fault_matrix`.
+//!
+//! Emulators come from `cargo xtask emulators up` (`.emulators/env`): a test whose emulator is
+//! not configured prints `SKIPPED` and passes, except under `CI=true`, where it fails.
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, ensure};
+use bytes::Bytes;
+use dsfiles_core::sink::testing;
+use dsfiles_core::sink::{ObjectMeta, Sink};
+use dsfiles_core::{CancellationToken, FileStatus, RunStatus, Since};
+use dsfiles_sim::{Fault, FaultPlan, SimConfig, Target};
+
+mod support;
+
+use support::{Backend, CrashAt, CrashSink, Harness, PART, Recorder, digest, list};
+
+/// One test per (backend, scenario).
+macro_rules! matrix {
+    ($($module:ident => $backend:expr),* $(,)?) => {$(
+        mod $module {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn full_sync_reruns_and_verify() -> Result<()> {
+                super::full_sync_reruns_and_verify($backend).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn fault_matrix() -> Result<()> {
+                super::fault_matrix($backend).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn large_files_multipart() -> Result<()> {
+                super::large_files_multipart($backend).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn cancel_then_rerun() -> Result<()> {
+                super::cancel_then_rerun($backend).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn crash_after_first_file_then_rerun() -> Result<()> {
+                super::crash_then_rerun($backend, Crash::FirstFile).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn crash_after_flagged_file_then_rerun() -> Result<()> {
+                super::crash_then_rerun($backend, Crash::FlaggedFile).await
+            }
+        }
+    )*};
+}
+
+matrix! {
+    local => Backend::Local,
+    memory => Backend::Memory,
+    s3_s3s_fs => Backend::S3sFs,
+    s3_moto => Backend::S3Moto,
+    azure_azurite => Backend::Azurite,
+    gcs_xml_fake => Backend::GcsXmlFake,
+}
+
+/// The default simulated démarche: 12 dossiers with every file source, the hostile filenames
+/// in the first dossier, one wrong DS checksum over stable bytes, deleted dossiers.
+fn demarche() -> SimConfig {
+    SimConfig::default()
+}
+
+/// A full sync stores exactly the ground truth; an incremental re-run and a full re-run from a
+/// freshly opened destination (the manifest read back from the bucket) move 0 file bytes;
+/// `verify` then detects a deleted and an overwritten file.
+async fn full_sync_reruns_and_verify(backend: Backend) -> Result<()> {
+    let Some(mut h) = Harness::start(backend, demarche()).await? else {
+        return Ok(());
+    };
+    let expected = h.sim.expected_files(false, false);
+    let hostile = dsfiles_sim::hostile_filenames();
+    ensure!(
+        !backend.adapt(demarche()).hostile_filenames
+            || hostile
+                .iter()
+                .all(|name| expected.iter().any(|f| &f.filename == name)),
+        "the simulator serves every hostile filename"
+    );
+
+    let report = h.sync(h.options()).await?;
+    ensure!(report.failed.is_empty(), "{:#?}", report.failed);
+    ensure!(report.stored as usize == expected.len(), "{report:#?}");
+    let mismatches: Vec<_> = report
+        .flagged
+        .iter()
+        .filter(|f| f.flag == FileStatus::ChecksumMismatch)
+        .collect();
+    ensure!(mismatches.len() == 1, "{:#?}", report.flagged);
+    ensure!(report.exit_status(false) == RunStatus::Ok);
+    ensure!(report.sync_point_advanced);
+    h.check(&[]).await?;
+    let served = h.sim.stats().bytes_served;
+    let total: u64 = expected.iter().map(|f| f.served_size).sum();
+    ensure!(
+        report.bytes_downloaded == total,
+        "report says {} bytes, the files hold {total}",
+        report.bytes_downloaded
+    );
+
+    // Incremental re-run: nothing moves.
+    let again = h.sync(h.options()).await?;
+    ensure!(
+        (again.stored, again.bytes_downloaded) == (0, 0) && again.failed.is_empty(),
+        "{again:#?}"
+    );
+    ensure!(again.since.is_some(), "the second run is incremental");
+    ensure!(h.sim.stats().bytes_served == served, "file bytes moved");
+
+    // Full re-run from a freshly opened destination: every file is skipped by the manifest
+    // read from the bucket.
+    h.reopen()?;
+    let mut opts = h.options();
+    opts.since = Since::Full;
+    let full = h.sync(opts).await?;
+    ensure!(
+        (full.stored, full.bytes_downloaded) == (0, 0) && full.failed.is_empty(),
+        "{full:#?}"
+    );
+    ensure!(
+        full.skipped_unchanged as usize == expected.len(),
+        "skipped {} of {}: {full:#?}",
+        full.skipped_unchanged,
+        expected.len()
+    );
+    ensure!(h.sim.stats().bytes_served == served, "file bytes moved");
+    h.check(&[]).await?;
+
+    // `verify` catches a missing and a tampered file, naming them.
+    let shards = h.shards().await?;
+    let mut files = shards.values().flat_map(|s| &s.files);
+    let (Some(gone), Some(tampered)) = (files.next(), files.next()) else {
+        anyhow::bail!("fewer than two files stored");
+    };
+    h.sink.delete(&gone.key).await?;
+    let mut up = h.sink.create(&tampered.key, &ObjectMeta::default()).await?;
+    up.write(Bytes::from_static(b"not what DS sent")).await?;
+    up.commit().await?;
+    let verify = h.verify().await?;
+    ensure!(verify.missing == [gone.key.clone()], "{verify:#?}");
+    ensure!(
+        verify.corrupt.len() == 1 && verify.corrupt[0].key == tampered.key,
+        "{verify:#?}"
+    );
+    ensure!(verify.ok as usize == expected.len() - 2, "{verify:#?}");
+    Ok(())
+}
+
+/// 429s and 5xx from the API, resets and truncations mid-body, a file corrupted once
+/// (recovered), a file corrupted on every download (failed, nothing at its key, no orphan),
+/// an expired URL, and DS's wrong checksum over stable bytes (stored, flagged).
+async fn fault_matrix(backend: Backend) -> Result<()> {
+    let config = SimConfig {
+        dossiers: 20,
+        ..SimConfig::default()
+    };
+    let Some(h) = Harness::start(backend, config).await? else {
+        return Ok(());
+    };
+    let files = h.sim.expected_files(false, false);
+    let corrupt_once = files[2].id;
+    let corrupt_always = files[5].id;
+    let expiring = files[8].id;
+    let wrong_checksum: Vec<u64> = files
+        .iter()
+        .filter(|f| f.checksum != f.true_md5_base64 && !f.checksum.is_empty())
+        .map(|f| f.id)
+        .collect();
+    ensure!(wrong_checksum.len() == 1, "{wrong_checksum:?}");
+    let sim = &h.sim;
+    sim.add_fault(
+        Fault::RateLimited {
+            reset_in_secs: 0,
+            retry_after: true,
+        },
+        Target::Every { every: 3 },
+        Some(2),
+    );
+    sim.add_fault(Fault::BadGateway, Target::Every { every: 2 }, Some(2));
+    sim.add_fault(Fault::ResetMidBody, Target::Every { every: 4 }, Some(3));
+    sim.add_fault(Fault::TruncatedBody, Target::Every { every: 5 }, Some(3));
+    sim.add_fault(
+        Fault::Corrupt { varying: false },
+        Target::File { file: corrupt_once },
+        Some(1),
+    );
+    sim.add_fault(
+        Fault::Corrupt { varying: true },
+        Target::File {
+            file: corrupt_always,
+        },
+        None,
+    );
+    sim.add_fault(Fault::ExpiredUrl, Target::File { file: expiring }, Some(1));
+
+    let mut opts = h.options();
+    opts.jobs = 8;
+    let report = h.sync(opts).await?;
+    for rule in h.sim.faults().rules {
+        if rule.fault != (Fault::Corrupt { varying: true }) {
+            ensure!(rule.times == Some(0), "fault did not fire: {rule:?}");
+        }
+    }
+    ensure!(report.failed.len() == 1, "{:#?}", report.failed);
+    let failure = &report.failed[0];
+    ensure!(
+        !failure.reason.contains('?'),
+        "a signed URL query leaked: {}",
+        failure.reason
+    );
+    ensure!(
+        h.sink.head(&failure.key).await?.is_none(),
+        "something at the failed file's key `{}`",
+        failure.key
+    );
+    ensure!(report.exit_status(false) == RunStatus::FilesFailed);
+    ensure!(!report.sync_point_advanced);
+    let flagged: Vec<_> = report
+        .flagged
+        .iter()
+        .filter(|f| f.flag == FileStatus::ChecksumMismatch)
+        .collect();
+    ensure!(flagged.len() == 1, "{:#?}", report.flagged);
+    ensure!(
+        h.sink.head(&flagged[0].key).await?.is_some(),
+        "the flagged file is stored"
+    );
+    // `check` compares every object with the manifest: the failed file left no orphan.
+    h.check(&[corrupt_always]).await?;
+    let shard_status = h
+        .shards()
+        .await?
+        .values()
+        .flat_map(|s| s.files.iter())
+        .find(|f| f.key == flagged[0].key)
+        .map(|f| f.status);
+    ensure!(shard_status == Some(FileStatus::ChecksumMismatch));
+
+    // Once the corruption stops, the next run gets that file and nothing else.
+    h.sim.set_faults(FaultPlan::new());
+    let served = h.sim.stats().bytes_served;
+    let report = h.sync(h.options()).await?;
+    ensure!(report.failed.is_empty(), "{:#?}", report.failed);
+    ensure!(report.stored == 1, "{report:#?}");
+    let size = files[5].served_size;
+    ensure!(
+        report.bytes_downloaded == size && h.sim.stats().bytes_served == served + size,
+        "{report:#?}"
+    );
+    h.check(&[]).await
+}
+
+/// Files larger than a part go through multipart uploads, byte-exact; a large file corrupted
+/// on every download fails with nothing at its key and no pending upload.
+async fn large_files_multipart(backend: Backend) -> Result<()> {
+    const GOOD: u64 = 12 * 1024 * 1024 + 3;
+    const BAD: u64 = 11 * 1024 * 1024 + 5;
+    let config = SimConfig {
+        dossiers: 3,
+        deleted_dossiers: 0,
+        big_files: vec![GOOD, BAD],
+        ..SimConfig::default()
+    };
+    const _: () = assert!(BAD as usize > 2 * PART && GOOD > BAD);
+    let Some(h) = Harness::start(backend, config).await? else {
+        return Ok(());
+    };
+    let files = h.sim.expected_files(false, false);
+    let find = |size| {
+        files
+            .iter()
+            .find(|f| f.served_size == size)
+            .with_context(|| format!("no file of {size} bytes in the simulator"))
+    };
+    let (good, bad) = (find(GOOD)?, find(BAD)?);
+    h.sim.add_fault(
+        Fault::Corrupt { varying: true },
+        Target::File { file: bad.id },
+        None,
+    );
+    let mut opts = h.options();
+    opts.retries = 1;
+    let report = h.sync(opts).await?;
+    ensure!(report.failed.len() == 1, "{:#?}", report.failed);
+    let failed_key = report.failed[0].key.clone();
+    ensure!(h.sink.head(&failed_key).await?.is_none(), "`{failed_key}`");
+    let shards = h.shards().await?;
+    let stored = shards
+        .values()
+        .flat_map(|s| &s.files)
+        .find(|f| f.sha256 == good.sha256_hex)
+        .context("the large file is not in the manifest")?;
+    let (sha256, size) = digest(h.sink.as_ref(), &stored.key).await?;
+    ensure!((sha256.as_str(), size) == (good.sha256_hex.as_str(), GOOD));
+    if let Some(fake) = &h.dest.gcs {
+        ensure!(
+            fake.parts_received() >= 3,
+            "multipart was not used: {} parts",
+            fake.parts_received()
+        );
+    }
+    h.check(&[bad.id]).await?;
+
+    // The good file is not downloaded again; the bad one is, and now lands.
+    h.sim.set_faults(FaultPlan::new());
+    let report = h.sync(h.options()).await?;
+    ensure!(
+        report.failed.is_empty() && report.stored == 1 && report.bytes_downloaded == BAD,
+        "{report:#?}"
+    );
+    h.check(&[]).await
+}
+
+/// Cancelled after the first stored file: a consistent destination (every object in the
+/// manifest, `verify` clean); the next run completes it.
+async fn cancel_then_rerun(backend: Backend) -> Result<()> {
+    let Some(h) = Harness::start(backend, demarche()).await? else {
+        return Ok(());
+    };
+    let cancel = CancellationToken::new();
+    let recorder = Arc::new(Recorder {
+        cancel_on_store: Some(cancel.clone()),
+        ..Recorder::default()
+    });
+    let report = h.sync_with(h.options(), recorder, cancel).await?;
+    ensure!(report.cancelled, "{report:#?}");
+    ensure!(report.exit_status(false) == RunStatus::Cancelled);
+    ensure!(!report.sync_point_advanced);
+    let total = h.sim.expected_files(false, false).len();
+    ensure!((report.stored as usize) < total, "{report:#?}");
+    let verify = h.verify().await?;
+    ensure!(
+        verify.missing.is_empty() && verify.corrupt.is_empty(),
+        "{verify:#?}"
+    );
+    let in_manifest: Vec<String> = {
+        let mut keys: Vec<String> = h
+            .shards()
+            .await?
+            .values()
+            .flat_map(|s| s.files.iter().map(|f| f.key.clone()))
+            .collect();
+        keys.sort();
+        keys
+    };
+    let stored: Vec<String> = list(h.sink.as_ref(), "")
+        .await?
+        .into_iter()
+        .map(|e| e.key)
+        .filter(|k| !k.starts_with(".dsfiles/"))
+        .collect();
+    ensure!(
+        stored == in_manifest,
+        "objects outside the manifest after a cancel:\n stored {stored:#?}\n manifest {in_manifest:#?}"
+    );
+
+    let report = h.sync(h.options()).await?;
+    ensure!(!report.cancelled && report.failed.is_empty(), "{report:#?}");
+    ensure!(
+        report.stored as usize + verify.ok as usize == total,
+        "files stored twice or lost: {} now + {} before != {total}",
+        report.stored,
+        verify.ok
+    );
+    h.check(&[]).await
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Crash {
+    /// Right after the first file reaches the store.
+    FirstFile,
+    /// Right after the file whose DS checksum is wrong (stored flagged) reaches the store,
+    /// before its shard is written.
+    FlaggedFile,
+}
+
+/// `kill -9` at the pipeline level: the store stops answering right after a file is published
+/// (nothing else reaches it), then the `sync` future is dropped. A new process (a freshly
+/// opened destination) re-runs: complete, correct, no duplicate of the orphaned file.
+async fn crash_then_rerun(backend: Backend, crash: Crash) -> Result<()> {
+    let Some(mut h) = Harness::start(backend, demarche()).await? else {
+        return Ok(());
+    };
+    let at = match crash {
+        Crash::FirstFile => CrashAt::FirstCommit,
+        Crash::FlaggedFile => {
+            let files = h.sim.expected_files(false, false);
+            let wrong = files
+                .iter()
+                .find(|f| !f.checksum.is_empty() && f.checksum != f.true_md5_base64)
+                .context("the simulator has a wrong checksum")?;
+            CrashAt::Md5(wrong.checksum.clone())
+        }
+    };
+    let crashing = Arc::new(CrashSink::new(Arc::clone(&h.sink), at));
+    let crashed = crashing.crashed();
+    let run = dsfiles_core::sync(
+        h.client.clone(),
+        Arc::clone(&crashing) as Arc<dyn Sink>,
+        h.options(),
+        dsfiles_core::no_progress(),
+        CancellationToken::new(),
+    );
+    tokio::select! {
+        report = run => anyhow::bail!("the run ended before the crash: {report:#?}"),
+        () = crashed => {}
+    }
+    drop(crashing);
+    let before = list(h.sink.as_ref(), "").await?;
+    ensure!(
+        before.iter().any(|e| !e.key.starts_with(".dsfiles/")),
+        "the crashed run published no file"
+    );
+    ensure!(
+        h.sink
+            .get_small(dsfiles_core::wire::SYNC_POINT_KEY)
+            .await?
+            .is_none(),
+        "a sync point was written by the crashed run"
+    );
+
+    h.reopen()?;
+    let report = h.sync(h.options()).await?;
+    ensure!(!report.cancelled && report.failed.is_empty(), "{report:#?}");
+    ensure!(report.sync_point_advanced, "{report:#?}");
+    h.check(&[]).await
+}
+
+/// `verify` through object_store's GCS client against the real fake-gcs-server: a destination
+/// synced into the XML fake is copied object by object into fake-gcs-server (through its JSON
+/// API: it has no XML write API), then verified there, including a tampered file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gcs_fake_gcs_server_verify() -> Result<()> {
+    let Some(endpoint) = testing::emulator(testing::GCS_ENDPOINT) else {
+        return Ok(());
+    };
+    let bucket = testing::var_or(testing::GCS_BUCKET, "dsfiles-test");
+    let Some(h) = Harness::start(Backend::GcsXmlFake, demarche()).await? else {
+        return Ok(());
+    };
+    let report = h.sync(h.options()).await?;
+    ensure!(report.failed.is_empty(), "{:#?}", report.failed);
+
+    let http = reqwest::Client::new();
+    let upload = |key: String, bytes: Bytes| {
+        let request = http
+            .post(format!("{endpoint}/upload/storage/v1/b/{bucket}/o"))
+            .query(&[
+                ("uploadType", "media"),
+                ("name", &format!("{}/{key}", h.dest.prefix)),
+            ])
+            .body(bytes);
+        async move {
+            let response = request.send().await?;
+            ensure!(
+                response.status().is_success(),
+                "seeding `{key}`: {}",
+                response.status()
+            );
+            Ok(())
+        }
+    };
+    let objects = list(h.sink.as_ref(), "").await?;
+    for entry in &objects {
+        let bytes = h
+            .sink
+            .get_small(&entry.key)
+            .await?
+            .with_context(|| format!("`{}` vanished", entry.key))?;
+        upload(entry.key.clone(), bytes).await?;
+    }
+    let real = testing::gcs_sink(&endpoint, &bucket, &h.dest.prefix, &[])?;
+    ensure!(list(real.as_ref(), "").await? == objects, "listings differ");
+    let verify = dsfiles_core::verify(
+        Arc::clone(&real),
+        dsfiles_core::no_progress(),
+        CancellationToken::new(),
+    )
+    .await?;
+    ensure!(
+        verify.missing.is_empty() && verify.corrupt.is_empty(),
+        "{verify:#?}"
+    );
+    let files = h.sim.expected_files(false, false).len();
+    ensure!(verify.ok as usize == files, "{verify:#?}");
+
+    let shards = h.shards().await?;
+    let tampered = shards
+        .values()
+        .flat_map(|s| &s.files)
+        .next()
+        .context("no file stored")?;
+    upload(tampered.key.clone(), Bytes::from_static(b"tampered")).await?;
+    let verify =
+        dsfiles_core::verify(real, dsfiles_core::no_progress(), CancellationToken::new()).await?;
+    ensure!(
+        verify.corrupt.len() == 1 && verify.corrupt[0].key == tampered.key,
+        "{verify:#?}"
+    );
+    Ok(())
+}
