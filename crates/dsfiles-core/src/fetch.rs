@@ -1,5 +1,5 @@
-//! Downloading one file: stream the body chunk by chunk through MD5 and SHA-256 (on a blocking
-//! thread) into a sink upload, publish only when size and checksum match DS's, and retry in
+//! Downloading one file: stream the body chunk by chunk through MD5 and SHA-256 (on their own
+//! threads, see [`crate::hash`]) into a sink upload, publish only when size and checksum match DS's, and retry in
 //! one bounded loop (transient errors with backoff and `Range` resume, expired URLs with fresh
 //! ones, checksum mismatches with a fresh download).
 //!
@@ -9,16 +9,14 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use bytes::Bytes;
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
-use md5::Digest as _;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, RANGE, RETRY_AFTER};
 use tokio_util::sync::CancellationToken;
 
 use crate::extract::FileRecord;
+use crate::hash::{Digests, Hasher};
 use crate::options::FetchOptions;
 use crate::plan::{good_status, verifiable};
 use crate::sink::{self, ObjectMeta, Sink, Upload};
@@ -27,8 +25,6 @@ use crate::{Error, Progress};
 
 /// Resumes (`Range` requests) of one attempt before it counts as a failed attempt.
 const MAX_RESUMES: u32 = 5;
-/// Chunks queued for the hasher thread (each is what the socket gave, typically ≤ 64 KiB).
-const HASH_QUEUE: usize = 8;
 
 /// Fresh metadata and URL for a file, fetched from DS (`client.dossier(n)`).
 pub(crate) trait Refresh: Send + Sync {
@@ -211,54 +207,6 @@ pub(crate) fn content_range_start(value: &str) -> Option<u64> {
     rest.split('-').next()?.trim().parse().ok()
 }
 
-/// Digests of the bytes that went through a [`Hasher`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Digests {
-    pub md5_base64: String,
-    pub sha256_hex: String,
-}
-
-/// MD5 + SHA-256 computed on a blocking thread, fed through a small bounded queue, so that
-/// hashing runs on another core than the network and sink IO.
-pub(crate) struct Hasher {
-    tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
-    task: tokio::task::JoinHandle<Digests>,
-}
-
-impl Hasher {
-    pub(crate) fn start() -> Hasher {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(HASH_QUEUE);
-        let task = tokio::task::spawn_blocking(move || {
-            let mut md5 = md5::Md5::new();
-            let mut sha = sha2::Sha256::new();
-            while let Some(chunk) = rx.blocking_recv() {
-                md5.update(&chunk);
-                sha.update(&chunk);
-            }
-            Digests {
-                md5_base64: base64::engine::general_purpose::STANDARD.encode(md5.finalize()),
-                sha256_hex: hex::encode(sha.finalize()),
-            }
-        });
-        Hasher { tx: Some(tx), task }
-    }
-
-    pub(crate) async fn update(&mut self, chunk: Bytes) {
-        if let Some(tx) = &self.tx {
-            // Fails only if the hashing thread is gone (it panicked): `finish` reports it.
-            let _ = tx.send(chunk).await;
-        }
-    }
-
-    pub(crate) async fn finish(mut self) -> Result<Digests, Error> {
-        self.tx = None;
-        (&mut self.task).await.map_err(|e| Error::Internal {
-            what: "the hashing thread",
-            reason: e.to_string(),
-        })
-    }
-}
-
 /// Downloads files; one per sync run, shared by the workers.
 #[derive(Clone, Debug)]
 pub(crate) struct Fetcher {
@@ -327,7 +275,10 @@ impl Fetcher {
                 key: dest.key.to_owned(),
                 bytes: record.byte_size,
             });
-            let error = match self.attempt(&record, &dest, progress, cancel).await {
+            let error = match self
+                .attempt(&record, &dest, refresh, progress, cancel)
+                .await
+            {
                 Ok((upload, size, digests)) => {
                     let matches = !verifiable(&record)
                         || (size == record.byte_size && digests.md5_base64 == record.checksum);
@@ -437,6 +388,7 @@ impl Fetcher {
         &self,
         record: &FileRecord,
         dest: &Dest<'_>,
+        refresh: &dyn Refresh,
         progress: &Progress,
         cancel: &CancellationToken,
     ) -> Result<(Box<dyn Upload>, u64, Digests), AttemptError> {
@@ -457,6 +409,7 @@ impl Fetcher {
                 upload.as_mut(),
                 &mut hasher,
                 dest.key,
+                refresh,
                 progress,
                 cancel,
             )
@@ -490,21 +443,29 @@ impl Fetcher {
 
     /// One attempt: GET the URL (resuming with `Range` after an interruption when the server
     /// allows it) and feed every chunk to the hasher and the upload. Returns the byte count.
+    ///
+    /// A signed URL that expires between an interruption and its resume is refreshed and the
+    /// download resumes from the fresh URL, as long as DS still announces the same size and
+    /// checksum (the MD5 of the whole then proves the parts belong together); otherwise the
+    /// attempt ends as [`AttemptError::Expired`] and starts over.
+    #[allow(clippy::too_many_arguments)]
     async fn download(
         &self,
         record: &FileRecord,
         upload: &mut dyn Upload,
         hasher: &mut Hasher,
         key: &str,
+        refresh: &dyn Refresh,
         progress: &Progress,
         cancel: &CancellationToken,
     ) -> Result<u64, AttemptError> {
-        let url = strip_query(&record.url).to_owned();
+        let mut signed_url = record.url.clone();
+        let mut url = strip_query(&signed_url).to_owned();
         let announced = verifiable(record).then_some(record.byte_size);
         let mut received: u64 = 0;
         let mut resumes = 0;
         loop {
-            let mut request = self.http.get(&record.url);
+            let mut request = self.http.get(&signed_url);
             if received > 0 {
                 request = request.header(RANGE, format!("bytes={received}-"));
             }
@@ -513,6 +474,26 @@ impl Fetcher {
                 r = request.send() => r.map_err(|error| AttemptError::Transport { url: url.clone(), error: error.without_url() })?,
             };
             let status = response.status();
+            if received > 0 && expired_status(status) {
+                // The URL expired after the interruption: resume from a fresh one.
+                if resumes >= MAX_RESUMES || announced.is_none() {
+                    return Err(AttemptError::Expired { status, url });
+                }
+                match refresh.refresh(record).await {
+                    Ok(Some(fresh))
+                        if fresh.checksum == record.checksum
+                            && fresh.byte_size == record.byte_size
+                            && fresh.url != signed_url =>
+                    {
+                        resumes += 1;
+                        tracing::debug!(key, received, "resuming from a fresh URL");
+                        signed_url = fresh.url;
+                        url = strip_query(&signed_url).to_owned();
+                        continue;
+                    }
+                    _ => return Err(AttemptError::Expired { status, url }),
+                }
+            }
             if received > 0 {
                 let start = response
                     .headers()
@@ -522,13 +503,7 @@ impl Fetcher {
                 if status != StatusCode::PARTIAL_CONTENT || start != Some(received) {
                     return Err(AttemptError::RangeIgnored { status });
                 }
-            } else if matches!(
-                status,
-                StatusCode::UNAUTHORIZED
-                    | StatusCode::FORBIDDEN
-                    | StatusCode::GONE
-                    | StatusCode::NOT_FOUND
-            ) {
+            } else if expired_status(status) {
                 return Err(AttemptError::Expired { status, url });
             } else if !status.is_success() {
                 let retry_after = response
@@ -603,6 +578,14 @@ impl Fetcher {
             });
         }
     }
+}
+
+/// Statuses a file host answers for an expired or revoked signed URL (DS's storage proxy: 401).
+fn expired_status(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::GONE | StatusCode::NOT_FOUND
+    )
 }
 
 fn mismatch(record: &FileRecord, size: u64, digests: &Digests) -> String {

@@ -15,6 +15,7 @@
 
 mod error;
 mod fetch;
+pub mod hash;
 mod list;
 mod options;
 mod plan;

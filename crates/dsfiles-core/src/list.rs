@@ -37,22 +37,10 @@ pub fn list(
     } = opts;
     filter.include_generated |= include.generated;
     filter.include_entreprise |= include.entreprise;
-    // `Client::dossiers` borrows the client (its opaque return type captures `&self` under
-    // edition 2024), so the listing runs in a producer future that owns the client, feeding a
-    // one-slot channel; the stream polls the producer itself (nothing is spawned).
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<ListItem, Error>>(1);
-    let producer = async move {
-        let pages = client.dossiers(demarche, filter);
-        let mut pages = std::pin::pin!(pages);
-        while let Some(batch) = pages.next().await {
-            for item in batch_items(demarche, include, batch) {
-                if tx.send(item).await.is_err() {
-                    return;
-                }
-            }
-        }
-    };
-    drive(producer, rx).take_until(cancel.cancelled_owned())
+    client
+        .dossiers(demarche, filter)
+        .flat_map(move |batch| futures::stream::iter(batch_items(demarche, include, batch)))
+        .take_until(cancel.cancelled_owned())
 }
 
 /// The items of one page (or its error).
@@ -83,26 +71,6 @@ fn batch_items(
         }
         Err(e) => vec![Err(Error::from(e))],
     }
-}
-
-/// A stream of what `producer` sends into `rx`, polling `producer` as it is consumed.
-fn drive<T: Send + 'static>(
-    producer: impl Future<Output = ()> + Send + 'static,
-    rx: tokio::sync::mpsc::Receiver<T>,
-) -> impl Stream<Item = T> + Send + 'static {
-    let producer: Option<futures::future::BoxFuture<'static, ()>> = Some(Box::pin(producer));
-    futures::stream::unfold((producer, rx), |(mut producer, mut rx)| async move {
-        loop {
-            match producer.as_mut() {
-                Some(running) => tokio::select! {
-                    biased;
-                    item = rx.recv() => return item.map(|item| (item, (producer, rx))),
-                    () = running => producer = None,
-                },
-                None => return rx.recv().await.map(|item| (item, (None, rx))),
-            }
-        }
-    })
 }
 
 /// The items of one dossier: its number then its records, or a warning naming it.

@@ -19,7 +19,8 @@ pub struct ListOptions {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Since {
     /// Dossiers updated since the last successful sync point minus [`SINCE_MARGIN`], plus the
-    /// dossiers to re-check (pending virus scans, earlier failures); everything on a first run.
+    /// dossiers to re-check (pending virus scans, files left out for their scan, earlier
+    /// failures); everything on a first run.
     #[default]
     Auto,
     /// Every dossier.

@@ -21,7 +21,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::extract::{self, FileRecord, KeyAllocator, RelKey};
-use crate::fetch::{self, Dest, FetchFailure, Fetched, Fetcher, Hasher, Refresh};
+use crate::fetch::{self, Dest, FetchFailure, Fetched, Fetcher, Refresh};
+use crate::hash::Hasher;
 use crate::options::{SINCE_MARGIN, Since, SyncOptions};
 use crate::plan::{self, Action, Download, PlanInput};
 use crate::sink::{ObjectMeta, Sink};
@@ -633,7 +634,12 @@ impl Run {
             deleted_at: None,
             files,
         };
-        out.recheck |= incomplete || shard.files.iter().any(|f| f.status == FileStatus::Pending);
+        // Checked again next run even if DS does not update the dossier: a pending scan may end
+        // in a rewrite, and a file left out for its scan is stored once DS calls it safe (DS
+        // does not touch the dossier's update time when a scan result changes).
+        out.recheck |= incomplete
+            || !out.unscanned.is_empty()
+            || shard.files.iter().any(|f| f.status == FileStatus::Pending);
         if old.as_ref() != Some(&shard)
             && let Err(e) = state::write(self.sink.as_ref(), &shard_key, &shard).await
         {

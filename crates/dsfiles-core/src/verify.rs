@@ -6,7 +6,8 @@ use chrono::Utc;
 use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::fetch::{Hasher, error_chain};
+use crate::fetch::error_chain;
+use crate::hash::Hasher;
 use crate::sink::{self, Sink};
 use crate::state;
 use crate::wire::{

@@ -149,8 +149,8 @@ pub struct SyncPoint {
     pub last_run_id: String,
 }
 
-/// `.dsfiles/recheck.json`: dossiers with a `pending` file or a failure, fetched again by the
-/// next run even if DS did not update them.
+/// `.dsfiles/recheck.json`: dossiers with a `pending` file, a file left out for its virus scan,
+/// or a failure, fetched again by the next run even if DS did not update them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recheck {
     pub version: u32,

@@ -1,4 +1,6 @@
 //! Integration tests of the core pipeline against the DS simulator and a local sink.
 
+mod backends;
+mod files;
 mod support;
 mod sync;

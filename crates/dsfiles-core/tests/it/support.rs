@@ -49,11 +49,19 @@ impl Env {
     }
 
     pub async fn sync(&self, opts: SyncOptions) -> anyhow::Result<SyncReport> {
+        self.sync_with(opts, dsfiles_core::no_progress()).await
+    }
+
+    pub async fn sync_with(
+        &self,
+        opts: SyncOptions,
+        progress: dsfiles_core::Progress,
+    ) -> anyhow::Result<SyncReport> {
         let report = dsfiles_core::sync(
             self.client.clone(),
             Arc::clone(&self.sink),
             opts,
-            dsfiles_core::no_progress(),
+            progress,
             CancellationToken::new(),
         )
         .await?;
@@ -99,10 +107,20 @@ impl Env {
     /// Asserts every expected file (but `except` ids) is in the manifest with the simulator's
     /// SHA-256, that the manifest lists nothing else, and that `verify` agrees.
     pub async fn assert_ground_truth(&self, except: &[u64]) -> anyhow::Result<()> {
+        self.assert_ground_truth_with(except, dsfiles_core::extract::Include::default())
+            .await
+    }
+
+    /// [`Env::assert_ground_truth`] for a run that included generated or entreprise files.
+    pub async fn assert_ground_truth_with(
+        &self,
+        except: &[u64],
+        include: dsfiles_core::extract::Include,
+    ) -> anyhow::Result<()> {
         let shards = self.shards().await?;
         let mut expected: Vec<(u64, String, String, u64)> = self
             .sim
-            .expected_files(false, false)
+            .expected_files(include.generated, include.entreprise)
             .into_iter()
             .filter(|f| !except.contains(&f.id))
             .map(|f| {
@@ -171,17 +189,33 @@ impl Env {
     }
 }
 
-/// Records events; optionally cancels a token at the first stored file.
+/// Something done when an event is emitted (from the download loop: it must not block).
+pub type Hook = Box<dyn Fn(&Event) + Send + Sync>;
+
+/// Records events; optionally cancels a token at the first stored file, or runs a hook.
 #[derive(Default)]
 pub struct Recorder {
     pub events: Mutex<Vec<Event>>,
     pub cancel_on_store: Option<CancellationToken>,
+    pub hook: Option<Hook>,
+}
+
+impl Recorder {
+    pub fn events(&self) -> Vec<Event> {
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 impl ProgressSink for Recorder {
     fn event(&self, event: &Event) {
         if let (Event::FileStored { .. }, Some(cancel)) = (event, &self.cancel_on_store) {
             cancel.cancel();
+        }
+        if let Some(hook) = &self.hook {
+            hook(event);
         }
         self.events
             .lock()

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use dsfiles_core::{CancellationToken, FileStatus, RunStatus, Since, wire};
+use dsfiles_core::{CancellationToken, FileStatus, RunStatus, SINCE_MARGIN, Since, wire};
 use dsfiles_sim::{Fault, SimConfig, Target};
 use futures::StreamExt as _;
 
@@ -38,7 +38,11 @@ async fn full_sync_equals_ground_truth_and_a_rerun_moves_nothing() -> anyhow::Re
     let again = env.sync(env.options()).await?;
     assert_eq!((again.stored, again.bytes_downloaded), (0, 0), "{again:#?}");
     assert_eq!(env.sim.stats().bytes_served, served);
-    assert!(again.since.is_some(), "the second run is incremental");
+    assert_eq!(
+        again.since,
+        Some(report.started_at - chrono::Duration::from_std(SINCE_MARGIN)?),
+        "the second run starts from the first one, minus the safety margin"
+    );
     env.assert_ground_truth(&[]).await?;
     Ok(())
 }
