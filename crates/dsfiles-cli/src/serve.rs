@@ -1,13 +1,18 @@
 //! `dsfiles serve`: the HTTP service. This module is glue: it resolves the service settings
 //! once (flags > environment > `--config` file > defaults) into a validated
-//! [`dsfiles_server::ServerConfig`], binds the listener, wires SIGTERM and Ctrl-C to a graceful
-//! shutdown, and hands everything to [`dsfiles_server::serve`].
+//! [`dsfiles_server::ServerConfig`] and the pipeline's DS client, download and destination
+//! options, binds the listener, wires SIGTERM and Ctrl-C to a graceful shutdown, and hands
+//! everything to [`dsfiles_server::serve`].
+//!
+//! Flags that clap gives a default (the DS client knobs, `--download-read-timeout`) yield to
+//! the config file unless they were given on the command line or through their environment
+//! variable: clap's `ArgMatches::value_source` says which, and [`ServeArgs`] records it.
 //!
 //! Secrets (the DS token, service API tokens, webhook secrets) are accepted from the
 //! environment, files or the config file, never as command-line values (they would show in
 //! `ps`), and are held in redacting types from here on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,14 +20,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use dsfiles_core::ds::{self, ClientConfig, Token};
+use clap::parser::ValueSource;
+use dsfiles_core::FetchOptions;
+use dsfiles_core::ds::{ClientConfig, Token};
 use dsfiles_server::{
     AllowList, AppState, ConfigFile, CorePipeline, Secret, ServerConfig, WebhookSecrets,
 };
 
-use crate::env_vars;
+use crate::commands::sync::SyncArgs;
 use crate::exit::UsageError;
-use crate::settings::{self, DsArgs};
+use crate::settings::{self, DsArgs, TokenFallback};
 
 /// Environment variables read by `dsfiles serve` only (declared once: clap's `env =`, the code
 /// below and `docs/http-api.md` use these names).
@@ -44,14 +51,110 @@ mod env {
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_STATE_DIR: &str = "dsfiles-state";
 
-/// Arguments of `dsfiles serve`.
+/// Arguments of `dsfiles serve`: the service's own flags, the download flags of `dsfiles sync`
+/// (the same definitions, taken from [`SyncArgs`]), the DS client flags, and which of them were
+/// given explicitly. Parsed by hand around derived parts (see the `clap::Args` impl below).
+#[derive(Debug)]
+pub struct ServeArgs {
+    pub service: ServiceArgs,
+    /// `--download-read-timeout`, as `dsfiles sync` defines it.
+    pub download_read_timeout: u64,
+    /// `--dest-option KEY=VALUE`, as `dsfiles sync` defines it.
+    pub dest_options: Vec<(String, String)>,
+    pub ds: DsArgs,
+    /// Ids of the arguments given on the command line or through their environment variable
+    /// (the others hold clap's default, which the config file overrides).
+    explicit: BTreeSet<String>,
+}
+
+/// The arguments of `dsfiles sync` that `serve` takes as they are, by clap id.
+const FROM_SYNC: [&str; 2] = ["download_read_timeout", "dest_options"];
+
+/// `FROM_SYNC`'s definitions, taken from `dsfiles sync` so that the two cannot drift, shown
+/// among the service's options.
+fn args_from_sync() -> Vec<clap::Arg> {
+    let sync = <SyncArgs as clap::Args>::augment_args(clap::Command::new("sync"));
+    FROM_SYNC
+        .iter()
+        .map(|id| {
+            sync.get_arguments()
+                .find(|arg| arg.get_id() == id)
+                .unwrap_or_else(|| panic!("`dsfiles sync` defines no `{id}` argument"))
+                .clone()
+                .help_heading(None)
+                .display_order(None)
+        })
+        .collect()
+}
+
+impl clap::Args for ServeArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let cmd = ServiceArgs::augment_args(cmd).args(args_from_sync());
+        // Last: its `DS API` heading would otherwise also cover the flags above.
+        DsArgs::augment_args(cmd)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        let cmd = ServiceArgs::augment_args_for_update(cmd).args(args_from_sync());
+        DsArgs::augment_args_for_update(cmd)
+    }
+}
+
+impl clap::FromArgMatches for ServeArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<ServeArgs, clap::Error> {
+        let download_read_timeout = matches
+            .try_get_one::<u64>(FROM_SYNC[0])
+            .map_err(matches_error)?
+            .copied()
+            .ok_or_else(|| matches_error(format!("`{}` has no value", FROM_SYNC[0])))?;
+        let dest_options = matches
+            .try_get_many::<(String, String)>(FROM_SYNC[1])
+            .map_err(matches_error)?
+            .map(|values| values.cloned().collect())
+            .unwrap_or_default();
+        Ok(ServeArgs {
+            service: ServiceArgs::from_arg_matches(matches)?,
+            download_read_timeout,
+            dest_options,
+            ds: DsArgs::from_arg_matches(matches)?,
+            explicit: matches
+                .ids()
+                .filter(|id| {
+                    matches!(
+                        matches.value_source(id.as_str()),
+                        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+                    )
+                })
+                .map(|id| id.as_str().to_owned())
+                .collect(),
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = ServeArgs::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+fn matches_error(err: impl std::fmt::Display) -> clap::Error {
+    clap::Error::raw(clap::error::ErrorKind::InvalidValue, err.to_string())
+}
+
+impl ServeArgs {
+    /// Whether the argument `id` was given on the command line or by its environment variable.
+    fn explicit(&self, id: &str) -> bool {
+        self.explicit.contains(id)
+    }
+}
+
+/// The service's own flags.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Syncs write with the process's storage credentials, as `dsfiles sync` does (AWS_*, GOOGLE_*,
 AZURE_STORAGE_*, or DSFILES_CREDENTIALS=instance for the cloud instance's own role). Ctrl-C or
 SIGTERM stops gracefully: no new requests, running syncs cancelled with consistent manifests,
 then exit 0. A configuration error exits 2 before listening. API: docs/http-api.md.")]
-pub struct ServeArgs {
+pub struct ServiceArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR", env = env::DSFILES_LISTEN, hide_env_values = true)]
     pub listen: Option<SocketAddr>,
@@ -93,17 +196,14 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1024..))]
     pub body_limit: Option<u64>,
 
-    /// Seconds a request may take before it is answered 503 [default: 30].
+    /// Seconds a request may take before it is answered 408 (Server-Sent Event streams are
+    /// not cut) [default: 30].
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout: Option<u64>,
 
     /// Directory for the job history [default: ./dsfiles-state].
     #[arg(long, value_name = "DIR", env = env::DSFILES_STATE_DIR, hide_env_values = true)]
     pub state_dir: Option<PathBuf>,
-
-    // Last: its `DS API` heading would otherwise also cover the service's own flags.
-    #[command(flatten)]
-    pub ds: DsArgs,
 }
 
 fn parse_webhook_dest(s: &str) -> Result<(u64, String), String> {
@@ -124,14 +224,16 @@ fn parse_webhook_dest(s: &str) -> Result<(u64, String), String> {
 /// Runs the HTTP service until SIGTERM or Ctrl-C, then shuts down gracefully: stops
 /// accepting, cancels running syncs (their manifests stay consistent) and waits for them.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let file = match &args.config {
+    let file = match &args.service.config {
         Some(path) => load_config_file(path)?,
         None => ConfigFile::default(),
     };
-    let listen = resolve_listen(args.listen, file.listen.as_deref())?;
+    let listen = resolve_listen(args.service.listen, file.listen.as_deref())?;
     let resolved = resolve(&args, file)?;
     let pipeline = CorePipeline::new(resolved.ds, resolved.demarche_tokens)
-        .context("cannot start the service")?;
+        .context("cannot start the service")?
+        .with_fetch_options(resolved.fetch)
+        .with_dest_options(resolved.dest_options);
     let state =
         AppState::new(resolved.server, Arc::new(pipeline)).context("cannot start the service")?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -170,16 +272,42 @@ fn resolve_listen(flag: Option<SocketAddr>, file: Option<&str>) -> anyhow::Resul
     })
 }
 
-/// The settings of the service and of its DS clients.
+/// The settings of the service and of its pipeline. No `Debug`: destination options may hold
+/// storage credentials.
 struct Resolved {
     server: ServerConfig,
     ds: ClientConfig,
     demarche_tokens: BTreeMap<u64, Token>,
+    fetch: FetchOptions,
+    dest_options: Vec<(String, String)>,
 }
 
 /// flags > environment > file > defaults, for every setting.
 fn resolve(args: &ServeArgs, file: ConfigFile) -> anyhow::Result<Resolved> {
-    let ds = resolve_ds(&args.ds, &file)?;
+    let ds_args = resolve_ds_args(args, &file)?;
+    let ds = client_config(&ds_args, &file)?;
+    let download_read_timeout = if args.explicit(FROM_SYNC[0]) {
+        args.download_read_timeout
+    } else {
+        file.download_read_timeout_secs
+            .map(|n| at_least_one("download_read_timeout_secs", n))
+            .transpose()?
+            .unwrap_or(args.download_read_timeout)
+    };
+    // As `dsfiles sync` builds them: the connect timeout is the API's.
+    let fetch = FetchOptions {
+        connect_timeout: Duration::from_secs(ds_args.connect_timeout),
+        read_timeout: Duration::from_secs(download_read_timeout),
+        ..FetchOptions::default()
+    };
+    // The file's `[dest_options]`, each key overridden by a `--dest-option` of the same key.
+    let mut dest_options: BTreeMap<String, String> = file
+        .dest_options
+        .iter()
+        .map(|(key, value)| (key.clone(), value.expose().to_owned()))
+        .collect();
+    dest_options.extend(args.dest_options.iter().cloned());
+    let args = &args.service;
     let demarche_tokens = file
         .ds
         .tokens
@@ -254,6 +382,8 @@ fn resolve(args: &ServeArgs, file: ConfigFile) -> anyhow::Result<Resolved> {
         server: config,
         ds,
         demarche_tokens,
+        fetch,
+        dest_options: dest_options.into_iter().collect(),
     })
 }
 
@@ -262,42 +392,82 @@ fn pick(flag: Option<u64>, file: Option<u64>, default: usize) -> usize {
         .map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
-/// The DS client configuration: flags and environment as for every other subcommand; the
-/// config file's `[ds]` endpoint and token fill in what neither gives.
-fn resolve_ds(args: &DsArgs, file: &ConfigFile) -> anyhow::Result<ClientConfig> {
-    let mut args = args.clone();
-    // clap fills the endpoint with its default: the file's endpoint wins over that default,
-    // but not over `--endpoint` or `DS_API_URL`.
-    if let Some(endpoint) = &file.ds.endpoint
-        && args.endpoint.as_str() == ds::DEFAULT_ENDPOINT
-        && std::env::var_os(env_vars::DS_API_URL).is_none()
+/// The DS client flags, each given explicitly (command line or environment) or else from the
+/// config file's `[ds]` section, or else clap's default. File values get the flags' checks.
+fn resolve_ds_args(args: &ServeArgs, file: &ConfigFile) -> anyhow::Result<DsArgs> {
+    let mut ds = args.ds.clone();
+    let from_file = |id: &str| !args.explicit(id);
+    let section = &file.ds;
+    if let Some(endpoint) = &section.endpoint
+        && from_file("endpoint")
     {
-        args.endpoint = endpoint.clone();
+        ds.endpoint = endpoint.clone();
     }
-    if args.token_file.is_none() && args_token_missing() {
-        if let Some(path) = &file.ds.token_file {
-            args.token_file = Some(path.clone());
-        } else if let Some(token) = &file.ds.token {
-            // `client_config` reads the token from a flag or the environment; build the same
-            // configuration around the file's token.
-            let token = Token::new(token.expose()).map_err(|e| {
-                UsageError::new(format!("`[ds] token` in the config file is unusable: {e}"))
-            })?;
-            let mut config = ClientConfig::new(args.endpoint.clone(), token);
-            config.requests_per_minute = args.requests_per_minute;
-            config.max_attempts = args.max_attempts;
-            config.page_size = args.page_size;
-            config.connect_timeout = Duration::from_secs(args.connect_timeout);
-            config.read_timeout = Duration::from_secs(args.read_timeout);
-            config.user_agent = concat!("dsfiles/", env!("CARGO_PKG_VERSION")).to_owned();
-            return Ok(config);
-        }
+    if let Some(n) = section.connect_timeout_secs
+        && from_file("connect_timeout")
+    {
+        ds.connect_timeout = at_least_one("[ds] connect_timeout_secs", n)?;
     }
-    settings::client_config(&args)
+    if let Some(n) = section.read_timeout_secs
+        && from_file("read_timeout")
+    {
+        ds.read_timeout = at_least_one("[ds] read_timeout_secs", n)?;
+    }
+    if let Some(n) = section.requests_per_minute
+        && from_file("requests_per_minute")
+    {
+        ds.requests_per_minute = n;
+    }
+    if let Some(n) = section.max_attempts
+        && from_file("max_attempts")
+    {
+        ds.max_attempts = within("[ds] max_attempts", n, 1..=100)?;
+    }
+    if let Some(n) = section.page_size
+        && from_file("page_size")
+    {
+        ds.page_size = within("[ds] page_size", n, 1..=100)?;
+    }
+    Ok(ds)
 }
 
-fn args_token_missing() -> bool {
-    std::env::var(env_vars::DS_API_TOKEN).map_or(true, |t| t.trim().is_empty())
+/// The DS client configuration, its token from `--token-file`, else `DS_API_TOKEN`, else the
+/// config file's `[ds] token_file`, else its `[ds] token`.
+fn client_config(ds: &DsArgs, file: &ConfigFile) -> anyhow::Result<ClientConfig> {
+    let fallback = match (&file.ds.token_file, &file.ds.token) {
+        (Some(path), _) => TokenFallback::File(path),
+        (None, Some(token)) => TokenFallback::Value {
+            token: token.expose(),
+            origin: "`[ds] token` in the config file",
+        },
+        (None, None) => TokenFallback::None,
+    };
+    settings::client_config_with(ds, fallback)
+}
+
+fn at_least_one(key: &str, n: u64) -> anyhow::Result<u64> {
+    if n >= 1 {
+        Ok(n)
+    } else {
+        Err(UsageError::new(format!("config file: `{key}` must be at least 1")).into())
+    }
+}
+
+fn within<T: PartialOrd + std::fmt::Display>(
+    key: &str,
+    n: T,
+    range: std::ops::RangeInclusive<T>,
+) -> anyhow::Result<T> {
+    if range.contains(&n) {
+        Ok(n)
+    } else {
+        Err(UsageError::new(format!(
+            "config file: `{key}` is `{n}`; it must be between {} and {}",
+            range.start(),
+            range.end()
+        ))
+        .into())
+    }
 }
 
 fn resolve_api_tokens(path: Option<&Path>, file: &ConfigFile) -> anyhow::Result<Vec<Secret>> {
@@ -453,7 +623,7 @@ mod tests {
     fn webhook_destinations_parse() {
         let parse = |args: &[&str]| {
             Harness::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
-                .map(|h| h.serve.webhook_dest)
+                .map(|h| h.serve.service.webhook_dest)
         };
         assert_eq!(
             parse(&["--webhook-dest", "12=s3://b/p"]).unwrap(),
@@ -462,5 +632,195 @@ mod tests {
         for bad in ["12", "x=d", "12="] {
             assert!(parse(&["--webhook-dest", bad]).is_err(), "{bad}");
         }
+    }
+
+    fn parse(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        Harness::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
+            .map(|h| h.serve)
+    }
+
+    /// Resolves `args` over the config file `toml` (which names a service token and a DS
+    /// token, so that resolution succeeds).
+    fn resolve_with(args: &[&str], toml: &str) -> anyhow::Result<Resolved> {
+        let text = format!("api_tokens = [\"service-token\"]\n{toml}");
+        let file = ConfigFile::from_toml(&text).unwrap();
+        resolve(&parse(args).unwrap(), file)
+    }
+
+    const FILE_DS: &str = r#"
+        download_read_timeout_secs = 90
+        jobs = 3
+        [dest_options]
+        region = "eu-west-3"
+        fsync = "false"
+        [ds]
+        token = "file-token"
+        endpoint = "http://127.0.0.1:9/api/v2/graphql"
+        connect_timeout_secs = 5
+        read_timeout_secs = 300
+        requests_per_minute = 100
+        max_attempts = 3
+        page_size = 50
+    "#;
+
+    /// The file fills what neither a flag nor the environment gave; a flag wins over the file
+    /// even when its value equals clap's default (clap says where each value came from).
+    #[test]
+    fn the_file_yields_to_explicit_flags_even_at_their_default_value() {
+        let from_file = resolve_with(&[], FILE_DS).unwrap();
+        assert_eq!(
+            from_file.ds.endpoint.as_str(),
+            "http://127.0.0.1:9/api/v2/graphql"
+        );
+        assert_eq!(from_file.ds.connect_timeout, Duration::from_secs(5));
+        assert_eq!(from_file.ds.read_timeout, Duration::from_secs(300));
+        assert_eq!(
+            (
+                from_file.ds.requests_per_minute,
+                from_file.ds.max_attempts,
+                from_file.ds.page_size
+            ),
+            (100, 3, 50)
+        );
+        assert_eq!(from_file.fetch.connect_timeout, Duration::from_secs(5));
+        assert_eq!(from_file.fetch.read_timeout, Duration::from_secs(90));
+        assert_eq!(from_file.server.sync_jobs, 3);
+        assert_eq!(
+            from_file.dest_options,
+            [
+                ("fsync".to_owned(), "false".to_owned()),
+                ("region".to_owned(), "eu-west-3".to_owned())
+            ]
+        );
+
+        let flags = resolve_with(
+            &[
+                "--endpoint",
+                dsfiles_core::ds::DEFAULT_ENDPOINT,
+                "--connect-timeout",
+                "10",
+                "--read-timeout",
+                "120",
+                "--requests-per-minute",
+                "400",
+                "--max-attempts",
+                "8",
+                "--page-size",
+                "100",
+                "--download-read-timeout",
+                "60",
+                "--jobs",
+                "8",
+                "--dest-option",
+                "region=us-east-1",
+                "--dest-option",
+                "part_size=16MiB",
+            ],
+            FILE_DS,
+        )
+        .unwrap();
+        let defaults = resolve_with(&[], "[ds]\ntoken = \"t\"").unwrap();
+        assert_eq!(flags.ds.endpoint, defaults.ds.endpoint);
+        assert_eq!(
+            flags.ds.endpoint.as_str(),
+            dsfiles_core::ds::DEFAULT_ENDPOINT
+        );
+        for resolved in [&flags, &defaults] {
+            assert_eq!(resolved.ds.connect_timeout, Duration::from_secs(10));
+            assert_eq!(resolved.ds.read_timeout, Duration::from_secs(120));
+            assert_eq!(
+                (
+                    resolved.ds.requests_per_minute,
+                    resolved.ds.max_attempts,
+                    resolved.ds.page_size
+                ),
+                (400, 8, 100)
+            );
+            assert_eq!(resolved.fetch.connect_timeout, Duration::from_secs(10));
+            assert_eq!(resolved.server.sync_jobs, 8);
+        }
+        // The defaults are the core's own download settings.
+        assert_eq!(
+            defaults.fetch.read_timeout,
+            FetchOptions::default().read_timeout
+        );
+        assert_eq!(flags.fetch.read_timeout, Duration::from_secs(60));
+        // Destination options merge by key, flags winning.
+        assert_eq!(
+            flags.dest_options,
+            [
+                ("fsync".to_owned(), "false".to_owned()),
+                ("part_size".to_owned(), "16MiB".to_owned()),
+                ("region".to_owned(), "us-east-1".to_owned())
+            ]
+        );
+        assert!(defaults.dest_options.is_empty());
+    }
+
+    #[test]
+    fn file_values_get_the_flags_checks() {
+        for (toml, key) in [
+            ("[ds]\npage_size = 0", "[ds] page_size"),
+            ("[ds]\nmax_attempts = 101", "[ds] max_attempts"),
+            (
+                "[ds]\nconnect_timeout_secs = 0",
+                "[ds] connect_timeout_secs",
+            ),
+            (
+                "download_read_timeout_secs = 0\n[ds]",
+                "download_read_timeout_secs",
+            ),
+        ] {
+            let Err(err) = resolve_with(&[], &format!("{toml}\ntoken = \"t\"")) else {
+                panic!("{toml}: accepted");
+            };
+            assert!(
+                err.downcast_ref::<UsageError>().is_some(),
+                "{toml}: a usage error"
+            );
+            assert!(err.to_string().contains(&format!("`{key}`")), "{err}");
+        }
+        let err = parse(&["--dest-option", "no-equals-sign"]).unwrap_err();
+        assert!(err.to_string().contains("KEY=VALUE"), "{err}");
+        let err = parse(&["--download-read-timeout", "0"]).unwrap_err();
+        assert!(err.to_string().contains("download-read-timeout"), "{err}");
+    }
+
+    /// `--token-file` > `DS_API_TOKEN` > `[ds] token_file` > `[ds] token`, all through
+    /// `settings::client_config_with`. (Skipped where the environment holds a DS token.)
+    #[test]
+    fn the_ds_token_falls_back_to_the_config_file() {
+        if std::env::var_os(crate::env_vars::DS_API_TOKEN).is_some() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, token: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("{token}\n")).unwrap();
+            path.display().to_string()
+        };
+        let flag_file = write("flag", "flag-token");
+        let file_file = write("file", "file-file-token");
+        let token_of = |args: &[&str], toml: &str| {
+            resolve_with(args, toml)
+                .map(|r| r.ds.token.expose().to_owned())
+                .map_err(|e| e.to_string())
+        };
+        let both = format!("[ds]\ntoken = \"file-token\"\ntoken_file = \"{file_file}\"");
+        assert_eq!(
+            token_of(&["--token-file", &flag_file], &both).unwrap(),
+            "flag-token"
+        );
+        assert_eq!(token_of(&[], &both).unwrap(), "file-file-token");
+        assert_eq!(
+            token_of(&[], "[ds]\ntoken = \"file-token\"").unwrap(),
+            "file-token"
+        );
+        let err = token_of(&[], "[ds]\ntoken = \"two words\"").unwrap_err();
+        assert!(
+            err.contains("`[ds] token` in the config file") && !err.contains("two words"),
+            "{err}"
+        );
+        assert!(token_of(&[], "").unwrap_err().contains("no DS API token"));
     }
 }

@@ -2,7 +2,7 @@
 //! the typed options the core and the DS client take. Nothing below this module reads the
 //! environment or argv.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -85,7 +85,27 @@ pub struct DsArgs {
 /// The DS client configuration for `args`, with the token from `--token-file` or
 /// `DS_API_TOKEN`. A missing or unreadable token is a [`UsageError`] (exit 2).
 pub fn client_config(args: &DsArgs) -> anyhow::Result<ClientConfig> {
-    let token = resolve_token(args.token_file.as_deref())?;
+    client_config_with(args, TokenFallback::None)
+}
+
+/// Where the DS token comes from when neither `--token-file` nor `DS_API_TOKEN` gives one.
+#[derive(Debug, Clone, Copy)]
+pub enum TokenFallback<'a> {
+    /// Nowhere: the token is missing.
+    None,
+    /// A file holding the token on its first line (`[ds] token_file` of `serve --config`).
+    File(&'a Path),
+    /// The token itself, and where it was written (for error messages; never the value).
+    Value { token: &'a str, origin: &'a str },
+}
+
+/// The DS client configuration for `args`, with the token from `--token-file`, else
+/// `DS_API_TOKEN`, else `fallback`. Every subcommand builds its client here.
+pub fn client_config_with(
+    args: &DsArgs,
+    fallback: TokenFallback<'_>,
+) -> anyhow::Result<ClientConfig> {
+    let token = resolve_token_or(args.token_file.as_deref(), fallback)?;
     let mut config = ClientConfig::new(args.endpoint.clone(), token);
     config.requests_per_minute = args.requests_per_minute;
     config.max_attempts = args.max_attempts;
@@ -98,40 +118,52 @@ pub fn client_config(args: &DsArgs) -> anyhow::Result<ClientConfig> {
 
 /// `--token-file` wins over `DS_API_TOKEN`. Error messages name where the token was looked
 /// for, never its value.
-fn resolve_token(token_file: Option<&std::path::Path>) -> anyhow::Result<Token> {
-    let raw = match token_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                UsageError::new(format!("cannot read token file `{}`: {e}", path.display()))
-            })?;
-            let token = text.lines().next().unwrap_or_default().trim().to_owned();
-            if token.is_empty() {
-                return Err(
-                    UsageError::new(format!("token file `{}` is empty", path.display())).into(),
-                );
-            }
-            token
+#[cfg(test)]
+fn resolve_token(token_file: Option<&Path>) -> anyhow::Result<Token> {
+    resolve_token_or(token_file, TokenFallback::None)
+}
+
+/// `--token-file` wins over `DS_API_TOKEN`, which wins over `fallback`. Error messages name
+/// where the token was looked for, never its value.
+fn resolve_token_or(
+    token_file: Option<&Path>,
+    fallback: TokenFallback<'_>,
+) -> anyhow::Result<Token> {
+    if let Some(path) = token_file {
+        return token_from_file(path);
+    }
+    match std::env::var(env_vars::DS_API_TOKEN) {
+        Ok(token) if !token.trim().is_empty() => {
+            Token::new(token.trim()).context("the DS API token is unusable")
         }
-        None => match std::env::var(env_vars::DS_API_TOKEN) {
-            Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
-            Ok(_) | Err(std::env::VarError::NotPresent) => {
-                return Err(UsageError::new(format!(
-                    "no DS API token: set `{}` or pass `--token-file PATH` \
-                     (create one in DS under Mon profil → Jetons d'API)",
-                    env_vars::DS_API_TOKEN
-                ))
-                .into());
-            }
-            Err(std::env::VarError::NotUnicode(_)) => {
-                return Err(UsageError::new(format!(
-                    "`{}` is not valid UTF-8",
-                    env_vars::DS_API_TOKEN
-                ))
-                .into());
-            }
+        Ok(_) | Err(std::env::VarError::NotPresent) => match fallback {
+            TokenFallback::File(path) => token_from_file(path),
+            TokenFallback::Value { token, origin } => Token::new(token.trim()).map_err(|e| {
+                UsageError::new(format!("the DS API token of {origin} is unusable: {e}")).into()
+            }),
+            TokenFallback::None => Err(UsageError::new(format!(
+                "no DS API token: set `{}` or pass `--token-file PATH` \
+                 (create one in DS under Mon profil → Jetons d'API)",
+                env_vars::DS_API_TOKEN
+            ))
+            .into()),
         },
-    };
-    Token::new(raw).context("the DS API token is unusable")
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(UsageError::new(format!("`{}` is not valid UTF-8", env_vars::DS_API_TOKEN)).into())
+        }
+    }
+}
+
+/// The token on the first line of `path`.
+fn token_from_file(path: &Path) -> anyhow::Result<Token> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        UsageError::new(format!("cannot read token file `{}`: {e}", path.display()))
+    })?;
+    let token = text.lines().next().unwrap_or_default().trim();
+    if token.is_empty() {
+        return Err(UsageError::new(format!("token file `{}` is empty", path.display())).into());
+    }
+    Token::new(token).context("the DS API token is unusable")
 }
 
 /// Which dossiers and which optional files, shared by `list` and `sync` (each declares its own

@@ -71,6 +71,12 @@ pub struct ConfigFile {
     pub max_concurrent_syncs: Option<u64>,
     /// Concurrent downloads inside each sync.
     pub jobs: Option<u64>,
+    /// Seconds a file download may wait for its next bytes (`--download-read-timeout`).
+    pub download_read_timeout_secs: Option<u64>,
+    /// `[dest_options]`: `key = "value"` for every destination (`--dest-option`). Values may be
+    /// credentials, so they are [`Secret`]s.
+    #[serde(default)]
+    pub dest_options: BTreeMap<String, Secret>,
     pub body_limit_bytes: Option<u64>,
     pub request_timeout_secs: Option<u64>,
     #[serde(default)]
@@ -94,6 +100,16 @@ pub struct DsSection {
     /// `[ds.tokens]`: `"<démarche number>" = "<token>"`, for démarches another token reaches.
     #[serde(default)]
     pub tokens: BTreeMap<String, Secret>,
+    /// Seconds to open a connection, to the API and to the file host (`--connect-timeout`).
+    pub connect_timeout_secs: Option<u64>,
+    /// Seconds the API may take to send the next bytes of a response (`--read-timeout`).
+    pub read_timeout_secs: Option<u64>,
+    /// Client-side limit on GraphQL requests per minute; 0 disables it.
+    pub requests_per_minute: Option<u32>,
+    /// Attempts per GraphQL request.
+    pub max_attempts: Option<u32>,
+    /// Dossiers per page.
+    pub page_size: Option<u32>,
 }
 
 /// `[webhooks]`: secrets and where each démarche's webhook-triggered syncs write.

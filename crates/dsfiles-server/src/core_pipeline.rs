@@ -28,6 +28,8 @@ pub struct CorePipeline {
     per_demarche: BTreeMap<u64, ds::Client>,
     /// Options passed to `dsfiles_sink::open` (`--dest-option`-style settings).
     dest_options: Vec<(String, String)>,
+    /// HTTP settings of file downloads (timeouts, backoff, attempts).
+    fetch: dsfiles_core::FetchOptions,
 }
 
 impl fmt::Debug for CorePipeline {
@@ -37,12 +39,19 @@ impl fmt::Debug for CorePipeline {
                 "per_demarche",
                 &self.per_demarche.keys().collect::<Vec<_>>(),
             )
+            .field(
+                "dest_options",
+                &self.dest_options.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("fetch", &self.fetch)
             .finish_non_exhaustive()
     }
 }
 
 impl CorePipeline {
-    /// Clients for `config` (the default token) and for each démarche with its own token.
+    /// Clients for `config` (the default token) and for each démarche with its own token;
+    /// file downloads use [`dsfiles_core::FetchOptions::default`] until
+    /// [`with_fetch_options`](CorePipeline::with_fetch_options).
     pub fn new(
         config: ds::ClientConfig,
         demarche_tokens: BTreeMap<u64, ds::Token>,
@@ -61,12 +70,22 @@ impl CorePipeline {
             default,
             per_demarche,
             dest_options: Vec::new(),
+            fetch: dsfiles_core::FetchOptions::default(),
         })
     }
 
-    /// Options for every destination (object-store settings such as `region`).
+    /// Options for every destination, as `dsfiles sync --dest-option` takes them
+    /// (object-store settings such as `region`, dsfiles' own `part_size`, `fsync`, ...).
+    /// Their values may be credentials: `Debug` shows the keys only.
     pub fn with_dest_options(mut self, options: Vec<(String, String)>) -> CorePipeline {
         self.dest_options = options;
+        self
+    }
+
+    /// HTTP settings of every sync's file downloads (connect and read timeouts, backoff,
+    /// attempts), as `dsfiles sync` resolves them.
+    pub fn with_fetch_options(mut self, fetch: dsfiles_core::FetchOptions) -> CorePipeline {
+        self.fetch = fetch;
         self
     }
 
@@ -165,6 +184,7 @@ impl Pipeline for CorePipeline {
         options.filter.include_entreprise = spec.include_entreprise();
         options.filter.dossiers = spec.dossiers.clone();
         options.jobs = spec.jobs;
+        options.fetch = self.fetch.clone();
         options.since = match spec.since {
             Since::Auto => dsfiles_core::Since::Auto,
             Since::Full => dsfiles_core::Since::Full,

@@ -37,6 +37,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use futures::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{
@@ -166,6 +167,7 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
         ))
+        .layer(middleware::from_fn(catch_panic))
         .layer(middleware::map_response(json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -214,6 +216,18 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         tracing::debug!(%method, %route, status = status.as_u16(), elapsed_ms = elapsed.as_millis() as u64, "request");
     }
     response
+}
+
+/// Answers the JSON 500 when a handler panics, instead of dropping the connection (job tasks
+/// catch their own panics: see `jobs`).
+async fn catch_panic(request: Request, next: Next) -> Response {
+    match std::panic::AssertUnwindSafe(next.run(request))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(_) => ApiError::internal("a request handler panicked").into_response(),
+    }
 }
 
 /// Gives error answers produced outside the handlers (timeouts, body limits, wrong methods)

@@ -48,6 +48,7 @@ pub(crate) struct Metrics {
     files_failed: AtomicU64,
     bytes_stored: AtomicU64,
     bytes_downloaded: AtomicU64,
+    download_retries: AtomicU64,
     syncs_finished: [AtomicU64; 5],
     webhooks: Mutex<BTreeMap<(&'static str, WebhookOutcome), u64>>,
     /// (route, method) → latency histogram.
@@ -72,10 +73,12 @@ impl Metrics {
             ProgressUpdate::BytesWritten { n } => {
                 self.bytes_downloaded.fetch_add(*n, Ordering::Relaxed);
             }
+            ProgressUpdate::Retry => {
+                self.download_retries.fetch_add(1, Ordering::Relaxed);
+            }
             ProgressUpdate::None
             | ProgressUpdate::PageFetched { .. }
-            | ProgressUpdate::FilePlanned { .. }
-            | ProgressUpdate::Retry => {}
+            | ProgressUpdate::FilePlanned { .. } => {}
         }
     }
 
@@ -167,6 +170,11 @@ impl Metrics {
                 "dsfiles_bytes_downloaded_total",
                 "Bytes downloaded from DS (including retries).",
                 &self.bytes_downloaded,
+            ),
+            (
+                "dsfiles_download_retries_total",
+                "File downloads tried again or resumed after a failed attempt.",
+                &self.download_retries,
             ),
         ];
         for (name, help, value) in counters {
@@ -273,6 +281,7 @@ mod tests {
         metrics.request("/v1/syncs/{id}", "GET", 200, Duration::from_millis(3));
         metrics.request("/v1/syncs/{id}", "GET", 404, Duration::from_secs(9));
         metrics.progress(&ProgressUpdate::FileStored { bytes: 10 });
+        metrics.progress(&ProgressUpdate::Retry);
         metrics.sync_finished(JobState::Succeeded);
         let text = metrics.render(
             [1, 2, 3, 0, 0],
@@ -310,6 +319,7 @@ mod tests {
         has("dsfiles_syncs_finished_total{state=\"succeeded\"} 1");
         has("dsfiles_files_stored_total 1");
         has("dsfiles_bytes_stored_total 10");
+        has("dsfiles_download_retries_total 1");
         has("dsfiles_ds_api_calls_total 7");
         has("dsfiles_ds_rate_limited_total 1");
         has("dsfiles_ds_retries_total 2");

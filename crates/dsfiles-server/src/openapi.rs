@@ -62,8 +62,9 @@ fn details(doc: &RouteDoc) -> (Vec<Value>, Option<Value>, Map<String, Value>) {
                 error_response("Destination outside the allowed prefixes."),
             );
             responses.insert("409".into(), json_response("A job on this démarche and destination is queued or running (its id in `error.job_id`).", "Conflict"));
-            responses.insert("413".into(), error_response("Body too large."));
+            responses.insert("415".into(), error_response("Not `application/json`."));
             responses.insert("422".into(), error_response("Invalid value."));
+            responses.insert("503".into(), error_response("Shutting down."));
         }
         "listSyncs" => {
             params.push(query_param(
@@ -82,8 +83,9 @@ fn details(doc: &RouteDoc) -> (Vec<Value>, Option<Value>, Map<String, Value>) {
             );
             responses.insert(
                 "400".into(),
-                error_response("Unknown query parameter or bad value."),
+                error_response("Unknown query parameter or unparsable value."),
             );
+            responses.insert("422".into(), error_response("`limit` out of range."));
         }
         "getSync" => {
             params.push(job_id());
@@ -170,6 +172,7 @@ fn details(doc: &RouteDoc) -> (Vec<Value>, Option<Value>, Map<String, Value>) {
                 "422".into(),
                 error_response("Too many events, or no destination configured for the démarche."),
             );
+            responses.insert("503".into(), error_response("Shutting down."));
         }
         "dsWebhookLegacy" => {
             params.push(path_param(
@@ -188,8 +191,9 @@ fn details(doc: &RouteDoc) -> (Vec<Value>, Option<Value>, Map<String, Value>) {
             responses.insert("404".into(), error_response("Wrong secret."));
             responses.insert(
                 "422".into(),
-                error_response("No destination configured for the démarche."),
+                error_response("No destination configured for the démarche, or `dossier_id` is 0."),
             );
+            responses.insert("503".into(), error_response("Shutting down."));
         }
         other => {
             responses.insert("200".into(), json!({"description": format!("`{other}`")}));
@@ -200,6 +204,14 @@ fn details(doc: &RouteDoc) -> (Vec<Value>, Option<Value>, Map<String, Value>) {
             "401".into(),
             error_response("Missing or invalid bearer token."),
         );
+    }
+    // Limits every route has (the service's `--request-timeout` and `--body-limit`).
+    responses.insert(
+        "408".into(),
+        error_response("No answer within the request timeout."),
+    );
+    if body.is_some() {
+        responses.insert("413".into(), error_response("Body larger than the limit."));
     }
     responses.insert(
         "500".into(),

@@ -296,6 +296,7 @@ pub(crate) async fn legacy(
         return Err(no_destination(demarche));
     };
     if delivery.dossier_id == 0 {
+        state.metrics().webhook(KIND, WebhookOutcome::Rejected);
         return Err(ApiError::invalid(
             "`dossier_id` must be a positive dossier number",
         ));

@@ -81,9 +81,19 @@ fn the_config_file_parses_and_rejects_unknown_keys() {
         allow_dest = ["/srv/a", "s3://b/p"]
         api_tokens = ["t1", "t2"]
         max_concurrent_syncs = 3
+        jobs = 4
+        download_read_timeout_secs = 90
+        [dest_options]
+        region = "eu-west-3"
+        aws_secret_access_key = "s3-secret"
         [ds]
         endpoint = "http://127.0.0.1:1/api/v2/graphql"
         token = "ds-token"
+        connect_timeout_secs = 5
+        read_timeout_secs = 300
+        requests_per_minute = 200
+        max_attempts = 4
+        page_size = 50
         [ds.tokens]
         "42" = "other-token"
         [webhooks]
@@ -104,14 +114,33 @@ fn the_config_file_parses_and_rejects_unknown_keys() {
         file.webhooks.destinations.get("42").map(String::as_str),
         Some("/srv/a/42")
     );
-    let debug = format!("{file:?}");
-    assert!(
-        !debug.contains("ds-token") && !debug.contains("whsec_a") && !debug.contains("t1"),
-        "{debug}"
+    assert_eq!(
+        (file.jobs, file.download_read_timeout_secs),
+        (Some(4), Some(90))
     );
+    assert_eq!(
+        file.dest_options.get("region").map(Secret::expose),
+        Some("eu-west-3")
+    );
+    assert_eq!(
+        (
+            file.ds.connect_timeout_secs,
+            file.ds.read_timeout_secs,
+            file.ds.requests_per_minute,
+            file.ds.max_attempts,
+            file.ds.page_size
+        ),
+        (Some(5), Some(300), Some(200), Some(4), Some(50))
+    );
+    let debug = format!("{file:?}");
+    for secret in ["ds-token", "whsec_a", "t1", "s3-secret"] {
+        assert!(!debug.contains(secret), "`{secret}` in {debug}");
+    }
 
     let err = ConfigFile::from_toml("alow_dest = []").expect_err("typo");
     assert!(err.to_string().contains("alow_dest"), "{err}");
+    let err = ConfigFile::from_toml("[ds]\nconect_timeout_secs = 3").expect_err("typo");
+    assert!(err.to_string().contains("conect_timeout_secs"), "{err}");
 }
 
 #[test]

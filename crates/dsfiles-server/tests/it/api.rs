@@ -12,6 +12,7 @@ async fn server(dirs: &Dirs) -> TestServer {
         Arc::new(Blocking {
             files: 7,
             stall_listing: false,
+            ..Blocking::default()
         }),
     )
     .await
@@ -222,6 +223,39 @@ async fn bad_requests_get_the_json_error_shape() {
             413,
             "body_too_large",
         ),
+        // Raw-body routes (no JSON extractor) get the same 413.
+        (
+            server
+                .http
+                .post(server.url("/v1/webhooks/ds"))
+                .header("x-webhook-signature-256", "sha256=00")
+                .body(vec![b'{'; 2 * 1024 * 1024]),
+            413,
+            "body_too_large",
+        ),
+        (
+            server
+                .http
+                .post(server.url(&format!(
+                    "/v1/webhooks/ds/{}",
+                    crate::support::WEBHOOK_SECRET
+                )))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!(
+                    "procedure_id=1&state={}",
+                    "x".repeat(2 * 1024 * 1024)
+                )),
+            413,
+            "body_too_large",
+        ),
+        // Unknown routes, authenticated or not, outside `/v1` too.
+        (server.http.get(server.url("/nothing")), 404, "not_found"),
+        (server.http.get(server.url("/v1/nothing")), 404, "not_found"),
+        (
+            server.http.delete(server.url("/healthz")),
+            405,
+            "method_not_allowed",
+        ),
     ];
     for (request, status, code) in cases {
         let request = request.build().expect("request");
@@ -309,6 +343,7 @@ async fn request_timeouts_use_the_error_shape() {
         Arc::new(Blocking {
             files: 1,
             stall_listing: true,
+            ..Blocking::default()
         }),
     )
     .await;
@@ -318,6 +353,45 @@ async fn request_timeouts_use_the_error_shape() {
         .await
         .expect("send");
     assert_eq!(error_code(response, 408).await, "timeout");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_panicking_handler_answers_the_json_500_and_the_service_goes_on() {
+    let dirs = Dirs::new();
+    let server = TestServer::start(
+        config(&dirs),
+        Arc::new(Blocking {
+            panic_listing: true,
+            ..Blocking::default()
+        }),
+    )
+    .await;
+    let response = server
+        .get("/v1/demarches/1/files")
+        .send()
+        .await
+        .expect("send");
+    let text = response.text().await.expect("body");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("JSON error body");
+    assert_eq!(
+        value,
+        json!({"error": {"code": "internal", "message": "internal error"}}),
+        "the panic message stays in the log"
+    );
+    let response = server
+        .get("/v1/demarches/1/files")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(error_code(response, 500).await, "internal");
+    let health = server
+        .http
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(health.status(), 200);
     server.stop().await;
 }
 
@@ -383,6 +457,8 @@ async fn the_openapi_document_matches_the_routes() {
         .await
         .expect("json");
     assert_eq!(doc["openapi"], "3.1.0");
+    // The whole document, reviewed like code when it changes (`cargo insta review`).
+    insta::assert_json_snapshot!("openapi", doc, {".info.version" => "[version]"});
     let paths = doc["paths"].as_object().expect("paths");
     let mut operations = Vec::new();
     for (path, item) in paths {

@@ -14,6 +14,7 @@ async fn pages_cover_every_record_exactly_once() {
         Arc::new(Blocking {
             files: 25,
             stall_listing: false,
+            ..Blocking::default()
         }),
     )
     .await;

@@ -34,12 +34,17 @@ pub fn small() -> SimConfig {
 }
 
 pub fn pipeline_for(sim: &SimHandle) -> Arc<dyn Pipeline> {
+    Arc::new(core_pipeline(sim))
+}
+
+/// The production pipeline against `sim`, with short backoffs.
+pub fn core_pipeline(sim: &SimHandle) -> CorePipeline {
     let token = ds::Token::new(sim.token()).expect("token");
     let mut config = ds::ClientConfig::new(sim.endpoint(), token);
     config.backoff_base = Duration::from_millis(5);
     config.backoff_max = Duration::from_millis(50);
     config.requests_per_minute = 0;
-    Arc::new(CorePipeline::new(config, BTreeMap::new()).expect("pipeline"))
+    CorePipeline::new(config, BTreeMap::new()).expect("pipeline")
 }
 
 /// Directories a test server uses: its state and the allowed destination root.
@@ -150,6 +155,33 @@ impl TestServer {
         response.json().await.expect("job record")
     }
 
+    /// Opens the job's SSE stream and reads it until its text contains `needle` (for example
+    /// `"file_stored"`); returns the rest of the stream, still open.
+    pub async fn events_until(
+        &self,
+        id: &str,
+        needle: &str,
+    ) -> futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>> {
+        use futures::StreamExt as _;
+        let response = self
+            .get(&format!("/v1/syncs/{id}/events"))
+            .send()
+            .await
+            .expect("GET events");
+        assert_eq!(response.status(), 200);
+        let mut body = response.bytes_stream().boxed();
+        let mut seen = String::new();
+        while !seen.contains(needle) {
+            let chunk = body
+                .next()
+                .await
+                .unwrap_or_else(|| panic!("the stream ended before `{needle}`: {seen}"))
+                .expect("chunk");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        body
+    }
+
     /// Follows the job's SSE stream until its terminal status; returns every (event, data).
     pub async fn follow(&self, id: &str) -> Vec<(String, serde_json::Value)> {
         use futures::StreamExt as _;
@@ -221,6 +253,18 @@ impl TestServer {
     }
 }
 
+/// `dsfiles_core::verify` of a local destination.
+pub async fn verify(dest: &str) -> dsfiles_core::VerifyReport {
+    let sink = dsfiles_core::sink::open(dest, &[]).expect("open the destination");
+    dsfiles_core::verify(
+        sink,
+        dsfiles_core::no_progress(),
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .expect("verify")
+}
+
 /// Every file under `dir`, relative, excluding dsfiles' own state.
 pub fn stored_files(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -290,6 +334,8 @@ pub struct Blocking {
     pub files: usize,
     /// The listing never yields (to exercise request timeouts).
     pub stall_listing: bool,
+    /// The listing panics (to exercise the JSON 500).
+    pub panic_listing: bool,
 }
 
 #[async_trait::async_trait]
@@ -342,6 +388,7 @@ impl Pipeline for Blocking {
         if self.stall_listing {
             return Box::pin(futures::stream::pending());
         }
+        assert!(!self.panic_listing, "listing of démarche {demarche} panics");
         Box::pin(futures::stream::iter(files.collect::<Vec<_>>()))
     }
 

@@ -1,6 +1,7 @@
 //! Syncs through the API, against the simulator and the real pipeline.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dsfiles_server::api::{JobRecord, JobState};
@@ -8,7 +9,8 @@ use dsfiles_sim::{Fault, FaultPlan, SimConfig, Target};
 use serde_json::json;
 
 use crate::support::{
-    Dirs, TestServer, assert_terminal, config, pipeline_for, sim, small, stored_files,
+    Dirs, TestServer, assert_terminal, config, core_pipeline, pipeline_for, sim, small,
+    stored_files, verify,
 };
 
 #[tokio::test]
@@ -101,18 +103,7 @@ async fn cancelling_a_running_sync_ends_it_cancelled_and_consistent() {
         .await;
 
     // Wait (on the SSE stream) until a download has started, then cancel.
-    use futures::StreamExt as _;
-    let response = server
-        .get(&format!("/v1/syncs/{}/events", job.id))
-        .send()
-        .await
-        .expect("events");
-    let mut body = response.bytes_stream();
-    let mut seen = String::new();
-    while !seen.contains("\"file_started\"") {
-        let chunk = body.next().await.expect("stream continues").expect("chunk");
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    let body = server.events_until(&job.id, "\"file_started\"").await;
     let started = Instant::now();
     let response = server
         .delete(&format!("/v1/syncs/{}", job.id))
@@ -148,28 +139,26 @@ async fn cancelling_a_running_sync_ends_it_cancelled_and_consistent() {
     sim.shutdown().await;
 }
 
+/// The shutdown future of `serve` fires mid-sync, with files stored and others in flight:
+/// `serve` returns once the sync has stopped; the history on disk records the job `cancelled`;
+/// the destination verifies (every file in the manifest intact, nothing stored outside it);
+/// after a restart the history is served again and the next sync completes the work.
 #[tokio::test]
-async fn history_survives_a_restart_and_shutdown_cancels_running_syncs() {
-    let faults = FaultPlan::new().with(Fault::SlowFile { delay_ms: 30_000 }, Target::Always, None);
+async fn shutdown_mid_sync_leaves_a_cancelled_job_and_a_verifiable_destination() {
+    // Every third download hangs; the others are stored before the shutdown.
+    let faults = FaultPlan::new().with(
+        Fault::SlowFile { delay_ms: 30_000 },
+        Target::Every { every: 3 },
+        None,
+    );
     let sim = sim(SimConfig { faults, ..small() }).await;
     let dirs = Dirs::new();
+    let dest = dirs.dest("a");
     let server = TestServer::start(config(&dirs), pipeline_for(&sim)).await;
     let running = server
-        .start_sync(json!({"demarche": sim.demarche(), "dest": dirs.dest("a")}))
+        .start_sync(json!({"demarche": sim.demarche(), "dest": dest}))
         .await;
-    // Wait for the first job to run, through its status.
-    use futures::StreamExt as _;
-    let response = server
-        .get(&format!("/v1/syncs/{}/events", running.id))
-        .send()
-        .await
-        .expect("events");
-    let mut body = response.bytes_stream();
-    let mut seen = String::new();
-    while !seen.contains("\"file_started\"") {
-        let chunk = body.next().await.expect("stream continues").expect("chunk");
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    let mut body = server.events_until(&running.id, "\"file_stored\"").await;
     let started = Instant::now();
     server.stop().await;
     assert!(
@@ -178,16 +167,37 @@ async fn history_survives_a_restart_and_shutdown_cancels_running_syncs() {
         started.elapsed()
     );
     // The open SSE stream ended with the server.
+    use futures::StreamExt as _;
     while let Some(chunk) = body.next().await {
         if chunk.is_err() {
             break;
         }
     }
 
+    // What the history says on disk, before anything reads it back.
+    let file = dirs.state.join("jobs").join(format!("{}.json", running.id));
+    let recorded: JobRecord =
+        serde_json::from_slice(&std::fs::read(&file).expect("job file")).expect("job record");
+    assert_terminal(&recorded, JobState::Cancelled);
+    assert!(recorded.finished_at.is_some());
+    let stored = recorded.counters.files_stored;
+    let expected = sim.expected_files(false, false).len() as u64;
+    assert!(
+        stored >= 1 && stored < expected,
+        "stored {stored} of {expected} before the shutdown"
+    );
+    // The manifest names exactly what is stored, intact; nothing partial or unrecorded.
+    let report = verify(&dest).await;
+    assert!(
+        report.missing.is_empty() && report.corrupt.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(report.ok, stored, "{report:?}");
+    assert_eq!(stored_files(Path::new(&dest)).len() as u64, stored);
+
     sim.set_faults(FaultPlan::new());
     let server = TestServer::start(config(&dirs), pipeline_for(&sim)).await;
-    let record = server.job(&running.id).await;
-    assert_terminal(&record, JobState::Cancelled);
+    assert_eq!(server.job(&running.id).await, recorded);
     let list: serde_json::Value = server
         .get("/v1/syncs")
         .send()
@@ -197,11 +207,97 @@ async fn history_survives_a_restart_and_shutdown_cancels_running_syncs() {
         .await
         .expect("json");
     assert_eq!(list["jobs"][0]["id"], running.id.as_str());
-    // The destination is free again.
+    // The destination is free again, and the next run stores only what is missing.
     let next = server
-        .start_sync(json!({"demarche": sim.demarche(), "dest": dirs.dest("a")}))
+        .start_sync(json!({"demarche": sim.demarche(), "dest": dest}))
         .await;
-    assert_terminal(&server.finish(&next.id).await, JobState::Succeeded);
+    let next = server.finish(&next.id).await;
+    assert_terminal(&next, JobState::Succeeded);
+    assert_eq!(next.counters.files_stored, expected - stored);
+    let report = verify(&dest).await;
+    assert_eq!(
+        (report.ok, report.missing.len(), report.corrupt.len()),
+        (expected, 0, 0)
+    );
+    server.stop().await;
+    sim.shutdown().await;
+}
+
+/// `CorePipeline::with_fetch_options` reaches the downloads: with a 300 ms read timeout, the
+/// download the file host holds for 30 s is abandoned and retried, so the sync ends quickly.
+/// The retry and DS's 429 show in the job and in `/metrics`.
+#[tokio::test]
+async fn download_settings_reach_the_pipeline_and_retries_show_in_metrics() {
+    let faults = FaultPlan::new()
+        .with(
+            Fault::SlowFile { delay_ms: 30_000 },
+            Target::Always,
+            Some(1),
+        )
+        .with(
+            Fault::RateLimited {
+                reset_in_secs: 1,
+                retry_after: false,
+            },
+            Target::Always,
+            Some(1),
+        );
+    let sim = sim(SimConfig { faults, ..small() }).await;
+    let dirs = Dirs::new();
+    let pipeline = core_pipeline(&sim).with_fetch_options(dsfiles_core::FetchOptions {
+        read_timeout: Duration::from_millis(300),
+        backoff_base: Duration::from_millis(5),
+        backoff_max: Duration::from_millis(50),
+        ..dsfiles_core::FetchOptions::default()
+    });
+    let server = TestServer::start(config(&dirs), Arc::new(pipeline)).await;
+    let started = Instant::now();
+    let job = server
+        .start_sync(json!({"demarche": sim.demarche(), "dest": dirs.dest("t")}))
+        .await;
+    let done = server.finish(&job.id).await;
+    assert_terminal(&done, JobState::Succeeded);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(done.counters.retries >= 1, "{:?}", done.counters);
+    assert_eq!(
+        done.counters.files_stored,
+        sim.expected_files(false, false).len() as u64
+    );
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no `{name}` in\n{metrics}"))
+    };
+    assert_eq!(value("dsfiles_ds_rate_limited_total"), 1);
+    assert!(value("dsfiles_ds_retries_total") >= 1);
+    assert!(value("dsfiles_ds_api_calls_total") >= 2);
+    assert_eq!(
+        value("dsfiles_download_retries_total"),
+        done.counters.retries
+    );
+    assert_eq!(
+        value("dsfiles_files_stored_total"),
+        done.counters.files_stored
+    );
+    assert_eq!(
+        value("dsfiles_bytes_stored_total"),
+        done.counters.bytes_stored
+    );
+    assert_eq!(value("dsfiles_files_failed_total"), 0);
     server.stop().await;
     sim.shutdown().await;
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use dsfiles_server::api::{JobState, WebhookAccepted};
 use hmac::{Hmac, Mac as _};
@@ -203,5 +204,50 @@ async fn webhooks_refuse_bad_signatures_secrets_and_payloads() {
         .await
         .expect("send");
     assert_eq!(error_code(response, 400).await, "malformed_form");
+    server.stop().await;
+}
+
+/// Both webhooks answer as soon as the sync is queued. The pipeline here never ends a sync on
+/// its own, so a 202 (within a 2 s client timeout, DS gives up at 10 s) proves the handler does
+/// not await the sync; the job is then seen running.
+#[tokio::test]
+async fn webhooks_answer_without_waiting_for_the_sync() {
+    let dirs = Dirs::new();
+    let mut config = config(&dirs);
+    config.webhook_destinations.insert(77, dirs.dest("a"));
+    config.webhook_destinations.insert(78, dirs.dest("b"));
+    let server = TestServer::start(config, Arc::new(Blocking::default())).await;
+    let body = delivery(77, &[(1, 10)]);
+    let signed = server
+        .http
+        .post(server.url("/v1/webhooks/ds"))
+        .header("content-type", "application/json")
+        .header("x-webhook-signature-256", sign(WEBHOOK_SECRET, &body))
+        .body(body);
+    let legacy = server
+        .http
+        .post(server.url(&format!("/v1/webhooks/ds/{WEBHOOK_SECRET}")))
+        .form(&[("procedure_id", "78"), ("dossier_id", "10")]);
+    for request in [signed, legacy] {
+        let started = Instant::now();
+        let response = request
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .expect("the webhook answers before its sync ends");
+        let elapsed = started.elapsed();
+        assert_eq!(response.status(), 202);
+        let accepted: WebhookAccepted = response.json().await.expect("json");
+        let [id] = accepted.jobs.as_slice() else {
+            panic!("one job expected: {accepted:?}")
+        };
+        // The sync runs after the answer (and runs until cancelled).
+        drop(server.events_until(id, "\"state\":\"running\"").await);
+        assert_eq!(server.job(id).await.state, JobState::Running);
+        #[allow(clippy::print_stdout, reason = "the latency is the test's report")]
+        {
+            println!("webhook answered in {elapsed:?}");
+        }
+    }
     server.stop().await;
 }
