@@ -26,11 +26,24 @@ async fn main() -> anyhow::Result<()> {
     let sim = dsfiles_sim::start(dsfiles_sim::SimConfig::default()).await?;
     let dir = tempfile::tempdir()?;
 
-    let client = ds::Client::new(ds::ClientConfig::new(sim.endpoint(), ds::Token::new(sim.token())?))?;
+    let client = ds::Client::new(ds::ClientConfig::new(
+        sim.endpoint(),
+        ds::Token::new(sim.token())?,
+    ))?;
     let dest = sink::open(&dir.path().display().to_string(), &[])?;
-    let options = SyncOptions { jobs: 4, ..SyncOptions::new(sim.demarche()) };
+    let options = SyncOptions {
+        jobs: 4,
+        ..SyncOptions::new(sim.demarche())
+    };
 
-    let report = dsfiles_core::sync(client, dest, options, Arc::new(Log), CancellationToken::new()).await?;
+    let report = dsfiles_core::sync(
+        client,
+        dest,
+        options,
+        Arc::new(Log),
+        CancellationToken::new(),
+    )
+    .await?;
     println!(
         "{} files stored, {} failed, {} bytes in {:.2}s; exit status {:?}",
         report.stored,
