@@ -392,11 +392,7 @@ impl Fetcher {
         progress: &Progress,
         cancel: &CancellationToken,
     ) -> Result<(Box<dyn Upload>, u64, Digests), AttemptError> {
-        let meta = ObjectMeta {
-            content_type: Some(record.content_type.clone()).filter(|c| !c.is_empty()),
-            md5_base64: Some(record.checksum.clone()).filter(|_| verifiable(record)),
-            sha256_hex: None,
-        };
+        let meta = object_meta(record, None);
         let mut upload = dest
             .sink
             .create(dest.key, &meta)
@@ -577,6 +573,17 @@ impl Fetcher {
                 reason: format!("{interruption}; resuming at byte {received}"),
             });
         }
+    }
+}
+
+/// The attributes an object of `record` is published with: DS's content type and DS's checksum
+/// (what DS announced, even when the bytes disagree and the file is flagged), plus the SHA-256
+/// when it is known before the upload starts.
+pub(crate) fn object_meta(record: &FileRecord, sha256_hex: Option<&str>) -> ObjectMeta {
+    ObjectMeta {
+        content_type: Some(record.content_type.clone()).filter(|c| !c.is_empty()),
+        md5_base64: Some(record.checksum.clone()).filter(|_| verifiable(record)),
+        sha256_hex: sha256_hex.map(str::to_owned),
     }
 }
 

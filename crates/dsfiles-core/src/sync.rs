@@ -25,7 +25,7 @@ use crate::fetch::{self, Dest, FetchFailure, Fetched, Fetcher, Refresh};
 use crate::hash::Hasher;
 use crate::options::{SINCE_MARGIN, Since, SyncOptions};
 use crate::plan::{self, Action, Download, PlanInput};
-use crate::sink::{ObjectMeta, Sink};
+use crate::sink::Sink;
 use crate::state;
 use crate::wire::{
     Event, Failure, FileStatus, Flagged, RECHECK_KEY, RUNS_PREFIX, Recheck, STAGING_MARKER,
@@ -75,9 +75,14 @@ pub async fn sync(
         Err(e) => return Err(e),
     };
     remove_staging(sink.as_ref()).await;
-    if opts.layout.needs_sha256() {
+    // Layouts with `{sha256}` stage every file: the marker goes first (a run-level failure).
+    // Other layouts stage a file only when its new key is occupied, and write it then.
+    let staging_marker = if opts.layout.needs_sha256() {
         state::put_marker(sink.as_ref(), STAGING_MARKER).await?;
-    }
+        tokio::sync::OnceCell::new_with(Some(()))
+    } else {
+        tokio::sync::OnceCell::new()
+    };
 
     let since = match opts.since {
         Since::Full => opts.filter.updated_since,
@@ -115,6 +120,7 @@ pub async fn sync(
         refresh_filter,
         progress: Arc::clone(&progress),
         cancel: cancel.clone(),
+        staging_marker,
         run_id: run_id.clone(),
         opts,
     });
@@ -339,6 +345,8 @@ struct Run {
     keys: Mutex<KeyAllocator>,
     /// One permit per concurrent download, across dossiers.
     downloads: Arc<Semaphore>,
+    /// Set once [`STAGING_MARKER`] is known to exist (written before the first staged file).
+    staging_marker: tokio::sync::OnceCell<()>,
     run_id: String,
 }
 
@@ -652,21 +660,33 @@ impl Run {
     }
 
     /// Downloads one planned file and returns its manifest entry.
+    ///
+    /// A file goes straight to its key when the manifest already gives it that key or nothing
+    /// is there. When something already sits at a new key, only the downloaded bytes can tell
+    /// whether it is this very file (published by a run killed before it wrote the shard; its
+    /// DS checksum may be wrong, so DS's MD5 proves nothing) or a foreign object: the file is
+    /// then staged and the key decided after the download ([`Run::free_key`]).
     async fn download(&self, d: Download, refresher: &DossierRefresh<'_>) -> Settled {
         let file_id = d.record.file_id();
         let key = match &d.key {
-            Some(key) if d.new_key => match self.free_key(&file_id, key.clone(), &d.record).await {
-                Ok(key) => key,
-                Err(reason) => {
-                    return Settled::Failed {
-                        key: key.as_str().to_owned(),
-                        reason,
-                    };
-                }
-            },
             Some(key) => key.clone(),
             None => return self.download_staged(d, refresher).await,
         };
+        if d.new_key {
+            match self.sink.stat(key.as_str()).await {
+                Ok(None) => {}
+                Ok(Some(_)) => return self.download_staged(d, refresher).await,
+                Err(e) => {
+                    return Settled::Failed {
+                        reason: format!(
+                            "cannot check `{key}` before writing it: {}",
+                            fetch::error_chain(&e)
+                        ),
+                        key: key.into_string(),
+                    };
+                }
+            }
+        }
         let dest = Dest {
             sink: self.sink.as_ref(),
             key: key.as_str(),
@@ -688,17 +708,40 @@ impl Run {
         }
     }
 
-    /// For layouts with `{sha256}`: download into a staging key, then copy to the key rendered
-    /// with the SHA-256 (checking it again on the way) and remove the staged copy.
+    /// Downloads into a staging key, then copies to the final key (checking the SHA-256 again
+    /// on the way) and removes the staged copy. Used when the key is known only after the
+    /// download: layouts with `{sha256}` (the key is rendered with it), and a new key already
+    /// occupied (the planned key is kept if the object there holds the same bytes, else the
+    /// next free numbered variant of the rendered key is taken).
     async fn download_staged(&self, d: Download, refresher: &DossierRefresh<'_>) -> Settled {
         let file_id = d.record.file_id();
+        let failed_key = d
+            .key
+            .as_ref()
+            .map_or_else(|| self.opts.layout.template().to_owned(), |k| k.to_string());
         // Flat keys next to a marker: the directory never becomes empty while other staged
         // files are being published into it (a local sink removes empty directories on delete).
+        if let Err(e) = self
+            .staging_marker
+            .get_or_try_init(|| state::put_marker(self.sink.as_ref(), STAGING_MARKER))
+            .await
+        {
+            return Settled::Failed {
+                key: failed_key,
+                reason: format!("cannot prepare the staging area `{STAGING_PREFIX}`: {e}"),
+            };
+        }
         let staging = format!(
             "{STAGING_PREFIX}{}-{}",
             self.run_id,
             uuid::Uuid::new_v4().simple()
         );
+        // What the key is rendered from: the record as planned (a key planned before the
+        // download stays put even if DS renames the file meanwhile, as on the direct path).
+        let planned = d
+            .key
+            .as_ref()
+            .map(|key| (self.opts.layout.render(&d.record, None), key.clone()));
         let fetched = match self
             .fetcher
             .fetch(
@@ -717,18 +760,24 @@ impl Run {
             Err(FetchFailure::Cancelled) => return Settled::Cancelled,
             Err(FetchFailure::Failed(reason)) => {
                 return Settled::Failed {
-                    key: self.opts.layout.template().to_owned(),
+                    key: failed_key,
                     reason,
                 };
             }
         };
-        let desired = self
-            .opts
-            .layout
-            .render(&fetched.record, Some(&fetched.sha256));
-        let key = {
-            let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-            keys.allocate(&file_id, &desired)
+        let (base, key) = match planned {
+            Some(planned) => planned,
+            None => {
+                let base = self
+                    .opts
+                    .layout
+                    .render(&fetched.record, Some(&fetched.sha256));
+                let key = {
+                    let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+                    keys.allocate(&file_id, &base)
+                };
+                (base, key)
+            }
         };
         let result = match d
             .previous
@@ -736,8 +785,8 @@ impl Run {
             .filter(|p| p.key == key.as_str() && p.sha256 == fetched.sha256)
         {
             // Same bytes already at the same key.
-            Some(_) => Ok(key),
-            None => match self.free_key(&file_id, key, &fetched.record).await {
+            Some(_) => Ok(key.clone()),
+            None => match self.free_key(&file_id, &base, key.clone(), &fetched).await {
                 Ok(key) => self
                     .copy(&staging, key.as_str(), &fetched)
                     .await
@@ -754,7 +803,7 @@ impl Run {
                 Settled::Stored(entry(&file_id, key.as_str(), fetched), detail)
             }
             Err(reason) => Settled::Failed {
-                key: desired.into_string(),
+                key: key.into_string(),
                 reason,
             },
         }
@@ -762,11 +811,7 @@ impl Run {
 
     /// Copies the verified staged object to `key`, checking its SHA-256 again.
     async fn copy(&self, from: &str, key: &str, fetched: &Fetched) -> Result<(), String> {
-        let meta = ObjectMeta {
-            content_type: Some(fetched.record.content_type.clone()),
-            md5_base64: Some(fetched.md5_base64.clone()),
-            sha256_hex: Some(fetched.sha256.clone()),
-        };
+        let meta = fetch::object_meta(&fetched.record, Some(&fetched.sha256));
         let mut source = self
             .sink
             .get(from)
@@ -806,16 +851,20 @@ impl Run {
     }
 
     /// `key` if nothing foreign occupies it in the destination, else the next free numbered
-    /// variant (reserved in the allocator): no file ever overwrites another. An object with the
-    /// same size and MD5 as `record` is this file (published by a run killed before it wrote
-    /// the shard) and may be replaced.
+    /// variant of `base` (the key as the layout renders it, so that numbers do not pile up:
+    /// `name (3).pdf`, never `name (2) (2).pdf`), reserved in the allocator: no file ever
+    /// overwrites another. An object holding exactly the bytes about to be published (same
+    /// size and SHA-256 as `fetched`) is this file, published by a run killed before it wrote
+    /// the shard, and is replaced by the same bytes. The test is the same on every backend and
+    /// reads the object's content: attributes such as a stored MD5 only repeat what DS
+    /// announced, which can be wrong.
     async fn free_key(
         &self,
         file_id: &str,
+        base: &RelKey,
         mut key: RelKey,
-        record: &FileRecord,
+        fetched: &Fetched,
     ) -> Result<RelKey, String> {
-        let desired = key.clone();
         for _ in 0..1000 {
             let info = self.sink.stat(key.as_str()).await.map_err(|e| {
                 format!(
@@ -824,17 +873,18 @@ impl Run {
                 )
             })?;
             let Some(info) = info else { return Ok(key) };
-            if plan::verifiable(record) && info.size == record.byte_size {
-                let same = match &info.meta.md5_base64 {
-                    Some(md5) => *md5 == record.checksum,
-                    None => self
-                        .md5_of(key.as_str())
-                        .await
-                        .is_some_and(|md5| md5 == record.checksum),
-                };
-                if same {
-                    return Ok(key);
-                }
+            if info.size == fetched.size
+                && self
+                    .sha256_of(key.as_str())
+                    .await
+                    .is_some_and(|sha256| sha256 == fetched.sha256)
+            {
+                tracing::info!(
+                    key = key.as_str(),
+                    file_id,
+                    "the key holds this file's bytes (an earlier run's): replacing it"
+                );
+                return Ok(key);
             }
             tracing::info!(
                 key = key.as_str(),
@@ -846,19 +896,40 @@ impl Run {
             if let Err(e) = keys.insert_existing(&format!("foreign:{key}"), key.clone()) {
                 return Err(format!("cannot reserve `{key}`: {e}"));
             }
-            key = keys.allocate(file_id, &desired);
+            key = keys.allocate(file_id, base);
         }
-        Err(format!("no free key found near `{desired}`"))
+        Err(format!("no free key found near `{base}`"))
     }
 
-    /// Base64 MD5 of a stored object (`None` if it cannot be read).
-    async fn md5_of(&self, key: &str) -> Option<String> {
-        let mut stream = self.sink.get(key).await.ok()?;
+    /// Hex SHA-256 of a stored object (`None` if it cannot be read: then it is not proven to
+    /// be ours, and is left alone).
+    async fn sha256_of(&self, key: &str) -> Option<String> {
+        let mut stream = match self.sink.get(key).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(
+                    key,
+                    "cannot read an existing object: {}",
+                    fetch::error_chain(&e)
+                );
+                return None;
+            }
+        };
         let mut hasher = Hasher::start();
         while let Some(chunk) = stream.next().await {
-            hasher.update(chunk.ok()?).await;
+            match chunk {
+                Ok(chunk) => hasher.update(chunk).await,
+                Err(e) => {
+                    tracing::warn!(
+                        key,
+                        "cannot read an existing object: {}",
+                        fetch::error_chain(&e)
+                    );
+                    return None;
+                }
+            }
         }
-        hasher.finish().await.ok().map(|d| d.md5_base64)
+        hasher.finish().await.ok().map(|d| d.sha256_hex)
     }
 }
 

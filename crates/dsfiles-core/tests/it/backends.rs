@@ -54,6 +54,11 @@ macro_rules! matrix {
             async fn crash_after_flagged_file_then_rerun() -> Result<()> {
                 super::crash_then_rerun($backend, Crash::FlaggedFile).await
             }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn own_copies_taken_back_foreign_objects_kept() -> Result<()> {
+                super::own_copies_taken_back_foreign_objects_kept($backend).await
+            }
         }
     )*};
 }
@@ -387,8 +392,10 @@ enum Crash {
 }
 
 /// `kill -9` at the pipeline level: the store stops answering right after a file is published
-/// (nothing else reaches it), then the `sync` future is dropped. A new process (a freshly
-/// opened destination) re-runs: complete, correct, no duplicate of the orphaned file.
+/// (nothing else reaches it), then the `sync` future is dropped; once the dead run let go of
+/// the destination and its storage operations settled ([`CrashSink::dead_and_settled`]), a
+/// new process (a freshly opened destination) re-runs: complete, correct, no temp file left,
+/// no duplicate of the orphaned files.
 async fn crash_then_rerun(backend: Backend, crash: Crash) -> Result<()> {
     let Some(mut h) = Harness::start(backend, demarche()).await? else {
         return Ok(());
@@ -406,6 +413,7 @@ async fn crash_then_rerun(backend: Backend, crash: Crash) -> Result<()> {
     };
     let crashing = Arc::new(CrashSink::new(Arc::clone(&h.sink), at));
     let crashed = crashing.crashed();
+    let settled = crashing.dead_and_settled();
     let run = dsfiles_core::sync(
         h.client.clone(),
         Arc::clone(&crashing) as Arc<dyn Sink>,
@@ -418,6 +426,9 @@ async fn crash_then_rerun(backend: Backend, crash: Crash) -> Result<()> {
         () = crashed => {}
     }
     drop(crashing);
+    tokio::time::timeout(std::time::Duration::from_secs(60), settled)
+        .await
+        .context("the crashed run still holds the destination")?;
     let before = list(h.sink.as_ref(), "").await?;
     ensure!(
         before.iter().any(|e| !e.key.starts_with(".dsfiles/")),
@@ -435,6 +446,83 @@ async fn crash_then_rerun(backend: Backend, crash: Crash) -> Result<()> {
     let report = h.sync(h.options()).await?;
     ensure!(!report.cancelled && report.failed.is_empty(), "{report:#?}");
     ensure!(report.sync_point_advanced, "{report:#?}");
+    h.check(&[]).await
+}
+
+/// Objects at the keys of files the manifest does not know: the run's own earlier copies (the
+/// shard was lost, as when a run is killed before writing it), including the file whose DS
+/// checksum is wrong, are recognised by their bytes and taken back at the same key; a foreign
+/// object of the same size is never overwritten, the file goes to a numbered key beside it.
+async fn own_copies_taken_back_foreign_objects_kept(backend: Backend) -> Result<()> {
+    let Some(mut h) = Harness::start(backend, demarche()).await? else {
+        return Ok(());
+    };
+    let report = h.sync(h.options()).await?;
+    ensure!(report.failed.is_empty(), "{:#?}", report.failed);
+    let shards = h.shards().await?;
+    let live = || shards.values().filter(|s| s.deleted_at.is_none());
+    let (flagged_dossier, flagged) = live()
+        .flat_map(|s| s.files.iter().map(move |f| (s.dossier, f.clone())))
+        .find(|(_, f)| f.status == FileStatus::ChecksumMismatch)
+        .context("no file flagged `checksum_mismatch`")?;
+    let (other_dossier, other) = live()
+        .filter(|s| s.dossier != flagged_dossier)
+        .flat_map(|s| s.files.iter().map(move |f| (s.dossier, f.clone())))
+        .find(|(_, f)| f.status == FileStatus::Ok && f.size > 0)
+        .context("no verified file outside the flagged file's dossier")?;
+
+    // The two dossiers lose their shards; the flagged file's object is rewritten with the same
+    // bytes but no attributes, the other file's object is replaced by foreign bytes.
+    for dossier in [flagged_dossier, other_dossier] {
+        h.sink
+            .delete(&dsfiles_core::wire::shard_key(dossier))
+            .await?;
+    }
+    let own = h
+        .sink
+        .get_small(&flagged.key)
+        .await?
+        .context("the flagged file is not stored")?;
+    let foreign = Bytes::from(vec![b'x'; usize::try_from(other.size)?]);
+    for (key, bytes) in [(&flagged.key, own), (&other.key, foreign.clone())] {
+        let mut up = h.sink.create(key, &ObjectMeta::default()).await?;
+        up.write(bytes).await?;
+        up.commit().await?;
+    }
+
+    h.reopen()?;
+    let mut opts = h.options();
+    opts.since = Since::Full;
+    let report = h.sync(opts).await?;
+    ensure!(report.failed.is_empty(), "{:#?}", report.failed);
+    let relisted = shards[&flagged_dossier].files.len() + shards[&other_dossier].files.len();
+    ensure!(report.stored as usize == relisted, "{report:#?}");
+    let after = h.shards().await?;
+    let slot = |dossier: u64, file_id: &str| {
+        after
+            .get(&dossier)
+            .and_then(|s| s.file(file_id))
+            .cloned()
+            .with_context(|| format!("`{file_id}` is not in the manifest"))
+    };
+    let taken_back = slot(flagged_dossier, &flagged.file_id)?;
+    ensure!(
+        taken_back.key == flagged.key && taken_back.status == FileStatus::ChecksumMismatch,
+        "the flagged file's own copy was not taken back: {taken_back:#?}"
+    );
+    let moved = slot(other_dossier, &other.file_id)?;
+    ensure!(
+        moved.key != other.key && !moved.key.contains(") ("),
+        "the file next to a foreign object is at `{}`",
+        moved.key
+    );
+    ensure!(
+        h.sink.get_small(&other.key).await? == Some(foreign),
+        "the foreign object at `{}` was overwritten",
+        other.key
+    );
+    // Without the foreign object, the destination is exactly the manifest.
+    h.sink.delete(&other.key).await?;
     h.check(&[]).await
 }
 

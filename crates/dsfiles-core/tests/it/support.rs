@@ -168,8 +168,8 @@ impl Env {
             "{verify:#?}"
         );
         assert_eq!(verify.ok as usize, got.len() + self.removed_count(&shards));
-        let tmp = self.dir.path().join(".dsfiles/tmp");
-        assert_eq!(std::fs::read_dir(tmp)?.count(), 0, "temp files left behind");
+        let left = temp_files(self.dir.path())?;
+        assert!(left.is_empty(), "temp files left behind: {left:?}");
         Ok(())
     }
 
@@ -187,6 +187,25 @@ impl Env {
             })
             .sum()
     }
+}
+
+/// Every file (not directory: the local sink may spread its temp files over subdirectories)
+/// under `<dest>/.dsfiles/tmp/`.
+pub fn temp_files(dest: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dest.join(".dsfiles/tmp")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                dirs.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Something done when an event is emitted (from the download loop: it must not block).

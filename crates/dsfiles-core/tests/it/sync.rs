@@ -4,7 +4,7 @@ use dsfiles_core::{CancellationToken, FileStatus, RunStatus, SINCE_MARGIN, Since
 use dsfiles_sim::{Fault, SimConfig, Target};
 use futures::StreamExt as _;
 
-use crate::support::{Recorder, env};
+use crate::support::{Recorder, env, temp_files};
 
 #[tokio::test]
 async fn full_sync_equals_ground_truth_and_a_rerun_moves_nothing() -> anyhow::Result<()> {
@@ -187,8 +187,8 @@ async fn cancellation_leaves_consistent_shards_and_no_temp_files() -> anyhow::Re
         "{verify:#?}"
     );
     assert_eq!(
-        std::fs::read_dir(env.dir.path().join(".dsfiles/tmp"))?.count(),
-        0
+        temp_files(env.dir.path())?,
+        Vec::<std::path::PathBuf>::new()
     );
 
     let report = env.sync(env.options()).await?;
@@ -374,5 +374,105 @@ async fn a_foreign_object_is_never_overwritten() -> anyhow::Result<()> {
         !keys.contains(&taken),
         "the manifest claims the operator's file"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_taken_numbered_key_gives_the_next_number_of_the_rendered_key() -> anyhow::Result<()> {
+    // The same name twice in one champ: `doublon.pdf` and `doublon (2).pdf`.
+    let first = env(SimConfig::default()).await?;
+    first.sync(first.options()).await?;
+    let keys: Vec<String> = first
+        .shards()
+        .await?
+        .values()
+        .flat_map(|s| s.files.iter().map(|f| f.key.clone()))
+        .collect();
+    let Some(second) = keys.iter().find(|k| k.ends_with("/doublon (2).pdf")) else {
+        anyhow::bail!("no `doublon (2).pdf` stored: {keys:#?}")
+    };
+    let folder = second.trim_end_matches("doublon (2).pdf");
+
+    // A fresh destination where an operator's file sits at `doublon (2).pdf`.
+    let fresh = env(SimConfig::default()).await?;
+    let path = fresh.dir.path().join(second);
+    std::fs::create_dir_all(path.parent().unwrap_or(fresh.dir.path()))?;
+    std::fs::write(&path, b"operator's own file")?;
+    let report = fresh.sync(fresh.options()).await?;
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    assert_eq!(std::fs::read(&path)?, b"operator's own file");
+    let mut doublons: Vec<String> = fresh
+        .shards()
+        .await?
+        .values()
+        .flat_map(|s| s.files.iter().map(|f| f.key.clone()))
+        .filter(|k| k.starts_with(folder) && k.contains("doublon"))
+        .collect();
+    doublons.sort();
+    assert_eq!(
+        doublons,
+        [
+            format!("{folder}doublon (3).pdf"),
+            format!("{folder}doublon.pdf")
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_earlier_copy_of_a_flagged_file_is_taken_back_not_duplicated() -> anyhow::Result<()> {
+    // DS's checksum of this file is wrong: its MD5 cannot tell that the object is ours.
+    let first = env(SimConfig::default()).await?;
+    first.sync(first.options()).await?;
+    let Some(flagged) = first
+        .shards()
+        .await?
+        .values()
+        .flat_map(|s| s.files.clone())
+        .find(|f| f.status == FileStatus::ChecksumMismatch)
+    else {
+        anyhow::bail!("no file flagged `checksum_mismatch`")
+    };
+    let bytes = std::fs::read(first.dir.path().join(&flagged.key))?;
+
+    // What a run killed after publishing it, before writing the shard, leaves behind.
+    let orphaned = env(SimConfig::default()).await?;
+    let path = orphaned.dir.path().join(&flagged.key);
+    std::fs::create_dir_all(path.parent().unwrap_or(orphaned.dir.path()))?;
+    std::fs::write(&path, &bytes)?;
+    let report = orphaned.sync(orphaned.options()).await?;
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    let entry = orphaned
+        .shards()
+        .await?
+        .values()
+        .find_map(|s| s.file(&flagged.file_id).cloned());
+    assert_eq!(
+        entry.map(|e| (e.key, e.status)),
+        Some((flagged.key.clone(), FileStatus::ChecksumMismatch))
+    );
+    // Every object is in the manifest: no second copy beside the first.
+    orphaned.assert_ground_truth(&[]).await?;
+
+    // The same size but other bytes: someone else's file, kept; ours goes beside it.
+    let foreign = env(SimConfig::default()).await?;
+    let path = foreign.dir.path().join(&flagged.key);
+    std::fs::create_dir_all(path.parent().unwrap_or(foreign.dir.path()))?;
+    let look_alike: Vec<u8> = bytes.iter().map(|b| b ^ 0xff).collect();
+    std::fs::write(&path, &look_alike)?;
+    let report = foreign.sync(foreign.options()).await?;
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    assert_eq!(std::fs::read(&path)?, look_alike);
+    let moved = foreign
+        .shards()
+        .await?
+        .values()
+        .find_map(|s| s.file(&flagged.file_id).cloned());
+    let Some(moved) = moved else {
+        anyhow::bail!("`{}` is not in the manifest", flagged.file_id)
+    };
+    assert_ne!(moved.key, flagged.key);
+    assert!(!moved.key.contains(") ("), "`{}`", moved.key);
+    assert_eq!(std::fs::read(foreign.dir.path().join(&moved.key))?, bytes);
     Ok(())
 }

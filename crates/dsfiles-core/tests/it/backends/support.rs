@@ -24,6 +24,7 @@ use dsfiles_sim::{SimConfig, SimHandle};
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
 use sha2::Digest as _;
+use tokio_util::task::TaskTracker;
 
 /// Multipart part size of every sink in the suite (the smallest S3 accepts), so that a 12 MiB
 /// file takes three parts.
@@ -237,11 +238,15 @@ impl Backend {
         Ok(Some(Dest { name, ..dest }))
     }
 
-    /// The simulated démarche this backend can store. s3s-fs keeps each object's metadata in
-    /// one file named after the base64 of the whole key, so keys longer than about 180 bytes
-    /// fail there with `ENAMETOOLONG` (an emulator limit: S3, GCS and Azure take 1024-byte
-    /// keys); the hostile filenames, whose 255-byte name makes such a key, run on every other
-    /// backend, including S3 through moto.
+    /// The simulated démarche this backend can store. s3s-fs 0.14.1 keeps each object's
+    /// metadata in one file of its root directory named
+    /// `.bucket-{base64 bucket}.object-{base64 key}[.upload-{id}].metadata.json`, a single path
+    /// component: with our bucket, keys longer than 156 bytes (123 for a multipart upload)
+    /// make it exceed the file system's 255-byte limit, and s3s-fs answers HTTP 500
+    /// (`ENAMETOOLONG`), which object_store retries then reports. That is an emulator limit,
+    /// not S3's (keys up to 1024 bytes, `/` is not special): the hostile filenames, whose
+    /// 255-byte name alone makes a longer key, are stored through S3 by moto (in memory, no
+    /// such limit), and on every other backend.
     pub fn adapt(self, config: SimConfig) -> SimConfig {
         match self {
             Backend::S3sFs => SimConfig {
@@ -306,8 +311,7 @@ impl Dest {
                 entries == [dest.clone()],
                 "files outside {dest:?}: {entries:?}"
             );
-            let tmp = dest.join(".dsfiles/tmp");
-            let left: Vec<_> = std::fs::read_dir(&tmp)?.collect();
+            let left = crate::support::temp_files(dest)?;
             ensure!(left.is_empty(), "temp files left behind: {left:?}");
         }
         Ok(())
@@ -613,12 +617,29 @@ pub enum CrashAt {
 /// again: the process "died" right after that file reached the store, before the pipeline
 /// could write anything else (shard, sync point, report). Dropping the `sync` future then is
 /// what `kill -9` does to the pipeline's view of the store.
+///
+/// A real `kill -9` also stops the storage operations in progress; in one process they go on
+/// (a local sink's blocking file work cannot be cancelled) and could land after the "new
+/// process" opened the destination. So every operation that changes the store runs as a task
+/// of a [`TaskTracker`], and [`CrashSink::dead_and_settled`] waits for the sink to be dropped
+/// and for those tasks to end: each operation of the dead run then either happened whole or
+/// not at all, and what it left (temp files, a published object) is there before the re-run.
 #[derive(Debug)]
 pub struct CrashSink {
     inner: Arc<dyn Sink>,
     at: CrashAt,
     crashed: Arc<AtomicBool>,
     notify: Arc<tokio::sync::Notify>,
+    ops: TaskTracker,
+    /// Signalled when the sink is dropped.
+    released: Arc<tokio::sync::Notify>,
+}
+
+impl Drop for CrashSink {
+    fn drop(&mut self) {
+        // `notify_one` keeps a permit when nobody waits yet.
+        self.released.notify_one();
+    }
 }
 
 impl CrashSink {
@@ -628,6 +649,8 @@ impl CrashSink {
             at,
             crashed: Arc::new(AtomicBool::new(false)),
             notify: Arc::new(tokio::sync::Notify::new()),
+            ops: TaskTracker::new(),
+            released: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -646,22 +669,59 @@ impl CrashSink {
         }
     }
 
+    /// Resolves once the sink is dropped (the pipeline's tasks, aborted with the `sync`
+    /// future, are gone with everything they held) and the storage operations it started have
+    /// ended. Only then may a "new process" open the destination.
+    pub fn dead_and_settled(&self) -> impl Future<Output = ()> + Send + 'static {
+        let released = Arc::clone(&self.released);
+        let ops = self.ops.clone();
+        async move {
+            released.notified().await;
+            ops.close();
+            ops.wait().await;
+        }
+    }
+
     fn dead(&self) -> bool {
         self.crashed.load(Ordering::SeqCst)
     }
+
+    /// Runs `op` to completion even if the caller is dropped (see the type's docs).
+    async fn tracked<T: Send + 'static>(
+        ops: &TaskTracker,
+        op: impl Future<Output = Result<T, sink::Error>> + Send + 'static,
+    ) -> Result<T, sink::Error> {
+        match ops.spawn(op).await {
+            Ok(result) => result,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // Cancelled: the runtime is shutting down, and this future with it.
+                Err(_) => std::future::pending().await,
+            },
+        }
+    }
+}
+
+struct CrashUpload {
+    /// `None` only while a tracked operation holds it.
+    inner: Option<Box<dyn Upload>>,
+    key: String,
+    trigger: bool,
+    crashed: Arc<AtomicBool>,
+    notify: Arc<tokio::sync::Notify>,
+    ops: TaskTracker,
 }
 
 impl CrashUpload {
     fn dead(&self) -> bool {
         self.crashed.load(Ordering::SeqCst)
     }
-}
 
-struct CrashUpload {
-    inner: Box<dyn Upload>,
-    trigger: bool,
-    crashed: Arc<AtomicBool>,
-    notify: Arc<tokio::sync::Notify>,
+    fn take(&mut self) -> Result<Box<dyn Upload>, sink::Error> {
+        self.inner.take().ok_or_else(|| sink::Error::UploadFailed {
+            key: self.key.clone(),
+        })
+    }
 }
 
 /// Never returns: the process is dead.
@@ -675,34 +735,37 @@ impl Upload for CrashUpload {
         if self.dead() {
             hang().await;
         }
-        self.inner.write(chunk).await
+        let mut inner = self.take()?;
+        let (inner, result) = CrashSink::tracked(&self.ops, async move {
+            let result = inner.write(chunk).await;
+            Ok((inner, result))
+        })
+        .await?;
+        self.inner = Some(inner);
+        result
     }
 
-    async fn commit(self: Box<Self>) -> Result<(), sink::Error> {
+    async fn commit(mut self: Box<Self>) -> Result<(), sink::Error> {
         if self.dead() {
             hang().await;
         }
-        let CrashUpload {
-            inner,
-            trigger,
-            crashed,
-            notify,
-        } = *self;
-        inner.commit().await?;
-        if trigger && !crashed.swap(true, Ordering::SeqCst) {
-            notify.notify_waiters();
+        let inner = self.take()?;
+        CrashSink::tracked(&self.ops, inner.commit()).await?;
+        if self.trigger && !self.crashed.swap(true, Ordering::SeqCst) {
+            self.notify.notify_waiters();
         }
-        if crashed.load(Ordering::SeqCst) {
+        if self.dead() {
             hang().await;
         }
         Ok(())
     }
 
-    async fn abort(self: Box<Self>) -> Result<(), sink::Error> {
+    async fn abort(mut self: Box<Self>) -> Result<(), sink::Error> {
         if self.dead() {
             hang().await;
         }
-        self.inner.abort().await
+        let inner = self.take()?;
+        CrashSink::tracked(&self.ops, inner.abort()).await
     }
 }
 
@@ -720,11 +783,19 @@ impl Sink for CrashSink {
             CrashAt::FirstCommit => !key.starts_with(".dsfiles"),
             CrashAt::Md5(md5) => meta.md5_base64.as_deref() == Some(md5.as_str()),
         };
+        let (sink, owned_key, meta) = (Arc::clone(&self.inner), key.to_owned(), meta.clone());
+        let inner = Self::tracked(
+            &self.ops,
+            async move { sink.create(&owned_key, &meta).await },
+        )
+        .await?;
         Ok(Box::new(CrashUpload {
-            inner: self.inner.create(key, meta).await?,
+            inner: Some(inner),
+            key: key.to_owned(),
             trigger,
             crashed: Arc::clone(&self.crashed),
             notify: Arc::clone(&self.notify),
+            ops: self.ops.clone(),
         }))
     }
 
@@ -764,7 +835,8 @@ impl Sink for CrashSink {
         if self.dead() {
             hang().await;
         }
-        self.inner.put_small(key, bytes).await
+        let (sink, key) = (Arc::clone(&self.inner), key.to_owned());
+        Self::tracked(&self.ops, async move { sink.put_small(&key, bytes).await }).await
     }
 
     async fn get_small(&self, key: &str) -> Result<Option<Bytes>, sink::Error> {
@@ -778,7 +850,8 @@ impl Sink for CrashSink {
         if self.dead() {
             hang().await;
         }
-        self.inner.delete(key).await
+        let (sink, key) = (Arc::clone(&self.inner), key.to_owned());
+        Self::tracked(&self.ops, async move { sink.delete(&key).await }).await
     }
 
     fn list(&self, prefix: &str) -> BoxStream<'_, Result<ListEntry, sink::Error>> {
