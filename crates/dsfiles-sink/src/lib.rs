@@ -35,8 +35,8 @@ use futures::stream::BoxStream;
 
 pub use error::Error;
 pub use key::validate_key;
-pub use local::LocalSink;
-pub use object::{MD5_METADATA, ObjectStoreSink, SHA256_METADATA};
+pub use local::{LocalSink, TMP_SHARDS};
+pub use object::{DEFAULT_UPLOAD_MEMORY, MD5_METADATA, ObjectStoreSink, SHA256_METADATA};
 pub use open::{DSFILES_CREDENTIALS_ENV, open, open_with_env};
 
 /// The directory (key prefix) where dsfiles keeps its own state: manifest, sync point and, on
@@ -134,9 +134,11 @@ pub struct ListEntry {
 pub struct SinkOptions {
     /// Objects up to this size are sent with one request; larger ones as parts of this size.
     pub part_size: usize,
-    /// Parts of one object uploaded concurrently (memory: about `part_size * (n + 1)`).
+    /// Parts of one object uploaded concurrently, within the memory all uploads of the sink
+    /// share (`upload_memory`, [`DEFAULT_UPLOAD_MEMORY`]).
     pub parts_in_flight: usize,
-    /// Local disk only: fsync each file and its directory before and after the rename.
+    /// Local disk only: fsync each file before its rename, and the directories changed before
+    /// the next `put_small` returns.
     pub fsync: bool,
 }
 

@@ -1,19 +1,31 @@
 //! [`LocalSink`]: a directory on local disk, with the same semantics as the object stores.
 //!
-//! Crash safety: an upload is written to `<root>/.dsfiles/tmp/<uuid>.part`, fsynced, renamed
-//! into place (parents created), then the directory is fsynced. A `kill -9` leaves at most
-//! temp files, which the next [`LocalSink::open`] removes (see the lock file below).
+//! Crash safety: an upload is written to `<root>/.dsfiles/tmp/<shard>/<uuid>.part`, fsynced,
+//! and renamed into place (parents created). A `kill -9` leaves at most temp files, which the
+//! next [`LocalSink::open`] removes (see the lock file below).
+//!
+//! Directory fsyncs are batched: a commit records the directories whose entries it changed
+//! (the file's parent, and the parent of every directory it created), and the next
+//! `put_small` fsyncs all of them before it writes anything. The pipeline writes a dossier's
+//! manifest shard with `put_small` after that dossier's files are committed, so after a power
+//! cut a shard never names a file whose directory entry was lost. `put_small` itself, and
+//! dropping the sink, leave nothing pending.
+//!
+//! Speed: temp files are spread over [`TMP_SHARDS`] subdirectories of `.dsfiles/tmp/` so that
+//! concurrent uploads do not all take the same directory lock, and a commit is one trip to the
+//! blocking thread pool (write the rest, fsync, create parents, rename).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::io::SeekFrom;
+use std::io::{SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::key::{validate_key, validate_prefix};
 use crate::{
@@ -24,6 +36,8 @@ const TMP_DIR: &str = "tmp";
 const LOCK_FILE: &str = "lock";
 const TMP_SUFFIX: &str = ".part";
 const WRITE_BUFFER: usize = 256 * 1024;
+/// Subdirectories of `.dsfiles/tmp/` that temp files are spread over (`00` to `1f`).
+pub const TMP_SHARDS: usize = 32;
 const READ_CHUNK: usize = 64 * 1024;
 
 /// A destination directory on local disk.
@@ -34,8 +48,8 @@ const READ_CHUNK: usize = 64 * 1024;
 /// `.dsfiles/tmp/` is a leftover of a killed run (temp names are never reused) and is removed.
 pub struct LocalSink {
     root: PathBuf,
-    tmp: PathBuf,
     options: SinkOptions,
+    shared: Arc<Shared>,
     _lock: LockGuard,
 }
 
@@ -74,8 +88,17 @@ impl LocalSink {
         let tmp = root.join(STATE_DIR).join(TMP_DIR);
         let (lock, clean) = LockGuard::acquire(&root)?;
         let sink = LocalSink {
+            shared: Arc::new(Shared {
+                root: root.clone(),
+                tmp,
+                fsync: options.fsync,
+                next_shard: AtomicUsize::new(0),
+                dirty: Mutex::default(),
+                gate: RwLock::default(),
+                drains: AtomicU64::new(0),
+                synced: Mutex::new(0),
+            }),
             root,
-            tmp,
             options,
             _lock: lock,
         };
@@ -83,6 +106,14 @@ impl LocalSink {
             let removed = sink.cleanup_temp()?;
             if removed > 0 {
                 tracing::info!(removed, dest = %sink.root.display(), "removed temp files left by an interrupted run");
+            }
+        }
+        for shard in 0..TMP_SHARDS {
+            let dir = sink.shared.shard(shard);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io("create directory", dir, e)),
             }
         }
         Ok(sink)
@@ -93,16 +124,38 @@ impl LocalSink {
         &self.root
     }
 
-    /// Removes every temp file under `.dsfiles/tmp/` and returns how many there were. Only
-    /// call it when no upload of this destination is in progress: [`LocalSink::open`] does it
-    /// when it holds the lock.
+    /// Every temp file under `.dsfiles/tmp/`: in its shard directories or, left by an older
+    /// version, directly in it. In no particular order.
+    pub fn temp_files(&self) -> Result<Vec<PathBuf>, Error> {
+        let mut files = Vec::new();
+        let mut dirs = vec![self.shared.tmp.clone()];
+        while let Some(dir) = dirs.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if absent(&e) && dir != self.shared.tmp => continue,
+                Err(e) => return Err(Error::io("read directory", dir, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| Error::io("read directory", &dir, e))?;
+                let file_type = entry
+                    .file_type()
+                    .map_err(|e| Error::io("stat", entry.path(), e))?;
+                if file_type.is_dir() {
+                    dirs.push(entry.path());
+                } else {
+                    files.push(entry.path());
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    /// Removes every temp file under `.dsfiles/tmp/` and returns how many there were (the
+    /// shard directories stay). Only call it when no upload of this destination is in
+    /// progress: [`LocalSink::open`] does it when it holds the lock.
     pub fn cleanup_temp(&self) -> Result<usize, Error> {
-        let entries =
-            std::fs::read_dir(&self.tmp).map_err(|e| Error::io("read directory", &self.tmp, e))?;
         let mut removed = 0;
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io("read directory", &self.tmp, e))?;
-            let path = entry.path();
+        for path in self.temp_files()? {
             match std::fs::remove_file(&path) {
                 Ok(()) => removed += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -117,28 +170,213 @@ impl LocalSink {
         Ok(self.root.join(key))
     }
 
-    fn new_temp(&self) -> PathBuf {
-        self.tmp
-            .join(format!("{}{TMP_SUFFIX}", uuid::Uuid::new_v4().simple()))
-    }
-
-    async fn start(&self, key: &str) -> Result<LocalUpload, Error> {
+    async fn start(&self, key: &str, dir_sync: DirSync) -> Result<LocalUpload, Error> {
         let target = self.path(key)?;
-        let temp = self.new_temp();
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .await
-            .map_err(|e| Error::io("create temp file", &temp, e))?;
+        let shared = Arc::clone(&self.shared);
+        let (temp, file) = blocking("create temp file", &self.shared.tmp, move || {
+            shared.create_temp()
+        })
+        .await?;
         Ok(LocalUpload {
             key: key.to_owned(),
             temp,
             target,
-            root: self.root.clone(),
-            fsync: self.options.fsync,
-            file: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
+            shared: Arc::clone(&self.shared),
+            dir_sync,
+            buf: Vec::new(),
+            file: Some(file),
+            temp_ours: true,
         })
+    }
+
+    /// Makes durable every directory entry changed by the commits that returned so far.
+    async fn sync_dirs(&self) -> Result<(), Error> {
+        if !self.shared.fsync {
+            return Ok(());
+        }
+        let shared = Arc::clone(&self.shared);
+        blocking("fsync", &self.root, move || shared.sync_dirs()).await
+    }
+}
+
+/// Whether a commit fsyncs the directories it changed before returning, or leaves them to the
+/// next `put_small` (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DirSync {
+    Now,
+    Deferred,
+}
+
+/// What a sink and its uploads share.
+struct Shared {
+    root: PathBuf,
+    tmp: PathBuf,
+    fsync: bool,
+    /// Round robin over the temp shards.
+    next_shard: AtomicUsize,
+    /// Directories whose entries changed since they were last fsynced (with `fsync` only).
+    dirty: Mutex<HashSet<PathBuf>>,
+    /// Held shared by a commit from its first directory change until those directories are in
+    /// `dirty` (or synced), and exclusively while [`Shared::sync_dirs`] takes the content of
+    /// `dirty`: so a sync never misses a change that is on disk but not yet recorded.
+    gate: RwLock<()>,
+    /// Drains of `dirty` started so far (numbered from 1, in order, under `synced`).
+    drains: AtomicU64,
+    /// Serializes syncs and holds the number of the last drain whose fsyncs all succeeded.
+    synced: Mutex<u64>,
+}
+
+impl Shared {
+    fn shard(&self, n: usize) -> PathBuf {
+        self.tmp.join(format!("{n:02x}"))
+    }
+
+    /// Creates a new temp file in the next shard (recreating the shard if it was removed).
+    /// Blocking.
+    fn create_temp(&self) -> Result<(PathBuf, std::fs::File), Error> {
+        let dir = self.shard(self.next_shard.fetch_add(1, Ordering::Relaxed) % TMP_SHARDS);
+        let temp = dir.join(format!("{}{TMP_SUFFIX}", uuid::Uuid::new_v4().simple()));
+        let open = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&temp)
+        };
+        let file = match open() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(&dir)
+                .and_then(|()| open())
+                .map_err(|e| Error::io("create temp file", &temp, e))?,
+            other => other.map_err(|e| Error::io("create temp file", &temp, e))?,
+        };
+        Ok((temp, file))
+    }
+
+    fn mark_dirty(&self, dirs: impl IntoIterator<Item = PathBuf>) {
+        self.dirty
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(dirs);
+    }
+
+    /// Returns once every directory recorded in `dirty` before the call is fsynced; on
+    /// failure the ones not synced stay in `dirty`. Blocking.
+    ///
+    /// Group commit: syncs run one at a time, and a caller that arrived while one was running
+    /// returns as soon as a later drain (which took everything recorded before it arrived)
+    /// has completed, often without syncing anything itself.
+    fn sync_dirs(&self) -> Result<(), Error> {
+        let arrived = self.drains.load(Ordering::SeqCst);
+        let mut synced = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
+        if *synced > arrived {
+            return Ok(());
+        }
+        let drain = self.drains.fetch_add(1, Ordering::SeqCst) + 1;
+        let dirs: Vec<PathBuf> = {
+            let _exclusive = self.gate.write().unwrap_or_else(PoisonError::into_inner);
+            self.dirty
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .drain()
+                .collect()
+        };
+        if let Err(e) = sync_dirs_concurrently(&dirs) {
+            // Which ones reached the disk does not matter: syncing one again is harmless.
+            self.mark_dirty(dirs);
+            return Err(e);
+        }
+        *synced = drain;
+        Ok(())
+    }
+}
+
+impl Drop for Shared {
+    /// The sink and all its uploads are gone: leave no directory entry pending.
+    fn drop(&mut self) {
+        if self.fsync
+            && let Err(e) = self.sync_dirs()
+        {
+            tracing::warn!(dest = %self.root.display(), "cannot fsync directories: {e}");
+        }
+    }
+}
+
+/// Threads that fsync the directories of one drain side by side: fsyncs issued together share
+/// one journal commit (ext4, xfs), one after the other each waits for its own.
+const SYNC_THREADS: usize = 16;
+
+/// fsyncs every directory of `dirs`, on up to [`SYNC_THREADS`] threads; the first error.
+fn sync_dirs_concurrently(dirs: &[PathBuf]) -> Result<(), Error> {
+    if dirs.is_empty() {
+        return Ok(());
+    }
+    let per_thread = dirs.len().div_ceil(SYNC_THREADS);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = dirs
+            .chunks(per_thread)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .try_for_each(|dir| sync_dir(dir).map_err(|e| Error::io("fsync", dir, e)))
+                })
+            })
+            .collect();
+        let mut result = Ok(());
+        for thread in threads {
+            let outcome = thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            result = result.and(outcome);
+        }
+        result
+    })
+}
+
+/// fsyncs directory `dir`; a directory removed meanwhile (by `delete`) has nothing to sync.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        Err(e) if absent(&e) => Ok(()),
+        other => other,
+    }
+}
+
+/// Runs blocking file system work on tokio's blocking pool; `op` and `path` name a panic.
+async fn blocking<T: Send + 'static>(
+    op: &'static str,
+    path: &Path,
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::io(op, path, std::io::Error::other(e)))?
+}
+
+/// Creates `dir` and its missing parents, pushing onto `changed` the parent of every
+/// directory created. Looks before creating: `mkdir` of an existing directory takes its
+/// parent's lock, which concurrent commits into one tree would queue on; `stat` does not.
+fn create_dirs(dir: &Path, changed: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    let parent = dir.parent();
+    let created = match std::fs::create_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let Some(parent) = parent else {
+                return Err(e);
+            };
+            create_dirs(parent, changed)?;
+            std::fs::create_dir(dir)
+        }
+        other => other,
+    };
+    match created {
+        Ok(()) => {
+            changed.extend(parent.map(Path::to_path_buf));
+            Ok(())
+        }
+        // Created by a concurrent commit, which records it.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -160,7 +398,7 @@ impl Sink for LocalSink {
     }
 
     async fn create(&self, key: &str, _meta: &ObjectMeta) -> Result<Box<dyn Upload>, Error> {
-        Ok(Box::new(self.start(key).await?))
+        Ok(Box::new(self.start(key, DirSync::Deferred).await?))
     }
 
     async fn get(&self, key: &str) -> Result<ByteStream, Error> {
@@ -240,7 +478,11 @@ impl Sink for LocalSink {
     }
 
     async fn put_small(&self, key: &str, bytes: Bytes) -> Result<(), Error> {
-        let mut upload = Box::new(self.start(key).await?);
+        self.path(key)?;
+        // First make durable what earlier commits changed: a state file written now (such as a
+        // manifest shard) may name their files.
+        self.sync_dirs().await?;
+        let mut upload = Box::new(self.start(key, DirSync::Now).await?);
         upload.write(bytes).await?;
         upload.commit().await
     }
@@ -374,41 +616,73 @@ struct LocalUpload {
     key: String,
     temp: PathBuf,
     target: PathBuf,
-    root: PathBuf,
-    fsync: bool,
-    /// `None` once committed or aborted.
-    file: Option<BufWriter<tokio::fs::File>>,
+    shared: Arc<Shared>,
+    dir_sync: DirSync,
+    /// Bytes not yet written to the temp file (at most about [`WRITE_BUFFER`]).
+    buf: Vec<u8>,
+    /// The temp file; `None` once committed, aborted or failed.
+    file: Option<std::fs::File>,
+    /// Whether abort and drop must remove `temp` (false once `commit` has taken it over).
+    temp_ours: bool,
 }
 
 #[async_trait::async_trait]
 impl Upload for LocalUpload {
     async fn write(&mut self, chunk: Bytes) -> Result<(), Error> {
-        let Some(file) = self.file.as_mut() else {
-            return Err(Error::UploadFailed {
-                key: self.key.clone(),
-            });
-        };
-        file.write_all(&chunk)
-            .await
-            .map_err(|e| Error::io("write temp file", &self.temp, e))
-    }
-
-    async fn commit(mut self: Box<Self>) -> Result<(), Error> {
         let Some(mut file) = self.file.take() else {
             return Err(Error::UploadFailed {
                 key: self.key.clone(),
             });
         };
-        let result = self.publish(&mut file).await;
-        drop(file);
+        self.buf.extend_from_slice(&chunk);
+        if self.buf.len() < WRITE_BUFFER {
+            self.file = Some(file);
+            return Ok(());
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        let temp = self.temp.clone();
+        // On failure the file stays `None`: the upload can only be aborted (or dropped).
+        let (file, buf) = blocking("write temp file", &self.temp, move || {
+            file.write_all(&buf)
+                .map_err(|e| Error::io("write temp file", temp, e))?;
+            buf.clear();
+            Ok((file, buf))
+        })
+        .await?;
+        self.file = Some(file);
+        self.buf = buf;
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), Error> {
+        let Some(file) = self.file.take() else {
+            return Err(Error::UploadFailed {
+                key: self.key.clone(),
+            });
+        };
+        self.temp_ours = false;
+        let buf = std::mem::take(&mut self.buf);
+        let (shared, temp, target, dir_sync) = (
+            Arc::clone(&self.shared),
+            self.temp.clone(),
+            self.target.clone(),
+            self.dir_sync,
+        );
+        let result = blocking("publish", &self.target, move || {
+            publish(&shared, file, &buf, &temp, &target, dir_sync)
+        })
+        .await;
         if result.is_err() {
-            let _ = tokio::fs::remove_file(&self.temp).await;
+            remove_temp(&self.temp).await;
         }
         result
     }
 
     async fn abort(mut self: Box<Self>) -> Result<(), Error> {
-        drop(self.file.take());
+        self.file = None;
+        if !std::mem::take(&mut self.temp_ours) {
+            return Ok(());
+        }
         match tokio::fs::remove_file(&self.temp).await {
             Ok(()) => Ok(()),
             Err(e) if absent(&e) => Ok(()),
@@ -417,43 +691,82 @@ impl Upload for LocalUpload {
     }
 }
 
-impl LocalUpload {
-    async fn publish(&self, file: &mut BufWriter<tokio::fs::File>) -> Result<(), Error> {
-        file.flush()
-            .await
-            .map_err(|e| Error::io("write temp file", &self.temp, e))?;
-        if self.fsync {
-            file.get_mut()
-                .sync_all()
-                .await
-                .map_err(|e| Error::io("fsync", &self.temp, e))?;
-        }
-        let parent = self.target.parent().unwrap_or(&self.root);
-        // `delete` removes directories it leaves empty, so a concurrent delete in the same
-        // directory can remove `parent` between `create_dir_all` and `rename`: recreate it and
-        // rename again (bounded; the temp file is still ours, nothing was published).
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match tokio::fs::create_dir_all(parent).await {
-                Ok(()) => {}
-                Err(e) if absent(&e) && attempt < RENAME_ATTEMPTS => continue,
-                Err(e) => return Err(Error::io("create directory", parent, e)),
+/// Best effort: a temp file that cannot be removed now is removed by the next `open`.
+async fn remove_temp(temp: &Path) {
+    if let Err(e) = tokio::fs::remove_file(temp).await
+        && !absent(&e)
+    {
+        tracing::warn!(temp = %temp.display(), error = %e, "cannot remove a temp file");
+    }
+}
+
+/// Writes the rest of an upload, fsyncs it, and renames it to `target` (creating parents);
+/// then fsyncs the directories it changed (`DirSync::Now`) or leaves them for the next
+/// [`Shared::sync_dirs`]. Blocking.
+fn publish(
+    shared: &Shared,
+    mut file: std::fs::File,
+    rest: &[u8],
+    temp: &Path,
+    target: &Path,
+    dir_sync: DirSync,
+) -> Result<(), Error> {
+    file.write_all(rest)
+        .map_err(|e| Error::io("write temp file", temp, e))?;
+    if shared.fsync {
+        file.sync_data().map_err(|e| Error::io("fsync", temp, e))?;
+    }
+    drop(file);
+    let parent = target.parent().unwrap_or(&shared.root);
+    // Directories whose entries this commit changes: the parent of each directory created,
+    // then `parent` once the file is renamed into it.
+    let mut changed = Vec::new();
+    let _changing = shared.gate.read().unwrap_or_else(PoisonError::into_inner);
+    let result = rename_into_place(temp, target, parent, &mut changed);
+    if !shared.fsync {
+        return result;
+    }
+    if result.is_ok() {
+        changed.push(parent.to_path_buf());
+        if dir_sync == DirSync::Now {
+            for (i, dir) in changed.iter().enumerate() {
+                if let Err(e) = sync_dir(dir) {
+                    shared.mark_dirty(changed[i..].iter().cloned());
+                    return Err(Error::io("fsync", dir, e));
+                }
             }
-            match tokio::fs::rename(&self.temp, &self.target).await {
-                Ok(()) => break,
-                Err(e) if absent(&e) && attempt < RENAME_ATTEMPTS && self.temp.exists() => continue,
-                Err(e) => return Err(Error::io("rename into place", &self.target, e)),
-            }
+            return Ok(());
         }
-        if self.fsync {
-            let dir = parent.to_path_buf();
-            tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all())
-                .await
-                .map_err(|e| Error::io("fsync", parent, std::io::Error::other(e)))?
-                .map_err(|e| Error::io("fsync", parent, e))?;
+    }
+    // Even after a failed rename: a directory created here must reach the disk before a later
+    // commit into it is reported durable, and that commit will not know it was new.
+    shared.mark_dirty(changed);
+    result
+}
+
+/// `create_dirs(parent)` then `rename(temp, target)`. `delete` removes the directories it
+/// leaves empty, so a concurrent delete in the same directory can remove `parent` between
+/// the two: create it and rename again (bounded; the temp file is still ours, nothing was
+/// published).
+fn rename_into_place(
+    temp: &Path,
+    target: &Path,
+    parent: &Path,
+    changed: &mut Vec<PathBuf>,
+) -> Result<(), Error> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match create_dirs(parent, changed) {
+            Ok(()) => {}
+            Err(e) if absent(&e) && attempt < RENAME_ATTEMPTS => continue,
+            Err(e) => return Err(Error::io("create directory", parent, e)),
         }
-        Ok(())
+        match std::fs::rename(temp, target) {
+            Ok(()) => return Ok(()),
+            Err(e) if absent(&e) && attempt < RENAME_ATTEMPTS && temp.exists() => continue,
+            Err(e) => return Err(Error::io("rename into place", target, e)),
+        }
     }
 }
 
@@ -461,7 +774,8 @@ impl Drop for LocalUpload {
     /// Dropped without `commit` or `abort`: remove the temp file right away (nothing was
     /// published; a failure here only leaves a temp file for the next `open`).
     fn drop(&mut self) {
-        if self.file.take().is_some() {
+        self.file = None;
+        if self.temp_ours {
             let _ = std::fs::remove_file(&self.temp);
         }
     }

@@ -8,9 +8,11 @@ use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{
-    Attribute, AttributeValue, Attributes, GetOptions, ObjectStore, ObjectStoreExt,
-    PutMultipartOptions, PutOptions, PutPayload, WriteMultipart,
+    Attribute, AttributeValue, Attributes, GetOptions, MultipartUpload, ObjectStore,
+    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload,
 };
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 
 use crate::key::{validate_key, validate_prefix};
 use crate::{ByteStream, Error, ListEntry, ObjectInfo, ObjectMeta, Sink, SinkOptions, Upload};
@@ -23,18 +25,33 @@ pub const MD5_METADATA: &str = "dsfilesmd5";
 /// Object metadata key holding the SHA-256 (hex); same naming rules as [`MD5_METADATA`].
 pub const SHA256_METADATA: &str = "dsfilessha256";
 
+/// Default memory shared by all the uploads of one [`ObjectStoreSink`]: 32 MiB, raised to two
+/// parts when `part_size` is larger than 16 MiB (see [`ObjectStoreSink::with_upload_memory`]).
+pub const DEFAULT_UPLOAD_MEMORY: usize = 32 * 1024 * 1024;
+
 /// A sink over any [`ObjectStore`], under a key prefix.
 ///
 /// Uploads are buffered up to `part_size`: an object that fits is sent with a single `put` at
 /// commit; a larger one becomes a multipart upload (at most `parts_in_flight` parts uploading
 /// at once) completed at commit and aborted on `abort`. Either way nothing is visible at the
 /// key before `commit`.
+///
+/// **Memory is bounded per sink, not per upload:** every byte an upload buffers or has in
+/// flight is covered by a share of one budget (`upload_memory`, [`DEFAULT_UPLOAD_MEMORY`])
+/// shared by all the uploads of this sink and of its clones, and released when the store
+/// acknowledges the bytes. `write` waits when the budget is spent. No set of uploads can wait
+/// on each other: a part that holds its share never needs more to be sent. One rule for
+/// callers: a task that waits in `write` of one upload must not be the only one able to make
+/// another of its own uploads progress (one task per upload, as the pipeline does).
 #[derive(Clone)]
 pub struct ObjectStoreSink {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     description: String,
     options: SinkOptions,
+    /// `None`: the default, [`default_upload_memory`] of `options.part_size`.
+    upload_memory: Option<usize>,
+    budget: Arc<UploadBudget>,
 }
 
 impl fmt::Debug for ObjectStoreSink {
@@ -43,6 +60,7 @@ impl fmt::Debug for ObjectStoreSink {
         f.debug_struct("ObjectStoreSink")
             .field("dest", &self.description)
             .field("options", &self.options)
+            .field("upload_memory", &self.budget.total)
             .finish_non_exhaustive()
     }
 }
@@ -66,25 +84,45 @@ impl ObjectStoreSink {
             store,
             prefix,
             description: description.into(),
+            budget: Arc::new(UploadBudget::new(None, options.part_size)?),
             options,
+            upload_memory: None,
         })
     }
 
     /// A fresh, empty in-memory store (object_store's `InMemory`).
     pub fn memory() -> ObjectStoreSink {
+        let options = SinkOptions::default();
         ObjectStoreSink {
             store: Arc::new(object_store::memory::InMemory::new()),
             prefix: Path::default(),
             description: "memory://".to_owned(),
-            options: SinkOptions::default(),
+            budget: Arc::new(UploadBudget::default_for(options.part_size)),
+            options,
+            upload_memory: None,
         }
     }
 
-    /// The same store with other tuning options.
+    /// The same store with other tuning options (and a fresh upload budget).
     pub fn with_options(mut self, options: SinkOptions) -> Result<ObjectStoreSink, Error> {
         options.validate()?;
+        self.budget = Arc::new(UploadBudget::new(self.upload_memory, options.part_size)?);
         self.options = options;
         Ok(self)
+    }
+
+    /// The same store with `bytes` of memory shared by all its uploads (the `upload_memory`
+    /// destination option): at least one part (`part_size`), at most 1 TiB. Buffered parts and
+    /// parts in flight count; state files written with `put_small` do not.
+    pub fn with_upload_memory(mut self, bytes: usize) -> Result<ObjectStoreSink, Error> {
+        self.budget = Arc::new(UploadBudget::new(Some(bytes), self.options.part_size)?);
+        self.upload_memory = Some(bytes);
+        Ok(self)
+    }
+
+    /// The memory shared by all the uploads of this sink, in bytes.
+    pub fn upload_memory(&self) -> usize {
+        self.budget.total
     }
 
     /// The underlying store (tests use it to look at raw objects and attributes).
@@ -177,10 +215,8 @@ impl Sink for ObjectStoreSink {
             key: key.to_owned(),
             path,
             attributes: attributes(meta),
-            state: State::Buffering {
-                chunks: Vec::new(),
-                len: 0,
-            },
+            part: Part::default(),
+            state: State::Single,
         }))
     }
 
@@ -313,13 +349,118 @@ impl Sink for ObjectStoreSink {
     }
 }
 
+/// The default budget for `part_size`: [`DEFAULT_UPLOAD_MEMORY`], or two parts when larger.
+fn default_upload_memory(part_size: usize) -> usize {
+    DEFAULT_UPLOAD_MEMORY.max(part_size.saturating_mul(2))
+}
+
+/// Largest `upload_memory` accepted.
+const MAX_UPLOAD_MEMORY: usize = 1 << 40;
+
+/// The memory shared by all the uploads of one sink, in two pools so that uploads can never
+/// wait on each other in a cycle:
+///
+/// - `parts`: whole part buffers (`part_size` bytes each). A holder fills its part from the
+///   caller's chunks, then sends it; the share is released when the store acknowledges the
+///   part (or the single put). Sending a part needs nothing more from the budget, so every
+///   share in `parts` is eventually released, whatever the other uploads do.
+/// - `small`: bytes for objects still small enough for one put, taken chunk by chunk with
+///   `try_acquire` only, never awaited. When it is exhausted the upload waits for a whole part
+///   instead (holding its small bytes): holders of `parts` never wait on `small`, so the wait
+///   graph has no cycle. Small objects share `small` byte by byte instead of taking a whole
+///   part each, which keeps many small uploads running side by side.
+///
+/// Split: `parts = max(1, total / part_size - 1)`, `small = total - parts * part_size`
+/// (32 MiB with 8 MiB parts: 3 parts and 8 MiB of small buffers).
+#[derive(Debug)]
+struct UploadBudget {
+    total: usize,
+    parts: Arc<Semaphore>,
+    small: Arc<Semaphore>,
+}
+
+impl UploadBudget {
+    /// `total`: `None` for [`default_upload_memory`].
+    fn new(total: Option<usize>, part_size: usize) -> Result<UploadBudget, Error> {
+        let Some(total) = total else {
+            return Ok(UploadBudget::default_for(part_size));
+        };
+        if total < part_size || total > MAX_UPLOAD_MEMORY {
+            return Err(Error::InvalidOption {
+                key: "upload_memory".into(),
+                reason: format!(
+                    "`{total}` bytes is outside {part_size}..={MAX_UPLOAD_MEMORY} \
+                     (at least one part of `part_size` bytes)"
+                ),
+            });
+        }
+        Ok(UploadBudget::split(total, part_size))
+    }
+
+    fn default_for(part_size: usize) -> UploadBudget {
+        UploadBudget::split(default_upload_memory(part_size), part_size)
+    }
+
+    /// `total >= part_size > 0` (checked by the callers).
+    fn split(total: usize, part_size: usize) -> UploadBudget {
+        let parts = (total / part_size).saturating_sub(1).max(1);
+        let small = total - parts * part_size;
+        UploadBudget {
+            total,
+            parts: Arc::new(Semaphore::new(parts)),
+            small: Arc::new(Semaphore::new(small)),
+        }
+    }
+}
+
+/// The budget share covering the bytes of one [`Part`], buffered or in flight; dropping it
+/// gives the memory back.
+#[derive(Debug, Default)]
+enum Claim {
+    #[default]
+    None,
+    /// Bytes of [`UploadBudget::small`], as many as the part holds.
+    Bytes(OwnedSemaphorePermit),
+    /// One whole part of [`UploadBudget::parts`] (held only to be dropped).
+    Part { _permit: OwnedSemaphorePermit },
+}
+
+/// The part being filled (or, before any part was sent, the whole object).
+#[derive(Debug, Default)]
+struct Part {
+    chunks: Vec<Bytes>,
+    len: usize,
+    claim: Claim,
+}
+
 enum State {
     /// Nothing sent yet: the object may still fit in a single `put`.
-    Buffering { chunks: Vec<Bytes>, len: usize },
+    Single,
     /// A multipart upload is under way.
-    Multipart(WriteMultipart),
-    /// Committed or aborted.
+    Multipart(Multipart),
+    /// Committed, aborted or failed.
     Done,
+}
+
+struct Multipart {
+    upload: Box<dyn MultipartUpload>,
+    /// Parts being sent; each task owns its part's [`Claim`] and drops it once acknowledged.
+    in_flight: JoinSet<object_store::Result<()>>,
+}
+
+impl Multipart {
+    /// Waits for the oldest finished part; `None` when nothing is in flight.
+    async fn join_next(&mut self) -> Option<object_store::Result<()>> {
+        let joined = self.in_flight.join_next().await?;
+        Some(joined.unwrap_or_else(|e| Err(object_store::Error::JoinError { source: e })))
+    }
+
+    /// Stops the parts in flight and aborts the upload (deletes its parts where the backend
+    /// allows).
+    async fn abort(mut self) -> object_store::Result<()> {
+        self.in_flight.shutdown().await;
+        self.upload.abort().await
+    }
 }
 
 struct ObjectUpload {
@@ -327,55 +468,155 @@ struct ObjectUpload {
     key: String,
     path: Path,
     attributes: Attributes,
+    part: Part,
     state: State,
 }
 
 impl ObjectUpload {
-    async fn start_multipart(&mut self) -> Result<(), Error> {
-        let State::Buffering { chunks, .. } = std::mem::replace(&mut self.state, State::Done)
-        else {
-            return Ok(());
-        };
-        let options = PutMultipartOptions {
-            attributes: self.attributes.clone(),
-            ..PutMultipartOptions::default()
-        };
-        let upload = self
-            .sink
-            .store
-            .put_multipart_opts(&self.path, options)
-            .await
-            .map_err(|e| self.sink.backend("start multipart upload of", &self.key, e))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.sink.options.part_size);
-        for chunk in chunks {
-            writer.put(chunk);
+    /// Covers `n` more bytes of the current part with budget, waiting if it is spent.
+    async fn reserve(&mut self, n: usize) {
+        let budget = &self.sink.budget;
+        if matches!(self.part.claim, Claim::Part { .. }) {
+            return;
         }
-        tracing::debug!(key = %self.key, dest = %self.sink.description, "multipart upload started");
-        self.state = State::Multipart(writer);
+        if matches!(self.state, State::Single) {
+            // Never awaited: see `UploadBudget`.
+            let more = u32::try_from(n)
+                .ok()
+                .and_then(|n| Arc::clone(&budget.small).try_acquire_many_owned(n).ok());
+            if let Some(more) = more {
+                match &mut self.part.claim {
+                    Claim::Bytes(held) => held.merge(more),
+                    claim => *claim = Claim::Bytes(more),
+                }
+                return;
+            }
+        }
+        let part = Arc::clone(&budget.parts)
+            .acquire_owned()
+            .await
+            .unwrap_or_else(|_| unreachable!("the upload budget's semaphores are never closed"));
+        // Replacing the claim gives back the small bytes only now that the part covers them.
+        self.part.claim = Claim::Part { _permit: part };
+    }
+
+    /// Sends the current part, starting the multipart upload if needed. On failure the
+    /// multipart upload is aborted and this upload is done.
+    async fn send_part(&mut self) -> Result<(), Error> {
+        let part = std::mem::take(&mut self.part);
+        if matches!(self.state, State::Single) {
+            let options = PutMultipartOptions {
+                attributes: self.attributes.clone(),
+                ..PutMultipartOptions::default()
+            };
+            self.state = State::Done;
+            let upload = self
+                .sink
+                .store
+                .put_multipart_opts(&self.path, options)
+                .await
+                .map_err(|e| self.sink.backend("start multipart upload of", &self.key, e))?;
+            tracing::debug!(key = %self.key, dest = %self.sink.description, "multipart upload started");
+            self.state = State::Multipart(Multipart {
+                upload,
+                in_flight: JoinSet::new(),
+            });
+        }
+        let State::Multipart(multipart) = &mut self.state else {
+            return Err(Error::UploadFailed {
+                key: self.key.clone(),
+            });
+        };
+        // At most `parts_in_flight` parts of this object at once. Waiting here holds this
+        // part's share, which is fine: the parts awaited need nothing from the budget.
+        while multipart.in_flight.len() >= self.sink.options.parts_in_flight {
+            if let Some(Err(e)) = multipart.join_next().await {
+                return Err(self.fail("upload part of", e).await);
+            }
+        }
+        let sending = multipart.upload.put_part(part.chunks.into_iter().collect());
+        let claim = part.claim;
+        multipart.in_flight.spawn(async move {
+            let result = sending.await;
+            drop(claim);
+            result
+        });
         Ok(())
+    }
+
+    /// Aborts the multipart upload after `error` (best effort) and returns the error to report.
+    async fn fail(&mut self, op: &'static str, error: object_store::Error) -> Error {
+        if let State::Multipart(multipart) = std::mem::replace(&mut self.state, State::Done)
+            && let Err(e) = multipart.abort().await
+        {
+            tracing::warn!(key = %self.key, error = %e, "could not abort a failed multipart upload");
+        }
+        self.part = Part::default();
+        self.sink.backend(op, &self.key, error)
     }
 }
 
 #[async_trait::async_trait]
 impl Upload for ObjectUpload {
-    async fn write(&mut self, chunk: Bytes) -> Result<(), Error> {
-        match &mut self.state {
-            State::Buffering { chunks, len } => {
-                *len += chunk.len();
-                chunks.push(chunk);
-                // Strictly more than one part: an object of exactly `part_size` is one put.
-                if *len > self.sink.options.part_size {
-                    self.start_multipart().await?;
-                }
-                Ok(())
+    async fn write(&mut self, mut chunk: Bytes) -> Result<(), Error> {
+        let part_size = self.sink.options.part_size;
+        while !chunk.is_empty() {
+            if matches!(self.state, State::Done) {
+                return Err(Error::UploadFailed {
+                    key: self.key.clone(),
+                });
             }
-            State::Multipart(writer) => {
-                let in_flight = self.sink.options.parts_in_flight;
-                writer
-                    .wait_for_capacity(in_flight)
-                    .await
-                    .map_err(|e| self.sink.backend("upload part of", &self.key, e))?;
-                writer.put(chunk);
+            // Only before the first part is sent: a full buffer is sent once more bytes show
+            // that the object is larger than one part (exactly `part_size` is one put).
+            if self.part.len == part_size {
+                self.send_part().await?;
+            }
+            let n = chunk.len().min(part_size - self.part.len);
+            self.reserve(n).await;
+            self.part.chunks.push(chunk.split_to(n));
+            self.part.len += n;
+            if self.part.len == part_size && matches!(self.state, State::Multipart(_)) {
+                self.send_part().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), Error> {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Single => {
+                let part = std::mem::take(&mut self.part);
+                let options = PutOptions {
+                    attributes: std::mem::take(&mut self.attributes),
+                    ..PutOptions::default()
+                };
+                let payload: PutPayload = part.chunks.into_iter().collect();
+                let result = self.sink.store.put_opts(&self.path, payload, options).await;
+                // The buffer's share is given back only once the store has the bytes.
+                drop(part.claim);
+                result
+                    .map(drop)
+                    .map_err(|e| self.sink.backend("put", &self.key, e))
+            }
+            State::Multipart(multipart) => {
+                self.state = State::Multipart(multipart);
+                if self.part.len > 0 {
+                    self.send_part().await?;
+                }
+                let State::Multipart(multipart) = &mut self.state else {
+                    return Err(Error::UploadFailed {
+                        key: self.key.clone(),
+                    });
+                };
+                while let Some(joined) = multipart.join_next().await {
+                    if let Err(e) = joined {
+                        return Err(self.fail("upload part of", e).await);
+                    }
+                }
+                if let Err(e) = multipart.upload.complete().await {
+                    return Err(self.fail("complete multipart upload of", e).await);
+                }
+                self.state = State::Done;
                 Ok(())
             }
             State::Done => Err(Error::UploadFailed {
@@ -384,37 +625,14 @@ impl Upload for ObjectUpload {
         }
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<(), Error> {
-        match std::mem::replace(&mut self.state, State::Done) {
-            State::Buffering { chunks, .. } => {
-                let options = PutOptions {
-                    attributes: std::mem::take(&mut self.attributes),
-                    ..PutOptions::default()
-                };
-                let payload: PutPayload = chunks.into_iter().collect();
-                self.sink
-                    .store
-                    .put_opts(&self.path, payload, options)
-                    .await
-                    .map(drop)
-                    .map_err(|e| self.sink.backend("put", &self.key, e))
-            }
-            // `finish` aborts the multipart upload itself when a part or the completion fails.
-            State::Multipart(writer) => writer.finish().await.map(drop).map_err(|e| {
-                self.sink
-                    .backend("complete multipart upload of", &self.key, e)
-            }),
-            State::Done => Ok(()),
-        }
-    }
-
     async fn abort(mut self: Box<Self>) -> Result<(), Error> {
+        self.part = Part::default();
         match std::mem::replace(&mut self.state, State::Done) {
-            State::Multipart(writer) => writer
+            State::Multipart(multipart) => multipart
                 .abort()
                 .await
                 .map_err(|e| self.sink.backend("abort multipart upload of", &self.key, e)),
-            State::Buffering { .. } | State::Done => Ok(()),
+            State::Single | State::Done => Ok(()),
         }
     }
 }
@@ -423,14 +641,15 @@ impl Drop for ObjectUpload {
     /// Dropped without `commit` or `abort` (a cancelled task, a panic): nothing was published.
     /// A multipart upload in progress is aborted in the background when a tokio runtime is
     /// available (the only detached task in this crate, best effort by nature); otherwise its
-    /// parts stay until the bucket's lifecycle rule for incomplete uploads removes them.
+    /// parts stay until the bucket's lifecycle rule for incomplete uploads removes them. Parts
+    /// still in flight are cancelled with the `JoinSet`, which gives their memory back.
     fn drop(&mut self) {
-        if let State::Multipart(writer) = std::mem::replace(&mut self.state, State::Done) {
+        if let State::Multipart(multipart) = std::mem::replace(&mut self.state, State::Done) {
             let key = std::mem::take(&mut self.key);
             match tokio::runtime::Handle::try_current() {
                 Ok(handle) => {
                     handle.spawn(async move {
-                        if let Err(e) = writer.abort().await {
+                        if let Err(e) = multipart.abort().await {
                             tracing::warn!(%key, error = %e, "could not abort a dropped multipart upload");
                         }
                     });

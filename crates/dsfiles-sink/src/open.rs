@@ -33,7 +33,8 @@ pub fn open(dest: &str, options: &[(String, String)]) -> Result<Arc<dyn Sink>, E
 /// or `memory://` (a fresh in-memory store, for tests).
 ///
 /// Options understood by dsfiles itself: `part_size` (bytes, or with a `KiB`/`MiB`/`GiB`
-/// suffix), `parts_in_flight`, `fsync` (`true`/`false`, local disk) and `credentials=instance`.
+/// suffix), `parts_in_flight`, `upload_memory` (a size: memory shared by all the uploads of an
+/// object store), `fsync` (`true`/`false`, local disk) and `credentials=instance`.
 /// Every other option is an object_store config key for the backend (`region`, `endpoint`,
 /// `allow_http`, `virtual_hosted_style_request`, `access_key_id`, `account_name`, ...);
 /// an unknown key is an error.
@@ -48,9 +49,15 @@ pub fn open_with_env(
     let env: Vec<(String, String)> = env.into_iter().collect();
     let Options {
         sink,
+        upload_memory,
         instance_credentials,
         passthrough,
     } = Options::parse(options, &env)?;
+    // `None`: the sink's default, which follows the part size.
+    let with_budget = |store: ObjectStoreSink| match upload_memory {
+        Some(bytes) => store.with_upload_memory(bytes),
+        None => Ok(store),
+    };
 
     if !dest.contains("://") {
         return open_local(dest, PathBuf::from(dest), sink, &passthrough);
@@ -80,7 +87,9 @@ pub fn open_with_env(
         }
         "memory" => {
             reject_passthrough("memory://", &passthrough)?;
-            Ok(Arc::new(ObjectStoreSink::memory().with_options(sink)?))
+            Ok(Arc::new(with_budget(
+                ObjectStoreSink::memory().with_options(sink)?,
+            )?))
         }
         "s3" | "s3a" | "gs" | "az" | "azure" | "adl" | "abfs" | "abfss" => {
             let bucket = url.host_str().unwrap_or_default();
@@ -122,12 +131,12 @@ pub fn open_with_env(
                 "gs" => ctx.gcs(&builder_url, &shown)?,
                 _ => ctx.azure(&builder_url, &shown, !url.username().is_empty())?,
             };
-            Ok(Arc::new(ObjectStoreSink::new(
+            Ok(Arc::new(with_budget(ObjectStoreSink::new(
                 store,
                 &prefix,
                 description,
                 sink,
-            )?))
+            )?)?))
         }
         "http" | "https" => Err(Error::UnsupportedScheme {
             dest: shown,
@@ -163,7 +172,7 @@ fn reject_passthrough(dest: &str, passthrough: &[(String, String)]) -> Result<()
         Some((key, _)) => Err(Error::InvalidOption {
             key: key.clone(),
             reason: format!(
-                "`{dest}` is not an object store: only part_size, parts_in_flight and fsync apply"
+                "`{dest}` is not an object store: only part_size, parts_in_flight, upload_memory and fsync apply"
             ),
         }),
         None => Ok(()),
@@ -195,6 +204,7 @@ fn truthy(value: &str) -> bool {
 
 struct Options {
     sink: SinkOptions,
+    upload_memory: Option<usize>,
     instance_credentials: bool,
     passthrough: Vec<(String, String)>,
 }
@@ -202,6 +212,7 @@ struct Options {
 impl Options {
     fn parse(options: &[(String, String)], env: &[(String, String)]) -> Result<Options, Error> {
         let mut sink = SinkOptions::default();
+        let mut upload_memory = None;
         let mut instance_credentials = false;
         if let Some((_, v)) = env.iter().find(|(k, _)| k == DSFILES_CREDENTIALS_ENV) {
             instance_credentials = parse_credentials(DSFILES_CREDENTIALS_ENV, v)?;
@@ -217,6 +228,11 @@ impl Options {
                     sink.part_size = parse_size(value).ok_or_else(|| {
                         invalid(format!("`{value}` is not a size such as `16MiB`"))
                     })?;
+                }
+                "upload_memory" => {
+                    upload_memory = Some(parse_size(value).ok_or_else(|| {
+                        invalid(format!("`{value}` is not a size such as `64MiB`"))
+                    })?);
                 }
                 "parts_in_flight" => {
                     sink.parts_in_flight = value
@@ -238,6 +254,7 @@ impl Options {
         sink.validate()?;
         Ok(Options {
             sink,
+            upload_memory,
             instance_credentials,
             passthrough,
         })

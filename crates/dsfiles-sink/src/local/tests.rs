@@ -1,3 +1,5 @@
+use std::collections::HashSet;
+
 use super::*;
 
 #[test]
@@ -72,4 +74,206 @@ async fn commit_survives_concurrent_delete_in_same_directory() {
         );
         sink.delete(&key).await.expect("cleanup");
     }
+}
+
+fn open(dir: &Path, fsync: bool) -> LocalSink {
+    LocalSink::open(
+        dir,
+        SinkOptions {
+            fsync,
+            ..SinkOptions::default()
+        },
+    )
+    .expect("open")
+}
+
+fn dirty(sink: &LocalSink) -> Vec<String> {
+    let mut dirs: Vec<String> = sink
+        .shared
+        .dirty
+        .lock()
+        .expect("dirty set")
+        .iter()
+        .map(|d| match d.strip_prefix(sink.root()) {
+            Ok(rel) => format!("/{}", rel.display()),
+            Err(_) => d.display().to_string(),
+        })
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+async fn commit(sink: &LocalSink, key: &str, bytes: &'static [u8]) {
+    let mut upload = sink
+        .create(key, &ObjectMeta::default())
+        .await
+        .expect("create");
+    upload
+        .write(Bytes::from_static(bytes))
+        .await
+        .expect("write");
+    upload.commit().await.expect("commit");
+}
+
+#[tokio::test]
+async fn temp_files_are_spread_over_shard_directories_and_cleaned_in_all_of_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = open(dir.path(), true);
+    let tmp = dir.path().join(".dsfiles/tmp");
+    let shards = std::fs::read_dir(&tmp).expect("tmp").count();
+    assert_eq!(shards, TMP_SHARDS, "shard directories created at open");
+
+    let mut uploads = Vec::new();
+    for i in 0..TMP_SHARDS {
+        let mut upload = sink
+            .create(&format!("{i}.bin"), &ObjectMeta::default())
+            .await
+            .expect("create");
+        upload.write(Bytes::from_static(b"x")).await.expect("write");
+        uploads.push(upload);
+    }
+    let temps = sink.temp_files().expect("temp files");
+    let parents: HashSet<_> = temps.iter().filter_map(|t| t.parent()).collect();
+    assert_eq!(temps.len(), TMP_SHARDS);
+    assert_eq!(
+        parents.len(),
+        TMP_SHARDS,
+        "one temp file per shard: {temps:?}"
+    );
+    assert!(
+        temps
+            .iter()
+            .all(|t| t.starts_with(&tmp) && t.extension().is_some_and(|e| e == "part"))
+    );
+
+    // With a leftover of an older version, directly under tmp/.
+    std::fs::write(tmp.join("old.part"), b"partial").expect("write");
+    assert_eq!(sink.cleanup_temp().expect("cleanup"), TMP_SHARDS + 1);
+    assert_eq!(
+        sink.temp_files().expect("temp files"),
+        Vec::<PathBuf>::new()
+    );
+    assert_eq!(std::fs::read_dir(&tmp).expect("tmp").count(), TMP_SHARDS);
+    for upload in uploads {
+        // Their temp files are gone: abort still succeeds.
+        upload.abort().await.expect("abort");
+    }
+    // A shard removed under the sink is recreated when its turn comes again.
+    std::fs::remove_dir(tmp.join("00")).expect("empty shard");
+    for i in 0..TMP_SHARDS {
+        commit(&sink, &format!("again/{i}"), b"y").await;
+    }
+    assert!(tmp.join("00").is_dir());
+    assert!(sink.temp_files().expect("temp files").is_empty());
+}
+
+#[tokio::test]
+async fn commits_leave_directory_fsyncs_to_the_next_put_small() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = open(dir.path(), true);
+    commit(&sink, "1/champ/a.pdf", b"a").await;
+    commit(&sink, "1/champ/b.pdf", b"b").await;
+    commit(&sink, "1/annotation/c.pdf", b"c").await;
+    commit(&sink, "top.txt", b"t").await;
+    // Each file's directory, and the parent of each directory created.
+    assert_eq!(
+        dirty(&sink),
+        ["/", "/1", "/1/annotation", "/1/champ"],
+        "directories waiting for an fsync"
+    );
+    sink.put_small(".dsfiles/dossiers/1.json", Bytes::from_static(b"{}"))
+        .await
+        .expect("put_small");
+    assert_eq!(
+        dirty(&sink),
+        Vec::<String>::new(),
+        "put_small syncs them all"
+    );
+    // put_small syncs its own directories before returning.
+    sink.put_small(".dsfiles/other/2.json", Bytes::from_static(b"{}"))
+        .await
+        .expect("put_small");
+    assert_eq!(dirty(&sink), Vec::<String>::new());
+    for (key, bytes) in [
+        ("1/champ/a.pdf", &b"a"[..]),
+        (".dsfiles/dossiers/1.json", b"{}"),
+    ] {
+        assert_eq!(
+            sink.get_small(key).await.expect("read").as_deref(),
+            Some(bytes)
+        );
+    }
+    // Without fsync nothing is tracked.
+    let other = tempfile::tempdir().expect("tempdir");
+    let unsynced = open(other.path(), false);
+    commit(&unsynced, "1/champ/a.pdf", b"a").await;
+    assert_eq!(dirty(&unsynced), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn directories_created_by_a_failed_commit_still_get_synced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = open(dir.path(), true);
+    let mut upload = sink
+        .create("m/new/f.pdf", &ObjectMeta::default())
+        .await
+        .expect("create");
+    upload.write(Bytes::from_static(b"1")).await.expect("write");
+    // The temp file disappears: the commit creates `m/new/`, then its rename fails.
+    for temp in sink.temp_files().expect("temp files") {
+        std::fs::remove_file(temp).expect("remove temp");
+    }
+    let err = upload.commit().await.expect_err("no temp file to rename");
+    assert!(
+        matches!(
+            err,
+            Error::Io {
+                op: "rename into place",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(dir.path().join("m/new").is_dir());
+    // A later commit into `m/new/` finds it there and would not know it is new: the entries
+    // of `m/` and `m/new/` in their parents are already waiting for an fsync.
+    assert_eq!(dirty(&sink), ["/", "/m"]);
+    commit(&sink, "m/new/g.pdf", b"g").await;
+    assert_eq!(dirty(&sink), ["/", "/m", "/m/new"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commits_and_put_smalls_leave_nothing_unsynced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = std::sync::Arc::new(open(dir.path(), true));
+    let mut tasks = tokio::task::JoinSet::new();
+    for dossier in 0..16 {
+        let sink = std::sync::Arc::clone(&sink);
+        tasks.spawn(async move {
+            for file in 0..8 {
+                let key = format!("{dossier}/champ {}/{file}.bin", file % 3);
+                let mut upload = sink.create(&key, &ObjectMeta::default()).await?;
+                upload.write(Bytes::from(key.clone().into_bytes())).await?;
+                upload.commit().await?;
+            }
+            let shard = format!(".dsfiles/dossiers/{dossier}.json");
+            sink.put_small(&shard, Bytes::from_static(b"{}")).await
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.expect("join").expect("commit and put_small");
+    }
+    assert_eq!(dirty(&sink), Vec::<String>::new());
+    assert!(sink.temp_files().expect("temp files").is_empty());
+    let mut listed = 0;
+    let mut entries = sink.list("");
+    while let Some(entry) = entries.next().await {
+        let entry = entry.expect("list");
+        if !entry.key.starts_with(".dsfiles/") {
+            let bytes = sink.get_small(&entry.key).await.expect("read");
+            assert_eq!(bytes.as_deref(), Some(entry.key.as_bytes()));
+            listed += 1;
+        }
+    }
+    assert_eq!(listed, 16 * 8);
 }

@@ -50,9 +50,9 @@ async fn local_disk() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let sink = LocalSink::open(dir.path().join("dest"), five_mib())?;
     conformance::run(&sink, Caps { attributes: false }).await?;
-    // No temp file survives the suite (abort, drop, commit all clean up).
-    let tmp = dir.path().join("dest/.dsfiles/tmp");
-    let left: Vec<_> = std::fs::read_dir(&tmp)?.collect();
+    // No temp file survives the suite (abort, drop, commit all clean up), in any shard of
+    // `.dsfiles/tmp/`.
+    let left = sink.temp_files()?;
     ensure!(left.is_empty(), "temp files left: {left:?}");
     Ok(())
 }

@@ -4,10 +4,21 @@ use anyhow::{Result, ensure};
 use bytes::Bytes;
 use dsfiles_sink::{LocalSink, ObjectMeta, Sink, SinkOptions};
 
+/// Every temp file under `.dsfiles/tmp/`: in its shard directories or directly in it.
 fn temp_files(root: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
-    Ok(std::fs::read_dir(root.join(".dsfiles/tmp"))?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()?)
+    let mut files = Vec::new();
+    let mut dirs = vec![root.join(".dsfiles/tmp")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                dirs.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    Ok(files)
 }
 
 #[tokio::test]
