@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use dsfiles_core::{SyncReport, VerifyReport};
 
+use anyhow::Context as _;
+
 use crate::logging;
 use crate::progress::human_bytes;
 
@@ -135,4 +137,12 @@ pub fn print_verify(report: &VerifyReport, quiet: bool) {
     if !out.is_empty() {
         logging::write_stderr(out.as_bytes()).ok();
     }
+}
+
+/// Writes a report as pretty JSON for `--summary-json`.
+pub fn write_json(path: &std::path::Path, report: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut json = serde_json::to_vec_pretty(report).context("cannot serialize the report")?;
+    json.push(b'\n');
+    std::fs::write(path, json)
+        .with_context(|| format!("cannot write `--summary-json` to `{}`", path.display()))
 }

@@ -61,10 +61,7 @@ pub fn finish(
     quiet: bool,
 ) -> anyhow::Result<Exit> {
     if let Some(path) = summary_json {
-        let mut json = serde_json::to_vec_pretty(report).context("cannot serialize the report")?;
-        json.push(b'\n');
-        std::fs::write(path, json)
-            .with_context(|| format!("cannot write `--summary-json` to `{}`", path.display()))?;
+        summary::write_json(path, report)?;
     }
     summary::print_verify(report, quiet);
     Ok(Exit::from_verify_report(report))
