@@ -12,15 +12,8 @@ pub struct S3 {
     pub describe: String,
     pub bucket: String,
     pub env: Vec<(String, String)>,
-    server: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Drop for S3 {
-    fn drop(&mut self) {
-        if let Some(task) = self.server.take() {
-            task.abort();
-        }
-    }
+    /// The in-process server (the sink's test-support s3s-fs), stopped on drop.
+    server: Option<dsfiles_sink::testing::S3sFs>,
 }
 
 impl S3 {
@@ -86,39 +79,17 @@ pub fn start_s3s_fs(runtime: &tokio::runtime::Runtime, dir: &Path) -> anyhow::Re
     }
     fs::create_dir_all(dir.join(&bucket))
         .with_context(|| format!("cannot create `{}`", dir.display()))?;
-    let store = s3s_fs::FileSystem::new(dir)
-        .map_err(|e| anyhow::anyhow!("cannot open s3s-fs at `{}`: {e:?}", dir.display()))?;
-    let mut builder = s3s::service::S3ServiceBuilder::new(store);
-    builder.set_auth(s3s::auth::SimpleAuth::from_single("test", "test"));
-    let service = builder.build();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .context("cannot bind s3s-fs on loopback")?;
-    let addr = listener.local_addr()?;
-    let task = runtime.spawn(async move {
-        let http =
-            hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-        let mut connections = tokio::task::JoinSet::new();
-        loop {
-            let Ok((sock, _)) = listener.accept().await else {
-                continue;
-            };
-            let conn = http
-                .serve_connection(hyper_util::rt::TokioIo::new(sock), service.clone())
-                .into_owned();
-            connections.spawn(async move {
-                let _ = conn.await;
-            });
-        }
-    });
-    let endpoint = format!("http://{addr}");
+    let server = runtime
+        .block_on(dsfiles_sink::testing::S3sFs::start(dir))
+        .with_context(|| format!("cannot start s3s-fs on `{}`", dir.display()))?;
+    let endpoint = server.endpoint().to_owned();
     Ok(S3 {
         describe: format!(
             "s3s-fs 0.14.1 in the bench process at {endpoint}, storing under `target/bench/s3s-fs/`"
         ),
         bucket,
         env: aws_env(&endpoint),
-        server: Some(task),
+        server: Some(server),
     })
 }
 
