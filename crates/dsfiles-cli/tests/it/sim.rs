@@ -87,14 +87,19 @@ fn count_files(dir: &Path) -> usize {
         .count()
 }
 
-/// What a run left under `.dsfiles/tmp/` (local temp files) and `.dsfiles/staging/` (staging
-/// keys): both must be empty after a run, even a cancelled one.
+/// What a run left under `.dsfiles/tmp/` (local temp files, spread over the sink's shard
+/// directories) and `.dsfiles/staging/` (staging keys): no file may remain after a run, even a
+/// cancelled one. The directories themselves are the sink's layout, not leftovers.
 pub fn leftovers(dest: &Path) -> Vec<String> {
     let mut out = Vec::new();
     for dir in [".dsfiles/tmp", ".dsfiles/staging"] {
         let dir = dest.join(dir);
         if dir.exists() {
-            out.extend(all_paths(&dir).into_iter().filter(|p| p != "keep"));
+            out.extend(
+                all_paths(&dir)
+                    .into_iter()
+                    .filter(|p| p != "keep" && dir.join(p).is_file()),
+            );
         }
     }
     out
