@@ -200,7 +200,7 @@ pub async fn sync(
                 }
                 Err(e) => {
                     let dossier = in_flight.remove(&e.id()).unwrap_or_default();
-                    totals.failed.push(Failure {
+                    totals.tally.failed.push(Failure {
                         dossier,
                         file_id: None,
                         key: shard_key(dossier),
@@ -265,8 +265,8 @@ pub async fn sync(
     let advance = complete
         && !cancelled
         && listing_error.is_none()
-        && totals.failed.is_empty()
-        && totals.warnings.is_empty();
+        && totals.tally.failed.is_empty()
+        && totals.tally.warnings.is_empty();
     if advance {
         let point = SyncPoint {
             version: WIRE_VERSION,
@@ -295,21 +295,21 @@ pub async fn sync(
         started_at,
         finished_at: Utc::now(),
         dossiers: totals.processed.len() as u64,
-        files_planned: totals.files,
-        stored: totals.stored,
-        skipped_unchanged: totals.unchanged,
-        updated: totals.updated,
-        skipped_unscanned: totals.unscanned,
-        flagged: totals.flagged,
-        failed: totals.failed,
+        files_planned: totals.tally.files,
+        stored: totals.tally.stored,
+        skipped_unchanged: totals.tally.unchanged,
+        updated: totals.tally.updated,
+        skipped_unscanned: totals.tally.unscanned,
+        flagged: totals.tally.flagged,
+        failed: totals.tally.failed,
         deleted_dossiers: totals.deleted,
-        removed_upstream: totals.removed,
+        removed_upstream: totals.tally.removed,
         pruned: run.opts.prune,
-        warnings: totals.warnings,
-        bytes_downloaded: totals.bytes,
+        warnings: totals.tally.warnings,
+        bytes_downloaded: totals.tally.bytes,
         duration_secs: duration,
         mb_per_sec: if duration > 0.0 {
-            totals.bytes as f64 / 1e6 / duration
+            totals.tally.bytes as f64 / 1e6 / duration
         } else {
             0.0
         },
@@ -350,10 +350,9 @@ struct Run {
     run_id: String,
 }
 
-/// What happened to one dossier.
+/// Counts and lists that both a dossier's outcome and the run's totals keep.
 #[derive(Debug, Default)]
-struct DossierOutcome {
-    dossier: u64,
+struct Tally {
     files: u64,
     stored: u64,
     unchanged: u64,
@@ -364,30 +363,10 @@ struct DossierOutcome {
     flagged: Vec<Flagged>,
     failed: Vec<Failure>,
     warnings: Vec<String>,
-    recheck: bool,
 }
 
-/// The run's tally.
-#[derive(Debug, Default)]
-struct Totals {
-    processed: Vec<u64>,
-    files: u64,
-    stored: u64,
-    unchanged: u64,
-    updated: u64,
-    bytes: u64,
-    removed: u64,
-    unscanned: Vec<Skipped>,
-    flagged: Vec<Flagged>,
-    failed: Vec<Failure>,
-    warnings: Vec<String>,
-    deleted: Vec<u64>,
-    recheck: Vec<u64>,
-}
-
-impl Totals {
-    fn merge(&mut self, o: DossierOutcome) {
-        self.processed.push(o.dossier);
+impl Tally {
+    fn add(&mut self, o: Tally) {
         self.files += o.files;
         self.stored += o.stored;
         self.unchanged += o.unchanged;
@@ -398,6 +377,30 @@ impl Totals {
         self.flagged.extend(o.flagged);
         self.failed.extend(o.failed);
         self.warnings.extend(o.warnings);
+    }
+}
+
+/// What happened to one dossier.
+#[derive(Debug, Default)]
+struct DossierOutcome {
+    dossier: u64,
+    tally: Tally,
+    recheck: bool,
+}
+
+/// The run's tally.
+#[derive(Debug, Default)]
+struct Totals {
+    processed: Vec<u64>,
+    tally: Tally,
+    deleted: Vec<u64>,
+    recheck: Vec<u64>,
+}
+
+impl Totals {
+    fn merge(&mut self, o: DossierOutcome) {
+        self.processed.push(o.dossier);
+        self.tally.add(o.tally);
         if o.recheck {
             self.recheck.push(o.dossier);
         }
@@ -408,7 +411,7 @@ impl Totals {
         progress.event(&Event::Warning {
             message: message.clone(),
         });
-        self.warnings.push(message);
+        self.tally.warnings.push(message);
     }
 }
 
@@ -429,7 +432,7 @@ impl Run {
         let shard_key = shard_key(number);
         let dossier_failure = |out: &mut DossierOutcome, reason: String| {
             tracing::warn!(dossier = number, "{reason}");
-            out.failed.push(Failure {
+            out.tally.failed.push(Failure {
                 dossier: number,
                 file_id: None,
                 key: shard_key.clone(),
@@ -457,7 +460,7 @@ impl Run {
         let old: Option<Shard> = match state::read(self.sink.as_ref(), &shard_key).await {
             Ok(shard) => shard,
             Err(Error::Manifest { key, reason }) => {
-                out.warnings.push(format!(
+                out.tally.warnings.push(format!(
                     "manifest shard `{key}` is unreadable and is rebuilt: {reason}"
                 ));
                 None
@@ -470,11 +473,13 @@ impl Run {
                 return out;
             }
         };
-        out.files = records.len() as u64;
+        out.tally.files = records.len() as u64;
         let planned = {
             let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(shard) = &old {
-                out.warnings.extend(plan::hold_shard_keys(shard, &mut keys));
+                out.tally
+                    .warnings
+                    .extend(plan::hold_shard_keys(shard, &mut keys));
             }
             plan::plan(
                 PlanInput {
@@ -501,8 +506,8 @@ impl Run {
                         key: entry.key.clone(),
                         reason: "unchanged".to_owned(),
                     });
-                    out.unchanged += 1;
-                    flag(&mut out.flagged, number, &entry, None);
+                    out.tally.unchanged += 1;
+                    flag(&mut out.tally.flagged, number, &entry, None);
                     files.push(entry);
                 }
                 Action::Update { entry } => {
@@ -511,8 +516,8 @@ impl Run {
                         key: entry.key.clone(),
                         reason: "status_updated".to_owned(),
                     });
-                    out.updated += 1;
-                    flag(&mut out.flagged, number, &entry, None);
+                    out.tally.updated += 1;
+                    flag(&mut out.tally.flagged, number, &entry, None);
                     files.push(entry);
                 }
                 Action::Unscanned { record, entry } => {
@@ -523,7 +528,7 @@ impl Run {
                             .map_or_else(|| record.filename.clone(), |e| e.key.clone()),
                         reason: format!("virus_scan:{}", record.virus_scan),
                     });
-                    out.unscanned.push(Skipped {
+                    out.tally.unscanned.push(Skipped {
                         dossier: number,
                         file_id: record.file_id(),
                         filename: record.filename.clone(),
@@ -571,18 +576,18 @@ impl Run {
         while let Some((file_id, previous, settled)) = pending.next().await {
             match settled {
                 Settled::Stored(entry, detail) => {
-                    out.stored += 1;
-                    out.bytes += entry.size;
+                    out.tally.stored += 1;
+                    out.tally.bytes += entry.size;
                     self.progress.event(&Event::FileStored {
                         key: entry.key.clone(),
                         bytes: entry.size,
                         status: entry.status,
                     });
-                    flag(&mut out.flagged, number, &entry, detail);
+                    flag(&mut out.tally.flagged, number, &entry, detail);
                     if let Some(previous) = previous.filter(|p| p.key != entry.key) {
                         // The slot's file moved (new name): the old object is superseded.
                         if let Err(e) = self.sink.delete(&previous.key).await {
-                            out.warnings.push(format!(
+                            out.tally.warnings.push(format!(
                                 "dossier `{number}`: cannot delete the superseded `{}`: {e}",
                                 previous.key
                             ));
@@ -596,7 +601,7 @@ impl Run {
                         key: key.clone(),
                         reason: reason.clone(),
                     });
-                    out.failed.push(Failure {
+                    out.tally.failed.push(Failure {
                         dossier: number,
                         file_id: Some(file_id),
                         key,
@@ -613,11 +618,11 @@ impl Run {
         drop(pending);
 
         for removed in planned.removed {
-            out.removed += 1;
+            out.tally.removed += 1;
             if self.opts.prune {
                 match self.sink.delete(&removed.key).await {
                     Ok(()) => continue,
-                    Err(e) => out.warnings.push(format!(
+                    Err(e) => out.tally.warnings.push(format!(
                         "dossier `{number}`: cannot prune `{}`: {e}",
                         removed.key
                     )),
@@ -646,7 +651,7 @@ impl Run {
         // in a rewrite, and a file left out for its scan is stored once DS calls it safe (DS
         // does not touch the dossier's update time when a scan result changes).
         out.recheck |= incomplete
-            || !out.unscanned.is_empty()
+            || !out.tally.unscanned.is_empty()
             || shard.files.iter().any(|f| f.status == FileStatus::Pending);
         if old.as_ref() != Some(&shard)
             && let Err(e) = state::write(self.sink.as_ref(), &shard_key, &shard).await
@@ -1075,7 +1080,7 @@ async fn deleted_dossiers(run: &Run, since: Option<DateTime<Utc>>, totals: &mut 
             let mut kept = Vec::new();
             for mut file in std::mem::take(&mut shard.files) {
                 if file.status != FileStatus::RemovedUpstream {
-                    totals.removed += 1;
+                    totals.tally.removed += 1;
                 }
                 file.status = FileStatus::RemovedUpstream;
                 if run.opts.prune {
