@@ -46,36 +46,40 @@ fn request_error(code: &str, message: impl Into<String>, locations: Option<Value
     error
 }
 
+/// A DS-shaped `{"errors": [...]}` body for a query that does not parse or validate.
+fn diagnostics_response(
+    code: &str,
+    diagnostics: &apollo_compiler::validation::DiagnosticList,
+) -> Value {
+    let errors: Vec<Value> = diagnostics
+        .iter()
+        .map(|d| {
+            let json = d.to_json();
+            let locations = serde_json::to_value(&json.locations).ok();
+            request_error(code, json.message, locations)
+        })
+        .collect();
+    json!({ "errors": errors })
+}
+
 /// Runs one request to a response body (HTTP 200). `Err` is a simulator bug.
 pub(crate) fn run(inner: &Inner, request: &GraphqlRequest) -> Result<Value, String> {
     let ast = match Parser::new().parse_ast(&request.query, "query.graphql") {
         Ok(ast) => ast,
         Err(with_errors) => {
-            let errors: Vec<Value> = with_errors
-                .errors
-                .iter()
-                .map(|d| {
-                    let json = d.to_json();
-                    let locations = serde_json::to_value(&json.locations).ok();
-                    request_error("graphql_parse_failed", json.message, locations)
-                })
-                .collect();
-            return Ok(json!({"errors": errors}));
+            return Ok(diagnostics_response(
+                "graphql_parse_failed",
+                &with_errors.errors,
+            ));
         }
     };
     let document = match ast.to_executable_validate(&inner.schema) {
         Ok(document) => document,
         Err(with_errors) => {
-            let errors: Vec<Value> = with_errors
-                .errors
-                .iter()
-                .map(|d| {
-                    let json = d.to_json();
-                    let locations = serde_json::to_value(&json.locations).ok();
-                    request_error("graphql_validation_failed", json.message, locations)
-                })
-                .collect();
-            return Ok(json!({"errors": errors}));
+            return Ok(diagnostics_response(
+                "graphql_validation_failed",
+                &with_errors.errors,
+            ));
         }
     };
     let operation = match document.operations.get(request.operation_name.as_deref()) {
