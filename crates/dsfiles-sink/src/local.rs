@@ -63,6 +63,24 @@ impl fmt::Debug for LocalSink {
 }
 
 impl LocalSink {
+    /// Opens the object at `key` for reading, with its metadata; `NotFound` when absent.
+    async fn open_file(
+        &self,
+        key: &str,
+    ) -> Result<(PathBuf, tokio::fs::File, std::fs::Metadata), Error> {
+        let path = self.path(key)?;
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(e) if absent(&e) => return Err(Error::NotFound { key: key.into() }),
+            Err(e) => return Err(Error::io("open", path, e)),
+        };
+        let metadata = file
+            .metadata()
+            .await
+            .map_err(|e| Error::io("stat", &path, e))?;
+        Ok((path, file, metadata))
+    }
+
     /// Opens (creating it if needed) the destination directory `root`, takes the lock file and
     /// removes stale temp files when no other live process holds the lock.
     pub fn open(root: impl Into<PathBuf>, options: SinkOptions) -> Result<LocalSink, Error> {
@@ -402,18 +420,8 @@ impl Sink for LocalSink {
     }
 
     async fn get(&self, key: &str) -> Result<ByteStream, Error> {
-        let path = self.path(key)?;
-        let file = match tokio::fs::File::open(&path).await {
-            Ok(file) => file,
-            Err(e) if absent(&e) => return Err(Error::NotFound { key: key.into() }),
-            Err(e) => return Err(Error::io("open", path, e)),
-        };
-        let is_file = file
-            .metadata()
-            .await
-            .map_err(|e| Error::io("stat", &path, e))?
-            .is_file();
-        if !is_file {
+        let (path, file, metadata) = self.open_file(key).await?;
+        if !metadata.is_file() {
             return Err(Error::NotFound { key: key.into() });
         }
         Ok(
@@ -424,17 +432,8 @@ impl Sink for LocalSink {
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, Error> {
-        let path = self.path(key)?;
-        let mut file = match tokio::fs::File::open(&path).await {
-            Ok(file) => file,
-            Err(e) if absent(&e) => return Err(Error::NotFound { key: key.into() }),
-            Err(e) => return Err(Error::io("open", path, e)),
-        };
-        let size = file
-            .metadata()
-            .await
-            .map_err(|e| Error::io("stat", &path, e))?
-            .len();
+        let (path, mut file, metadata) = self.open_file(key).await?;
+        let size = metadata.len();
         if range.start > size || range.start > range.end {
             return Err(Error::InvalidRange {
                 key: key.into(),
