@@ -27,7 +27,8 @@ use report::{Case, Report, Row, Target};
 use tools::Inputs;
 
 const USAGE: &str =
-    "usage: cargo xtask bench [--quick] [--rounds N] [--no-object-store] [--perf] [--out FILE]";
+    "usage: cargo xtask bench [--quick] [--rounds N] [--no-object-store] [--perf] [--out FILE]
+       cargo xtask bench [--quick] --serve";
 
 /// Progress lines on stderr (the binary's only output besides the report file).
 pub(crate) fn say(line: impl std::fmt::Display) {
@@ -41,6 +42,8 @@ struct Options {
     object_store: bool,
     /// Also profile one dsfiles run per corpus with `perf record` (flat profile in `target/bench/perf/`).
     perf: bool,
+    /// Start nginx and the simulators, write `target/bench/serve.env`, and wait (for profiling by hand).
+    serve: bool,
     out: Option<PathBuf>,
 }
 
@@ -50,6 +53,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Options> {
         rounds: 0,
         object_store: true,
         perf: false,
+        serve: false,
         out: None,
     };
     let mut it = args.iter();
@@ -58,6 +62,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Options> {
             "--quick" => opts.quick = true,
             "--no-object-store" => opts.object_store = false,
             "--perf" => opts.perf = true,
+            "--serve" => opts.serve = true,
             "--rounds" => {
                 let n = it.next().context(USAGE)?;
                 opts.rounds = n
@@ -650,6 +655,33 @@ fn profile(
     Ok(out)
 }
 
+/// `--serve`: writes how to reach each démarche to `target/bench/serve.env` and waits for a
+/// line (or the end) on standard input, so that runs can be timed or profiled by hand.
+fn serve(dir: &Path, dsfiles: &Path, demarches: &[&ds::Demarche]) -> anyhow::Result<()> {
+    let mut text = String::from("# written by `cargo xtask bench --serve`; valid while it runs\n");
+    for d in demarches {
+        let env: Vec<String> = d.env().iter().map(|(k, v)| format!("{k}={v}")).collect();
+        text.push_str(&format!(
+            "# démarche {}: {} files, {} bytes\n# env {} {} sync --demarche {} --dest DIR\n",
+            d.number,
+            d.files,
+            d.bytes,
+            env.join(" "),
+            dsfiles.display(),
+            d.number
+        ));
+    }
+    let path = dir.join("serve.env");
+    fs::write(&path, &text).with_context(|| format!("cannot write `{}`", path.display()))?;
+    say(format!(
+        "serving; how to reach each démarche: `{}`. Press Enter (or close stdin) to stop.",
+        path.display()
+    ));
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    Ok(())
+}
+
 fn ratio_target(what: &str, limit: f64, num: Option<f64>, den: Option<f64>) -> Target {
     let measured = num.zip(den).filter(|(_, d)| *d > 0.0).map(|(n, d)| n / d);
     Target {
@@ -743,6 +775,17 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let small_demarche = sims.start(1002, &base, &small.files.iter().collect::<Vec<_>>())?;
     let big_files: Vec<&corpus::CorpusFile> = main.files[main.spec.files..].iter().collect();
     let big_demarche = sims.start(1003, &base, &big_files)?;
+
+    if opts.serve {
+        let result = serve(
+            &dir,
+            &dsfiles,
+            &[&main_demarche, &small_demarche, &big_demarche],
+        );
+        sims.shutdown();
+        drop(nginx);
+        return result;
+    }
 
     let result = (|| -> anyhow::Result<Report> {
         let bench = Bench {

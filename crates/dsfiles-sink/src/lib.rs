@@ -128,8 +128,8 @@ pub struct ListEntry {
     pub size: u64,
 }
 
-/// Tuning shared by every sink. Set from `--dest-option` keys `part_size`, `parts_in_flight`
-/// and `fsync` (see [`open`]).
+/// Tuning shared by every sink. Set from `--dest-option` keys `part_size`, `parts_in_flight`,
+/// `fsync` and `direct_io` (see [`open`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SinkOptions {
     /// Objects up to this size are sent with one request; larger ones as parts of this size.
@@ -140,6 +140,9 @@ pub struct SinkOptions {
     /// Local disk only: fsync each file before its rename, and the directories changed before
     /// the next `put_small` returns.
     pub fsync: bool,
+    /// Local disk on Linux, with `fsync` only: write files with `O_DIRECT`, straight to the disk
+    /// instead of through the page cache (buffered writes where the file system refuses it).
+    pub direct_io: bool,
 }
 
 impl Default for SinkOptions {
@@ -148,6 +151,7 @@ impl Default for SinkOptions {
             part_size: DEFAULT_PART_SIZE,
             parts_in_flight: DEFAULT_PARTS_IN_FLIGHT,
             fsync: true,
+            direct_io: true,
         }
     }
 }

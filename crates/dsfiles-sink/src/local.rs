@@ -2,7 +2,8 @@
 //!
 //! Crash safety: an upload is written to `<root>/.dsfiles/tmp/<shard>/<uuid>.part`, fsynced,
 //! and renamed into place (parents created). A `kill -9` leaves at most temp files, which the
-//! next [`LocalSink::open`] removes (see the lock file below).
+//! next [`LocalSink::open`] removes (see the lock file below). With fsync on, Linux and a file
+//! system that takes it, temp files are written with `O_DIRECT` (see [`temp_file`]).
 //!
 //! Directory fsyncs are batched: a commit records the directories whose entries it changed
 //! (the file's parent, and the parent of every directory it created), and the next
@@ -17,10 +18,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::io::{SeekFrom, Write};
+use std::io::SeekFrom;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 
 use bytes::Bytes;
@@ -31,10 +32,12 @@ use crate::key::{validate_key, validate_prefix};
 use crate::{
     ByteStream, Error, ListEntry, ObjectInfo, ObjectMeta, STATE_DIR, Sink, SinkOptions, Upload,
 };
+use temp_file::{Block, TempFile};
 
 const TMP_DIR: &str = "tmp";
 const LOCK_FILE: &str = "lock";
 const TMP_SUFFIX: &str = ".part";
+/// Bytes an upload buffers before it writes them (a multiple of [`temp_file::ALIGN`]).
 const WRITE_BUFFER: usize = 256 * 1024;
 /// Subdirectories of `.dsfiles/tmp/` that temp files are spread over (`00` to `1f`).
 pub const TMP_SHARDS: usize = 32;
@@ -110,6 +113,7 @@ impl LocalSink {
                 root: root.clone(),
                 tmp,
                 fsync: options.fsync,
+                direct: AtomicBool::new(options.fsync && options.direct_io),
                 next_shard: AtomicUsize::new(0),
                 dirty: Mutex::default(),
                 gate: RwLock::default(),
@@ -140,6 +144,12 @@ impl LocalSink {
     /// The destination directory (absolute).
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Whether new temp files are written with `O_DIRECT`: asked for (fsync and `direct_io`
+    /// on), on Linux, and not refused by the file system so far.
+    pub fn direct_io(&self) -> bool {
+        self.shared.direct.load(Ordering::Relaxed)
     }
 
     /// Every temp file under `.dsfiles/tmp/`: in its shard directories or, left by an older
@@ -201,7 +211,7 @@ impl LocalSink {
             target,
             shared: Arc::clone(&self.shared),
             dir_sync,
-            buf: Vec::new(),
+            buf: Block::new(WRITE_BUFFER),
             file: Some(file),
             temp_ours: true,
         })
@@ -230,6 +240,8 @@ struct Shared {
     root: PathBuf,
     tmp: PathBuf,
     fsync: bool,
+    /// Whether new temp files are opened with `O_DIRECT`; cleared when the file system refuses.
+    direct: AtomicBool,
     /// Round robin over the temp shards.
     next_shard: AtomicUsize,
     /// Directories whose entries changed since they were last fsynced (with `fsync` only).
@@ -251,22 +263,26 @@ impl Shared {
 
     /// Creates a new temp file in the next shard (recreating the shard if it was removed).
     /// Blocking.
-    fn create_temp(&self) -> Result<(PathBuf, std::fs::File), Error> {
+    fn create_temp(&self) -> Result<(PathBuf, TempFile), Error> {
         let dir = self.shard(self.next_shard.fetch_add(1, Ordering::Relaxed) % TMP_SHARDS);
         let temp = dir.join(format!("{}{TMP_SUFFIX}", uuid::Uuid::new_v4().simple()));
-        let open = || {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&temp)
-        };
+        let direct = self.direct.load(Ordering::Relaxed);
+        let open = || TempFile::create(&temp, direct);
         let file = match open() {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(&dir)
                 .and_then(|()| open())
                 .map_err(|e| Error::io("create temp file", &temp, e))?,
             other => other.map_err(|e| Error::io("create temp file", &temp, e))?,
         };
+        self.note_direct(direct, &file);
         Ok((temp, file))
+    }
+
+    /// Stops asking for `O_DIRECT` once the file system refused it for `file`.
+    fn note_direct(&self, asked: bool, file: &TempFile) {
+        if asked && !file.is_direct() && self.direct.swap(false, Ordering::Relaxed) {
+            tracing::info!(dest = %self.root.display(), "the file system refuses O_DIRECT: buffered writes from now on");
+        }
     }
 
     fn mark_dirty(&self, dirs: impl IntoIterator<Item = PathBuf>) {
@@ -617,10 +633,10 @@ struct LocalUpload {
     target: PathBuf,
     shared: Arc<Shared>,
     dir_sync: DirSync,
-    /// Bytes not yet written to the temp file (at most about [`WRITE_BUFFER`]).
-    buf: Vec<u8>,
+    /// Bytes not yet written to the temp file (fewer than [`WRITE_BUFFER`] between writes).
+    buf: Block,
     /// The temp file; `None` once committed, aborted or failed.
-    file: Option<std::fs::File>,
+    file: Option<TempFile>,
     /// Whether abort and drop must remove `temp` (false once `commit` has taken it over).
     temp_ours: bool,
 }
@@ -628,28 +644,18 @@ struct LocalUpload {
 #[async_trait::async_trait]
 impl Upload for LocalUpload {
     async fn write(&mut self, chunk: Bytes) -> Result<(), Error> {
-        let Some(mut file) = self.file.take() else {
+        if self.file.is_none() {
             return Err(Error::UploadFailed {
                 key: self.key.clone(),
             });
-        };
-        self.buf.extend_from_slice(&chunk);
-        if self.buf.len() < WRITE_BUFFER {
-            self.file = Some(file);
-            return Ok(());
         }
-        let mut buf = std::mem::take(&mut self.buf);
-        let temp = self.temp.clone();
-        // On failure the file stays `None`: the upload can only be aborted (or dropped).
-        let (file, buf) = blocking("write temp file", &self.temp, move || {
-            file.write_all(&buf)
-                .map_err(|e| Error::io("write temp file", temp, e))?;
-            buf.clear();
-            Ok((file, buf))
-        })
-        .await?;
-        self.file = Some(file);
-        self.buf = buf;
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            rest = &rest[self.buf.fill(rest)..];
+            if self.buf.is_full() {
+                self.flush().await?;
+            }
+        }
         Ok(())
     }
 
@@ -668,7 +674,7 @@ impl Upload for LocalUpload {
             self.dir_sync,
         );
         let result = blocking("publish", &self.target, move || {
-            publish(&shared, file, &buf, &temp, &target, dir_sync)
+            publish(&shared, file, buf, &temp, &target, dir_sync)
         })
         .await;
         if result.is_err() {
@@ -690,6 +696,31 @@ impl Upload for LocalUpload {
     }
 }
 
+impl LocalUpload {
+    /// Writes the full buffer to the temp file. On failure the file stays `None`: the upload
+    /// can only be aborted (or dropped).
+    async fn flush(&mut self) -> Result<(), Error> {
+        let Some(mut file) = self.file.take() else {
+            return Err(Error::UploadFailed {
+                key: self.key.clone(),
+            });
+        };
+        let mut buf = std::mem::take(&mut self.buf);
+        let (shared, temp) = (Arc::clone(&self.shared), self.temp.clone());
+        let (file, buf) = blocking("write temp file", &self.temp, move || {
+            let direct = file.is_direct();
+            file.write_block(&temp, &mut buf)
+                .map_err(|e| Error::io("write temp file", &temp, e))?;
+            shared.note_direct(direct, &file);
+            Ok((file, buf))
+        })
+        .await?;
+        self.file = Some(file);
+        self.buf = buf;
+        Ok(())
+    }
+}
+
 /// Best effort: a temp file that cannot be removed now is removed by the next `open`.
 async fn remove_temp(temp: &Path) {
     if let Err(e) = tokio::fs::remove_file(temp).await
@@ -704,14 +735,16 @@ async fn remove_temp(temp: &Path) {
 /// [`Shared::sync_dirs`]. Blocking.
 fn publish(
     shared: &Shared,
-    mut file: std::fs::File,
-    rest: &[u8],
+    mut file: TempFile,
+    mut rest: Block,
     temp: &Path,
     target: &Path,
     dir_sync: DirSync,
 ) -> Result<(), Error> {
-    file.write_all(rest)
+    let direct = file.is_direct();
+    file.finish(temp, &mut rest)
         .map_err(|e| Error::io("write temp file", temp, e))?;
+    shared.note_direct(direct, &file);
     if shared.fsync {
         file.sync_data().map_err(|e| Error::io("fsync", temp, e))?;
     }
@@ -850,6 +883,8 @@ fn process_alive(pid: u32) -> bool {
         true
     }
 }
+
+mod temp_file;
 
 #[cfg(test)]
 mod tests;

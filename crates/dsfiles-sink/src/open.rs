@@ -34,7 +34,7 @@ pub fn open(dest: &str, options: &[(String, String)]) -> Result<Arc<dyn Sink>, E
 ///
 /// Options understood by dsfiles itself: `part_size` (bytes, or with a `KiB`/`MiB`/`GiB`
 /// suffix), `parts_in_flight`, `upload_memory` (a size: memory shared by all the uploads of an
-/// object store), `fsync` (`true`/`false`, local disk) and `credentials=instance`.
+/// object store), `fsync` and `direct_io` (`true`/`false`, local disk) and `credentials=instance`.
 /// Every other option is an object_store config key for the backend (`region`, `endpoint`,
 /// `allow_http`, `virtual_hosted_style_request`, `access_key_id`, `account_name`, ...);
 /// an unknown key is an error.
@@ -172,7 +172,7 @@ fn reject_passthrough(dest: &str, passthrough: &[(String, String)]) -> Result<()
         Some((key, _)) => Err(Error::InvalidOption {
             key: key.clone(),
             reason: format!(
-                "`{dest}` is not an object store: only part_size, parts_in_flight, upload_memory and fsync apply"
+                "`{dest}` is not an object store: only part_size, parts_in_flight, upload_memory, fsync and direct_io apply"
             ),
         }),
         None => Ok(()),
@@ -196,10 +196,7 @@ fn redact(dest: &str) -> String {
 }
 
 fn truthy(value: &str) -> bool {
-    matches!(
-        value.trim().to_ascii_lowercase().as_str(),
-        "true" | "1" | "yes" | "on" | "y"
-    )
+    value.trim().eq_ignore_ascii_case("y") || parse_bool(value) == Some(true)
 }
 
 struct Options {
@@ -223,6 +220,7 @@ impl Options {
                 key: key.clone(),
                 reason,
             };
+            let not_bool = || invalid(format!("`{value}` is not true or false"));
             match key.to_ascii_lowercase().as_str() {
                 "part_size" => {
                     sink.part_size = parse_size(value).ok_or_else(|| {
@@ -240,13 +238,8 @@ impl Options {
                         .parse()
                         .map_err(|_| invalid(format!("`{value}` is not a number")))?;
                 }
-                "fsync" => {
-                    sink.fsync = match value.trim().to_ascii_lowercase().as_str() {
-                        "true" | "1" | "yes" | "on" => true,
-                        "false" | "0" | "no" | "off" => false,
-                        _ => return Err(invalid(format!("`{value}` is not true or false"))),
-                    };
-                }
+                "fsync" => sink.fsync = parse_bool(value).ok_or_else(not_bool)?,
+                "direct_io" => sink.direct_io = parse_bool(value).ok_or_else(not_bool)?,
                 "credentials" => instance_credentials = parse_credentials(key, value)?,
                 _ => passthrough.push((key.clone(), value.clone())),
             }
@@ -258,6 +251,14 @@ impl Options {
             instance_credentials,
             passthrough,
         })
+    }
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
     }
 }
 

@@ -94,7 +94,7 @@ pub struct SyncArgs {
 
     /// Destination option KEY=VALUE (repeatable). dsfiles' own keys: `part_size` (default
     /// 8MiB: larger objects are multipart uploads in parts of this size), `parts_in_flight`
-    /// (default 2), `fsync` (local disk, default true), `credentials=instance` (same as
+    /// (default 2), `fsync` and `direct_io` (local disk, default true), `credentials=instance` (same as
     /// `DSFILES_CREDENTIALS=instance`). Any other key goes to object_store for the bucket's
     /// backend, with or without its `aws_`/`google_`/`azure_` prefix (`region`,
     /// `endpoint=http://127.0.0.1:9000`, `allow_http=true`, ...); an unknown key is an error.

@@ -277,3 +277,68 @@ async fn concurrent_commits_and_put_smalls_leave_nothing_unsynced() {
     }
     assert_eq!(listed, 16 * 8);
 }
+
+/// Whether the file system of `dir` takes `O_DIRECT`.
+fn direct_supported(dir: &Path) -> bool {
+    let probe = dir.join("probe");
+    let direct = TempFile::create(&probe, true)
+        .expect("create probe")
+        .is_direct();
+    std::fs::remove_file(probe).expect("remove probe");
+    direct
+}
+
+#[tokio::test]
+async fn direct_io_only_with_fsync_and_never_changes_the_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let supported = cfg!(target_os = "linux") && direct_supported(dir.path());
+    let content: Vec<u8> = (0..3 * WRITE_BUFFER + 4321)
+        .map(|i| (i * 7 + i / 251) as u8)
+        .collect();
+    for (fsync, direct_io, expected) in [
+        (true, true, supported),
+        (true, false, false),
+        (false, true, false),
+    ] {
+        let root = dir.path().join(format!("{fsync}-{direct_io}"));
+        let sink = LocalSink::open(
+            &root,
+            SinkOptions {
+                fsync,
+                direct_io,
+                ..SinkOptions::default()
+            },
+        )
+        .expect("open");
+        assert_eq!(
+            sink.direct_io(),
+            expected,
+            "fsync {fsync}, direct_io {direct_io}"
+        );
+        let mut upload = sink
+            .create("a/file.bin", &ObjectMeta::default())
+            .await
+            .expect("create");
+        // Irregular network-like chunks, one of them larger than the write buffer.
+        for piece in content.chunks(WRITE_BUFFER + 999).flat_map(|c| {
+            let (a, b) = c.split_at(c.len().min(16_000));
+            [a, b]
+        }) {
+            upload
+                .write(Bytes::copy_from_slice(piece))
+                .await
+                .expect("write");
+        }
+        upload.commit().await.expect("commit");
+        let stored = sink.get_small("a/file.bin").await.expect("read");
+        assert!(stored.as_deref() == Some(&content[..]), "content differs");
+        sink.put_small("state.json", Bytes::from_static(b"{}"))
+            .await
+            .expect("put_small");
+        assert_eq!(
+            sink.get_small("state.json").await.expect("read").as_deref(),
+            Some(&b"{}"[..])
+        );
+        assert!(sink.temp_files().expect("temp files").is_empty());
+    }
+}

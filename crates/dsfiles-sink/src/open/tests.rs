@@ -197,3 +197,23 @@ fn local_paths_and_file_urls() {
     let e = check(root.join("afile").to_str().unwrap(), &[], &[]);
     assert!(e.contains("is not a directory"), "{e}");
 }
+
+#[test]
+fn local_disk_switches() {
+    let opts = |pairs: &[(&str, &str)]| {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Options::parse(&pairs, &[]).map(|o| o.sink)
+    };
+    let default = opts(&[]).unwrap();
+    assert!(default.fsync && default.direct_io);
+    let off = opts(&[("fsync", "no"), ("DIRECT_IO", "Off")]).unwrap();
+    assert!(!off.fsync && !off.direct_io);
+    assert!(opts(&[("direct_io", "1")]).unwrap().direct_io);
+    for (key, value) in [("direct_io", "maybe"), ("fsync", "")] {
+        let e = opts(&[(key, value)]).unwrap_err().to_string();
+        assert!(e.contains(key) && e.contains("is not true or false"), "{e}");
+    }
+}
