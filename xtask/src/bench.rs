@@ -77,7 +77,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Options> {
         }
     }
     if opts.rounds == 0 {
-        opts.rounds = if opts.quick { 1 } else { 3 };
+        opts.rounds = if opts.quick { 1 } else { 5 };
     }
     Ok(opts)
 }
@@ -655,6 +655,35 @@ fn profile(
     Ok(out)
 }
 
+/// Single-core throughput of the digests, from `cargo bench -p dsfiles-core --bench hash`
+/// (lines `NAME<TAB>MB/s`).
+fn hash_throughput(cargo: &str, root: &Path) -> anyhow::Result<Vec<(String, f64)>> {
+    say("digests, one core: cargo bench -p dsfiles-core --bench hash");
+    let out = run_quiet(
+        Command::new(cargo)
+            .args(["bench", "-q", "-p", "dsfiles-core", "--bench", "hash"])
+            .current_dir(root),
+    )?;
+    parse_hash_throughput(&out)
+}
+
+fn parse_hash_throughput(out: &str) -> anyhow::Result<Vec<(String, f64)>> {
+    let rows: Vec<(String, f64)> = out
+        .lines()
+        .filter_map(|line| {
+            let (name, mbps) = line.split_once('\t')?;
+            Some((name.trim().to_owned(), mbps.trim().parse().ok()?))
+        })
+        .collect();
+    if rows.is_empty() {
+        bail!(
+            "the hash bench printed no `NAME<TAB>MB/s` line: `{}`",
+            out.trim()
+        );
+    }
+    Ok(rows)
+}
+
 /// `--serve`: writes how to reach each démarche to `target/bench/serve.env` and waits for a
 /// line (or the end) on standard input, so that runs can be timed or profiled by hand.
 fn serve(dir: &Path, dsfiles: &Path, demarches: &[&ds::Demarche]) -> anyhow::Result<()> {
@@ -748,6 +777,11 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         bail!("cargo build --release --bin dsfiles failed ({status})");
     }
     let dsfiles = target_dir(&root).join("release/dsfiles");
+    let hashing = if opts.serve {
+        Vec::new()
+    } else {
+        hash_throughput(&cargo, &root)?
+    };
 
     let (main_spec, small_spec) = specs(opts.quick);
     let corpus_root = dir.join("corpus");
@@ -922,6 +956,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         ));
 
         Ok(Report {
+            hashing: hashing.clone(),
             title: if opts.quick { "Quick run (`cargo xtask bench --quick`)".to_owned() } else { "Full run (`cargo xtask bench`)".to_owned() },
             started: started_at.clone(),
             duration_secs: 0.0,
@@ -930,8 +965,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 format!("Files served by nginx ({} worker processes, `sendfile on`, HTTP/1.1 keep-alive) on http://{}/ from `target/bench/corpus/`; config generated in `target/bench/nginx/nginx.conf`.", 2, nginx.addr),
                 "The DS API is `dsfiles-sim` in the bench process: démarches whose file URLs point straight at nginx, with the corpus' sizes and MD5 checksums. The URL list of curl and aria2c comes from `dsfiles list --format jsonl` of the same démarche.".to_owned(),
                 format!("{} round(s); the order of the tools alternates (forward, then backward); median, min and max per tool. Every run writes into a fresh empty directory under `target/bench/runs/` (same disk as the corpus); `sync` is called before each run so that one run's writeback does not land in the next.", opts.rounds),
-                "Wall time and peak RSS from GNU time (`/usr/bin/time -f '%e %M'`, peak RSS = the process' VmHWM). `curl + md5sum` is curl's run followed by `md5sum --check` of its files (times added, peak RSS the larger of the two).".to_owned(),
-                "dsfiles checks MD5 against DS's checksum and computes SHA-256 of every byte, writes each file under `.dsfiles/tmp/`, fsyncs it and renames it into place (the default); the `fsync=false` row shows the cost of the fsyncs. curl verifies nothing; aria2c verifies MD5 after each download.".to_owned(),
+                "Wall time, peak RSS and CPU time from GNU time (`/usr/bin/time -f '%e %M %U %S'`, peak RSS = the process' VmHWM, CPU = user + system time of the process, not of nginx). `curl + md5sum` is curl's run followed by `md5sum --check` of its files (times added, peak RSS the larger of the two).".to_owned(),
+                "dsfiles checks MD5 against DS's checksum and computes SHA-256 of every byte, writes each file under `.dsfiles/tmp/` with `O_DIRECT` (straight to the disk), fsyncs it and renames it into place (the default); the `fsync=false` row writes through the page cache without fsync, as curl does. curl verifies nothing; aria2c verifies MD5 after each download.".to_owned(),
             ],
             cases,
             targets,
@@ -980,4 +1015,26 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         report.duration_secs
     ));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_bench_lines_are_parsed_and_noise_is_skipped() {
+        let rows = parse_hash_throughput(
+            "md5 (dsfiles_core::hash::Md5)\t701\nwarning: something\nsha256 (sha2 crate)\t1595\n",
+        )
+        .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                ("md5 (dsfiles_core::hash::Md5)".to_owned(), 701.0),
+                ("sha256 (sha2 crate)".to_owned(), 1595.0)
+            ]
+        );
+        assert!(parse_hash_throughput("").is_err());
+        assert!(parse_hash_throughput("md5\tfast\n").is_err());
+    }
 }

@@ -10,12 +10,19 @@
 //! batches wait per thread, so the memory held per stream stays below about
 //! `(QUEUE + 2) × (BATCH + one network chunk)`, and a slow hasher slows the download down
 //! instead of buffering it.
+//!
+//! MD5 is this crate's own ([`md5`]: faster than the `md-5` crate); SHA-256 is `sha2`'s, which
+//! uses the CPU's SHA extensions where there are any.
+
+mod md5;
+
+pub use md5::Md5;
 
 use std::fmt;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use md5::Digest;
+use sha2::Digest as _;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -49,7 +56,7 @@ pub struct Hasher {
 
 enum State {
     Inline {
-        md5: md5::Md5,
+        md5: Md5,
         sha256: sha2::Sha256,
         len: usize,
     },
@@ -68,16 +75,42 @@ struct Lane {
     task: JoinHandle<Vec<u8>>,
 }
 
+/// A digest a [`Lane`] computes.
+trait StreamDigest: Send + 'static {
+    fn feed(&mut self, data: &[u8]);
+    fn digest(self) -> Vec<u8>;
+}
+
+impl StreamDigest for Md5 {
+    fn feed(&mut self, data: &[u8]) {
+        self.update(data);
+    }
+
+    fn digest(self) -> Vec<u8> {
+        self.finalize().to_vec()
+    }
+}
+
+impl StreamDigest for sha2::Sha256 {
+    fn feed(&mut self, data: &[u8]) {
+        self.update(data);
+    }
+
+    fn digest(self) -> Vec<u8> {
+        self.finalize().to_vec()
+    }
+}
+
 impl Lane {
-    fn start<D: Digest + Send + 'static>(mut digest: D) -> Lane {
+    fn start<D: StreamDigest>(mut digest: D) -> Lane {
         let (tx, mut rx) = mpsc::channel::<Batch>(QUEUE);
         let task = tokio::task::spawn_blocking(move || {
             while let Some(batch) = rx.blocking_recv() {
                 for chunk in batch.iter() {
-                    digest.update(chunk);
+                    digest.feed(chunk);
                 }
             }
-            digest.finalize().to_vec()
+            digest.digest()
         });
         Lane { tx, task }
     }
@@ -100,7 +133,7 @@ impl Hasher {
     pub fn start() -> Hasher {
         Hasher {
             state: State::Inline {
-                md5: md5::Md5::new(),
+                md5: Md5::new(),
                 sha256: sha2::Sha256::new(),
                 len: 0,
             },
@@ -120,7 +153,7 @@ impl Hasher {
                 return;
             }
             // The stream is big: move the digests computed so far to their threads.
-            let md5 = std::mem::replace(md5, md5::Md5::new());
+            let md5 = std::mem::take(md5);
             let sha256 = std::mem::replace(sha256, sha2::Sha256::new());
             self.state = State::Threads {
                 md5: Lane::start(md5),

@@ -1,5 +1,5 @@
-//! Timed runs through GNU time (`/usr/bin/time -f '%e %M'`: wall seconds and peak RSS in KiB of
-//! the measured process), and the statistics of several rounds.
+//! Timed runs through GNU time (`/usr/bin/time -f '%e %M %U %S'`: wall seconds, peak RSS in KiB,
+//! user and system CPU seconds of the measured process), and the statistics of several rounds.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,8 @@ use anyhow::{Context as _, bail};
 pub struct Sample {
     pub wall_secs: f64,
     pub peak_rss_kib: u64,
+    /// User plus system CPU time.
+    pub cpu_secs: f64,
 }
 
 impl Sample {
@@ -20,30 +22,31 @@ impl Sample {
         Sample {
             wall_secs: self.wall_secs + next.wall_secs,
             peak_rss_kib: self.peak_rss_kib.max(next.peak_rss_kib),
+            cpu_secs: self.cpu_secs + next.cpu_secs,
         }
     }
 }
 
-/// Parses what `/usr/bin/time -f '%e %M' -o FILE` wrote: the last line is `SECONDS KIB` (a line
-/// `Command exited with non-zero status N` may come first).
+/// Parses what `/usr/bin/time -f '%e %M %U %S' -o FILE` wrote: the last line is
+/// `SECONDS KIB USER SYSTEM` (a line `Command exited with non-zero status N` may come first).
 pub fn parse_time_output(text: &str) -> anyhow::Result<Sample> {
     let line = text
         .lines()
         .rev()
         .find(|l| !l.trim().is_empty())
         .unwrap_or_default();
-    let mut fields = line.split_whitespace();
-    match (
-        fields.next().map(str::parse::<f64>),
-        fields.next().map(str::parse::<u64>),
-        fields.next(),
-    ) {
-        (Some(Ok(wall_secs)), Some(Ok(peak_rss_kib)), None) => Ok(Sample {
-            wall_secs,
-            peak_rss_kib,
-        }),
-        _ => bail!("unexpected GNU time output: `{}`", text.trim()),
-    }
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let sample = match fields.as_slice() {
+        [wall, rss, user, system] => (|| {
+            Some(Sample {
+                wall_secs: wall.parse().ok()?,
+                peak_rss_kib: rss.parse().ok()?,
+                cpu_secs: user.parse::<f64>().ok()? + system.parse::<f64>().ok()?,
+            })
+        })(),
+        _ => None,
+    };
+    sample.with_context(|| format!("unexpected GNU time output: `{}`", text.trim()))
 }
 
 /// A command to measure: program, arguments, working directory, extra environment.
@@ -103,7 +106,7 @@ pub fn timed(cmd: &Cmd, log: &Path) -> anyhow::Result<Sample> {
     let err = out.try_clone()?;
     let mut command = Command::new("/usr/bin/time");
     command
-        .args(["-f", "%e %M", "-o"])
+        .args(["-f", "%e %M %U %S", "-o"])
         .arg(&time_file)
         .arg(&cmd.program)
         .args(&cmd.args);
@@ -173,21 +176,26 @@ mod tests {
     #[test]
     fn gnu_time_output_is_parsed() {
         assert_eq!(
-            parse_time_output("1.52 23456\n").unwrap(),
+            parse_time_output("1.52 23456 1.25 0.50\n").unwrap(),
             Sample {
                 wall_secs: 1.52,
-                peak_rss_kib: 23456
+                peak_rss_kib: 23456,
+                cpu_secs: 1.75
             }
         );
         assert_eq!(
-            parse_time_output("Command exited with non-zero status 1\n0.01 1200\n").unwrap(),
+            parse_time_output("Command exited with non-zero status 1\n0.01 1200 0.00 0.01\n")
+                .unwrap(),
             Sample {
                 wall_secs: 0.01,
-                peak_rss_kib: 1200
+                peak_rss_kib: 1200,
+                cpu_secs: 0.01
             }
         );
         assert!(parse_time_output("").is_err());
-        assert!(parse_time_output("fast 12").is_err());
+        assert!(parse_time_output("fast 12 0 0").is_err());
+        assert!(parse_time_output("1.52 23456").is_err());
+        assert!(parse_time_output("1.52 23456 1 1 1").is_err());
     }
 
     #[test]
@@ -216,16 +224,19 @@ mod tests {
         let a = Sample {
             wall_secs: 1.0,
             peak_rss_kib: 10,
+            cpu_secs: 0.75,
         };
         let b = Sample {
             wall_secs: 0.5,
             peak_rss_kib: 30,
+            cpu_secs: 0.5,
         };
         assert_eq!(
             a.then(&b),
             Sample {
                 wall_secs: 1.5,
-                peak_rss_kib: 30
+                peak_rss_kib: 30,
+                cpu_secs: 1.25
             }
         );
     }

@@ -60,6 +60,8 @@ pub struct Target {
 #[derive(Clone, Debug, Default)]
 pub struct Report {
     pub title: String,
+    /// Single-core throughput of each digest, MB/s (`cargo bench -p dsfiles-core --bench hash`).
+    pub hashing: Vec<(String, f64)>,
     pub started: String,
     pub duration_secs: f64,
     pub machine: Vec<(String, String)>,
@@ -105,11 +107,20 @@ pub fn render(report: &Report) -> String {
             t.what, t.limit, t.measured
         );
     }
+    if !report.hashing.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n**Digests, one core** (`cargo bench -p dsfiles-core --bench hash`: 1 GiB in 256 KiB pieces, best of 3)\n\n| digest | MB/s |\n|---|---:|"
+        );
+        for (name, mbps) in &report.hashing {
+            let _ = writeln!(out, "| {name} | {mbps:.0} |");
+        }
+    }
     for case in &report.cases {
         let _ = writeln!(out, "\n#### {}\n\n{}\n", case.title, case.description);
         let _ = writeln!(
             out,
-            "| tool | wall median | wall min | wall max | MB/s (median) | peak RSS median | peak RSS max | rounds |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+            "| tool | wall median | wall min | wall max | MB/s (median) | CPU median (user + sys) | peak RSS median | peak RSS max | rounds |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for row in &case.rows {
             let walls: Vec<f64> = row.samples.iter().map(|s| s.wall_secs).collect();
@@ -118,8 +129,9 @@ pub fn render(report: &Report) -> String {
                 .iter()
                 .map(|s| s.peak_rss_kib as f64 / 1024.0)
                 .collect();
-            let (Some(w), Some(r)) = (stats(&walls), stats(&rss)) else {
-                let _ = writeln!(out, "| {} | – | – | – | – | – | – | 0 |", row.tool);
+            let cpu: Vec<f64> = row.samples.iter().map(|s| s.cpu_secs).collect();
+            let (Some(w), Some(r), Some(c)) = (stats(&walls), stats(&rss), stats(&cpu)) else {
+                let _ = writeln!(out, "| {} | – | – | – | – | – | – | – | 0 |", row.tool);
                 continue;
             };
             let mbps = if row.bytes > 0 && w.median > 0.0 {
@@ -129,11 +141,12 @@ pub fn render(report: &Report) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {mbps} | {:.1} MiB | {:.1} MiB | {} |",
+                "| {} | {} | {} | {} | {mbps} | {} | {:.1} MiB | {:.1} MiB | {} |",
                 row.tool,
                 secs(w.median),
                 secs(w.min),
                 secs(w.max),
+                secs(c.median),
                 r.median,
                 r.max,
                 row.samples.len()
@@ -178,6 +191,7 @@ mod tests {
     fn report() -> Report {
         Report {
             title: "Full run".into(),
+            hashing: vec![("md5 (dsfiles)".into(), 701.0)],
             started: "2026-01-01T00:00:00Z".into(),
             duration_secs: 12.0,
             machine: vec![("CPU".into(), "2 cores".into())],
@@ -192,14 +206,17 @@ mod tests {
                         Sample {
                             wall_secs: 2.0,
                             peak_rss_kib: 10240,
+                            cpu_secs: 1.5,
                         },
                         Sample {
                             wall_secs: 1.0,
                             peak_rss_kib: 20480,
+                            cpu_secs: 1.0,
                         },
                         Sample {
                             wall_secs: 4.0,
                             peak_rss_kib: 10240,
+                            cpu_secs: 3.0,
                         },
                     ],
                     bytes: 2_000_000_000,
@@ -222,9 +239,12 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("| curl | 2.00 s | 1.00 s | 4.00 s | 1000 | 10.0 MiB | 20.0 MiB | 3 |"),
+            text.contains(
+                "| curl | 2.00 s | 1.00 s | 4.00 s | 1000 | 1.50 s | 10.0 MiB | 20.0 MiB | 3 |"
+            ),
             "{text}"
         );
+        assert!(text.contains("| md5 (dsfiles) | 701 |"), "{text}");
         assert!(
             text.contains("| wall vs curl | ≤ 1.25× | 1.10× | **PASS** |"),
             "{text}"

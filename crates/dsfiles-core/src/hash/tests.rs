@@ -1,12 +1,12 @@
-use md5::Digest as _;
+use ::md5::Digest as _;
 
 use super::*;
 
 /// The digests of `data` computed in one call, to compare with the streamed ones.
 fn one_shot(data: &[u8]) -> Digests {
     Digests {
-        md5_base64: base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(data)),
-        sha256_hex: hex::encode(sha2::Sha256::digest(data)),
+        md5_base64: base64::engine::general_purpose::STANDARD.encode(::md5::Md5::digest(data)),
+        sha256_hex: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(data)),
     }
 }
 
