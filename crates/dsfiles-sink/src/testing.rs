@@ -17,3 +17,17 @@ pub use emulators::{
 };
 pub use gcs_fake::{FakeGcs, Inner as FakeGcsState};
 pub use s3s_server::S3sFs;
+
+/// Deterministic pseudo-random bytes (xorshift), different per `seed`: test content that no
+/// compression or pattern shortcut can fake.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}

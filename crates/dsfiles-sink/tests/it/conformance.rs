@@ -43,18 +43,7 @@ pub async fn run(sink: &dyn Sink, caps: Caps) -> Result<()> {
     Ok(())
 }
 
-/// Deterministic pseudo-random bytes (xorshift), different per `seed`.
-pub fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+pub use dsfiles_sink::testing::pseudo_random as data;
 
 /// Writes `bytes` as chunks of `chunk` bytes and returns the open upload.
 async fn upload(

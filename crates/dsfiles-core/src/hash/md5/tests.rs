@@ -12,18 +12,7 @@ fn reference(data: &[u8]) -> [u8; 16] {
     ::md5::Md5::digest(data).into()
 }
 
-/// Deterministic pseudo-random bytes (xorshift).
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
+use dsfiles_sink::testing::pseudo_random as bytes;
 
 #[test]
 fn rfc_1321_test_suite() {

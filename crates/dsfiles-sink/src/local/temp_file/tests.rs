@@ -1,16 +1,7 @@
 use super::*;
 
-/// Deterministic, incompressible-looking bytes.
 fn data(len: usize) -> Vec<u8> {
-    let mut x: u32 = 0x9E37_79B9;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
+    crate::testing::pseudo_random(len, 1)
 }
 
 /// Whether the file system of `dir` takes `O_DIRECT` (tmpfs before Linux 6.6 does not).
