@@ -212,6 +212,7 @@ impl Filters {
             dossiers: self.dossiers.clone(),
             include_generated: include.generated,
             include_entreprise: include.entreprise,
+            after: None,
         }
     }
 

@@ -16,6 +16,9 @@ pub enum ListItem {
     /// A dossier arrived (its records follow).
     Dossier {
         number: u64,
+        /// The DS cursor of the page this dossier came on ([`ds::DossierBatch::resume`]):
+        /// listing again with it as [`ListOptions::filter`]'s `after` starts at that page.
+        resume: Option<String>,
     },
     Record(FileRecord),
     /// DS returned errors alongside data, or a dossier could not be read: the listing is
@@ -62,7 +65,7 @@ fn batch_items(
                 .collect();
             for dossier in &batch.dossiers {
                 items.extend(
-                    dossier_items(demarche, dossier, include)
+                    dossier_items(demarche, dossier, include, batch.resume.as_ref())
                         .into_iter()
                         .map(Ok),
                 );
@@ -78,6 +81,7 @@ pub(crate) fn dossier_items(
     demarche: u64,
     dossier: &Value,
     include: extract::Include,
+    resume: Option<&String>,
 ) -> Vec<ListItem> {
     match extract::extract(demarche, dossier, include) {
         Ok(records) => {
@@ -87,7 +91,10 @@ pub(crate) fn dossier_items(
                 .or_else(|| records.first().map(|r| r.dossier))
                 .unwrap_or_default();
             let mut items = Vec::with_capacity(records.len() + 1);
-            items.push(ListItem::Dossier { number });
+            items.push(ListItem::Dossier {
+                number,
+                resume: resume.cloned(),
+            });
             items.extend(records.into_iter().map(ListItem::Record));
             items
         }

@@ -104,7 +104,9 @@ pub async fn sync(
         && filter.state.is_none()
         && filter.archived.is_none()
         && filter.groupe_instructeur.is_none()
-        && filter.created_since.is_none();
+        && filter.created_since.is_none()
+        // A listing started mid-démarche does not see every dossier.
+        && filter.after.is_none();
     let refresh_filter = ds::DossierFilter {
         include_generated: filter.include_generated,
         include_entreprise: filter.include_entreprise,

@@ -153,6 +153,13 @@ pub struct DossierFilter {
     pub include_generated: bool,
     /// Ask for API Entreprise attestations (`$includeEntreprise`).
     pub include_entreprise: bool,
+    /// Start the listing after this DS cursor (a [`DossierBatch::resume`] or a connection's
+    /// `endCursor`) instead of at the beginning. Only for connection listings: with
+    /// `dossiers` the listing fails with [`Error::InvalidConfig`]. A cursor DS refuses gives
+    /// [`Error::CursorRejected`].
+    ///
+    /// [`DossierBatch::resume`]: crate::DossierBatch::resume
+    pub after: Option<String>,
 }
 
 #[cfg(test)]

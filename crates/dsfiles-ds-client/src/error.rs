@@ -17,7 +17,7 @@ pub enum ErrorKind {
     Api,
     /// DS could not be reached or did not answer in time.
     Network,
-    /// The client configuration is invalid.
+    /// The client configuration or the filter is invalid (including a start cursor DS refuses).
     Config,
 }
 
@@ -127,6 +127,17 @@ pub enum Error {
         errors: Vec<GraphQlError>,
     },
 
+    /// DS refused the cursor a listing was asked to start after
+    /// ([`DossierFilter::after`](crate::DossierFilter::after)).
+    #[error(
+        "DS refused to resume `{operation}` from the given cursor: {}",
+        join_errors(errors)
+    )]
+    CursorRejected {
+        operation: &'static str,
+        errors: Vec<GraphQlError>,
+    },
+
     #[error("unexpected DS response to `{operation}`: {reason}")]
     UnexpectedResponse {
         operation: &'static str,
@@ -181,7 +192,9 @@ impl Error {
             | Error::GraphQl { .. }
             | Error::UnexpectedResponse { .. } => ErrorKind::Api,
             Error::Network(_) => ErrorKind::Network,
-            Error::InvalidConfig { .. } | Error::HttpClient(_) => ErrorKind::Config,
+            Error::InvalidConfig { .. } | Error::HttpClient(_) | Error::CursorRejected { .. } => {
+                ErrorKind::Config
+            }
             Error::RetriesExhausted { last, .. } => last.kind(),
         }
     }

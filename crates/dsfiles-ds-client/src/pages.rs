@@ -20,6 +20,11 @@ pub struct DossierBatch {
     /// Errors DS sent alongside the data (e.g. `invalid_null`), plus one per dossier DS
     /// returned as `null` or without a number: a dossier is never dropped silently.
     pub errors: Vec<GraphQlError>,
+    /// The DS cursor this page was fetched after: `None` for the first page of a listing
+    /// (and for dossiers fetched by number). Passed as [`DossierFilter::after`], it lists
+    /// again from this page's first dossier; the page may then be larger or smaller (the
+    /// page size adapts), so callers resuming inside a page skip by what they already have.
+    pub resume: Option<String>,
 }
 
 /// A dossier deleted from the démarche.
@@ -39,7 +44,12 @@ pub(crate) fn dossiers(
     demarche: u64,
     filter: DossierFilter,
 ) -> impl Stream<Item = Result<DossierBatch, Error>> + Send + 'static {
-    let mode = if !filter.dossiers.is_empty() {
+    let mode = if !filter.dossiers.is_empty() && filter.after.is_some() {
+        Mode::Refused(Some(Error::InvalidConfig {
+            reason: "a start cursor (`after`) does not apply to dossiers fetched by number"
+                .to_owned(),
+        }))
+    } else if !filter.dossiers.is_empty() {
         let mut unique = HashSet::new();
         let numbers = filter
             .dossiers
@@ -83,13 +93,11 @@ pub(crate) fn dossiers(
         }
         variables.insert("includeGenerated".into(), filter.include_generated.into());
         variables.insert("includeEntreprise".into(), filter.include_entreprise.into());
-        Mode::Pages(Pager::new(
-            client.clone(),
-            operation,
-            target,
-            "dossiers",
-            variables,
-        ))
+        let mut pager = Pager::new(client.clone(), operation, target, "dossiers", variables);
+        if let Some(after) = &filter.after {
+            pager.start_after(after.clone());
+        }
+        Mode::Pages(pager)
     };
     let walk = DossierWalk {
         client,
@@ -169,6 +177,8 @@ enum Mode {
     /// `filter.dossiers`: fetched one by one with `dossier(number)`.
     Numbers(VecDeque<u64>),
     Pages(Pager),
+    /// The filter cannot be served: the error, once.
+    Refused(Option<Error>),
 }
 
 struct DossierWalk {
@@ -197,6 +207,7 @@ impl DossierWalk {
                 let target = pager.target;
                 page.and_then(|page| self.batch(page, target))
             }
+            Mode::Refused(error) => Err(error.take()?),
         };
         if result.is_err() {
             self.finished = true;
@@ -211,6 +222,7 @@ impl DossierWalk {
         Ok(DossierBatch {
             dossiers: vec![dossier],
             errors,
+            resume: None,
         })
     }
 
@@ -219,6 +231,7 @@ impl DossierWalk {
             nodes,
             mut errors,
             path,
+            resume,
         } = page;
         let mut dossiers = Vec::with_capacity(nodes.len());
         for (index, node) in nodes.into_iter().enumerate() {
@@ -246,7 +259,11 @@ impl DossierWalk {
             }
             dossiers.push(node);
         }
-        Ok(DossierBatch { dossiers, errors })
+        Ok(DossierBatch {
+            dossiers,
+            errors,
+            resume,
+        })
     }
 
     /// A dossier fetched by number, or through a groupe, must belong to the démarche.
@@ -275,6 +292,8 @@ struct Page {
     errors: Vec<GraphQlError>,
     /// JSON path of `nodes`, for errors about one node.
     path: Vec<Value>,
+    /// The cursor this page was fetched after (`None` for the first page).
+    resume: Option<String>,
 }
 
 /// Walks a connection with `first`/`after` until `hasNextPage` is false. A page that is too
@@ -291,6 +310,9 @@ struct Pager {
     page_size: u32,
     max_page_size: u32,
     after: Option<String>,
+    /// The caller's start cursor has not been accepted by DS yet: a GraphQL error on this
+    /// first request means DS refused the cursor.
+    unconfirmed_start: bool,
     finished: bool,
 }
 
@@ -312,8 +334,15 @@ impl Pager {
             page_size: max_page_size,
             max_page_size,
             after: None,
+            unconfirmed_start: false,
             finished: false,
         }
+    }
+
+    /// Starts after `cursor` instead of at the beginning of the connection.
+    fn start_after(&mut self, cursor: String) {
+        self.after = Some(cursor);
+        self.unconfirmed_start = true;
     }
 
     /// The next page; `None` after the last page or after an error.
@@ -321,7 +350,22 @@ impl Pager {
         if self.finished {
             return None;
         }
-        let page = self.fetch().await;
+        let resume = self.after.clone();
+        let page = match self.fetch().await {
+            Ok(page) => {
+                self.unconfirmed_start = false;
+                Ok(Page { resume, ..page })
+            }
+            // Timeouts and complexity errors are about the page, not the cursor.
+            Err(err) if self.unconfirmed_start && !err.is_page_too_large() => match err {
+                Error::GraphQl { operation, errors } => {
+                    tracing::debug!(operation, "DS refused the start cursor");
+                    Err(Error::CursorRejected { operation, errors })
+                }
+                other => Err(other),
+            },
+            Err(err) => Err(err),
+        };
         if page.is_err() {
             self.finished = true;
         }
@@ -433,6 +477,7 @@ impl Pager {
             nodes,
             errors,
             path,
+            resume: None,
         })
     }
 }

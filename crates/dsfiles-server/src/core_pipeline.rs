@@ -17,7 +17,7 @@ use crate::Error;
 use crate::api::{Counters, FileFailure, ListedFile, Since, SyncSpec};
 use crate::jobs::JobProgress;
 use crate::pipeline::{
-    DsStats, Pipeline, PipelineError, PipelineErrorKind, ProgressUpdate, SyncOutcome,
+    DsStats, PagedFile, Pipeline, PipelineError, PipelineErrorKind, ProgressUpdate, SyncOutcome,
 };
 
 /// The pipeline of `dsfiles-core`, with the DS clients of the service.
@@ -124,6 +124,11 @@ impl dsfiles_core::ProgressSink for Forward {
 
 fn classify(err: &dsfiles_core::Error) -> PipelineErrorKind {
     use dsfiles_core::ErrorKind as K;
+    if let dsfiles_core::Error::Api(ds_error) = err
+        && let ds::Error::CursorRejected { .. } = ds_error.as_ref()
+    {
+        return PipelineErrorKind::ResumeRejected;
+    }
     match err.kind() {
         K::Auth | K::Access => PipelineErrorKind::Access,
         K::NotFound => PipelineErrorKind::NotFound,
@@ -226,28 +231,39 @@ impl Pipeline for CorePipeline {
         &self,
         demarche: u64,
         since: Option<DateTime<Utc>>,
+        resume: Option<String>,
         cancel: CancellationToken,
-    ) -> BoxStream<'static, Result<ListedFile, PipelineError>> {
+    ) -> BoxStream<'static, Result<PagedFile, PipelineError>> {
         let options = dsfiles_core::ListOptions {
             demarche,
             filter: ds::DossierFilter {
                 updated_since: since,
+                after: resume.clone(),
                 ..ds::DossierFilter::default()
             },
             include: extract::Include::default(),
         };
+        // Records follow their dossier: the page of the last dossier seen is theirs.
         dsfiles_core::list(self.client(demarche), options, cancel)
-            .filter_map(move |item| async move {
-                match item {
-                    Ok(dsfiles_core::ListItem::Record(record)) => Some(Ok(listed(&record))),
+            .scan(resume, move |page, item| {
+                let out = match item {
+                    Ok(dsfiles_core::ListItem::Record(record)) => Some(Ok(PagedFile {
+                        file: listed(&record),
+                        page: page.clone(),
+                    })),
+                    Ok(dsfiles_core::ListItem::Dossier { resume, .. }) => {
+                        *page = resume;
+                        None
+                    }
                     Ok(dsfiles_core::ListItem::Warning(warning)) => {
                         tracing::warn!(demarche, warning = %warning, "incomplete listing");
                         None
                     }
-                    Ok(_) => None,
                     Err(err) => Some(Err(pipeline_error(err))),
-                }
+                };
+                futures::future::ready(Some(out))
             })
+            .filter_map(futures::future::ready)
             .boxed()
     }
 

@@ -2,11 +2,14 @@
 //! from DS (nothing is downloaded).
 //!
 //! The cursor is opaque to clients: base64url of a small JSON object holding the démarche,
-//! the `since` filter, the `file_id` of the last record returned and how many were returned
-//! so far. The next page lists the démarche again in DS's stable order and resumes after
-//! that record, so a cursor stays correct when dossiers are added; if the record it points
-//! to has disappeared, the answer is 410 and the client starts over. Each page costs the DS
-//! requests up to its position: this listing is meant for inventories, not for hot paths.
+//! the `since` filter, the `file_id` of the last record returned, how many were returned
+//! so far and (version 2) DS's own cursor of the DS page holding that record. The next page
+//! lists the démarche again from that DS page, in DS's stable order, and resumes after that
+//! record, so a cursor stays correct when dossiers are added; if the record it points to has
+//! disappeared, or DS refuses its page cursor, the answer is 410 and the client starts over.
+//! Each page costs the DS requests of its own records (plus the DS page holding the
+//! previous page's last record), whatever its depth. Version 1 cursors (no DS cursor) are
+//! still accepted: they list from the beginning, as they did.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -34,7 +37,13 @@ pub(crate) struct FilesQuery {
     limit: Option<usize>,
 }
 
-/// What a cursor encodes (version 1).
+/// The cursor version this service issues.
+const CURSOR_VERSION: u8 = 2;
+
+/// Longest DS cursor a client's cursor may carry: a bound on untrusted input.
+const MAX_DS_CURSOR_LEN: usize = 512;
+
+/// What a cursor encodes (version 2; version 1 had no `ds_page`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Cursor {
@@ -43,6 +52,9 @@ pub(crate) struct Cursor {
     since: Option<DateTime<Utc>>,
     after: String,
     returned: u64,
+    /// DS's cursor of the DS page holding `after` (`None`: the first page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ds_page: Option<String>,
 }
 
 impl Cursor {
@@ -53,8 +65,24 @@ impl Cursor {
     pub(crate) fn decode(text: &str) -> Option<Cursor> {
         let bytes = URL_SAFE_NO_PAD.decode(text.as_bytes()).ok()?;
         let cursor: Cursor = serde_json::from_slice(&bytes).ok()?;
-        (cursor.v == 1).then_some(cursor)
+        let valid = match cursor.v {
+            1 => cursor.ds_page.is_none(),
+            CURSOR_VERSION => cursor
+                .ds_page
+                .as_ref()
+                .is_none_or(|page| !page.is_empty() && page.len() <= MAX_DS_CURSOR_LEN),
+            _ => false,
+        };
+        valid.then_some(cursor)
     }
+}
+
+fn cursor_expired(reason: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::GONE,
+        "cursor_expired",
+        format!("{reason}; start over without `cursor`"),
+    )
 }
 
 fn invalid_cursor() -> ApiError {
@@ -105,18 +133,28 @@ pub(crate) async fn list_files(
     let since = cursor.as_ref().map_or(since, |c| c.since);
     let cancel = CancellationToken::new();
     let _stop = cancel.clone().drop_guard();
-    let mut stream = state.jobs().pipeline().list_files(demarche, since, cancel);
+    let resume = cursor.as_ref().and_then(|c| c.ds_page.clone());
+    // The DS page of the last record returned (the cursor's own until one is).
+    let mut last_page = resume.clone();
+    let mut stream = state
+        .jobs()
+        .pipeline()
+        .list_files(demarche, since, resume, cancel);
     if let Some(cursor) = &cursor {
         loop {
             match stream.next().await {
-                Some(Ok(file)) if file.file_id == cursor.after => break,
+                Some(Ok(item)) if item.file.file_id == cursor.after => break,
                 Some(Ok(_)) => {}
+                Some(Err(err)) if err.kind == PipelineErrorKind::ResumeRejected => {
+                    tracing::debug!(demarche, error = %err.message, "DS refused a cursor's page");
+                    return Err(cursor_expired(
+                        "DS no longer accepts the position this cursor holds",
+                    ));
+                }
                 Some(Err(err)) => return Err(pipeline_error(demarche, err)),
                 None => {
-                    return Err(ApiError::new(
-                        StatusCode::GONE,
-                        "cursor_expired",
-                        "the file this cursor points after is no longer listed; start over without `cursor`",
+                    return Err(cursor_expired(
+                        "the file this cursor points after is no longer listed",
                     ));
                 }
             }
@@ -125,22 +163,24 @@ pub(crate) async fn list_files(
     let mut files: Vec<ListedFile> = Vec::with_capacity(limit.min(256));
     let mut more = false;
     while let Some(item) = stream.next().await {
-        let file = item.map_err(|err| pipeline_error(demarche, err))?;
+        let item = item.map_err(|err| pipeline_error(demarche, err))?;
         if files.len() == limit {
             more = true;
             break;
         }
-        files.push(file);
+        last_page = item.page;
+        files.push(item.file);
     }
     let returned = cursor.as_ref().map_or(0, |c| c.returned) + files.len() as u64;
     let next_cursor = match files.last() {
         Some(last) if more => Some(
             Cursor {
-                v: 1,
+                v: CURSOR_VERSION,
                 demarche,
                 since,
                 after: last.file_id.clone(),
                 returned,
+                ds_page: last_page,
             }
             .encode(),
         ),
@@ -171,6 +211,9 @@ pub(crate) fn pipeline_error(demarche: u64, err: PipelineError) -> ApiError {
             )
         }
         PipelineErrorKind::Invalid => ApiError::invalid(err.message),
+        PipelineErrorKind::ResumeRejected => {
+            cursor_expired("DS no longer accepts the position this cursor holds")
+        }
         PipelineErrorKind::Cancelled
         | PipelineErrorKind::Destination
         | PipelineErrorKind::Internal => ApiError::internal(err.message),
@@ -181,31 +224,49 @@ pub(crate) fn pipeline_error(demarche: u64, err: PipelineError) -> ApiError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn cursors_round_trip_and_reject_garbage() {
-        let cursor = Cursor {
-            v: 1,
+    fn cursor(v: u8, ds_page: Option<&str>) -> Cursor {
+        Cursor {
+            v,
             demarche: 7,
             since: None,
             after: "12/champ/Q2hhbXAtMQ/0/0".into(),
             returned: 100,
-        };
-        let text = cursor.encode();
+            ds_page: ds_page.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let current = cursor(CURSOR_VERSION, Some("ZDoxNzA6MTI="));
+        let text = current.encode();
         assert!(
             text.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
             "{text}"
         );
-        assert_eq!(Cursor::decode(&text), Some(cursor));
+        assert_eq!(Cursor::decode(&text), Some(current));
+        // The first page of DS has no cursor.
+        let first_page = cursor(CURSOR_VERSION, None);
+        assert_eq!(Cursor::decode(&first_page.encode()), Some(first_page));
         assert_eq!(Cursor::decode("not base64!"), None);
         assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode(b"{\"v\":2}")), None);
-        let future = Cursor {
-            v: 2,
-            demarche: 7,
-            since: None,
-            after: String::new(),
-            returned: 0,
-        };
-        assert_eq!(Cursor::decode(&future.encode()), None);
+        let long = "a".repeat(MAX_DS_CURSOR_LEN + 1);
+        for refused in [
+            cursor(3, None),
+            cursor(0, None),
+            cursor(1, Some("ZDoxNzA6MTI=")),
+            cursor(CURSOR_VERSION, Some("")),
+            cursor(CURSOR_VERSION, Some(&long)),
+        ] {
+            assert_eq!(Cursor::decode(&refused.encode()), None, "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn version_1_cursors_still_decode_and_resume_from_the_start() {
+        let v1 = URL_SAFE_NO_PAD.encode(
+            br#"{"v":1,"demarche":7,"since":null,"after":"12/champ/Q2hhbXAtMQ/0/0","returned":100}"#,
+        );
+        assert_eq!(Cursor::decode(&v1), Some(cursor(1, None)));
     }
 }

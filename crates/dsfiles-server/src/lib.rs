@@ -48,7 +48,7 @@ pub use core_pipeline::CorePipeline;
 pub use error::{ApiError, Error};
 pub use jobs::JobProgress;
 pub use pipeline::{
-    DsStats, Pipeline, PipelineError, PipelineErrorKind, ProgressUpdate, SyncOutcome,
+    DsStats, PagedFile, Pipeline, PipelineError, PipelineErrorKind, ProgressUpdate, SyncOutcome,
 };
 
 use crate::jobs::{JobManager, Store};

@@ -24,16 +24,29 @@ pub trait Pipeline: Send + Sync + fmt::Debug + 'static {
     ) -> Result<SyncOutcome, PipelineError>;
 
     /// The file records of `demarche` (dossiers updated since `since` when given), in a
-    /// stable order, without downloading anything.
+    /// stable order, without downloading anything. With `resume` (a [`PagedFile::page`]
+    /// seen earlier), the listing starts at that DS page instead of the beginning: records
+    /// before it are not listed again, records of that page may be. A `resume` DS refuses
+    /// ends the stream with an error of kind [`PipelineErrorKind::ResumeRejected`].
     fn list_files(
         &self,
         demarche: u64,
         since: Option<DateTime<Utc>>,
+        resume: Option<String>,
         cancel: CancellationToken,
-    ) -> BoxStream<'static, Result<ListedFile, PipelineError>>;
+    ) -> BoxStream<'static, Result<PagedFile, PipelineError>>;
 
     /// DS API counters since the service started, for `/metrics`.
     fn ds_stats(&self) -> DsStats;
+}
+
+/// A listed file with the position to list again from its DS page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PagedFile {
+    pub file: ListedFile,
+    /// The DS cursor of the page holding this file (`None`: the first page), for
+    /// [`Pipeline::list_files`]'s `resume`. Internal: never shown to API clients as such.
+    pub page: Option<String>,
 }
 
 /// The end of a sync that ran (possibly with per-file failures, possibly cancelled).
@@ -76,6 +89,8 @@ pub enum PipelineErrorKind {
     Destination,
     /// Settings the pipeline rejected (layout, filter).
     Invalid,
+    /// DS refused the position a listing was asked to resume from.
+    ResumeRejected,
     Cancelled,
     Internal,
 }
@@ -88,6 +103,7 @@ impl PipelineErrorKind {
             PipelineErrorKind::Upstream => "ds_unavailable",
             PipelineErrorKind::Destination => "destination_failed",
             PipelineErrorKind::Invalid => "invalid_value",
+            PipelineErrorKind::ResumeRejected => "cursor_expired",
             PipelineErrorKind::Cancelled => "cancelled",
             PipelineErrorKind::Internal => "internal",
         }

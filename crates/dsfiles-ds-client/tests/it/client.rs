@@ -481,3 +481,91 @@ async fn clones_share_the_counters() -> anyhow::Result<()> {
     assert_eq!(mock.unused_replies(), 0);
     Ok(())
 }
+
+#[tokio::test]
+async fn each_page_names_its_cursor_and_a_listing_can_start_after_one() -> anyhow::Result<()> {
+    let mock = MockDs::start([
+        Reply::json(page(&[1, 2], Some("c1"))),
+        Reply::json(page(&[3, 4], None)),
+        // The same démarche, listed again from the second page.
+        Reply::json(page(&[3, 4], None)),
+    ])
+    .await?;
+    let client = mock.client()?;
+    let batches: Vec<DossierBatch> = client
+        .dossiers(DEMARCHE, DossierFilter::default())
+        .try_collect()
+        .await?;
+    let resumes: Vec<Option<&str>> = batches.iter().map(|b| b.resume.as_deref()).collect();
+    assert_eq!(resumes, [None, Some("c1")]);
+
+    let filter = DossierFilter {
+        after: batches[1].resume.clone(),
+        ..DossierFilter::default()
+    };
+    let again: Vec<DossierBatch> = client.dossiers(DEMARCHE, filter).try_collect().await?;
+    assert_eq!(numbers(&again), [3, 4]);
+    assert_eq!(again[0].resume.as_deref(), Some("c1"));
+    let requests = mock.requests();
+    let cursors: Vec<Option<&str>> = requests
+        .iter()
+        .map(|r| r.variable("after").and_then(Value::as_str))
+        .collect();
+    assert_eq!(cursors, [None, Some("c1"), Some("c1")]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_start_cursor_ds_refuses_is_named_as_such() -> anyhow::Result<()> {
+    let refused = json!({
+        "data": {"demarche": null},
+        "errors": [{"message": "invalid cursor `zz`", "extensions": {"code": "invalid_argument"}, "path": ["demarche", "dossiers"]}],
+    });
+    let mock = MockDs::start([Reply::json(refused)]).await?;
+    let filter = DossierFilter {
+        after: Some("zz".into()),
+        ..DossierFilter::default()
+    };
+    let err = collect(&mock, filter).await.err();
+    assert!(matches!(err, Some(Error::CursorRejected { .. })), "{err:?}");
+    let err = err.map(|e| (e.kind(), e.is_transient(), e.to_string()));
+    assert!(
+        err.as_ref().is_some_and(|(kind, transient, message)| {
+            *kind == dsfiles_ds_client::ErrorKind::Config
+                && !transient
+                && message.contains("invalid cursor `zz`")
+        }),
+        "{err:?}"
+    );
+    assert_eq!(mock.requests().len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_same_error_without_a_start_cursor_stays_a_graphql_error() -> anyhow::Result<()> {
+    let failed = json!({
+        "data": {"demarche": null},
+        "errors": [{"message": "invalid cursor `c1`", "extensions": {"code": "invalid_argument"}}],
+    });
+    let mock = MockDs::start([Reply::json(page(&[1, 2], Some("c1"))), Reply::json(failed)]).await?;
+    let err = collect(&mock, DossierFilter::default()).await.err();
+    assert!(matches!(err, Some(Error::GraphQl { .. })), "{err:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_start_cursor_does_not_apply_to_dossiers_fetched_by_number() -> anyhow::Result<()> {
+    let mock = MockDs::start([]).await?;
+    let filter = DossierFilter {
+        dossiers: vec![11],
+        after: Some("c1".into()),
+        ..DossierFilter::default()
+    };
+    let err = collect(&mock, filter).await.err();
+    assert!(
+        matches!(&err, Some(Error::InvalidConfig { reason }) if reason.contains("`after`")),
+        "{err:?}"
+    );
+    assert!(mock.requests().is_empty());
+    Ok(())
+}

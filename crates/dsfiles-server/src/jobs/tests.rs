@@ -5,8 +5,7 @@ use futures::stream::BoxStream;
 use tokio::sync::Semaphore;
 
 use super::*;
-use crate::api::ListedFile;
-use crate::pipeline::DsStats;
+use crate::pipeline::{DsStats, PagedFile};
 
 /// Each sync plans one file, then waits for a permit (success) or cancellation.
 #[derive(Debug)]
@@ -43,8 +42,9 @@ impl Pipeline for Gated {
         &self,
         _: u64,
         _: Option<DateTime<Utc>>,
+        _: Option<String>,
         _: CancellationToken,
-    ) -> BoxStream<'static, Result<ListedFile, PipelineError>> {
+    ) -> BoxStream<'static, Result<PagedFile, PipelineError>> {
         Box::pin(futures::stream::empty())
     }
 

@@ -39,12 +39,17 @@ pub fn pipeline_for(sim: &SimHandle) -> Arc<dyn Pipeline> {
 
 /// The production pipeline against `sim`, with short backoffs.
 pub fn core_pipeline(sim: &SimHandle) -> CorePipeline {
+    CorePipeline::new(core_pipeline_config(sim), BTreeMap::new()).expect("pipeline")
+}
+
+/// The DS client settings of [`core_pipeline`].
+pub fn core_pipeline_config(sim: &SimHandle) -> ds::ClientConfig {
     let token = ds::Token::new(sim.token()).expect("token");
     let mut config = ds::ClientConfig::new(sim.endpoint(), token);
     config.backoff_base = Duration::from_millis(5);
     config.backoff_max = Duration::from_millis(50);
     config.requests_per_minute = 0;
-    CorePipeline::new(config, BTreeMap::new()).expect("pipeline")
+    config
 }
 
 /// Directories a test server uses: its state and the allowed destination root.
@@ -362,13 +367,15 @@ impl Pipeline for Blocking {
         &self,
         demarche: u64,
         _since: Option<chrono::DateTime<chrono::Utc>>,
+        _resume: Option<String>,
         _cancel: tokio_util::sync::CancellationToken,
     ) -> futures::stream::BoxStream<
         'static,
-        Result<dsfiles_server::api::ListedFile, dsfiles_server::PipelineError>,
+        Result<dsfiles_server::PagedFile, dsfiles_server::PipelineError>,
     > {
+        // One DS page: every file is on it, and resuming starts over.
         let files = (0..self.files).map(move |i| {
-            Ok(dsfiles_server::api::ListedFile {
+            let file = dsfiles_server::api::ListedFile {
                 file_id: format!("{}/champ/c/-/{}", i / 3 + 1, i % 3),
                 demarche,
                 dossier: (i / 3 + 1) as u64,
@@ -383,7 +390,8 @@ impl Pipeline for Blocking {
                 checksum: "abc=".into(),
                 virus_scan: "safe".into(),
                 created_at: None,
-            })
+            };
+            Ok(dsfiles_server::PagedFile { file, page: None })
         });
         if self.stall_listing {
             return Box::pin(futures::stream::pending());
