@@ -44,6 +44,26 @@ pub fn numbers(batches: &[DossierBatch]) -> Vec<u64> {
         .collect()
 }
 
+/// The `after` variable of every request the mock received, in order.
+fn after_variables(mock: &MockDs) -> Vec<Option<String>> {
+    mock.requests()
+        .iter()
+        .map(|r| {
+            r.variable("after")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+/// Every page of the démarche's dossiers through `client`.
+async fn every_page(
+    client: &dsfiles_ds_client::Client,
+    filter: DossierFilter,
+) -> Result<Vec<DossierBatch>, Error> {
+    client.dossiers(DEMARCHE, filter).try_collect().await
+}
+
 pub async fn collect(mock: &MockDs, filter: DossierFilter) -> Result<Vec<DossierBatch>, Error> {
     let client = mock.client().map_err(|e| Error::InvalidConfig {
         reason: e.to_string(),
@@ -69,22 +89,20 @@ async fn pages_follow_the_cursor_and_send_the_token() -> anyhow::Result<()> {
         include_generated: true,
         ..DossierFilter::default()
     };
-    let batches: Vec<DossierBatch> = client.dossiers(DEMARCHE, filter).try_collect().await?;
+    let batches = every_page(&client, filter).await?;
 
     assert_eq!(numbers(&batches), [1, 2, 3, 4, 5]);
     assert_eq!(batches.len(), 3);
-    let requests = mock.requests();
-    let cursors: Vec<Option<&str>> = requests
-        .iter()
-        .map(|r| r.variable("after").and_then(Value::as_str))
-        .collect();
-    assert_eq!(cursors, [None, Some("c1"), Some("c2")]);
+    assert_eq!(
+        after_variables(&mock),
+        [None, Some("c1".into()), Some("c2".into())]
+    );
     assert_eq!(mock.page_sizes(), [Some(2); 3]);
     let expected_document = QUERIES
         .iter()
         .find(|(name, _)| *name == "DemarcheDossiers")
         .map(|(_, d)| *d);
-    for request in &requests {
+    for request in &mock.requests() {
         assert_eq!(
             request.authorization.as_deref(),
             Some(format!("Bearer {TOKEN}").as_str())
@@ -140,10 +158,7 @@ async fn rate_limited_request_waits_for_ratelimit_reset_then_succeeds() -> anyho
     config.backoff_max = Duration::from_millis(30);
     let client = dsfiles_ds_client::Client::new(config)?;
     let start = Instant::now();
-    let batches: Vec<DossierBatch> = client
-        .dossiers(DEMARCHE, DossierFilter::default())
-        .try_collect()
-        .await?;
+    let batches = every_page(&client, DossierFilter::default()).await?;
     assert!(
         start.elapsed() >= Duration::from_millis(30),
         "{:?}",
@@ -172,10 +187,7 @@ async fn rate_limit_reset_in_the_past_retries_at_once() -> anyhow::Result<()> {
     config.backoff_base = Duration::from_secs(10);
     let client = dsfiles_ds_client::Client::new(config)?;
     let start = Instant::now();
-    let batches: Vec<DossierBatch> = client
-        .dossiers(DEMARCHE, DossierFilter::default())
-        .try_collect()
-        .await?;
+    let batches = every_page(&client, DossierFilter::default()).await?;
     // With a 10 s backoff, finishing quickly proves the headers were used.
     assert!(
         start.elapsed() < Duration::from_secs(5),
@@ -199,10 +211,7 @@ async fn html_502_is_retried_then_succeeds() -> anyhow::Result<()> {
     ])
     .await?;
     let client = mock.client()?;
-    let batches: Vec<DossierBatch> = client
-        .dossiers(DEMARCHE, DossierFilter::default())
-        .try_collect()
-        .await?;
+    let batches = every_page(&client, DossierFilter::default()).await?;
     assert_eq!(numbers(&batches), [1]);
     assert_eq!((client.stats().api_calls, client.stats().retries), (3, 2));
     Ok(())
@@ -225,10 +234,7 @@ async fn graphql_timeout_halves_the_page_then_grows_it_back() -> anyhow::Result<
     let mut config = mock.config()?;
     config.page_size = 8;
     let client = dsfiles_ds_client::Client::new(config)?;
-    let batches: Vec<DossierBatch> = client
-        .dossiers(DEMARCHE, DossierFilter::default())
-        .try_collect()
-        .await?;
+    let batches = every_page(&client, DossierFilter::default()).await?;
     assert_eq!(numbers(&batches), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
     assert_eq!(
         mock.page_sizes(),
@@ -469,14 +475,8 @@ async fn clones_share_the_counters() -> anyhow::Result<()> {
         MockDs::start([Reply::json(page(&[1], None)), Reply::json(page(&[2], None))]).await?;
     let client = mock.client()?;
     let clone = client.clone();
-    let _: Vec<DossierBatch> = client
-        .dossiers(DEMARCHE, DossierFilter::default())
-        .try_collect()
-        .await?;
-    let _: Vec<DossierBatch> = clone
-        .dossiers(DEMARCHE, DossierFilter::default())
-        .try_collect()
-        .await?;
+    let _ = every_page(&client, DossierFilter::default()).await?;
+    let _ = every_page(&clone, DossierFilter::default()).await?;
     assert_eq!(client.stats().api_calls, 2);
     assert_eq!(mock.unused_replies(), 0);
     Ok(())
@@ -492,10 +492,7 @@ async fn each_page_names_its_cursor_and_a_listing_can_start_after_one() -> anyho
     ])
     .await?;
     let client = mock.client()?;
-    let batches: Vec<DossierBatch> = client
-        .dossiers(DEMARCHE, DossierFilter::default())
-        .try_collect()
-        .await?;
+    let batches = every_page(&client, DossierFilter::default()).await?;
     let resumes: Vec<Option<&str>> = batches.iter().map(|b| b.resume.as_deref()).collect();
     assert_eq!(resumes, [None, Some("c1")]);
 
@@ -503,15 +500,13 @@ async fn each_page_names_its_cursor_and_a_listing_can_start_after_one() -> anyho
         after: batches[1].resume.clone(),
         ..DossierFilter::default()
     };
-    let again: Vec<DossierBatch> = client.dossiers(DEMARCHE, filter).try_collect().await?;
+    let again = every_page(&client, filter).await?;
     assert_eq!(numbers(&again), [3, 4]);
     assert_eq!(again[0].resume.as_deref(), Some("c1"));
-    let requests = mock.requests();
-    let cursors: Vec<Option<&str>> = requests
-        .iter()
-        .map(|r| r.variable("after").and_then(Value::as_str))
-        .collect();
-    assert_eq!(cursors, [None, Some("c1"), Some("c1")]);
+    assert_eq!(
+        after_variables(&mock),
+        [None, Some("c1".into()), Some("c1".into())]
+    );
     Ok(())
 }
 

@@ -117,6 +117,23 @@ fn encode_cursor(json: &serde_json::Value) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.to_string())
 }
 
+/// `GET /files` of `demarche` with `limit` and the cursor `json` (encoded as the service does).
+async fn get_with_cursor(
+    server: &TestServer,
+    demarche: u64,
+    limit: usize,
+    json: &serde_json::Value,
+) -> reqwest::Response {
+    server
+        .get(&format!(
+            "/v1/demarches/{demarche}/files?limit={limit}&cursor={}",
+            encode_cursor(json)
+        ))
+        .send()
+        .await
+        .expect("send")
+}
+
 /// Pages of `limit` files from `cursor` on, with the DS requests each one cost.
 async fn walk(
     server: &TestServer,
@@ -189,14 +206,8 @@ async fn deep_pages_cost_the_ds_requests_of_their_own_records() {
     object.remove("ds_page");
     object.insert("v".into(), 1.into());
     let before = pipeline.ds_stats().api_calls;
-    let page: FilePage = server
-        .get(&format!(
-            "/v1/demarches/{demarche}/files?limit=3&cursor={}",
-            encode_cursor(&v1)
-        ))
-        .send()
+    let page: FilePage = get_with_cursor(&server, demarche, 3, &v1)
         .await
-        .expect("send")
         .json()
         .await
         .expect("page");
@@ -206,25 +217,11 @@ async fn deep_pages_cost_the_ds_requests_of_their_own_records() {
     // A DS cursor DS refuses: the client starts over.
     let mut tampered = cursor_json(pages[4].0.next_cursor.as_deref().expect("more pages"));
     tampered["ds_page"] = "not a DS cursor".into();
-    let response = server
-        .get(&format!(
-            "/v1/demarches/{demarche}/files?limit=3&cursor={}",
-            encode_cursor(&tampered)
-        ))
-        .send()
-        .await
-        .expect("send");
+    let response = get_with_cursor(&server, demarche, 3, &tampered).await;
     assert_eq!(error_code(response, 410).await, "cursor_expired");
     // One this service would never have issued.
     tampered["ds_page"] = "".into();
-    let response = server
-        .get(&format!(
-            "/v1/demarches/{demarche}/files?cursor={}",
-            encode_cursor(&tampered)
-        ))
-        .send()
-        .await
-        .expect("send");
+    let response = get_with_cursor(&server, demarche, 3, &tampered).await;
     assert_eq!(error_code(response, 400).await, "invalid_cursor");
     server.stop().await;
     sim.shutdown().await;
