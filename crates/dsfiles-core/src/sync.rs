@@ -911,32 +911,25 @@ impl Run {
     /// Hex SHA-256 of a stored object (`None` if it cannot be read: then it is not proven to
     /// be ours, and is left alone).
     async fn sha256_of(&self, key: &str) -> Option<String> {
-        let mut stream = match self.sink.get(key).await {
-            Ok(stream) => stream,
+        let read = async {
+            let mut stream = self.sink.get(key).await?;
+            let mut hasher = Hasher::start();
+            while let Some(chunk) = stream.next().await {
+                hasher.update(chunk?).await;
+            }
+            Ok::<_, crate::sink::Error>(hasher)
+        };
+        match read.await {
+            Ok(hasher) => hasher.finish().await.ok().map(|d| d.sha256_hex),
             Err(e) => {
                 tracing::warn!(
                     key,
                     "cannot read an existing object: {}",
                     fetch::error_chain(&e)
                 );
-                return None;
-            }
-        };
-        let mut hasher = Hasher::start();
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(chunk) => hasher.update(chunk).await,
-                Err(e) => {
-                    tracing::warn!(
-                        key,
-                        "cannot read an existing object: {}",
-                        fetch::error_chain(&e)
-                    );
-                    return None;
-                }
+                None
             }
         }
-        hasher.finish().await.ok().map(|d| d.sha256_hex)
     }
 }
 

@@ -155,12 +155,19 @@ impl LocalSink {
     /// Every temp file under `.dsfiles/tmp/`: in its shard directories or, left by an older
     /// version, directly in it. In no particular order.
     pub fn temp_files(&self) -> Result<Vec<PathBuf>, Error> {
+        LocalSink::temp_files_under(&self.root)
+    }
+
+    /// [`LocalSink::temp_files`] of the destination directory `root`, without opening it
+    /// (which would remove stale ones): to inspect what a killed run left.
+    pub fn temp_files_under(root: &Path) -> Result<Vec<PathBuf>, Error> {
+        let tmp = root.join(STATE_DIR).join(TMP_DIR);
         let mut files = Vec::new();
-        let mut dirs = vec![self.shared.tmp.clone()];
+        let mut dirs = vec![tmp.clone()];
         while let Some(dir) = dirs.pop() {
             let entries = match std::fs::read_dir(&dir) {
                 Ok(entries) => entries,
-                Err(e) if absent(&e) && dir != self.shared.tmp => continue,
+                Err(e) if absent(&e) && dir != tmp => continue,
                 Err(e) => return Err(Error::io("read directory", dir, e)),
             };
             for entry in entries {

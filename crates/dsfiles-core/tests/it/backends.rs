@@ -350,16 +350,7 @@ async fn cancel_then_rerun(backend: Backend) -> Result<()> {
         verify.missing.is_empty() && verify.corrupt.is_empty(),
         "{verify:#?}"
     );
-    let in_manifest: Vec<String> = {
-        let mut keys: Vec<String> = h
-            .shards()
-            .await?
-            .values()
-            .flat_map(|s| s.files.iter().map(|f| f.key.clone()))
-            .collect();
-        keys.sort();
-        keys
-    };
+    let in_manifest = crate::support::manifest_keys(&h.shards().await?);
     let stored: Vec<String> = list(h.sink.as_ref(), "")
         .await?
         .into_iter()

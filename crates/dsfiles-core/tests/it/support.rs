@@ -152,14 +152,9 @@ impl Env {
         expected.sort();
         got.sort();
         assert_eq!(got, expected, "manifest vs ground truth");
-        let mut keys: Vec<String> = shards
-            .values()
-            .flat_map(|s| s.files.iter().map(|f| f.key.clone()))
-            .collect();
-        keys.sort();
         assert_eq!(
             self.stored_keys().await?,
-            keys,
+            manifest_keys(&shards),
             "objects in the destination vs manifest keys"
         );
         let verify = self.verify().await?;
@@ -189,21 +184,20 @@ impl Env {
     }
 }
 
-/// Every file (not directory: the local sink may spread its temp files over subdirectories)
-/// under `<dest>/.dsfiles/tmp/`.
-pub fn temp_files(dest: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
-    let mut files = Vec::new();
-    let mut dirs = vec![dest.join(".dsfiles/tmp")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                dirs.push(entry.path());
-            } else {
-                files.push(entry.path());
-            }
-        }
-    }
+/// Every key the manifest `shards` name, sorted.
+pub fn manifest_keys(shards: &BTreeMap<u64, Shard>) -> Vec<String> {
+    let mut keys: Vec<String> = shards
+        .values()
+        .flat_map(|s| s.files.iter().map(|f| f.key.clone()))
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// Every temp file under `<dest>/.dsfiles/tmp/` (shard subdirectories included), without
+/// opening a sink there, sorted.
+pub fn temp_files(dest: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut files = LocalSink::temp_files_under(dest)?;
     files.sort();
     Ok(files)
 }

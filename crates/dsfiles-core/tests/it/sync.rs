@@ -4,7 +4,7 @@ use dsfiles_core::{CancellationToken, FileStatus, RunStatus, SINCE_MARGIN, Since
 use dsfiles_sim::{Fault, SimConfig, Target};
 use futures::StreamExt as _;
 
-use crate::support::{Recorder, env, temp_files};
+use crate::support::{Recorder, env, manifest_keys, temp_files};
 
 #[tokio::test]
 async fn full_sync_equals_ground_truth_and_a_rerun_moves_nothing() -> anyhow::Result<()> {
@@ -364,12 +364,7 @@ async fn a_foreign_object_is_never_overwritten() -> anyhow::Result<()> {
         std::fs::read(fresh.dir.path().join(&taken))?,
         b"operator's own file"
     );
-    let keys: Vec<String> = fresh
-        .shards()
-        .await?
-        .values()
-        .flat_map(|s| s.files.iter().map(|f| f.key.clone()))
-        .collect();
+    let keys = manifest_keys(&fresh.shards().await?);
     assert!(
         !keys.contains(&taken),
         "the manifest claims the operator's file"
@@ -382,12 +377,7 @@ async fn a_taken_numbered_key_gives_the_next_number_of_the_rendered_key() -> any
     // The same name twice in one champ: `doublon.pdf` and `doublon (2).pdf`.
     let first = env(SimConfig::default()).await?;
     first.sync(first.options()).await?;
-    let keys: Vec<String> = first
-        .shards()
-        .await?
-        .values()
-        .flat_map(|s| s.files.iter().map(|f| f.key.clone()))
-        .collect();
+    let keys = manifest_keys(&first.shards().await?);
     let Some(second) = keys.iter().find(|k| k.ends_with("/doublon (2).pdf")) else {
         anyhow::bail!("no `doublon (2).pdf` stored: {keys:#?}")
     };
@@ -401,14 +391,10 @@ async fn a_taken_numbered_key_gives_the_next_number_of_the_rendered_key() -> any
     let report = fresh.sync(fresh.options()).await?;
     assert!(report.failed.is_empty(), "{:#?}", report.failed);
     assert_eq!(std::fs::read(&path)?, b"operator's own file");
-    let mut doublons: Vec<String> = fresh
-        .shards()
-        .await?
-        .values()
-        .flat_map(|s| s.files.iter().map(|f| f.key.clone()))
+    let doublons: Vec<String> = manifest_keys(&fresh.shards().await?)
+        .into_iter()
         .filter(|k| k.starts_with(folder) && k.contains("doublon"))
         .collect();
-    doublons.sort();
     assert_eq!(
         doublons,
         [

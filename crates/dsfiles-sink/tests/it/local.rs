@@ -4,21 +4,9 @@ use anyhow::{Result, ensure};
 use bytes::Bytes;
 use dsfiles_sink::{LocalSink, ObjectMeta, Sink, SinkOptions};
 
-/// Every temp file under `.dsfiles/tmp/`: in its shard directories or directly in it.
+/// Every temp file under `.dsfiles/tmp/` of `root`, without opening a sink there.
 fn temp_files(root: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
-    let mut files = Vec::new();
-    let mut dirs = vec![root.join(".dsfiles/tmp")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                dirs.push(entry.path());
-            } else {
-                files.push(entry.path());
-            }
-        }
-    }
-    Ok(files)
+    Ok(LocalSink::temp_files_under(root)?)
 }
 
 #[tokio::test]
