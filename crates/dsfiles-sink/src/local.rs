@@ -50,7 +50,6 @@ const READ_CHUNK: usize = 64 * 1024;
 /// process other than this one, stale temp files are left alone; otherwise every file under
 /// `.dsfiles/tmp/` is a leftover of a killed run (temp names are never reused) and is removed.
 pub struct LocalSink {
-    root: PathBuf,
     options: SinkOptions,
     shared: Arc<Shared>,
     _lock: LockGuard,
@@ -59,7 +58,7 @@ pub struct LocalSink {
 impl fmt::Debug for LocalSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LocalSink")
-            .field("root", &self.root)
+            .field("root", &self.shared.root)
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
@@ -110,24 +109,25 @@ impl LocalSink {
         let (lock, clean) = LockGuard::acquire(&root)?;
         let sink = LocalSink {
             shared: Arc::new(Shared {
-                root: root.clone(),
+                root,
                 tmp,
                 fsync: options.fsync,
-                direct: AtomicBool::new(options.fsync && options.direct_io),
+                direct: AtomicBool::new(
+                    options.fsync && options.direct_io && cfg!(target_os = "linux"),
+                ),
                 next_shard: AtomicUsize::new(0),
                 dirty: Mutex::default(),
                 gate: RwLock::default(),
                 drains: AtomicU64::new(0),
                 synced: Mutex::new(0),
             }),
-            root,
             options,
             _lock: lock,
         };
         if clean {
             let removed = sink.cleanup_temp()?;
             if removed > 0 {
-                tracing::info!(removed, dest = %sink.root.display(), "removed temp files left by an interrupted run");
+                tracing::info!(removed, dest = %sink.shared.root.display(), "removed temp files left by an interrupted run");
             }
         }
         for shard in 0..TMP_SHARDS {
@@ -143,7 +143,7 @@ impl LocalSink {
 
     /// The destination directory (absolute).
     pub fn root(&self) -> &Path {
-        &self.root
+        &self.shared.root
     }
 
     /// Whether new temp files are written with `O_DIRECT`: asked for (fsync and `direct_io`
@@ -155,7 +155,7 @@ impl LocalSink {
     /// Every temp file under `.dsfiles/tmp/`: in its shard directories or, left by an older
     /// version, directly in it. In no particular order.
     pub fn temp_files(&self) -> Result<Vec<PathBuf>, Error> {
-        LocalSink::temp_files_under(&self.root)
+        LocalSink::temp_files_under(&self.shared.root)
     }
 
     /// [`LocalSink::temp_files`] of the destination directory `root`, without opening it
@@ -202,7 +202,7 @@ impl LocalSink {
 
     fn path(&self, key: &str) -> Result<PathBuf, Error> {
         validate_key(key)?;
-        Ok(self.root.join(key))
+        Ok(self.shared.root.join(key))
     }
 
     async fn start(&self, key: &str, dir_sync: DirSync) -> Result<LocalUpload, Error> {
@@ -230,7 +230,7 @@ impl LocalSink {
             return Ok(());
         }
         let shared = Arc::clone(&self.shared);
-        blocking("fsync", &self.root, move || shared.sync_dirs()).await
+        blocking("fsync", &self.shared.root, move || shared.sync_dirs()).await
     }
 }
 
@@ -273,21 +273,20 @@ impl Shared {
     fn create_temp(&self) -> Result<(PathBuf, TempFile), Error> {
         let dir = self.shard(self.next_shard.fetch_add(1, Ordering::Relaxed) % TMP_SHARDS);
         let temp = dir.join(format!("{}{TMP_SUFFIX}", uuid::Uuid::new_v4().simple()));
-        let direct = self.direct.load(Ordering::Relaxed);
-        let open = || TempFile::create(&temp, direct);
+        let open = || TempFile::create(&temp, self.direct.load(Ordering::Relaxed));
         let file = match open() {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(&dir)
                 .and_then(|()| open())
                 .map_err(|e| Error::io("create temp file", &temp, e))?,
             other => other.map_err(|e| Error::io("create temp file", &temp, e))?,
         };
-        self.note_direct(direct, &file);
+        self.note_direct(&file);
         Ok((temp, file))
     }
 
     /// Stops asking for `O_DIRECT` once the file system refused it for `file`.
-    fn note_direct(&self, asked: bool, file: &TempFile) {
-        if asked && !file.is_direct() && self.direct.swap(false, Ordering::Relaxed) {
+    fn note_direct(&self, file: &TempFile) {
+        if file.refused_direct() && self.direct.swap(false, Ordering::Relaxed) {
             tracing::info!(dest = %self.root.display(), "the file system refuses O_DIRECT: buffered writes from now on");
         }
     }
@@ -435,7 +434,7 @@ fn absent(e: &std::io::Error) -> bool {
 #[async_trait::async_trait]
 impl Sink for LocalSink {
     fn describe(&self) -> String {
-        self.root.display().to_string()
+        self.shared.root.display().to_string()
     }
 
     async fn create(&self, key: &str, _meta: &ObjectMeta) -> Result<Box<dyn Upload>, Error> {
@@ -529,8 +528,8 @@ impl Sink for LocalSink {
         // parents that became empty (never the root; `remove_dir` fails on a non-empty one).
         let mut dir = path.parent();
         while let Some(d) = dir {
-            if d == self.root
-                || !d.starts_with(&self.root)
+            if d == self.shared.root
+                || !d.starts_with(&self.shared.root)
                 || tokio::fs::remove_dir(d).await.is_err()
             {
                 break;
@@ -546,7 +545,7 @@ impl Sink for LocalSink {
             return futures::stream::once(async move { Err(e) }).boxed();
         }
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let root = self.root.clone();
+        let root = self.shared.root.clone();
         // The walk ends as soon as the receiver (this stream) is dropped: `blocking_send` fails.
         let walker = tokio::task::spawn_blocking(move || walk(&root, &prefix, &tx));
         futures::stream::unfold((rx, Some(walker)), |(mut rx, walker)| async move {
@@ -715,10 +714,9 @@ impl LocalUpload {
         let mut buf = std::mem::take(&mut self.buf);
         let (shared, temp) = (Arc::clone(&self.shared), self.temp.clone());
         let (file, buf) = blocking("write temp file", &self.temp, move || {
-            let direct = file.is_direct();
             file.write_block(&temp, &mut buf)
                 .map_err(|e| Error::io("write temp file", &temp, e))?;
-            shared.note_direct(direct, &file);
+            shared.note_direct(&file);
             Ok((file, buf))
         })
         .await?;
@@ -748,10 +746,9 @@ fn publish(
     target: &Path,
     dir_sync: DirSync,
 ) -> Result<(), Error> {
-    let direct = file.is_direct();
     file.finish(temp, &mut rest)
         .map_err(|e| Error::io("write temp file", temp, e))?;
-    shared.note_direct(direct, &file);
+    shared.note_direct(&file);
     if shared.fsync {
         file.sync_data().map_err(|e| Error::io("fsync", temp, e))?;
     }

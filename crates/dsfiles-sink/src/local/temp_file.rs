@@ -82,6 +82,8 @@ pub(super) struct TempFile {
     file: File,
     /// Opened with `O_DIRECT`: writes must be whole aligned blocks.
     direct: bool,
+    /// `O_DIRECT` was asked for and the file system refused it, at `open` or at a write.
+    refused: bool,
     len: u64,
 }
 
@@ -109,7 +111,7 @@ fn create_new(path: &Path, direct: bool) -> std::io::Result<File> {
 
 impl TempFile {
     /// Creates `path` (which must not exist), with `O_DIRECT` when `direct` and the platform
-    /// and file system take it: [`TempFile::is_direct`] tells.
+    /// and file system take it; [`TempFile::refused_direct`] tells when it was refused.
     pub(super) fn create(path: &Path, direct: bool) -> std::io::Result<TempFile> {
         let direct = direct && cfg!(target_os = "linux");
         if direct {
@@ -118,6 +120,7 @@ impl TempFile {
                     return Ok(TempFile {
                         file,
                         direct: true,
+                        refused: false,
                         len: 0,
                     });
                 }
@@ -131,13 +134,20 @@ impl TempFile {
         Ok(TempFile {
             file: create_new(path, false)?,
             direct: false,
+            refused: direct,
             len: 0,
         })
     }
 
     /// Whether writes currently go straight to the disk.
+    #[cfg(test)]
     pub(super) fn is_direct(&self) -> bool {
         self.direct
+    }
+
+    /// Whether the file system refused `O_DIRECT` for this file (at `open` or at a write).
+    pub(super) fn refused_direct(&self) -> bool {
+        self.refused
     }
 
     /// Appends the data of `block` (full: a multiple of [`ALIGN`]) and empties it.
@@ -181,6 +191,7 @@ impl TempFile {
                     file.seek(SeekFrom::Start(self.len))?;
                     self.file = file;
                     self.direct = false;
+                    self.refused = true;
                 }
                 other => return other,
             }

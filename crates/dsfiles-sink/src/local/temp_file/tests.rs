@@ -108,9 +108,11 @@ fn direct_files_are_opened_with_o_direct() {
     let direct = TempFile::create(&dir.path().join("d"), true).expect("create");
     let buffered = TempFile::create(&dir.path().join("b"), false).expect("create");
     assert_eq!(open_flags(&buffered) & libc::O_DIRECT, 0);
+    assert!(!buffered.refused_direct(), "buffered was asked for");
     if direct.is_direct() {
         assert_ne!(open_flags(&direct) & libc::O_DIRECT, 0);
     } else {
+        assert!(direct.refused_direct());
         assert_eq!(open_flags(&direct) & libc::O_DIRECT, 0);
         assert!(!direct_supported(dir.path()));
     }
@@ -133,13 +135,13 @@ fn a_refused_direct_write_falls_back_to_buffered_without_losing_bytes() {
     let mut block = Block::new(2 * ALIGN);
     block.fill(&content[..2 * ALIGN]);
     file.write_block(&path, &mut block).expect("aligned write");
-    assert!(file.is_direct());
+    assert!(file.is_direct() && !file.refused_direct());
     // Misaligned memory and length: every file system that takes O_DIRECT refuses it (EINVAL).
     block.fill(&content[2 * ALIGN - 1..]);
     let misaligned = &block.filled()[1..];
     file.write(&path, misaligned).expect("write after fallback");
     file.len += misaligned.len() as u64;
-    assert!(!file.is_direct());
+    assert!(!file.is_direct() && file.refused_direct());
     assert_eq!(open_flags(&file) & libc::O_DIRECT, 0);
     block.clear();
     file.finish(&path, &mut block).expect("finish");
