@@ -154,7 +154,7 @@ impl Hasher {
             }
             // The stream is big: move the digests computed so far to their threads.
             let md5 = std::mem::take(md5);
-            let sha256 = std::mem::replace(sha256, sha2::Sha256::new());
+            let sha256 = std::mem::take(sha256);
             self.state = State::Threads {
                 md5: Lane::start(md5),
                 sha256: Lane::start(sha256),

@@ -65,7 +65,7 @@ fn batch_items(
                 .collect();
             for dossier in &batch.dossiers {
                 items.extend(
-                    dossier_items(demarche, dossier, include, batch.resume.as_ref())
+                    dossier_items(demarche, dossier, include, batch.resume.as_deref())
                         .into_iter()
                         .map(Ok),
                 );
@@ -81,7 +81,7 @@ pub(crate) fn dossier_items(
     demarche: u64,
     dossier: &Value,
     include: extract::Include,
-    resume: Option<&String>,
+    resume: Option<&str>,
 ) -> Vec<ListItem> {
     match extract::extract(demarche, dossier, include) {
         Ok(records) => {
@@ -93,7 +93,7 @@ pub(crate) fn dossier_items(
             let mut items = Vec::with_capacity(records.len() + 1);
             items.push(ListItem::Dossier {
                 number,
-                resume: resume.cloned(),
+                resume: resume.map(str::to_owned),
             });
             items.extend(records.into_iter().map(ListItem::Record));
             items

@@ -244,15 +244,16 @@ impl Pipeline for CorePipeline {
             include: extract::Include::default(),
         };
         // Records follow their dossier: the page of the last dossier seen is theirs.
+        let mut page = resume;
         dsfiles_core::list(self.client(demarche), options, cancel)
-            .scan(resume, move |page, item| {
+            .filter_map(move |item| {
                 let out = match item {
                     Ok(dsfiles_core::ListItem::Record(record)) => Some(Ok(PagedFile {
                         file: listed(&record),
                         page: page.clone(),
                     })),
                     Ok(dsfiles_core::ListItem::Dossier { resume, .. }) => {
-                        *page = resume;
+                        page = resume;
                         None
                     }
                     Ok(dsfiles_core::ListItem::Warning(warning)) => {
@@ -261,9 +262,8 @@ impl Pipeline for CorePipeline {
                     }
                     Err(err) => Some(Err(pipeline_error(err))),
                 };
-                futures::future::ready(Some(out))
+                futures::future::ready(out)
             })
-            .filter_map(futures::future::ready)
             .boxed()
     }
 

@@ -4,19 +4,18 @@
 //! test process, and on moto when `DSFILES_TEST_S3_ENDPOINT` is set (a failure under `CI=true`
 //! when it is not).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use dsfiles_core::ds;
 use dsfiles_core::sink::testing::{self, S3sFs};
 use dsfiles_core::sink::{ListEntry, Sink};
+use dsfiles_server::AllowList;
 use dsfiles_server::api::JobState;
-use dsfiles_server::{AllowList, CorePipeline};
 use futures::StreamExt as _;
 use serde_json::json;
 
-use crate::support::{Dirs, TestServer, assert_terminal, config, error_code, sim, small};
+use crate::support::{
+    Dirs, TestServer, assert_terminal, config, core_pipeline, error_code, sim, small,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_into_an_s3_bucket_on_s3s_fs() {
@@ -65,14 +64,7 @@ async fn sync_into_bucket(endpoint: &str, bucket: &str) {
     let allowed = format!("s3://{bucket}/{prefix}");
     let mut config = config(&dirs);
     config.allow_dest = AllowList::new([allowed.as_str()]).expect("allow list");
-    let mut client =
-        ds::ClientConfig::new(sim.endpoint(), ds::Token::new(sim.token()).expect("token"));
-    client.backoff_base = Duration::from_millis(5);
-    client.backoff_max = Duration::from_millis(50);
-    client.requests_per_minute = 0;
-    let pipeline = CorePipeline::new(client, BTreeMap::new())
-        .expect("pipeline")
-        .with_dest_options(s3_options(endpoint));
+    let pipeline = core_pipeline(&sim).with_dest_options(s3_options(endpoint));
     let server = TestServer::start(config, Arc::new(pipeline)).await;
 
     // Outside the allowed prefix: refused before anything runs.
