@@ -956,7 +956,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         ));
 
         Ok(Report {
-            hashing: hashing.clone(),
+            hashing,
             title: if opts.quick { "Quick run (`cargo xtask bench --quick`)".to_owned() } else { "Full run (`cargo xtask bench`)".to_owned() },
             started: started_at.clone(),
             duration_secs: 0.0,
