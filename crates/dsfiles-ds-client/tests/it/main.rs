@@ -3,6 +3,7 @@
 
 mod client;
 mod errors;
+mod hostile;
 mod mock;
 mod proxy;
 mod schema;
