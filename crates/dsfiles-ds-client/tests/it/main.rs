@@ -7,3 +7,4 @@ mod hostile;
 mod mock;
 mod proxy;
 mod schema;
+mod sim;
