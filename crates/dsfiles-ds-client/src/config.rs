@@ -32,14 +32,26 @@ pub struct ClientConfig {
     pub read_timeout: Duration,
     /// First backoff ceiling; doubles per attempt (full jitter).
     pub backoff_base: Duration,
-    /// Longest wait between two attempts, including waits DS asks for on 429.
+    /// Longest wait between two attempts, including waits DS asks for on 429: a
+    /// `RateLimit-Reset` or `Retry-After` further away is waited for this long, then the
+    /// request is tried again (another 429 costs one more of `max_attempts`).
     pub backoff_max: Duration,
+    /// Largest GraphQL answer accepted, in bytes, counted after gzip decompression while
+    /// the body streams in; beyond it the request fails with
+    /// [`Error::ResponseTooLarge`] (a listing first asks again with smaller pages). At
+    /// least 1; default [`DEFAULT_MAX_RESPONSE_BYTES`].
+    pub max_response_bytes: u64,
     pub user_agent: String,
 }
 
+/// Default of [`ClientConfig::max_response_bytes`]: 256 MiB, about fifty times DS's
+/// largest realistic page (100 dossiers with their champs and file metadata), yet small
+/// enough that a hostile or broken answer (a gzip bomb) cannot exhaust memory.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 256 * 1024 * 1024;
+
 impl ClientConfig {
     /// The defaults: 8 attempts, 400 requests/minute, pages of 100, 10 s connect timeout,
-    /// 120 s read timeout, backoff from 500 ms up to 60 s.
+    /// 120 s read timeout, backoff from 500 ms up to 60 s, answers up to 256 MiB.
     pub fn new(endpoint: url::Url, token: Token) -> Self {
         ClientConfig {
             endpoint,
@@ -51,6 +63,7 @@ impl ClientConfig {
             read_timeout: Duration::from_secs(120),
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             user_agent: concat!("dsfiles/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }
@@ -74,6 +87,9 @@ impl ClientConfig {
         }
         if self.connect_timeout.is_zero() || self.read_timeout.is_zero() {
             return invalid("timeouts must be longer than zero".to_owned());
+        }
+        if self.max_response_bytes == 0 {
+            return invalid("`max_response_bytes` must be at least 1".to_owned());
         }
         if self.backoff_base > self.backoff_max {
             return invalid("`backoff_base` must not exceed `backoff_max`".to_owned());
@@ -189,7 +205,8 @@ mod tests {
         let base = ClientConfig::new(DEFAULT_ENDPOINT.parse()?, Token::new("t")?);
         assert!(base.validate().is_ok());
         type Change = fn(&mut ClientConfig);
-        let cases: [(Change, &str); 4] = [
+        let cases: [(Change, &str); 5] = [
+            (|c| c.max_response_bytes = 0, "max_response_bytes"),
             (|c| c.page_size = 0, "page_size"),
             (|c| c.page_size = 101, "page_size"),
             (|c| c.max_attempts = 0, "max_attempts"),

@@ -144,6 +144,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// The answer (decompressed) grew beyond [`ClientConfig::max_response_bytes`](crate::ClientConfig::max_response_bytes).
+    #[error(
+        "DS's answer to `{operation}` from `{endpoint}` is larger than the limit of `{limit}` bytes (`max_response_bytes`)"
+    )]
+    ResponseTooLarge {
+        operation: &'static str,
+        /// The endpoint, without query string.
+        endpoint: String,
+        limit: u64,
+    },
+
     #[error("the request to DS failed")]
     Network(#[source] reqwest::Error),
 
@@ -190,6 +201,7 @@ impl Error {
             | Error::NotJson { .. }
             | Error::Http { .. }
             | Error::GraphQl { .. }
+            | Error::ResponseTooLarge { .. }
             | Error::UnexpectedResponse { .. } => ErrorKind::Api,
             Error::Network(_) => ErrorKind::Network,
             Error::InvalidConfig { .. } | Error::HttpClient(_) | Error::CursorRejected { .. } => {
@@ -218,9 +230,11 @@ impl Error {
         }
     }
 
-    /// Whether a smaller page may succeed: GraphQL `timeout` or a query-complexity error.
+    /// Whether a smaller page may succeed: GraphQL `timeout`, a query-complexity error, or
+    /// an answer beyond `max_response_bytes`.
     pub fn is_page_too_large(&self) -> bool {
         match self {
+            Error::ResponseTooLarge { .. } => true,
             Error::GraphQl { errors, .. } => errors.iter().any(|e| {
                 e.code.as_deref() == Some("timeout")
                     || e.message.to_ascii_lowercase().contains("complexity")

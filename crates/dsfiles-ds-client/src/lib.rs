@@ -16,13 +16,19 @@
 //!
 //! # Failures
 //! One bounded retry loop per request ([`ClientConfig::max_attempts`]): HTTP 429 (waiting
-//! until DS's `RateLimit-Reset`, else `Retry-After`, else backoff), 502/503/504, connection
+//! until DS's `RateLimit-Reset`, else `Retry-After`, else backoff; never longer than
+//! [`ClientConfig::backoff_max`], whatever the headers say), 502/503/504, connection
 //! errors, timeouts, cut-short bodies and GraphQL `timeout`/`internal_server_error` are
 //! retried with exponential backoff and full jitter; the last error is returned with the
 //! attempts and elapsed time. A page that times out or is too complex is asked again with
 //! half as many dossiers, and the size grows back after. A client-side limiter keeps under
 //! [`ClientConfig::requests_per_minute`]. Errors DS sends *with* data (`invalid_null`) are
 //! not fatal: they come in [`DossierBatch::errors`].
+//!
+//! Nothing DS sends can panic the client: header values and numbers are parsed with checked
+//! arithmetic, and answers are read as a stream bounded by
+//! [`ClientConfig::max_response_bytes`] after decompression (a page beyond it is asked again
+//! smaller, then fails with [`Error::ResponseTooLarge`]).
 
 mod client;
 mod config;
@@ -35,7 +41,10 @@ mod token;
 mod transport;
 
 pub use client::Client;
-pub use config::{ClientConfig, DEFAULT_ENDPOINT, DossierFilter, DossierState, MAX_PAGE_SIZE};
+pub use config::{
+    ClientConfig, DEFAULT_ENDPOINT, DEFAULT_MAX_RESPONSE_BYTES, DossierFilter, DossierState,
+    MAX_PAGE_SIZE,
+};
 pub use error::{Error, ErrorKind, GraphQlError, Target};
 pub use pages::{DeletedDossier, DossierBatch};
 pub use queries::QUERIES;

@@ -43,9 +43,9 @@ impl Inner {
         });
         let page_size = variables.get("first").and_then(Value::as_u64);
         let start = Instant::now();
-        let mut attempt = 0;
+        let mut attempt: u32 = 0;
         loop {
-            attempt += 1;
+            attempt = attempt.saturating_add(1);
             let result = self
                 .send_once(operation, &body, target, page_size, attempt)
                 .await;
@@ -73,7 +73,7 @@ impl Inner {
                 operation = operation.name(),
                 attempt,
                 max_attempts = self.config.max_attempts,
-                delay_ms = delay.as_millis() as u64,
+                delay_ms = millis(delay),
                 error = %err,
                 "DS request failed, retrying"
             );
@@ -109,7 +109,7 @@ impl Inner {
                     operation = operation.name(),
                     page_size,
                     attempt,
-                    elapsed_ms = start.elapsed().as_millis() as u64,
+                    elapsed_ms = millis(start.elapsed()),
                     error = %err,
                     "DS request failed"
                 );
@@ -118,17 +118,14 @@ impl Inner {
         };
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| Error::Network(e.without_url()))?;
+        let bytes = self.read_body(operation, response).await?;
         tracing::debug!(
             operation = operation.name(),
             page_size,
             attempt,
             status = status.as_u16(),
             bytes = bytes.len(),
-            elapsed_ms = start.elapsed().as_millis() as u64,
+            elapsed_ms = millis(start.elapsed()),
             "DS request"
         );
         let result = classify(
@@ -137,7 +134,7 @@ impl Inner {
             status,
             &headers,
             &bytes,
-            SystemTime::now(),
+            (SystemTime::now(), self.config.backoff_max),
         );
         if matches!(result, Err(Error::RateLimited { .. })) {
             self.stats.rate_limited();
@@ -145,8 +142,39 @@ impl Inner {
         result
     }
 
-    /// Waits before the next attempt: what DS asked for on 429 (capped at `backoff_max`),
-    /// else exponential backoff with full jitter.
+    /// The body, decompressed, as long as it stays within `max_response_bytes`.
+    ///
+    /// Counting what `chunk()` yields counts *decoded* bytes (reqwest inflates gzip as a
+    /// stream), so a small compressed answer that inflates to gigabytes stops at the limit:
+    /// memory holds at most the limit plus one chunk. `Content-Length` is not trusted, not
+    /// even to reserve memory; a body shorter than announced is a network error (transient).
+    async fn read_body(
+        &self,
+        operation: Operation,
+        mut response: reqwest::Response,
+    ) -> Result<Vec<u8>, Error> {
+        let limit = self.config.max_response_bytes;
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| Error::Network(e.without_url()))?
+        {
+            let total = u64::try_from(body.len().saturating_add(chunk.len())).unwrap_or(u64::MAX);
+            if total > limit {
+                return Err(Error::ResponseTooLarge {
+                    operation: operation.name(),
+                    endpoint: endpoint_without_query(&self.config.endpoint),
+                    limit,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    /// Waits before the next attempt: what DS asked for on 429 (already capped at
+    /// `backoff_max` by [`rate_limit_wait`]), else exponential backoff with full jitter.
     fn retry_delay(&self, err: &Error, attempt: u32) -> Duration {
         if let Some(wait) = err.retry_after() {
             return wait.min(self.config.backoff_max);
@@ -156,24 +184,42 @@ impl Inner {
             .backoff_base
             .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
             .min(self.config.backoff_max);
-        ceiling.mul_f64(fastrand::f64())
+        // `mul_f64` panics when the product does not fit; a factor below 1 keeps it in
+        // range, but a `Duration::MAX` ceiling rounds up in `f64`: fall back to the ceiling.
+        Duration::try_from_secs_f64(ceiling.as_secs_f64() * fastrand::f64()).unwrap_or(ceiling)
     }
 }
 
-/// Turns an HTTP answer into data or a typed error. `now` is the wall clock, for
-/// `RateLimit-Reset` (a Unix time) and HTTP dates in `Retry-After`.
+/// Milliseconds for logs, saturated.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The endpoint for error messages: scheme, host, port and path, never a query.
+pub(crate) fn endpoint_without_query(endpoint: &url::Url) -> String {
+    let mut shown = endpoint.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    let _ = shown.set_password(None);
+    let _ = shown.set_username("");
+    shown.to_string()
+}
+
+/// Turns an HTTP answer into data or a typed error. `(now, max_wait)`: the wall clock, for
+/// `RateLimit-Reset` (a Unix time) and HTTP dates in `Retry-After`, and the longest wait a
+/// 429 may impose (see [`rate_limit_wait`]).
 pub(crate) fn classify(
     operation: Operation,
     target: Target,
     status: StatusCode,
     headers: &HeaderMap,
     body: &[u8],
-    now: SystemTime,
+    (now, max_wait): (SystemTime, Duration),
 ) -> Result<Answer, Error> {
     let code = status.as_u16();
     if status == StatusCode::TOO_MANY_REQUESTS {
         return Err(Error::RateLimited {
-            retry_after: retry_after(headers, now),
+            retry_after: rate_limit_wait(headers, now, max_wait),
         });
     }
     let Ok(json) = serde_json::from_slice::<Value>(body) else {
@@ -309,26 +355,72 @@ fn graphql_errors(json: &Value) -> Vec<GraphQlError> {
         .collect()
 }
 
-/// How long a 429 asks to wait: DS's `RateLimit-Reset` (Unix time in seconds at which its
-/// window ends), else `Retry-After` (seconds or an HTTP date). `None` when neither parses.
-pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+/// Values of `RateLimit-Reset` below this are delta-seconds (the IETF draft's meaning), not a
+/// Unix time (DS's meaning): as a Unix time they would lie before 2001.
+const RESET_DELTA_BELOW: u64 = 1_000_000_000;
+
+/// How long a 429 asks to wait, at most `max`: DS's `RateLimit-Reset` (the Unix time, in
+/// seconds, at which its window ends; small values are read as seconds from now), else
+/// `Retry-After` (seconds or an HTTP date). `None` when neither parses, and the caller backs
+/// off as for any transient error.
+///
+/// Every value is hostile until proven otherwise: negative, fractional, huge or far-future
+/// values never overflow (`checked_add`; what cannot be represented is "later than `max`"),
+/// and the wait is clamped to `max` so that a server announcing a reset hours away cannot
+/// stall a run for hours (the loop's [`ClientConfig::backoff_max`](crate::ClientConfig)).
+pub(crate) fn rate_limit_wait(
+    headers: &HeaderMap,
+    now: SystemTime,
+    max: Duration,
+) -> Option<Duration> {
     let header = |name: &str| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
     };
-    let until = |t: SystemTime| t.duration_since(now).unwrap_or(Duration::ZERO);
-    if let Some(reset) = header("ratelimit-reset").and_then(|v| v.parse::<u64>().ok()) {
-        return Some(until(UNIX_EPOCH + Duration::from_secs(reset)));
+    let wait = match header("ratelimit-reset").and_then(seconds) {
+        Some(reset) if reset < Duration::from_secs(RESET_DELTA_BELOW) => Some(reset),
+        Some(reset) => Some(until(now, UNIX_EPOCH.checked_add(reset))),
+        None => header("retry-after").and_then(|value| match seconds(value) {
+            Some(delta) => Some(delta),
+            None => http_date(value).map(|date| until(now, date)),
+        }),
+    };
+    wait.map(|w| w.min(max))
+}
+
+/// A non-negative number of seconds, possibly fractional; `Duration::MAX` when too large.
+fn seconds(value: &str) -> Option<Duration> {
+    if let Ok(whole) = value.parse::<u64>() {
+        return Some(Duration::from_secs(whole));
     }
-    let value = header("retry-after")?;
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
+    let float = value.parse::<f64>().ok().filter(|f| *f >= 0.0)?;
+    // `try_from_secs_f64` refuses NaN and what does not fit: a finite huge value is "later".
+    match Duration::try_from_secs_f64(float) {
+        Ok(d) => Some(d),
+        Err(_) if float.is_finite() => Some(Duration::MAX),
+        Err(_) => None,
     }
+}
+
+/// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`); `None` when `value` is not one.
+fn http_date(value: &str) -> Option<Option<SystemTime>> {
     let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let secs = u64::try_from(date.timestamp()).ok()?;
-    Some(until(UNIX_EPOCH + Duration::from_secs(secs)))
+    Some(match u64::try_from(date.timestamp()) {
+        Ok(secs) => UNIX_EPOCH.checked_add(Duration::from_secs(secs)),
+        // Before 1970: long past.
+        Err(_) => Some(UNIX_EPOCH),
+    })
+}
+
+/// The wait from `now` until `at`: zero when past, `Duration::MAX` when `at` is beyond what
+/// `SystemTime` holds (`None`).
+fn until(now: SystemTime, at: Option<SystemTime>) -> Duration {
+    match at {
+        Some(at) => at.duration_since(now).unwrap_or(Duration::ZERO),
+        None => Duration::MAX,
+    }
 }
 
 /// The start of a body for an error message: at most [`SNIPPET_CHARS`] characters,

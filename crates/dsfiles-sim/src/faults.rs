@@ -54,6 +54,17 @@ pub enum Fault {
         #[serde(default)]
         retry_after: bool,
     },
+    /// GraphQL: HTTP 429 whose `RateLimit-Reset` (and `Retry-After`, when set) carry these
+    /// raw values, however absurd (`10000000000000000000`, `-1`, `soon`, a far HTTP date).
+    /// A value that is not a valid header value is left out.
+    HostileRateLimit {
+        reset: String,
+        #[serde(default)]
+        retry_after: Option<String>,
+    },
+    /// GraphQL: the normal answer, preceded by whitespace so that the body is `bytes` long
+    /// (still valid JSON); the padding is streamed, never held in memory.
+    GiganticPage { bytes: u64 },
     /// GraphQL: HTTP 502 with an HTML body, as DS's reverse proxy sends.
     BadGateway,
     /// GraphQL: HTTP 503 with an HTML body.
@@ -104,6 +115,8 @@ impl Fault {
     pub(crate) fn scope(&self) -> Scope {
         match self {
             Fault::RateLimited { .. }
+            | Fault::HostileRateLimit { .. }
+            | Fault::GiganticPage { .. }
             | Fault::BadGateway
             | Fault::ServiceUnavailable
             | Fault::SlowApi { .. } => Scope::Request,
@@ -227,13 +240,23 @@ mod tests {
         let json = r#"{"rules":[
             {"fault":{"kind":"rate_limited","reset_in_secs":2},"target":{"kind":"every","every":3},"times":null},
             {"fault":{"kind":"corrupt","varying":true},"target":{"kind":"file","file":4}},
-            {"fault":{"kind":"graphql_timeout","above_first":50}}
+            {"fault":{"kind":"graphql_timeout","above_first":50}},
+            {"fault":{"kind":"hostile_rate_limit","reset":"10000000000000000000"}},
+            {"fault":{"kind":"gigantic_page","bytes":1073741824}}
         ]}"#;
         let plan: FaultPlan = serde_json::from_str(json).unwrap();
         assert_eq!(plan.rules[0].times, None);
         assert_eq!(plan.rules[1].times, Some(1));
         assert_eq!(plan.rules[2].target, Target::Always);
         assert_eq!(plan.rules[1].fault, Fault::Corrupt { varying: true },);
+        assert_eq!(
+            plan.rules[3].fault,
+            Fault::HostileRateLimit {
+                reset: "10000000000000000000".to_owned(),
+                retry_after: None
+            }
+        );
+        assert_eq!(plan.rules[4].fault.scope(), Scope::Request);
         let back: FaultPlan = serde_json::from_value(serde_json::to_value(&plan).unwrap()).unwrap();
         assert_eq!(back, plan);
     }

@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::json;
@@ -220,8 +221,14 @@ async fn graphql(AxState(inner): AxState<Arc<Inner>>, headers: HeaderMap, body: 
             tokio::time::sleep(Duration::from_millis(*delay_ms)).await;
         }
     }
+    let mut pad_to = None;
     for fault in fired {
         match fault {
+            Fault::HostileRateLimit { reset, retry_after } => {
+                inner.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                return hostile_rate_limit(&reset, retry_after.as_deref());
+            }
+            Fault::GiganticPage { bytes } => pad_to = Some(bytes),
             Fault::RateLimited {
                 reset_in_secs,
                 retry_after,
@@ -304,7 +311,10 @@ async fn graphql(AxState(inner): AxState<Arc<Inner>>, headers: HeaderMap, body: 
     let worker = Arc::clone(&inner);
     let result = tokio::task::spawn_blocking(move || crate::ds::run(&worker, &request)).await;
     match result {
-        Ok(Ok(body)) => axum::Json(body).into_response(),
+        Ok(Ok(body)) => match pad_to {
+            Some(bytes) => padded_json(&body, bytes),
+            None => axum::Json(body).into_response(),
+        },
         Ok(Err(bug)) => {
             inner.stats.sim_bugs.fetch_add(1, Ordering::Relaxed);
             tracing::error!(%bug, "dsfiles-sim produced a response that does not fit the DS schema");
@@ -324,6 +334,49 @@ async fn graphql(AxState(inner): AxState<Arc<Inner>>, headers: HeaderMap, body: 
             )
         }
     }
+}
+
+/// [`Fault::HostileRateLimit`]: a 429 carrying the raw header values it was given.
+fn hostile_rate_limit(reset: &str, retry_after: Option<&str>) -> Response {
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::CONTENT_TYPE, "text/plain")],
+        "Too many requests\n",
+    )
+        .into_response();
+    let h = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(reset) {
+        h.insert("ratelimit-reset", value);
+    }
+    if let Some(Ok(value)) = retry_after.map(HeaderValue::from_str) {
+        h.insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// Whitespace streamed by [`padded_json`], one chunk at a time.
+static SPACES: [u8; 64 * 1024] = [b' '; 64 * 1024];
+
+/// [`Fault::GiganticPage`]: `body` preceded by whitespace up to `bytes` in all. The padding
+/// is streamed from one static chunk, so a gigabyte answer costs the simulator no memory.
+fn padded_json(body: &serde_json::Value, bytes: u64) -> Response {
+    let json = Bytes::from(body.to_string());
+    let json_len = u64::try_from(json.len()).unwrap_or(u64::MAX);
+    let padding = futures::stream::unfold(bytes.saturating_sub(json_len), |left| async move {
+        let chunk = usize::try_from(left).map_or(SPACES.len(), |l| l.min(SPACES.len()));
+        (chunk > 0).then(|| {
+            let rest = left.saturating_sub(u64::try_from(chunk).unwrap_or(u64::MAX));
+            (Bytes::from_static(&SPACES[..chunk]), rest)
+        })
+    });
+    let stream = padding
+        .chain(futures::stream::once(async move { json }))
+        .map(Ok::<_, std::convert::Infallible>);
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 /// `/rails/active_storage/blobs/redirect/{blob}/{filename}`: verifies, then 302 to the file host.

@@ -8,6 +8,8 @@ use super::*;
 use crate::ErrorKind;
 
 const NOW_SECS: u64 = 1_750_000_000;
+/// The longest 429 wait in these tests (`backoff_max`).
+const MAX_WAIT: Duration = Duration::from_secs(600);
 
 fn now() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(NOW_SECS)
@@ -29,7 +31,7 @@ fn check(status: u16, headers: &[(&'static str, &str)], body: &str) -> Result<An
         status,
         &map,
         body.as_bytes(),
-        now(),
+        (now(), MAX_WAIT),
     )
 }
 
@@ -270,4 +272,88 @@ fn networks_are_found_in_messages() {
     assert_eq!(networks_in("allowed: 10.0.0.0/8."), ["10.0.0.0/8"]);
     assert_eq!(networks_in("only from 192.0.2.1, sorry"), ["192.0.2.1"]);
     assert!(networks_in("Le jeton utilisé est invalide (v1.2)").is_empty());
+}
+
+/// A 429 with `headers` asks to wait `expected` (at most [`MAX_WAIT`]).
+#[track_caller]
+fn check_wait(headers: &[(&'static str, &str)], expected: Option<Duration>) {
+    let err = check(429, headers, "").err();
+    assert!(
+        matches!(&err, Some(Error::RateLimited { retry_after }) if *retry_after == expected),
+        "{headers:?}: {err:?}"
+    );
+    assert!(err.is_some_and(|e| e.is_transient() && !e.to_string().is_empty()));
+}
+
+#[test]
+fn hostile_rate_limit_headers_give_a_bounded_wait_or_none() {
+    let secs = Duration::from_secs;
+    let in_42_5 = format!("{}.5", NOW_SECS + 42);
+    check_wait(
+        &[("RateLimit-Reset", "10000000000000000000")],
+        Some(MAX_WAIT),
+    );
+    check_wait(
+        &[("RateLimit-Reset", "99999999999999999999999999")],
+        Some(MAX_WAIT),
+    );
+    check_wait(&[("RateLimit-Reset", "1e400")], None);
+    check_wait(&[("RateLimit-Reset", "-5")], None);
+    check_wait(&[("RateLimit-Reset", "NaN")], None);
+    check_wait(&[("RateLimit-Reset", "inf")], None);
+    check_wait(&[("RateLimit-Reset", "soon")], None);
+    check_wait(&[("RateLimit-Reset", "")], None);
+    check_wait(
+        &[("RateLimit-Reset", &in_42_5)],
+        Some(Duration::from_millis(42_500)),
+    );
+    check_wait(&[("RateLimit-Reset", "30")], Some(secs(30)));
+    check_wait(&[("RateLimit-Reset", "0")], Some(Duration::ZERO));
+    check_wait(
+        &[("RateLimit-Reset", "soon"), ("Retry-After", "7")],
+        Some(secs(7)),
+    );
+    check_wait(
+        &[("Retry-After", "7.5")],
+        Some(Duration::from_millis(7_500)),
+    );
+    check_wait(&[("Retry-After", "18446744073709551615")], Some(MAX_WAIT));
+    check_wait(&[("Retry-After", "-1")], None);
+    check_wait(&[("Retry-After", "tomorrow")], None);
+    check_wait(
+        &[("Retry-After", "Sun, 06 Nov 1994 08:49:37 GMT")],
+        Some(Duration::ZERO),
+    );
+    check_wait(
+        &[("Retry-After", "Sun, 15 Jun 2025 15:07:00 GMT")],
+        Some(secs(20)),
+    );
+    check_wait(
+        &[("Retry-After", "Fri, 31 Dec 9999 23:59:59 GMT")],
+        Some(MAX_WAIT),
+    );
+    check_wait(
+        &[("Retry-After", "Mon, 01 Jan 1900 00:00:00 GMT")],
+        Some(Duration::ZERO),
+    );
+    check_wait(&[], None);
+}
+
+#[test]
+fn the_rate_limit_wait_never_exceeds_its_maximum() {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "ratelimit-reset",
+        HeaderValue::from_static("10000000000000000000"),
+    );
+    for max in [Duration::ZERO, Duration::from_millis(20), Duration::MAX] {
+        for now in [
+            UNIX_EPOCH,
+            now(),
+            UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX) * 4),
+        ] {
+            let wait = rate_limit_wait(&headers, now, max);
+            assert!(wait.is_some_and(|w| w <= max), "{max:?} {now:?}: {wait:?}");
+        }
+    }
 }

@@ -3,6 +3,8 @@
 
 mod client;
 mod errors;
+mod hostile;
 mod mock;
 mod proxy;
 mod schema;
+mod sim;

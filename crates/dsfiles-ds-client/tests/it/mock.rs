@@ -21,7 +21,7 @@ pub struct Reply {
     status: u16,
     headers: Vec<(&'static str, String)>,
     content_type: &'static str,
-    body: String,
+    body: Vec<u8>,
 }
 
 impl Reply {
@@ -34,7 +34,7 @@ impl Reply {
             status,
             headers: Vec::new(),
             content_type: "application/json",
-            body: body.to_string(),
+            body: body.to_string().into_bytes(),
         }
     }
 
@@ -43,7 +43,18 @@ impl Reply {
             status,
             headers: Vec::new(),
             content_type: "text/html",
-            body: body.to_owned(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    /// A JSON answer sent as these exact bytes (e.g. gzip-compressed, with a
+    /// `Content-Encoding` header added by [`Reply::header`]).
+    pub fn raw_json(body: Vec<u8>) -> Reply {
+        Reply {
+            status: 200,
+            headers: Vec::new(),
+            content_type: "application/json",
+            body,
         }
     }
 

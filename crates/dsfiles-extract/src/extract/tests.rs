@@ -157,3 +157,35 @@ fn the_error_path_does_not_leak_the_url() {
         .map_err(|e| e.to_string());
     assert!(message.is_err_and(|m| !m.contains("TOPSECRET")));
 }
+
+#[test]
+fn hostile_sizes_are_a_clear_error_or_exact_never_a_panic() {
+    let error = |shown: &str| {
+        Err(format!(
+            "dossier `42`: file at `champs[0].files[1]` has an invalid `byteSizeBigInt`: `{shown}`"
+        ))
+    };
+    #[rustfmt::skip]
+    let cases: Vec<(serde_json::Value, Result<u64, String>)> = vec![
+        (json!("18446744073709551615"), Ok(u64::MAX)),
+        (json!(" 18446744073709551614 "), Ok(u64::MAX - 1)),
+        (json!(u64::MAX), Ok(u64::MAX)),
+        (json!("18446744073709551616"), error("18446744073709551616")),
+        (json!("99999999999999999999999999999999"), error("99999999999999999999999999999999")),
+        (json!(1e20), error("1e+20")),
+        (json!(-1), error("-1")),
+        (json!("-1"), error("-1")),
+        (json!(""), error("")),
+        (json!("0x10"), error("0x10")),
+        (json!("NaN"), error("NaN")),
+        (json!(true), error("true")),
+        (json!({"bytes": 1}), error(r#"{"bytes":1}"#)),
+    ];
+    for (value, expected) in cases {
+        let dossier = with_file_field("byteSizeBigInt", Some(value.clone()));
+        let got = extract(1, &dossier, Include::default())
+            .map(|records| records.last().map_or(0, |r| r.byte_size))
+            .map_err(|e| e.to_string());
+        assert_eq!(got, expected, "{value}");
+    }
+}

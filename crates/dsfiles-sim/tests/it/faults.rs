@@ -373,3 +373,59 @@ async fn wrong_checksum_fault_over_stable_bytes() -> Result<()> {
     sim.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn hostile_rate_limit_sends_the_raw_values_and_gigantic_page_pads_valid_json() -> Result<()> {
+    let faults = FaultPlan::new()
+        .with(
+            Fault::HostileRateLimit {
+                reset: "10000000000000000000".to_owned(),
+                retry_after: Some("Fri, 31 Dec 9999 23:59:59 GMT".to_owned()),
+            },
+            Target::Always,
+            Some(1),
+        )
+        .with(
+            Fault::HostileRateLimit {
+                reset: "bad\nvalue".to_owned(),
+                retry_after: None,
+            },
+            Target::Every { every: 2 },
+            Some(1),
+        )
+        .with(
+            Fault::GiganticPage { bytes: 300_000 },
+            Target::Every { every: 3 },
+            Some(1),
+        );
+    let sim = sim(SimConfig {
+        dossiers: 2,
+        faults,
+        ..SimConfig::default()
+    })
+    .await;
+    let variables = json!({"d": sim.demarche()});
+    let reply = post(&sim, Some("t"), PAGE, None, variables.clone()).await?;
+    assert_eq!(reply.status, 429);
+    assert_eq!(reply.headers["ratelimit-reset"], "10000000000000000000");
+    assert_eq!(
+        reply.headers["retry-after"],
+        "Fri, 31 Dec 9999 23:59:59 GMT"
+    );
+    let reply = post(&sim, Some("t"), PAGE, None, variables.clone()).await?;
+    assert_eq!(reply.status, 429);
+    assert!(
+        reply.headers.get("ratelimit-reset").is_none(),
+        "invalid value left out"
+    );
+    let reply = post(&sim, Some("t"), PAGE, None, variables.clone()).await?;
+    assert_eq!((reply.status, reply.text.len()), (200, 300_000));
+    assert!(reply.text.starts_with("   "));
+    let nodes = reply.body.pointer("/data/demarche/dossiers/nodes");
+    assert_eq!(nodes.and_then(Value::as_array).map(Vec::len), Some(2));
+    let normal = post(&sim, Some("t"), PAGE, None, variables).await?;
+    assert!(normal.text.len() < 1000, "{}", normal.text.len());
+    assert_eq!(sim.stats().rate_limited, 2);
+    sim.shutdown().await;
+    Ok(())
+}
