@@ -15,6 +15,9 @@ use serde_json::{Value, json};
 use crate::SimConfig;
 use crate::content::{Content, ContentKind, Digests, Rng, mix, wrong_checksum};
 
+#[cfg(test)]
+mod tests;
+
 /// Where a file sits in a dossier; `as_str` is the spelling of the list output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -164,6 +167,7 @@ pub(crate) struct State {
     pub(crate) files: Vec<FileEntry>,
     files_per_dossier: (usize, usize),
     max_file_size: u64,
+    pending_scans: u64,
     next_number: u64,
     next_index: u64,
     next_id: u64,
@@ -342,6 +346,7 @@ impl State {
                 *config.files_per_dossier.end(),
             ),
             max_file_size: config.max_file_size.max(1),
+            pending_scans: u64::from(config.pending_scans),
             next_number: 1_000_000 + mix(&[config.seed, 1]) % 1000,
             next_index: 0,
             next_id: 0,
@@ -416,7 +421,11 @@ impl State {
         let size = slot
             .size
             .unwrap_or_else(|| rng.range(1, self.max_file_size));
-        let virus_scan = if rng.chance(3) { "pending" } else { "safe" };
+        let virus_scan = if rng.chance(self.pending_scans) {
+            "pending"
+        } else {
+            "safe"
+        };
         let created_at = up.created_at + chrono::Duration::seconds(rng.range(0, 3600) as i64);
         let kind = match slot.source {
             FileSource::Pdf => ContentKind::Pdf,
@@ -1061,6 +1070,27 @@ impl State {
             deleted_at: self.next_instant(now),
         });
         true
+    }
+
+    /// Counts what [`State::expected`] lists with neither generated nor entreprise files,
+    /// without hashing anything (it must stay cheap for a million files).
+    pub(crate) fn totals(&self) -> crate::Totals {
+        let mut totals = crate::Totals {
+            dossiers: self.dossiers.len() as u64,
+            ..crate::Totals::default()
+        };
+        for dossier in self.dossiers.values() {
+            for &id in &dossier.files {
+                let Some(f) = self.files.get(id as usize) else {
+                    continue;
+                };
+                if !f.source.is_generated() && f.source != FileSource::Entreprise {
+                    totals.files += 1;
+                    totals.bytes = totals.bytes.saturating_add(f.content.len());
+                }
+            }
+        }
+        totals
     }
 
     pub(crate) fn expected(
