@@ -25,6 +25,8 @@ pub struct SimConfig {
     pub groupes: usize,
     /// Number of dossiers already deleted (reported by `deletedDossiers`).
     pub deleted_dossiers: usize,
+    /// Percentage of files whose virus scan is still `pending` (each file drawn independently).
+    pub pending_scans: u8,
     /// Number of files whose API checksum is wrong over stable bytes (DS legacy).
     pub wrong_checksums: usize,
     /// Whether the first dossier carries the hostile filenames.
@@ -54,6 +56,7 @@ impl Default for SimConfig {
             big_files: Vec::new(),
             groupes: 2,
             deleted_dossiers: 3,
+            pending_scans: 3,
             wrong_checksums: 1,
             hostile_filenames: true,
             token: None,
@@ -77,6 +80,7 @@ impl std::fmt::Debug for SimConfig {
             .field("big_files", &self.big_files)
             .field("groupes", &self.groupes)
             .field("deleted_dossiers", &self.deleted_dossiers)
+            .field("pending_scans", &self.pending_scans)
             .field("wrong_checksums", &self.wrong_checksums)
             .field("hostile_filenames", &self.hostile_filenames)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))

@@ -63,6 +63,18 @@ pub enum Error {
     FileNotFound { id: u64 },
 }
 
+/// The size of the served démarche, as [`SimHandle::totals`] counts it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    /// Live dossiers.
+    pub dossiers: u64,
+    /// Files of the live dossiers a plain listing gives: uploads, attestations and
+    /// motivations, without the generated exports (pdf, geojson) or API Entreprise attestations.
+    pub files: u64,
+    /// Their total served size in bytes.
+    pub bytes: u64,
+}
+
 /// Request counters, for assertions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stats {

@@ -31,6 +31,7 @@ use crate::faults::{Fault, FaultPlan, FaultRule, FaultState, Scope, Subject};
 use crate::{Error, SimClock, SimConfig, Stats};
 
 mod scan;
+mod totals;
 
 pub use scan::VIRUS_SCAN_RESULTS;
 

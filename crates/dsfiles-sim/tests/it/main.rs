@@ -1,6 +1,7 @@
 //! Integration tests of the DS simulator over real HTTP.
 
 mod auth;
+mod binary;
 mod external;
 mod faults;
 mod files;

@@ -1,0 +1,83 @@
+//! The seeded démarche is pinned: the same config must keep giving byte-identical dossiers and
+//! files, whatever shape the builder takes. A changed hash means every seed's data changed.
+
+use chrono::TimeZone as _;
+use serde_json::{Value, json};
+use sha2::Digest as _;
+
+use super::{DossierExtras, State};
+use crate::SimConfig;
+
+/// Everything the state holds about its dossiers and files, as one JSON document.
+fn snapshot(state: &State) -> Value {
+    let dossiers: Vec<Value> = state
+        .dossiers
+        .values()
+        .map(|d| {
+            json!({
+                "number": d.number, "state": d.state, "archived": d.archived,
+                "created_at": d.created_at, "updated_at": d.updated_at, "groupe": d.groupe,
+                "json": d.json, "files": d.files,
+            })
+        })
+        .collect();
+    let deleted: Vec<Value> = state
+        .deleted
+        .iter()
+        .map(|d| json!([d.number, d.state, d.reason, d.deleted_at]))
+        .collect();
+    json!({
+        "demarche": state.demarche_json,
+        "groupes": state.groupes,
+        "dossiers": dossiers,
+        "deleted": deleted,
+        "expected": state.expected(true, true),
+    })
+}
+
+fn sha256(value: &Value) -> String {
+    hex::encode(sha2::Sha256::digest(value.to_string().as_bytes()))
+}
+
+#[track_caller]
+fn check(config: SimConfig, added: usize, expected: &str) {
+    let mut state = State::build(&config);
+    let now = chrono::Utc
+        .with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
+        .single()
+        .unwrap_or_default();
+    for _ in 0..added {
+        state.add_dossier(DossierExtras::default(), Some(now));
+    }
+    assert_eq!(sha256(&snapshot(&state)), expected, "{config:?} + {added}");
+}
+
+#[test]
+fn the_seeded_demarche_is_pinned() {
+    let big = || SimConfig {
+        dossiers: 25,
+        files_per_dossier: 0..=9,
+        big_files: vec![70_000, 3],
+        ..SimConfig::default()
+    };
+    check(
+        SimConfig::default(),
+        0,
+        "ea07999db98cac613826d7e3db7982f57516908c68c57143f9dfcde51ab0c033",
+    );
+    check(
+        big(),
+        2,
+        "3c3237beeb637e16d79439ce15336a80ad0a5779cc2e8de7bcbf329447ddf8c3",
+    );
+    check(
+        SimConfig {
+            seed: 7,
+            groupes: 3,
+            hostile_filenames: false,
+            ..big()
+        },
+        0,
+        "fb41206c0efadcfe3257fac5e2f7d6efb2d2265c126755c749ebc1d5ed345da5",
+    );
+}
