@@ -92,6 +92,29 @@ impl Client {
         Ok(dossier)
     }
 
+    /// Dossiers `numbers`, fresh (new signed URLs), many per request: aliased
+    /// `dossier(number:)` fields, [`DOSSIERS_PER_REQUEST`](crate::DOSSIERS_PER_REQUEST) at
+    /// most per request, each counted in [`Stats::api_calls`]. Meant for dossiers to look at
+    /// again (pending virus scans, failed files, expired URLs).
+    ///
+    /// One entry per distinct number, in order: `Ok(Some(dossier))`; `Ok(None)` when DS
+    /// reports the dossier `not_found` (deleted); `Err` with the error that concerns this
+    /// dossier only, as [`Client::dossier`] would return it (e.g. [`Error::Unauthorized`]).
+    /// The dossiers carry `demarche { number }`: checking the démarche is the caller's.
+    /// `Err` for the whole call: what no single dossier explains (token, network, retries
+    /// exhausted, a dossier too large alone).
+    pub async fn dossiers_by_number(
+        &self,
+        numbers: &[u64],
+        filter: &DossierFilter,
+    ) -> Result<Vec<(u64, Result<Option<Value>, Error>)>, Error> {
+        let mut settled = crate::by_number::fetch(self, numbers, filter).await?;
+        // Settled out of order (errors first, halved batches): back to the caller's order.
+        let position = |n: u64| numbers.iter().position(|&m| m == n);
+        settled.sort_by_key(|(n, _)| position(*n));
+        Ok(settled)
+    }
+
     /// Dossiers deleted from `demarche` since `since` (all when `None`), page by page.
     pub fn deleted_dossiers(
         &self,

@@ -2,8 +2,9 @@
 //! rate limiting, retries, adaptive page size and typed errors.
 //!
 //! **Architecture invariant:** this crate knows nothing about files, sinks or manifests;
-//! dossiers leave it as `serde_json::Value`, exactly as the queries select them (no aliases,
-//! `__typename` on every champ), for `dsfiles-extract` to read.
+//! dossiers leave it as `serde_json::Value`, exactly as the queries select them (no aliases
+//! inside a dossier — `DossiersByNumber` aliases only its top-level fields — `__typename` on
+//! every champ), for `dsfiles-extract` to read.
 //!
 //! # Transport
 //! One [`reqwest::Client`] per [`Client`] (clones share it): rustls, gzip, HTTP/2 when
@@ -30,6 +31,7 @@
 //! [`ClientConfig::max_response_bytes`] after decompression (a page beyond it is asked again
 //! smaller, then fails with [`Error::ResponseTooLarge`]).
 
+mod by_number;
 mod client;
 mod config;
 mod error;
@@ -47,6 +49,6 @@ pub use config::{
 };
 pub use error::{Error, ErrorKind, GraphQlError, Target};
 pub use pages::{DeletedDossier, DossierBatch};
-pub use queries::QUERIES;
+pub use queries::{DOSSIERS_PER_REQUEST, QUERIES, dossiers_by_number_query};
 pub use stats::Stats;
 pub use token::Token;

@@ -411,7 +411,7 @@ impl Pager {
 
     fn accept(&mut self, answer: Answer) -> Result<Page, Error> {
         let Answer { mut data, errors } = answer;
-        let root = self.operation.root();
+        let root = self.operation.root().unwrap_or_default();
         let unexpected = |reason: String| Error::UnexpectedResponse {
             operation: self.operation.name(),
             reason,

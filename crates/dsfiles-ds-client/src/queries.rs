@@ -4,7 +4,6 @@
 //! [`QUERIES`] is self-contained: exactly one operation plus the fragments it uses.
 
 /// The fragments shared by the dossier operations.
-#[cfg(test)]
 const FRAGMENTS: &str = include_str!("../../../queries/fragments.graphql");
 
 const DEMARCHE_DOSSIERS: &str = concat!(
@@ -23,6 +22,46 @@ const DOSSIER: &str = concat!(
     include_str!("../../../queries/fragments.graphql"),
 );
 const DELETED_DOSSIERS: &str = include_str!("../../../queries/deleted_dossiers.graphql");
+
+/// Dossiers asked per `DossiersByNumber` request (see [`dossiers_by_number_query`]).
+///
+/// Why 50 fits DS's limits (`app/graphql/api/v2/schema.rb`: `max_complexity 60_000`,
+/// `max_depth 15`, `max_query_string_tokens 20_000`): the selection holds no connection, so
+/// graphql-ruby's complexity is one per selected field, 145 per dossier with every include
+/// on, 7,250 for 50 — half of one `dossiers(first: 100)` page (14,307), which DS admits;
+/// aliases add no depth (8: a repetition row's SIRET attestation's `filename`); 50 aliases
+/// and the fragments make about 1,000 tokens. `tests/it/schema.rs` measures all three on
+/// the real schema. What bounds the batch is DS's 30 s timeout and the answer's size: 50
+/// dossiers weigh half a full page, and a batch that times out or is too large is halved.
+pub const DOSSIERS_PER_REQUEST: usize = 50;
+
+/// The header of `DossiersByNumber`: the variables of `queries/dossier.graphql`.
+const BY_NUMBER_HEADER: &str = "# Dossiers by number, one aliased `dossier` field per number (`d{number}`), each\n\
+# selected as in `queries/dossier.graphql`. Completed by fragments.graphql.\n\
+query DossiersByNumber(\n  $includeGenerated: Boolean! = false\n  $includeEntreprise: Boolean! = false\n) {\n";
+
+/// The alias under which `DossiersByNumber` asks for dossier `number`.
+pub(crate) fn alias(number: u64) -> String {
+    format!("d{number}")
+}
+
+/// The `DossiersByNumber` document [`crate::Client::dossiers_by_number`] sends for
+/// `numbers`: `d{n}: dossier(number: n)` for each, with the selection of the `Dossier`
+/// query, then `queries/fragments.graphql`. Numbers are written as literals, so they must
+/// fit DS's 32-bit `Int` (the client checks before). Public for the tests that validate
+/// it against DS's schema and measure its complexity.
+pub fn dossiers_by_number_query(numbers: &[u64]) -> String {
+    let mut document = String::from(BY_NUMBER_HEADER);
+    for &number in numbers {
+        document.push_str(&format!(
+            "  {}: dossier(number: {number}) {{\n    ...DossierFields\n    demarche {{\n      number\n    }}\n  }}\n",
+            alias(number)
+        ));
+    }
+    document.push_str("}\n\n");
+    document.push_str(FRAGMENTS);
+    document
+}
 
 /// Every document the client sends, as `(operation name, document)`.
 ///
@@ -45,6 +84,8 @@ pub(crate) enum Operation {
     GroupeInstructeurDossiers,
     Dossier,
     DeletedDossiers,
+    /// Built per request by [`dossiers_by_number_query`].
+    DossiersByNumber,
 }
 
 impl Operation {
@@ -55,6 +96,7 @@ impl Operation {
             Operation::GroupeInstructeurDossiers => "GroupeInstructeurDossiers",
             Operation::Dossier => "Dossier",
             Operation::DeletedDossiers => "DeletedDossiers",
+            Operation::DossiersByNumber => "DossiersByNumber",
         }
     }
 
@@ -64,15 +106,19 @@ impl Operation {
             Operation::GroupeInstructeurDossiers => GROUPE_INSTRUCTEUR_DOSSIERS,
             Operation::Dossier => DOSSIER,
             Operation::DeletedDossiers => DELETED_DOSSIERS,
+            // Sent with its own document (`Inner::execute_document`).
+            Operation::DossiersByNumber => "",
         }
     }
 
-    /// The top-level field of `data`: when it is null, the errors explain why.
-    pub(crate) const fn root(self) -> &'static str {
+    /// The top-level field of `data`: when it is null, the errors explain why. `None` for
+    /// `DossiersByNumber`, whose top-level fields are aliases.
+    pub(crate) const fn root(self) -> Option<&'static str> {
         match self {
-            Operation::DemarcheDossiers | Operation::DeletedDossiers => "demarche",
-            Operation::GroupeInstructeurDossiers => "groupeInstructeur",
-            Operation::Dossier => "dossier",
+            Operation::DemarcheDossiers | Operation::DeletedDossiers => Some("demarche"),
+            Operation::GroupeInstructeurDossiers => Some("groupeInstructeur"),
+            Operation::Dossier => Some("dossier"),
+            Operation::DossiersByNumber => None,
         }
     }
 }

@@ -36,8 +36,27 @@ impl Inner {
         target: Target,
         shrinkable: bool,
     ) -> Result<Answer, Error> {
+        self.execute_document(
+            operation,
+            operation.document(),
+            variables,
+            target,
+            shrinkable,
+        )
+        .await
+    }
+
+    /// [`Inner::execute`] with a document built for this request (`DossiersByNumber`).
+    pub(crate) async fn execute_document(
+        &self,
+        operation: Operation,
+        document: &str,
+        variables: &Value,
+        target: Target,
+        shrinkable: bool,
+    ) -> Result<Answer, Error> {
         let body = serde_json::json!({
-            "query": operation.document(),
+            "query": document,
             "operationName": operation.name(),
             "variables": variables,
         });
@@ -280,10 +299,18 @@ pub(crate) fn classify(
         });
     }
     let data = json.get("data").filter(|d| !d.is_null());
-    let root_present = data
-        .and_then(|d| d.get(operation.root()))
-        .is_some_and(|r| !r.is_null());
+    let root_present = match operation.root() {
+        Some(root) => data.and_then(|d| d.get(root)).is_some_and(|r| !r.is_null()),
+        None => data.is_some_and(Value::is_object),
+    };
     if !root_present {
+        // Aliased fields: the caller reads the errors' paths to know which one failed.
+        if operation.root().is_none() && !errors.is_empty() {
+            return Err(Error::GraphQl {
+                operation: operation.name(),
+                errors,
+            });
+        }
         let about = |code: &str| {
             errors
                 .iter()
@@ -307,7 +334,7 @@ pub(crate) fn classify(
                 operation: operation.name(),
                 reason: format!(
                     "`data.{}` is missing and DS sent no error",
-                    operation.root()
+                    operation.root().unwrap_or("*")
                 ),
             });
         }

@@ -276,3 +276,63 @@ async fn logs_carry_requests_but_no_token_and_no_url_signature() -> anyhow::Resu
     assert!(!logs.contains("SIGNATURE123"), "{logs}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_dossier_hidden_from_the_token_is_its_own_error_and_the_others_come() -> anyhow::Result<()>
+{
+    let hidden = json!({"data": null, "errors": [{"message": "An object of type Dossier was hidden due to permissions", "path": ["d2"], "extensions": {"code": "unauthorized"}}]});
+    let both = json!({"data": {"d1": crate::client::dossier(1), "d3": crate::client::dossier(3)}});
+    let mock = MockDs::start([Reply::json(hidden), Reply::json(both)]).await?;
+    let settled = mock
+        .client()?
+        .dossiers_by_number(&[1, 2, 3], &DossierFilter::default())
+        .await?;
+    let shown: Vec<(u64, String)> = settled
+        .iter()
+        .map(|(n, r)| match r {
+            Ok(d) => (*n, format!("{}", d.is_some())),
+            Err(e) => (*n, e.to_string()),
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (1, "true".to_owned()),
+            (2, "dossier `2` is not accessible with this token (`unauthorized`): An object of type Dossier was hidden due to permissions".to_owned()),
+            (3, "true".to_owned()),
+        ]
+    );
+    let sent: Vec<String> = mock
+        .requests()
+        .iter()
+        .map(|r| r.body["query"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(sent[0].contains("d2: dossier(number: 2)"));
+    assert!(!sent[1].contains("d2:") && sent[1].contains("d3: dossier(number: 3)"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_batch_too_complex_for_ds_is_halved() -> anyhow::Result<()> {
+    let complexity = ds_error(
+        "max_complexity",
+        "Query has complexity of 70000, which exceeds max complexity of 60000",
+    );
+    let mock = MockDs::start([
+        Reply::json(complexity),
+        Reply::json(json!({"data": {"d1": crate::client::dossier(1)}})),
+        Reply::json(json!({"data": {"d2": crate::client::dossier(2)}})),
+    ])
+    .await?;
+    let client = mock.client()?;
+    let settled = client
+        .dossiers_by_number(&[1, 2], &DossierFilter::default())
+        .await?;
+    assert!(
+        settled.iter().all(|(_, r)| matches!(r, Ok(Some(_)))),
+        "{settled:?}"
+    );
+    assert_eq!(client.stats().page_size_reductions, 1);
+    assert_eq!(mock.unused_replies(), 0);
+    Ok(())
+}

@@ -2,6 +2,7 @@
 //! against a scripted mock DS server.
 
 mod client;
+mod cost;
 mod errors;
 mod hostile;
 mod mock;

@@ -106,3 +106,77 @@ async fn a_gigantic_page_is_asked_again_smaller_then_fails_typed() -> anyhow::Re
     sim.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn dossiers_by_number_come_many_per_request_and_missing_ones_as_none() -> anyhow::Result<()> {
+    let sim = start(30, FaultPlan::new()).await?;
+    let client = client(&sim, |_| {})?;
+    let mut numbers: Vec<u64> = sim.dossier_numbers().into_iter().take(23).collect();
+    anyhow::ensure!(numbers.len() == 23, "the simulator has 30 dossiers");
+    let missing = [9_999_991, 9_999_992];
+    numbers.insert(5, missing[0]);
+    numbers.push(missing[1]);
+    let filter = DossierFilter {
+        include_generated: true,
+        include_entreprise: true,
+        ..DossierFilter::default()
+    };
+    let settled = client.dossiers_by_number(&numbers, &filter).await?;
+    let order: Vec<u64> = settled.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        order, numbers,
+        "one entry per number, in the caller's order"
+    );
+    for (number, result) in &settled {
+        match result {
+            Ok(None) => assert!(missing.contains(number), "{number} reported missing"),
+            Ok(Some(dossier)) => {
+                assert_eq!(dossier["number"].as_u64(), Some(*number));
+                assert_eq!(dossier["demarche"]["number"].as_u64(), Some(sim.demarche()));
+                assert!(dossier["champs"].is_array(), "the full dossier selection");
+            }
+            Err(err) => anyhow::bail!("dossier {number}: {err}"),
+        }
+    }
+    let found = settled
+        .iter()
+        .filter(|(_, r)| matches!(r, Ok(Some(_))))
+        .count();
+    assert_eq!(found, 23);
+    // One request finds the first missing one, the next the second, the third gets all.
+    assert_eq!(client.stats().api_calls, 3);
+    assert_eq!(sim.stats().graphql_requests, 3);
+    assert_eq!(sim.stats().sim_bugs, 0);
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn more_numbers_than_a_request_holds_are_split() -> anyhow::Result<()> {
+    let per_request = dsfiles_ds_client::DOSSIERS_PER_REQUEST;
+    let sim = start(per_request + 5, FaultPlan::new()).await?;
+    let client = client(&sim, |_| {})?;
+    let mut numbers = sim.dossier_numbers();
+    // Repeated numbers are asked once; a number beyond DS's `Int` is never sent.
+    numbers.push(numbers[0]);
+    numbers.push(u64::from(u32::MAX) + 1);
+    let settled = client
+        .dossiers_by_number(&numbers, &DossierFilter::default())
+        .await?;
+    assert_eq!(settled.len(), per_request + 6);
+    let found = settled
+        .iter()
+        .filter(|(_, r)| matches!(r, Ok(Some(_))))
+        .count();
+    assert_eq!(found, per_request + 5);
+    assert!(
+        matches!(settled.last(), Some((_, Err(Error::InvalidConfig { reason }))) if reason.contains("`4294967296`")),
+        "{:?}",
+        settled
+            .last()
+            .map(|(n, r)| (n, r.as_ref().err().map(ToString::to_string)))
+    );
+    assert_eq!(client.stats().api_calls, 2);
+    sim.shutdown().await;
+    Ok(())
+}
