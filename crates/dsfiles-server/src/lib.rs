@@ -41,8 +41,8 @@ use futures::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{
-    AllowList, ConfigFile, DestError, Destination, DsSection, Secret, ServerConfig, WebhookSecrets,
-    WebhooksSection,
+    AllowList, ConfigFile, DestError, Destination, DsSection, Limits, LimitsSection, Secret,
+    ServerConfig, WebhookSecrets, WebhooksSection,
 };
 pub use core_pipeline::CorePipeline;
 pub use error::{ApiError, Error};
@@ -84,8 +84,9 @@ impl AppState {
     /// Validates `config`, loads the job history from its state directory (unfinished jobs
     /// come back `cancelled` or `failed: interrupted`) and starts the history writer. Must be
     /// called inside a Tokio runtime.
-    pub fn new(config: ServerConfig, pipeline: Arc<dyn Pipeline>) -> Result<AppState, Error> {
+    pub fn new(mut config: ServerConfig, pipeline: Arc<dyn Pipeline>) -> Result<AppState, Error> {
         config.validate()?;
+        config.webhook_destinations = config.canonical_webhook_destinations()?;
         let metrics = Arc::new(Metrics::default());
         let (store, history) = Store::open(&config.state_dir, config.history_limit)?;
         let jobs = JobManager::new(
