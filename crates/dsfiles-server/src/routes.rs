@@ -23,7 +23,7 @@ use crate::config::ServerConfig;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::jobs::{CancelError, JobMessage, SubmitError};
 use crate::metrics::Limit;
-use crate::streams::{Caller, Full};
+use crate::streams::{Caller, Full, StreamSlot};
 use crate::{AppState, files, openapi, webhooks};
 
 /// What the OpenAPI document says about a route.
@@ -444,12 +444,13 @@ async fn sync_events(
         streams_full(full)
     })?;
     let (first, receiver) = job.subscribe();
-    let stream = events_stream(first, receiver, job, state.shutdown_token().clone());
-    // The slot lives as long as the stream (see `streams`).
-    let stream = futures::StreamExt::map(stream, move |event| {
-        let _held = &slot;
-        event
-    });
+    let follow = Follow {
+        receiver,
+        job,
+        shutdown: state.shutdown_token().clone(),
+        _slot: slot,
+    };
+    let stream = events_stream(first, follow);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(keep_alive_interval(state.config())))
         .into_response())
@@ -488,28 +489,28 @@ fn status_event(record: &JobRecord) -> SseEvent {
         .data(serde_json::to_string(record).unwrap_or_default())
 }
 
-fn events_stream(
-    first: JobRecord,
+/// What an event stream follows, and the slot it holds (released when the stream ends, before
+/// its last bytes are written).
+struct Follow {
     receiver: broadcast::Receiver<JobMessage>,
     job: std::sync::Arc<crate::jobs::Job>,
     shutdown: tokio_util::sync::CancellationToken,
+    _slot: StreamSlot,
+}
+
+fn events_stream(
+    first: JobRecord,
+    follow: Follow,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static {
-    let state = (Phase::First(Box::new(first)), receiver, job, shutdown);
-    futures::stream::unfold(state, |(phase, mut receiver, job, shutdown)| async move {
-        match phase {
-            Phase::Done => None,
-            Phase::First(record) => {
-                let next = if record.state.is_terminal() {
-                    Phase::Done
-                } else {
-                    Phase::Follow
-                };
-                Some((Ok(status_event(&record)), (next, receiver, job, shutdown)))
-            }
+    let state = (Phase::First(Box::new(first)), follow);
+    futures::stream::unfold(state, |(phase, mut follow)| async move {
+        let (event, next) = match phase {
+            Phase::Done => return None,
+            Phase::First(record) => (status_event(&record), after(&record)),
             Phase::Follow => {
                 let message = tokio::select! {
-                    () = shutdown.cancelled() => return None,
-                    message = receiver.recv() => message,
+                    () = follow.shutdown.cancelled() => return None,
+                    message = follow.receiver.recv() => message,
                 };
                 match message {
                     Ok(message) => {
@@ -519,21 +520,26 @@ fn events_stream(
                             Phase::Follow
                         };
                         let event = SseEvent::default().event(message.kind).data(&*message.data);
-                        Some((Ok(event), (next, receiver, job, shutdown)))
+                        (event, next)
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         // Too slow to follow every event: resume from a fresh status.
-                        let record = job.snapshot();
-                        let next = if record.state.is_terminal() {
-                            Phase::Done
-                        } else {
-                            Phase::Follow
-                        };
-                        Some((Ok(status_event(&record)), (next, receiver, job, shutdown)))
+                        let record = follow.job.snapshot();
+                        (status_event(&record), after(&record))
                     }
-                    Err(broadcast::error::RecvError::Closed) => None,
+                    Err(broadcast::error::RecvError::Closed) => return None,
                 }
             }
-        }
+        };
+        Some((Ok(event), (next, follow)))
     })
+}
+
+/// What follows a status event of `record`.
+fn after(record: &JobRecord) -> Phase {
+    if record.state.is_terminal() {
+        Phase::Done
+    } else {
+        Phase::Follow
+    }
 }
