@@ -416,3 +416,39 @@ async fn destinations_that_would_escape_the_allow_list_are_refused() {
     assert!(err.to_string().contains("`77`"), "{err}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
+    const IDLE: Duration = Duration::from_millis(700);
+    let dirs = Dirs::new();
+    let server = server(&dirs, |c| {
+        c.request_timeout = Duration::from_millis(300);
+        c.limits.idle_timeout = IDLE;
+        c.limits.header_read_timeout = Duration::from_secs(8);
+    })
+    .await;
+    // HTTP/2 works (prior knowledge), its stream tasks owned by the server.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let response = h2.get(server.url("/healthz")).send().await.expect("h2");
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+
+    // By hand: the preface, empty SETTINGS, one GET / (HPACK-indexed :method GET, :scheme
+    // http, :path /), then silence.
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&addr).await.expect("connect");
+    let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    bytes.extend([0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    bytes.extend([0, 0, 3, 1, 5, 0, 0, 0, 1, 0x82, 0x86, 0x84]);
+    stream.write_all(&bytes).await.expect("write");
+    let start = Instant::now();
+    let after = closed_after(stream, start).await;
+    assert!(
+        after >= IDLE - Duration::from_millis(20) && after < Duration::from_secs(8),
+        "closed after `{after:?}`"
+    );
+    server.stop().await;
+}
