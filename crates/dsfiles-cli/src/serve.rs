@@ -374,6 +374,8 @@ fn resolve(args: &ServeArgs, file: ConfigFile) -> anyhow::Result<Resolved> {
             .or_else(|| file.state_dir.clone())
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
         history_limit: defaults.history_limit,
+        // Config file only (`[limits]`): none of them needs a flag.
+        limits: file.limits.resolve(),
     };
     config
         .validate()

@@ -7,13 +7,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::Error;
+
+mod destination;
+
+pub use destination::{AllowList, DestError, Destination};
 
 /// A secret string (service token, webhook secret, DS token in the config file). `Debug` and
 /// `Display` print `<redacted>`; the value is reachable only through [`Secret::expose`].
@@ -88,6 +92,8 @@ pub struct ConfigFile {
     pub ds: DsSection,
     #[serde(default)]
     pub webhooks: WebhooksSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
 }
 
 /// `[ds]`: how to reach DS.
@@ -121,6 +127,103 @@ pub struct WebhooksSection {
     /// `[webhooks.destinations]`: `"<démarche number>" = "<destination>"`.
     #[serde(default)]
     pub destinations: BTreeMap<String, String>,
+}
+
+/// `[limits]`: how much one client, or all of them together, may hold (see [`Limits`]).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub max_connections: Option<u64>,
+    pub header_read_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    pub max_sse_streams: Option<u64>,
+    pub max_sse_streams_per_token: Option<u64>,
+    pub max_queued_syncs: Option<u64>,
+}
+
+impl LimitsSection {
+    /// The file's values over [`Limits::default`] (checked by [`ServerConfig::validate`]).
+    pub fn resolve(&self) -> Limits {
+        let d = Limits::default();
+        let count = |v: Option<u64>, default: usize| {
+            v.map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX))
+        };
+        let secs = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_secs);
+        Limits {
+            max_connections: count(self.max_connections, d.max_connections),
+            header_read_timeout: secs(self.header_read_timeout_secs, d.header_read_timeout),
+            idle_timeout: secs(self.idle_timeout_secs, d.idle_timeout),
+            max_sse_streams: count(self.max_sse_streams, d.max_sse_streams),
+            max_sse_streams_per_token: count(
+                self.max_sse_streams_per_token,
+                d.max_sse_streams_per_token,
+            ),
+            max_queued_syncs: count(self.max_queued_syncs, d.max_queued_syncs),
+        }
+    }
+}
+
+/// What hostile or careless clients can hold, each bounded (`docs/http-api.md`, "Limits").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Open connections; one more is accepted and closed at once (and counted).
+    pub max_connections: usize,
+    /// Time a connection has to send a complete request head: from its opening for the first
+    /// request (whatever the protocol), and from the previous response for the next ones on
+    /// HTTP/1.1 (so it is also the keep-alive idle timeout there).
+    pub header_read_timeout: Duration,
+    /// A connection that moves no byte either way for this long is closed (idle HTTP/2
+    /// connections, clients that stop reading a response). Longer than the request timeout.
+    pub idle_timeout: Duration,
+    /// Open Server-Sent Event streams, all tokens together.
+    pub max_sse_streams: usize,
+    /// Open Server-Sent Event streams per API token.
+    pub max_sse_streams_per_token: usize,
+    /// Jobs waiting in the queue; `POST /v1/syncs` beyond it answers 429.
+    pub max_queued_syncs: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 512,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+            max_sse_streams: 64,
+            max_sse_streams_per_token: 8,
+            max_queued_syncs: 100,
+        }
+    }
+}
+
+impl Limits {
+    /// Positive counts and durations, and an idle timeout no handler can reach.
+    fn validate(&self, request_timeout: Duration) -> Result<(), Error> {
+        let counts = [
+            ("max_connections", self.max_connections),
+            ("max_sse_streams", self.max_sse_streams),
+            ("max_sse_streams_per_token", self.max_sse_streams_per_token),
+            ("max_queued_syncs", self.max_queued_syncs),
+        ];
+        if let Some((name, _)) = counts.iter().find(|(_, n)| *n == 0) {
+            return Err(Error::Config(format!("`limits.{name}` must be at least 1")));
+        }
+        if self.header_read_timeout.is_zero() {
+            return Err(Error::Config(
+                "`limits.header_read_timeout` must be positive".into(),
+            ));
+        }
+        // A handler may stay silent for up to the request timeout: the idle timeout must not
+        // cut it.
+        if self.idle_timeout <= request_timeout {
+            return Err(Error::Config(format!(
+                "`limits.idle_timeout` (`{}` s) must be longer than the request timeout (`{}` s)",
+                self.idle_timeout.as_secs_f64(),
+                request_timeout.as_secs_f64()
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl ConfigFile {
@@ -170,6 +273,8 @@ pub struct ServerConfig {
     pub state_dir: PathBuf,
     /// Finished jobs kept in the history (the oldest are forgotten first).
     pub history_limit: usize,
+    /// Connections, timeouts, SSE streams, queue length.
+    pub limits: Limits,
 }
 
 impl ServerConfig {
@@ -186,6 +291,7 @@ impl ServerConfig {
             request_timeout: Duration::from_secs(30),
             state_dir: PathBuf::from("dsfiles-state"),
             history_limit: 1000,
+            limits: Limits::default(),
         }
     }
 
@@ -226,206 +332,22 @@ impl ServerConfig {
         if self.history_limit == 0 {
             return Err(Error::Config("`history_limit` must be at least 1".into()));
         }
-        for (demarche, dest) in &self.webhook_destinations {
-            self.allow_dest.check(dest).map_err(|e| {
-                Error::Config(format!("webhook destination of démarche `{demarche}`: {e}"))
-            })?;
-        }
-        Ok(())
-    }
-}
-
-/// A destination, normalized: a local directory (absolute, no `.`/`..`) or an object-store
-/// URL `scheme://bucket/prefix` (no query, no dot segments).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Destination {
-    Local(PathBuf),
-    Bucket {
-        scheme: String,
-        bucket: String,
-        path: Vec<String>,
-    },
-}
-
-impl Destination {
-    /// Parses and normalizes `dest`. Relative local paths, `..` components (also
-    /// percent-encoded), queries and credentials are refused.
-    pub fn parse(dest: &str) -> Result<Destination, DestError> {
-        let dest = dest.trim();
-        if dest.is_empty() {
-            return Err(DestError::Invalid {
-                dest: dest.to_owned(),
-                why: "it is empty",
-            });
-        }
-        if dest.contains('\0') || dest.chars().any(char::is_control) {
-            return Err(DestError::Invalid {
-                dest: dest.escape_default().to_string(),
-                why: "it contains control characters",
-            });
-        }
-        if let Some(path) = dest.strip_prefix("file://") {
-            return Destination::local(dest, path);
-        }
-        if let Some((scheme, rest)) = dest.split_once("://") {
-            let scheme = scheme.to_ascii_lowercase();
-            if !matches!(
-                scheme.as_str(),
-                "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" | "memory"
-            ) {
-                return Err(DestError::Invalid {
-                    dest: dest.to_owned(),
-                    why: "its scheme is not one of file, s3, gs, az, memory",
-                });
-            }
-            if rest.contains(['?', '#', '@', '\\']) {
-                return Err(DestError::Invalid {
-                    dest: dest.to_owned(),
-                    why: "it has a query, fragment, credentials or a backslash",
-                });
-            }
-            let mut parts = rest.split('/');
-            let bucket = parts.next().unwrap_or_default().to_owned();
-            if bucket.is_empty() && scheme != "memory" {
-                return Err(DestError::Invalid {
-                    dest: dest.to_owned(),
-                    why: "it names no bucket",
-                });
-            }
-            let mut path = Vec::new();
-            for part in parts {
-                if part.is_empty() {
-                    continue;
-                }
-                if is_dot_segment(part) {
-                    return Err(DestError::Invalid {
-                        dest: dest.to_owned(),
-                        why: "it has a `.` or `..` segment",
-                    });
-                }
-                path.push(part.to_owned());
-            }
-            return Ok(Destination::Bucket {
-                scheme,
-                bucket,
-                path,
-            });
-        }
-        Destination::local(dest, dest)
+        self.limits.validate(self.request_timeout)?;
+        self.canonical_webhook_destinations().map(drop)
     }
 
-    fn local(dest: &str, path: &str) -> Result<Destination, DestError> {
-        let path = Path::new(path);
-        if !path.is_absolute() {
-            return Err(DestError::Invalid {
-                dest: dest.to_owned(),
-                why: "a local destination must be an absolute path",
-            });
-        }
-        let mut normalized = PathBuf::new();
-        for component in path.components() {
-            match component {
-                Component::Prefix(_) | Component::RootDir | Component::Normal(_) => {
-                    normalized.push(component)
-                }
-                Component::CurDir => {}
-                Component::ParentDir => {
-                    return Err(DestError::Invalid {
-                        dest: dest.to_owned(),
-                        why: "it has a `..` component",
-                    });
-                }
-            }
-        }
-        Ok(Destination::Local(normalized))
-    }
-
-    /// Whether `self` is `prefix` or lies below it (whole components only: `/srv/a` is not
-    /// below `/srv/ab`).
-    pub fn is_within(&self, prefix: &Destination) -> bool {
-        match (self, prefix) {
-            (Destination::Local(path), Destination::Local(prefix)) => path.starts_with(prefix),
-            (
-                Destination::Bucket {
-                    scheme,
-                    bucket,
-                    path,
-                },
-                Destination::Bucket {
-                    scheme: p_scheme,
-                    bucket: p_bucket,
-                    path: p_path,
-                },
-            ) => scheme == p_scheme && bucket == p_bucket && path.starts_with(p_path),
-            _ => false,
-        }
-    }
-
-    /// The canonical spelling, used as the destination of a job and as part of its identity.
-    pub fn canonical(&self) -> String {
-        match self {
-            Destination::Local(path) => path.display().to_string(),
-            Destination::Bucket {
-                scheme,
-                bucket,
-                path,
-            } => {
-                let mut s = format!("{scheme}://{bucket}");
-                for part in path {
-                    s.push('/');
-                    s.push_str(part);
-                }
-                s
-            }
-        }
-    }
-}
-
-fn is_dot_segment(part: &str) -> bool {
-    let decoded = part.to_ascii_lowercase().replace("%2e", ".");
-    decoded == "." || decoded == ".."
-}
-
-/// Why a destination was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DestError {
-    #[error("destination `{dest}` is invalid: {why}")]
-    Invalid { dest: String, why: &'static str },
-    #[error("destination `{dest}` is outside the allowed prefixes")]
-    NotAllowed { dest: String },
-}
-
-/// The destination prefixes syncs may write to. Empty: nothing is allowed.
-#[derive(Clone, Debug, Default)]
-pub struct AllowList {
-    prefixes: Vec<Destination>,
-}
-
-impl AllowList {
-    pub fn new<'a>(prefixes: impl IntoIterator<Item = &'a str>) -> Result<AllowList, DestError> {
-        let prefixes = prefixes
-            .into_iter()
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(Destination::parse)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(AllowList { prefixes })
-    }
-
-    /// The normalized destination when `dest` is valid and inside an allowed prefix.
-    pub fn check(&self, dest: &str) -> Result<Destination, DestError> {
-        let parsed = Destination::parse(dest)?;
-        if self.prefixes.iter().any(|prefix| parsed.is_within(prefix)) {
-            Ok(parsed)
-        } else {
-            Err(DestError::NotAllowed {
-                dest: parsed.canonical(),
+    /// The webhook destinations checked like API ones and in their canonical spelling, so
+    /// that a job's identity (démarche, destination) does not depend on who started it.
+    pub(crate) fn canonical_webhook_destinations(&self) -> Result<BTreeMap<u64, String>, Error> {
+        self.webhook_destinations
+            .iter()
+            .map(|(demarche, dest)| {
+                let dest = self.allow_dest.check(dest).map_err(|e| {
+                    Error::Config(format!("webhook destination of démarche `{demarche}`: {e}"))
+                })?;
+                Ok((*demarche, dest.canonical()))
             })
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.prefixes.is_empty()
+            .collect()
     }
 }
 

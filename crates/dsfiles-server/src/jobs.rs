@@ -168,6 +168,10 @@ impl JobProgress {
 pub(crate) enum SubmitError {
     /// A job on the same démarche and destination is queued or running.
     Conflict(Box<JobRecord>),
+    /// `max_queued` jobs already wait.
+    QueueFull {
+        max_queued: usize,
+    },
     ShuttingDown,
 }
 
@@ -203,9 +207,20 @@ struct Inner {
     pipeline: Arc<dyn Pipeline>,
     store: Store,
     metrics: Arc<Metrics>,
-    max_running: usize,
-    sync_jobs: usize,
-    history_limit: usize,
+    capacity: Capacity,
+}
+
+/// How many jobs the manager runs, queues and remembers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Capacity {
+    /// Jobs running at once.
+    pub max_running: usize,
+    /// Jobs waiting; [`JobManager::submit`] refuses more (webhook jobs coalesce instead).
+    pub max_queued: usize,
+    /// Concurrent downloads inside each sync.
+    pub sync_jobs: usize,
+    /// Finished jobs kept in the history.
+    pub history_limit: usize,
 }
 
 impl JobManager {
@@ -215,13 +230,11 @@ impl JobManager {
         store: Store,
         history: Vec<JobRecord>,
         metrics: Arc<Metrics>,
-        max_running: usize,
-        sync_jobs: usize,
-        history_limit: usize,
+        capacity: Capacity,
     ) -> JobManager {
         let mut jobs = Jobs::default();
         for record in history {
-            let spec = spec_of(&record, sync_jobs);
+            let spec = spec_of(&record, capacity.sync_jobs);
             jobs.order.push_back(record.id.clone());
             jobs.by_id.insert(record.id.clone(), Job::new(record, spec));
         }
@@ -232,9 +245,7 @@ impl JobManager {
                 pipeline,
                 store,
                 metrics,
-                max_running,
-                sync_jobs,
-                history_limit,
+                capacity,
             }),
         }
     }
@@ -244,7 +255,7 @@ impl JobManager {
     }
 
     pub(crate) fn sync_jobs(&self) -> usize {
-        self.inner.sync_jobs
+        self.inner.capacity.sync_jobs
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<Arc<Job>> {
@@ -277,7 +288,8 @@ impl JobManager {
         counts
     }
 
-    /// Queues a sync unless one on the same démarche and destination is queued or running.
+    /// Queues a sync unless one on the same démarche and destination is queued or running, or
+    /// the queue is full.
     pub(crate) fn submit(
         &self,
         spec: SyncSpec,
@@ -292,6 +304,10 @@ impl JobManager {
             if let Some(existing) = find_active(&jobs, &key) {
                 return Err(SubmitError::Conflict(Box::new(existing.snapshot())));
             }
+            let max_queued = self.inner.capacity.max_queued;
+            if jobs.queue.len() >= max_queued {
+                return Err(SubmitError::QueueFull { max_queued });
+            }
             self.insert(&mut jobs, spec, trigger)
         };
         self.dispatch();
@@ -301,6 +317,12 @@ impl JobManager {
     /// Webhook path: makes sure `dossiers` of `demarche` get synced into `dest`. A queued job
     /// for the same destination absorbs them; otherwise a new job is queued (it waits for a
     /// running one on the same destination to finish: a follow-up).
+    ///
+    /// Not bounded by `max_queued`: webhook destinations are configured, not sent, and each
+    /// has at most one queued job (later deliveries coalesce into it), so these jobs number at
+    /// most the configured destinations. Refusing would only delay the sync: DS redelivers a
+    /// refused batch on its own schedule (5 s, 5 min, 30 min, … and disables the webhook after
+    /// 10 failures), and holds back every later event of the webhook meanwhile.
     pub(crate) fn enqueue_dossiers(
         &self,
         demarche: u64,
@@ -346,7 +368,7 @@ impl JobManager {
                         since: Since::Auto,
                         include: Vec::new(),
                         dossiers: dossiers.to_vec(),
-                        jobs: self.inner.sync_jobs,
+                        jobs: self.inner.capacity.sync_jobs,
                     };
                     self.insert(&mut jobs, spec, Trigger::Webhook)
                 }
@@ -385,7 +407,10 @@ impl JobManager {
 
     /// Forgets the oldest finished jobs beyond the history limit.
     fn evict(&self, jobs: &mut Jobs) {
-        let mut excess = jobs.order.len().saturating_sub(self.inner.history_limit);
+        let mut excess = jobs
+            .order
+            .len()
+            .saturating_sub(self.inner.capacity.history_limit);
         let mut kept = VecDeque::with_capacity(jobs.order.len());
         while let Some(id) = jobs.order.pop_front() {
             let finished = jobs
@@ -435,7 +460,7 @@ impl JobManager {
     /// Starts queued jobs while there is room, skipping those whose destination is busy.
     fn dispatch(&self) {
         let mut jobs = lock(&self.inner.jobs);
-        while !jobs.shutting_down && jobs.running.len() < self.inner.max_running {
+        while !jobs.shutting_down && jobs.running.len() < self.inner.capacity.max_running {
             let next = jobs.queue.iter().position(|id| {
                 jobs.by_id
                     .get(id)

@@ -15,6 +15,7 @@
 //! # }
 //! ```
 
+mod accept;
 pub mod api;
 mod config;
 mod core_pipeline;
@@ -25,6 +26,7 @@ mod metrics;
 mod openapi;
 mod pipeline;
 mod routes;
+mod streams;
 mod webhooks;
 
 use std::fmt;
@@ -41,8 +43,8 @@ use futures::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{
-    AllowList, ConfigFile, DestError, Destination, DsSection, Secret, ServerConfig, WebhookSecrets,
-    WebhooksSection,
+    AllowList, ConfigFile, DestError, Destination, DsSection, Limits, LimitsSection, Secret,
+    ServerConfig, WebhookSecrets, WebhooksSection,
 };
 pub use core_pipeline::CorePipeline;
 pub use error::{ApiError, Error};
@@ -51,8 +53,9 @@ pub use pipeline::{
     DsStats, PagedFile, Pipeline, PipelineError, PipelineErrorKind, ProgressUpdate, SyncOutcome,
 };
 
-use crate::jobs::{JobManager, Store};
+use crate::jobs::{Capacity, JobManager, Store};
 use crate::metrics::Metrics;
+use crate::streams::StreamSlots;
 use crate::webhooks::Dedup;
 
 /// Everything the handlers share: settings, the job manager, metrics, webhook deduplication.
@@ -67,6 +70,7 @@ struct Inner {
     jobs: JobManager,
     metrics: Arc<Metrics>,
     dedup: Dedup,
+    streams: StreamSlots,
     /// Fires when the service starts shutting down (ends SSE streams, fails readiness).
     shutdown: CancellationToken,
 }
@@ -84,8 +88,9 @@ impl AppState {
     /// Validates `config`, loads the job history from its state directory (unfinished jobs
     /// come back `cancelled` or `failed: interrupted`) and starts the history writer. Must be
     /// called inside a Tokio runtime.
-    pub fn new(config: ServerConfig, pipeline: Arc<dyn Pipeline>) -> Result<AppState, Error> {
+    pub fn new(mut config: ServerConfig, pipeline: Arc<dyn Pipeline>) -> Result<AppState, Error> {
         config.validate()?;
+        config.webhook_destinations = config.canonical_webhook_destinations()?;
         let metrics = Arc::new(Metrics::default());
         let (store, history) = Store::open(&config.state_dir, config.history_limit)?;
         let jobs = JobManager::new(
@@ -93,9 +98,17 @@ impl AppState {
             store,
             history,
             metrics.clone(),
-            config.max_concurrent_syncs,
-            config.sync_jobs,
-            config.history_limit,
+            Capacity {
+                max_running: config.max_concurrent_syncs,
+                max_queued: config.limits.max_queued_syncs,
+                sync_jobs: config.sync_jobs,
+                history_limit: config.history_limit,
+            },
+        );
+        let streams = StreamSlots::new(
+            config.api_tokens.len(),
+            config.limits.max_sse_streams,
+            config.limits.max_sse_streams_per_token,
         );
         Ok(AppState {
             inner: Arc::new(Inner {
@@ -103,6 +116,7 @@ impl AppState {
                 jobs,
                 metrics,
                 dedup: Dedup::default(),
+                streams,
                 shutdown: CancellationToken::new(),
             }),
         })
@@ -124,8 +138,12 @@ impl AppState {
         &self.inner.jobs
     }
 
-    pub(crate) fn metrics(&self) -> &Metrics {
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    pub(crate) fn streams(&self) -> &StreamSlots {
+        &self.inner.streams
     }
 
     pub(crate) fn dedup(&self) -> &Dedup {
@@ -174,7 +192,9 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` resolves, then stops accepting,
-/// lets open requests finish (SSE streams end), cancels running syncs and waits for them.
+/// lets open requests finish (SSE streams end; at most the request timeout, then they are
+/// cut), cancels running syncs and waits for them. Connections are capped and must make
+/// progress (`limits`, see `accept`).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -189,27 +209,37 @@ pub async fn serve(
         }
         token.cancel();
     };
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(signal)
-        .await;
+    let config = state.config();
+    // Open requests get the time any request gets to be answered.
+    let grace = config.request_timeout;
+    accept::run(
+        listener,
+        app,
+        &config.limits,
+        grace,
+        state.metrics().clone(),
+        signal,
+    )
+    .await;
     state.shutdown().await;
-    result.map_err(Error::Serve)
+    Ok(())
 }
 
-/// Logs and measures each request by its route template (the raw path may hold a secret).
+/// Logs and measures each request by its route template (the raw path may hold a secret)
+/// and its method's label (see `metrics`: labels come from a fixed set).
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = metrics::method_label(request.method());
     let start = Instant::now();
     let response = next.run(request).await;
     let elapsed = start.elapsed();
     let status = response.status();
     state
         .metrics()
-        .request(&route, &method, status.as_u16(), elapsed);
+        .request(&route, method, status.as_u16(), elapsed);
     if status.is_server_error() {
         tracing::warn!(%method, %route, status = status.as_u16(), elapsed_ms = elapsed.as_millis() as u64, "request failed");
     } else {

@@ -1,5 +1,10 @@
 //! Prometheus metrics, written in the text exposition format (version 0.0.4) by hand: a few
 //! counters, gauges computed at scrape time, and one latency histogram per route.
+//!
+//! **Rule:** every label value comes from a fixed set, never from what a client sent, so no
+//! request (`curl -X M1 /healthz`, `-X M2` …) can add a series: the method is one of
+//! [`METHODS`] or `other`, the route a route template or `unmatched`, the status one the
+//! service itself answers.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -15,6 +20,40 @@ use crate::pipeline::{DsStats, ProgressUpdate};
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
+
+/// Method labels kept as they are; any other method is `other`.
+pub(crate) const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+
+/// The label of `method`: itself when it is one of [`METHODS`], else `other`.
+pub(crate) fn method_label(method: &axum::http::Method) -> &'static str {
+    METHODS
+        .into_iter()
+        .find(|m| *m == method.as_str())
+        .unwrap_or("other")
+}
+
+/// A limit of the service that refused something (`dsfiles_limit_refusals_total{limit}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Limit {
+    /// A connection beyond `max_connections`, closed at once.
+    Connections,
+    /// An SSE stream beyond `max_sse_streams` or `max_sse_streams_per_token`.
+    SseStreams,
+    /// A sync beyond `max_queued_syncs`.
+    QueuedSyncs,
+}
+
+impl Limit {
+    const ALL: [Limit; 3] = [Limit::Connections, Limit::SseStreams, Limit::QueuedSyncs];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Limit::Connections => "connections",
+            Limit::SseStreams => "sse_streams",
+            Limit::QueuedSyncs => "queued_syncs",
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 struct Histogram {
@@ -52,9 +91,13 @@ pub(crate) struct Metrics {
     syncs_finished: [AtomicU64; 5],
     webhooks: Mutex<BTreeMap<(&'static str, WebhookOutcome), u64>>,
     /// (route, method) → latency histogram.
-    latency: Mutex<BTreeMap<(String, String), Histogram>>,
+    latency: Mutex<BTreeMap<(String, &'static str), Histogram>>,
     /// (route, method, status) → count.
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    requests: Mutex<BTreeMap<(String, &'static str, u16), u64>>,
+    /// In [`Limit::ALL`] order.
+    refusals: [AtomicU64; 3],
+    connections_open: AtomicU64,
+    connections_timed_out: AtomicU64,
 }
 
 impl Metrics {
@@ -92,15 +135,36 @@ impl Metrics {
         *lock(&self.webhooks).entry((kind, outcome)).or_default() += 1;
     }
 
-    /// Records one HTTP request; `route` is the matched route template (never the raw path,
-    /// which may hold a webhook secret).
-    pub(crate) fn request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+    pub(crate) fn refused(&self, limit: Limit) {
+        if let Some(i) = Limit::ALL.iter().position(|l| *l == limit) {
+            self.refusals[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A connection was accepted; the gauge goes down when the returned guard is dropped.
+    pub(crate) fn connection_opened(self: &std::sync::Arc<Self>) -> OpenConnection {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(self.clone())
+    }
+
+    /// A connection was closed for sending no request head, or moving no byte, in time.
+    pub(crate) fn connection_timed_out(&self) {
+        self.connections_timed_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records one HTTP request; `route` is the matched route template or `unmatched` (never
+    /// the raw path, which may hold a webhook secret), `method` a [`method_label`].
+    pub(crate) fn request(
+        &self,
+        route: &str,
+        method: &'static str,
+        status: u16,
+        elapsed: Duration,
+    ) {
         let secs = elapsed.as_secs_f64();
         {
             let mut latency = lock(&self.latency);
-            let hist = latency
-                .entry((route.to_owned(), method.to_owned()))
-                .or_default();
+            let hist = latency.entry((route.to_owned(), method)).or_default();
             for (bucket, bound) in hist.buckets.iter_mut().zip(BUCKETS) {
                 if secs <= bound {
                     *bucket += 1;
@@ -110,7 +174,7 @@ impl Metrics {
             hist.sum += secs;
         }
         *lock(&self.requests)
-            .entry((route.to_owned(), method.to_owned(), status))
+            .entry((route.to_owned(), method, status))
             .or_default() += 1;
     }
 
@@ -215,6 +279,7 @@ impl Metrics {
                 outcome.as_str()
             );
         }
+        self.render_limits(&mut out);
         family(
             &mut out,
             "dsfiles_http_requests_total",
@@ -259,6 +324,43 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+impl Metrics {
+    fn render_limits(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP dsfiles_limit_refusals_total Requests and connections refused by a limit of the service.\n# TYPE dsfiles_limit_refusals_total counter"
+        );
+        for (limit, n) in Limit::ALL.iter().zip(&self.refusals) {
+            let _ = writeln!(
+                out,
+                "dsfiles_limit_refusals_total{{limit=\"{}\"}} {}",
+                limit.as_str(),
+                n.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP dsfiles_http_connections_open Open HTTP connections.\n# TYPE dsfiles_http_connections_open gauge\ndsfiles_http_connections_open {}",
+            self.connections_open.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP dsfiles_http_connections_timed_out_total Connections closed for sending no request head, or moving no byte, in time.\n# TYPE dsfiles_http_connections_timed_out_total counter\ndsfiles_http_connections_timed_out_total {}",
+            self.connections_timed_out.load(Ordering::Relaxed)
+        );
+    }
+}
+
+/// Counts one open connection in `dsfiles_http_connections_open` while it lives.
+#[derive(Debug)]
+pub(crate) struct OpenConnection(std::sync::Arc<Metrics>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections_open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

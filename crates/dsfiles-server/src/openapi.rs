@@ -13,6 +13,15 @@ fn error_response(description: &str) -> Value {
     })
 }
 
+/// A 429: the JSON error and `Retry-After`.
+fn limited_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "headers": {"Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    })
+}
+
 fn json_response(description: &str, schema: &str) -> Value {
     json!({
         "description": description,
@@ -64,6 +73,10 @@ fn details(doc: &RouteDoc) -> (Vec<Value>, Option<Value>, Map<String, Value>) {
             responses.insert("409".into(), json_response("A job on this démarche and destination is queued or running (its id in `error.job_id`).", "Conflict"));
             responses.insert("415".into(), error_response("Not `application/json`."));
             responses.insert("422".into(), error_response("Invalid value."));
+            responses.insert(
+                "429".into(),
+                limited_response("`limits.max_queued_syncs` jobs already wait (`queue_full`)."),
+            );
             responses.insert("503".into(), error_response("Shutting down."));
         }
         "listSyncs" => {
@@ -114,6 +127,10 @@ fn details(doc: &RouteDoc) -> (Vec<Value>, Option<Value>, Map<String, Value>) {
                 }),
             );
             responses.insert("404".into(), error_response("No such job."));
+            responses.insert(
+                "429".into(),
+                limited_response("This token, or the service, holds as many event streams as allowed (`too_many_streams`)."),
+            );
         }
         "listFiles" => {
             params.push(path_param(

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -19,8 +19,11 @@ use crate::api::{
     Trigger,
 };
 use crate::config::DestError;
+use crate::config::ServerConfig;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::jobs::{CancelError, JobMessage, SubmitError};
+use crate::metrics::Limit;
+use crate::streams::{Caller, Full, StreamSlot};
 use crate::{AppState, files, openapi, webhooks};
 
 /// What the OpenAPI document says about a route.
@@ -200,7 +203,7 @@ pub(crate) fn table() -> Vec<Route> {
 /// token.
 pub(crate) async fn require_token(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let presented = request
@@ -217,12 +220,22 @@ pub(crate) async fn require_token(
             .into_response();
     };
     // Check every token (no early exit) so the timing says nothing about which matched.
-    let valid = state.config().api_tokens.iter().fold(false, |acc, token| {
-        acc | token.matches(presented.as_bytes())
-    });
-    if !valid {
+    let matched =
+        state
+            .config()
+            .api_tokens
+            .iter()
+            .enumerate()
+            .fold(None, |found, (i, token)| {
+                match (found, token.matches(presented.as_bytes())) {
+                    (None, true) => Some(i),
+                    (found, _) => found,
+                }
+            });
+    let Some(caller) = matched else {
         return ApiError::unauthorized("invalid API token").into_response();
-    }
+    };
+    request.extensions_mut().insert(Caller(caller));
     next.run(request).await
 }
 
@@ -312,8 +325,25 @@ async fn create_sync(
     match state.jobs().submit(spec, Trigger::Api) {
         Ok(record) => Ok(accepted(&record)),
         Err(SubmitError::Conflict(existing)) => Ok(conflict(&existing)),
+        Err(SubmitError::QueueFull { max_queued }) => Err(queue_full(&state, max_queued)),
         Err(SubmitError::ShuttingDown) => Err(shutting_down()),
     }
+}
+
+/// Seconds a client refused by a full queue should wait: syncs take minutes, polling faster
+/// only adds load.
+const QUEUE_RETRY_AFTER: u64 = 30;
+
+/// 429 for a sync refused by `limits.max_queued_syncs` (counted).
+pub(crate) fn queue_full(state: &AppState, max_queued: usize) -> ApiError {
+    state.metrics().refused(Limit::QueuedSyncs);
+    ApiError::too_many(
+        "queue_full",
+        format!(
+            "`{max_queued}` syncs are already queued (`limits.max_queued_syncs`); try again later"
+        ),
+        QUEUE_RETRY_AFTER,
+    )
 }
 
 fn accepted(record: &JobRecord) -> Response {
@@ -402,14 +432,49 @@ async fn cancel_sync(
 /// JSON) and `status` events on state changes, until the job ends or the service stops.
 async fn sync_events(
     State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let job = state.jobs().get(&id).ok_or_else(|| job_not_found(&id))?;
+    let Some(Extension(caller)) = caller else {
+        return Err(ApiError::unauthorized("invalid API token"));
+    };
+    let slot = state.streams().acquire(caller).map_err(|full| {
+        state.metrics().refused(Limit::SseStreams);
+        streams_full(full)
+    })?;
     let (first, receiver) = job.subscribe();
-    let stream = events_stream(first, receiver, job, state.shutdown_token().clone());
+    let follow = Follow {
+        receiver,
+        job,
+        shutdown: state.shutdown_token().clone(),
+        _slot: slot,
+    };
+    let stream = events_stream(first, follow);
     Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .keep_alive(KeepAlive::new().interval(keep_alive_interval(state.config())))
         .into_response())
+}
+
+/// Comments on quiet streams every 15 s, or often enough that `limits.idle_timeout` never
+/// closes a stream that is only waiting for its job.
+fn keep_alive_interval(config: &ServerConfig) -> Duration {
+    Duration::from_secs(15).min(config.limits.idle_timeout / 2)
+}
+
+/// Seconds a client refused a stream should wait before opening one again.
+const STREAM_RETRY_AFTER: u64 = 5;
+
+fn streams_full(full: Full) -> ApiError {
+    let message = match full {
+        Full::Token { max } => format!(
+            "this token already holds `{max}` event streams (`limits.max_sse_streams_per_token`); close one first"
+        ),
+        Full::Total { max } => format!(
+            "the service already serves `{max}` event streams (`limits.max_sse_streams`); try again later"
+        ),
+    };
+    ApiError::too_many("too_many_streams", message, STREAM_RETRY_AFTER)
 }
 
 enum Phase {
@@ -424,28 +489,28 @@ fn status_event(record: &JobRecord) -> SseEvent {
         .data(serde_json::to_string(record).unwrap_or_default())
 }
 
-fn events_stream(
-    first: JobRecord,
+/// What an event stream follows, and the slot it holds (released when the stream ends, before
+/// its last bytes are written).
+struct Follow {
     receiver: broadcast::Receiver<JobMessage>,
     job: std::sync::Arc<crate::jobs::Job>,
     shutdown: tokio_util::sync::CancellationToken,
+    _slot: StreamSlot,
+}
+
+fn events_stream(
+    first: JobRecord,
+    follow: Follow,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static {
-    let state = (Phase::First(Box::new(first)), receiver, job, shutdown);
-    futures::stream::unfold(state, |(phase, mut receiver, job, shutdown)| async move {
-        match phase {
-            Phase::Done => None,
-            Phase::First(record) => {
-                let next = if record.state.is_terminal() {
-                    Phase::Done
-                } else {
-                    Phase::Follow
-                };
-                Some((Ok(status_event(&record)), (next, receiver, job, shutdown)))
-            }
+    let state = (Phase::First(Box::new(first)), follow);
+    futures::stream::unfold(state, |(phase, mut follow)| async move {
+        let (event, next) = match phase {
+            Phase::Done => return None,
+            Phase::First(record) => (status_event(&record), after(&record)),
             Phase::Follow => {
                 let message = tokio::select! {
-                    () = shutdown.cancelled() => return None,
-                    message = receiver.recv() => message,
+                    () = follow.shutdown.cancelled() => return None,
+                    message = follow.receiver.recv() => message,
                 };
                 match message {
                     Ok(message) => {
@@ -455,21 +520,26 @@ fn events_stream(
                             Phase::Follow
                         };
                         let event = SseEvent::default().event(message.kind).data(&*message.data);
-                        Some((Ok(event), (next, receiver, job, shutdown)))
+                        (event, next)
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         // Too slow to follow every event: resume from a fresh status.
-                        let record = job.snapshot();
-                        let next = if record.state.is_terminal() {
-                            Phase::Done
-                        } else {
-                            Phase::Follow
-                        };
-                        Some((Ok(status_event(&record)), (next, receiver, job, shutdown)))
+                        let record = follow.job.snapshot();
+                        (status_event(&record), after(&record))
                     }
-                    Err(broadcast::error::RecvError::Closed) => None,
+                    Err(broadcast::error::RecvError::Closed) => return None,
                 }
             }
-        }
+        };
+        Some((Ok(event), (next, follow)))
     })
+}
+
+/// What follows a status event of `record`.
+fn after(record: &JobRecord) -> Phase {
+    if record.state.is_terminal() {
+        Phase::Done
+    } else {
+        Phase::Follow
+    }
 }

@@ -23,11 +23,11 @@ use hmac::{Hmac, Mac as _};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use crate::AppState;
 use crate::api::WebhookAccepted;
 use crate::error::{ApiError, ApiPath};
 use crate::jobs::{SubmitError, lock};
 use crate::metrics::WebhookOutcome;
+use crate::{AppState, routes};
 
 /// The signature header of the current webhooks.
 pub const SIGNATURE_HEADER: &str = "x-webhook-signature-256";
@@ -241,6 +241,10 @@ pub(crate) async fn signed(
     if !dossiers.is_empty() {
         match state.jobs().enqueue_dossiers(demarche, &dest, &dossiers) {
             Ok(record) => jobs.push(record.id),
+            Err(SubmitError::QueueFull { max_queued }) => {
+                state.dedup().forget(&webhook, &new_sequences);
+                return Err(routes::queue_full(&state, max_queued));
+            }
             Err(SubmitError::ShuttingDown | SubmitError::Conflict(_)) => {
                 state.dedup().forget(&webhook, &new_sequences);
                 return Err(ApiError::new(
@@ -321,6 +325,7 @@ pub(crate) async fn legacy(
             )
                 .into_response())
         }
+        Err(SubmitError::QueueFull { max_queued }) => Err(routes::queue_full(&state, max_queued)),
         Err(SubmitError::ShuttingDown | SubmitError::Conflict(_)) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",

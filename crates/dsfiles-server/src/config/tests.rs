@@ -22,7 +22,9 @@ fn local_prefixes_match_on_component_boundaries() {
     check(&allow, "/srv/archive", Ok("/srv/archive"));
     check(&allow, "/srv/archive/", Ok("/srv/archive"));
     check(&allow, "/srv/archive/d1", Ok("/srv/archive/d1"));
-    check(&allow, "/srv/archive/./d1", Ok("/srv/archive/d1"));
+    check(&allow, "/srv/archive/./d1", Err("invalid"));
+    check(&allow, "file:///srv/archive/%2e%2e/etc", Err("invalid"));
+    check(&allow, "file:///srv/archive/d1/", Ok("/srv/archive/d1"));
     check(&allow, "file:///srv/archive/d1", Ok("/srv/archive/d1"));
     check(&allow, "/srv/archive2", Err("not_allowed"));
     check(&allow, "/srv/arch", Err("not_allowed"));
@@ -159,4 +161,47 @@ fn validation_names_the_problem() {
     config.webhook_destinations.insert(7, "/srv/b".into());
     let err = config.validate().expect_err("outside");
     assert!(err.to_string().contains("`7`"), "{err}");
+    config
+        .webhook_destinations
+        .insert(7, "file:///srv/a/%2e%2e/b".into());
+    let err = config.validate().expect_err("dot segment");
+    assert!(err.to_string().contains("`..`"), "{err}");
+    config
+        .webhook_destinations
+        .insert(7, "file:///srv/a/w7/".into());
+    assert_eq!(
+        config.canonical_webhook_destinations().expect("valid"),
+        BTreeMap::from([(7, "/srv/a/w7".to_owned())])
+    );
+
+    config.limits.max_queued_syncs = 0;
+    let err = config.validate().expect_err("no queue");
+    assert!(
+        err.to_string().contains("`limits.max_queued_syncs`"),
+        "{err}"
+    );
+    config.limits = Limits::default();
+    config.limits.idle_timeout = config.request_timeout;
+    let err = config.validate().expect_err("idle timeout too short");
+    assert!(err.to_string().contains("`limits.idle_timeout`"), "{err}");
+}
+
+#[test]
+fn the_limits_section_overrides_the_defaults_it_names() {
+    let file = ConfigFile::from_toml(
+        "[limits]\nmax_connections = 64\nheader_read_timeout_secs = 5\nmax_queued_syncs = 7",
+    )
+    .expect("valid file");
+    let limits = file.limits.resolve();
+    assert_eq!(
+        limits,
+        Limits {
+            max_connections: 64,
+            header_read_timeout: Duration::from_secs(5),
+            max_queued_syncs: 7,
+            ..Limits::default()
+        }
+    );
+    let err = ConfigFile::from_toml("[limits]\nmax_conections = 3").expect_err("typo");
+    assert!(err.to_string().contains("max_conections"), "{err}");
 }

@@ -76,9 +76,12 @@ fn fixture_in(keep: tempfile::TempDir, dir: std::path::PathBuf, max_running: usi
         store,
         history,
         Arc::new(Metrics::default()),
-        max_running,
-        4,
-        100,
+        Capacity {
+            max_running,
+            max_queued: 3,
+            sync_jobs: 4,
+            history_limit: 100,
+        },
     );
     Fixture {
         manager,
@@ -181,6 +184,38 @@ async fn webhook_dossiers_coalesce_into_one_follow_up() {
     let running = wait_for(&f.manager, &follow.id, JobState::Running).await;
     assert_eq!(running.dossiers, [2, 3, 4]);
     assert_eq!(running.trigger, Trigger::Webhook);
+    f.manager.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_queue_is_bounded_but_webhook_jobs_coalesce_past_it() {
+    let f = fixture(1);
+    let running = f.manager.submit(spec(1, "/d/r"), Trigger::Api).expect("r");
+    wait_for(&f.manager, &running.id, JobState::Running).await;
+    for n in 2..=4 {
+        f.manager
+            .submit(spec(n, &format!("/d/{n}")), Trigger::Api)
+            .expect("room in the queue");
+    }
+    assert!(matches!(
+        f.manager.submit(spec(5, "/d/5"), Trigger::Api),
+        Err(SubmitError::QueueFull { max_queued: 3 })
+    ));
+    // A webhook job is configured, not sent: it queues, then later deliveries join it.
+    let hook = f
+        .manager
+        .enqueue_dossiers(7, "/d/w", &[1])
+        .expect("webhook");
+    let again = f.manager.enqueue_dossiers(7, "/d/w", &[2]).expect("again");
+    assert_eq!(again.id, hook.id);
+    // Cancelling a queued job makes room again.
+    f.manager.cancel(&hook.id).expect("cancel");
+    let queued = f.manager.recent(1, Some(JobState::Queued));
+    let oldest = queued.first().expect("queued jobs");
+    f.manager.cancel(&oldest.id).expect("cancel");
+    f.manager
+        .submit(spec(5, "/d/5"), Trigger::Api)
+        .expect("room again");
     f.manager.shutdown().await;
 }
 

@@ -277,7 +277,7 @@ async fn a_second_sync_of_the_same_destination_is_a_conflict_naming_the_first() 
     // The same destination spelled differently is the same destination.
     let response = server
         .post("/v1/syncs")
-        .json(&json!({"demarche": 5, "dest": format!("{}/./", dirs.dest("a"))}))
+        .json(&json!({"demarche": 5, "dest": format!("file://{}//", dirs.dest("a"))}))
         .send()
         .await
         .expect("send");

@@ -4,6 +4,7 @@
 mod api;
 mod bucket;
 mod files;
+mod hostile;
 mod logs;
 mod support;
 mod syncs;
