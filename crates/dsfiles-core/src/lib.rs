@@ -20,6 +20,7 @@ mod list;
 mod options;
 mod plan;
 mod progress;
+mod removal;
 mod state;
 mod sync;
 mod verify;
@@ -37,6 +38,6 @@ pub use progress::{Progress, ProgressSink, no_progress};
 pub use sync::sync;
 pub use verify::verify;
 pub use wire::{
-    Corrupt, Event, Failure, FileStatus, Flagged, RunStatus, Shard, ShardFile, Skipped, SyncPoint,
-    SyncReport, VerifyReport,
+    Corrupt, Event, Failure, FileStatus, Flagged, Kept, RunStatus, Shard, ShardFile, Skipped,
+    SyncPoint, SyncReport, VerifyReport,
 };

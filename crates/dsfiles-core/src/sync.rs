@@ -25,12 +25,13 @@ use crate::fetch::{self, Dest, FetchFailure, Fetched, Fetcher, Refresh};
 use crate::hash::Hasher;
 use crate::options::{SINCE_MARGIN, Since, SyncOptions};
 use crate::plan::{self, Action, Download, PlanInput};
+use crate::removal::{self, Verdict};
 use crate::sink::Sink;
 use crate::state;
 use crate::wire::{
-    Event, Failure, FileStatus, Flagged, RECHECK_KEY, RUNS_PREFIX, Recheck, STAGING_MARKER,
-    STAGING_PREFIX, SYNC_POINT_KEY, Shard, ShardFile, Skipped, SyncPoint, SyncReport, WIRE_VERSION,
-    shard_key,
+    Event, Failure, FileStatus, Flagged, Kept, RUNS_PREFIX, Recheck, Shard, ShardFile, Skipped,
+    SyncPoint, SyncReport, WIRE_VERSION, recheck_key, shard_key, staging_marker, staging_prefix,
+    sync_point_key,
 };
 use crate::{Error, Progress, ds};
 
@@ -65,20 +66,16 @@ pub async fn sync(
         uuid::Uuid::new_v4().simple()
     );
 
-    let sync_point: Option<SyncPoint> = state::read(sink.as_ref(), SYNC_POINT_KEY).await?;
-    let previous_recheck: Recheck = match state::read(sink.as_ref(), RECHECK_KEY).await {
-        Ok(recheck) => recheck.unwrap_or_default(),
-        Err(Error::Manifest { key, reason }) => {
-            tracing::warn!("ignoring `{key}`: {reason}");
-            Recheck::default()
-        }
-        Err(e) => return Err(e),
-    };
-    remove_staging(sink.as_ref()).await;
+    let stored = state::read_demarche(sink.as_ref(), opts.demarche).await?;
+    if let Some(warning) = &stored.warning {
+        tracing::warn!("{warning}");
+    }
+    let (sync_point, previous_recheck) = (stored.sync_point, stored.recheck);
+    remove_staging(sink.as_ref(), opts.demarche).await;
     // Layouts with `{sha256}` stage every file: the marker goes first (a run-level failure).
     // Other layouts stage a file only when its new key is occupied, and write it then.
     let staging_marker = if opts.layout.needs_sha256() {
-        state::put_marker(sink.as_ref(), STAGING_MARKER).await?;
+        state::put_marker(sink.as_ref(), &staging_marker(opts.demarche)).await?;
         tokio::sync::OnceCell::new_with(Some(()))
     } else {
         tokio::sync::OnceCell::new()
@@ -213,7 +210,7 @@ pub async fn sync(
             },
             page = pages.next(), if !listing_done && buffer.len() < BUFFERED_DOSSIERS => match page {
                 Some(Ok(batch)) => {
-                    received += batch.dossiers.len() as u64;
+                    received = received.saturating_add(batch.dossiers.len() as u64);
                     progress.event(&Event::PageFetched { dossiers: batch.dossiers.len(), total_dossiers: received });
                     for error in &batch.errors {
                         totals.warn(&progress, format!("DS returned an error with the dossiers: {error}"));
@@ -238,31 +235,8 @@ pub async fn sync(
         deleted_dossiers(&run, since, &mut totals).await;
     }
 
-    // What to fetch again next time: earlier entries not processed now, plus this run's.
-    let processed: HashSet<u64> = totals.processed.iter().copied().collect();
-    recheck_later.extend(
-        previous_recheck
-            .dossiers
-            .iter()
-            .filter(|n| !processed.contains(n))
-            .copied()
-            .filter(|_| previous_recheck.demarche == run.opts.demarche),
-    );
-    recheck_later.extend(totals.recheck.iter().copied());
-    let recheck = Recheck {
-        version: WIRE_VERSION,
-        demarche: run.opts.demarche,
-        dossiers: recheck_later.into_iter().collect(),
-    };
-    if (recheck.dossiers != previous_recheck.dossiers
-        || previous_recheck.demarche != recheck.demarche)
-        && let Err(e) = state::write(sink.as_ref(), RECHECK_KEY, &recheck).await
-    {
-        totals.warn(
-            &progress,
-            format!("cannot write `{RECHECK_KEY}`: {}", fetch::error_chain(&e)),
-        );
-    }
+    let previous = (previous_recheck, stored.recheck_legacy);
+    write_recheck(&run, previous, recheck_later, &mut totals).await;
 
     let advance = complete
         && !cancelled
@@ -270,21 +244,7 @@ pub async fn sync(
         && totals.tally.failed.is_empty()
         && totals.tally.warnings.is_empty();
     if advance {
-        let point = SyncPoint {
-            version: WIRE_VERSION,
-            demarche: run.opts.demarche,
-            last_success_started_at: started_at,
-            last_run_id: run_id.clone(),
-        };
-        if let Err(e) = state::write(sink.as_ref(), SYNC_POINT_KEY, &point).await {
-            totals.warn(
-                &progress,
-                format!(
-                    "cannot write `{SYNC_POINT_KEY}`: {}",
-                    fetch::error_chain(&e)
-                ),
-            );
-        }
+        write_sync_point(&run, started_at, &mut totals).await;
     }
 
     let duration = clock.elapsed().as_secs_f64();
@@ -307,6 +267,7 @@ pub async fn sync(
         deleted_dossiers: totals.deleted,
         removed_upstream: totals.tally.removed,
         pruned: run.opts.prune,
+        kept: totals.tally.kept,
         warnings: totals.tally.warnings,
         bytes_downloaded: totals.tally.bytes,
         duration_secs: duration,
@@ -364,21 +325,40 @@ struct Tally {
     unscanned: Vec<Skipped>,
     flagged: Vec<Flagged>,
     failed: Vec<Failure>,
+    kept: Vec<Kept>,
     warnings: Vec<String>,
 }
 
 impl Tally {
+    /// Counts saturate: sizes come from DS (`byteSizeBigInt` can be near `u64::MAX`).
     fn add(&mut self, o: Tally) {
-        self.files += o.files;
-        self.stored += o.stored;
-        self.unchanged += o.unchanged;
-        self.updated += o.updated;
-        self.bytes += o.bytes;
-        self.removed += o.removed;
+        self.files = self.files.saturating_add(o.files);
+        self.stored = self.stored.saturating_add(o.stored);
+        self.unchanged = self.unchanged.saturating_add(o.unchanged);
+        self.updated = self.updated.saturating_add(o.updated);
+        self.bytes = self.bytes.saturating_add(o.bytes);
+        self.removed = self.removed.saturating_add(o.removed);
         self.unscanned.extend(o.unscanned);
         self.flagged.extend(o.flagged);
         self.failed.extend(o.failed);
+        self.kept.extend(o.kept);
         self.warnings.extend(o.warnings);
+    }
+
+    /// Records that the object at `entry.key` was left in place, and why.
+    fn keep(&mut self, progress: &Progress, dossier: u64, entry: &ShardFile, reason: String) {
+        let message = format!(
+            "dossier `{dossier}`: `{}` left in place: {reason}",
+            entry.key
+        );
+        tracing::warn!("{message}");
+        progress.event(&Event::Warning { message });
+        self.kept.push(Kept {
+            dossier,
+            file_id: entry.file_id.clone(),
+            key: entry.key.clone(),
+            reason,
+        });
     }
 }
 
@@ -459,7 +439,7 @@ impl Run {
                 .unwrap_or_default()
                 .to_owned()
         });
-        let old: Option<Shard> = match state::read(self.sink.as_ref(), &shard_key).await {
+        let mut old: Option<Shard> = match state::read(self.sink.as_ref(), &shard_key).await {
             Ok(shard) => shard,
             Err(Error::Manifest { key, reason }) => {
                 out.tally.warnings.push(format!(
@@ -475,6 +455,10 @@ impl Run {
                 return out;
             }
         };
+        // Entries naming keys that must never be used are dropped: their files are stored again.
+        let refused = old.as_mut().map(removal::refuse_unusable_entries);
+        let rewrite = refused.as_ref().is_some_and(|r| !r.is_empty());
+        out.tally.warnings.extend(refused.unwrap_or_default());
         out.tally.files = records.len() as u64;
         let planned = {
             let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
@@ -579,7 +563,7 @@ impl Run {
             match settled {
                 Settled::Stored(entry, detail) => {
                     out.tally.stored += 1;
-                    out.tally.bytes += entry.size;
+                    out.tally.bytes = out.tally.bytes.saturating_add(entry.size);
                     self.progress.event(&Event::FileStored {
                         key: entry.key.clone(),
                         bytes: entry.size,
@@ -588,12 +572,8 @@ impl Run {
                     flag(&mut out.tally.flagged, number, &entry, detail);
                     if let Some(previous) = previous.filter(|p| p.key != entry.key) {
                         // The slot's file moved (new name): the old object is superseded.
-                        if let Err(e) = self.sink.delete(&previous.key).await {
-                            out.tally.warnings.push(format!(
-                                "dossier `{number}`: cannot delete the superseded `{}`: {e}",
-                                previous.key
-                            ));
-                        }
+                        self.remove_superseded(number, &previous, &mut out.tally)
+                            .await;
                     }
                     files.push(entry);
                 }
@@ -620,17 +600,10 @@ impl Run {
         drop(pending);
 
         for removed in planned.removed {
-            out.tally.removed += 1;
-            if self.opts.prune {
-                match self.sink.delete(&removed.key).await {
-                    Ok(()) => continue,
-                    Err(e) => out.tally.warnings.push(format!(
-                        "dossier `{number}`: cannot prune `{}`: {e}",
-                        removed.key
-                    )),
-                }
+            out.tally.removed = out.tally.removed.saturating_add(1);
+            if !self.opts.prune || self.prune(number, &removed, &mut out.tally).await {
+                files.push(removed);
             }
-            files.push(removed);
         }
 
         files.sort_by(|a, b| a.file_id.cmp(&b.file_id));
@@ -655,7 +628,7 @@ impl Run {
         out.recheck |= incomplete
             || !out.tally.unscanned.is_empty()
             || shard.files.iter().any(|f| f.status == FileStatus::Pending);
-        if old.as_ref() != Some(&shard)
+        if (rewrite || old.as_ref() != Some(&shard))
             && let Err(e) = state::write(self.sink.as_ref(), &shard_key, &shard).await
         {
             dossier_failure(
@@ -673,12 +646,23 @@ impl Run {
     /// whether it is this very file (published by a run killed before it wrote the shard; its
     /// DS checksum may be wrong, so DS's MD5 proves nothing) or a foreign object: the file is
     /// then staged and the key decided after the download ([`Run::free_key`]).
-    async fn download(&self, d: Download, refresher: &DossierRefresh<'_>) -> Settled {
+    async fn download(&self, mut d: Download, refresher: &DossierRefresh<'_>) -> Settled {
         let file_id = d.record.file_id();
         let key = match &d.key {
             Some(key) => key.clone(),
             None => return self.download_staged(d, refresher).await,
         };
+        if let Some(previous) = d.previous.as_ref().filter(|_| !d.new_key) {
+            // Replacing in place: only an object dsfiles stored (else the key is taken, the
+            // file goes beside it, and the old entry is reported as superseded).
+            if let Verdict::Foreign(why) | Verdict::Unknown(why) =
+                removal::check(self.sink.as_ref(), previous).await
+            {
+                tracing::warn!(key = key.as_str(), file_id, "not replaced: {why}");
+                d.previous = None;
+                return self.download_staged(d, refresher).await;
+            }
+        }
         if d.new_key {
             match self.sink.stat(key.as_str()).await {
                 Ok(None) => {}
@@ -728,18 +712,23 @@ impl Run {
             .map_or_else(|| self.opts.layout.template().to_owned(), |k| k.to_string());
         // Flat keys next to a marker: the directory never becomes empty while other staged
         // files are being published into it (a local sink removes empty directories on delete).
+        let marker = staging_marker(self.opts.demarche);
         if let Err(e) = self
             .staging_marker
-            .get_or_try_init(|| state::put_marker(self.sink.as_ref(), STAGING_MARKER))
+            .get_or_try_init(|| state::put_marker(self.sink.as_ref(), &marker))
             .await
         {
             return Settled::Failed {
                 key: failed_key,
-                reason: format!("cannot prepare the staging area `{STAGING_PREFIX}`: {e}"),
+                reason: format!(
+                    "cannot prepare the staging area `{}`: {e}",
+                    staging_prefix(self.opts.demarche)
+                ),
             };
         }
         let staging = format!(
-            "{STAGING_PREFIX}{}-{}",
+            "{}{}-{}",
+            staging_prefix(self.opts.demarche),
             self.run_id,
             uuid::Uuid::new_v4().simple()
         );
@@ -881,10 +870,9 @@ impl Run {
             })?;
             let Some(info) = info else { return Ok(key) };
             if info.size == fetched.size
-                && self
-                    .sha256_of(key.as_str())
+                && removal::sha256_of(self.sink.as_ref(), key.as_str())
                     .await
-                    .is_some_and(|sha256| sha256 == fetched.sha256)
+                    .is_ok_and(|sha256| sha256 == fetched.sha256)
             {
                 tracing::info!(
                     key = key.as_str(),
@@ -908,26 +896,48 @@ impl Run {
         Err(format!("no free key found near `{base}`"))
     }
 
-    /// Hex SHA-256 of a stored object (`None` if it cannot be read: then it is not proven to
-    /// be ours, and is left alone).
-    async fn sha256_of(&self, key: &str) -> Option<String> {
-        let read = async {
-            let mut stream = self.sink.get(key).await?;
-            let mut hasher = Hasher::start();
-            while let Some(chunk) = stream.next().await {
-                hasher.update(chunk?).await;
+    /// With prune: deletes the object at `entry.key` if it is dsfiles' own ([`removal`]).
+    /// Returns whether the manifest keeps naming it (it could not be looked at or deleted:
+    /// tried again next run).
+    async fn prune(&self, dossier: u64, entry: &ShardFile, tally: &mut Tally) -> bool {
+        match removal::check(self.sink.as_ref(), entry).await {
+            Verdict::Absent => false,
+            Verdict::Ours => match self.sink.delete(&entry.key).await {
+                Ok(()) => false,
+                Err(e) => {
+                    let message = format!("dossier `{dossier}`: cannot prune `{}`: {e}", entry.key);
+                    tracing::warn!("{message}");
+                    tally.warnings.push(message);
+                    true
+                }
+            },
+            Verdict::Foreign(why) => {
+                tally.keep(&self.progress, dossier, entry, format!("not pruned: {why}"));
+                false
             }
-            Ok::<_, crate::sink::Error>(hasher)
-        };
-        match read.await {
-            Ok(hasher) => hasher.finish().await.ok().map(|d| d.sha256_hex),
-            Err(e) => {
-                tracing::warn!(
-                    key,
-                    "cannot read an existing object: {}",
-                    fetch::error_chain(&e)
-                );
-                None
+            Verdict::Unknown(why) => {
+                tally.keep(&self.progress, dossier, entry, format!("not pruned: {why}"));
+                true
+            }
+        }
+    }
+
+    /// The slot's file was published at another key: deletes the superseded object at
+    /// `previous.key` if it is dsfiles' own ([`removal`]).
+    async fn remove_superseded(&self, dossier: u64, previous: &ShardFile, tally: &mut Tally) {
+        match removal::check(self.sink.as_ref(), previous).await {
+            Verdict::Absent => {}
+            Verdict::Ours => {
+                if let Err(e) = self.sink.delete(&previous.key).await {
+                    tally.warnings.push(format!(
+                        "dossier `{dossier}`: cannot delete the superseded `{}`: {e}",
+                        previous.key
+                    ));
+                }
+            }
+            Verdict::Foreign(why) | Verdict::Unknown(why) => {
+                let reason = format!("superseded, not deleted: {why}");
+                tally.keep(&self.progress, dossier, previous, reason);
             }
         }
     }
@@ -1017,13 +1027,16 @@ impl Refresh for DossierRefresh<'_> {
     }
 }
 
-/// Removes what a killed run left in the staging area (best effort).
-async fn remove_staging(sink: &dyn Sink) {
+/// Removes what a killed run of `demarche` left in its staging area (best effort); the
+/// staging areas of other démarches, whose runs may be going on, are left alone.
+async fn remove_staging(sink: &dyn Sink, demarche: u64) {
+    let marker = staging_marker(demarche);
     let keys: Vec<String> = sink
-        .list(STAGING_PREFIX)
-        .filter_map(
-            |entry| async move { entry.ok().map(|e| e.key).filter(|k| k != STAGING_MARKER) },
-        )
+        .list(&staging_prefix(demarche))
+        .filter_map(|entry| {
+            let marker = &marker;
+            async move { entry.ok().map(|e| e.key).filter(|k| k != marker) }
+        })
         .collect()
         .await;
     for key in keys {
@@ -1055,48 +1068,100 @@ async fn deleted_dossiers(run: &Run, since: Option<DateTime<Utc>>, totals: &mut 
             if run.cancel.is_cancelled() {
                 return;
             }
-            let number = deleted.number;
-            totals.deleted.push(number);
-            run.progress.event(&Event::DossierDeleted { number });
-            let key = shard_key(number);
-            let mut shard: Shard = match state::read(run.sink.as_ref(), &key).await {
-                Ok(Some(shard)) => shard,
-                Ok(None) => continue,
-                Err(e) => {
-                    totals.warn(
-                        &run.progress,
-                        format!("cannot record the deletion of dossier `{number}`: {e}"),
-                    );
-                    continue;
-                }
-            };
-            let before = shard.clone();
-            shard.deleted_at = Some(deleted.deleted_at.clone());
-            let mut kept = Vec::new();
-            for mut file in std::mem::take(&mut shard.files) {
-                if file.status != FileStatus::RemovedUpstream {
-                    totals.tally.removed += 1;
-                }
-                file.status = FileStatus::RemovedUpstream;
-                if run.opts.prune {
-                    match run.sink.delete(&file.key).await {
-                        Ok(()) => continue,
-                        Err(e) => {
-                            totals.warn(&run.progress, format!("cannot prune `{}`: {e}", file.key))
-                        }
-                    }
-                }
-                kept.push(file);
-            }
-            shard.files = kept;
-            if shard != before
-                && let Err(e) = state::write(run.sink.as_ref(), &key, &shard).await
-            {
-                totals.warn(
-                    &run.progress,
-                    format!("cannot record the deletion of dossier `{number}`: {e}"),
-                );
+            totals.deleted.push(deleted.number);
+            run.progress.event(&Event::DossierDeleted {
+                number: deleted.number,
+            });
+            if let Err(message) = record_deleted(run, &deleted, &mut totals.tally).await {
+                totals.warn(&run.progress, message);
             }
         }
+    }
+}
+
+/// Marks the files of the deleted dossier `removed_upstream` in its shard, and with prune
+/// deletes those dsfiles stored ([`Run::prune`]).
+async fn record_deleted(
+    run: &Run,
+    deleted: &ds::DeletedDossier,
+    tally: &mut Tally,
+) -> Result<(), String> {
+    let number = deleted.number;
+    let key = shard_key(number);
+    let failed = |e: Error| format!("cannot record the deletion of dossier `{number}`: {e}");
+    let mut shard: Shard = match state::read(run.sink.as_ref(), &key).await {
+        Ok(Some(shard)) => shard,
+        Ok(None) => return Ok(()),
+        Err(e) => return Err(failed(e)),
+    };
+    let before = shard.clone();
+    tally
+        .warnings
+        .extend(removal::refuse_unusable_entries(&mut shard));
+    shard.deleted_at = Some(deleted.deleted_at.clone());
+    let mut kept = Vec::new();
+    for mut file in std::mem::take(&mut shard.files) {
+        if file.status != FileStatus::RemovedUpstream {
+            tally.removed = tally.removed.saturating_add(1);
+        }
+        file.status = FileStatus::RemovedUpstream;
+        if !run.opts.prune || run.prune(number, &file, tally).await {
+            kept.push(file);
+        }
+    }
+    shard.files = kept;
+    if shard != before {
+        state::write(run.sink.as_ref(), &key, &shard)
+            .await
+            .map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// Writes the démarche's recheck list: the `previous` entries (with whether they were read
+/// from the legacy key) not processed now, plus `later` and this run's.
+async fn write_recheck(
+    run: &Run,
+    (previous, legacy): (Recheck, bool),
+    mut later: BTreeSet<u64>,
+    totals: &mut Totals,
+) {
+    let processed: HashSet<u64> = totals.processed.iter().copied().collect();
+    later.extend(
+        previous
+            .dossiers
+            .iter()
+            .filter(|n| !processed.contains(n))
+            .copied()
+            .filter(|_| previous.demarche == run.opts.demarche),
+    );
+    later.extend(totals.recheck.iter().copied());
+    let recheck = Recheck {
+        version: WIRE_VERSION,
+        demarche: run.opts.demarche,
+        dossiers: later.into_iter().collect(),
+    };
+    if recheck.dossiers == previous.dossiers && previous.demarche == recheck.demarche && !legacy {
+        return;
+    }
+    let key = recheck_key(run.opts.demarche);
+    if let Err(e) = state::write(run.sink.as_ref(), &key, &recheck).await {
+        let message = format!("cannot write `{key}`: {}", fetch::error_chain(&e));
+        totals.warn(&run.progress, message);
+    }
+}
+
+/// Advances the démarche's sync point to the start of this run.
+async fn write_sync_point(run: &Run, started_at: DateTime<Utc>, totals: &mut Totals) {
+    let point = SyncPoint {
+        version: WIRE_VERSION,
+        demarche: run.opts.demarche,
+        last_success_started_at: started_at,
+        last_run_id: run.run_id.clone(),
+    };
+    let key = sync_point_key(run.opts.demarche);
+    if let Err(e) = state::write(run.sink.as_ref(), &key, &point).await {
+        let message = format!("cannot write `{key}`: {}", fetch::error_chain(&e));
+        totals.warn(&run.progress, message);
     }
 }

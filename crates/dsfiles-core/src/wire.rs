@@ -8,9 +8,16 @@
 //! | key | type |
 //! |---|---|
 //! | `.dsfiles/dossiers/{dossier}.json` | [`Shard`]: the manifest of one dossier |
-//! | `.dsfiles/sync.json` | [`SyncPoint`]: where the next `--since auto` run starts |
-//! | `.dsfiles/recheck.json` | [`Recheck`]: dossiers to fetch again whatever their update time |
+//! | `.dsfiles/demarches/{demarche}/sync.json` | [`SyncPoint`]: where the démarche's next `--since auto` run starts |
+//! | `.dsfiles/demarches/{demarche}/recheck.json` | [`Recheck`]: the démarche's dossiers to fetch again whatever their update time |
+//! | `.dsfiles/staging/{demarche}/` | files of the démarche's runs being staged |
 //! | `.dsfiles/runs/{run_id}.json` | [`SyncReport`] of each run |
+//!
+//! Several démarches can share a destination, one after the other or at once: what is kept
+//! per démarche (sync point, recheck list, staging area) lives under a key naming it, and
+//! shards are per dossier (DS numbers dossiers across démarches). Destinations written before
+//! this layout have one [`LEGACY_SYNC_POINT_KEY`] and one [`LEGACY_RECHECK_KEY`]: they are
+//! read (when they name the démarche and its own file is absent), never written.
 
 use std::fmt;
 
@@ -24,20 +31,44 @@ pub const WIRE_VERSION: u32 = 1;
 
 /// Where the per-dossier manifest shards live.
 pub const DOSSIERS_PREFIX: &str = ".dsfiles/dossiers/";
-/// The sync point.
-pub const SYNC_POINT_KEY: &str = ".dsfiles/sync.json";
-/// Dossiers to re-fetch on the next run.
-pub const RECHECK_KEY: &str = ".dsfiles/recheck.json";
+/// Where the state kept per démarche lives (`{demarche}/sync.json`, `{demarche}/recheck.json`).
+pub const DEMARCHES_PREFIX: &str = ".dsfiles/demarches/";
+/// The sync point of a destination written by an earlier version (one démarche): read only.
+pub const LEGACY_SYNC_POINT_KEY: &str = ".dsfiles/sync.json";
+/// The recheck list of a destination written by an earlier version (one démarche): read only.
+pub const LEGACY_RECHECK_KEY: &str = ".dsfiles/recheck.json";
 /// Where run reports are written.
 pub const RUNS_PREFIX: &str = ".dsfiles/runs/";
-/// Where files are staged when the layout needs their SHA-256 before their key is known.
+/// Where files are staged (per démarche, [`staging_prefix`]) when their key is known only
+/// after the download.
 pub const STAGING_PREFIX: &str = ".dsfiles/staging/";
-/// Kept in the staging directory while files are staged (see `STAGING_PREFIX`).
-pub const STAGING_MARKER: &str = ".dsfiles/staging/keep";
 
 /// The key of the manifest shard of `dossier`.
 pub fn shard_key(dossier: u64) -> String {
     format!("{DOSSIERS_PREFIX}{dossier}.json")
+}
+
+/// The key of the [`SyncPoint`] of `demarche`.
+pub fn sync_point_key(demarche: u64) -> String {
+    format!("{DEMARCHES_PREFIX}{demarche}/sync.json")
+}
+
+/// The key of the [`Recheck`] list of `demarche`.
+pub fn recheck_key(demarche: u64) -> String {
+    format!("{DEMARCHES_PREFIX}{demarche}/recheck.json")
+}
+
+/// The staging area of `demarche`'s runs: a run's start-up removes what is left there, and
+/// only there.
+pub fn staging_prefix(demarche: u64) -> String {
+    format!("{STAGING_PREFIX}{demarche}/")
+}
+
+/// Kept in `demarche`'s staging area while files are staged: a local sink removes the
+/// directories it empties, and the marker keeps this one while other staged files are being
+/// published into it.
+pub fn staging_marker(demarche: u64) -> String {
+    format!("{STAGING_PREFIX}{demarche}/keep")
 }
 
 /// The dossier number of a shard key (`None` for anything else under the prefix).
@@ -139,7 +170,7 @@ impl Shard {
     }
 }
 
-/// `.dsfiles/sync.json`: advanced only after a complete run (unfiltered, nothing failed).
+/// [`sync_point_key`]: advanced only after a complete run (unfiltered, nothing failed).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncPoint {
     pub version: u32,
@@ -149,8 +180,8 @@ pub struct SyncPoint {
     pub last_run_id: String,
 }
 
-/// `.dsfiles/recheck.json`: dossiers with a `pending` file, a file left out for its virus scan,
-/// or a failure, fetched again by the next run even if DS did not update them.
+/// [`recheck_key`]: dossiers with a `pending` file, a file left out for its virus scan, or a
+/// failure, fetched again by the démarche's next run even if DS did not update them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recheck {
     pub version: u32,
@@ -167,6 +198,18 @@ pub struct Flagged {
     pub flag: FileStatus,
     /// What was observed (e.g. DS's checksum and the one of the bytes).
     pub detail: String,
+}
+
+/// An object at a key the manifest names that was not deleted or replaced: it is not (or
+/// cannot be shown to be) what dsfiles stored there (see `removal.rs`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kept {
+    pub dossier: u64,
+    pub file_id: String,
+    /// The key the manifest named.
+    pub key: String,
+    /// What dsfiles was about to do (`delete superseded`, `prune`, `replace`) and why it did not.
+    pub reason: String,
 }
 
 /// A file (or a whole dossier, then `file_id` is `None`) that could not be synced.
@@ -221,6 +264,9 @@ pub struct SyncReport {
     pub removed_upstream: u64,
     /// Whether prune deleted files of removed files and deleted dossiers.
     pub pruned: bool,
+    /// Objects at manifest keys left in place because they are not what dsfiles stored.
+    #[serde(default)]
+    pub kept: Vec<Kept>,
     /// Errors DS sent alongside data, and other things that make the run incomplete.
     pub warnings: Vec<String>,
     /// File bytes published (retries and aborted attempts excluded).

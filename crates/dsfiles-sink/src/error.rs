@@ -37,6 +37,11 @@ pub enum Error {
     #[error("invalid key `{key}`: {reason}")]
     InvalidKey { key: String, reason: &'static str },
 
+    /// A component of `key` inside a local destination is a symbolic link: nothing is read,
+    /// written or deleted through it (it could lead outside the destination).
+    #[error("refusing key `{key}`: `{component}` is a symbolic link inside the destination")]
+    Symlink { key: String, component: String },
+
     /// No object at `key`.
     #[error("no object at `{key}`")]
     NotFound { key: String },
@@ -99,6 +104,7 @@ impl Error {
             | Error::MissingCredentials { .. }
             | Error::InvalidOption { .. }
             | Error::InvalidKey { .. }
+            | Error::Symlink { .. }
             | Error::NotFound { .. }
             | Error::InvalidRange { .. }
             | Error::UploadFailed { .. } => false,

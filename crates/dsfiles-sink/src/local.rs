@@ -15,6 +15,17 @@
 //! Speed: temp files are spread over [`TMP_SHARDS`] subdirectories of `.dsfiles/tmp/` so that
 //! concurrent uploads do not all take the same directory lock, and a commit is one trip to the
 //! blocking thread pool (write the rest, fsync, create parents, rename).
+//!
+//! Symbolic links: the root may be one (the operator chose it; `open` resolves it), but no
+//! component below it may be, since a symlinked directory would send writes, reads and deletes
+//! outside the destination. Every operation first `lstat`s each existing component of its key
+//! ([`refuse_symlinks`]) and fails with [`Error::Symlink`]; a commit checks again on its
+//! blocking thread right before it creates parents and renames; reads open the last component
+//! with `O_NOFOLLOW` (Linux); listing never descends into a symlinked directory and lists no
+//! symlink. What remains is a race: a process that can write the destination can swap a
+//! checked directory for a symlink between the check and the call that uses the path.
+//! Closing it needs a walk with `openat(O_NOFOLLOW)` and `*at` calls, which this sink does
+//! not do; the check stops a symlink that is there before the operation starts.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -70,8 +81,12 @@ impl LocalSink {
         &self,
         key: &str,
     ) -> Result<(PathBuf, tokio::fs::File, std::fs::Metadata), Error> {
-        let path = self.path(key)?;
-        let file = match tokio::fs::File::open(&path).await {
+        let path = self.path(key).await?;
+        let mut options = tokio::fs::OpenOptions::new();
+        options.read(true);
+        #[cfg(target_os = "linux")]
+        options.custom_flags(libc::O_NOFOLLOW);
+        let file = match options.open(&path).await {
             Ok(file) => file,
             Err(e) if absent(&e) => return Err(Error::NotFound { key: key.into() }),
             Err(e) => return Err(Error::io("open", path, e)),
@@ -101,6 +116,7 @@ impl LocalSink {
             });
         }
         let tmp = root.join(STATE_DIR).join(TMP_DIR);
+        refuse_symlinks(&root, &format!("{STATE_DIR}/{TMP_DIR}"))?;
         std::fs::create_dir_all(&tmp).map_err(|e| Error::io("create directory", &tmp, e))?;
         let root = root
             .canonicalize()
@@ -200,13 +216,19 @@ impl LocalSink {
         Ok(removed)
     }
 
-    fn path(&self, key: &str) -> Result<PathBuf, Error> {
+    /// The path of `key`, once it is valid and no component of it is a symlink.
+    async fn path(&self, key: &str) -> Result<PathBuf, Error> {
         validate_key(key)?;
-        Ok(self.shared.root.join(key))
+        let (root, owned) = (self.shared.root.clone(), key.to_owned());
+        blocking("stat", &self.shared.root, move || {
+            refuse_symlinks(&root, &owned)?;
+            Ok(root.join(owned))
+        })
+        .await
     }
 
     async fn start(&self, key: &str, dir_sync: DirSync) -> Result<LocalUpload, Error> {
-        let target = self.path(key)?;
+        let target = self.path(key).await?;
         let shared = Arc::clone(&self.shared);
         let (temp, file) = blocking("create temp file", &self.shared.tmp, move || {
             shared.create_temp()
@@ -271,7 +293,9 @@ impl Shared {
     /// Creates a new temp file in the next shard (recreating the shard if it was removed).
     /// Blocking.
     fn create_temp(&self) -> Result<(PathBuf, TempFile), Error> {
-        let dir = self.shard(self.next_shard.fetch_add(1, Ordering::Relaxed) % TMP_SHARDS);
+        let n = self.next_shard.fetch_add(1, Ordering::Relaxed) % TMP_SHARDS;
+        refuse_symlinks(&self.root, &format!("{STATE_DIR}/{TMP_DIR}/{n:02x}"))?;
+        let dir = self.shard(n);
         let temp = dir.join(format!("{}{TMP_SUFFIX}", uuid::Uuid::new_v4().simple()));
         let open = || TempFile::create(&temp, self.direct.load(Ordering::Relaxed));
         let file = match open() {
@@ -395,7 +419,7 @@ async fn blocking<T: Send + 'static>(
 /// directory created. Looks before creating: `mkdir` of an existing directory takes its
 /// parent's lock, which concurrent commits into one tree would queue on; `stat` does not.
 fn create_dirs(dir: &Path, changed: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    if std::fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
+    if std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
         return Ok(());
     }
     let parent = dir.parent();
@@ -418,6 +442,30 @@ fn create_dirs(dir: &Path, changed: &mut Vec<PathBuf>) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Fails with [`Error::Symlink`] when a component of `key` below `root` is a symbolic link.
+/// Components that do not exist (yet) end the check. Blocking: one `lstat` per component.
+fn refuse_symlinks(root: &Path, key: &str) -> Result<(), Error> {
+    let mut path = root.to_path_buf();
+    let mut end = 0;
+    for component in key.split('/') {
+        path.push(component);
+        end += component.len();
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(Error::Symlink {
+                    key: key.to_owned(),
+                    component: key.get(..end).unwrap_or(key).to_owned(),
+                });
+            }
+            Ok(_) => {}
+            Err(e) if absent(&e) => return Ok(()),
+            Err(e) => return Err(Error::io("stat", path, e)),
+        }
+        end += 1;
+    }
+    Ok(())
 }
 
 /// How many times `publish` recreates a parent directory removed under it by a concurrent
@@ -486,8 +534,8 @@ impl Sink for LocalSink {
     }
 
     async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, Error> {
-        let path = self.path(key)?;
-        match tokio::fs::metadata(&path).await {
+        let path = self.path(key).await?;
+        match tokio::fs::symlink_metadata(&path).await {
             Ok(meta) if meta.is_file() => Ok(Some(ObjectInfo {
                 size: meta.len(),
                 meta: ObjectMeta::default(),
@@ -499,7 +547,7 @@ impl Sink for LocalSink {
     }
 
     async fn put_small(&self, key: &str, bytes: Bytes) -> Result<(), Error> {
-        self.path(key)?;
+        self.path(key).await?;
         // First make durable what earlier commits changed: a state file written now (such as a
         // manifest shard) may name their files.
         self.sync_dirs().await?;
@@ -509,16 +557,20 @@ impl Sink for LocalSink {
     }
 
     async fn get_small(&self, key: &str) -> Result<Option<Bytes>, Error> {
-        let path = self.path(key)?;
-        match tokio::fs::read(&path).await {
-            Ok(bytes) => Ok(Some(Bytes::from(bytes))),
-            Err(e) if absent(&e) => Ok(None),
-            Err(e) => Err(Error::io("read", path, e)),
+        let mut stream = match self.get(key).await {
+            Ok(stream) => stream,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            bytes.extend_from_slice(&chunk?);
         }
+        Ok(Some(Bytes::from(bytes)))
     }
 
     async fn delete(&self, key: &str) -> Result<(), Error> {
-        let path = self.path(key)?;
+        let path = self.path(key).await?;
         match tokio::fs::remove_file(&path).await {
             Ok(()) => {}
             Err(e) if absent(&e) => return Ok(()),
@@ -568,11 +620,16 @@ impl Sink for LocalSink {
 }
 
 /// Walks `root/prefix` depth first, sending every regular file (not the sink's temp and lock
-/// files, not symlinks) as a key relative to `root`.
+/// files, not symlinks) as a key relative to `root`. Never enters a symlinked directory (a
+/// symlink in `prefix` is an error; `DirEntry::file_type` does not follow links).
 fn walk(root: &Path, prefix: &str, tx: &tokio::sync::mpsc::Sender<Result<ListEntry, Error>>) {
     let start = if prefix.is_empty() {
         root.to_path_buf()
     } else {
+        if let Err(e) = refuse_symlinks(root, prefix) {
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
         root.join(prefix)
     };
     let internal_tmp = root.join(STATE_DIR).join(TMP_DIR);
@@ -612,7 +669,7 @@ fn walk(root: &Path, prefix: &str, tx: &tokio::sync::mpsc::Sender<Result<ListEnt
                 tracing::warn!(path = %path.display(), "skipping a file whose name is not UTF-8");
                 continue;
             };
-            let size = match std::fs::metadata(&path) {
+            let size = match std::fs::symlink_metadata(&path) {
                 Ok(meta) => meta.len(),
                 Err(e) if absent(&e) => continue,
                 Err(e) => {
@@ -673,14 +730,19 @@ impl Upload for LocalUpload {
         };
         self.temp_ours = false;
         let buf = std::mem::take(&mut self.buf);
-        let (shared, temp, target, dir_sync) = (
+        let (shared, temp, key, target, dir_sync) = (
             Arc::clone(&self.shared),
             self.temp.clone(),
+            self.key.clone(),
             self.target.clone(),
             self.dir_sync,
         );
         let result = blocking("publish", &self.target, move || {
-            publish(&shared, file, buf, &temp, &target, dir_sync)
+            let place = Place {
+                key: &key,
+                target: &target,
+            };
+            publish(&shared, file, buf, &temp, place, dir_sync)
         })
         .await;
         if result.is_err() {
@@ -735,7 +797,14 @@ async fn remove_temp(temp: &Path) {
     }
 }
 
-/// Writes the rest of an upload, fsyncs it, and renames it to `target` (creating parents);
+/// Where an upload is published: its key, and the key's path under the root.
+#[derive(Clone, Copy)]
+struct Place<'a> {
+    key: &'a str,
+    target: &'a Path,
+}
+
+/// Writes the rest of an upload, fsyncs it, and renames it to `place` (creating parents);
 /// then fsyncs the directories it changed (`DirSync::Now`) or leaves them for the next
 /// [`Shared::sync_dirs`]. Blocking.
 fn publish(
@@ -743,9 +812,10 @@ fn publish(
     mut file: TempFile,
     mut rest: Block,
     temp: &Path,
-    target: &Path,
+    place: Place<'_>,
     dir_sync: DirSync,
 ) -> Result<(), Error> {
+    let target = place.target;
     file.finish(temp, &mut rest)
         .map_err(|e| Error::io("write temp file", temp, e))?;
     shared.note_direct(&file);
@@ -758,7 +828,7 @@ fn publish(
     // then `parent` once the file is renamed into it.
     let mut changed = Vec::new();
     let _changing = shared.gate.read().unwrap_or_else(PoisonError::into_inner);
-    let result = rename_into_place(temp, target, parent, &mut changed);
+    let result = rename_into_place(&shared.root, temp, place, &mut changed);
     if !shared.fsync {
         return result;
     }
@@ -780,19 +850,22 @@ fn publish(
     result
 }
 
-/// `create_dirs(parent)` then `rename(temp, target)`. `delete` removes the directories it
-/// leaves empty, so a concurrent delete in the same directory can remove `parent` between
-/// the two: create it and rename again (bounded; the temp file is still ours, nothing was
-/// published).
+/// [`refuse_symlinks`], `create_dirs(parent)` then `rename(temp, target)`. `delete` removes
+/// the directories it leaves empty, so a concurrent delete in the same directory can remove
+/// `parent` between the two: create it and rename again (bounded; the temp file is still ours,
+/// nothing was published).
 fn rename_into_place(
+    root: &Path,
     temp: &Path,
-    target: &Path,
-    parent: &Path,
+    place: Place<'_>,
     changed: &mut Vec<PathBuf>,
 ) -> Result<(), Error> {
+    let target = place.target;
+    let parent = target.parent().unwrap_or(root);
     let mut attempt = 0;
     loop {
         attempt += 1;
+        refuse_symlinks(root, place.key)?;
         match create_dirs(parent, changed) {
             Ok(()) => {}
             Err(e) if absent(&e) && attempt < RENAME_ATTEMPTS => continue,

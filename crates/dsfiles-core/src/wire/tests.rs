@@ -118,6 +118,7 @@ fn report() -> SyncReport {
         deleted_dossiers: vec![],
         removed_upstream: 0,
         pruned: false,
+        kept: vec![],
         warnings: vec![],
         bytes_downloaded: 0,
         duration_secs: 0.0,

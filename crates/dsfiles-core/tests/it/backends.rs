@@ -427,7 +427,7 @@ async fn crash_then_rerun(backend: Backend, crash: Crash) -> Result<()> {
     );
     ensure!(
         h.sink
-            .get_small(dsfiles_core::wire::SYNC_POINT_KEY)
+            .get_small(&dsfiles_core::wire::sync_point_key(h.sim.demarche()))
             .await?
             .is_none(),
         "a sync point was written by the crashed run"

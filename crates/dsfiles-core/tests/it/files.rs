@@ -118,7 +118,7 @@ async fn a_file_with_a_bad_virus_scan_is_skipped_reported_and_stored_when_allowe
     env.assert_ground_truth(&[target.id]).await?;
     let recheck: wire::Recheck = serde_json::from_slice(
         &env.sink
-            .get_small(wire::RECHECK_KEY)
+            .get_small(&wire::recheck_key(env.sim.demarche()))
             .await?
             .unwrap_or_default(),
     )?;

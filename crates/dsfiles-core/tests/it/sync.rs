@@ -225,7 +225,7 @@ async fn pending_scans_are_flagged_and_rechecked() -> anyhow::Result<()> {
     );
     let recheck: wire::Recheck = serde_json::from_slice(
         &env.sink
-            .get_small(wire::RECHECK_KEY)
+            .get_small(&wire::recheck_key(env.sim.demarche()))
             .await?
             .unwrap_or_default(),
     )?;

@@ -3,6 +3,7 @@
 use anyhow::{Result, ensure};
 use bytes::Bytes;
 use dsfiles_sink::{LocalSink, ObjectMeta, Sink, SinkOptions};
+use futures::{StreamExt as _, TryStreamExt as _};
 
 /// Every temp file under `.dsfiles/tmp/` of `root`, without opening a sink there.
 fn temp_files(root: &std::path::Path) -> Result<Vec<std::path::PathBuf>> {
@@ -126,5 +127,109 @@ async fn a_file_in_the_way_of_a_directory_is_an_io_error_naming_the_path() -> Re
         temp_files(dir.path())?.is_empty(),
         "temp file left after a failed commit"
     );
+    Ok(())
+}
+
+/// Every file under `dir` with its bytes, sorted (symlinks not followed).
+fn snapshot(dir: &std::path::Path) -> Result<Vec<(std::path::PathBuf, Vec<u8>)>> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                dirs.push(entry.path());
+            } else if kind.is_file() {
+                files.push((entry.path(), std::fs::read(entry.path())?));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// An operation through a symlink fails with `Error::Symlink` naming `component`.
+fn check<T: std::fmt::Debug>(
+    what: &str,
+    result: Result<T, dsfiles_sink::Error>,
+    component: &str,
+) -> Result<()> {
+    match result {
+        Err(dsfiles_sink::Error::Symlink { component: c, .. }) if c == component => Ok(()),
+        other => anyhow::bail!("{what}: expected a symlink error on `{component}`, got {other:?}"),
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn symlinks_inside_the_destination_are_refused() -> Result<()> {
+    let outside = tempfile::tempdir()?;
+    std::fs::write(outside.path().join("secret.txt"), b"outside")?;
+    let before = snapshot(outside.path())?;
+    let dir = tempfile::tempdir()?;
+    let sink = LocalSink::open(dir.path(), SinkOptions::default())?;
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("linked"))?;
+    std::fs::create_dir(dir.path().join("real"))?;
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        dir.path().join("real/file.txt"),
+    )?;
+
+    for (key, component) in [
+        ("linked/secret.txt", "linked"),
+        ("linked/new/a.pdf", "linked"),
+        ("real/file.txt", "real/file.txt"),
+    ] {
+        check("get", sink.get(key).await.map(|_| ()), component)?;
+        check("get_small", sink.get_small(key).await, component)?;
+        check("get_range", sink.get_range(key, 0..3).await, component)?;
+        check("stat", sink.stat(key).await, component)?;
+        check("head", sink.head(key).await, component)?;
+        check("delete", sink.delete(key).await, component)?;
+        let bytes = Bytes::from_static(b"overwritten");
+        check("put_small", sink.put_small(key, bytes).await, component)?;
+        let upload = sink.create(key, &ObjectMeta::default()).await;
+        check("create", upload.map(|_| ()), component)?;
+    }
+    let listed = sink.list("linked/").collect::<Vec<_>>().await;
+    ensure!(
+        matches!(
+            listed.as_slice(),
+            [Err(dsfiles_sink::Error::Symlink { .. })]
+        ),
+        "{listed:?}"
+    );
+    let all: Vec<String> = sink
+        .list("")
+        .map(|e| e.map(|e| e.key))
+        .try_collect()
+        .await?;
+    ensure!(all.is_empty(), "symlinks listed: {all:?}");
+
+    // A directory swapped for a symlink between `create` and `commit`.
+    let mut up = sink.create("swap/a.pdf", &ObjectMeta::default()).await?;
+    up.write(Bytes::from_static(b"late")).await?;
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("swap"))?;
+    check("commit", up.commit().await, "swap")?;
+
+    ensure!(
+        snapshot(outside.path())? == before,
+        "something outside changed"
+    );
+    ensure!(temp_files(dir.path())?.is_empty(), "temp file left behind");
+    Ok(())
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_symlinked_state_directory_is_refused_at_open() -> Result<()> {
+    let outside = tempfile::tempdir()?;
+    let dir = tempfile::tempdir()?;
+    std::os::unix::fs::symlink(outside.path(), dir.path().join(".dsfiles"))?;
+    let opened = LocalSink::open(dir.path(), SinkOptions::default()).map(|_| ());
+    check("open", opened, ".dsfiles")?;
+    ensure!(snapshot(outside.path())?.is_empty());
+    ensure!(std::fs::read_dir(outside.path())?.next().is_none());
     Ok(())
 }

@@ -539,6 +539,7 @@ impl Harness {
         let mut keys: Vec<&str> = all_files.iter().map(|f| f.key.as_str()).collect();
         keys.sort();
         let listed = list(self.sink.as_ref(), "").await?;
+        let demarche = self.sim.demarche();
         let stored: Vec<&str> = listed
             .iter()
             .map(|e| e.key.as_str())
@@ -556,9 +557,9 @@ impl Harness {
             .filter(|k| {
                 !(k.starts_with(wire::DOSSIERS_PREFIX)
                     || k.starts_with(wire::RUNS_PREFIX)
-                    || *k == wire::SYNC_POINT_KEY
-                    || *k == wire::RECHECK_KEY
-                    || *k == wire::STAGING_MARKER
+                    || *k == wire::sync_point_key(demarche)
+                    || *k == wire::recheck_key(demarche)
+                    || *k == wire::staging_marker(demarche)
                     || *k == ".dsfiles/lock")
             })
             .collect();
