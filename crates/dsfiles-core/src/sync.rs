@@ -207,6 +207,7 @@ pub async fn sync(
                         file_id: None,
                         key: shard_key(dossier),
                         reason: format!("internal error while syncing the dossier: {e}"),
+                        code: None,
                     });
                     recheck_later.insert(dossier);
                 }
@@ -420,7 +421,11 @@ impl Totals {
 /// The result of one planned download.
 enum Settled {
     Stored(ShardFile, Option<String>),
-    Failed { key: String, reason: String },
+    Failed {
+        key: String,
+        reason: String,
+        code: Option<&'static str>,
+    },
     Cancelled,
 }
 
@@ -439,6 +444,7 @@ impl Run {
                 file_id: None,
                 key: shard_key.clone(),
                 reason,
+                code: None,
             });
             out.recheck = true;
         };
@@ -597,7 +603,7 @@ impl Run {
                     }
                     files.push(entry);
                 }
-                Settled::Failed { key, reason } => {
+                Settled::Failed { key, reason, code } => {
                     incomplete = true;
                     self.progress.event(&Event::FileFailed {
                         key: key.clone(),
@@ -608,6 +614,7 @@ impl Run {
                         file_id: Some(file_id),
                         key,
                         reason,
+                        code: code.map(str::to_owned),
                     });
                     files.extend(previous);
                 }
@@ -690,6 +697,7 @@ impl Run {
                             fetch::error_chain(&e)
                         ),
                         key: key.into_string(),
+                        code: None,
                     };
                 }
             }
@@ -708,9 +716,10 @@ impl Run {
                 Settled::Stored(entry(&file_id, key.as_str(), fetched), detail)
             }
             Err(FetchFailure::Cancelled) => Settled::Cancelled,
-            Err(FetchFailure::Failed(reason)) => Settled::Failed {
+            Err(FetchFailure::Failed { reason, code }) => Settled::Failed {
                 key: key.into_string(),
                 reason,
+                code,
             },
         }
     }
@@ -736,6 +745,7 @@ impl Run {
             return Settled::Failed {
                 key: failed_key,
                 reason: format!("cannot prepare the staging area `{STAGING_PREFIX}`: {e}"),
+                code: None,
             };
         }
         let staging = format!(
@@ -765,10 +775,11 @@ impl Run {
         {
             Ok(fetched) => fetched,
             Err(FetchFailure::Cancelled) => return Settled::Cancelled,
-            Err(FetchFailure::Failed(reason)) => {
+            Err(FetchFailure::Failed { reason, code }) => {
                 return Settled::Failed {
                     key: failed_key,
                     reason,
+                    code,
                 };
             }
         };
@@ -812,6 +823,7 @@ impl Run {
             Err(reason) => Settled::Failed {
                 key: key.into_string(),
                 reason,
+                code: None,
             },
         }
     }

@@ -150,6 +150,7 @@ fn exit_status() {
             file_id: None,
             key: "k".into(),
             reason: "r".into(),
+            code: None,
         }],
         ..report()
     };
