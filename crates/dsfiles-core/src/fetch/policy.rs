@@ -59,6 +59,18 @@ impl AllowedHost {
         })
     }
 
+    /// Exactly `addr` (IP and port): a server of this machine, such as a test's.
+    pub fn of_socket(addr: SocketAddr) -> AllowedHost {
+        let host = match addr.ip() {
+            IpAddr::V4(ip) => Host::Ipv4(ip),
+            IpAddr::V6(ip) => Host::Ipv6(ip),
+        };
+        AllowedHost {
+            host,
+            port: Some(addr.port()),
+        }
+    }
+
     /// Whether `host:port` is this entry.
     fn matches(&self, host: &Host<&str>, port: u16) -> bool {
         self.matches_host(host) && self.port.is_none_or(|p| p == port)

@@ -2,5 +2,6 @@
 
 mod backends;
 mod files;
+mod hostile;
 mod support;
 mod sync;
