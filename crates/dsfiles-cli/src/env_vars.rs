@@ -16,3 +16,14 @@ pub const RUST_LOG: &str = "RUST_LOG";
 
 /// When set (to anything), no colours on stderr.
 pub const NO_COLOR: &str = "NO_COLOR";
+
+/// File hosts downloads may reach on a loopback, private or link-local address, comma-separated
+/// (`--allow-file-host`).
+pub const DSFILES_ALLOW_FILE_HOSTS: &str = "DSFILES_ALLOW_FILE_HOSTS";
+
+/// Seconds every download attempt gets on top of its size-based share
+/// (`--download-deadline-base`).
+pub const DSFILES_DOWNLOAD_DEADLINE_BASE: &str = "DSFILES_DOWNLOAD_DEADLINE_BASE";
+
+/// The slowest download tolerated, in KiB/s (`--download-min-rate`).
+pub const DSFILES_DOWNLOAD_MIN_RATE: &str = "DSFILES_DOWNLOAD_MIN_RATE";

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::parser::ValueSource;
-use dsfiles_core::FetchOptions;
 use dsfiles_core::ds::{ClientConfig, Token};
+use dsfiles_core::{AllowedHost, FetchOptions};
 use dsfiles_server::{
     AllowList, AppState, ConfigFile, CorePipeline, Secret, ServerConfig, WebhookSecrets,
 };
@@ -61,6 +61,11 @@ pub struct ServeArgs {
     pub download_read_timeout: u64,
     /// `--dest-option KEY=VALUE`, as `dsfiles sync` defines it.
     pub dest_options: Vec<(String, String)>,
+    /// `--allow-file-host`, `--download-deadline-base`, `--download-min-rate`, as `dsfiles sync`
+    /// defines them.
+    pub allow_file_hosts: Vec<AllowedHost>,
+    pub download_deadline_base: u64,
+    pub download_min_rate: u64,
     pub ds: DsArgs,
     /// Ids of the arguments given on the command line or through their environment variable
     /// (the others hold clap's default, which the config file overrides).
@@ -68,7 +73,13 @@ pub struct ServeArgs {
 }
 
 /// The arguments of `dsfiles sync` that `serve` takes as they are, by clap id.
-const FROM_SYNC: [&str; 2] = ["download_read_timeout", "dest_options"];
+const FROM_SYNC: [&str; 5] = [
+    "download_read_timeout",
+    "dest_options",
+    "allow_file_hosts",
+    "download_deadline_base",
+    "download_min_rate",
+];
 
 /// `FROM_SYNC`'s definitions, taken from `dsfiles sync` so that the two cannot drift, shown
 /// among the service's options.
@@ -112,10 +123,25 @@ impl clap::FromArgMatches for ServeArgs {
             .map_err(matches_error)?
             .map(|values| values.cloned().collect())
             .unwrap_or_default();
+        let allow_file_hosts = matches
+            .try_get_many::<AllowedHost>(FROM_SYNC[2])
+            .map_err(matches_error)?
+            .map(|values| values.cloned().collect())
+            .unwrap_or_default();
+        let number = |id: &str| {
+            matches
+                .try_get_one::<u64>(id)
+                .map_err(matches_error)?
+                .copied()
+                .ok_or_else(|| matches_error(format!("`{id}` has no value")))
+        };
         Ok(ServeArgs {
             service: ServiceArgs::from_arg_matches(matches)?,
             download_read_timeout,
             dest_options,
+            allow_file_hosts,
+            download_deadline_base: number(FROM_SYNC[3])?,
+            download_min_rate: number(FROM_SYNC[4])?,
             ds: DsArgs::from_arg_matches(matches)?,
             explicit: matches
                 .ids()
@@ -298,7 +324,7 @@ fn resolve(args: &ServeArgs, file: ConfigFile) -> anyhow::Result<Resolved> {
     let fetch = FetchOptions {
         connect_timeout: Duration::from_secs(ds_args.connect_timeout),
         read_timeout: Duration::from_secs(download_read_timeout),
-        ..FetchOptions::default()
+        ..download_policy(args, &file, &ds_args)?
     };
     // The file's `[dest_options]`, each key overridden by a `--dest-option` of the same key.
     let mut dest_options: BTreeMap<String, String> = file
@@ -386,6 +412,48 @@ fn resolve(args: &ServeArgs, file: ConfigFile) -> anyhow::Result<Resolved> {
         demarche_tokens,
         fetch,
         dest_options: dest_options.into_iter().collect(),
+    })
+}
+
+/// What downloads may reach and cost: each flag given explicitly, else the file's key, else the
+/// flag's default. A bad `allow_file_hosts` entry is a usage error naming it.
+fn download_policy(
+    args: &ServeArgs,
+    file: &ConfigFile,
+    ds: &DsArgs,
+) -> anyhow::Result<FetchOptions> {
+    let allow_file_hosts = if args.explicit(FROM_SYNC[2]) {
+        args.allow_file_hosts.clone()
+    } else {
+        file.allow_file_hosts
+            .iter()
+            .map(|entry| entry.parse::<AllowedHost>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| UsageError::new(format!("`allow_file_hosts`: {e}")))?
+    };
+    let or_file = |id: &str, flag: u64, file: Option<u64>| {
+        if args.explicit(id) {
+            flag
+        } else {
+            file.unwrap_or(flag)
+        }
+    };
+    let base = or_file(
+        FROM_SYNC[3],
+        args.download_deadline_base,
+        file.download_deadline_base_secs,
+    );
+    let rate = or_file(
+        FROM_SYNC[4],
+        args.download_min_rate,
+        file.download_min_rate_kib,
+    );
+    Ok(FetchOptions {
+        api_endpoint: Some(ds.endpoint.clone()),
+        allow_file_hosts,
+        deadline_base: Duration::from_secs(base),
+        min_rate: rate.saturating_mul(1024),
+        ..FetchOptions::default()
     })
 }
 
@@ -664,6 +732,59 @@ mod tests {
         max_attempts = 3
         page_size = 50
     "#;
+
+    /// The download policy: `dsfiles sync`'s flags over the file's keys over the defaults; the
+    /// DS endpoint's host is allowed; a bad allowed host is a usage error naming it.
+    #[test]
+    fn download_policy_comes_from_flags_then_the_file() {
+        let toml = r#"
+            allow_file_hosts = ["minio.local:9000", "10.0.0.5"]
+            download_deadline_base_secs = 5
+            download_min_rate_kib = 2
+            [ds]
+            token = "t"
+            endpoint = "http://10.1.1.1:3000/api/v2/graphql"
+        "#;
+        let fetch = resolve_with(&[], toml).unwrap().fetch;
+        let hosts: Vec<String> = fetch
+            .allow_file_hosts
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
+        assert_eq!(hosts, ["minio.local:9000", "10.0.0.5"]);
+        assert_eq!(fetch.deadline_base, Duration::from_secs(5));
+        assert_eq!(fetch.min_rate, 2048);
+        assert_eq!(
+            fetch.api_endpoint.map(|u| u.to_string()).as_deref(),
+            Some("http://10.1.1.1:3000/api/v2/graphql")
+        );
+        let args = [
+            "--allow-file-host",
+            "files.local",
+            "--download-deadline-base",
+            "30",
+            "--download-min-rate",
+            "0",
+        ];
+        let fetch = resolve_with(&args, toml).unwrap().fetch;
+        let hosts: Vec<String> = fetch
+            .allow_file_hosts
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
+        assert_eq!(hosts, ["files.local"]);
+        assert_eq!(fetch.deadline_base, Duration::from_secs(30));
+        assert_eq!(fetch.min_rate, 0);
+        let bad = resolve_with(
+            &[],
+            "allow_file_hosts = [\"http://x/\"]\n[ds]\ntoken = \"t\"",
+        );
+        let err = bad.err().map(|e| format!("{e:#}")).unwrap_or_default();
+        assert!(
+            err.contains("`allow_file_hosts`") && err.contains("`http://x/`"),
+            "{err}"
+        );
+    }
 
     /// The file fills what neither a flag nor the environment gave; a flag wins over the file
     /// even when its value equals clap's default (clap says where each value came from).

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use dsfiles_core::{CancellationToken, Event, ProgressSink, SyncOptions, ds, sink};
+use dsfiles_core::{AllowedHost, CancellationToken, Event, ProgressSink, SyncOptions, ds, sink};
 
 /// Progress is an interface: a library user receives typed events and renders them as it likes.
 struct Log;
@@ -31,10 +31,13 @@ async fn main() -> anyhow::Result<()> {
         ds::Token::new(sim.token())?,
     ))?;
     let dest = sink::open(&dir.path().display().to_string(), &[])?;
-    let options = SyncOptions {
+    let mut options = SyncOptions {
         jobs: 4,
         ..SyncOptions::new(sim.demarche())
     };
+    // Downloads refuse loopback and private addresses unless allowed: the simulator's are.
+    options.fetch.api_endpoint = Some(sim.endpoint());
+    options.fetch.allow_file_hosts = vec![AllowedHost::of_socket(sim.file_host())];
 
     let report = dsfiles_core::sync(
         client,

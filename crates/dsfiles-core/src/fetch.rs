@@ -4,9 +4,16 @@
 //! ones, checksum mismatches with a fresh download).
 //!
 //! File URLs are signed and point to another host than the API: this module has its own HTTP
-//! client that never sends an `Authorization` header, and URLs appear in messages only with
-//! their query stripped.
+//! client that never sends an `Authorization` header nor a `Referer`, and URLs appear in
+//! messages only with their query stripped.
+//!
+//! File URLs come from DS's answers, so they are untrusted: [`policy`] decides which hosts and
+//! addresses a download may reach (checked on every URL and redirect hop, and on every
+//! resolved address, before any connection), how many bytes a body may have (never more than
+//! DS announced) and how long an attempt may take.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
@@ -15,6 +22,7 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, RANGE, RETRY_AFTER};
 use tokio_util::sync::CancellationToken;
 
+use self::policy::{Blocked, HopRefusal, HostPolicy};
 use crate::extract::FileRecord;
 use crate::hash::{Digests, Hasher};
 use crate::options::FetchOptions;
@@ -22,6 +30,8 @@ use crate::plan::{good_status, verifiable};
 use crate::sink::{self, ObjectMeta, Sink, Upload};
 use crate::wire::{Event, FileStatus};
 use crate::{Error, Progress};
+
+pub(crate) mod policy;
 
 /// Resumes (`Range` requests) of one attempt before it counts as a failed attempt.
 const MAX_RESUMES: u32 = 5;
@@ -58,8 +68,12 @@ pub(crate) struct Fetched {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum FetchFailure {
     Cancelled,
-    /// The last real error, with attempts and elapsed time.
-    Failed(String),
+    Failed {
+        /// The last real error, with attempts and elapsed time.
+        reason: String,
+        /// Machine-readable kind, when there is one ([`policy::BLOCKED_ADDRESS`]).
+        code: Option<&'static str>,
+    },
 }
 
 /// One way a download attempt can end badly.
@@ -90,6 +104,17 @@ enum AttemptError {
     RangeIgnored {
         status: StatusCode,
     },
+    /// The URL or an address it resolves to is refused by [`policy`] (no connection made).
+    Blocked(String),
+    /// A redirect [`policy`] does not follow (downgrade to http, too many hops).
+    Redirect(String),
+    /// The body went past `limit` bytes: DS's announced size, or the cap for unannounced sizes.
+    TooLong {
+        limit: u64,
+        announced: bool,
+    },
+    /// The attempt outlived its deadline ([`policy::attempt_deadline`]).
+    Deadline(Duration),
     Sink(sink::Error),
     /// The hashing thread died (a bug).
     Hashing(String),
@@ -104,11 +129,43 @@ impl AttemptError {
                     || *status == StatusCode::REQUEST_TIMEOUT
             }
             AttemptError::Transport { error, .. } => !error.is_builder() && !error.is_redirect(),
-            AttemptError::Truncated { .. } | AttemptError::RangeIgnored { .. } => true,
+            AttemptError::Truncated { .. }
+            | AttemptError::RangeIgnored { .. }
+            | AttemptError::Deadline(_) => true,
             AttemptError::Sink(e) => e.is_transient(),
-            AttemptError::Cancelled | AttemptError::Expired { .. } | AttemptError::Hashing(_) => {
-                false
+            AttemptError::Cancelled
+            | AttemptError::Expired { .. }
+            | AttemptError::Hashing(_)
+            | AttemptError::Blocked(_)
+            | AttemptError::Redirect(_)
+            | AttemptError::TooLong { .. } => false,
+        }
+    }
+
+    /// The machine-readable kind of a failure ending with this error.
+    fn code(&self) -> Option<&'static str> {
+        matches!(self, AttemptError::Blocked(_)).then_some(policy::BLOCKED_ADDRESS)
+    }
+
+    /// A failed request: refused by [`policy`] (found in the error's sources: the resolver and
+    /// the redirect policy report through reqwest) or a transport error.
+    fn from_request(url: &str, error: reqwest::Error) -> AttemptError {
+        let mut source = std::error::Error::source(&error);
+        while let Some(e) = source {
+            if let Some(blocked) = e.downcast_ref::<Blocked>() {
+                return AttemptError::Blocked(blocked.to_string());
             }
+            if let Some(refusal) = e.downcast_ref::<HopRefusal>() {
+                return match refusal {
+                    HopRefusal::Blocked(blocked) => AttemptError::Blocked(blocked.to_string()),
+                    other => AttemptError::Redirect(other.to_string()),
+                };
+            }
+            source = e.source();
+        }
+        AttemptError::Transport {
+            url: url.to_owned(),
+            error: error.without_url(),
         }
     }
 }
@@ -138,6 +195,27 @@ impl std::fmt::Display for AttemptError {
                     "a `Range` request was answered with `{status}` instead of the requested part"
                 )
             }
+            AttemptError::Blocked(reason) => f.write_str(reason),
+            AttemptError::Redirect(reason) => write!(f, "refused to follow {reason}"),
+            AttemptError::TooLong {
+                limit,
+                announced: true,
+            } => write!(
+                f,
+                "body longer than announced: more than the {limit} bytes DS announced"
+            ),
+            AttemptError::TooLong {
+                limit,
+                announced: false,
+            } => write!(
+                f,
+                "body longer than {limit} bytes, the limit for files DS announces no size for"
+            ),
+            AttemptError::Deadline(d) => write!(
+                f,
+                "the download did not finish within its deadline of {:.1}s",
+                d.as_secs_f64()
+            ),
             AttemptError::Sink(e) => write!(f, "{}", error_chain(e)),
             AttemptError::Hashing(reason) => write!(f, "hashing failed: {reason}"),
         }
@@ -207,10 +285,30 @@ pub(crate) fn content_range_start(value: &str) -> Option<u64> {
     rest.split('-').next()?.trim().parse().ok()
 }
 
+/// The system resolver, keeping only the addresses [`policy`] allows: the connection uses exactly
+/// the addresses checked here, so a name cannot resolve to something else between the check and
+/// the connection (DNS rebinding).
+struct CheckedResolver(Arc<HostPolicy>);
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = Arc::clone(&self.0);
+        Box::pin(async move {
+            let name = name.as_str().to_owned();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let allowed = policy.filter_resolved(&name, addrs)?;
+            let addrs: reqwest::dns::Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
 /// Downloads files; one per sync run, shared by the workers.
 #[derive(Clone, Debug)]
 pub(crate) struct Fetcher {
     http: reqwest::Client,
+    policy: Arc<HostPolicy>,
     opts: FetchOptions,
     /// Extra downloads after a checksum mismatch.
     retries: u32,
@@ -227,13 +325,26 @@ struct Budget {
 
 impl Fetcher {
     pub(crate) fn new(opts: FetchOptions, retries: u32) -> Result<Fetcher, Error> {
+        let policy = Arc::new(HostPolicy::new(
+            &opts.allow_file_hosts,
+            opts.api_endpoint.as_ref(),
+        ));
+        let hops = Arc::clone(&policy);
         let http = reqwest::Client::builder()
             .connect_timeout(opts.connect_timeout)
             .read_timeout(opts.read_timeout)
             .user_agent(opts.user_agent.clone())
             // Bytes must arrive exactly as stored: no transparent decompression.
             .no_gzip()
-            .redirect(reqwest::redirect::Policy::limited(10))
+            // The signed URL must not travel to the next host.
+            .referer(false)
+            .redirect(reqwest::redirect::Policy::custom(move |attempt| match hops
+                .check_hop(attempt.previous(), attempt.url())
+            {
+                Ok(()) => attempt.follow(),
+                Err(refusal) => attempt.error(refusal),
+            }))
+            .dns_resolver(CheckedResolver(Arc::clone(&policy)))
             .build()
             .map_err(|e| Error::InvalidOption {
                 name: "fetch",
@@ -241,6 +352,7 @@ impl Fetcher {
             })?;
         Ok(Fetcher {
             http,
+            policy,
             opts,
             retries,
         })
@@ -259,13 +371,15 @@ impl Fetcher {
         let mut budget = Budget::default();
         let mut seen: Vec<Digests> = Vec::new();
         let max_expired = self.retries + 2;
-        let fail = |budget: &Budget, reason: String| {
-            FetchFailure::Failed(format!(
-                "{reason} (after {} attempts in {:.1}s)",
-                budget.attempts,
-                started.elapsed().as_secs_f64()
-            ))
-        };
+        let fail =
+            |budget: &Budget, reason: String, code: Option<&'static str>| FetchFailure::Failed {
+                reason: format!(
+                    "{reason} (after {} attempts in {:.1}s)",
+                    budget.attempts,
+                    started.elapsed().as_secs_f64()
+                ),
+                code,
+            };
         loop {
             if cancel.is_cancelled() {
                 return Err(FetchFailure::Cancelled);
@@ -282,29 +396,15 @@ impl Fetcher {
                 Ok((upload, size, digests)) => {
                     let matches = !verifiable(&record)
                         || (size == record.byte_size && digests.md5_base64 == record.checksum);
-                    let stable = seen.iter().any(|d| d.sha256_hex == digests.sha256_hex);
+                    // Identical bytes twice outweigh DS's checksum only at DS's size. (They
+                    // come from an allowed host: the policy refuses the others before any
+                    // connection.)
+                    let stable = size == record.byte_size
+                        && seen.iter().any(|d| d.sha256_hex == digests.sha256_hex);
                     if matches || stable {
                         match upload.commit().await {
                             Err(e) => AttemptError::Sink(e),
-                            Ok(()) => {
-                                let (status, detail) = if matches {
-                                    (good_status(&record), None)
-                                } else {
-                                    let detail = mismatch(&record, size, &digests);
-                                    (
-                                        FileStatus::ChecksumMismatch,
-                                        Some(detail + "; identical bytes on two downloads"),
-                                    )
-                                };
-                                return Ok(Fetched {
-                                    record,
-                                    sha256: digests.sha256_hex,
-                                    md5_base64: digests.md5_base64,
-                                    size,
-                                    status,
-                                    detail,
-                                });
-                            }
+                            Ok(()) => return Ok(fetched(record, size, digests, matches)),
                         }
                     } else {
                         abort(upload, dest.key).await;
@@ -312,27 +412,14 @@ impl Fetcher {
                         seen.push(digests);
                         budget.mismatches += 1;
                         if budget.mismatches > self.retries {
-                            return Err(fail(
-                                &budget,
-                                format!(
-                                    "downloads disagree with each other and with DS: last {reason}"
-                                ),
-                            ));
+                            let reason = format!(
+                                "downloads disagree with each other and with DS: last {reason}"
+                            );
+                            return Err(fail(&budget, reason, None));
                         }
-                        self.retry_event(dest.key, &budget, &reason, progress);
-                        match refresh.refresh(&record).await {
-                            Ok(Some(fresh)) => record = fresh,
-                            Ok(None) => {
-                                return Err(fail(
-                                    &budget,
-                                    "DS no longer lists the file".to_owned(),
-                                ));
-                            }
-                            Err(e) => tracing::warn!(
-                                key = dest.key,
-                                "cannot refresh the file's metadata: {e}"
-                            ),
-                        }
+                        self.refetch(&mut record, &budget, &reason, dest.key, refresh, progress)
+                            .await
+                            .map_err(|r| fail(&budget, r, None))?;
                         continue;
                     }
                 }
@@ -343,26 +430,36 @@ impl Fetcher {
                 AttemptError::Expired { .. } => {
                     budget.expired += 1;
                     if budget.expired > max_expired {
-                        return Err(fail(&budget, error.to_string()));
+                        return Err(fail(&budget, error.to_string(), None));
                     }
                     self.retry_event(dest.key, &budget, &error.to_string(), progress);
                     match refresh.refresh(&record).await {
                         Ok(Some(fresh)) => record = fresh,
                         Ok(None) => {
-                            return Err(fail(&budget, "DS no longer lists the file".to_owned()));
+                            let reason = "DS no longer lists the file".to_owned();
+                            return Err(fail(&budget, reason, None));
                         }
                         Err(e) => {
-                            return Err(fail(
-                                &budget,
-                                format!("{error}; fresh URLs could not be fetched: {e}"),
-                            ));
+                            let reason = format!("{error}; fresh URLs could not be fetched: {e}");
+                            return Err(fail(&budget, reason, None));
                         }
                     }
+                }
+                // Like a mismatch: DS's metadata may be stale, never stored.
+                AttemptError::TooLong { .. } => {
+                    let reason = error.to_string();
+                    budget.mismatches += 1;
+                    if budget.mismatches > self.retries {
+                        return Err(fail(&budget, reason, None));
+                    }
+                    self.refetch(&mut record, &budget, &reason, dest.key, refresh, progress)
+                        .await
+                        .map_err(|r| fail(&budget, r, None))?;
                 }
                 error if error.is_transient() => {
                     budget.transient += 1;
                     if budget.transient >= self.opts.max_transient_attempts {
-                        return Err(fail(&budget, error.to_string()));
+                        return Err(fail(&budget, error.to_string(), None));
                     }
                     self.retry_event(dest.key, &budget, &error.to_string(), progress);
                     let delay = match &error {
@@ -377,9 +474,29 @@ impl Fetcher {
                         () = tokio::time::sleep(delay) => {}
                     }
                 }
-                error => return Err(fail(&budget, error.to_string())),
+                error => return Err(fail(&budget, error.to_string(), error.code())),
             }
         }
+    }
+
+    /// Before another attempt at a file DS's metadata did not describe: a retry event, then
+    /// fresh metadata (kept as it was when DS cannot be reached). `Err`: DS dropped the file.
+    async fn refetch(
+        &self,
+        record: &mut FileRecord,
+        budget: &Budget,
+        reason: &str,
+        key: &str,
+        refresh: &dyn Refresh,
+        progress: &Progress,
+    ) -> Result<(), String> {
+        self.retry_event(key, budget, reason, progress);
+        match refresh.refresh(record).await {
+            Ok(Some(fresh)) => *record = fresh,
+            Ok(None) => return Err("DS no longer lists the file".to_owned()),
+            Err(e) => tracing::warn!(key, "cannot refresh the file's metadata: {e}"),
+        }
+        Ok(())
     }
 
     /// Creates the upload and downloads into it. On success the upload is returned unpublished
@@ -399,17 +516,22 @@ impl Fetcher {
             .await
             .map_err(AttemptError::Sink)?;
         let mut hasher = Hasher::start();
-        let result = self
-            .download(
-                record,
-                upload.as_mut(),
-                &mut hasher,
-                dest.key,
-                refresh,
-                progress,
-                cancel,
-            )
-            .await;
+        let download = self.download(
+            record,
+            upload.as_mut(),
+            &mut hasher,
+            dest.key,
+            refresh,
+            progress,
+            cancel,
+        );
+        let size = announced(record).unwrap_or(self.opts.max_unannounced_size);
+        let result = match policy::attempt_deadline(size, &self.opts) {
+            Some(deadline) => tokio::time::timeout(deadline, download)
+                .await
+                .unwrap_or(Err(AttemptError::Deadline(deadline))),
+            None => download.await,
+        };
         let digests = hasher.finish().await;
         match (result, digests) {
             (Ok(size), Ok(digests)) => Ok((upload, size, digests)),
@@ -457,17 +579,28 @@ impl Fetcher {
     ) -> Result<u64, AttemptError> {
         let mut signed_url = record.url.clone();
         let mut url = strip_query(&signed_url).to_owned();
-        let announced = verifiable(record).then_some(record.byte_size);
+        let announced = announced(record);
+        let limit = policy::body_limit(announced, &self.opts);
+        let too_long = AttemptError::TooLong {
+            limit: limit.saturating_sub(1),
+            announced: announced.is_some(),
+        };
         let mut received: u64 = 0;
         let mut resumes = 0;
         loop {
+            // IP literals never reach the resolver: the URL itself is checked first.
+            if let Ok(parsed) = url::Url::parse(&signed_url) {
+                self.policy
+                    .check_url(&parsed)
+                    .map_err(|blocked| AttemptError::Blocked(blocked.to_string()))?;
+            }
             let mut request = self.http.get(&signed_url);
             if received > 0 {
                 request = request.header(RANGE, format!("bytes={received}-"));
             }
             let response = tokio::select! {
                 () = cancel.cancelled() => return Err(AttemptError::Cancelled),
-                r = request.send() => r.map_err(|error| AttemptError::Transport { url: url.clone(), error: error.without_url() })?,
+                r = request.send() => r.map_err(|error| AttemptError::from_request(&url, error))?,
             };
             let status = response.status();
             if received > 0 && expired_status(status) {
@@ -525,7 +658,10 @@ impl Fetcher {
                 .get(CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok())
-                .map(|n| n + received);
+                .map(|n| n.saturating_add(received));
+            if length.is_some_and(|n| n >= limit) {
+                return Err(too_long);
+            }
             let expected = announced.or(length);
             let mut body = response.bytes_stream();
             let interruption = loop {
@@ -536,17 +672,16 @@ impl Fetcher {
                 match next {
                     Some(Ok(chunk)) => {
                         let n = chunk.len() as u64;
+                        // Never past the limit: the rest of the body is not read.
+                        if received.saturating_add(n) >= limit {
+                            return Err(too_long);
+                        }
                         hasher.update(chunk.clone()).await;
                         upload.write(chunk).await.map_err(AttemptError::Sink)?;
                         received += n;
                         progress.event(&Event::BytesWritten { n });
                     }
-                    Some(Err(error)) => {
-                        break AttemptError::Transport {
-                            url: url.clone(),
-                            error: error.without_url(),
-                        };
-                    }
+                    Some(Err(error)) => break AttemptError::from_request(&url, error),
                     None => match expected {
                         Some(expected) if received < expected => {
                             break AttemptError::Truncated {
@@ -587,12 +722,38 @@ pub(crate) fn object_meta(record: &FileRecord, sha256_hex: Option<&str>) -> Obje
     }
 }
 
+/// The size DS announced, when it is usable (not for generated files, which have no checksum).
+fn announced(record: &FileRecord) -> Option<u64> {
+    verifiable(record).then_some(record.byte_size)
+}
+
 /// Statuses a file host answers for an expired or revoked signed URL (DS's storage proxy: 401).
 fn expired_status(status: StatusCode) -> bool {
     matches!(
         status,
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::GONE | StatusCode::NOT_FOUND
     )
+}
+
+/// The published file: `matches` when the bytes are what DS announced, else flagged.
+fn fetched(record: FileRecord, size: u64, digests: Digests, matches: bool) -> Fetched {
+    let (status, detail) = if matches {
+        (good_status(&record), None)
+    } else {
+        let detail = mismatch(&record, size, &digests);
+        (
+            FileStatus::ChecksumMismatch,
+            Some(detail + "; identical bytes on two downloads"),
+        )
+    };
+    Fetched {
+        record,
+        sha256: digests.sha256_hex,
+        md5_base64: digests.md5_base64,
+        size,
+        status,
+        detail,
+    }
 }
 
 fn mismatch(record: &FileRecord, size: u64, digests: &Digests) -> String {

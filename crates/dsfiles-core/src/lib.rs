@@ -32,6 +32,7 @@ pub use dsfiles_sink as sink;
 pub use tokio_util::sync::CancellationToken;
 
 pub use error::{Error, ErrorKind};
+pub use fetch::policy::{AllowedHost, BLOCKED_ADDRESS, blocked_reason};
 pub use list::{ListItem, list};
 pub use options::{FetchOptions, ListOptions, SINCE_MARGIN, Since, SyncOptions};
 pub use progress::{Progress, ProgressSink, no_progress};

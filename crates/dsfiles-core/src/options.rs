@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::fetch::policy::AllowedHost;
 use crate::{ds, extract};
 
 /// What [`crate::list`] lists.
@@ -33,7 +34,8 @@ pub enum Since {
 /// update with a timestamp slightly before it becomes visible.
 pub const SINCE_MARGIN: Duration = Duration::from_secs(10 * 60);
 
-/// HTTP settings of file downloads.
+/// HTTP settings of file downloads, and what they may reach and cost (the rules are in
+/// `fetch/policy.rs`, summed up in `docs/storage.md`, "File hosts and proxies").
 #[derive(Clone, Debug)]
 pub struct FetchOptions {
     pub connect_timeout: Duration,
@@ -45,7 +47,31 @@ pub struct FetchOptions {
     /// Attempts after transient errors (5xx, resets, timeouts, truncated bodies), per file.
     pub max_transient_attempts: u32,
     pub user_agent: String,
+    /// The DS API endpoint the run queries: its exact host and port may serve files whatever
+    /// its address (a self-hosted DS on a private network). `None` (the default): no such
+    /// exception, which changes nothing for DS's public hosts.
+    pub api_endpoint: Option<url::Url>,
+    /// Hosts file downloads may reach even on a loopback, private or link-local address (a
+    /// storage on the private network, a test server). Every other such address is refused
+    /// before any connection, redirects included.
+    pub allow_file_hosts: Vec<AllowedHost>,
+    /// The fixed part of an attempt's deadline (default 30 s); see `min_rate`.
+    pub deadline_base: Duration,
+    /// The slowest transfer tolerated, in bytes per second (default 64 KiB/s): an attempt at a
+    /// file of `size` bytes fails (and is retried) after `deadline_base + size / min_rate`.
+    /// 0: no deadline (the read timeout still applies).
+    pub min_rate: u64,
+    /// The largest body read when DS announces no usable size (generated PDF and GeoJSON),
+    /// default 256 MiB. With an announced size, a body is never read past it.
+    pub max_unannounced_size: u64,
 }
+
+/// Default of [`FetchOptions::deadline_base`].
+pub const DEFAULT_DEADLINE_BASE: Duration = Duration::from_secs(30);
+/// Default of [`FetchOptions::min_rate`]: 64 KiB/s.
+pub const DEFAULT_MIN_RATE: u64 = 64 * 1024;
+/// Default of [`FetchOptions::max_unannounced_size`]: 256 MiB.
+pub const DEFAULT_MAX_UNANNOUNCED_SIZE: u64 = 256 * 1024 * 1024;
 
 impl Default for FetchOptions {
     fn default() -> FetchOptions {
@@ -56,6 +82,11 @@ impl Default for FetchOptions {
             backoff_max: Duration::from_secs(30),
             max_transient_attempts: 8,
             user_agent: concat!("dsfiles/", env!("CARGO_PKG_VERSION")).to_owned(),
+            api_endpoint: None,
+            allow_file_hosts: Vec::new(),
+            deadline_base: DEFAULT_DEADLINE_BASE,
+            min_rate: DEFAULT_MIN_RATE,
+            max_unannounced_size: DEFAULT_MAX_UNANNOUNCED_SIZE,
         }
     }
 }

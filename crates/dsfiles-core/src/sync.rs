@@ -204,6 +204,7 @@ pub async fn sync(
                         file_id: None,
                         key: shard_key(dossier),
                         reason: format!("internal error while syncing the dossier: {e}"),
+                        code: None,
                     });
                     recheck_later.insert(dossier);
                 }
@@ -400,7 +401,11 @@ impl Totals {
 /// The result of one planned download.
 enum Settled {
     Stored(ShardFile, Option<String>),
-    Failed { key: String, reason: String },
+    Failed {
+        key: String,
+        reason: String,
+        code: Option<&'static str>,
+    },
     Cancelled,
 }
 
@@ -419,6 +424,7 @@ impl Run {
                 file_id: None,
                 key: shard_key.clone(),
                 reason,
+                code: None,
             });
             out.recheck = true;
         };
@@ -577,7 +583,7 @@ impl Run {
                     }
                     files.push(entry);
                 }
-                Settled::Failed { key, reason } => {
+                Settled::Failed { key, reason, code } => {
                     incomplete = true;
                     self.progress.event(&Event::FileFailed {
                         key: key.clone(),
@@ -588,6 +594,7 @@ impl Run {
                         file_id: Some(file_id),
                         key,
                         reason,
+                        code: code.map(str::to_owned),
                     });
                     files.extend(previous);
                 }
@@ -674,6 +681,7 @@ impl Run {
                             fetch::error_chain(&e)
                         ),
                         key: key.into_string(),
+                        code: None,
                     };
                 }
             }
@@ -692,9 +700,10 @@ impl Run {
                 Settled::Stored(entry(&file_id, key.as_str(), fetched), detail)
             }
             Err(FetchFailure::Cancelled) => Settled::Cancelled,
-            Err(FetchFailure::Failed(reason)) => Settled::Failed {
+            Err(FetchFailure::Failed { reason, code }) => Settled::Failed {
                 key: key.into_string(),
                 reason,
+                code,
             },
         }
     }
@@ -724,6 +733,7 @@ impl Run {
                     "cannot prepare the staging area `{}`: {e}",
                     staging_prefix(self.opts.demarche)
                 ),
+                code: None,
             };
         }
         let staging = format!(
@@ -754,10 +764,11 @@ impl Run {
         {
             Ok(fetched) => fetched,
             Err(FetchFailure::Cancelled) => return Settled::Cancelled,
-            Err(FetchFailure::Failed(reason)) => {
+            Err(FetchFailure::Failed { reason, code }) => {
                 return Settled::Failed {
                     key: failed_key,
                     reason,
+                    code,
                 };
             }
         };
@@ -801,6 +812,7 @@ impl Run {
             Err(reason) => Settled::Failed {
                 key: key.into_string(),
                 reason,
+                code: None,
             },
         }
     }

@@ -221,6 +221,10 @@ pub struct Failure {
     pub key: String,
     /// The last real error, with attempts and elapsed time.
     pub reason: String,
+    /// What kind of failure, for programs: `blocked_address` (the file's URL leads to an
+    /// address downloads may not reach). Absent for other failures and in older reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 /// A file left out on purpose (virus scan not `safe` or `pending`).

@@ -77,6 +77,15 @@ pub struct ConfigFile {
     pub jobs: Option<u64>,
     /// Seconds a file download may wait for its next bytes (`--download-read-timeout`).
     pub download_read_timeout_secs: Option<u64>,
+    /// File hosts downloads may reach on internal addresses, `HOST` or `HOST:PORT`
+    /// (`--allow-file-host`).
+    #[serde(default)]
+    pub allow_file_hosts: Vec<String>,
+    /// Seconds of every download attempt's deadline before its size counts
+    /// (`--download-deadline-base`).
+    pub download_deadline_base_secs: Option<u64>,
+    /// The slowest download tolerated, KiB/s; 0: no deadline (`--download-min-rate`).
+    pub download_min_rate_kib: Option<u64>,
     /// `[dest_options]`: `key = "value"` for every destination (`--dest-option`). Values may be
     /// credentials, so they are [`Secret`]s.
     #[serde(default)]

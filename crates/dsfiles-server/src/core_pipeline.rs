@@ -70,7 +70,10 @@ impl CorePipeline {
             default,
             per_demarche,
             dest_options: Vec::new(),
-            fetch: dsfiles_core::FetchOptions::default(),
+            fetch: dsfiles_core::FetchOptions {
+                api_endpoint: Some(config.endpoint.clone()),
+                ..dsfiles_core::FetchOptions::default()
+            },
         })
     }
 
@@ -83,8 +86,10 @@ impl CorePipeline {
     }
 
     /// HTTP settings of every sync's file downloads (connect and read timeouts, backoff,
-    /// attempts), as `dsfiles sync` resolves them.
-    pub fn with_fetch_options(mut self, fetch: dsfiles_core::FetchOptions) -> CorePipeline {
+    /// attempts, allowed file hosts, deadlines), as `dsfiles sync` resolves them. Without an
+    /// `api_endpoint`, the DS endpoint of [`CorePipeline::new`]'s config is kept.
+    pub fn with_fetch_options(mut self, mut fetch: dsfiles_core::FetchOptions) -> CorePipeline {
+        fetch.api_endpoint = fetch.api_endpoint.or(self.fetch.api_endpoint.take());
         self.fetch = fetch;
         self
     }

@@ -94,6 +94,15 @@ pub enum Fault {
     ExpireAllUrls,
     /// GraphQL: the targeted file's `checksum` is wrong, over stable bytes (DS legacy).
     WrongChecksum,
+    /// File host: the download answers 302 to `url`, wherever that is (a hostile storage).
+    RedirectTo { url: String },
+    /// File host: the body never ends (no `Content-Length`; bytes counted in
+    /// [`Stats::bytes_served`](crate::Stats::bytes_served)).
+    EndlessBody,
+    /// File host: the body comes one byte every `interval_ms`.
+    DripBody { interval_ms: u64 },
+    /// File host: `Content-Length` and body are `extra` bytes longer than the file.
+    LongerBody { extra: u64 },
 }
 
 /// Which requests a rule applies to.
@@ -128,7 +137,11 @@ impl Fault {
             | Fault::TruncatedBody
             | Fault::Corrupt { .. }
             | Fault::ExpiredUrl
-            | Fault::ExpireAllUrls => Scope::Download,
+            | Fault::ExpireAllUrls
+            | Fault::RedirectTo { .. }
+            | Fault::EndlessBody
+            | Fault::DripBody { .. }
+            | Fault::LongerBody { .. } => Scope::Download,
         }
     }
 }

@@ -504,6 +504,60 @@ fn body_stream(content: Content, start: u64, len: u64, damage: Damage, inner: Ar
     Body::from_stream(stream)
 }
 
+/// A body that does not keep to the size DS announced (whole file, ranges ignored).
+#[derive(Clone, Copy, Debug)]
+enum Hostile {
+    Endless,
+    Drip { interval_ms: u64 },
+    Longer { extra: u64 },
+}
+
+fn hostile_response(
+    hostile: Hostile,
+    content: Content,
+    content_type: String,
+    inner: Arc<Inner>,
+) -> Response {
+    const CHUNK: u64 = 16 * 1024;
+    let len = content.len();
+    // (bytes in total, bytes per chunk, pause before each chunk)
+    let (total, chunk, pause) = match hostile {
+        Hostile::Endless => (None, CHUNK, None),
+        Hostile::Drip { interval_ms } => (Some(len), 1, Some(Duration::from_millis(interval_ms))),
+        Hostile::Longer { extra } => (Some(len.saturating_add(extra)), CHUNK, None),
+    };
+    let stream = futures::stream::unfold(0u64, move |sent| {
+        let inner = Arc::clone(&inner);
+        async move {
+            let n = total.map_or(chunk, |total| chunk.min(total.saturating_sub(sent)));
+            if n == 0 {
+                return None;
+            }
+            if let Some(pause) = pause {
+                tokio::time::sleep(pause).await;
+            }
+            let mut buf = vec![0xA5u8; usize::try_from(n).unwrap_or(0)];
+            if sent < len {
+                content.fill(sent, &mut buf);
+            }
+            inner.stats.bytes_served.fetch_add(n, Ordering::Relaxed);
+            Some((
+                Ok::<_, std::io::Error>(Bytes::from(buf)),
+                sent.saturating_add(n),
+            ))
+        }
+    });
+    let mut builder = Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type);
+    if let Some(total) = total {
+        builder = builder.header(header::CONTENT_LENGTH, total);
+    }
+    builder
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
 async fn file(
     AxState(inner): AxState<Arc<Inner>>,
     method: Method,
@@ -543,6 +597,7 @@ async fn file(
     }
     let len = content.len();
     let mut damage = Damage::default();
+    let mut hostile = None;
     if !head {
         let subject = Subject {
             seq,
@@ -591,9 +646,18 @@ async fn file(
                     };
                     damage.corrupt = (len > 0).then_some((at, mask));
                 }
+                Fault::RedirectTo { url } => {
+                    return (StatusCode::FOUND, [(header::LOCATION, url)]).into_response();
+                }
+                Fault::EndlessBody => hostile = Some(Hostile::Endless),
+                Fault::DripBody { interval_ms } => hostile = Some(Hostile::Drip { interval_ms }),
+                Fault::LongerBody { extra } => hostile = Some(Hostile::Longer { extra }),
                 _ => {}
             }
         }
+    }
+    if let Some(hostile) = hostile {
+        return hostile_response(hostile, content, content_type, inner);
     }
     let range = headers
         .get(header::RANGE)

@@ -12,16 +12,22 @@ pub struct Demarche {
     pub number: u64,
     pub endpoint: String,
     pub token: String,
+    /// `HOST:PORT` of the file server (nginx on loopback), which `dsfiles` must be allowed.
+    pub file_host: String,
     pub files: usize,
     pub bytes: u64,
 }
 
 impl Demarche {
-    /// `DS_API_URL` and `DS_API_TOKEN` for `dsfiles`.
+    /// `DS_API_URL`, `DS_API_TOKEN` and `DSFILES_ALLOW_FILE_HOSTS` for `dsfiles`.
     pub fn env(&self) -> Vec<(String, String)> {
         vec![
             ("DS_API_URL".to_owned(), self.endpoint.clone()),
             ("DS_API_TOKEN".to_owned(), self.token.clone()),
+            (
+                "DSFILES_ALLOW_FILE_HOSTS".to_owned(),
+                self.file_host.clone(),
+            ),
         ]
     }
 }
@@ -73,6 +79,10 @@ impl Ds {
                 });
             }
         }
+        let file_host = match (base.host_str(), base.port_or_known_default()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            _ => anyhow::bail!("base URL `{base_url}` names no host and port"),
+        };
         let mut config = SimConfig::external_files(base, dossiers);
         config.demarche = number;
         let sim = self
@@ -83,6 +93,7 @@ impl Ds {
             number,
             endpoint: sim.endpoint().to_string(),
             token: sim.token(),
+            file_host,
             files: files.len(),
             bytes: files.iter().map(|f| f.size).sum(),
         };

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use dsfiles_core::{SyncOptions, ds, sink};
+use dsfiles_core::{AllowedHost, SyncOptions, ds, sink};
 
 use crate::cli::GlobalArgs;
 use crate::exit::Exit;
@@ -54,7 +54,11 @@ pub async fn run(args: DemoArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
         );
         logging::write_stderr(line.as_bytes()).ok();
     }
-    let report = sync::sync_with(client, sink.clone(), SyncOptions::new(demarche), global).await?;
+    // The simulator listens on loopback: its hosts are allowed explicitly.
+    let mut opts = SyncOptions::new(demarche);
+    opts.fetch.api_endpoint = Some(sim.endpoint());
+    opts.fetch.allow_file_hosts = vec![AllowedHost::of_socket(sim.file_host())];
+    let report = sync::sync_with(client, sink.clone(), opts, global).await?;
     let exit = sync::finish(&report, false, None, global.quiet)?;
     if exit != Exit::Success {
         sim.shutdown().await;

@@ -8,9 +8,10 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use dsfiles_core::extract::Layout;
-use dsfiles_core::{Since, SyncOptions, SyncReport, ds, sink};
+use dsfiles_core::{AllowedHost, Since, SyncOptions, SyncReport, ds, sink};
 
 use crate::cli::GlobalArgs;
+use crate::env_vars;
 use crate::exit::{Exit, UsageError};
 use crate::progress::{self, Progress};
 use crate::settings::{self, DsArgs, Filters};
@@ -19,6 +20,14 @@ use super::summary;
 
 /// Default of `--download-read-timeout`; a unit test checks it is the core's own default.
 const DEFAULT_DOWNLOAD_READ_TIMEOUT_SECS: u64 = 60;
+/// Defaults of `--download-deadline-base` and `--download-min-rate`: the core's (unit test).
+const DEFAULT_DEADLINE_BASE_SECS: u64 = 30;
+const DEFAULT_MIN_RATE_KIB: u64 = 64;
+
+/// `--allow-file-host`: the error names the entry (clap exits 2).
+pub fn parse_allowed_host(s: &str) -> Result<AllowedHost, String> {
+    s.parse()
+}
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -61,6 +70,28 @@ pub struct SyncArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_DOWNLOAD_READ_TIMEOUT_SECS,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub download_read_timeout: u64,
+
+    /// A file host downloads may reach although it is on a loopback, private, link-local or
+    /// otherwise internal address (repeatable; comma-separated in the environment): HOST for
+    /// every port, HOST:PORT for one (IPv6 in brackets). Other such addresses are refused before
+    /// any connection, redirects included; the DS endpoint's own host and port are always
+    /// allowed. See docs/storage.md, "File hosts and proxies".
+    #[arg(long = "allow-file-host", value_name = "HOST[:PORT]",
+          env = env_vars::DSFILES_ALLOW_FILE_HOSTS, value_delimiter = ',',
+          value_parser = parse_allowed_host)]
+    pub allow_file_hosts: Vec<AllowedHost>,
+
+    /// Seconds every download attempt gets before its size counts: an attempt at a file of
+    /// SIZE bytes fails (and is retried) after this plus SIZE / --download-min-rate.
+    #[arg(long, value_name = "SECONDS", env = env_vars::DSFILES_DOWNLOAD_DEADLINE_BASE,
+          default_value_t = DEFAULT_DEADLINE_BASE_SECS)]
+    pub download_deadline_base: u64,
+
+    /// The slowest download tolerated, in KiB/s (see --download-deadline-base); 0: no deadline
+    /// (--download-read-timeout still applies).
+    #[arg(long, value_name = "KIB_PER_SEC", env = env_vars::DSFILES_DOWNLOAD_MIN_RATE,
+          default_value_t = DEFAULT_MIN_RATE_KIB)]
+    pub download_min_rate: u64,
 
     /// Where each file goes under DEST. Placeholders: {demarche} {dossier} {state} {source}
     /// {champ_id} {label} {row} {filename} {stem} {ext} {checksum} {sha256}; every path
@@ -163,6 +194,10 @@ impl SyncArgs {
         opts.prune = self.prune;
         opts.fetch.connect_timeout = Duration::from_secs(self.ds.connect_timeout);
         opts.fetch.read_timeout = Duration::from_secs(self.download_read_timeout);
+        opts.fetch.api_endpoint = Some(self.ds.endpoint.clone());
+        opts.fetch.allow_file_hosts = self.allow_file_hosts.clone();
+        opts.fetch.deadline_base = Duration::from_secs(self.download_deadline_base);
+        opts.fetch.min_rate = self.download_min_rate.saturating_mul(1024);
         Ok(opts)
     }
 }
@@ -244,6 +279,48 @@ mod tests {
         // `--read-timeout` is the API's: downloads keep their own.
         let opts = options(&["--read-timeout", "300"]);
         assert_eq!(opts.fetch.read_timeout, core.read_timeout);
+    }
+
+    #[test]
+    fn download_policy_defaults_to_the_cores_and_follows_the_flags() {
+        let core = dsfiles_core::FetchOptions::default();
+        let opts = options(&[]);
+        assert_eq!(opts.fetch.deadline_base, core.deadline_base);
+        assert_eq!(opts.fetch.min_rate, core.min_rate);
+        assert!(opts.fetch.allow_file_hosts.is_empty());
+        let endpoint = opts.fetch.api_endpoint.map(|u| u.to_string());
+        assert_eq!(endpoint.as_deref(), Some(ds::DEFAULT_ENDPOINT));
+
+        let opts = options(&[
+            "--allow-file-host",
+            "minio.local:9000,10.0.0.5",
+            "--allow-file-host",
+            "[::1]:8080",
+            "--download-deadline-base",
+            "5",
+            "--download-min-rate",
+            "1",
+        ]);
+        let hosts: Vec<String> = opts
+            .fetch
+            .allow_file_hosts
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(hosts, ["minio.local:9000", "10.0.0.5", "[::1]:8080"]);
+        assert_eq!(opts.fetch.deadline_base, Duration::from_secs(5));
+        assert_eq!(opts.fetch.min_rate, 1024);
+
+        let args = [
+            "dsfiles",
+            "--demarche",
+            "7",
+            "--dest",
+            "d",
+            "--allow-file-host",
+        ];
+        let err = Harness::try_parse_from(args.iter().chain(&["http://h/"])).unwrap_err();
+        assert!(err.to_string().contains("`http://h/`"), "{err}");
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub fn dsfiles() -> Command {
         "DSFILES_WEBHOOK_SECRET_PREVIOUS",
         "DSFILES_ALLOW_DEST",
         "DSFILES_STATE_DIR",
+        "DSFILES_ALLOW_FILE_HOSTS",
+        "DSFILES_DOWNLOAD_DEADLINE_BASE",
+        "DSFILES_DOWNLOAD_MIN_RATE",
     ] {
         command.env_remove(var);
     }

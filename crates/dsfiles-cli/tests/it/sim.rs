@@ -38,6 +38,11 @@ impl Sim {
         command
             .env("DS_API_URL", self.handle.endpoint().as_str())
             .env("DS_API_TOKEN", self.handle.token())
+            // The simulator's file host is on loopback: allowed explicitly.
+            .env(
+                "DSFILES_ALLOW_FILE_HOSTS",
+                self.handle.file_host().to_string(),
+            )
             .args(args);
         command
     }

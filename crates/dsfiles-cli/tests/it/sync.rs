@@ -370,3 +370,58 @@ fn demo_works_offline() {
     );
     assert!(!stored_files(&demo).is_empty());
 }
+
+/// The simulator's file host is on loopback: refused unless allowed, by flag or environment.
+#[test]
+fn file_hosts_on_loopback_need_allowing() {
+    let sim = Sim::start(SimConfig {
+        dossiers: 2,
+        wrong_checksums: 0,
+        ..SimConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let summary = dir.path().join("summary.json");
+    let summary_arg = summary.to_str().unwrap();
+    let file_host = sim.handle.file_host().to_string();
+    let demarche = sim.demarche();
+    let sync = |dest: &str| {
+        let dest = dir.path().join(dest);
+        let mut command = sim.dsfiles(&[
+            "sync",
+            "--demarche",
+            &demarche,
+            "--requests-per-minute",
+            "0",
+            "--summary-json",
+            summary_arg,
+            "--retries",
+            "0",
+            "--dest",
+        ]);
+        command.arg(dest).env_remove("DSFILES_ALLOW_FILE_HOSTS");
+        command
+    };
+
+    let refused = sync("refused").output().unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    let failed = report(&summary)["failed"].as_array().cloned().unwrap();
+    assert!(!failed.is_empty());
+    for failure in &failed {
+        assert_eq!(failure["code"], "blocked_address", "{failure}");
+    }
+    assert_eq!(sim.handle.stats().file_requests, 0);
+
+    let by_flag = sync("flag")
+        .args(["--allow-file-host", &file_host])
+        .output()
+        .unwrap();
+    assert_eq!(by_flag.status.code(), Some(0), "{}", stderr(&by_flag));
+    let by_env = sync("env")
+        .env(
+            "DSFILES_ALLOW_FILE_HOSTS",
+            format!("other.example,{file_host}"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(by_env.status.code(), Some(0), "{}", stderr(&by_env));
+}

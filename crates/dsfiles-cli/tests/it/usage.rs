@@ -127,3 +127,32 @@ fn invalid_rust_log_is_a_usage_error() {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("RUST_LOG"));
 }
+
+#[test]
+fn bad_allowed_file_hosts_are_named() {
+    let sync = [
+        "sync",
+        "--demarche",
+        "1",
+        "--dest",
+        "d",
+        "--allow-file-host",
+    ];
+    for (bad, named) in [
+        ("http://files.example/", "`http://files.example/`"),
+        ("h:0", "`0` is not a port"),
+        ("[::1", "`[::1`"),
+    ] {
+        let args: Vec<&str> = sync.iter().copied().chain([bad]).collect();
+        check(&args, &[named]);
+    }
+    // The environment variable, comma-separated, is checked the same way.
+    let output = dsfiles()
+        .args(["sync", "--demarche", "1", "--dest", "d"])
+        .env("DSFILES_ALLOW_FILE_HOSTS", "files.example,10.0.0.1:x")
+        .output()
+        .unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("`10.0.0.1:x`"), "{err}");
+}

@@ -151,6 +151,7 @@ fn exit_status() {
             file_id: None,
             key: "k".into(),
             reason: "r".into(),
+            code: None,
         }],
         ..report()
     };

@@ -3,5 +3,6 @@
 mod backends;
 mod destination;
 mod files;
+mod hostile;
 mod support;
 mod sync;

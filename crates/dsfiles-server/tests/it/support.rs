@@ -39,7 +39,17 @@ pub fn pipeline_for(sim: &SimHandle) -> Arc<dyn Pipeline> {
 
 /// The production pipeline against `sim`, with short backoffs.
 pub fn core_pipeline(sim: &SimHandle) -> CorePipeline {
-    CorePipeline::new(core_pipeline_config(sim), BTreeMap::new()).expect("pipeline")
+    CorePipeline::new(core_pipeline_config(sim), BTreeMap::new())
+        .expect("pipeline")
+        .with_fetch_options(fetch_options(sim))
+}
+
+/// Download settings that allow the simulator's file host (it listens on loopback).
+pub fn fetch_options(sim: &SimHandle) -> dsfiles_core::FetchOptions {
+    dsfiles_core::FetchOptions {
+        allow_file_hosts: vec![dsfiles_core::AllowedHost::of_socket(sim.file_host())],
+        ..dsfiles_core::FetchOptions::default()
+    }
 }
 
 /// The DS client settings of [`core_pipeline`].

@@ -9,8 +9,8 @@ use dsfiles_sim::{Fault, FaultPlan, SimConfig, Target};
 use serde_json::json;
 
 use crate::support::{
-    Dirs, TestServer, assert_terminal, config, core_pipeline, pipeline_for, sim, small,
-    stored_files, verify,
+    Dirs, TestServer, assert_terminal, config, core_pipeline, fetch_options, pipeline_for, sim,
+    small, stored_files, verify,
 };
 
 #[tokio::test]
@@ -248,7 +248,7 @@ async fn download_settings_reach_the_pipeline_and_retries_show_in_metrics() {
         read_timeout: Duration::from_millis(300),
         backoff_base: Duration::from_millis(5),
         backoff_max: Duration::from_millis(50),
-        ..dsfiles_core::FetchOptions::default()
+        ..fetch_options(&sim)
     });
     let server = TestServer::start(config(&dirs), Arc::new(pipeline)).await;
     let started = Instant::now();

@@ -385,6 +385,10 @@ impl Harness {
 
     pub fn options(&self) -> SyncOptions {
         let mut opts = SyncOptions::new(self.sim.demarche());
+        // The simulator listens on loopback: its API host (signed URLs) and file host.
+        opts.fetch.api_endpoint = Some(self.sim.endpoint());
+        opts.fetch.allow_file_hosts =
+            vec![dsfiles_core::AllowedHost::of_socket(self.sim.file_host())];
         opts.fetch.backoff_base = Duration::from_millis(1);
         opts.fetch.backoff_max = Duration::from_millis(10);
         opts.jobs = 4;
