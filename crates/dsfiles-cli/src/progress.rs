@@ -307,7 +307,7 @@ impl ProgressSink for Reporter {
             }
             Event::FilePlanned { bytes } => {
                 c.files_planned.fetch_add(1, Relaxed);
-                c.bytes_planned.fetch_add(*bytes, Relaxed);
+                add_saturating(&c.bytes_planned, *bytes);
             }
             // Skipped files count as planned and done at once, so the bar's total is every
             // file of the listed dossiers.
@@ -316,7 +316,7 @@ impl ProgressSink for Reporter {
                 c.files_done.fetch_add(1, Relaxed);
             }
             Event::BytesWritten { n } => {
-                c.bytes_done.fetch_add(*n, Relaxed);
+                add_saturating(&c.bytes_done, *n);
             }
             Event::FileStored { .. } => {
                 c.files_done.fetch_add(1, Relaxed);
@@ -347,4 +347,10 @@ impl ProgressSink for Reporter {
         }
         self.update_bars();
     }
+}
+
+/// Adds a size announced by DS without wrapping: a hostile `byteSizeBigInt` near `u64::MAX`
+/// pins the bar's total instead of turning it into a small number.
+fn add_saturating(counter: &AtomicU64, n: u64) {
+    let _ = counter.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_add(n)));
 }

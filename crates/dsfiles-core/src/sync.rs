@@ -29,9 +29,9 @@ use crate::removal::{self, Verdict};
 use crate::sink::Sink;
 use crate::state;
 use crate::wire::{
-    Event, Failure, FileStatus, Flagged, Kept, RUNS_PREFIX, Recheck, Shard, ShardFile, Skipped,
-    SyncPoint, SyncReport, WIRE_VERSION, recheck_key, shard_key, staging_marker, staging_prefix,
-    sync_point_key,
+    Event, Failure, FileStatus, Flagged, Kept, RUNS_PREFIX, Recheck, STAGING_PREFIX, Shard,
+    ShardFile, Skipped, SyncPoint, SyncReport, WIRE_VERSION, recheck_key, shard_key,
+    staging_marker, staging_prefix, sync_point_key,
 };
 use crate::{Error, Progress, ds};
 
@@ -1043,11 +1043,21 @@ impl Refresh for DossierRefresh<'_> {
 /// staging areas of other démarches, whose runs may be going on, are left alone.
 async fn remove_staging(sink: &dyn Sink, demarche: u64) {
     let marker = staging_marker(demarche);
+    let ours = staging_prefix(demarche);
+    // Own staged files, and those of the previous version, which staged flat under
+    // `.dsfiles/staging/` without a démarche (its killed runs' leftovers; no current run
+    // writes there). Other démarches' staging areas are left alone.
     let keys: Vec<String> = sink
-        .list(&staging_prefix(demarche))
+        .list(STAGING_PREFIX)
         .filter_map(|entry| {
-            let marker = &marker;
-            async move { entry.ok().map(|e| e.key).filter(|k| k != marker) }
+            let (marker, ours) = (&marker, &ours);
+            async move {
+                let key = entry.ok()?.key;
+                let flat = key
+                    .strip_prefix(STAGING_PREFIX)
+                    .is_some_and(|rest| !rest.contains('/'));
+                ((key.starts_with(ours.as_str()) || flat) && key != *marker).then_some(key)
+            }
         })
         .collect()
         .await;

@@ -114,16 +114,21 @@ impl JobProgress {
             let c = &mut record.counters;
             match &update {
                 ProgressUpdate::None => {}
-                ProgressUpdate::PageFetched { dossiers } => c.dossiers += dossiers,
-                ProgressUpdate::FilePlanned { bytes } => {
-                    c.files_planned += 1;
-                    c.bytes_planned += bytes;
+                // Sizes come from DS: a hostile `byteSizeBigInt` must not overflow a counter.
+                ProgressUpdate::PageFetched { dossiers } => {
+                    c.dossiers = c.dossiers.saturating_add(*dossiers);
                 }
-                ProgressUpdate::FileSkipped => c.files_skipped += 1,
-                ProgressUpdate::BytesWritten { n } => c.bytes_downloaded += n,
+                ProgressUpdate::FilePlanned { bytes } => {
+                    c.files_planned = c.files_planned.saturating_add(1);
+                    c.bytes_planned = c.bytes_planned.saturating_add(*bytes);
+                }
+                ProgressUpdate::FileSkipped => c.files_skipped = c.files_skipped.saturating_add(1),
+                ProgressUpdate::BytesWritten { n } => {
+                    c.bytes_downloaded = c.bytes_downloaded.saturating_add(*n);
+                }
                 ProgressUpdate::FileStored { bytes } => {
-                    c.files_stored += 1;
-                    c.bytes_stored += bytes;
+                    c.files_stored = c.files_stored.saturating_add(1);
+                    c.bytes_stored = c.bytes_stored.saturating_add(*bytes);
                 }
                 ProgressUpdate::FileFailed { key, reason } => {
                     c.files_failed += 1;

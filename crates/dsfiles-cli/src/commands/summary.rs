@@ -89,6 +89,16 @@ pub fn print_sync(report: &SyncReport, quiet: bool) {
     for warning in &report.warnings {
         let _ = writeln!(out, "  DS warning: {warning}");
     }
+    // Objects the manifest named but dsfiles did not write (a tampered manifest, or another
+    // writer): printed even with --quiet, the operator should look at them.
+    for kept in report.kept.iter().take(MAX_LISTED) {
+        let _ = writeln!(
+            out,
+            "  left in place `{}` (dossier {}): {}",
+            kept.key, kept.dossier, kept.reason
+        );
+    }
+    more(&mut out, report.kept.len(), "left in place");
     for failure in &report.failed {
         let _ = writeln!(out, "  failed `{}`: {}", failure.key, failure.reason);
     }

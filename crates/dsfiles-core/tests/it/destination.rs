@@ -311,7 +311,16 @@ async fn a_destination_of_the_previous_version_keeps_its_state() -> anyhow::Resu
         env.sink.put_small(legacy, bytes).await?;
         env.sink.delete(&own).await?;
     }
+    // A killed run of the previous version staged flat under `.dsfiles/staging/`.
+    let legacy_staged = format!("{}20260101T000000Z-0123-4567", wire::STAGING_PREFIX);
+    env.sink
+        .put_small(&legacy_staged, Bytes::from_static(b"x"))
+        .await?;
     let report = env.sync(env.options()).await?;
+    assert!(
+        env.sink.head(&legacy_staged).await?.is_none(),
+        "the previous version's staged leftovers are removed"
+    );
     assert_eq!(
         report.since,
         Some(first.started_at - chrono::Duration::from_std(dsfiles_core::SINCE_MARGIN)?),
