@@ -198,7 +198,7 @@ impl Dossier {
 
 impl State {
     /// Adds a dossier at the end, returning its number. Its identity and dates are decided
-    /// here; its content is rendered once to create its files, the same way
+    /// here; its parts are rendered once to create its files, the same way
     /// [`State::dossier_json`] renders it again on every query.
     pub(crate) fn add_dossier(&mut self, extras: DossierExtras, now: Option<DateTime<Utc>>) -> u64 {
         let index = self.next_index;
@@ -253,11 +253,14 @@ impl State {
     /// The `Dossier` object as the API serves it, file slots as references.
     pub(crate) fn dossier_json(&self, dossier: &Dossier) -> Value {
         let first = dossier.files.first().copied().unwrap_or(self.next_id);
-        self.render(dossier, first).0
+        let (parts, d) = self.render(dossier, first);
+        self.dossier_object(&d, parts)
     }
 
-    /// Builds the dossier's JSON part by part, its files numbered from `first_file`.
-    fn render<'a>(&self, dossier: &'a Dossier, first_file: u64) -> (Value, Draft<'a>) {
+    /// Builds the parts of the dossier that hold files, its files numbered from `first_file`.
+    /// (The object around them is left to [`State::dossier_json`]: building a dossier only
+    /// needs its files, and the démarche descriptor is most of the cost of a dossier.)
+    fn render<'a>(&self, dossier: &'a Dossier, first_file: u64) -> (Parts, Draft<'a>) {
         let given = dossier
             .born_now
             .then_some((dossier.created_at, dossier.champs_updated_at));
@@ -302,7 +305,7 @@ impl State {
             geojson,
             demandeur,
         };
-        (self.dossier_object(&d, parts), d)
+        (parts, d)
     }
 
     /// Adds one file to the dossier being built and returns its reference.
