@@ -135,15 +135,28 @@ impl FileEntry {
     }
 }
 
+/// A live dossier: what its JSON is rendered from ([`State::dossier_json`]), never the JSON
+/// itself, so a démarche of 100 000 dossiers fits in memory.
 #[derive(Debug)]
 pub(crate) struct Dossier {
     pub(crate) number: u64,
+    /// Position in creation order: seeds the dossier's random draws.
+    index: u64,
     pub(crate) state: &'static str,
     pub(crate) archived: bool,
     pub(crate) created_at: DateTime<Utc>,
+    /// Last modification (`dateDerniereModification`), moved by [`State::touch`].
     pub(crate) updated_at: DateTime<Utc>,
+    /// The champs' `updatedAt`: the modification time when the dossier was built.
+    champs_updated_at: DateTime<Utc>,
+    /// Built "now" (dates given) rather than in the seeded past (dates drawn).
+    born_now: bool,
     pub(crate) groupe: u64,
-    pub(crate) json: Value,
+    /// The dossier its `DossierLinkChamp` points to (the latest one when it was built).
+    link: Option<u64>,
+    /// Rare extra content (hostile names, external or big files), boxed to keep dossiers small.
+    extras: Option<Box<DossierExtras>>,
+    /// Ids of its files, in document order (consecutive, from the first).
     pub(crate) files: Vec<u64>,
 }
 
@@ -417,13 +430,6 @@ impl State {
         let at = self.next_instant(now);
         let dossier = self.dossiers.get_mut(&number)?;
         dossier.updated_at = at;
-        for key in [
-            "dateDerniereModification",
-            "dateDerniereModificationChamps",
-            "dateDerniereModificationAnnotations",
-        ] {
-            dossier.json[key] = json!(ds_date(at));
-        }
         if !replace_file {
             return Some(None);
         }
@@ -526,4 +532,10 @@ pub(crate) struct DossierExtras {
     pub(crate) external: Vec<(crate::ExternalFile, String)>,
     pub(crate) hostile: bool,
     pub(crate) big_files: Vec<u64>,
+}
+
+impl DossierExtras {
+    fn is_empty(&self) -> bool {
+        self.external.is_empty() && !self.hostile && self.big_files.is_empty()
+    }
 }

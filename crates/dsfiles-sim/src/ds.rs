@@ -372,7 +372,7 @@ impl Resolver for DsResolver<'_> {
             }),
             ("Query", "dossier") => Some(
                 match arg_u64(args, "number").and_then(|n| self.state.dossiers.get(&n)) {
-                    Some(dossier) => Ok(Cow::Borrowed(&dossier.json)),
+                    Some(dossier) => Ok(Cow::Owned(self.state.dossier_json(dossier))),
                     None => Err(FieldError::new(
                         "not_found",
                         format!(
@@ -480,7 +480,7 @@ impl Resolver for DsResolver<'_> {
                 });
             }
             return Ok(Some(match self.state.dossiers.get(&number) {
-                Some(dossier) => Cow::Borrowed(&dossier.json),
+                Some(dossier) => Cow::Owned(self.state.dossier_json(dossier)),
                 None => Cow::Owned(Value::Null),
             }));
         }

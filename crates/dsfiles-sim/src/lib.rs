@@ -9,6 +9,9 @@
 //! over JSON objects, every value checked against its schema type (a mismatch is a simulator
 //! bug, answered with HTTP 500 and counted in [`Stats::sim_bugs`]).
 //!
+//! The binary `dsfiles-sim` (`src/bin/dsfiles-sim/`) serves it as a program until SIGTERM,
+//! announcing its endpoint and token in one JSON line on stdout (`docs/simulator.md`).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), dsfiles_sim::Error> {
 //! let sim = dsfiles_sim::start(dsfiles_sim::SimConfig { dossiers: 250, ..Default::default() }).await?;

@@ -18,25 +18,48 @@ use super::{
 };
 use crate::content::{Content, ContentKind, Digests, Rng, mix};
 
-/// The dossier being built: who it is, when, and the draws and counters its parts share.
-struct Draft {
-    index: u64,
-    number: u64,
-    state: &'static str,
-    archived: bool,
-    groupe: u64,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+/// A dossier being rendered: the draws and counters its parts share.
+struct Draft<'a> {
+    dossier: &'a Dossier,
     rng: Rng,
     /// Champ ids are numbered in creation order, annotations included.
     next_champ: u64,
+    /// The id the next file gets (ids are consecutive within a dossier).
+    next_id: u64,
     /// Ids of the files created so far, in document order.
     files: Vec<u64>,
+    /// The files themselves: kept when the dossier is built, dropped when it is rendered.
+    new_files: Vec<FileEntry>,
 }
 
-impl Draft {
+/// Extras of the dossiers that have none.
+static NO_EXTRAS: DossierExtras = DossierExtras {
+    external: Vec::new(),
+    hostile: false,
+    big_files: Vec::new(),
+};
+
+/// A dossier's random stream and its first draws: the step to the next dossier number, then
+/// the creation and update dates, drawn in the seeded past unless `given`.
+fn opening(
+    seed: u64,
+    index: u64,
+    given: Option<(DateTime<Utc>, DateTime<Utc>)>,
+) -> (Rng, u64, (DateTime<Utc>, DateTime<Utc>)) {
+    let mut rng = Rng::new(mix(&[seed, 2, index]));
+    let step = 1 + rng.range(0, 2);
+    let dates = given.unwrap_or_else(|| {
+        let created =
+            base_time() + chrono::Duration::seconds((index * 6 * 3600 + rng.range(0, 3600)) as i64);
+        let updated = created + chrono::Duration::seconds(rng.range(60, 40 * 24 * 3600) as i64);
+        (created, updated)
+    });
+    (rng, step, dates)
+}
+
+impl Draft<'_> {
     fn decided(&self) -> bool {
-        matches!(self.state, "accepte" | "refuse" | "sans_suite")
+        self.dossier.decided()
     }
 
     /// A champ's common fields, with the next champ id.
@@ -52,7 +75,10 @@ impl Draft {
         map.insert("__typename".into(), json!(typename));
         map.insert(
             "id".into(),
-            json!(b64(&format!("Champ-{}-{}", self.number, self.next_champ))),
+            json!(b64(&format!(
+                "Champ-{}-{}",
+                self.dossier.number, self.next_champ
+            ))),
         );
         map.insert(
             "champDescriptorId".into(),
@@ -61,7 +87,10 @@ impl Draft {
         map.insert("label".into(), json!(label));
         map.insert("prefilled".into(), json!(false));
         map.insert("stringValue".into(), value);
-        map.insert("updatedAt".into(), json!(ds_date(self.updated_at)));
+        map.insert(
+            "updatedAt".into(),
+            json!(ds_date(self.dossier.champs_updated_at)),
+        );
         map.insert("columns".into(), json!([]));
         map
     }
@@ -79,7 +108,7 @@ impl Draft {
         let n = self.rng.range(low as u64, high as u64);
         let mut slots = [0usize; 6];
         for j in 0..n {
-            let slot = if j < 6 && self.index < 2 {
+            let slot = if j < 6 && self.dossier.index < 2 {
                 j as usize
             } else {
                 self.rng.range(0, 5) as usize
@@ -161,14 +190,94 @@ struct Parts {
     demandeur: Value,
 }
 
+impl Dossier {
+    fn decided(&self) -> bool {
+        matches!(self.state, "accepte" | "refuse" | "sans_suite")
+    }
+}
+
 impl State {
-    /// Adds a dossier at the end, returning its number.
+    /// Adds a dossier at the end, returning its number. Its identity and dates are decided
+    /// here; its parts are rendered once to create its files, the same way
+    /// [`State::dossier_json`] renders it again on every query.
     pub(crate) fn add_dossier(&mut self, extras: DossierExtras, now: Option<DateTime<Utc>>) -> u64 {
-        let mut d = self.draft(extras.external.is_empty(), now);
+        let index = self.next_index;
+        self.next_index += 1;
+        let given = now.map(|now| {
+            let at = self.next_instant(now);
+            (at, at)
+        });
+        let (_, step, (created_at, updated_at)) = opening(self.seed, index, given);
+        let number = self.next_number;
+        self.next_number += step;
+        // A dossier of external files holds nothing else, so it stays `en_construction`.
+        let plain = extras.external.is_empty();
+        let groupe_at = usize::try_from(index).unwrap_or_default() % self.groupes.len().max(1);
+        let mut dossier = Dossier {
+            number,
+            index,
+            state: if plain {
+                STATES[(index % 5) as usize]
+            } else {
+                "en_construction"
+            },
+            archived: index % 7 == 6,
+            created_at,
+            updated_at,
+            champs_updated_at: updated_at,
+            born_now: given.is_some(),
+            groupe: self
+                .groupes
+                .keys()
+                .nth(groupe_at)
+                .copied()
+                .unwrap_or_default(),
+            link: self.dossiers.keys().next_back().copied(),
+            extras: (!extras.is_empty()).then(|| Box::new(extras)),
+            files: Vec::new(),
+        };
+        let (_, draft) = self.render(&dossier, self.next_id);
+        let Draft {
+            next_id,
+            files,
+            new_files,
+            ..
+        } = draft;
+        self.next_id = next_id;
+        self.files.extend(new_files);
+        dossier.files = files;
+        self.dossiers.insert(number, dossier);
+        number
+    }
+
+    /// The `Dossier` object as the API serves it, file slots as references.
+    pub(crate) fn dossier_json(&self, dossier: &Dossier) -> Value {
+        let first = dossier.files.first().copied().unwrap_or(self.next_id);
+        let (parts, d) = self.render(dossier, first);
+        self.dossier_object(&d, parts)
+    }
+
+    /// Builds the parts of the dossier that hold files, its files numbered from `first_file`.
+    /// (The object around them is left to [`State::dossier_json`]: building a dossier only
+    /// needs its files, and the démarche descriptor is most of the cost of a dossier.)
+    fn render<'a>(&self, dossier: &'a Dossier, first_file: u64) -> (Parts, Draft<'a>) {
+        let given = dossier
+            .born_now
+            .then_some((dossier.created_at, dossier.champs_updated_at));
+        let (rng, _, _) = opening(self.seed, dossier.index, given);
+        let mut d = Draft {
+            dossier,
+            rng,
+            next_champ: 0,
+            next_id: first_file,
+            files: Vec::new(),
+            new_files: Vec::new(),
+        };
+        let extras = dossier.extras.as_deref().unwrap_or(&NO_EXTRAS);
         let slots = d.slots(self.files_per_dossier);
         // Entreprise attestations, through a SiretChamp, on every fifth dossier.
-        let entreprise = d.index.is_multiple_of(5) && extras.external.is_empty();
-        let champs = self.champs(&mut d, slots, &extras, entreprise);
+        let entreprise = dossier.index.is_multiple_of(5) && extras.external.is_empty();
+        let champs = self.champs(&mut d, slots, extras, entreprise);
         let annotations = vec![
             self.pj_champ(
                 &mut d,
@@ -196,73 +305,13 @@ impl State {
             geojson,
             demandeur,
         };
-        let json = self.dossier_json(&d, parts);
-        let number = d.number;
-        self.dossiers.insert(
-            number,
-            Dossier {
-                number,
-                state: d.state,
-                archived: d.archived,
-                created_at: d.created_at,
-                updated_at: d.updated_at,
-                groupe: d.groupe,
-                json,
-                files: d.files,
-            },
-        );
-        number
-    }
-
-    /// The next dossier's identity and dates: built now (`now`) or spread over the seeded past.
-    /// A dossier of external files holds nothing else, so it stays `en_construction`.
-    fn draft(&mut self, plain: bool, now: Option<DateTime<Utc>>) -> Draft {
-        let index = self.next_index;
-        self.next_index += 1;
-        let mut rng = Rng::new(mix(&[self.seed, 2, index]));
-        let number = self.next_number;
-        self.next_number += 1 + rng.range(0, 2);
-        let (created_at, updated_at) = match now {
-            Some(now) => {
-                let at = self.next_instant(now);
-                (at, at)
-            }
-            None => {
-                let created = base_time()
-                    + chrono::Duration::seconds((index * 6 * 3600 + rng.range(0, 3600)) as i64);
-                let updated =
-                    created + chrono::Duration::seconds(rng.range(60, 40 * 24 * 3600) as i64);
-                (created, updated)
-            }
-        };
-        let groupe_at = usize::try_from(index).unwrap_or_default() % self.groupes.len().max(1);
-        Draft {
-            index,
-            number,
-            state: if plain {
-                STATES[(index % 5) as usize]
-            } else {
-                "en_construction"
-            },
-            archived: index % 7 == 6,
-            groupe: self
-                .groupes
-                .keys()
-                .nth(groupe_at)
-                .copied()
-                .unwrap_or_default(),
-            created_at,
-            updated_at,
-            rng,
-            next_champ: 0,
-            files: Vec::new(),
-        }
+        (parts, d)
     }
 
     /// Adds one file to the dossier being built and returns its reference.
-    fn upload(&mut self, d: &mut Draft, slot: Slot<'_>) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
+    fn upload(&self, d: &mut Draft<'_>, slot: Slot<'_>) -> Value {
+        let id = d.next_id;
+        d.next_id += 1;
         let (filename, content_type) = slot
             .upload
             .name
@@ -276,15 +325,16 @@ impl State {
         } else {
             "safe"
         };
-        let created_at = d.created_at + chrono::Duration::seconds(d.rng.range(0, 3600) as i64);
+        let created_at =
+            d.dossier.created_at + chrono::Duration::seconds(d.rng.range(0, 3600) as i64);
         let kind = match slot.source {
             FileSource::Pdf => ContentKind::Pdf,
             FileSource::Geojson => ContentKind::GeoJson,
             _ => ContentKind::Random,
         };
-        self.files.push(FileEntry {
+        d.new_files.push(FileEntry {
             id,
-            dossier: d.number,
+            dossier: d.dossier.number,
             source: slot.source,
             champ_id: slot.champ_id.map(str::to_owned),
             label: slot.label.to_owned(),
@@ -295,7 +345,7 @@ impl State {
                 kind,
                 key: mix(&[self.seed, id, 0]),
                 size,
-                dossier: d.number,
+                dossier: d.dossier.number,
             },
             generation: 0,
             created_at,
@@ -310,8 +360,8 @@ impl State {
 
     /// A `PieceJustificativeChamp` with one file per upload (`file` is the first, or null).
     fn pj_champ(
-        &mut self,
-        d: &mut Draft,
+        &self,
+        d: &mut Draft<'_>,
         source: FileSource,
         descriptor: u64,
         label: &str,
@@ -339,8 +389,8 @@ impl State {
     /// The champs, in the order DS lists them: identity PJ, a text (unknown to a file
     /// extractor), the repetition, then those only some dossiers have.
     fn champs(
-        &mut self,
-        d: &mut Draft,
+        &self,
+        d: &mut Draft<'_>,
         slots: [usize; 6],
         extras: &DossierExtras,
         entreprise: bool,
@@ -380,17 +430,17 @@ impl State {
             champs.push(self.siret_champ(d));
         }
         // A link to the previous dossier: must not be followed for files.
-        if d.index > 0 && d.index.is_multiple_of(3) {
-            champs.push(self.link_champ(d));
+        if d.dossier.index > 0 && d.dossier.index.is_multiple_of(3) {
+            champs.push(Self::link_champ(d));
         }
         champs
     }
 
     /// The repetition: one row per file, plus an empty row now and then.
-    fn repetition(&mut self, d: &mut Draft, files: usize) -> Value {
+    fn repetition(&self, d: &mut Draft<'_>, files: usize) -> Value {
         let mut rep = d.champ("RepetitionChamp", "Bénéficiaires", 3, Value::Null);
         let (mut rows, mut flat) = (Vec::new(), Vec::new());
-        for r in 0..files + usize::from(d.index % 4 == 3) {
+        for r in 0..files + usize::from(d.dossier.index % 4 == 3) {
             let uploads = if r < files { random(1) } else { Vec::new() };
             let pj = self.pj_champ(
                 d,
@@ -403,7 +453,7 @@ impl State {
             let text = d.text_champ(5, "Nom du bénéficiaire", json!(format!("Bénéficiaire {r}")));
             let row_champs = vec![pj, text];
             flat.extend(row_champs.iter().cloned());
-            let id = b64(&format!("Row-{}-{r}", d.number));
+            let id = b64(&format!("Row-{}-{r}", d.dossier.number));
             rows.push(json!({"__typename": "Row", "id": id, "champs": row_champs}));
         }
         rep.insert("rows".into(), Value::Array(rows));
@@ -412,7 +462,7 @@ impl State {
     }
 
     /// The hostile names, all in one champ (two of them identical, one empty file).
-    fn hostile_champ(&mut self, d: &mut Draft) -> Value {
+    fn hostile_champ(&self, d: &mut Draft<'_>) -> Value {
         let names = hostile_names();
         let uploads: Vec<Upload<'_>> = names
             .iter()
@@ -426,11 +476,11 @@ impl State {
 
     /// Files hosted elsewhere: their size and checksum are given, their URL is not signed.
     fn external_champ(
-        &mut self,
-        d: &mut Draft,
+        &self,
+        d: &mut Draft<'_>,
         external: &[(crate::ExternalFile, String)],
     ) -> Value {
-        let first = self.files.len();
+        let first = d.new_files.len();
         let uploads: Vec<Upload<'_>> = external
             .iter()
             .map(|(file, _)| Upload {
@@ -439,7 +489,7 @@ impl State {
             })
             .collect();
         let champ = self.pj_champ(d, FileSource::Champ, 11, "Annexes", None, &uploads);
-        for (entry, (file, url)) in self.files.iter_mut().skip(first).zip(external) {
+        for (entry, (file, url)) in d.new_files.iter_mut().skip(first).zip(external) {
             entry.virus_scan = "safe";
             entry.external_url = Some(url.clone());
             entry.digests = OnceLock::from(Digests {
@@ -450,7 +500,7 @@ impl State {
         champ
     }
 
-    fn big_files_champ(&mut self, d: &mut Draft, sizes: &[u64]) -> Value {
+    fn big_files_champ(&self, d: &mut Draft<'_>, sizes: &[u64]) -> Value {
         let names: Vec<String> = (0..sizes.len())
             .map(|k| format!("annexe-{k}.bin"))
             .collect();
@@ -473,7 +523,7 @@ impl State {
     }
 
     /// A `SiretChamp` whose établissement carries the API Entreprise attestations.
-    fn siret_champ(&mut self, d: &mut Draft) -> Value {
+    fn siret_champ(&self, d: &mut Draft<'_>) -> Value {
         let mut siret = d.champ("SiretChamp", "SIRET de l'association", 9, Value::Null);
         let id = siret["id"].as_str().unwrap_or_default().to_owned();
         let etablissement = self.personne_morale(d, Some(&id));
@@ -483,8 +533,8 @@ impl State {
     }
 
     /// A `DossierLinkChamp` to the latest dossier built so far.
-    fn link_champ(&self, d: &mut Draft) -> Value {
-        let target = self.dossiers.keys().next_back().copied();
+    fn link_champ(d: &mut Draft<'_>) -> Value {
+        let target = d.dossier.link;
         let mut link = d.champ(
             "DossierLinkChamp",
             "Dossier lié",
@@ -499,18 +549,18 @@ impl State {
     }
 
     /// A message without attachment, then one message per attachment.
-    fn messages(&mut self, d: &mut Draft, files: usize) -> Vec<Value> {
-        let number = d.number;
+    fn messages(&self, d: &mut Draft<'_>, files: usize) -> Vec<Value> {
+        let number = d.dossier.number;
         let mut messages = vec![json!({
             "__typename": "Message", "id": b64(&format!("Commentaire-{number}-0")),
             "body": "Bonjour, votre dossier a bien été reçu.", "email": "contact@example.gouv.fr",
-            "createdAt": ds_date(d.created_at), "discardedAt": null, "correction": null,
+            "createdAt": ds_date(d.dossier.created_at), "discardedAt": null, "correction": null,
             "attachment": null, "attachments": [],
         })];
         for k in 0..files {
             let id = b64(&format!("Commentaire-{number}-{}", k + 1));
             let r = self.upload(d, Slot::new(FileSource::Message, Some(&id), "message"));
-            let at = d.created_at + chrono::Duration::hours(k as i64 + 1);
+            let at = d.dossier.created_at + chrono::Duration::hours(k as i64 + 1);
             messages.push(json!({
                 "__typename": "Message", "id": id,
                 "body": "Veuillez trouver ci-joint le document demandé.", "email": "usager@example.org",
@@ -522,16 +572,16 @@ impl State {
     }
 
     /// One avis per attachment.
-    fn avis(&mut self, d: &mut Draft, files: usize) -> Vec<Value> {
+    fn avis(&self, d: &mut Draft<'_>, files: usize) -> Vec<Value> {
         (0..files)
             .map(|k| {
-                let id = b64(&format!("Avis-{}-{k}", d.number));
+                let id = b64(&format!("Avis-{}-{k}", d.dossier.number));
                 let r = self.upload(d, Slot::new(FileSource::Avis, Some(&id), "avis"));
                 json!({
                     "__typename": "Avis", "id": id,
                     "question": "Quel est votre avis sur ce dossier ?", "questionLabel": null, "questionAnswer": null,
-                    "reponse": "Favorable.", "dateQuestion": ds_date(d.created_at + chrono::Duration::days(1)),
-                    "dateReponse": ds_date(d.created_at + chrono::Duration::days(2)),
+                    "reponse": "Favorable.", "dateQuestion": ds_date(d.dossier.created_at + chrono::Duration::days(1)),
+                    "dateReponse": ds_date(d.dossier.created_at + chrono::Duration::days(2)),
                     "claimant": profile("instructeur1@example.gouv.fr"), "instructeur": profile("instructeur1@example.gouv.fr"),
                     "expert": profile("expert@example.org"),
                     "attachment": r, "attachments": [r],
@@ -542,14 +592,14 @@ impl State {
 
     /// The decision's files: the attestation of an accepted dossier, and the motivation
     /// attachment of every other decided dossier.
-    fn decision(&mut self, d: &mut Draft) -> (Value, Value) {
-        let attestation = if d.state == "accepte" {
+    fn decision(&self, d: &mut Draft<'_>) -> (Value, Value) {
+        let attestation = if d.dossier.state == "accepte" {
             let slot = Slot::new(FileSource::Attestation, None, "attestation");
             self.upload(d, slot.named("attestation.pdf", "application/pdf"))
         } else {
             Value::Null
         };
-        let motivation = if d.decided() && d.index.is_multiple_of(2) {
+        let motivation = if d.decided() && d.dossier.index.is_multiple_of(2) {
             let slot = Slot::new(FileSource::Motivation, None, "motivation");
             self.upload(d, slot.named("motivation.pdf", "application/pdf"))
         } else {
@@ -559,10 +609,10 @@ impl State {
     }
 
     /// The exports DS generates on demand (`pdf`, `geojson`): no checksum, size 0 in the API.
-    fn exports(&mut self, d: &mut Draft) -> (Value, Value) {
+    fn exports(&self, d: &mut Draft<'_>) -> (Value, Value) {
         let (pdf_name, geojson_name) = (
-            format!("dossier-{}.pdf", d.number),
-            format!("dossier-{}.geojson", d.number),
+            format!("dossier-{}.pdf", d.dossier.number),
+            format!("dossier-{}.geojson", d.dossier.number),
         );
         let pdf = Slot::new(FileSource::Pdf, None, "dossier").named(&pdf_name, "application/pdf");
         let pdf = self.upload(d, pdf.sized(0));
@@ -573,13 +623,13 @@ impl State {
     }
 
     /// A company (every tenth dossier, with its attestations) or a person.
-    fn demandeur(&mut self, d: &mut Draft, entreprise: bool) -> Value {
-        if entreprise && d.index.is_multiple_of(10) {
+    fn demandeur(&self, d: &mut Draft<'_>, entreprise: bool) -> Value {
+        if entreprise && d.dossier.index.is_multiple_of(10) {
             return self.personne_morale(d, None);
         }
-        let index = d.index;
+        let index = d.dossier.index;
         json!({
-            "__typename": "PersonnePhysique", "id": b64(&format!("Individual-{}", d.number)),
+            "__typename": "PersonnePhysique", "id": b64(&format!("Individual-{}", d.dossier.number)),
             "civilite": if index.is_multiple_of(2) { "M" } else { "Mme" },
             "nom": format!("Nom{index}"), "prenom": format!("Prénom{index}"),
             "email": format!("usager{index}@example.org"), "dateDeNaissance": null,
@@ -588,8 +638,8 @@ impl State {
 
     /// An établissement with its two API Entreprise attestations, labelled by kind and SIRET
     /// as dsfiles names them (the SIRET is always present here).
-    fn personne_morale(&mut self, d: &mut Draft, champ_id: Option<&str>) -> Value {
-        let number = d.number;
+    fn personne_morale(&self, d: &mut Draft<'_>, champ_id: Option<&str>) -> Value {
+        let number = d.dossier.number;
         let siret = format!("{:014}", mix(&[self.seed, number]) % 100_000_000_000_000);
         let (fiscale_label, sociale_label) = (
             format!("attestation fiscale {siret}"),
@@ -636,15 +686,19 @@ impl State {
     }
 
     /// The `Dossier` object around its parts.
-    fn dossier_json(&self, d: &Draft, parts: Parts) -> Value {
-        let mut groupe = self.groupes.get(&d.groupe).cloned().unwrap_or(Value::Null);
+    fn dossier_object(&self, d: &Draft<'_>, parts: Parts) -> Value {
+        let mut groupe = self
+            .groupes
+            .get(&d.dossier.groupe)
+            .cloned()
+            .unwrap_or(Value::Null);
         groupe["__typename"] = json!("GroupeInstructeur");
         let mut json = json!({
             "__typename": "Dossier",
-            "id": b64(&format!("Dossier-{}", d.number)),
-            "number": d.number,
-            "state": d.state,
-            "archived": d.archived,
+            "id": b64(&format!("Dossier-{}", d.dossier.number)),
+            "number": d.dossier.number,
+            "state": d.dossier.state,
+            "archived": d.dossier.archived,
             "prefilled": false,
             "deposeParUnTiers": false,
             "nomMandataire": null,
@@ -655,7 +709,7 @@ impl State {
             "attestation": parts.attestation,
             "pdf": parts.pdf,
             "geojson": parts.geojson,
-            "usager": profile(&format!("usager{}@example.org", d.index)),
+            "usager": profile(&format!("usager{}@example.org", d.dossier.index)),
             "demandeur": parts.demandeur,
             "groupeInstructeur": groupe,
             "instructeurs": [profile("instructeur1@example.gouv.fr")],
@@ -691,14 +745,14 @@ impl State {
 }
 
 /// The dossier's dates: deposit, instruction a day later, decision two days after that.
-fn dates(d: &Draft) -> Map<String, Value> {
-    let created = ds_date(d.created_at);
-    let updated = ds_date(d.updated_at);
-    let instruction =
-        (d.state != "en_construction").then(|| ds_date(d.created_at + chrono::Duration::days(1)));
+fn dates(d: &Draft<'_>) -> Map<String, Value> {
+    let created = ds_date(d.dossier.created_at);
+    let updated = ds_date(d.dossier.updated_at);
+    let instruction = (d.dossier.state != "en_construction")
+        .then(|| ds_date(d.dossier.created_at + chrono::Duration::days(1)));
     let traitement = d
         .decided()
-        .then(|| ds_date(d.created_at + chrono::Duration::days(3)));
+        .then(|| ds_date(d.dossier.created_at + chrono::Duration::days(3)));
     let Value::Object(map) = json!({
         "dateDepot": created,
         "datePassageEnConstruction": created,
@@ -720,23 +774,23 @@ fn dates(d: &Draft) -> Map<String, Value> {
 }
 
 /// The deposit, then the decision of a decided dossier.
-fn traitements(d: &Draft) -> Vec<Value> {
-    let number = d.number;
+fn traitements(d: &Draft<'_>) -> Vec<Value> {
+    let number = d.dossier.number;
     let mut traitements = vec![json!({
         "__typename": "Traitement", "id": b64(&format!("Traitement-{number}-0")),
-        "state": "en_construction", "event": "depose", "dateTraitement": ds_date(d.created_at),
+        "state": "en_construction", "event": "depose", "dateTraitement": ds_date(d.dossier.created_at),
         "emailAgentTraitant": null, "motivation": null, "revision": null,
     })];
     if d.decided() {
-        let event = match d.state {
+        let event = match d.dossier.state {
             "accepte" => "accepte",
             "refuse" => "refuse",
             _ => "classe_sans_suite",
         };
         traitements.push(json!({
             "__typename": "Traitement", "id": b64(&format!("Traitement-{number}-1")),
-            "state": d.state, "event": event,
-            "dateTraitement": ds_date(d.created_at + chrono::Duration::days(3)),
+            "state": d.dossier.state, "event": event,
+            "dateTraitement": ds_date(d.dossier.created_at + chrono::Duration::days(3)),
             "emailAgentTraitant": "instructeur1@example.gouv.fr",
             "motivation": "Décision motivée.", "revision": null,
         }));

@@ -17,7 +17,7 @@ fn snapshot(state: &State) -> Value {
             json!({
                 "number": d.number, "state": d.state, "archived": d.archived,
                 "created_at": d.created_at, "updated_at": d.updated_at, "groupe": d.groupe,
-                "json": d.json, "files": d.files,
+                "json": state.dossier_json(d), "files": d.files,
             })
         })
         .collect();
@@ -80,4 +80,27 @@ fn the_seeded_demarche_is_pinned() {
         0,
         "fb41206c0efadcfe3257fac5e2f7d6efb2d2265c126755c749ebc1d5ed345da5",
     );
+}
+
+#[test]
+fn a_touch_moves_the_dossier_dates_not_the_champs() {
+    let mut state = State::build(&SimConfig::default());
+    let number = state.dossiers.keys().nth(2).copied().unwrap_or_default();
+    let json = |state: &State| state.dossiers.get(&number).map(|d| state.dossier_json(d));
+    let before = json(&state).unwrap_or_default();
+    let now = chrono::Utc
+        .with_ymd_and_hms(2030, 1, 1, 0, 0, 0)
+        .single()
+        .unwrap_or_default();
+    assert_eq!(state.touch(number, now, false), Some(None));
+    let after = json(&state).unwrap_or_default();
+    for key in [
+        "dateDerniereModification",
+        "dateDerniereModificationChamps",
+        "dateDerniereModificationAnnotations",
+    ] {
+        assert_eq!(after[key], json!("2030-01-01T01:00:00+01:00"), "{key}");
+    }
+    assert_eq!(after["champs"], before["champs"]);
+    assert_eq!(after["dateDepot"], before["dateDepot"]);
 }

@@ -13,6 +13,9 @@ use clap::CommandFactory as _;
 use clap::error::ErrorKind;
 use dsfiles_sim::{FaultPlan, SimConfig};
 
+#[cfg(test)]
+mod tests;
+
 /// The largest dossier count served (the démarche lives in memory).
 const MAX_DOSSIERS: u64 = 5_000_000;
 
