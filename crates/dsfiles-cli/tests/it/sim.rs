@@ -103,7 +103,8 @@ pub fn leftovers(dest: &Path) -> Vec<String> {
             out.extend(
                 all_paths(&dir)
                     .into_iter()
-                    .filter(|p| p != "keep" && dir.join(p).is_file()),
+                    // The staging marker (`.dsfiles/staging/{demarche}/keep`) is not a leftover.
+                    .filter(|p| p != "keep" && !p.ends_with("/keep") && dir.join(p).is_file()),
             );
         }
     }
