@@ -370,7 +370,7 @@ impl Fetcher {
         let started = Instant::now();
         let mut budget = Budget::default();
         let mut seen: Vec<Digests> = Vec::new();
-        let max_expired = self.retries + 2;
+        let max_expired = self.retries.saturating_add(2);
         let fail =
             |budget: &Budget, reason: String, code: Option<&'static str>| FetchFailure::Failed {
                 reason: format!(
