@@ -126,6 +126,7 @@ fn documentation_set_exists() {
         "docs/storage.md",
         "docs/http-api.md",
         "docs/benchmarks.md",
+        "docs/security.md",
         "docs/simulator.md",
     ] {
         let text = fs::read_to_string(root().join(doc)).unwrap_or_else(|e| panic!("{doc}: {e}"));
