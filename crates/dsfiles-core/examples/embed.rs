@@ -35,8 +35,8 @@ async fn main() -> anyhow::Result<()> {
         jobs: 4,
         ..SyncOptions::new(sim.demarche())
     };
-    // Downloads refuse loopback and private addresses unless allowed: the simulator's are.
-    options.fetch.api_endpoint = Some(sim.endpoint());
+    // Downloads refuse loopback and private addresses except the API endpoint's host and port
+    // (taken from the client) and the allowed hosts: the simulator's file host is one.
     options.fetch.allow_file_hosts = vec![AllowedHost::of_socket(sim.file_host())];
 
     let report = dsfiles_core::sync(

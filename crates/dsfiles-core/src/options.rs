@@ -48,8 +48,8 @@ pub struct FetchOptions {
     pub max_transient_attempts: u32,
     pub user_agent: String,
     /// The DS API endpoint the run queries: its exact host and port may serve files whatever
-    /// its address (a self-hosted DS on a private network). `None` (the default): no such
-    /// exception, which changes nothing for DS's public hosts.
+    /// its address (a self-hosted DS on a private network). `None` (the default): [`crate::sync`]
+    /// takes the endpoint of the client it is given.
     pub api_endpoint: Option<url::Url>,
     /// Hosts file downloads may reach even on a loopback, private or link-local address (a
     /// storage on the private network, a test server). Every other such address is refused

@@ -111,7 +111,7 @@ pub async fn sync(
     };
 
     let run = Arc::new(Run {
-        fetcher: Fetcher::new(opts.fetch.clone(), opts.retries)?,
+        fetcher: Fetcher::new(fetch_options(&opts, &client), opts.retries)?,
         downloads: Arc::new(Semaphore::new(opts.jobs)),
         keys: Mutex::new(KeyAllocator::new()),
         client: client.clone(),
@@ -293,6 +293,16 @@ pub async fn sync(
         Some(e) => Err(e.into()),
         None => Ok(report),
     }
+}
+
+/// The run's download options: the API endpoint defaults to the client's (its host and port
+/// may serve files whatever their address, see `fetch::policy`).
+fn fetch_options(opts: &SyncOptions, client: &ds::Client) -> crate::FetchOptions {
+    let mut fetch = opts.fetch.clone();
+    fetch
+        .api_endpoint
+        .get_or_insert_with(|| client.endpoint().clone());
+    fetch
 }
 
 /// Shared by the dossier tasks of one run.

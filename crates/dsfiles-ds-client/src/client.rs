@@ -124,6 +124,12 @@ impl Client {
         pages::deleted_dossiers(self.clone(), demarche, since)
     }
 
+    /// The GraphQL endpoint this client talks to (its host is where DS lives; file hosts are
+    /// judged against it by the core's download policy).
+    pub fn endpoint(&self) -> &url::Url {
+        &self.inner.config.endpoint
+    }
+
     /// A snapshot of the counters shared by all clones of this client.
     pub fn stats(&self) -> Stats {
         self.inner.stats.snapshot()

@@ -42,8 +42,8 @@ pub async fn env(config: SimConfig) -> anyhow::Result<Env> {
 impl Env {
     pub fn options(&self) -> SyncOptions {
         let mut opts = SyncOptions::new(self.sim.demarche());
-        // The simulator listens on loopback: its API host (signed URLs) and file host.
-        opts.fetch.api_endpoint = Some(self.sim.endpoint());
+        // The simulator listens on loopback: its API host (signed URLs) is allowed as the
+        // client's endpoint (`api_endpoint` left to its default), its file host explicitly.
         opts.fetch.allow_file_hosts =
             vec![dsfiles_core::AllowedHost::of_socket(self.sim.file_host())];
         opts.fetch.backoff_base = Duration::from_millis(1);
