@@ -194,7 +194,6 @@ fn ds_webhook() -> Operation {
         .error("401", "Missing or invalid signature.")
         .error("404", "Webhooks are not configured.")
         .error("422", "Too many events, a number out of range, a `webhook_id` neither string nor integer, or no destination configured for the démarche.")
-        .respond("429", limited_response("`limits.max_queued_syncs` jobs already wait (`queue_full`)."))
         .error("503", "Shutting down.")
 }
 
@@ -215,10 +214,6 @@ fn ds_webhook_legacy() -> Operation {
         .error(
             "422",
             "A number out of range, or no destination configured for the démarche.",
-        )
-        .respond(
-            "429",
-            limited_response("`limits.max_queued_syncs` jobs already wait (`queue_full`)."),
         )
         .error("503", "Shutting down.")
 }
