@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use crate::commands::serve;
 use crate::commands::{demo, list, sync, verify};
-use crate::serve;
 
 /// The end of `dsfiles --help`: where to start, the environment, the exit codes.
 const AFTER_HELP: &str = "\

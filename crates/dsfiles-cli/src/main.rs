@@ -12,8 +12,8 @@ mod env_vars;
 mod exit;
 mod logging;
 mod progress;
-mod serve;
 mod settings;
+mod signals;
 
 use std::process::ExitCode;
 
@@ -57,7 +57,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sync(args) => commands::sync::run(args, &global).await?,
         Command::Verify(args) => commands::verify::run(args, &global).await?,
         Command::Demo(args) => commands::demo::run(args, &global).await?,
-        Command::Serve(args) => return serve::run(args).await,
+        Command::Serve(args) => return commands::serve::run(args).await,
     };
     Ok(exit.into())
 }

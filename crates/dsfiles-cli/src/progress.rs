@@ -1,5 +1,5 @@
 //! Rendering the core's progress [`Event`]s: indicatif bars on a terminal, a plain line every
-//! few seconds otherwise, nothing with `--quiet`. Also Ctrl-C handling, shared by the commands.
+//! few seconds otherwise, nothing with `--quiet`.
 
 use std::io::IsTerminal as _;
 use std::sync::Arc;
@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tokio_util::sync::CancellationToken;
 
 use dsfiles_core::{Event, ProgressSink};
 
@@ -38,74 +37,11 @@ pub fn mb_per_sec(bytes: u64, secs: f64) -> f64 {
 
 /// Aborts the wrapped task when dropped: background tasks are owned, never detached.
 #[derive(Debug)]
-pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// First Ctrl-C (or SIGTERM, as sent by systemd, Kubernetes or `kill`): cancel `cancel` (the
-/// run stops cleanly: downloads and uploads aborted, manifest saved); a second one: exit 130
-/// at once (what is left behind is cleaned up by the next run).
-pub fn cancel_on_ctrl_c(cancel: CancellationToken, quiet: bool) -> AbortOnDrop {
-    AbortOnDrop(tokio::spawn(async move {
-        let Ok(mut signals) = Signals::new() else {
-            tracing::warn!("cannot listen for Ctrl-C: it will stop dsfiles at once");
-            return;
-        };
-        let name = signals.next().await;
-        if !quiet {
-            let line = format!(
-                "{name}: cancelling, stopping cleanly; press Ctrl-C again to exit at once\n"
-            );
-            logging::write_stderr(line.as_bytes()).ok();
-        }
-        cancel.cancel();
-        signals.next().await;
-        std::process::exit(i32::from(crate::exit::Exit::Cancelled.code()));
-    }))
-}
-
-/// SIGINT and, on Unix, SIGTERM, registered once so no signal between two waits is lost.
-struct Signals {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    #[cfg(unix)]
-    fn new() -> std::io::Result<Signals> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(Signals {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-        })
-    }
-
-    #[cfg(not(unix))]
-    fn new() -> std::io::Result<Signals> {
-        Ok(Signals {})
-    }
-
-    /// Waits for the next signal and names it.
-    #[cfg(unix)]
-    async fn next(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.interrupt.recv() => "Ctrl-C",
-            _ = self.terminate.recv() => "SIGTERM",
-        }
-    }
-
-    #[cfg(not(unix))]
-    async fn next(&mut self) -> &'static str {
-        match tokio::signal::ctrl_c().await {
-            Ok(()) => "Ctrl-C",
-            Err(_) => std::future::pending().await,
-        }
     }
 }
 

@@ -23,14 +23,39 @@ pub struct SyncRequest {
 /// webhook job becomes a whole-démarche incremental sync.
 pub const MAX_DOSSIERS: usize = 1000;
 
+/// The largest démarche or dossier number: DS numbers are GraphQL `Int`s (signed 32 bits),
+/// so a larger one can only be refused by DS, after a round trip. The service refuses it first.
+pub const DS_NUMBER_MAX: u64 = 2_147_483_647;
+
+/// Checks that `value`, the `name` field or parameter, is a DS number (1 to
+/// [`DS_NUMBER_MAX`]); the error names both.
+pub fn check_ds_number(name: &str, value: u64) -> Result<(), String> {
+    if (1..=DS_NUMBER_MAX).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` must be a DS number between 1 and {DS_NUMBER_MAX}, got `{value}`"
+        ))
+    }
+}
+
+/// An RFC 3339 date-time (`2024-03-01T08:00:00Z`, `2024-03-01t08:00:00.5+02:00`): chrono's
+/// parser, minus the space it also accepts between date and time, which RFC 3339's grammar
+/// (and so OpenAPI's `format: date-time`) does not.
+pub fn parse_rfc3339(text: &str) -> Option<DateTime<Utc>> {
+    if !matches!(text.as_bytes().get(10), Some(b'T' | b't')) {
+        return None;
+    }
+    let at = DateTime::parse_from_rfc3339(text).ok()?;
+    Some(at.with_timezone(&Utc))
+}
+
 impl SyncRequest {
     /// Checks the values serde cannot: a démarche number, dossier numbers.
     pub fn validate(&self) -> Result<(), String> {
-        if self.demarche == 0 {
-            return Err("`demarche` must be a positive démarche number".into());
-        }
-        if self.dossiers.contains(&0) {
-            return Err("`dossiers` must hold positive dossier numbers".into());
+        check_ds_number("demarche", self.demarche)?;
+        for dossier in &self.dossiers {
+            check_ds_number("dossiers", *dossier)?;
         }
         if self.dossiers.len() > MAX_DOSSIERS {
             return Err(format!(
@@ -68,13 +93,12 @@ impl<'de> Deserialize<'de> for Since {
         match s.as_str() {
             "auto" => Ok(Since::Auto),
             "full" => Ok(Since::Full),
-            other => DateTime::parse_from_rfc3339(other)
-                .map(|at| Since::At(at.with_timezone(&Utc)))
-                .map_err(|_| {
-                    serde::de::Error::custom(format!(
-                        "`{other}` is not `auto`, `full` or an RFC 3339 date such as 2024-03-01T08:00:00Z"
-                    ))
-                }),
+            other => parse_rfc3339(other).map(Since::At).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "`{}` is not `auto`, `full` or an RFC 3339 date such as 2024-03-01T08:00:00Z",
+                    other.chars().take(64).collect::<String>()
+                ))
+            }),
         }
     }
 }

@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::api::{Counters, FileFailure, ListedFile, Since, SyncSpec};
-use crate::jobs::JobProgress;
 use crate::pipeline::{
     DsStats, PagedFile, Pipeline, PipelineError, PipelineErrorKind, ProgressUpdate, SyncOutcome,
+    SyncProgress,
 };
 
 /// The pipeline of `dsfiles-core`, with the DS clients of the service.
@@ -103,7 +103,7 @@ impl CorePipeline {
 }
 
 /// Adapts core events to the job's counters and SSE subscribers.
-struct Forward(JobProgress);
+struct Forward(Arc<dyn SyncProgress>);
 
 impl dsfiles_core::ProgressSink for Forward {
     fn event(&self, event: &dsfiles_core::Event) {
@@ -176,7 +176,7 @@ impl Pipeline for CorePipeline {
     async fn sync(
         &self,
         spec: SyncSpec,
-        progress: JobProgress,
+        progress: Arc<dyn SyncProgress>,
         cancel: CancellationToken,
     ) -> Result<SyncOutcome, PipelineError> {
         let sink = sink::open(&spec.dest, &self.dest_options).map_err(|e| {

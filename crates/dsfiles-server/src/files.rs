@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
-use crate::api::{FilePage, ListedFile};
+use crate::api::{FilePage, ListedFile, check_ds_number, parse_rfc3339};
 use crate::error::{ApiError, ApiPath, ApiQuery};
 use crate::pipeline::{PipelineError, PipelineErrorKind};
 
@@ -98,9 +98,7 @@ pub(crate) async fn list_files(
     ApiPath(demarche): ApiPath<u64>,
     ApiQuery(query): ApiQuery<FilesQuery>,
 ) -> Result<Response, ApiError> {
-    if demarche == 0 {
-        return Err(ApiError::invalid("the démarche number must be positive"));
-    }
+    check_ds_number("demarche", demarche).map_err(ApiError::invalid)?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::invalid(format!(
@@ -109,16 +107,12 @@ pub(crate) async fn list_files(
     }
     let since = match query.since.as_deref() {
         None | Some("") => None,
-        Some(text) => Some(
-            DateTime::parse_from_rfc3339(text)
-                .map_err(|_| {
-                    ApiError::invalid(format!(
-                        "`since` `{}` is not an RFC 3339 date",
-                        text.chars().take(64).collect::<String>()
-                    ))
-                })?
-                .with_timezone(&Utc),
-        ),
+        Some(text) => Some(parse_rfc3339(text).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "`since` `{}` is not an RFC 3339 date",
+                text.chars().take(64).collect::<String>()
+            ))
+        })?),
     };
     let cursor = match query.cursor.as_deref() {
         None | Some("") => None,

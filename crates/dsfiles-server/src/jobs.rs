@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::Utc;
 use futures::FutureExt as _;
-use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -22,7 +21,10 @@ use crate::api::{
     SyncSpec, Trigger,
 };
 use crate::metrics::Metrics;
-use crate::pipeline::{Pipeline, PipelineError, PipelineErrorKind, ProgressUpdate, SyncOutcome};
+use crate::pipeline::{
+    Pipeline, PipelineError, PipelineErrorKind, ProgressEvent, ProgressUpdate, SyncOutcome,
+    SyncProgress,
+};
 
 pub(crate) use store::Store;
 
@@ -98,17 +100,15 @@ impl Job {
     }
 }
 
-/// What the pipeline reports progress through: counters of one job and its SSE broadcast.
+/// The [`SyncProgress`] of one job: its counters and its SSE broadcast.
 #[derive(Clone, Debug)]
-pub struct JobProgress {
+pub(crate) struct JobProgress {
     job: Arc<Job>,
     metrics: Arc<Metrics>,
 }
 
-impl JobProgress {
-    /// Counts `update` and forwards `event` (a core event, serialized as is) to SSE
-    /// subscribers. Never blocks.
-    pub fn record<E: Serialize + ?Sized>(&self, update: ProgressUpdate, event: &E) {
+impl SyncProgress for JobProgress {
+    fn record(&self, update: ProgressUpdate, event: &dyn ProgressEvent) {
         {
             let mut record = lock(&self.job.record);
             let c = &mut record.counters;
@@ -144,7 +144,7 @@ impl JobProgress {
         }
         self.metrics.progress(&update);
         if self.job.events.receiver_count() > 0 {
-            match serde_json::to_string(event) {
+            match event.to_json() {
                 Ok(data) => {
                     let _ = self.job.events.send(JobMessage {
                         kind: "progress",
@@ -157,14 +157,8 @@ impl JobProgress {
         }
     }
 
-    /// The live counters of the job.
-    pub fn counters(&self) -> Counters {
+    fn counters(&self) -> Counters {
         lock(&self.job.record).counters
-    }
-
-    /// The id of the job this progress belongs to.
-    pub fn job_id(&self) -> String {
-        lock(&self.job.record).id.clone()
     }
 }
 
@@ -499,10 +493,10 @@ impl JobManager {
     async fn run(self, job: Arc<Job>) {
         let spec = lock(&job.spec).clone();
         let id = lock(&job.record).id.clone();
-        let progress = JobProgress {
+        let progress: Arc<dyn SyncProgress> = Arc::new(JobProgress {
             job: job.clone(),
             metrics: self.inner.metrics.clone(),
-        };
+        });
         let span =
             tracing::info_span!("sync_job", job = %id, demarche = spec.demarche, dest = %spec.dest);
         tracing::info!(parent: &span, "sync job started");

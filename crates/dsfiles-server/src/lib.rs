@@ -48,9 +48,9 @@ pub use config::{
 };
 pub use core_pipeline::CorePipeline;
 pub use error::{ApiError, Error};
-pub use jobs::JobProgress;
 pub use pipeline::{
-    DsStats, PagedFile, Pipeline, PipelineError, PipelineErrorKind, ProgressUpdate, SyncOutcome,
+    DsStats, PagedFile, Pipeline, PipelineError, PipelineErrorKind, ProgressEvent, ProgressUpdate,
+    SyncOutcome, SyncProgress,
 };
 
 use crate::jobs::{Capacity, JobManager, Store};

@@ -4,7 +4,27 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::routes::{RouteDoc, table};
+use crate::api::{DS_NUMBER_MAX, MAX_DOSSIERS};
+use crate::routes::{MAX_LIST, RouteDoc, table};
+use crate::{files, webhooks};
+
+/// A démarche or dossier number: a DS GraphQL `Int` (signed 32 bits), positive.
+fn ds_number() -> Value {
+    json!({"type": "integer", "minimum": 1, "maximum": DS_NUMBER_MAX})
+}
+
+/// RFC 3339's `date-time` production, which is what [`crate::api::parse_rfc3339`] accepts
+/// (its ranges — month 13, offset 24:00 — are `format: date-time`'s part).
+const DATE_TIME_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$";
+
+fn date_time() -> Value {
+    json!({"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN})
+}
+
+/// `since` of a sync: `auto`, `full` or a date.
+fn sync_since() -> Value {
+    json!({"anyOf": [{"type": "string", "enum": ["auto", "full"]}, date_time()]})
+}
 
 fn error_response(description: &str) -> Value {
     json!({
@@ -17,7 +37,7 @@ fn error_response(description: &str) -> Value {
 fn limited_response(description: &str) -> Value {
     json!({
         "description": description,
-        "headers": {"Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}},
+        "headers": {"Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer", "minimum": 0}}},
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     })
 }
@@ -37,204 +57,208 @@ fn query_param(name: &str, description: &str, schema: Value) -> Value {
     json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
 }
 
+fn job_id() -> Value {
+    path_param(
+        "id",
+        "Job id (a UUID; any other value answers 404).",
+        json!({"type": "string", "format": "uuid"}),
+    )
+}
+
 /// Parameters, request body and responses of one operation.
-fn details(doc: &RouteDoc) -> (Vec<Value>, Option<Value>, Map<String, Value>) {
-    let mut responses = Map::new();
-    let mut params = Vec::new();
-    let mut body = None;
-    let job_id = || path_param("id", "Job id (a UUID).", json!({"type": "string"}));
+#[derive(Default)]
+struct Operation {
+    params: Vec<Value>,
+    body: Option<Value>,
+    responses: Map<String, Value>,
+}
+
+impl Operation {
+    fn param(mut self, param: Value) -> Operation {
+        self.params.push(param);
+        self
+    }
+
+    fn body(mut self, media_type: &str, schema: &str) -> Operation {
+        self.body = Some(json!({"required": true, "content": {media_type: {
+            "schema": {"$ref": format!("#/components/schemas/{schema}")}
+        }}}));
+        self
+    }
+
+    fn respond(mut self, status: &str, response: Value) -> Operation {
+        self.responses.insert(status.to_owned(), response);
+        self
+    }
+
+    fn error(self, status: &str, description: &str) -> Operation {
+        self.respond(status, error_response(description))
+    }
+}
+
+fn object_200(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+fn create_sync() -> Operation {
+    // The links let generated clients follow the new job without building paths.
+    let id = json!({"id": "$response.body#/id"});
+    let links = json!({
+        "getSync": {"operationId": "getSync", "parameters": id, "description": "The job's state and counters."},
+        "syncEvents": {"operationId": "syncEvents", "parameters": id, "description": "The job's progress as Server-Sent Events."},
+        "cancelSync": {"operationId": "cancelSync", "parameters": id, "description": "Cancel the job."}
+    });
+    let mut queued = json_response("Queued (`Location` names the job).", "Job");
+    queued["links"] = links;
+    queued["headers"] =
+        json!({"Location": {"description": "`/v1/syncs/{id}`.", "schema": {"type": "string"}}});
+    Operation::default()
+        .body("application/json", "SyncRequest")
+        .respond("202", queued)
+        .error("400", "Malformed JSON.")
+        .error("403", "Destination outside the allowed prefixes.")
+        .respond("409", json_response("A job on this démarche and destination is queued or running (its id in `error.job_id`).", "Conflict"))
+        .error("415", "Not `application/json`.")
+        .error("422", "A field missing, unknown, of the wrong type or out of range; or a malformed destination.")
+        .respond("429", limited_response("`limits.max_queued_syncs` jobs already wait (`queue_full`)."))
+        .error("503", "Shutting down.")
+}
+
+fn list_syncs() -> Operation {
+    Operation::default()
+        .param(query_param(
+            "limit",
+            "At most this many jobs (default 50).",
+            json!({"type": "integer", "minimum": 1, "maximum": MAX_LIST}),
+        ))
+        .param(query_param(
+            "state",
+            "Only jobs in this state.",
+            json!({"$ref": "#/components/schemas/JobState"}),
+        ))
+        .respond("200", json_response("Jobs, newest first.", "JobList"))
+        .error(
+            "400",
+            "Unknown query parameter, or a value that is not an integer or a state.",
+        )
+        .error("422", "`limit` out of range.")
+}
+
+fn sync_events() -> Operation {
+    Operation::default()
+        .param(job_id())
+        .respond("200", json!({
+            "description": "Server-Sent Events: `status` (a Job, first and on every state change) and `progress` (a core pipeline event: `{\"type\": \"file_stored\", ...}`); the stream ends after the terminal status.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}}
+        }))
+        .error("404", "No such job.")
+        .respond("429", limited_response("This token, or the service, holds as many event streams as allowed (`too_many_streams`)."))
+}
+
+fn list_files() -> Operation {
+    Operation::default()
+        .param(path_param("demarche", "Démarche number.", ds_number()))
+        .param(query_param(
+            "since",
+            "Only dossiers updated since this RFC 3339 date (empty: all).",
+            json!({"anyOf": [{"type": "string", "maxLength": 0}, date_time()]}),
+        ))
+        .param(query_param(
+            "cursor",
+            "`next_cursor` of the previous page (empty: the first page); any other value answers 400.",
+            json!({"type": "string", "pattern": "^[A-Za-z0-9_-]*$"}),
+        ))
+        .param(query_param(
+            "limit",
+            "Records per page (default 100).",
+            json!({"type": "integer", "minimum": 1, "maximum": files::MAX_LIMIT}),
+        ))
+        .respond("200", json_response("One page of file records.", "FilePage"))
+        .error("400", "Unknown query parameter, a non-integer number, or a cursor this service did not issue for this listing.")
+        .error("404", "Démarche not found.")
+        .error("410", "The cursor's position no longer exists: start over.")
+        .error("422", "A number out of range or a `since` that is not an RFC 3339 date.")
+        .error("502", "DS refused or failed.")
+}
+
+fn ds_webhook() -> Operation {
+    Operation::default()
+        .param(json!({
+            "name": "X-Webhook-Signature-256", "in": "header", "required": true,
+            "description": "`sha256=` + hex HMAC-SHA256 of the raw body with the webhook secret (current or previous).",
+            "schema": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"}
+        }))
+        .body("application/json", "WebhookDelivery")
+        .respond("202", json_response("Syncs queued (or coalesced).", "WebhookAccepted"))
+        .error("400", "Malformed payload.")
+        .error("401", "Missing or invalid signature.")
+        .error("404", "Webhooks are not configured.")
+        .error("422", "Too many events, a number out of range, a `webhook_id` neither string nor integer, or no destination configured for the démarche.")
+        .error("503", "Shutting down.")
+}
+
+fn ds_webhook_legacy() -> Operation {
+    Operation::default()
+        .param(path_param(
+            "secret",
+            "The webhook secret (a wrong one answers 404).",
+            json!({"type": "string"}),
+        ))
+        .body("application/x-www-form-urlencoded", "LegacyWebhook")
+        .respond(
+            "202",
+            json_response("Sync queued (or coalesced).", "WebhookAccepted"),
+        )
+        .error("400", "Malformed form.")
+        .error("404", "Wrong secret.")
+        .error(
+            "422",
+            "A number out of range, or no destination configured for the démarche.",
+        )
+        .error("503", "Shutting down.")
+}
+
+/// The operation-specific part of `doc`.
+fn operation(doc: &RouteDoc) -> Operation {
+    let status = |value: &str| json!({"type": "object", "required": ["status"], "properties": {"status": {"const": value}}});
     match doc.operation_id {
-        "healthz" => {
-            responses.insert("200".into(), json!({"description": "Alive.", "content": {"application/json": {"schema": {"type": "object"}}}}));
-        }
-        "readyz" => {
-            responses.insert("200".into(), json!({"description": "Ready.", "content": {"application/json": {"schema": {"type": "object"}}}}));
-            responses.insert("503".into(), error_response("Shutting down."));
-        }
-        "metrics" => {
-            responses.insert("200".into(), json!({"description": "Prometheus text exposition format 0.0.4.", "content": {"text/plain": {"schema": {"type": "string"}}}}));
-        }
-        "openapi" => {
-            responses.insert("200".into(), json!({"description": "This document.", "content": {"application/json": {"schema": {"type": "object"}}}}));
-        }
-        "createSync" => {
-            body = Some(
-                json!({"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SyncRequest"}}}}),
-            );
-            responses.insert("202".into(), json_response("Queued.", "Job"));
-            responses.insert(
-                "400".into(),
-                error_response("Malformed JSON or unknown field."),
-            );
-            responses.insert(
-                "403".into(),
-                error_response("Destination outside the allowed prefixes."),
-            );
-            responses.insert("409".into(), json_response("A job on this démarche and destination is queued or running (its id in `error.job_id`).", "Conflict"));
-            responses.insert("415".into(), error_response("Not `application/json`."));
-            responses.insert("422".into(), error_response("Invalid value."));
-            responses.insert(
-                "429".into(),
-                limited_response("`limits.max_queued_syncs` jobs already wait (`queue_full`)."),
-            );
-            responses.insert("503".into(), error_response("Shutting down."));
-        }
-        "listSyncs" => {
-            params.push(query_param(
-                "limit",
-                "At most this many jobs (1–1000, default 50).",
-                json!({"type": "integer", "minimum": 1, "maximum": 1000}),
-            ));
-            params.push(query_param(
-                "state",
-                "Only jobs in this state.",
-                json!({"$ref": "#/components/schemas/JobState"}),
-            ));
-            responses.insert(
-                "200".into(),
-                json_response("Jobs, newest first.", "JobList"),
-            );
-            responses.insert(
-                "400".into(),
-                error_response("Unknown query parameter or unparsable value."),
-            );
-            responses.insert("422".into(), error_response("`limit` out of range."));
-        }
-        "getSync" => {
-            params.push(job_id());
-            responses.insert("200".into(), json_response("The job.", "Job"));
-            responses.insert("404".into(), error_response("No such job."));
-        }
-        "cancelSync" => {
-            params.push(job_id());
-            responses.insert(
-                "202".into(),
-                json_response(
-                    "Cancelled (queued job) or cancellation requested (running job).",
-                    "Job",
-                ),
-            );
-            responses.insert("404".into(), error_response("No such job."));
-            responses.insert("409".into(), error_response("The job already ended."));
-        }
-        "syncEvents" => {
-            params.push(job_id());
-            responses.insert(
-                "200".into(),
-                json!({
-                    "description": "Server-Sent Events: `status` (a Job, first and on every state change) and `progress` (a core pipeline event: `{\"type\": \"file_stored\", ...}`); the stream ends after the terminal status.",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}}
-                }),
-            );
-            responses.insert("404".into(), error_response("No such job."));
-            responses.insert(
-                "429".into(),
-                limited_response("This token, or the service, holds as many event streams as allowed (`too_many_streams`)."),
-            );
-        }
-        "listFiles" => {
-            params.push(path_param(
-                "demarche",
-                "Démarche number.",
-                json!({"type": "integer", "minimum": 1}),
-            ));
-            params.push(query_param(
-                "since",
-                "Only dossiers updated since this RFC 3339 date.",
-                json!({"type": "string", "format": "date-time"}),
-            ));
-            params.push(query_param(
-                "cursor",
-                "`next_cursor` of the previous page.",
-                json!({"type": "string"}),
-            ));
-            params.push(query_param(
-                "limit",
-                "Records per page (1–1000, default 100).",
-                json!({"type": "integer", "minimum": 1, "maximum": 1000}),
-            ));
-            responses.insert(
-                "200".into(),
-                json_response("One page of file records.", "FilePage"),
-            );
-            responses.insert("400".into(), error_response("Invalid cursor or query."));
-            responses.insert("404".into(), error_response("Démarche not found."));
-            responses.insert(
-                "410".into(),
-                error_response("The cursor's position no longer exists: start over."),
-            );
-            responses.insert("422".into(), error_response("Invalid value."));
-            responses.insert("502".into(), error_response("DS refused or failed."));
-        }
-        "dsWebhook" => {
-            params.push(json!({
-                "name": "X-Webhook-Signature-256", "in": "header", "required": true,
-                "description": "`sha256=` + hex HMAC-SHA256 of the raw body with the webhook secret (current or previous).",
-                "schema": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"}
-            }));
-            body = Some(
-                json!({"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WebhookDelivery"}}}}),
-            );
-            responses.insert(
-                "202".into(),
-                json_response("Syncs queued (or coalesced).", "WebhookAccepted"),
-            );
-            responses.insert("400".into(), error_response("Malformed payload."));
-            responses.insert(
-                "401".into(),
-                error_response("Missing or invalid signature."),
-            );
-            responses.insert("404".into(), error_response("Webhooks are not configured."));
-            responses.insert(
-                "422".into(),
-                error_response("Too many events, or no destination configured for the démarche."),
-            );
-            responses.insert("503".into(), error_response("Shutting down."));
-        }
-        "dsWebhookLegacy" => {
-            params.push(path_param(
-                "secret",
-                "The webhook secret (a wrong one answers 404).",
-                json!({"type": "string"}),
-            ));
-            body = Some(
-                json!({"required": true, "content": {"application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/LegacyWebhook"}}}}),
-            );
-            responses.insert(
-                "202".into(),
-                json_response("Sync queued (or coalesced).", "WebhookAccepted"),
-            );
-            responses.insert("400".into(), error_response("Malformed form."));
-            responses.insert("404".into(), error_response("Wrong secret."));
-            responses.insert(
-                "422".into(),
-                error_response("No destination configured for the démarche, or `dossier_id` is 0."),
-            );
-            responses.insert("503".into(), error_response("Shutting down."));
-        }
-        other => {
-            responses.insert("200".into(), json!({"description": format!("`{other}`")}));
-        }
+        "healthz" => Operation::default().respond("200", object_200("Alive.", status("ok"))),
+        "readyz" => Operation::default()
+            .respond("200", object_200("Ready.", status("ready")))
+            .error("503", "Shutting down."),
+        "metrics" => Operation::default().respond("200", json!({"description": "Prometheus text exposition format 0.0.4.", "content": {"text/plain": {"schema": {"type": "string"}}}})),
+        "openapi" => Operation::default().respond("200", object_200("This document.", json!({"type": "object", "required": ["openapi", "paths"]}))),
+        "createSync" => create_sync(),
+        "listSyncs" => list_syncs(),
+        "getSync" => Operation::default()
+            .param(job_id())
+            .respond("200", json_response("The job.", "Job"))
+            .error("404", "No such job."),
+        "cancelSync" => Operation::default()
+            .param(job_id())
+            .respond("202", json_response("Cancelled (queued job) or cancellation requested (running job).", "Job"))
+            .error("404", "No such job.")
+            .error("409", "The job already ended."),
+        "syncEvents" => sync_events(),
+        "listFiles" => list_files(),
+        "dsWebhook" => ds_webhook(),
+        "dsWebhookLegacy" => ds_webhook_legacy(),
+        other => Operation::default().respond("200", json!({"description": format!("`{other}`")})),
     }
+}
+
+/// [`operation`] plus the answers every route can give: 401 behind the token, 408 past
+/// `--request-timeout`, 413 past `--body-limit`, 500.
+fn details(doc: &RouteDoc) -> Operation {
+    let mut op = operation(doc);
     if doc.auth {
-        responses.insert(
-            "401".into(),
-            error_response("Missing or invalid bearer token."),
-        );
+        op = op.error("401", "Missing or invalid bearer token.");
     }
-    // Limits every route has (the service's `--request-timeout` and `--body-limit`).
-    responses.insert(
-        "408".into(),
-        error_response("No answer within the request timeout."),
-    );
-    if body.is_some() {
-        responses.insert("413".into(), error_response("Body larger than the limit."));
+    op = op.error("408", "No answer within the request timeout.");
+    if op.body.is_some() {
+        op = op.error("413", "Body larger than the limit.");
     }
-    responses.insert(
-        "500".into(),
-        error_response("Internal error (details in the service log)."),
-    );
-    (params, body, responses)
+    op.error("500", "Internal error (details in the service log).")
 }
 
 /// The whole document.
@@ -242,7 +266,11 @@ pub(crate) fn document() -> Value {
     let mut paths = Map::new();
     for route in table() {
         let doc = route.doc;
-        let (params, body, responses) = details(&doc);
+        let Operation {
+            params,
+            body,
+            responses,
+        } = details(&doc);
         let mut operation = json!({
             "operationId": doc.operation_id,
             "summary": doc.summary,
@@ -270,7 +298,7 @@ pub(crate) fn document() -> Value {
         "info": {
             "title": "dsfiles",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Start, watch and cancel syncs of démarches from demarches-simplifiees.fr into storage you control; list files; receive DS webhooks. Every 4xx/5xx has the body `{\"error\": {\"code\", \"message\"}}`."
+            "description": "Start, watch and cancel syncs of démarches from demarches-simplifiees.fr into storage you control; list files; receive DS webhooks. Every 4xx/5xx has the body `{\"error\": {\"code\", \"message\"}}`: an unknown path answers 404, a method a path does not list 405 (with `Allow`). Démarche and dossier numbers are DS `Int`s (1 to 2147483647); a request outside what this document allows is refused with a 4xx before DS is called."
         },
         "paths": paths,
         "components": {
@@ -281,12 +309,30 @@ pub(crate) fn document() -> Value {
 }
 
 fn schemas() -> Value {
+    let count = json!({"type": "integer", "minimum": 0});
+    let counters: Map<String, Value> = [
+        "dossiers",
+        "files_planned",
+        "files_stored",
+        "files_skipped",
+        "files_failed",
+        "bytes_planned",
+        "bytes_stored",
+        "bytes_downloaded",
+        "retries",
+    ]
+    .into_iter()
+    .map(|name| (name.to_owned(), count.clone()))
+    .collect();
+    let counter_names: Vec<&String> = counters.keys().collect();
+    let include = json!({"type": "string", "enum": ["pdf", "geojson", "entreprise"]});
+    let nullable_date = json!({"anyOf": [{"type": "null"}, date_time()]});
     json!({
         "Error": {
             "type": "object", "required": ["error"],
             "properties": {"error": {
                 "type": "object", "required": ["code", "message"],
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"}}
+                "properties": {"code": {"type": "string", "pattern": "^[a-z_]+$"}, "message": {"type": "string", "minLength": 1}}
             }}
         },
         "Conflict": {
@@ -296,7 +342,7 @@ fn schemas() -> Value {
                 "properties": {
                     "code": {"type": "string", "const": "sync_in_progress"},
                     "message": {"type": "string"},
-                    "job_id": {"type": "string"},
+                    "job_id": {"type": "string", "format": "uuid"},
                     "job_state": {"$ref": "#/components/schemas/JobState"}
                 }
             }}
@@ -304,55 +350,51 @@ fn schemas() -> Value {
         "SyncRequest": {
             "type": "object", "required": ["demarche", "dest"], "additionalProperties": false,
             "properties": {
-                "demarche": {"type": "integer", "minimum": 1},
-                "dest": {"type": "string", "description": "Absolute local path, file:///path, or s3://, gs://, az:// URL inside an allowed prefix."},
-                "since": {"type": "string", "description": "`auto` (default), `full`, or an RFC 3339 date."},
-                "include": {"type": "array", "items": {"type": "string", "enum": ["pdf", "geojson", "entreprise"]}},
-                "dossiers": {"type": "array", "maxItems": 1000, "items": {"type": "integer", "minimum": 1}}
+                "demarche": ds_number(),
+                "dest": {"type": "string", "minLength": 1, "description": "Absolute local path, file:///path, or s3://, gs://, az:// URL inside an allowed prefix."},
+                "since": {"description": "`auto` (default: from the destination's last successful sync), `full`, or an RFC 3339 date.", "anyOf": sync_since()["anyOf"].clone()},
+                "include": {"type": "array", "items": include},
+                "dossiers": {"type": "array", "maxItems": MAX_DOSSIERS, "items": ds_number()}
             }
         },
         "JobState": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
-        "Counters": {
-            "type": "object",
-            "properties": {
-                "dossiers": {"type": "integer"}, "files_planned": {"type": "integer"},
-                "files_stored": {"type": "integer"}, "files_skipped": {"type": "integer"},
-                "files_failed": {"type": "integer"}, "bytes_planned": {"type": "integer"},
-                "bytes_stored": {"type": "integer"}, "bytes_downloaded": {"type": "integer"},
-                "retries": {"type": "integer"}
-            }
-        },
+        "Counters": {"type": "object", "required": counter_names, "properties": counters},
         "Job": {
             "type": "object",
-            "required": ["id", "state", "demarche", "dest", "since", "include", "dossiers", "trigger", "created_at", "counters", "failures"],
+            "required": ["id", "state", "demarche", "dest", "since", "include", "dossiers", "trigger", "created_at", "started_at", "finished_at", "cancel_requested", "counters", "failures", "error"],
             "properties": {
-                "id": {"type": "string"},
+                "id": {"type": "string", "format": "uuid"},
                 "state": {"$ref": "#/components/schemas/JobState"},
-                "demarche": {"type": "integer"},
+                "demarche": ds_number(),
                 "dest": {"type": "string"},
-                "since": {"type": "string"},
-                "include": {"type": "array", "items": {"type": "string"}},
-                "dossiers": {"type": "array", "items": {"type": "integer"}},
+                "since": sync_since(),
+                "include": {"type": "array", "items": include},
+                "dossiers": {"type": "array", "items": ds_number()},
                 "trigger": {"type": "string", "enum": ["api", "webhook"]},
-                "created_at": {"type": "string", "format": "date-time"},
-                "started_at": {"type": ["string", "null"], "format": "date-time"},
-                "finished_at": {"type": ["string", "null"], "format": "date-time"},
+                "created_at": date_time(),
+                "started_at": nullable_date,
+                "finished_at": nullable_date,
                 "cancel_requested": {"type": "boolean"},
                 "counters": {"$ref": "#/components/schemas/Counters"},
                 "failures": {"type": "array", "items": {
-                    "type": "object", "properties": {"key": {"type": "string"}, "reason": {"type": "string"}}
+                    "type": "object", "required": ["key", "reason"],
+                    "properties": {"key": {"type": "string"}, "reason": {"type": "string"}}
                 }},
-                "error": {"type": ["object", "null"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
+                "error": {"anyOf": [{"type": "null"}, {
+                    "type": "object", "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}}
+                }]}
             }
         },
         "JobList": {"type": "object", "required": ["jobs"], "properties": {"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}}},
         "FileRecord": {
             "type": "object",
+            "required": ["file_id", "demarche", "dossier", "state", "source", "champ_id", "label", "row", "filename", "content_type", "byte_size", "checksum", "virus_scan", "created_at"],
             "properties": {
-                "file_id": {"type": "string"}, "demarche": {"type": "integer"}, "dossier": {"type": "integer"},
+                "file_id": {"type": "string"}, "demarche": ds_number(), "dossier": ds_number(),
                 "state": {"type": "string"}, "source": {"type": "string"}, "champ_id": {"type": ["string", "null"]},
-                "label": {"type": "string"}, "row": {"type": ["integer", "null"]}, "filename": {"type": "string"},
-                "content_type": {"type": "string"}, "byte_size": {"type": "integer"}, "checksum": {"type": "string"},
+                "label": {"type": "string"}, "row": {"type": ["integer", "null"], "minimum": 0}, "filename": {"type": "string"},
+                "content_type": {"type": "string"}, "byte_size": count, "checksum": {"type": "string"},
                 "virus_scan": {"type": "string"}, "created_at": {"type": ["string", "null"]}
             }
         },
@@ -360,19 +402,20 @@ fn schemas() -> Value {
             "type": "object", "required": ["files", "next_cursor"],
             "properties": {
                 "files": {"type": "array", "items": {"$ref": "#/components/schemas/FileRecord"}},
-                "next_cursor": {"type": ["string", "null"]}
+                "next_cursor": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9_-]+$"}
             }
         },
         "WebhookDelivery": {
             "type": "object", "required": ["webhook_id", "demarche_number", "events"],
             "properties": {
                 "webhook_id": {"type": ["string", "integer"]},
-                "demarche_number": {"type": "integer"},
-                "events": {"type": "array", "maxItems": 100, "items": {
+                "demarche_number": ds_number(),
+                "events": {"type": "array", "maxItems": webhooks::MAX_EVENTS, "items": {
                     "type": "object", "required": ["sequence"],
                     "properties": {
-                        "sequence": {"type": "integer"}, "type": {"type": "string"},
-                        "dossier_number": {"type": "integer"}, "timestamp": {"type": "string"}
+                        "sequence": count, "type": {"type": ["string", "null"]},
+                        "dossier_number": {"type": ["integer", "null"], "minimum": 1, "maximum": DS_NUMBER_MAX},
+                        "timestamp": {"description": "Not read: the data comes from the API."}
                     }
                 }}
             }
@@ -380,13 +423,13 @@ fn schemas() -> Value {
         "LegacyWebhook": {
             "type": "object", "required": ["procedure_id", "dossier_id"],
             "properties": {
-                "procedure_id": {"type": "integer"}, "dossier_id": {"type": "integer"},
+                "procedure_id": ds_number(), "dossier_id": ds_number(),
                 "state": {"type": "string"}, "updated_at": {"type": "string"}
             }
         },
         "WebhookAccepted": {
             "type": "object", "required": ["jobs", "duplicates"],
-            "properties": {"jobs": {"type": "array", "items": {"type": "string"}}, "duplicates": {"type": "integer"}}
+            "properties": {"jobs": {"type": "array", "items": {"type": "string", "format": "uuid"}}, "duplicates": count}
         }
     })
 }

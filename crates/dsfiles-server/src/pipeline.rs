@@ -1,15 +1,17 @@
 //! The seam between the HTTP service and the pipeline: [`Pipeline`] is what jobs and the file
-//! listing call. [`CorePipeline`](crate::CorePipeline) implements it with `dsfiles-core`;
-//! tests implement it with scripted fakes. Nothing here decides what to download.
+//! listing call, [`SyncProgress`] what a sync reports through. [`CorePipeline`](crate::CorePipeline)
+//! implements the first with `dsfiles-core`, the job manager the second; tests implement
+//! either with scripted fakes. The seam names no type of either side, so each side can change
+//! alone. Nothing here decides what to download.
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{Counters, FileFailure, ListedFile, SyncSpec};
-use crate::jobs::JobProgress;
 
 /// Runs syncs and lists files on behalf of the service.
 #[async_trait::async_trait]
@@ -19,7 +21,7 @@ pub trait Pipeline: Send + Sync + fmt::Debug + 'static {
     async fn sync(
         &self,
         spec: SyncSpec,
-        progress: JobProgress,
+        progress: Arc<dyn SyncProgress>,
         cancel: CancellationToken,
     ) -> Result<SyncOutcome, PipelineError>;
 
@@ -116,6 +118,29 @@ impl PipelineError {
             kind,
             message: message.into(),
         }
+    }
+}
+
+/// What a running sync reports progress through (the job manager counts it into the job and
+/// forwards it to SSE subscribers; tests record it).
+pub trait SyncProgress: Send + Sync + fmt::Debug {
+    /// Counts `update` and forwards `event` (a core event, serialized only when someone
+    /// listens). Never blocks.
+    fn record(&self, update: ProgressUpdate, event: &dyn ProgressEvent);
+
+    /// The counters so far (a pipeline returns them in [`SyncOutcome`] when it has no report).
+    fn counters(&self) -> Counters;
+}
+
+/// A progress event as SSE subscribers receive it: any serializable value.
+pub trait ProgressEvent {
+    /// The event as JSON.
+    fn to_json(&self) -> serde_json::Result<String>;
+}
+
+impl<T: serde::Serialize + ?Sized> ProgressEvent for T {
+    fn to_json(&self) -> serde_json::Result<String> {
+        serde_json::to_string(self)
     }
 }
 

@@ -376,7 +376,7 @@ pub(crate) struct ListQuery {
     state: Option<JobState>,
 }
 
-const MAX_LIST: usize = 1000;
+pub(crate) const MAX_LIST: usize = 1000;
 
 async fn list_syncs(
     State(state): State<AppState>,

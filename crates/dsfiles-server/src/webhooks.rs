@@ -23,7 +23,7 @@ use hmac::{Hmac, Mac as _};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use crate::api::WebhookAccepted;
+use crate::api::{self, WebhookAccepted};
 use crate::error::{ApiError, ApiPath};
 use crate::jobs::{SubmitError, lock};
 use crate::metrics::WebhookOutcome;
@@ -161,6 +161,20 @@ fn unconfigured() -> ApiError {
     ApiError::not_found("no such route")
 }
 
+/// A démarche or dossier number of a payload outside DS's range: refused (422, counted as
+/// rejected) before anything is queued.
+fn check_number(
+    state: &AppState,
+    kind: &'static str,
+    name: &str,
+    value: u64,
+) -> Result<(), ApiError> {
+    api::check_ds_number(name, value).map_err(|message| {
+        state.metrics().webhook(kind, WebhookOutcome::Rejected);
+        ApiError::invalid(message)
+    })
+}
+
 fn no_destination(demarche: u64) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -203,9 +217,19 @@ pub(crate) async fn signed(
     }
     let webhook = match &delivery.webhook_id {
         serde_json::Value::String(s) => s.chars().take(128).collect(),
-        other => other.to_string().chars().take(128).collect::<String>(),
+        serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
+        _ => {
+            state.metrics().webhook(KIND, WebhookOutcome::Rejected);
+            return Err(ApiError::invalid(
+                "`webhook_id` must be a string or an integer",
+            ));
+        }
     };
     let demarche = delivery.demarche_number;
+    check_number(&state, KIND, "demarche_number", demarche)?;
+    for number in delivery.events.iter().filter_map(|e| e.dossier_number) {
+        check_number(&state, KIND, "dossier_number", number)?;
+    }
     let Some(dest) = state.config().webhook_destinations.get(&demarche).cloned() else {
         state.metrics().webhook(KIND, WebhookOutcome::Rejected);
         return Err(no_destination(demarche));
@@ -225,7 +249,6 @@ pub(crate) async fn signed(
         .zip(&fresh)
         .filter(|(_, new)| **new)
         .filter_map(|(event, _)| event.dossier_number)
-        .filter(|n| *n > 0)
         .collect();
     dossiers.sort_unstable();
     dossiers.dedup();
@@ -295,16 +318,12 @@ pub(crate) async fn legacy(
         )
     })?;
     let demarche = delivery.procedure_id;
+    check_number(&state, KIND, "procedure_id", demarche)?;
+    check_number(&state, KIND, "dossier_id", delivery.dossier_id)?;
     let Some(dest) = state.config().webhook_destinations.get(&demarche).cloned() else {
         state.metrics().webhook(KIND, WebhookOutcome::Rejected);
         return Err(no_destination(demarche));
     };
-    if delivery.dossier_id == 0 {
-        state.metrics().webhook(KIND, WebhookOutcome::Rejected);
-        return Err(ApiError::invalid(
-            "`dossier_id` must be a positive dossier number",
-        ));
-    }
     tracing::info!(
         demarche,
         dossier = delivery.dossier_id,

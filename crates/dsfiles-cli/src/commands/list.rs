@@ -65,7 +65,7 @@ pub async fn run(args: ListArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
         include: args.filters.include(),
     };
     let cancel = CancellationToken::new();
-    let _ctrl_c = crate::progress::cancel_on_ctrl_c(cancel.clone(), global.quiet);
+    let _ctrl_c = crate::signals::cancel_on_ctrl_c(cancel.clone(), global.quiet);
     let stream = dsfiles_core::list(client.clone(), opts, cancel.clone());
     let mut stream = std::pin::pin!(stream);
 

@@ -3,6 +3,7 @@
 
 pub mod demo;
 pub mod list;
+pub mod serve;
 mod summary;
 pub mod sync;
 pub mod verify;

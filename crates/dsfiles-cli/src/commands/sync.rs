@@ -13,7 +13,7 @@ use dsfiles_core::{AllowedHost, Since, SyncOptions, SyncReport, ds, sink};
 use crate::cli::GlobalArgs;
 use crate::env_vars;
 use crate::exit::{Exit, UsageError};
-use crate::progress::{self, Progress};
+use crate::progress::Progress;
 use crate::settings::{self, DsArgs, Filters};
 
 use super::summary;
@@ -227,7 +227,7 @@ pub async fn sync_with(
     let dest = sink.describe();
     let demarche = opts.demarche;
     let cancel = CancellationToken::new();
-    let _ctrl_c = progress::cancel_on_ctrl_c(cancel.clone(), global.quiet);
+    let _ctrl_c = crate::signals::cancel_on_ctrl_c(cancel.clone(), global.quiet);
     let progress = Progress::start("sync", global.quiet, global.progress_interval);
     let result = dsfiles_core::sync(client, sink, opts, progress.sink(), cancel).await;
     progress.finish();

@@ -9,7 +9,7 @@ use dsfiles_core::{VerifyReport, sink};
 
 use crate::cli::GlobalArgs;
 use crate::exit::Exit;
-use crate::progress::{self, Progress};
+use crate::progress::Progress;
 
 use super::summary;
 
@@ -47,7 +47,7 @@ pub async fn verify_with(
 ) -> anyhow::Result<VerifyReport> {
     let dest = sink.describe();
     let cancel = CancellationToken::new();
-    let _ctrl_c = progress::cancel_on_ctrl_c(cancel.clone(), global.quiet);
+    let _ctrl_c = crate::signals::cancel_on_ctrl_c(cancel.clone(), global.quiet);
     let progress = Progress::start("verify", global.quiet, global.progress_interval);
     let result = dsfiles_core::verify(sink, progress.sink(), cancel).await;
     progress.finish();

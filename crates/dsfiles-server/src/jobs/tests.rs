@@ -18,7 +18,7 @@ impl Pipeline for Gated {
     async fn sync(
         &self,
         spec: SyncSpec,
-        progress: JobProgress,
+        progress: Arc<dyn SyncProgress>,
         cancel: CancellationToken,
     ) -> Result<SyncOutcome, PipelineError> {
         progress.record(

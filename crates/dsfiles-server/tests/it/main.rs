@@ -3,9 +3,11 @@
 
 mod api;
 mod bucket;
+mod contract;
 mod files;
 mod hostile;
 mod logs;
+mod schema;
 mod support;
 mod syncs;
 mod webhooks;

@@ -358,7 +358,7 @@ impl Pipeline for Blocking {
     async fn sync(
         &self,
         _spec: dsfiles_server::api::SyncSpec,
-        progress: dsfiles_server::JobProgress,
+        progress: Arc<dyn dsfiles_server::SyncProgress>,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<dsfiles_server::SyncOutcome, dsfiles_server::PipelineError> {
         progress.record(

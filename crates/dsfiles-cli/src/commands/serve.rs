@@ -269,7 +269,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .local_addr()
         .context("cannot read the listening address")?;
     tracing::warn!(address = %local, "dsfiles serve listening");
-    dsfiles_server::serve(listener, state, shutdown_signal())
+    dsfiles_server::serve(listener, state, crate::signals::shutdown())
         .await
         .context("the HTTP service failed")?;
     tracing::warn!("dsfiles serve stopped");
@@ -614,34 +614,6 @@ fn env_secret(name: &str) -> anyhow::Result<Option<String>> {
         Err(std::env::VarError::NotUnicode(_)) => {
             Err(UsageError::new(format!("`{name}` is not valid UTF-8")).into())
         }
-    }
-}
-
-/// Resolves on the first Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %err, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::warn!("Ctrl-C received: shutting down"),
-        () = terminate => tracing::warn!("SIGTERM received: shutting down"),
     }
 }
 
