@@ -8,6 +8,7 @@
 //! stops, downloads abort their uploads, and every dossier writes the shard of what settled.
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,8 +30,8 @@ use crate::removal::{self, Verdict};
 use crate::sink::Sink;
 use crate::state;
 use crate::wire::{
-    Event, Failure, FileStatus, Flagged, Kept, RUNS_PREFIX, Recheck, STAGING_PREFIX, Shard,
-    ShardFile, Skipped, SyncPoint, SyncReport, WIRE_VERSION, recheck_key, shard_key,
+    ApiCalls, Event, Failure, FileStatus, Flagged, Kept, RUNS_PREFIX, Recheck, STAGING_PREFIX,
+    Shard, ShardFile, Skipped, SyncPoint, SyncReport, WIRE_VERSION, recheck_key, shard_key,
     staging_marker, staging_prefix, sync_point_key,
 };
 use crate::{Error, Progress, ds};
@@ -121,39 +122,27 @@ pub async fn sync(
         cancel: cancel.clone(),
         staging_marker,
         run_id: run_id.clone(),
+        refreshes: AtomicU64::new(0),
         opts,
     });
     let mut totals = Totals::default();
 
-    // Dossiers to re-check (pending scans, earlier failures) come first, fetched one by one:
-    // DS did not necessarily update them.
+    // Dossiers to re-check (pending scans, earlier failures) come first, fetched many per
+    // request: DS did not necessarily update them.
     let mut buffer: VecDeque<Value> = VecDeque::new();
     let mut recheck_later: BTreeSet<u64> = BTreeSet::new();
+    let mut rechecked = Rechecked::default();
+    let calls = client.stats().api_calls;
     if previous_recheck.demarche == run.opts.demarche
         && filter.dossiers.is_empty()
         && since.is_some()
     {
-        for &number in &previous_recheck.dossiers {
-            if cancel.is_cancelled() {
-                break;
-            }
-            match client.dossier(number, &run.refresh_filter).await {
-                Ok(dossier) => buffer.push_back(dossier),
-                Err(e) if e.kind() == ds::ErrorKind::NotFound => {}
-                Err(e) if e.is_transient() || e.kind() == ds::ErrorKind::Api => {
-                    totals.warn(
-                        &progress,
-                        format!(
-                            "dossier `{number}` could not be re-checked: {}",
-                            fetch::error_chain(&e)
-                        ),
-                    );
-                    recheck_later.insert(number);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        rechecked = fetch_rechecks(&run, &previous_recheck.dossiers, &mut totals).await?;
+        buffer.extend(std::mem::take(&mut rechecked.found));
+        recheck_later.extend(rechecked.failed.iter().copied());
     }
+    totals.api.recheck = client.stats().api_calls.saturating_sub(calls);
+    let calls = client.stats().api_calls;
 
     let pages = client.dossiers(run.opts.demarche, filter.clone());
     let mut pages = std::pin::pin!(pages);
@@ -231,13 +220,29 @@ pub async fn sync(
         }
     }
 
+    totals.api.refresh = run.refreshes.load(Ordering::Relaxed);
+    totals.api.listing = client
+        .stats()
+        .api_calls
+        .saturating_sub(calls)
+        .saturating_sub(totals.api.refresh);
+
     let cancelled = cancel.is_cancelled();
+    let calls = client.stats().api_calls;
     if !cancelled && listing_error.is_none() && filter.dossiers.is_empty() {
         deleted_dossiers(&run, since, &mut totals).await;
     }
+    totals.api.deleted = client.stats().api_calls.saturating_sub(calls);
 
     let previous = (previous_recheck, stored.recheck_legacy);
-    write_recheck(&run, previous, recheck_later, &mut totals).await;
+    write_recheck(
+        &run,
+        previous,
+        recheck_later,
+        &rechecked.dropped,
+        &mut totals,
+    )
+    .await;
 
     let advance = complete
         && !cancelled
@@ -278,6 +283,7 @@ pub async fn sync(
             0.0
         },
         api: client.stats(),
+        api_calls: totals.api,
         sync_point_advanced: advance,
         cancelled,
     };
@@ -312,6 +318,8 @@ struct Run {
     /// Set once [`STAGING_MARKER`] is known to exist (written before the first staged file).
     staging_marker: tokio::sync::OnceCell<()>,
     run_id: String,
+    /// `dossier(number)` requests for fresh URLs ([`DossierRefresh`]).
+    refreshes: AtomicU64,
 }
 
 /// Counts and lists that both a dossier's outcome and the run's totals keep.
@@ -378,6 +386,7 @@ struct Totals {
     tally: Tally,
     deleted: Vec<u64>,
     recheck: Vec<u64>,
+    api: ApiCalls,
 }
 
 impl Totals {
@@ -542,6 +551,7 @@ impl Run {
             filter: &self.refresh_filter,
             include: self.opts.include,
             demarche: self.opts.demarche,
+            requests: &self.refreshes,
             cache: tokio::sync::Mutex::new(None),
         };
         let mut pending: FuturesUnordered<_> = downloads
@@ -1001,6 +1011,8 @@ struct DossierRefresh<'a> {
     filter: &'a ds::DossierFilter,
     include: extract::Include,
     demarche: u64,
+    /// Counts the requests sent (the run's [`ApiCalls::refresh`]).
+    requests: &'a AtomicU64,
     cache: tokio::sync::Mutex<Option<(Instant, Vec<FileRecord>)>>,
 }
 
@@ -1025,6 +1037,7 @@ impl Refresh for DossierRefresh<'_> {
             if let Some(cached) = cached {
                 return Ok(Some(cached.clone()));
             }
+            self.requests.fetch_add(1, Ordering::Relaxed);
             let dossier = match self.client.dossier(record.dossier, self.filter).await {
                 Ok(dossier) => dossier,
                 Err(e) if e.kind() == ds::ErrorKind::NotFound => return Ok(None),
@@ -1037,6 +1050,98 @@ impl Refresh for DossierRefresh<'_> {
         }
         .boxed()
     }
+}
+
+/// What fetching the previous run's recheck list gave.
+#[derive(Debug, Default)]
+struct Rechecked {
+    /// The dossiers DS returned, to process before the listing's.
+    found: Vec<Value>,
+    /// Dossiers that could not be fetched this time: they stay on the list.
+    failed: Vec<u64>,
+    /// Numbers that are no dossier of the démarche (deleted, another démarche's): off the list.
+    dropped: HashSet<u64>,
+}
+
+/// Fetches the previous run's recheck list, [`ds::DOSSIERS_PER_REQUEST`] dossiers per request
+/// (`Client::dossiers_by_number`), with the semantics of one `dossier(number)` each: not found
+/// → dropped from the list; a transient or API error → a warning, and the dossier stays on the
+/// list; anything else (token, access) → the run fails. A request that fails as a whole does
+/// the same for each of its dossiers.
+async fn fetch_rechecks(
+    run: &Run,
+    numbers: &[u64],
+    totals: &mut Totals,
+) -> Result<Rechecked, Error> {
+    let mut out = Rechecked::default();
+    for chunk in numbers.chunks(ds::DOSSIERS_PER_REQUEST) {
+        if run.cancel.is_cancelled() {
+            break;
+        }
+        let settled = match run
+            .client
+            .dossiers_by_number(chunk, &run.refresh_filter)
+            .await
+        {
+            Ok(settled) => settled,
+            Err(e) if recoverable(&e) => {
+                let (first, last) = (chunk.first(), chunk.last());
+                let message = format!(
+                    "{} dossiers (`{}` to `{}`) could not be re-checked: {}",
+                    chunk.len(),
+                    first.copied().unwrap_or_default(),
+                    last.copied().unwrap_or_default(),
+                    fetch::error_chain(&e)
+                );
+                totals.warn(&run.progress, message);
+                out.failed.extend_from_slice(chunk);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for (number, result) in settled {
+            match result {
+                Ok(Some(dossier)) => {
+                    match dossier.pointer("/demarche/number").and_then(Value::as_u64) {
+                        Some(other) if other != run.opts.demarche => {
+                            tracing::warn!(
+                                dossier = number,
+                                demarche = other,
+                                "a dossier of the recheck list belongs to another démarche: dropped"
+                            );
+                            out.dropped.insert(number);
+                        }
+                        _ => out.found.push(dossier),
+                    }
+                }
+                Ok(None) => {
+                    out.dropped.insert(number);
+                }
+                Err(e) if matches!(e.kind(), ds::ErrorKind::NotFound | ds::ErrorKind::Config) => {
+                    // Config: a number DS cannot even take (beyond its `Int`): no dossier.
+                    tracing::warn!(dossier = number, "dropped from the recheck list: {e}");
+                    out.dropped.insert(number);
+                }
+                Err(e) if recoverable(&e) => {
+                    totals.warn(
+                        &run.progress,
+                        format!(
+                            "dossier `{number}` could not be re-checked: {}",
+                            fetch::error_chain(&e)
+                        ),
+                    );
+                    out.failed.push(number);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a DS error leaves the run going (the dossiers concerned are tried again next run).
+fn recoverable(e: &ds::Error) -> bool {
+    e.is_transient() || e.kind() == ds::ErrorKind::Api
 }
 
 /// Removes what a killed run of `demarche` left in its staging area (best effort); the
@@ -1141,11 +1246,12 @@ async fn record_deleted(
 }
 
 /// Writes the démarche's recheck list: the `previous` entries (with whether they were read
-/// from the legacy key) not processed now, plus `later` and this run's.
+/// from the legacy key) neither processed now nor `dropped`, plus `later` and this run's.
 async fn write_recheck(
     run: &Run,
     (previous, legacy): (Recheck, bool),
     mut later: BTreeSet<u64>,
+    dropped: &HashSet<u64>,
     totals: &mut Totals,
 ) {
     let processed: HashSet<u64> = totals.processed.iter().copied().collect();
@@ -1153,7 +1259,7 @@ async fn write_recheck(
         previous
             .dossiers
             .iter()
-            .filter(|n| !processed.contains(n))
+            .filter(|n| !processed.contains(n) && !dropped.contains(n))
             .copied()
             .filter(|_| previous.demarche == run.opts.demarche),
     );

@@ -279,9 +279,38 @@ pub struct SyncReport {
     pub mb_per_sec: f64,
     /// The DS client's counters at the end of the run.
     pub api: crate::ds::Stats,
+    /// This run's DS API requests, by purpose (absent in older reports: all zero).
+    #[serde(default)]
+    pub api_calls: ApiCalls,
     /// Whether the sync point was advanced (see [`SyncPoint`]).
     pub sync_point_advanced: bool,
     pub cancelled: bool,
+}
+
+/// A run's DS API requests by purpose, retries included. A no-op `--since auto` run costs
+/// at most ⌈updated dossiers / 100⌉ + ⌈recheck dossiers / 20⌉ + 5 (`docs/cli.md`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiCalls {
+    /// Listing the dossiers updated in the window (pages of at most 100), and the retries of
+    /// URL refreshes (they run meanwhile, on the same client).
+    pub listing: u64,
+    /// Fetching the previous run's recheck list, many dossiers per request.
+    pub recheck: u64,
+    /// Fetching a dossier again for fresh file URLs once its signed URLs expired, one request
+    /// per refresh (its retries are counted in `listing`).
+    pub refresh: u64,
+    /// Listing the dossiers DS deleted.
+    pub deleted: u64,
+}
+
+impl ApiCalls {
+    /// Every request of the run.
+    pub fn total(&self) -> u64 {
+        self.listing
+            .saturating_add(self.recheck)
+            .saturating_add(self.refresh)
+            .saturating_add(self.deleted)
+    }
 }
 
 /// How a run ended, for the exit code (mapped in one place by the front ends).

@@ -20,8 +20,8 @@ pub fn print_sync(report: &SyncReport, quiet: bool) {
         let _ = writeln!(
             out,
             "{verb} démarche {} to {}: {} dossiers; {} files stored, {} skipped as unchanged, \
-             {} flagged, {} failed; {} downloaded in {:.1}s ({:.1} MB/s); {} API calls, \
-             {} retries",
+             {} flagged, {} failed; {} downloaded in {:.1}s ({:.1} MB/s); {} API calls ({} listing, \
+             {} re-check, {} URL refresh, {} deleted), {} retries",
             report.demarche,
             report.dest,
             report.dossiers,
@@ -33,6 +33,10 @@ pub fn print_sync(report: &SyncReport, quiet: bool) {
             report.duration_secs,
             report.mb_per_sec,
             report.api.api_calls,
+            report.api_calls.listing,
+            report.api_calls.recheck,
+            report.api_calls.refresh,
+            report.api_calls.deleted,
             report.api.retries,
             verb = if report.cancelled {
                 "cancelled: synced part of"
