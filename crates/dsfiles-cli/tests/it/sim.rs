@@ -103,7 +103,8 @@ pub fn leftovers(dest: &Path) -> Vec<String> {
             out.extend(
                 all_paths(&dir)
                     .into_iter()
-                    .filter(|p| p != "keep" && dir.join(p).is_file()),
+                    // The staging markers (`keep`, `{demarche}/keep`) stay by design.
+                    .filter(|p| p != "keep" && !p.ends_with("/keep") && dir.join(p).is_file()),
             );
         }
     }
