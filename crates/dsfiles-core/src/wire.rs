@@ -365,13 +365,25 @@ pub struct VerifyReport {
     /// Of the `ok` files, those DS never vouched for (status `unverified` or
     /// `checksum_mismatch`): only dsfiles' own SHA-256 could be checked.
     pub unverifiable: u64,
-    /// Keys in the manifest with nothing stored.
+    /// Keys in the manifest with nothing stored: the first [`VERIFY_LISTED`] found, sorted
+    /// (`missing_count` counts them all).
     pub missing: Vec<String>,
-    /// Files (or shards) that differ from the manifest or cannot be read.
+    /// Files (or shards) that differ from the manifest or cannot be read: the first
+    /// [`VERIFY_LISTED`] found, sorted by key (`corrupt_count` counts them all).
     pub corrupt: Vec<Corrupt>,
+    /// Every missing key (absent in older reports, which listed them all: 0).
+    #[serde(default)]
+    pub missing_count: u64,
+    /// Every corrupt file or shard (absent in older reports, which listed them all: 0).
+    #[serde(default)]
+    pub corrupt_count: u64,
     pub bytes_read: u64,
     pub cancelled: bool,
 }
+
+/// Longest `missing` and `corrupt` lists a [`VerifyReport`] keeps, so that verifying a
+/// destination of a million files runs in flat memory whatever is wrong with it.
+pub const VERIFY_LISTED: usize = 1000;
 
 /// Progress of a run, for bars, SSE and tests. Emitting must never block.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
