@@ -39,6 +39,6 @@ pub use progress::{Progress, ProgressSink, no_progress};
 pub use sync::sync;
 pub use verify::verify;
 pub use wire::{
-    Corrupt, Event, Failure, FileStatus, Flagged, Kept, RunStatus, Shard, ShardFile, Skipped,
-    SyncPoint, SyncReport, VerifyReport,
+    ApiCalls, Corrupt, Event, Failure, FileStatus, Flagged, Kept, RunStatus, Shard, ShardFile,
+    Skipped, SyncPoint, SyncReport, VerifyReport,
 };

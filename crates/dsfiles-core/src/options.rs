@@ -96,8 +96,9 @@ impl Default for FetchOptions {
 pub struct SyncOptions {
     pub demarche: u64,
     /// Dossier filters (state, groupe, ...). A filtered run never advances the sync point.
+    /// Its `include_generated` and `include_entreprise` also decide which files are stored
+    /// (the generated PDF and GeoJSON, API Entreprise attestations).
     pub filter: ds::DossierFilter,
-    pub include: extract::Include,
     pub since: Since,
     /// Concurrent downloads (default 8).
     pub jobs: usize,
@@ -106,9 +107,6 @@ pub struct SyncOptions {
     pub layout: extract::Layout,
     /// Also store files whose virus scan is neither `safe` nor `pending`.
     pub allow_unscanned: bool,
-    /// Carried into the report's exit status by the front ends; the pipeline itself behaves
-    /// the same.
-    pub strict: bool,
     /// Delete from the destination the files DS no longer has (removed files, deleted dossiers).
     pub prune: bool,
     pub fetch: FetchOptions,
@@ -119,13 +117,11 @@ impl SyncOptions {
         SyncOptions {
             demarche,
             filter: ds::DossierFilter::default(),
-            include: extract::Include::default(),
             since: Since::Auto,
             jobs: 8,
             retries: 3,
             layout: extract::Layout::default(),
             allow_unscanned: false,
-            strict: false,
             prune: false,
             fetch: FetchOptions::default(),
         }

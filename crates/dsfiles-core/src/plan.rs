@@ -12,6 +12,11 @@
 //! - anything else (new file, changed checksum) → downloaded, keeping the key the file slot
 //!   already holds when the layout still renders it the same way;
 //! - stored files DS no longer lists → `removed_upstream`.
+//!
+//! Keys are decided twice: here, from the layout, reserved in the run's allocator before any
+//! download; and, for a file that must be staged (a `{sha256}` layout, a new key already
+//! occupied in the destination), again after its download in `sync/publish.rs`, by comparing
+//! SHA-256 and size with what sits at the key (that module's doc has the rule).
 
 use dsfiles_extract::{FileRecord, KeyAllocator, Layout, RelKey};
 

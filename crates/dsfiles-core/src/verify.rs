@@ -1,4 +1,9 @@
 //! [`verify`]: re-hash every stored file against the manifest.
+//!
+//! Rule: memory stays flat whatever the size of the destination: shards are read from the
+//! listing [`SHARDS_PER_BATCH`] at a time (never all keys at once), one shard's files are
+//! checked at a time, and the report keeps counts plus at most [`VERIFY_LISTED`] missing and
+//! corrupt entries.
 
 use std::sync::Arc;
 
@@ -11,13 +16,15 @@ use crate::hash::Hasher;
 use crate::sink::{self, Sink};
 use crate::state;
 use crate::wire::{
-    Corrupt, DOSSIERS_PREFIX, Event, FileStatus, Shard, ShardFile, VerifyReport, WIRE_VERSION,
-    dossier_of_shard_key,
+    Corrupt, DOSSIERS_PREFIX, Event, FileStatus, Shard, ShardFile, VERIFY_LISTED, VerifyReport,
+    WIRE_VERSION, dossier_of_shard_key,
 };
 use crate::{Error, Progress};
 
 /// Files hashed concurrently.
 const CONCURRENT_FILES: usize = 4;
+/// Shard keys taken from the listing before their files are checked.
+const SHARDS_PER_BATCH: usize = 1000;
 
 /// The check of one stored file.
 enum Checked {
@@ -47,89 +54,115 @@ pub async fn verify(
         unverifiable: 0,
         missing: Vec::new(),
         corrupt: Vec::new(),
+        missing_count: 0,
+        corrupt_count: 0,
         bytes_read: 0,
         cancelled: false,
     };
-    let mut shard_keys = Vec::new();
-    let mut listing = sink.list(DOSSIERS_PREFIX);
-    while let Some(entry) = listing.next().await {
-        let entry = entry?;
-        if dossier_of_shard_key(&entry.key).is_some() {
-            shard_keys.push(entry.key);
+    let mut batches = sink.list(DOSSIERS_PREFIX).chunks(SHARDS_PER_BATCH);
+    while let Some(batch) = batches.next().await {
+        let mut keys = Vec::with_capacity(batch.len());
+        for entry in batch {
+            let entry = entry?;
+            if dossier_of_shard_key(&entry.key).is_some() {
+                keys.push(entry.key);
+            }
         }
-    }
-    drop(listing);
-    shard_keys.sort_by_key(|k| dossier_of_shard_key(k));
-
-    for key in shard_keys {
+        keys.sort_by_key(|k| dossier_of_shard_key(k));
+        for key in keys {
+            if cancel.is_cancelled() {
+                break;
+            }
+            verify_shard(sink.as_ref(), key, &mut report, &progress, &cancel).await?;
+        }
         if cancel.is_cancelled() {
             break;
         }
-        let dossier = dossier_of_shard_key(&key).unwrap_or_default();
-        let shard: Shard = match state::read(sink.as_ref(), &key).await {
-            Ok(Some(shard)) => shard,
-            Ok(None) => continue,
-            Err(Error::Manifest { reason, .. }) => {
-                report.corrupt.push(Corrupt {
-                    dossier,
-                    key,
-                    reason: format!("unreadable manifest shard: {reason}"),
-                });
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        report.dossiers += 1;
-        let sink = &sink;
-        let cancel = &cancel;
-        let mut checks = futures::stream::iter(shard.files)
-            .map(|file| async move {
-                let checked = check_file(sink.as_ref(), &file, cancel).await;
-                (file, checked)
-            })
-            .buffer_unordered(CONCURRENT_FILES);
-        while let Some((file, checked)) = checks.next().await {
-            match checked {
-                Checked::Ok { bytes, vouched } => {
-                    report.ok += 1;
-                    report.bytes_read += bytes;
-                    if !vouched {
-                        report.unverifiable += 1;
-                    }
-                    progress.event(&Event::FileVerified {
-                        key: file.key,
-                        ok: true,
-                    });
-                }
-                Checked::Missing => {
-                    progress.event(&Event::FileVerified {
-                        key: file.key.clone(),
-                        ok: false,
-                    });
-                    report.missing.push(file.key);
-                }
-                Checked::Corrupt { bytes, reason } => {
-                    report.bytes_read += bytes;
-                    progress.event(&Event::FileVerified {
-                        key: file.key.clone(),
-                        ok: false,
-                    });
-                    report.corrupt.push(Corrupt {
-                        dossier,
-                        key: file.key,
-                        reason,
-                    });
-                }
-                Checked::Cancelled => {}
-            }
-        }
     }
+    drop(batches);
     report.cancelled = cancel.is_cancelled();
     report.missing.sort();
     report.corrupt.sort_by(|a, b| a.key.cmp(&b.key));
     report.finished_at = Utc::now();
     progress.event(&Event::Finished);
     Ok(report)
+}
+
+/// Checks every file of the shard at `key` into `report`.
+async fn verify_shard(
+    sink: &dyn Sink,
+    key: String,
+    report: &mut VerifyReport,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<(), Error> {
+    let dossier = dossier_of_shard_key(&key).unwrap_or_default();
+    let shard: Shard = match state::read(sink, &key).await {
+        Ok(Some(shard)) => shard,
+        Ok(None) => return Ok(()),
+        Err(Error::Manifest { reason, .. }) => {
+            let reason = format!("unreadable manifest shard: {reason}");
+            corrupt(
+                report,
+                Corrupt {
+                    dossier,
+                    key,
+                    reason,
+                },
+            );
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    report.dossiers += 1;
+    let mut checks = futures::stream::iter(shard.files)
+        .map(|file| async move {
+            let checked = check_file(sink, &file, cancel).await;
+            (file, checked)
+        })
+        .buffer_unordered(CONCURRENT_FILES);
+    while let Some((file, checked)) = checks.next().await {
+        let ok = matches!(checked, Checked::Ok { .. });
+        if !matches!(checked, Checked::Cancelled) {
+            let key = file.key.clone();
+            progress.event(&Event::FileVerified { key, ok });
+        }
+        match checked {
+            Checked::Ok { bytes, vouched } => {
+                report.ok += 1;
+                report.bytes_read = report.bytes_read.saturating_add(bytes);
+                report.unverifiable += u64::from(!vouched);
+            }
+            Checked::Missing => {
+                report.missing_count += 1;
+                if report.missing.len() < VERIFY_LISTED {
+                    report.missing.push(file.key);
+                }
+            }
+            Checked::Corrupt { bytes, reason } => {
+                report.bytes_read = report.bytes_read.saturating_add(bytes);
+                let key = file.key;
+                corrupt(
+                    report,
+                    Corrupt {
+                        dossier,
+                        key,
+                        reason,
+                    },
+                );
+            }
+            Checked::Cancelled => {}
+        }
+    }
+    Ok(())
+}
+
+/// Counts a corrupt file or shard, listing it while the list is short.
+fn corrupt(report: &mut VerifyReport, corrupt: Corrupt) {
+    report.corrupt_count += 1;
+    if report.corrupt.len() < VERIFY_LISTED {
+        report.corrupt.push(corrupt);
+    }
 }
 
 async fn check_file(sink: &dyn Sink, file: &ShardFile, cancel: &CancellationToken) -> Checked {

@@ -279,9 +279,38 @@ pub struct SyncReport {
     pub mb_per_sec: f64,
     /// The DS client's counters at the end of the run.
     pub api: crate::ds::Stats,
+    /// This run's DS API requests, by purpose (absent in older reports: all zero).
+    #[serde(default)]
+    pub api_calls: ApiCalls,
     /// Whether the sync point was advanced (see [`SyncPoint`]).
     pub sync_point_advanced: bool,
     pub cancelled: bool,
+}
+
+/// A run's DS API requests by purpose, retries included. A no-op `--since auto` run costs
+/// at most ⌈updated dossiers / 100⌉ + ⌈recheck dossiers / 20⌉ + 5 (`docs/cli.md`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiCalls {
+    /// Listing the dossiers updated in the window (pages of at most 100), and the retries of
+    /// URL refreshes (they run meanwhile, on the same client).
+    pub listing: u64,
+    /// Fetching the previous run's recheck list, many dossiers per request.
+    pub recheck: u64,
+    /// Fetching a dossier again for fresh file URLs once its signed URLs expired, one request
+    /// per refresh (its retries are counted in `listing`).
+    pub refresh: u64,
+    /// Listing the dossiers DS deleted.
+    pub deleted: u64,
+}
+
+impl ApiCalls {
+    /// Every request of the run.
+    pub fn total(&self) -> u64 {
+        self.listing
+            .saturating_add(self.recheck)
+            .saturating_add(self.refresh)
+            .saturating_add(self.deleted)
+    }
 }
 
 /// How a run ended, for the exit code (mapped in one place by the front ends).
@@ -336,13 +365,25 @@ pub struct VerifyReport {
     /// Of the `ok` files, those DS never vouched for (status `unverified` or
     /// `checksum_mismatch`): only dsfiles' own SHA-256 could be checked.
     pub unverifiable: u64,
-    /// Keys in the manifest with nothing stored.
+    /// Keys in the manifest with nothing stored: the first [`VERIFY_LISTED`] found, sorted
+    /// (`missing_count` counts them all).
     pub missing: Vec<String>,
-    /// Files (or shards) that differ from the manifest or cannot be read.
+    /// Files (or shards) that differ from the manifest or cannot be read: the first
+    /// [`VERIFY_LISTED`] found, sorted by key (`corrupt_count` counts them all).
     pub corrupt: Vec<Corrupt>,
+    /// Every missing key (absent in older reports, which listed them all: 0).
+    #[serde(default)]
+    pub missing_count: u64,
+    /// Every corrupt file or shard (absent in older reports, which listed them all: 0).
+    #[serde(default)]
+    pub corrupt_count: u64,
     pub bytes_read: u64,
     pub cancelled: bool,
 }
+
+/// Longest `missing` and `corrupt` lists a [`VerifyReport`] keeps, so that verifying a
+/// destination of a million files runs in flat memory whatever is wrong with it.
+pub const VERIFY_LISTED: usize = 1000;
 
 /// Progress of a run, for bars, SSE and tests. Emitting must never block.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -186,10 +186,6 @@ impl Pipeline for CorePipeline {
             )
         })?;
         let mut options = dsfiles_core::SyncOptions::new(spec.demarche);
-        options.include = extract::Include {
-            generated: spec.include_generated(),
-            entreprise: spec.include_entreprise(),
-        };
         options.filter.include_generated = spec.include_generated();
         options.filter.include_entreprise = spec.include_entreprise();
         options.filter.dossiers = spec.dossiers.clone();

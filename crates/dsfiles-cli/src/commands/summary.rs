@@ -20,8 +20,8 @@ pub fn print_sync(report: &SyncReport, quiet: bool) {
         let _ = writeln!(
             out,
             "{verb} démarche {} to {}: {} dossiers; {} files stored, {} skipped as unchanged, \
-             {} flagged, {} failed; {} downloaded in {:.1}s ({:.1} MB/s); {} API calls, \
-             {} retries",
+             {} flagged, {} failed; {} downloaded in {:.1}s ({:.1} MB/s); {} API calls ({} listing, \
+             {} re-check, {} URL refresh, {} deleted), {} retries",
             report.demarche,
             report.dest,
             report.dossiers,
@@ -33,6 +33,10 @@ pub fn print_sync(report: &SyncReport, quiet: bool) {
             report.duration_secs,
             report.mb_per_sec,
             report.api.api_calls,
+            report.api_calls.listing,
+            report.api_calls.recheck,
+            report.api_calls.refresh,
+            report.api_calls.deleted,
             report.api.retries,
             verb = if report.cancelled {
                 "cancelled: synced part of"
@@ -133,19 +137,39 @@ pub fn print_verify(report: &VerifyReport, quiet: bool) {
             report.dossiers,
             report.ok,
             report.unverifiable,
-            report.missing.len(),
-            report.corrupt.len(),
+            report.missing_count.max(report.missing.len() as u64),
+            report.corrupt_count.max(report.corrupt.len() as u64),
             human_bytes(report.bytes_read),
         );
     }
     for key in &report.missing {
         let _ = writeln!(out, "  missing `{key}`");
     }
+    not_listed(
+        &mut out,
+        report.missing_count,
+        report.missing.len(),
+        "missing",
+    );
     for corrupt in &report.corrupt {
         let _ = writeln!(out, "  corrupt `{}`: {}", corrupt.key, corrupt.reason);
     }
+    not_listed(
+        &mut out,
+        report.corrupt_count,
+        report.corrupt.len(),
+        "corrupt",
+    );
     if !out.is_empty() {
         logging::write_stderr(out.as_bytes()).ok();
+    }
+}
+
+/// The rest of a list the verify report capped (`dsfiles_core::wire::VERIFY_LISTED`).
+fn not_listed(out: &mut String, count: u64, listed: usize, what: &str) {
+    let rest = count.saturating_sub(listed as u64);
+    if rest > 0 {
+        let _ = writeln!(out, "  ... and {rest} more {what} files not listed");
     }
 }
 

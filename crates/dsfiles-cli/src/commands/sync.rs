@@ -184,13 +184,11 @@ impl SyncArgs {
             .map_err(|e| UsageError::new(format!("invalid `--layout`: {e}")))?;
         let mut opts = SyncOptions::new(self.demarche);
         opts.filter = self.filters.dossier_filter(None);
-        opts.include = self.filters.include();
         opts.since = self.since();
         opts.jobs = usize::try_from(self.jobs).unwrap_or(usize::MAX);
         opts.retries = self.retries;
         opts.layout = layout;
         opts.allow_unscanned = self.allow_unscanned;
-        opts.strict = self.strict;
         opts.prune = self.prune;
         opts.fetch.connect_timeout = Duration::from_secs(self.ds.connect_timeout);
         opts.fetch.read_timeout = Duration::from_secs(self.download_read_timeout);

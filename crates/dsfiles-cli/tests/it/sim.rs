@@ -103,7 +103,7 @@ pub fn leftovers(dest: &Path) -> Vec<String> {
             out.extend(
                 all_paths(&dir)
                     .into_iter()
-                    // The staging marker (`.dsfiles/staging/{demarche}/keep`) is not a leftover.
+                    // The staging markers (`keep`, `{demarche}/keep`) stay by design.
                     .filter(|p| p != "keep" && !p.ends_with("/keep") && dir.join(p).is_file()),
             );
         }

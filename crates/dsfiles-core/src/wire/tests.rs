@@ -124,6 +124,7 @@ fn report() -> SyncReport {
         duration_secs: 0.0,
         mb_per_sec: 0.0,
         api: crate::ds::Stats::default(),
+        api_calls: crate::wire::ApiCalls::default(),
         sync_point_advanced: false,
         cancelled: false,
     }

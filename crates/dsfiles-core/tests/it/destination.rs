@@ -334,3 +334,33 @@ async fn a_destination_of_the_previous_version_keeps_its_state() -> anyhow::Resu
     );
     Ok(())
 }
+
+/// Verifying a destination where everything is missing keeps the report small: counts, and
+/// the first `VERIFY_LISTED` keys.
+#[tokio::test]
+async fn verify_lists_a_bounded_number_of_missing_files_and_counts_them_all() -> anyhow::Result<()>
+{
+    let env = env(SimConfig::default()).await?;
+    env.sync(env.options()).await?;
+    let shards = env.shards().await?;
+    let Some(mut shard) = shards.values().find(|s| !s.files.is_empty()).cloned() else {
+        anyhow::bail!("no shard with files")
+    };
+    let Some(model) = shard.files.first().cloned() else {
+        anyhow::bail!("no file")
+    };
+    let extra = wire::VERIFY_LISTED + 5;
+    shard.files.extend((0..extra).map(|i| ShardFile {
+        file_id: format!("{}/gone/{i}", shard.dossier),
+        key: format!("gone/{i}.pdf"),
+        ..model.clone()
+    }));
+    put_shard(&env, &shard).await?;
+    let report = env.verify().await?;
+    assert_eq!(report.missing_count, extra as u64);
+    assert_eq!(report.missing.len(), wire::VERIFY_LISTED);
+    assert!(report.missing.iter().all(|k| k.starts_with("gone/")));
+    assert_eq!(report.ok as usize, env.stored_keys().await?.len());
+    assert_eq!((report.corrupt_count, report.corrupt.len()), (0, 0));
+    Ok(())
+}

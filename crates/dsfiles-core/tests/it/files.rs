@@ -19,7 +19,8 @@ async fn generated_files_are_stored_unverified_and_entreprise_files_verified() -
         entreprise: true,
     };
     let mut opts = env.options();
-    opts.include = include;
+    opts.filter.include_generated = include.generated;
+    opts.filter.include_entreprise = include.entreprise;
     let report = env.sync(opts.clone()).await?;
     assert!(report.failed.is_empty(), "{:#?}", report.failed);
     let expected = env.sim.expected_files(true, true);

@@ -462,3 +462,74 @@ async fn an_earlier_copy_of_a_flagged_file_is_taken_back_not_duplicated() -> any
     assert_eq!(std::fs::read(foreign.dir.path().join(&moved.key))?, bytes);
     Ok(())
 }
+
+/// Issue #9's budget of a no-op `--since auto` run: ⌈updated / 100⌉ + ⌈recheck / 20⌉ + 5
+/// requests, counted by the report and by the simulator.
+#[tokio::test]
+async fn a_no_op_auto_rerun_stays_within_its_api_budget() -> anyhow::Result<()> {
+    let env = env(SimConfig {
+        dossiers: 120,
+        pending_scans: 100,
+        max_file_size: 512,
+        hostile_filenames: false,
+        ..SimConfig::default()
+    })
+    .await?;
+    let first = env.sync(env.options()).await?;
+    assert!(first.failed.is_empty(), "{:#?}", first.failed);
+    let numbers = env.sim.dossier_numbers();
+    let recheck = read_recheck(&env).await?;
+    assert_eq!(
+        recheck.dossiers.len(),
+        numbers.len(),
+        "every dossier has a pending scan"
+    );
+
+    let touched = &numbers[..3];
+    for &number in touched {
+        env.sim.touch_dossier(number, false)?;
+    }
+    let deleted = numbers[7];
+    env.sim.delete_dossier(deleted)?;
+    // The first run's signed URLs have expired: a no-op run needs none.
+    env.sim
+        .advance_clock(std::time::Duration::from_secs(2 * 3600));
+    let before = env.sim.stats().graphql_requests;
+    let report = env.sync(env.options()).await?;
+    let requests = env.sim.stats().graphql_requests - before;
+
+    assert!(
+        report.failed.is_empty() && report.warnings.is_empty(),
+        "{report:#?}"
+    );
+    assert_eq!((report.stored, report.bytes_downloaded), (0, 0));
+    assert_eq!(
+        report.dossiers as usize,
+        numbers.len() - 1,
+        "each processed once"
+    );
+    let calls = report.api_calls;
+    assert_eq!(calls.total(), requests, "{calls:?}");
+    let rechecked = recheck.dossiers.len() as u64;
+    let budget = (touched.len() as u64).div_ceil(100) + rechecked.div_ceil(20) + 5;
+    assert!(
+        requests <= budget,
+        "{requests} requests > {budget}: {calls:?}"
+    );
+    assert!(calls.recheck <= rechecked.div_ceil(20), "{calls:?}");
+    assert_eq!(calls.refresh, 0, "{calls:?}");
+    assert!(calls.listing >= 1 && calls.deleted >= 1, "{calls:?}");
+    let recheck = read_recheck(&env).await?;
+    assert!(
+        !recheck.dossiers.contains(&deleted),
+        "a deleted dossier leaves the list"
+    );
+    assert_eq!(recheck.dossiers.len(), numbers.len() - 1);
+    Ok(())
+}
+
+async fn read_recheck(env: &crate::support::Env) -> anyhow::Result<wire::Recheck> {
+    let key = wire::recheck_key(env.sim.demarche());
+    let bytes = env.sink.get_small(&key).await?.unwrap_or_default();
+    Ok(serde_json::from_slice(&bytes)?)
+}

@@ -1,0 +1,288 @@
+//! The per-dossier step: extract the dossier's records, read its manifest shard, plan against
+//! it, publish the downloads, prune what DS removed, write the shard.
+//!
+//! Rules: a dossier's shard is written once, when all its files are settled (stored, failed or
+//! cancelled), and only if it changed. A failed or cancelled file keeps its previous entry, and
+//! the dossier keeps its previous update time, so that the next run does not take its
+//! unverified files for unchanged. Keys are decided twice: here, by [`plan::plan`] with the
+//! run's allocator before any download; again after a staged download, in `super::publish`
+//! (its module doc has the rule).
+
+use std::sync::Arc;
+
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
+use serde_json::Value;
+
+use super::Run;
+use super::publish::{DossierRefresh, Settled};
+use super::tally::{DossierOutcome, Tally};
+use crate::Error;
+use crate::extract::{self, FileRecord};
+use crate::plan::{self, Action, DossierPlan, Download, PlanInput};
+use crate::removal;
+use crate::state;
+use crate::wire::{Event, Failure, FileStatus, Shard, ShardFile, Skipped, WIRE_VERSION, shard_key};
+
+/// Extract, plan against the shard, download, write the shard.
+pub(super) async fn process(run: Arc<Run>, number: u64, dossier: Value) -> DossierOutcome {
+    let mut out = DossierOutcome::new(number);
+    let records = match extract::extract(run.opts.demarche, &dossier, run.include) {
+        Ok(records) => records,
+        Err(e) => {
+            out.fail(format!("dossier `{number}` cannot be read: {e}"));
+            return out;
+        }
+    };
+    let updated_at = dossier
+        .get("dateDerniereModification")
+        .and_then(Value::as_str);
+    let state = dossier_state(&records, &dossier);
+    let Some((old, rewrite)) = read_shard(&run, number, &mut out).await else {
+        return out;
+    };
+    out.tally.files = records.len() as u64;
+    let planned = plan(&run, records, old.as_ref(), updated_at, &mut out.tally);
+    for warning in &planned.warnings {
+        tracing::warn!(dossier = number, "{warning}");
+    }
+    let (mut files, downloads) = sort_actions(&run, number, planned.actions, &mut out.tally);
+    let incomplete = publish(&run, number, downloads, &mut files, &mut out.tally).await;
+    for removed in planned.removed {
+        out.tally.removed = out.tally.removed.saturating_add(1);
+        if !run.opts.prune || run.publisher.prune(number, &removed, &mut out.tally).await {
+            files.push(removed);
+        }
+    }
+    files.sort_by(|a, b| a.file_id.cmp(&b.file_id));
+    let shard = Shard {
+        version: WIRE_VERSION,
+        demarche: run.opts.demarche,
+        dossier: number,
+        state,
+        // A dossier with a failed or cancelled file keeps its previous update time, so
+        // that its unverifiable files are not taken for unchanged next time.
+        updated_at: if incomplete {
+            old.as_ref().and_then(|s| s.updated_at.clone())
+        } else {
+            updated_at.map(str::to_owned)
+        },
+        deleted_at: None,
+        files,
+    };
+    // Checked again next run even if DS does not update the dossier: a pending scan may end
+    // in a rewrite, and a file left out for its scan is stored once DS calls it safe (DS
+    // does not touch the dossier's update time when a scan result changes).
+    out.recheck |= incomplete
+        || !out.tally.unscanned.is_empty()
+        || shard.files.iter().any(|f| f.status == FileStatus::Pending);
+    if (rewrite || old.as_ref() != Some(&shard))
+        && let Err(e) = state::write(run.publisher.sink(), &shard_key(number), &shard).await
+    {
+        out.fail(format!(
+            "cannot write the manifest of dossier `{number}`: {e}"
+        ));
+    }
+    out
+}
+
+/// The dossier's state, as its records give it, else as the dossier says.
+fn dossier_state(records: &[FileRecord], dossier: &Value) -> String {
+    records.first().map(|r| r.state.clone()).unwrap_or_else(|| {
+        dossier
+            .get("state")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    })
+}
+
+/// The dossier's shard (`None` inside when absent or unreadable, then rebuilt), with whether
+/// it must be rewritten because unusable entries were dropped. `None` when it cannot be read
+/// (the dossier fails).
+async fn read_shard(
+    run: &Run,
+    number: u64,
+    out: &mut DossierOutcome,
+) -> Option<(Option<Shard>, bool)> {
+    let mut old: Option<Shard> = match state::read(run.publisher.sink(), &shard_key(number)).await {
+        Ok(shard) => shard,
+        Err(Error::Manifest { key, reason }) => {
+            out.tally.warnings.push(format!(
+                "manifest shard `{key}` is unreadable and is rebuilt: {reason}"
+            ));
+            None
+        }
+        Err(e) => {
+            out.fail(format!(
+                "cannot read the manifest of dossier `{number}`: {e}"
+            ));
+            return None;
+        }
+    };
+    // Entries naming keys that must never be used are dropped: their files are stored again.
+    let refused = old
+        .as_mut()
+        .map(removal::refuse_unusable_entries)
+        .unwrap_or_default();
+    let rewrite = !refused.is_empty();
+    out.tally.warnings.extend(refused);
+    Some((old, rewrite))
+}
+
+/// Plans the dossier's files against its shard: the first decision on keys, in the run's
+/// allocator, which first holds the shard's own keys.
+fn plan(
+    run: &Run,
+    records: Vec<FileRecord>,
+    old: Option<&Shard>,
+    updated_at: Option<&str>,
+    tally: &mut Tally,
+) -> DossierPlan {
+    run.publisher.with_keys(|keys| {
+        if let Some(shard) = old {
+            tally.warnings.extend(plan::hold_shard_keys(shard, keys));
+        }
+        let input = PlanInput {
+            records,
+            shard: old,
+            updated_at,
+            allow_unscanned: run.opts.allow_unscanned,
+        };
+        plan::plan(input, &run.opts.layout, keys)
+    })
+}
+
+/// The entries that need no download, and the downloads; each file announced and counted.
+fn sort_actions(
+    run: &Run,
+    number: u64,
+    actions: Vec<Action>,
+    tally: &mut Tally,
+) -> (Vec<ShardFile>, Vec<Download>) {
+    let (mut files, mut downloads) = (Vec::new(), Vec::new());
+    let skipped = |key: &str, reason: String| {
+        run.progress.event(&Event::FilePlanned { bytes: 0 });
+        run.progress.event(&Event::FileSkipped {
+            key: key.to_owned(),
+            reason,
+        });
+    };
+    for action in actions {
+        match action {
+            Action::Unchanged { entry } => {
+                skipped(&entry.key, "unchanged".to_owned());
+                tally.unchanged += 1;
+                tally.flag(number, &entry, None);
+                files.push(entry);
+            }
+            Action::Update { entry } => {
+                skipped(&entry.key, "status_updated".to_owned());
+                tally.updated += 1;
+                tally.flag(number, &entry, None);
+                files.push(entry);
+            }
+            Action::Unscanned { record, entry } => {
+                let key = entry.as_ref().map_or(&record.filename, |e| &e.key);
+                skipped(key, format!("virus_scan:{}", record.virus_scan));
+                tally.unscanned.push(Skipped {
+                    dossier: number,
+                    file_id: record.file_id(),
+                    filename: record.filename.clone(),
+                    virus_scan: record.virus_scan.clone(),
+                });
+                files.extend(entry);
+            }
+            Action::Download(download) => {
+                let bytes = download.record.byte_size;
+                run.progress.event(&Event::FilePlanned { bytes });
+                downloads.push(download);
+            }
+        }
+    }
+    (files, downloads)
+}
+
+/// Publishes the dossier's downloads concurrently (within the run's download permits) and
+/// adds their entries to `files`. Returns whether a file failed or was cancelled.
+async fn publish(
+    run: &Run,
+    number: u64,
+    downloads: Vec<Download>,
+    files: &mut Vec<ShardFile>,
+    tally: &mut Tally,
+) -> bool {
+    let refresher = DossierRefresh {
+        client: &run.client,
+        filter: &run.refresh_filter,
+        include: run.include,
+        demarche: run.opts.demarche,
+        requests: &run.refreshes,
+        cache: tokio::sync::Mutex::new(None),
+    };
+    let mut pending: FuturesUnordered<_> = downloads
+        .into_iter()
+        .map(|d| {
+            let refresher = &refresher;
+            async move {
+                let (file_id, previous) = (d.record.file_id(), d.previous.clone());
+                (file_id, previous, run.publisher.publish(d, refresher).await)
+            }
+        })
+        .collect();
+    let mut incomplete = false;
+    while let Some((file_id, previous, settled)) = pending.next().await {
+        match settled {
+            Settled::Stored(entry, detail) => {
+                stored(run, number, entry, detail, previous, files, tally).await;
+            }
+            Settled::Failed { key, reason, code } => {
+                incomplete = true;
+                run.progress.event(&Event::FileFailed {
+                    key: key.clone(),
+                    reason: reason.clone(),
+                });
+                tally.failed.push(Failure {
+                    dossier: number,
+                    file_id: Some(file_id),
+                    key,
+                    reason,
+                    code: code.map(str::to_owned),
+                });
+                files.extend(previous);
+            }
+            Settled::Cancelled => {
+                incomplete = true;
+                files.extend(previous);
+            }
+        }
+    }
+    incomplete
+}
+
+/// Counts a stored file, and removes the object it supersedes when it moved to a new key.
+async fn stored(
+    run: &Run,
+    number: u64,
+    entry: ShardFile,
+    detail: Option<String>,
+    previous: Option<ShardFile>,
+    files: &mut Vec<ShardFile>,
+    tally: &mut Tally,
+) {
+    tally.stored += 1;
+    tally.bytes = tally.bytes.saturating_add(entry.size);
+    run.progress.event(&Event::FileStored {
+        key: entry.key.clone(),
+        bytes: entry.size,
+        status: entry.status,
+    });
+    tally.flag(number, &entry, detail);
+    if let Some(previous) = previous.filter(|p| p.key != entry.key) {
+        // The slot's file moved (new name): the old object is superseded.
+        run.publisher
+            .remove_superseded(number, &previous, tally)
+            .await;
+    }
+    files.push(entry);
+}
