@@ -452,6 +452,13 @@ impl Resolver for DsResolver<'_> {
                 })?;
             return Ok(Some(Cow::Owned(self.file_object(file))));
         }
+        if let Some(part) = object.get("__demarche").and_then(Value::as_str) {
+            let state = self.state;
+            return Ok(Some(Cow::Borrowed(match part {
+                "revision" => &state.demarche_json["activeRevision"],
+                _ => &state.demarche_descriptor,
+            })));
+        }
         if let Some(number) = object.get("__dossier").and_then(Value::as_u64) {
             let seq = self
                 .world
