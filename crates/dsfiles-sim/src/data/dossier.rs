@@ -1,6 +1,7 @@
 //! One dossier of the seeded démarche, built source by source: champs (with the repetition,
 //! hostile names, external and big files, the SIRET), annotations, messages and avis, the
 //! decision's files, the generated exports, the demandeur, then the dossier object around them.
+//! Champs and annotations that only carry values come from [`values`], rendered for the API only.
 //!
 //! **Rule:** every random draw comes from the dossier's own [`Rng`], seeded by the démarche's
 //! seed and the dossier's index, and the parts draw in a fixed order (the order of
