@@ -174,6 +174,8 @@ pub(crate) struct State {
     pub(crate) seed: u64,
     pub(crate) demarche: u64,
     pub(crate) demarche_json: Value,
+    /// The `DemarcheDescriptor` every dossier points to (`{"__demarche": "descriptor"}`).
+    pub(crate) demarche_descriptor: Value,
     /// `GroupeInstructeurWithDossiers` objects by number.
     pub(crate) groupes: BTreeMap<u64, Value>,
     pub(crate) dossiers: BTreeMap<u64, Dossier>,
@@ -252,6 +254,21 @@ fn profile(email: &str) -> Value {
     json!({"__typename": "Profile", "id": b64(&format!("Profile-{email}")), "email": email})
 }
 
+/// The label of groupe `i`: distinct ones, the second hostile — a path separator, `..`,
+/// control characters, 300 bytes — since it may name directories.
+fn groupe_label(i: u64) -> String {
+    match i {
+        1 => "Île-de-France".to_owned(),
+        2 => {
+            let label = "Nord/Sud ../.. \u{1}\t\u{7f}".to_owned();
+            let padding = 300usize.saturating_sub(label.len());
+            label + &"x".repeat(padding)
+        }
+        3 => "Outre-mer (DROM / COM)".to_owned(),
+        i => format!("Groupe {i}"),
+    }
+}
+
 /// The groupes instructeurs, numbered `démarche × 10 + i`.
 fn groupes_json(demarche: u64, count: usize) -> BTreeMap<u64, Value> {
     (1..=count.max(1) as u64)
@@ -263,13 +280,75 @@ fn groupes_json(demarche: u64, count: usize) -> BTreeMap<u64, Value> {
                     "__typename": "GroupeInstructeurWithDossiers",
                     "id": b64(&format!("GroupeInstructeur-{number}")),
                     "number": number,
-                    "label": format!("Groupe {i}"),
+                    "label": groupe_label(i),
                     "closed": false,
                     "instructeurs": [profile(&format!("instructeur{i}@example.gouv.fr"))],
                 }),
             )
         })
         .collect()
+}
+
+/// A descriptor of the champs that hold files or links.
+fn plain_descriptor(id: u64, typename: &str, label: &str, ty: &str) -> Value {
+    json!({"__typename": typename, "id": b64(&format!("TypeDeChamp-{id}")), "label": label,
+           "required": id == 1, "description": null, "type": ty})
+}
+
+/// The revision's root champs, in the order dossiers list them.
+fn champ_descriptors() -> Vec<Value> {
+    let pj = "PieceJustificativeChampDescriptor";
+    let mut repetition = plain_descriptor(
+        3,
+        "RepetitionChampDescriptor",
+        "Bénéficiaires",
+        "repetition",
+    );
+    repetition["champDescriptors"] = json!([
+        plain_descriptor(4, pj, "Justificatif", "piece_justificative"),
+        plain_descriptor(5, "TextChampDescriptor", "Nom du bénéficiaire", "text"),
+    ]);
+    let mut descriptors = vec![
+        plain_descriptor(1, pj, "Pièce d'identité", "piece_justificative"),
+        plain_descriptor(6, "TextChampDescriptor", "Commentaire", "text"),
+        repetition,
+        plain_descriptor(2, pj, "Justificatif de domicile", "piece_justificative"),
+        plain_descriptor(7, pj, "Pièces diverses", "piece_justificative"),
+        plain_descriptor(11, pj, "Annexes", "piece_justificative"),
+        plain_descriptor(8, pj, "Annexes volumineuses", "piece_justificative"),
+        plain_descriptor(9, "SiretChampDescriptor", "SIRET de l'association", "siret"),
+        plain_descriptor(
+            10,
+            "DossierLinkChampDescriptor",
+            "Dossier lié",
+            "dossier_link",
+        ),
+    ];
+    descriptors.extend(
+        dossier::values::CHAMPS
+            .iter()
+            .map(dossier::values::descriptor),
+    );
+    descriptors
+}
+
+/// The revision's annotations, in the order dossiers list them.
+fn annotation_descriptors() -> Vec<Value> {
+    let mut descriptors = vec![
+        plain_descriptor(
+            20,
+            "PieceJustificativeChampDescriptor",
+            "Rapport d'instruction",
+            "piece_justificative",
+        ),
+        plain_descriptor(21, "TextChampDescriptor", "Avis du service", "text"),
+    ];
+    descriptors.extend(
+        dossier::values::ANNOTATIONS
+            .iter()
+            .map(dossier::values::descriptor),
+    );
+    descriptors
 }
 
 /// The `Demarche` object, with its one revision.
@@ -280,15 +359,8 @@ fn demarche_json(demarche: u64, groupes: &BTreeMap<u64, Value>) -> Value {
         "id": b64(&format!("ProcedureRevision-{demarche}")),
         "dateCreation": created,
         "datePublication": created,
-        "champDescriptors": [
-            {"__typename": "PieceJustificativeChampDescriptor", "id": b64("TypeDeChamp-1"), "label": "Pièce d'identité", "required": true, "description": null, "type": "piece_justificative"},
-            {"__typename": "RepetitionChampDescriptor", "id": b64("TypeDeChamp-3"), "label": "Bénéficiaires", "required": false, "description": null, "type": "repetition",
-             "champDescriptors": [{"__typename": "PieceJustificativeChampDescriptor", "id": b64("TypeDeChamp-4"), "label": "Justificatif", "required": false, "description": null, "type": "piece_justificative"}]},
-            {"__typename": "TextChampDescriptor", "id": b64("TypeDeChamp-6"), "label": "Commentaire", "required": false, "description": null, "type": "text"},
-        ],
-        "annotationDescriptors": [
-            {"__typename": "PieceJustificativeChampDescriptor", "id": b64("TypeDeChamp-20"), "label": "Rapport d'instruction", "required": false, "description": null, "type": "piece_justificative"},
-        ],
+        "champDescriptors": champ_descriptors(),
+        "annotationDescriptors": annotation_descriptors(),
     });
     json!({
         "__typename": "Demarche",
@@ -324,10 +396,12 @@ impl State {
     pub(crate) fn build(config: &SimConfig) -> State {
         let demarche = config.demarche;
         let groupes = groupes_json(demarche, config.groupes);
+        let demarche_json = demarche_json(demarche, &groupes);
         let mut state = State {
             seed: config.seed,
             demarche,
-            demarche_json: demarche_json(demarche, &groupes),
+            demarche_descriptor: dossier::demarche_descriptor(demarche, &demarche_json),
+            demarche_json,
             groupes,
             dossiers: BTreeMap::new(),
             deleted: Vec::new(),

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use crate::data::{FileEntry, State};
 use crate::faults::{Fault, Scope, Subject};
 use crate::graphql::{Executor, FieldError, PathSeg, Resolver};
-use crate::server::Inner;
+use crate::world::World;
 
 /// DS caps `first` at this many nodes per page, silently.
 pub(crate) const MAX_PAGE: i64 = 100;
@@ -63,7 +63,7 @@ fn diagnostics_response(
 }
 
 /// Runs one request to a response body (HTTP 200). `Err` is a simulator bug.
-pub(crate) fn run(inner: &Inner, request: &GraphqlRequest) -> Result<Value, String> {
+pub(crate) fn run(world: &World, request: &GraphqlRequest) -> Result<Value, String> {
     let ast = match Parser::new().parse_ast(&request.query, "query.graphql") {
         Ok(ast) => ast,
         Err(with_errors) => {
@@ -73,7 +73,7 @@ pub(crate) fn run(inner: &Inner, request: &GraphqlRequest) -> Result<Value, Stri
             ));
         }
     };
-    let document = match ast.to_executable_validate(&inner.schema) {
+    let document = match ast.to_executable_validate(&world.schema) {
         Ok(document) => document,
         Err(with_errors) => {
             return Ok(diagnostics_response(
@@ -106,7 +106,7 @@ pub(crate) fn run(inner: &Inner, request: &GraphqlRequest) -> Result<Value, Stri
         }
     };
     let coerced = match apollo_compiler::request::coerce_variable_values(
-        &inner.schema,
+        &world.schema,
         operation,
         &raw,
     ) {
@@ -121,13 +121,13 @@ pub(crate) fn run(inner: &Inner, request: &GraphqlRequest) -> Result<Value, Stri
         Ok(Value::Object(map)) => map,
         other => return Err(format!("coerced variables are not an object: {other:?}")),
     };
-    let state = inner.read_state();
+    let state = world.read_state();
     let resolver = DsResolver {
-        inner,
+        world,
         state: &state,
     };
     let executor = Executor {
-        schema: &inner.schema,
+        schema: &world.schema,
         document: &document,
         variables: &variables,
         resolver: &resolver,
@@ -142,7 +142,7 @@ pub(crate) fn run(inner: &Inner, request: &GraphqlRequest) -> Result<Value, Stri
 }
 
 struct DsResolver<'s> {
-    inner: &'s Inner,
+    world: &'s World,
     state: &'s State,
 }
 
@@ -250,12 +250,12 @@ impl DsResolver<'_> {
         Self::reject_backwards(args)?;
         let first = args.get("first").and_then(Value::as_i64);
         let page = first.unwrap_or(MAX_PAGE).clamp(0, MAX_PAGE);
-        let seq = self.inner.stats.pages.fetch_add(1, Ordering::Relaxed) + 1;
-        let fired = self.inner.fire(Scope::Page, &Subject { seq, ..Subject::default() }, |fault| {
+        let seq = self.world.stats.pages.fetch_add(1, Ordering::Relaxed) + 1;
+        let fired = self.world.fire(Scope::Page, &Subject { seq, ..Subject::default() }, |fault| {
             matches!(fault, Fault::GraphqlTimeout { above_first } if page > i64::from(*above_first))
         });
         if !fired.is_empty() {
-            self.inner.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+            self.world.stats.timeouts.fetch_add(1, Ordering::Relaxed);
             return Err(FieldError::new("timeout", "Timeout on Demarche.dossiers"));
         }
         let updated_since = arg_date(args, "updatedSince")?;
@@ -336,7 +336,7 @@ impl DsResolver<'_> {
             file: Some(file.id),
             dossier: Some(file.dossier),
         };
-        let wrong = self.inner.faults().holds(Scope::Checksum, &subject);
+        let wrong = self.world.faults().holds(Scope::Checksum, &subject);
         json!({
             "__typename": "File",
             "filename": file.filename,
@@ -347,7 +347,7 @@ impl DsResolver<'_> {
             "virusScanResult": file.virus_scan,
             "url": match &file.external_url {
                 Some(url) => url.clone(),
-                None => self.inner.signed_url(file).to_string(),
+                None => self.world.signed_url(file).to_string(),
             },
         })
     }
@@ -452,14 +452,21 @@ impl Resolver for DsResolver<'_> {
                 })?;
             return Ok(Some(Cow::Owned(self.file_object(file))));
         }
+        if let Some(part) = object.get("__demarche").and_then(Value::as_str) {
+            let state = self.state;
+            return Ok(Some(Cow::Borrowed(match part {
+                "revision" => &state.demarche_json["activeRevision"],
+                _ => &state.demarche_descriptor,
+            })));
+        }
         if let Some(number) = object.get("__dossier").and_then(Value::as_u64) {
             let seq = self
-                .inner
+                .world
                 .stats
                 .dossier_nodes
                 .fetch_add(1, Ordering::Relaxed)
                 + 1;
-            let fired = self.inner.fire(
+            let fired = self.world.fire(
                 Scope::DossierNode,
                 &Subject {
                     seq,

@@ -31,6 +31,7 @@ mod external;
 mod faults;
 mod graphql;
 mod server;
+mod world;
 
 pub use clock::SimClock;
 pub use config::SimConfig;
@@ -110,7 +111,7 @@ pub struct Stats {
 }
 
 impl Stats {
-    fn from_counters(c: &server::Counters) -> Stats {
+    fn from_counters(c: &world::Counters) -> Stats {
         use std::sync::atomic::Ordering::Relaxed;
         Stats {
             graphql_requests: c.graphql_requests.load(Relaxed),

@@ -1,12 +1,12 @@
-//! The two listeners (API host and file host), signed URLs, faults on the wire, and the handle.
+//! The two listeners (API host and file host) over the shared [`World`]: GraphQL requests
+//! handed to `ds.rs`, signed-URL redirects and downloads, faults on the wire, `/__sim/*`, and
+//! the handle.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use apollo_compiler::Schema;
-use apollo_compiler::validation::Valid;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
@@ -16,167 +16,23 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::Sha256;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::content::Content;
-use crate::data::{DossierExtras, ExpectedFile, FileEntry, State};
-use crate::faults::{Fault, FaultPlan, FaultRule, FaultState, Scope, Subject};
+use crate::data::{DossierExtras, ExpectedFile};
+use crate::faults::{Fault, FaultPlan, FaultRule, Scope, Subject};
+use crate::world::{World, lock};
 use crate::{Error, SimClock, SimConfig, Stats};
 
 mod scan;
 mod totals;
 
 pub use scan::VIRUS_SCAN_RESULTS;
-
-/// Counters, updated lock-free.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) graphql_requests: AtomicU64,
-    pub(crate) file_requests: AtomicU64,
-    pub(crate) file_heads: AtomicU64,
-    pub(crate) redirects: AtomicU64,
-    pub(crate) bytes_served: AtomicU64,
-    pub(crate) rate_limited: AtomicU64,
-    pub(crate) server_errors: AtomicU64,
-    pub(crate) timeouts: AtomicU64,
-    pub(crate) expired_urls: AtomicU64,
-    pub(crate) auth_failures: AtomicU64,
-    pub(crate) faults_fired: AtomicU64,
-    pub(crate) sim_bugs: AtomicU64,
-    pub(crate) pages: AtomicU64,
-    pub(crate) dossier_nodes: AtomicU64,
-}
-
-/// Everything the handlers share.
-pub(crate) struct Inner {
-    state: RwLock<State>,
-    faults: Mutex<FaultState>,
-    pub(crate) stats: Counters,
-    pub(crate) schema: Valid<Schema>,
-    clock: SimClock,
-    token: Option<String>,
-    expired_tokens: Vec<String>,
-    url_ttl: Duration,
-    key: [u8; 32],
-    /// Sequence number of the next signed URL; URLs below `valid_from` are expired.
-    url_seq: AtomicU64,
-    valid_from: AtomicU64,
-    api_base: Url,
-    file_base: Url,
-    file_host_authorizations: Mutex<Vec<String>>,
-}
-
-impl std::fmt::Debug for Inner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inner")
-            .field("api_base", &self.api_base.as_str())
-            .field("file_base", &self.file_base.as_str())
-            .finish_non_exhaustive()
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Inner {
-    pub(crate) fn read_state(&self) -> RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn write_state(&self) -> RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn faults(&self) -> MutexGuard<'_, FaultState> {
-        lock(&self.faults)
-    }
-
-    pub(crate) fn fire(
-        &self,
-        scope: Scope,
-        subject: &Subject,
-        accept: impl FnMut(&Fault) -> bool,
-    ) -> Vec<Fault> {
-        let fired = self.faults().fire(scope, subject, accept);
-        self.stats
-            .faults_fired
-            .fetch_add(fired.len() as u64, Ordering::Relaxed);
-        fired
-    }
-
-    fn sign(&self, parts: &str) -> String {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC accepts any key length");
-        mac.update(parts.as_bytes());
-        hex::encode(mac.finalize().into_bytes())
-    }
-
-    fn verify(&self, parts: &str, sig: &str) -> bool {
-        let Ok(sig) = hex::decode(sig) else {
-            return false;
-        };
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("HMAC accepts any key length");
-        mac.update(parts.as_bytes());
-        mac.verify_slice(&sig).is_ok()
-    }
-
-    /// A fresh signed URL on the API host for the current version of `file`.
-    pub(crate) fn signed_url(&self, file: &FileEntry) -> Url {
-        let expires = (self.clock.now()
-            + chrono::Duration::from_std(self.url_ttl).unwrap_or(chrono::Duration::MAX))
-        .timestamp();
-        let n = self.url_seq.fetch_add(1, Ordering::Relaxed);
-        let blob = format!("{}-{}", file.id, file.generation);
-        let sig = self.sign(&format!("redirect|{blob}|{expires}|{n}"));
-        let mut url = self.api_base.clone();
-        if let Ok(mut segments) = url.path_segments_mut() {
-            segments.clear().extend([
-                "rails",
-                "active_storage",
-                "blobs",
-                "redirect",
-                &blob,
-                &file.filename,
-            ]);
-        }
-        url.query_pairs_mut()
-            .append_pair("expires", &expires.to_string())
-            .append_pair("n", &n.to_string())
-            .append_pair("sig", &sig);
-        url
-    }
-
-    fn expire_all_urls(&self) {
-        self.valid_from
-            .store(self.url_seq.load(Ordering::Relaxed), Ordering::Relaxed);
-    }
-
-    fn is_expired(&self, link: &Link) -> bool {
-        link.expires < self.clock.now().timestamp()
-            || link.n < self.valid_from.load(Ordering::Relaxed)
-    }
-
-    /// The content of file `id` at `generation` (older generations stay downloadable, like blobs).
-    fn content(&self, id: u64, generation: u32) -> Option<(Content, String, u64)> {
-        let state = self.read_state();
-        let file = state.files.get(usize::try_from(id).ok()?)?;
-        if generation > file.generation {
-            return None;
-        }
-        let mut content = file.content;
-        content.key = crate::content::mix(&[state.seed, id, u64::from(generation)]);
-        Some((content, file.content_type.clone(), file.dossier))
-    }
-}
 
 /// Parsed `{id}-{generation}` blob key.
 fn parse_blob(blob: &str) -> Option<(u64, u32)> {
@@ -207,9 +63,9 @@ fn html(status: StatusCode, title: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "text/html")], body).into_response()
 }
 
-async fn graphql(AxState(inner): AxState<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
-    let seq = inner.stats.graphql_requests.fetch_add(1, Ordering::Relaxed) + 1;
-    let fired = inner.fire(
+async fn graphql(AxState(world): AxState<Arc<World>>, headers: HeaderMap, body: Bytes) -> Response {
+    let seq = world.stats.graphql_requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let fired = world.fire(
         Scope::Request,
         &Subject {
             seq,
@@ -226,7 +82,7 @@ async fn graphql(AxState(inner): AxState<Arc<Inner>>, headers: HeaderMap, body: 
     for fault in fired {
         match fault {
             Fault::HostileRateLimit { reset, retry_after } => {
-                inner.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                world.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
                 return hostile_rate_limit(&reset, retry_after.as_deref());
             }
             Fault::GiganticPage { bytes } => pad_to = Some(bytes),
@@ -234,8 +90,8 @@ async fn graphql(AxState(inner): AxState<Arc<Inner>>, headers: HeaderMap, body: 
                 reset_in_secs,
                 retry_after,
             } => {
-                inner.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                let reset = inner
+                world.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                let reset = world
                     .clock
                     .now()
                     .timestamp()
@@ -256,11 +112,11 @@ async fn graphql(AxState(inner): AxState<Arc<Inner>>, headers: HeaderMap, body: 
                 return response;
             }
             Fault::BadGateway => {
-                inner.stats.server_errors.fetch_add(1, Ordering::Relaxed);
+                world.stats.server_errors.fetch_add(1, Ordering::Relaxed);
                 return html(StatusCode::BAD_GATEWAY, "502 Bad Gateway");
             }
             Fault::ServiceUnavailable => {
-                inner.stats.server_errors.fetch_add(1, Ordering::Relaxed);
+                world.stats.server_errors.fetch_add(1, Ordering::Relaxed);
                 return html(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "503 Service Temporarily Unavailable",
@@ -276,23 +132,23 @@ async fn graphql(AxState(inner): AxState<Arc<Inner>>, headers: HeaderMap, body: 
         .map(str::trim)
         .filter(|t| !t.is_empty());
     let Some(token) = token else {
-        inner.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+        world.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
         return json_error(
             StatusCode::FORBIDDEN,
             "forbidden",
             "Without a token, only persisted queries are allowed",
         );
     };
-    if inner.expired_tokens.iter().any(|t| t == token) {
-        inner.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+    if world.expired_tokens.iter().any(|t| t == token) {
+        world.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
         return json_error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "Le jeton utilisé a expiré",
         );
     }
-    if inner.token.as_ref().is_some_and(|t| t != token) {
-        inner.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+    if world.token.as_ref().is_some_and(|t| t != token) {
+        world.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
         return json_error(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -309,7 +165,7 @@ async fn graphql(AxState(inner): AxState<Arc<Inner>>, headers: HeaderMap, body: 
             );
         }
     };
-    let worker = Arc::clone(&inner);
+    let worker = Arc::clone(&world);
     let result = tokio::task::spawn_blocking(move || crate::ds::run(&worker, &request)).await;
     match result {
         Ok(Ok(body)) => match pad_to {
@@ -317,7 +173,7 @@ async fn graphql(AxState(inner): AxState<Arc<Inner>>, headers: HeaderMap, body: 
             None => axum::Json(body).into_response(),
         },
         Ok(Err(bug)) => {
-            inner.stats.sim_bugs.fetch_add(1, Ordering::Relaxed);
+            world.stats.sim_bugs.fetch_add(1, Ordering::Relaxed);
             tracing::error!(%bug, "dsfiles-sim produced a response that does not fit the DS schema");
             json_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -326,7 +182,7 @@ async fn graphql(AxState(inner): AxState<Arc<Inner>>, headers: HeaderMap, body: 
             )
         }
         Err(join) => {
-            inner.stats.sim_bugs.fetch_add(1, Ordering::Relaxed);
+            world.stats.sim_bugs.fetch_add(1, Ordering::Relaxed);
             tracing::error!(%join, "dsfiles-sim query worker failed");
             json_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -382,29 +238,29 @@ fn padded_json(body: &serde_json::Value, bytes: u64) -> Response {
 
 /// `/rails/active_storage/blobs/redirect/{blob}/{filename}`: verifies, then 302 to the file host.
 async fn redirect(
-    AxState(inner): AxState<Arc<Inner>>,
+    AxState(world): AxState<Arc<World>>,
     Path((blob, _filename)): Path<(String, String)>,
     link: Result<Query<Link>, QueryRejection>,
 ) -> Response {
-    inner.stats.redirects.fetch_add(1, Ordering::Relaxed);
+    world.stats.redirects.fetch_add(1, Ordering::Relaxed);
     let (Some((id, generation)), Some(Query(link))) = (parse_blob(&blob), link.ok()) else {
         return (StatusCode::NOT_FOUND, "Not Found\n").into_response();
     };
-    if !inner.verify(
+    if !world.verify(
         &format!("redirect|{blob}|{}|{}", link.expires, link.n),
         &link.sig,
     ) {
         return (StatusCode::FORBIDDEN, "Invalid signature\n").into_response();
     }
-    if inner.is_expired(&link) {
-        inner.stats.expired_urls.fetch_add(1, Ordering::Relaxed);
+    if world.is_expired(link.expires, link.n) {
+        world.stats.expired_urls.fetch_add(1, Ordering::Relaxed);
         return (StatusCode::UNAUTHORIZED, "Expired\n").into_response();
     }
-    if inner.content(id, generation).is_none() {
+    if world.content(id, generation).is_none() {
         return (StatusCode::NOT_FOUND, "Not Found\n").into_response();
     }
-    let sig = inner.sign(&format!("file|{blob}|{}|{}", link.expires, link.n));
-    let mut location = inner.file_base.clone();
+    let sig = world.sign(&format!("file|{blob}|{}|{}", link.expires, link.n));
+    let mut location = world.file_base.clone();
     if let Ok(mut segments) = location.path_segments_mut() {
         segments.clear().extend(["storage", &blob]);
     }
@@ -457,11 +313,11 @@ struct Damage {
     reset: bool,
 }
 
-fn body_stream(content: Content, start: u64, len: u64, damage: Damage, inner: Arc<Inner>) -> Body {
+fn body_stream(content: Content, start: u64, len: u64, damage: Damage, world: Arc<World>) -> Body {
     const CHUNK: u64 = 64 * 1024;
     let limit = damage.cut_after.map_or(len, |cut| cut.min(len));
     let stream = futures::stream::unfold(0u64, move |sent| {
-        let inner = Arc::clone(&inner);
+        let world = Arc::clone(&world);
         async move {
             if sent >= limit {
                 if damage.cut_after.is_some() && sent < len {
@@ -488,7 +344,7 @@ fn body_stream(content: Content, start: u64, len: u64, damage: Damage, inner: Ar
             {
                 buf[usize::try_from(at - start - sent).unwrap_or(0)] ^= mask;
             }
-            inner
+            world
                 .stats
                 .bytes_served
                 .fetch_add(filled as u64, Ordering::Relaxed);
@@ -516,7 +372,7 @@ fn hostile_response(
     hostile: Hostile,
     content: Content,
     content_type: String,
-    inner: Arc<Inner>,
+    world: Arc<World>,
 ) -> Response {
     const CHUNK: u64 = 16 * 1024;
     let len = content.len();
@@ -527,7 +383,7 @@ fn hostile_response(
         Hostile::Longer { extra } => (Some(len.saturating_add(extra)), CHUNK, None),
     };
     let stream = futures::stream::unfold(0u64, move |sent| {
-        let inner = Arc::clone(&inner);
+        let world = Arc::clone(&world);
         async move {
             let n = total.map_or(chunk, |total| chunk.min(total.saturating_sub(sent)));
             if n == 0 {
@@ -540,7 +396,7 @@ fn hostile_response(
             if sent < len {
                 content.fill(sent, &mut buf);
             }
-            inner.stats.bytes_served.fetch_add(n, Ordering::Relaxed);
+            world.stats.bytes_served.fetch_add(n, Ordering::Relaxed);
             Some((
                 Ok::<_, std::io::Error>(Bytes::from(buf)),
                 sent.saturating_add(n),
@@ -559,41 +415,41 @@ fn hostile_response(
 }
 
 async fn file(
-    AxState(inner): AxState<Arc<Inner>>,
+    AxState(world): AxState<Arc<World>>,
     method: Method,
     Path(blob): Path<String>,
     link: Result<Query<Link>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
-        lock(&inner.file_host_authorizations)
+        lock(&world.file_host_authorizations)
             .push(String::from_utf8_lossy(auth.as_bytes()).into_owned());
     }
     let head = method == Method::HEAD;
     let seq = if head {
-        inner.stats.file_heads.fetch_add(1, Ordering::Relaxed);
+        world.stats.file_heads.fetch_add(1, Ordering::Relaxed);
         0
     } else {
-        inner.stats.file_requests.fetch_add(1, Ordering::Relaxed) + 1
+        world.stats.file_requests.fetch_add(1, Ordering::Relaxed) + 1
     };
     let (Some((id, generation)), Some(Query(link))) = (parse_blob(&blob), link.ok()) else {
         return (StatusCode::NOT_FOUND, "NoSuchKey\n").into_response();
     };
-    if !inner.verify(
+    if !world.verify(
         &format!("file|{blob}|{}|{}", link.expires, link.n),
         &link.sig,
     ) {
         return (StatusCode::FORBIDDEN, "SignatureDoesNotMatch\n").into_response();
     }
-    let Some((content, content_type, dossier)) = inner.content(id, generation) else {
+    let Some((content, content_type, dossier)) = world.content(id, generation) else {
         return (StatusCode::NOT_FOUND, "NoSuchKey\n").into_response();
     };
-    let expired_response = |inner: &Inner| {
-        inner.stats.expired_urls.fetch_add(1, Ordering::Relaxed);
+    let expired_response = |world: &World| {
+        world.stats.expired_urls.fetch_add(1, Ordering::Relaxed);
         (StatusCode::UNAUTHORIZED, "Temp URL invalid\n").into_response()
     };
-    if inner.is_expired(&link) {
-        return expired_response(&inner);
+    if world.is_expired(link.expires, link.n) {
+        return expired_response(&world);
     }
     let len = content.len();
     let mut damage = Damage::default();
@@ -604,16 +460,16 @@ async fn file(
             file: Some(id),
             dossier: Some(dossier),
         };
-        let fired = inner.fire(Scope::Download, &subject, |_| true);
+        let fired = world.fire(Scope::Download, &subject, |_| true);
         for fault in fired {
             match fault {
                 Fault::SlowFile { delay_ms } => {
                     tokio::time::sleep(Duration::from_millis(delay_ms)).await
                 }
-                Fault::ExpiredUrl => return expired_response(&inner),
+                Fault::ExpiredUrl => return expired_response(&world),
                 Fault::ExpireAllUrls => {
-                    inner.expire_all_urls();
-                    return expired_response(&inner);
+                    world.expire_all_urls();
+                    return expired_response(&world);
                 }
                 Fault::ResetMidBody => {
                     damage = Damage {
@@ -631,7 +487,7 @@ async fn file(
                 }
                 Fault::Corrupt { varying } => {
                     let attempt = {
-                        let mut faults = inner.faults();
+                        let mut faults = world.faults();
                         let counter = faults.attempts.entry(id).or_default();
                         *counter += 1;
                         *counter
@@ -657,7 +513,7 @@ async fn file(
         }
     }
     if let Some(hostile) = hostile {
-        return hostile_response(hostile, content, content_type, inner);
+        return hostile_response(hostile, content, content_type, world);
     }
     let range = headers
         .get(header::RANGE)
@@ -697,7 +553,7 @@ async fn file(
     let body = if head {
         Body::empty()
     } else {
-        body_stream(content, start, body_len, damage, Arc::clone(&inner))
+        body_stream(content, start, body_len, damage, Arc::clone(&world))
     };
     builder
         .body(body)
@@ -705,27 +561,27 @@ async fn file(
 }
 
 async fn set_faults(
-    AxState(inner): AxState<Arc<Inner>>,
+    AxState(world): AxState<Arc<World>>,
     axum::Json(plan): axum::Json<FaultPlan>,
 ) -> StatusCode {
-    inner.faults().plan = plan;
+    world.faults().plan = plan;
     StatusCode::NO_CONTENT
 }
 
-async fn get_faults(AxState(inner): AxState<Arc<Inner>>) -> axum::Json<FaultPlan> {
-    axum::Json(inner.faults().plan.clone())
+async fn get_faults(AxState(world): AxState<Arc<World>>) -> axum::Json<FaultPlan> {
+    axum::Json(world.faults().plan.clone())
 }
 
-async fn get_stats(AxState(inner): AxState<Arc<Inner>>) -> axum::Json<Stats> {
-    axum::Json(Stats::from_counters(&inner.stats))
+async fn get_stats(AxState(world): AxState<Arc<World>>) -> axum::Json<Stats> {
+    axum::Json(Stats::from_counters(&world.stats))
 }
 
-async fn expire_urls(AxState(inner): AxState<Arc<Inner>>) -> StatusCode {
-    inner.expire_all_urls();
+async fn expire_urls(AxState(world): AxState<Arc<World>>) -> StatusCode {
+    world.expire_all_urls();
     StatusCode::NO_CONTENT
 }
 
-fn api_router(inner: Arc<Inner>) -> Router {
+fn api_router(world: Arc<World>) -> Router {
     Router::new()
         .route("/api/v2/graphql", post(graphql))
         .route(
@@ -735,18 +591,18 @@ fn api_router(inner: Arc<Inner>) -> Router {
         .route("/__sim/faults", post(set_faults).get(get_faults))
         .route("/__sim/stats", get(get_stats))
         .route("/__sim/expire-urls", post(expire_urls))
-        .with_state(inner)
+        .with_state(world)
 }
 
-fn file_router(inner: Arc<Inner>) -> Router {
+fn file_router(world: Arc<World>) -> Router {
     Router::new()
         .route("/storage/{blob}", get(file))
-        .with_state(inner)
+        .with_state(world)
 }
 
 /// A running simulator. Dropping it stops the servers; [`SimHandle::shutdown`] does it gracefully.
 pub struct SimHandle {
-    inner: Arc<Inner>,
+    world: Arc<World>,
     api_addr: SocketAddr,
     file_addr: SocketAddr,
     demarche: u64,
@@ -811,7 +667,6 @@ pub async fn serve(
         what: "file host",
         source,
     })?;
-    let schema = crate::ds::schema().map_err(|reason| Error::Schema { reason })?;
     let api_base =
         Url::parse(&format!("http://{api_addr}/")).map_err(|e| Error::InvalidConfig {
             reason: format!("API address `{api_addr}`: {e}"),
@@ -820,46 +675,23 @@ pub async fn serve(
         Url::parse(&format!("http://{file_addr}/")).map_err(|e| Error::InvalidConfig {
             reason: format!("file host address `{file_addr}`: {e}"),
         })?;
-    let mut key = [0u8; 32];
-    let digest =
-        <Sha256 as sha2::Digest>::digest(format!("dsfiles-sim url key {}", config.seed).as_bytes());
-    key.copy_from_slice(&digest);
-    let state = State::build(&config);
-    let inner = Arc::new(Inner {
-        state: RwLock::new(state),
-        faults: Mutex::new(FaultState {
-            plan: config.faults.clone(),
-            ..FaultState::default()
-        }),
-        stats: Counters::default(),
-        schema,
-        clock: config.clock.clone(),
-        token: config.token.clone(),
-        expired_tokens: config.expired_tokens.clone(),
-        url_ttl: config.url_ttl,
-        key,
-        url_seq: AtomicU64::new(0),
-        valid_from: AtomicU64::new(0),
-        api_base,
-        file_base,
-        file_host_authorizations: Mutex::new(Vec::new()),
-    });
+    let world = Arc::new(World::new(&config, api_base, file_base)?);
     let cancel = CancellationToken::new();
     let tasks = vec![
         tokio::spawn(
-            axum::serve(api, api_router(Arc::clone(&inner)))
+            axum::serve(api, api_router(Arc::clone(&world)))
                 .with_graceful_shutdown(cancel.clone().cancelled_owned())
                 .into_future(),
         ),
         tokio::spawn(
-            axum::serve(files, file_router(Arc::clone(&inner)))
+            axum::serve(files, file_router(Arc::clone(&world)))
                 .with_graceful_shutdown(cancel.clone().cancelled_owned())
                 .into_future(),
         ),
     ];
     tracing::debug!(%api_addr, %file_addr, demarche, "dsfiles-sim listening");
     Ok(SimHandle {
-        inner,
+        world,
         api_addr,
         file_addr,
         demarche,
@@ -874,7 +706,7 @@ pub async fn serve(
 impl SimHandle {
     /// The GraphQL endpoint (`http://127.0.0.1:PORT/api/v2/graphql`).
     pub fn endpoint(&self) -> Url {
-        let mut url = self.inner.api_base.clone();
+        let mut url = self.world.api_base.clone();
         url.set_path("/api/v2/graphql");
         url
     }
@@ -890,7 +722,7 @@ impl SimHandle {
 
     /// `POST` a [`FaultPlan`] as JSON here to replace the plan (black-box tests).
     pub fn admin_faults_url(&self) -> Url {
-        let mut url = self.inner.api_base.clone();
+        let mut url = self.world.api_base.clone();
         url.set_path("/__sim/faults");
         url
     }
@@ -906,30 +738,30 @@ impl SimHandle {
 
     /// The simulator's clock (shared: advancing it expires URLs).
     pub fn clock(&self) -> SimClock {
-        self.inner.clock.clone()
+        self.world.clock.clone()
     }
 
     pub fn set_now(&self, at: DateTime<Utc>) {
-        self.inner.clock.set(at);
+        self.world.clock.set(at);
     }
 
     pub fn advance_clock(&self, by: Duration) {
-        self.inner.clock.advance(by);
+        self.world.clock.advance(by);
     }
 
     /// Numbers of the live dossiers, ascending.
     pub fn dossier_numbers(&self) -> Vec<u64> {
-        self.inner.read_state().dossiers.keys().copied().collect()
+        self.world.read_state().dossiers.keys().copied().collect()
     }
 
     /// Numbers of the groupes instructeurs.
     pub fn groupes(&self) -> Vec<u64> {
-        self.inner.read_state().groupes.keys().copied().collect()
+        self.world.read_state().groupes.keys().copied().collect()
     }
 
     /// The groupe instructeur of a dossier.
     pub fn groupe_of(&self, dossier: u64) -> Option<u64> {
-        self.inner
+        self.world
             .read_state()
             .dossiers
             .get(&dossier)
@@ -938,7 +770,7 @@ impl SimHandle {
 
     /// Numbers of the deleted dossiers.
     pub fn deleted_dossiers(&self) -> Vec<u64> {
-        self.inner
+        self.world
             .read_state()
             .deleted
             .iter()
@@ -949,8 +781,8 @@ impl SimHandle {
     /// Marks dossier `number` modified now. With `replace_file`, its first uploaded file gets
     /// new bytes (new checksum); returns that file's id.
     pub fn touch_dossier(&self, number: u64, replace_file: bool) -> Result<Option<u64>, Error> {
-        let now = self.inner.clock.now();
-        self.inner
+        let now = self.world.clock.now();
+        self.world
             .write_state()
             .touch(number, now, replace_file)
             .ok_or(Error::DossierNotFound { number })
@@ -958,16 +790,16 @@ impl SimHandle {
 
     /// Adds a new dossier, modified now; returns its number.
     pub fn add_dossier(&self) -> u64 {
-        let now = self.inner.clock.now();
-        self.inner
+        let now = self.world.clock.now();
+        self.world
             .write_state()
             .add_dossier(DossierExtras::default(), Some(now))
     }
 
     /// Deletes a dossier: it leaves `dossiers` and appears in `deletedDossiers`.
     pub fn delete_dossier(&self, number: u64) -> Result<(), Error> {
-        let now = self.inner.clock.now();
-        if self.inner.write_state().delete(number, now) {
+        let now = self.world.clock.now();
+        if self.world.write_state().delete(number, now) {
             Ok(())
         } else {
             Err(Error::DossierNotFound { number })
@@ -976,17 +808,17 @@ impl SimHandle {
 
     /// Every URL issued so far answers 401 from now on; new queries give working ones.
     pub fn expire_all_urls(&self) {
-        self.inner.expire_all_urls();
+        self.world.expire_all_urls();
     }
 
     /// Replaces the fault plan.
     pub fn set_faults(&self, plan: FaultPlan) {
-        self.inner.faults().plan = plan;
+        self.world.faults().plan = plan;
     }
 
     /// Adds one rule to the fault plan.
     pub fn add_fault(&self, fault: Fault, target: crate::Target, times: Option<u32>) {
-        self.inner.faults().plan.rules.push(FaultRule {
+        self.world.faults().plan.rules.push(FaultRule {
             fault,
             target,
             times,
@@ -995,16 +827,16 @@ impl SimHandle {
 
     /// The plan with its remaining counts.
     pub fn faults(&self) -> FaultPlan {
-        self.inner.faults().plan.clone()
+        self.world.faults().plan.clone()
     }
 
     pub fn stats(&self) -> Stats {
-        Stats::from_counters(&self.inner.stats)
+        Stats::from_counters(&self.world.stats)
     }
 
     /// Every `Authorization` header the file host ever received (should be none).
     pub fn file_host_authorizations(&self) -> Vec<String> {
-        lock(&self.inner.file_host_authorizations).clone()
+        lock(&self.world.file_host_authorizations).clone()
     }
 
     /// Ground truth: every file of the live dossiers, in dossier order then document order.
@@ -1013,14 +845,14 @@ impl SimHandle {
         include_generated: bool,
         include_entreprise: bool,
     ) -> Vec<ExpectedFile> {
-        self.inner
+        self.world
             .read_state()
             .expected(include_generated, include_entreprise)
     }
 
     /// The bytes the file host serves for file `id` (current version), as a reader.
     pub fn file_bytes(&self, id: u64) -> Result<FileBytes, Error> {
-        let state = self.inner.read_state();
+        let state = self.world.read_state();
         let file = state
             .files
             .get(usize::try_from(id).unwrap_or(usize::MAX))

@@ -1,6 +1,7 @@
 //! One dossier of the seeded démarche, built source by source: champs (with the repetition,
 //! hostile names, external and big files, the SIRET), annotations, messages and avis, the
 //! decision's files, the generated exports, the demandeur, then the dossier object around them.
+//! Champs and annotations that only carry values come from [`values`], rendered for the API only.
 //!
 //! **Rule:** every random draw comes from the dossier's own [`Rng`], seeded by the démarche's
 //! seed and the dossier's index, and the parts draw in a fixed order (the order of
@@ -17,6 +18,8 @@ use super::{
     hostile_names, profile,
 };
 use crate::content::{Content, ContentKind, Digests, Rng, mix};
+
+pub(super) mod values;
 
 /// A dossier being rendered: the draws and counters its parts share.
 struct Draft<'a> {
@@ -253,7 +256,10 @@ impl State {
     /// The `Dossier` object as the API serves it, file slots as references.
     pub(crate) fn dossier_json(&self, dossier: &Dossier) -> Value {
         let first = dossier.files.first().copied().unwrap_or(self.next_id);
-        let (parts, d) = self.render(dossier, first);
+        let (mut parts, mut d) = self.render(dossier, first);
+        let (champs, annotations) = values::champs(&mut d, self.seed);
+        parts.champs.extend(champs);
+        parts.annotations.extend(annotations);
         self.dossier_object(&d, parts)
     }
 
@@ -622,17 +628,25 @@ impl State {
         (pdf, geojson)
     }
 
-    /// A company (every tenth dossier, with its attestations) or a person.
+    /// A company with its API Entreprise attestations (every tenth dossier), a company
+    /// without them (one in three of the others), or a person.
     fn demandeur(&self, d: &mut Draft<'_>, entreprise: bool) -> Value {
-        if entreprise && d.dossier.index.is_multiple_of(10) {
+        let index = d.dossier.index;
+        if entreprise && index.is_multiple_of(10) {
             return self.personne_morale(d, None);
         }
-        let index = d.dossier.index;
+        let number = d.dossier.number;
+        if index % 3 == 1 {
+            let siret = siret(mix(&[self.seed, number, 5]));
+            let name = format!("SCOP Dupont / Fils & Cie {number}");
+            return etablissement(number, &siret, &name, [Value::Null, Value::Null]);
+        }
         json!({
-            "__typename": "PersonnePhysique", "id": b64(&format!("Individual-{}", d.dossier.number)),
+            "__typename": "PersonnePhysique", "id": b64(&format!("Individual-{number}")),
             "civilite": if index.is_multiple_of(2) { "M" } else { "Mme" },
             "nom": format!("Nom{index}"), "prenom": format!("Prénom{index}"),
-            "email": format!("usager{index}@example.org"), "dateDeNaissance": null,
+            "email": format!("usager{index}@example.org"),
+            "dateDeNaissance": format!("19{:02}-{:02}-{:02}", 50 + index % 50, 1 + index % 12, 1 + index % 28),
         })
     }
 
@@ -640,7 +654,7 @@ impl State {
     /// as dsfiles names them (the SIRET is always present here).
     fn personne_morale(&self, d: &mut Draft<'_>, champ_id: Option<&str>) -> Value {
         let number = d.dossier.number;
-        let siret = format!("{:014}", mix(&[self.seed, number]) % 100_000_000_000_000);
+        let siret = siret(mix(&[self.seed, number]));
         let (fiscale_label, sociale_label) = (
             format!("attestation fiscale {siret}"),
             format!("attestation sociale {siret}"),
@@ -655,34 +669,8 @@ impl State {
             d,
             sociale.named("attestation_sociale.pdf", "application/pdf"),
         );
-        json!({
-            "__typename": "PersonneMorale",
-            "id": b64(&format!("Etablissement-{number}")),
-            "siret": siret,
-            "siegeSocial": true,
-            "naf": "9499Z",
-            "libelleNaf": "Autres organisations fonctionnant par adhésion volontaire",
-            "adresse": "1 rue de la Paix 75002 Paris",
-            "numeroVoie": "1", "typeVoie": "rue", "nomVoie": "de la Paix", "complementAdresse": null,
-            "codePostal": "75002", "localite": "Paris", "codeInseeLocalite": "75102",
-            "address": {"__typename": "Address", "label": "1 rue de la Paix 75002 Paris", "type": "housenumber", "streetAddress": "1 rue de la Paix", "streetNumber": "1", "streetName": "rue de la Paix", "postalCode": "75002", "cityName": "Paris", "cityCode": "75102", "departmentName": "Paris", "departmentCode": "75", "regionName": "Île-de-France", "regionCode": "11"},
-            "association": null,
-            "entreprise": {
-                "__typename": "Entreprise",
-                "siren": siret.get(..9).unwrap_or(&siret),
-                "siretSiegeSocial": siret,
-                "raisonSociale": format!("Association simulée {number}"),
-                "nomCommercial": "",
-                "inlineAdresse": "1 rue de la Paix 75002 Paris",
-                "formeJuridique": "Association déclarée",
-                "formeJuridiqueCode": "9220",
-                "capitalSocial": "-1",
-                "etatAdministratif": "Actif",
-                "dateCreation": "2001-05-04",
-                "attestationFiscaleAttachment": fiscale,
-                "attestationSocialeAttachment": sociale,
-            },
-        })
+        let name = format!("Association simulée {number}");
+        etablissement(number, &siret, &name, [fiscale, sociale])
     }
 
     /// The `Dossier` object around its parts.
@@ -715,8 +703,9 @@ impl State {
             "instructeurs": [profile("instructeur1@example.gouv.fr")],
             "labels": [],
             "traitements": traitements(d),
-            "demarche": self.demarche_descriptor(),
-            "revision": self.demarche_json["activeRevision"],
+            // References, expanded by the resolver: the démarche is the same for every dossier.
+            "demarche": {"__demarche": "descriptor"},
+            "revision": {"__demarche": "revision"},
             "champs": parts.champs,
             "annotations": parts.annotations,
             "messages": parts.messages,
@@ -727,21 +716,66 @@ impl State {
         }
         json
     }
+}
 
-    /// The démarche as a dossier sees it.
-    fn demarche_descriptor(&self) -> Value {
-        let demarche = &self.demarche_json;
-        json!({
-            "__typename": "DemarcheDescriptor",
-            "id": demarche["id"], "number": self.demarche, "title": demarche["title"],
-            "description": demarche["description"], "state": "publiee", "declarative": null,
-            "dateCreation": demarche["dateCreation"], "datePublication": demarche["datePublication"],
-            "dateDerniereModification": demarche["dateDerniereModification"],
-            "dateFermeture": null, "dateDepublication": null,
-            "dureeConservationDossiers": 12, "opendata": false, "tags": [], "zones": [],
-            "revision": demarche["activeRevision"], "service": demarche["service"],
-        })
-    }
+/// A 14-digit SIRET drawn from `draw`.
+fn siret(draw: u64) -> String {
+    format!("{:014}", draw % 100_000_000_000_000)
+}
+
+/// The intra-community VAT number of a SIREN: `FR`, its key, the SIREN.
+fn tva(siren: &str) -> Option<String> {
+    let n: u64 = siren.parse().ok()?;
+    Some(format!("FR{:02}{siren}", (12 + 3 * (n % 97)) % 97))
+}
+
+/// A `PersonneMorale`: the établissement `siret` of company `name`, with its attestations
+/// (`[fiscale, sociale]`, file references or null).
+fn etablissement(number: u64, siret: &str, name: &str, [fiscale, sociale]: [Value; 2]) -> Value {
+    let siren = siret.get(..9).unwrap_or(siret);
+    json!({
+        "__typename": "PersonneMorale",
+        "id": b64(&format!("Etablissement-{number}")),
+        "siret": siret,
+        "siegeSocial": true,
+        "naf": "9499Z",
+        "libelleNaf": "Autres organisations fonctionnant par adhésion volontaire",
+        "adresse": "1 rue de la Paix 75002 Paris",
+        "numeroVoie": "1", "typeVoie": "rue", "nomVoie": "de la Paix", "complementAdresse": null,
+        "codePostal": "75002", "localite": "Paris", "codeInseeLocalite": "75102",
+        "address": {"__typename": "Address", "label": "1 rue de la Paix 75002 Paris", "type": "housenumber", "streetAddress": "1 rue de la Paix", "streetNumber": "1", "streetName": "rue de la Paix", "postalCode": "75002", "cityName": "Paris", "cityCode": "75102", "departmentName": "Paris", "departmentCode": "75", "regionName": "Île-de-France", "regionCode": "11"},
+        "association": null,
+        "entreprise": {
+            "__typename": "Entreprise",
+            "siren": siren,
+            "siretSiegeSocial": siret,
+            "raisonSociale": name,
+            "nomCommercial": "",
+            "numeroTvaIntracommunautaire": tva(siren),
+            "inlineAdresse": "1 rue de la Paix 75002 Paris",
+            "formeJuridique": "Association déclarée",
+            "formeJuridiqueCode": "9220",
+            "capitalSocial": "-1",
+            "etatAdministratif": "Actif",
+            "dateCreation": "2001-05-04",
+            "attestationFiscaleAttachment": fiscale,
+            "attestationSocialeAttachment": sociale,
+        },
+    })
+}
+
+/// The démarche as a dossier sees it.
+pub(super) fn demarche_descriptor(number: u64, demarche: &Value) -> Value {
+    json!({
+        "__typename": "DemarcheDescriptor",
+        "id": demarche["id"], "number": number, "title": demarche["title"],
+        "description": demarche["description"], "state": "publiee", "declarative": null,
+        "dateCreation": demarche["dateCreation"], "datePublication": demarche["datePublication"],
+        "dateDerniereModification": demarche["dateDerniereModification"],
+        "dateFermeture": null, "dateDepublication": null,
+        "dureeConservationDossiers": 12, "opendata": false, "tags": [], "zones": [],
+        "revision": demarche["activeRevision"], "service": demarche["service"],
+    })
 }
 
 /// The dossier's dates: deposit, instruction a day later, decision two days after that.

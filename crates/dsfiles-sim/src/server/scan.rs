@@ -19,7 +19,7 @@ impl SimHandle {
                 ),
             });
         };
-        let mut state = self.inner.write_state();
+        let mut state = self.world.write_state();
         let file = state
             .files
             .get_mut(usize::try_from(id).unwrap_or(usize::MAX))

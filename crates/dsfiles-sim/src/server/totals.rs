@@ -7,6 +7,6 @@ impl SimHandle {
     /// Live dossiers, and the files (and bytes) of
     /// [`expected_files(false, false)`](SimHandle::expected_files), counted cheaply.
     pub fn totals(&self) -> crate::Totals {
-        self.inner.read_state().totals()
+        self.world.read_state().totals()
     }
 }

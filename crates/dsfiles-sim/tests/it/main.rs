@@ -2,6 +2,7 @@
 
 mod auth;
 mod binary;
+mod context;
 mod external;
 mod faults;
 mod files;
