@@ -17,92 +17,20 @@ const MAX_LISTED: usize = 50;
 pub fn print_sync(report: &SyncReport, quiet: bool) {
     let mut out = String::new();
     if !quiet {
-        let _ = writeln!(
-            out,
-            "{verb} démarche {} to {}: {} dossiers; {} files stored, {} skipped as unchanged, \
-             {} flagged, {} failed; {} downloaded in {:.1}s ({:.1} MB/s); {} API calls ({} listing, \
-             {} re-check, {} URL refresh, {} deleted), {} retries",
-            report.demarche,
-            report.dest,
-            report.dossiers,
-            report.stored,
-            report.skipped_unchanged,
-            report.flagged.len(),
-            report.failed.len(),
-            human_bytes(report.bytes_downloaded),
-            report.duration_secs,
-            report.mb_per_sec,
-            report.api.api_calls,
-            report.api_calls.listing,
-            report.api_calls.recheck,
-            report.api_calls.refresh,
-            report.api_calls.deleted,
-            report.api.retries,
-            verb = if report.cancelled {
-                "cancelled: synced part of"
-            } else {
-                "synced"
-            },
-        );
-        for flagged in report.flagged.iter().take(MAX_LISTED) {
-            let _ = writeln!(
-                out,
-                "  flagged {} `{}`: {}",
-                flagged.flag, flagged.key, flagged.detail
-            );
-        }
-        more(&mut out, report.flagged.len(), "flagged");
-        for skipped in report.skipped_unscanned.iter().take(MAX_LISTED) {
-            let _ = writeln!(
-                out,
-                "  not downloaded (virus scan `{}`): dossier {} `{}` (--allow-unscanned downloads it)",
-                skipped.virus_scan, skipped.dossier, skipped.filename
-            );
-        }
-        more(&mut out, report.skipped_unscanned.len(), "not downloaded");
-        if report.updated > 0 {
-            let _ = writeln!(
-                out,
-                "  {} stored files re-checked without a download (status updated, e.g. a \
-                 pending virus scan now safe)",
-                report.updated
-            );
-        }
-        if report.cancelled {
-            let _ = writeln!(
-                out,
-                "  cancelled: the {} files stored are kept and recorded, nothing partial was \
-                 left; run the same command again to finish",
-                report.stored
-            );
-        }
-        if !report.deleted_dossiers.is_empty() || report.removed_upstream > 0 {
-            let _ = writeln!(
-                out,
-                "  {} dossiers deleted on DS, {} stored files no longer in DS{}",
-                report.deleted_dossiers.len(),
-                report.removed_upstream,
-                if report.pruned {
-                    " (pruned)"
-                } else {
-                    " (kept; --prune deletes them)"
-                }
-            );
-        }
+        headline(&mut out, report);
+        details(&mut out, report);
     }
     for warning in &report.warnings {
         let _ = writeln!(out, "  DS warning: {warning}");
     }
     // Objects the manifest named but dsfiles did not write (a tampered manifest, or another
     // writer): printed even with --quiet, the operator should look at them.
-    for kept in report.kept.iter().take(MAX_LISTED) {
-        let _ = writeln!(
-            out,
-            "  left in place `{}` (dossier {}): {}",
+    listed(&mut out, &report.kept, "left in place", |kept| {
+        format!(
+            "left in place `{}` (dossier {}): {}",
             kept.key, kept.dossier, kept.reason
-        );
-    }
-    more(&mut out, report.kept.len(), "left in place");
+        )
+    });
     for failure in &report.failed {
         let _ = writeln!(out, "  failed `{}`: {}", failure.key, failure.reason);
     }
@@ -111,12 +39,97 @@ pub fn print_sync(report: &SyncReport, quiet: bool) {
     }
 }
 
-fn more(out: &mut String, total: usize, what: &str) {
-    if total > MAX_LISTED {
+/// The one-line summary of a sync.
+fn headline(out: &mut String, report: &SyncReport) {
+    let _ = writeln!(
+        out,
+        "{verb} démarche {} to {}: {} dossiers; {} files stored, {} skipped as unchanged, \
+         {} flagged, {} failed; {} downloaded in {:.1}s ({:.1} MB/s); {} API calls ({} listing, \
+         {} re-check, {} URL refresh, {} deleted), {} retries",
+        report.demarche,
+        report.dest,
+        report.dossiers,
+        report.stored,
+        report.skipped_unchanged,
+        report.flagged.len(),
+        report.failed.len(),
+        human_bytes(report.bytes_downloaded),
+        report.duration_secs,
+        report.mb_per_sec,
+        report.api.api_calls,
+        report.api_calls.listing,
+        report.api_calls.recheck,
+        report.api_calls.refresh,
+        report.api_calls.deleted,
+        report.api.retries,
+        verb = if report.cancelled {
+            "cancelled: synced part of"
+        } else {
+            "synced"
+        },
+    );
+}
+
+/// What was flagged, left out, re-checked, cancelled or deleted (not printed with --quiet).
+fn details(out: &mut String, report: &SyncReport) {
+    listed(out, &report.flagged, "flagged", |flagged| {
+        format!(
+            "flagged {} `{}`: {}",
+            flagged.flag, flagged.key, flagged.detail
+        )
+    });
+    listed(
+        out,
+        &report.skipped_unscanned,
+        "not downloaded",
+        |skipped| {
+            format!(
+                "not downloaded (virus scan `{}`): dossier {} `{}` (--allow-unscanned downloads it)",
+                skipped.virus_scan, skipped.dossier, skipped.filename
+            )
+        },
+    );
+    if report.updated > 0 {
+        let _ = writeln!(
+            out,
+            "  {} stored files re-checked without a download (status updated, e.g. a \
+             pending virus scan now safe)",
+            report.updated
+        );
+    }
+    if report.cancelled {
+        let _ = writeln!(
+            out,
+            "  cancelled: the {} files stored are kept and recorded, nothing partial was \
+             left; run the same command again to finish",
+            report.stored
+        );
+    }
+    if !report.deleted_dossiers.is_empty() || report.removed_upstream > 0 {
+        let _ = writeln!(
+            out,
+            "  {} dossiers deleted on DS, {} stored files no longer in DS{}",
+            report.deleted_dossiers.len(),
+            report.removed_upstream,
+            if report.pruned {
+                " (pruned)"
+            } else {
+                " (kept; --prune deletes them)"
+            }
+        );
+    }
+}
+
+/// The first [`MAX_LISTED`] `items`, one indented line each, then how many more there are.
+fn listed<T>(out: &mut String, items: &[T], what: &str, line: impl Fn(&T) -> String) {
+    for item in items.iter().take(MAX_LISTED) {
+        let _ = writeln!(out, "  {}", line(item));
+    }
+    if items.len() > MAX_LISTED {
         let _ = writeln!(
             out,
             "  ... and {} more {what} (see --summary-json)",
-            total - MAX_LISTED
+            items.len() - MAX_LISTED
         );
     }
 }
