@@ -5,7 +5,8 @@
 //! missing for a requested dossier, is an [`IndexItem::Warning`] naming it, and the other
 //! shards still come; files marked `removed_upstream` come with their status; shards of
 //! deleted dossiers come with their `deleted_at`. `Err` is only for a destination that cannot
-//! be listed or holds no dsfiles state at all.
+//! be listed or holds no dsfiles state at all. (Objects under the prefix not named `{n}.json`
+//! are not shards, as for `verify`, and are not indexed.)
 //!
 //! Bounded: shard keys stream from the sink's listing and at most [`SHARDS_IN_FLIGHT`] shards
 //! are read (and held) at a time; nothing is sorted. So the order is the listing's: key order
