@@ -1,9 +1,9 @@
-//! The command line: `dsfiles [-v|-q] <list|sync|verify|demo|serve>`.
+//! The command line: `dsfiles [-v|-q] <list|sync|verify|index|demo|serve>`.
 
 use std::time::Duration;
 
 use crate::commands::serve;
-use crate::commands::{demo, list, sync, verify};
+use crate::commands::{demo, index, list, sync, verify};
 
 /// The end of `dsfiles --help`: where to start, the environment, the exit codes.
 const AFTER_HELP: &str = "\
@@ -21,7 +21,8 @@ Environment:
 
 Exit codes:
   0    every file listed, or stored and verified
-  1    some files failed after retries (listed), or `verify` found missing or corrupt files
+  1    some files failed after retries (listed), `verify` found missing or corrupt files,
+       or `index` could not read some manifest shards
   2    usage or configuration error
   3    authentication or access refused (token, démarche)
   4    DS API or network failure after retries, or dossiers DS could not return
@@ -88,6 +89,9 @@ pub enum Command {
     /// Re-hash the files stored at a destination against its manifest (exit 1 if any is
     /// missing or corrupt).
     Verify(verify::VerifyArgs),
+    /// Print one record per stored file from the destination's own manifest (JSON Lines, CSV
+    /// or a table): no DS call, no token.
+    Index(index::IndexArgs),
     /// Sync the sample démarche of the embedded DS simulator: offline, no token.
     Demo(demo::DemoArgs),
     /// Run the HTTP service (start, watch and cancel syncs; webhooks; metrics).

@@ -16,6 +16,7 @@
 mod error;
 mod fetch;
 pub mod hash;
+pub mod index;
 mod list;
 mod options;
 mod plan;

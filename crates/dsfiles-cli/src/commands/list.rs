@@ -16,7 +16,7 @@ use crate::exit::Exit;
 use crate::progress::human_bytes;
 use crate::settings::{self, DsArgs, Filters};
 
-mod format;
+pub mod format;
 
 pub use format::Format;
 
@@ -145,7 +145,7 @@ pub async fn run(args: ListArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
 }
 
 fn write_record(
-    out: &mut format::Writer<impl Write>,
+    out: &mut format::Writer<impl Write, FileRecord>,
     record: &FileRecord,
     interactive: bool,
 ) -> std::io::Result<()> {

@@ -2,6 +2,7 @@
 //! core and returns the [`Exit`](crate::exit::Exit).
 
 pub mod demo;
+pub mod index;
 pub mod list;
 pub mod serve;
 mod summary;

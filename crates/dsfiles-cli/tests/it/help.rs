@@ -37,6 +37,11 @@ fn verify() {
 }
 
 #[test]
+fn index() {
+    insta::assert_snapshot!(help(&["index"]));
+}
+
+#[test]
 fn demo() {
     insta::assert_snapshot!(help(&["demo"]));
 }

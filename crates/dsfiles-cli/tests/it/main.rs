@@ -3,6 +3,7 @@
 
 mod cancel;
 mod help;
+mod index;
 mod list;
 mod sim;
 mod sync;

@@ -4,5 +4,6 @@ mod backends;
 mod destination;
 mod files;
 mod hostile;
+mod index;
 mod support;
 mod sync;

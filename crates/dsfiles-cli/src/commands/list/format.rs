@@ -1,8 +1,10 @@
-//! The three output formats of `dsfiles list`. JSON Lines is the `FileRecord` serde format
-//! (the wire format owned by `dsfiles-extract`); CSV has the same columns, in [`CSV_COLUMNS`]
-//! order; the table is for humans and may change.
+//! The three output formats of `dsfiles list` and `dsfiles index`. JSON Lines is the record's
+//! serde format (`FileRecord`, the wire format owned by `dsfiles-extract`, or `IndexRecord`,
+//! owned by `dsfiles-core`); CSV has the same columns, in [`Row::CSV_COLUMNS`] order; the table
+//! is for humans and may change.
 
 use std::io::{self, Write};
+use std::marker::PhantomData;
 
 use dsfiles_core::extract::FileRecord;
 
@@ -18,8 +20,18 @@ pub enum Format {
     Table,
 }
 
-/// CSV columns: every field of the JSON form, in a stable order. A unit test checks that no
-/// field of `FileRecord` is missing.
+/// A record one of the formats can write.
+pub trait Row: serde::Serialize {
+    /// Every field of the JSON form, in a stable order: the CSV columns (a unit test per type
+    /// checks that none is missing).
+    const CSV_COLUMNS: &'static [&'static str];
+    /// The table's header line, its titles aligned with [`Row::table_row`]'s values.
+    const TABLE_HEADER: &'static str;
+    /// The record as one table line (no newline), every text made printable.
+    fn table_row(&self) -> String;
+}
+
+/// CSV columns of `dsfiles list`: every field of `FileRecord`'s JSON form.
 pub const CSV_COLUMNS: &[&str] = &[
     "demarche",
     "dossier",
@@ -38,25 +50,47 @@ pub const CSV_COLUMNS: &[&str] = &[
     "created_at",
 ];
 
-/// Writes records in one format; the CSV and table headers come before the first record (or
-/// at [`Writer::finish`] when there is none, so an empty CSV still has its header).
+impl Row for FileRecord {
+    const CSV_COLUMNS: &'static [&'static str] = CSV_COLUMNS;
+    const TABLE_HEADER: &'static str =
+        "  DOSSIER  SOURCE       LABEL                         ROW        SIZE  SCAN      FILENAME";
+
+    fn table_row(&self) -> String {
+        let row = self.row.map(|r| r.to_string()).unwrap_or_default();
+        format!(
+            "{:>9}  {:<11}  {:<28}  {:>3}  {:>10}  {:<8}  {}",
+            self.dossier,
+            self.source.as_str(),
+            cell(&self.label, 28),
+            row,
+            human_bytes(self.byte_size),
+            cell(&self.virus_scan, 8),
+            printable(&self.filename),
+        )
+    }
+}
+
+/// Writes records of type `R` in one format; the CSV and table headers come before the first
+/// record (or at [`Writer::finish`] when there is none, so an empty CSV still has its header).
 #[derive(Debug)]
-pub struct Writer<W: Write> {
+pub struct Writer<W: Write, R> {
     format: Format,
     out: W,
     header_written: bool,
+    rows: PhantomData<fn(&R)>,
 }
 
-impl<W: Write> Writer<W> {
+impl<W: Write, R: Row> Writer<W, R> {
     pub fn new(format: Format, out: W) -> Self {
         Writer {
             format,
             out,
             header_written: false,
+            rows: PhantomData,
         }
     }
 
-    pub fn record(&mut self, record: &FileRecord) -> io::Result<()> {
+    pub fn record(&mut self, record: &R) -> io::Result<()> {
         self.header()?;
         match self.format {
             Format::Jsonl => {
@@ -66,7 +100,7 @@ impl<W: Write> Writer<W> {
             Format::Csv => {
                 let value = serde_json::to_value(record).map_err(io::Error::from)?;
                 let mut line = String::new();
-                for (i, column) in CSV_COLUMNS.iter().enumerate() {
+                for (i, column) in R::CSV_COLUMNS.iter().enumerate() {
                     if i > 0 {
                         line.push(',');
                     }
@@ -75,20 +109,7 @@ impl<W: Write> Writer<W> {
                 line.push_str("\r\n");
                 self.out.write_all(line.as_bytes())
             }
-            Format::Table => {
-                let row = record.row.map(|r| r.to_string()).unwrap_or_default();
-                writeln!(
-                    self.out,
-                    "{:>9}  {:<11}  {:<28}  {:>3}  {:>10}  {:<8}  {}",
-                    record.dossier,
-                    record.source.as_str(),
-                    cell(&record.label, 28),
-                    row,
-                    human_bytes(record.byte_size),
-                    cell(&record.virus_scan, 8),
-                    printable(&record.filename),
-                )
-            }
+            Format::Table => writeln!(self.out, "{}", record.table_row()),
         }
     }
 
@@ -100,13 +121,10 @@ impl<W: Write> Writer<W> {
         match self.format {
             Format::Jsonl => Ok(()),
             Format::Csv => {
-                self.out.write_all(CSV_COLUMNS.join(",").as_bytes())?;
+                self.out.write_all(R::CSV_COLUMNS.join(",").as_bytes())?;
                 self.out.write_all(b"\r\n")
             }
-            Format::Table => writeln!(
-                self.out,
-                "  DOSSIER  SOURCE       LABEL                         ROW        SIZE  SCAN      FILENAME"
-            ),
+            Format::Table => writeln!(self.out, "{}", R::TABLE_HEADER),
         }
     }
 
@@ -153,7 +171,7 @@ pub fn push_csv_field(line: &mut String, field: &str) {
 
 /// `s` with control characters shown as `\u{..}` escapes, so a hostile filename cannot move
 /// the cursor or change the terminal's state.
-fn printable(s: &str) -> String {
+pub fn printable(s: &str) -> String {
     s.chars()
         .flat_map(|c| -> Box<dyn Iterator<Item = char>> {
             if c.is_control() {
@@ -166,7 +184,7 @@ fn printable(s: &str) -> String {
 }
 
 /// `s` made printable and cut to `width` characters (with `…` when cut).
-fn cell(s: &str, width: usize) -> String {
+pub fn cell(s: &str, width: usize) -> String {
     let s = printable(s);
     if s.chars().count() <= width {
         return s;

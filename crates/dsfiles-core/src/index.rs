@@ -1,0 +1,275 @@
+//! [`index`]: one [`IndexRecord`] per stored file, from the destination's own manifest shards
+//! (`.dsfiles/dossiers/{n}.json`), without DS.
+//!
+//! **Rule:** nothing is skipped silently. A shard that cannot be read or parsed, or that is
+//! missing for a requested dossier, is an [`IndexItem::Warning`] naming it, and the other
+//! shards still come; files marked `removed_upstream` come with their status; shards of
+//! deleted dossiers come with their `deleted_at`. `Err` is only for a destination that cannot
+//! be listed or holds no dsfiles state at all. (Objects under the prefix not named `{n}.json`
+//! are not shards, as for `verify`, and are not indexed.)
+//!
+//! Bounded: shard keys stream from the sink's listing and at most [`SHARDS_IN_FLIGHT`] shards
+//! are read (and held) at a time; nothing is sorted. So the order is the listing's: key order
+//! on object stores (S3, GCS, Azure, memory), which is lexicographic (`10.json` before
+//! `9.json`), and directory order on local disk; files come in their shard's order. With
+//! [`IndexOptions::dossiers`] the requested shards are read directly, in dossier number order.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use futures::{SinkExt as _, Stream, StreamExt as _};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::Error;
+use crate::extract::Source;
+use crate::fetch::error_chain;
+use crate::sink::{Error as SinkError, ListEntry, STATE_DIR, Sink};
+use crate::state;
+use crate::wire::{
+    DOSSIERS_PREFIX, FileStatus, Shard, ShardFile, WIRE_VERSION, dossier_of_shard_key, shard_key,
+};
+
+/// Shards read concurrently (object stores answer each read in a round trip).
+pub const SHARDS_IN_FLIGHT: usize = 8;
+/// Shard keys listed ahead of the shards being read.
+const LISTED_AHEAD: usize = 64;
+
+/// Every [`FileStatus`], in the order the documentation lists them.
+pub const STATUSES: [FileStatus; 5] = [
+    FileStatus::Ok,
+    FileStatus::ChecksumMismatch,
+    FileStatus::Pending,
+    FileStatus::Unverified,
+    FileStatus::RemovedUpstream,
+];
+
+/// What to index; the default is everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IndexOptions {
+    /// Only the shards of this démarche.
+    pub demarche: Option<u64>,
+    /// Only these dossiers (their shards are read directly, without listing); empty: all.
+    pub dossiers: Vec<u64>,
+    /// Only files with this status.
+    pub status: Option<FileStatus>,
+}
+
+/// One stored file, as the destination's manifest records it (the JSON Lines format of
+/// `dsfiles index`, version [`WIRE_VERSION`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexRecord {
+    pub version: u32,
+    pub demarche: u64,
+    pub dossier: u64,
+    /// The dossier's DS state (snake_case) when its shard was written.
+    pub state: String,
+    /// DS's `dateDerniereModification` of the dossier when its shard was written.
+    pub updated_at: Option<String>,
+    /// When DS reported the dossier deleted (its files are still stored unless pruned).
+    pub deleted_at: Option<String>,
+    /// The file slot's identity across runs ([`crate::extract::FileRecord::file_id`]).
+    pub file_id: String,
+    /// Where the file is stored, relative to the destination.
+    pub key: String,
+    pub source: Source,
+    pub label: String,
+    pub filename: String,
+    pub content_type: String,
+    /// Size of the stored bytes.
+    pub size: u64,
+    /// DS's base64 MD5 (`""` for files DS gives none for).
+    pub checksum: String,
+    /// Hex SHA-256 of the stored bytes.
+    pub sha256: String,
+    pub status: FileStatus,
+    pub stored_at: DateTime<Utc>,
+}
+
+impl IndexRecord {
+    /// The record of `file`, stored for the dossier of `shard`.
+    pub fn new(shard: &Shard, file: ShardFile) -> IndexRecord {
+        IndexRecord {
+            version: WIRE_VERSION,
+            demarche: shard.demarche,
+            dossier: shard.dossier,
+            state: shard.state.clone(),
+            updated_at: shard.updated_at.clone(),
+            deleted_at: shard.deleted_at.clone(),
+            file_id: file.file_id,
+            key: file.key,
+            source: file.source,
+            label: file.label,
+            filename: file.filename,
+            content_type: file.content_type,
+            size: file.size,
+            checksum: file.checksum,
+            sha256: file.sha256,
+            status: file.status,
+            stored_at: file.stored_at,
+        }
+    }
+}
+
+/// One item of [`index`]'s stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IndexItem {
+    /// A dossier's shard was read (its matching files follow).
+    Dossier {
+        number: u64,
+        files: usize,
+    },
+    Record(Box<IndexRecord>),
+    /// A shard could not be read, or a requested dossier has none: the index is incomplete.
+    Warning(String),
+}
+
+/// Streams one [`IndexRecord`] per file stored in `sink`, shard by shard (see the module doc
+/// for the order and the bounds). The stream ends after an `Err`, or quietly when `cancel`
+/// fires.
+pub fn index(
+    sink: Arc<dyn Sink>,
+    opts: IndexOptions,
+    cancel: CancellationToken,
+) -> impl Stream<Item = Result<IndexItem, Error>> + Send + 'static {
+    let opts = Arc::new(opts);
+    let keys = shard_keys(Arc::clone(&sink), &opts);
+    let checked = futures::stream::once(require_state(Arc::clone(&sink)))
+        .filter_map(|r| std::future::ready(r.err().map(Err)));
+    checked
+        .chain(keys)
+        .map(move |key| {
+            let (sink, opts) = (Arc::clone(&sink), Arc::clone(&opts));
+            async move {
+                match key {
+                    Ok(key) => shard_items(sink.as_ref(), &key, &opts).await,
+                    Err(e) => vec![Err(e)],
+                }
+            }
+        })
+        .buffered(SHARDS_IN_FLIGHT)
+        .flat_map(futures::stream::iter)
+        .scan(false, |failed, item| {
+            // Nothing after an `Err`: the listing (or the state check) failed.
+            let done = std::mem::replace(failed, *failed || item.is_err());
+            std::future::ready((!done).then_some(item))
+        })
+        .take_until(cancel.cancelled_owned())
+}
+
+/// `Err` unless something is stored under `.dsfiles/`: a destination `dsfiles sync` never
+/// wrote (or a mistyped one) is an error, not an empty index.
+async fn require_state(sink: Arc<dyn Sink>) -> Result<(), Error> {
+    match sink.list(&format!("{STATE_DIR}/")).next().await {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(e)) => Err(e.into()),
+        None => Err(Error::InvalidOption {
+            name: "dest",
+            reason: format!(
+                "`{}` holds no dsfiles state (nothing under `{STATE_DIR}/`): \
+                 it is not a destination `dsfiles sync` wrote",
+                sink.describe()
+            ),
+        }),
+    }
+}
+
+/// The shard keys to read: the requested dossiers' (sorted, once each), else every shard the
+/// listing shows.
+fn shard_keys(
+    sink: Arc<dyn Sink>,
+    opts: &IndexOptions,
+) -> BoxStream<'static, Result<String, Error>> {
+    if !opts.dossiers.is_empty() {
+        let numbers: BTreeSet<u64> = opts.dossiers.iter().copied().collect();
+        return futures::stream::iter(numbers.into_iter().map(|n| Ok(shard_key(n)))).boxed();
+    }
+    owned_listing(sink)
+        .filter_map(|entry| {
+            std::future::ready(match entry {
+                Ok(entry) => dossier_of_shard_key(&entry.key).map(|_| Ok(entry.key)),
+                Err(e) => Some(Err(Error::from(e))),
+            })
+        })
+        .boxed()
+}
+
+/// Entries listed by `sink.list(DOSSIERS_PREFIX)`, as a stream that owns `sink` (the trait's
+/// stream borrows it). The listing runs inside a future polled with the receiving end, not in
+/// a task, and waits whenever [`LISTED_AHEAD`] entries are not yet consumed.
+fn owned_listing(sink: Arc<dyn Sink>) -> BoxStream<'static, Result<ListEntry, SinkError>> {
+    let (mut tx, rx) = futures::channel::mpsc::channel(LISTED_AHEAD);
+    let producer = async move {
+        let mut listing = sink.list(DOSSIERS_PREFIX);
+        while let Some(entry) = listing.next().await {
+            if tx.send(entry).await.is_err() {
+                break;
+            }
+        }
+    };
+    let producer = futures::stream::once(producer).filter_map(|()| std::future::ready(None));
+    futures::stream::select(producer, rx).boxed()
+}
+
+/// The items of the shard at `key`: its dossier and matching records, or a warning.
+async fn shard_items(
+    sink: &dyn Sink,
+    key: &str,
+    opts: &IndexOptions,
+) -> Vec<Result<IndexItem, Error>> {
+    let shard: Shard = match state::read(sink, key).await {
+        Ok(Some(shard)) => shard,
+        Ok(None) => return vec![Ok(IndexItem::Warning(absent(key, opts)))],
+        Err(Error::Manifest { reason, .. }) => {
+            return vec![Ok(IndexItem::Warning(format!(
+                "unreadable manifest shard `{key}`: {reason}"
+            )))];
+        }
+        Err(e) => {
+            return vec![Ok(IndexItem::Warning(format!(
+                "cannot read manifest shard `{key}`: {}",
+                error_chain(&e)
+            )))];
+        }
+    };
+    if opts.demarche.is_some_and(|d| d != shard.demarche) {
+        return Vec::new();
+    }
+    let files = shard_files(&shard, opts);
+    let mut items = Vec::with_capacity(files.len() + 1);
+    items.push(Ok(IndexItem::Dossier {
+        number: shard.dossier,
+        files: files.len(),
+    }));
+    items.extend(
+        files
+            .into_iter()
+            .map(|f| Ok(IndexItem::Record(Box::new(IndexRecord::new(&shard, f))))),
+    );
+    items
+}
+
+/// The files of `shard` that `opts` selects.
+fn shard_files(shard: &Shard, opts: &IndexOptions) -> Vec<ShardFile> {
+    shard
+        .files
+        .iter()
+        .filter(|f| opts.status.is_none_or(|s| s == f.status))
+        .cloned()
+        .collect()
+}
+
+/// The warning for a shard that is not there (requested, or removed while listing).
+fn absent(key: &str, opts: &IndexOptions) -> String {
+    match dossier_of_shard_key(key) {
+        Some(n) if opts.dossiers.contains(&n) => {
+            format!("dossier `{n}` has no manifest shard (`{key}`): nothing of it is stored")
+        }
+        _ => format!("manifest shard `{key}` disappeared while indexing"),
+    }
+}
+
+#[cfg(test)]
+mod tests;
