@@ -2,8 +2,9 @@
 //! settings the server runs on ([`ServerConfig`]), redacting secrets ([`Secret`]) and the
 //! destination allow-list ([`AllowList`]).
 //!
-//! Resolution (flags > environment > file > defaults) is the binary's job; this module only
-//! parses the file and validates the result.
+//! Resolution is layered (flags > environment > file > defaults): this crate reads the file and
+//! lays it over the defaults (`file`), the binary lays its flags and environment over that, and
+//! [`ServerConfig::validate`] checks the result once.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,8 +17,10 @@ use sha2::{Digest as _, Sha256};
 use crate::Error;
 
 mod destination;
+mod file;
 
 pub use destination::{AllowList, DestError, Destination};
+pub use file::read_secret_lines;
 
 /// A secret string (service token, webhook secret, DS token in the config file). `Debug` and
 /// `Display` print `<redacted>`; the value is reachable only through [`Secret::expose`].

@@ -44,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{
     AllowList, ConfigFile, DestError, Destination, DsSection, Limits, LimitsSection, Secret,
-    ServerConfig, WebhookSecrets, WebhooksSection,
+    ServerConfig, WebhookSecrets, WebhooksSection, read_secret_lines,
 };
 pub use core_pipeline::CorePipeline;
 pub use error::{ApiError, Error};

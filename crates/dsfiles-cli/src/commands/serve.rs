@@ -25,6 +25,7 @@ use dsfiles_core::ds::{ClientConfig, Token};
 use dsfiles_core::{AllowedHost, FetchOptions};
 use dsfiles_server::{
     AllowList, AppState, ConfigFile, CorePipeline, Secret, ServerConfig, WebhookSecrets,
+    read_secret_lines,
 };
 
 use crate::commands::sync::SyncArgs;
@@ -49,7 +50,6 @@ mod env {
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-const DEFAULT_STATE_DIR: &str = "dsfiles-state";
 
 /// Arguments of `dsfiles serve`: the service's own flags, the download flags of `dsfiles sync`
 /// (the same definitions, taken from [`SyncArgs`]), the DS client flags, and which of them were
@@ -251,11 +251,11 @@ fn parse_webhook_dest(s: &str) -> Result<(u64, String), String> {
 /// accepting, cancels running syncs (their manifests stay consistent) and waits for them.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let file = match &args.service.config {
-        Some(path) => load_config_file(path)?,
+        Some(path) => ConfigFile::read(path).map_err(usage)?,
         None => ConfigFile::default(),
     };
     let listen = resolve_listen(args.service.listen, file.listen.as_deref())?;
-    let resolved = resolve(&args, file)?;
+    let resolved = resolve(&args, &file)?;
     let pipeline = CorePipeline::new(resolved.ds, resolved.demarche_tokens)
         .context("cannot start the service")?
         .with_fetch_options(resolved.fetch)
@@ -276,13 +276,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn load_config_file(path: &Path) -> anyhow::Result<ConfigFile> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        UsageError::new(format!("cannot read config file `{}`: {e}", path.display()))
-    })?;
-    ConfigFile::from_toml(&text).map_err(|e| {
-        UsageError::new(format!("invalid config file `{}`: {e}", path.display())).into()
-    })
+/// A configuration error of the server crate, as a usage error (exit code 2).
+fn usage(e: dsfiles_server::Error) -> anyhow::Error {
+    UsageError::new(e.to_string()).into()
 }
 
 fn resolve_listen(flag: Option<SocketAddr>, file: Option<&str>) -> anyhow::Result<SocketAddr> {
@@ -309,9 +305,61 @@ struct Resolved {
 }
 
 /// flags > environment > file > defaults, for every setting.
-fn resolve(args: &ServeArgs, file: ConfigFile) -> anyhow::Result<Resolved> {
-    let ds_args = resolve_ds_args(args, &file)?;
-    let ds = client_config(&ds_args, &file)?;
+fn resolve(args: &ServeArgs, file: &ConfigFile) -> anyhow::Result<Resolved> {
+    let ds_args = resolve_ds_args(args, file)?;
+    Ok(Resolved {
+        server: resolve_server(&args.service, file)?,
+        ds: client_config(&ds_args, file)?,
+        demarche_tokens: resolve_demarche_tokens(file)?,
+        fetch: resolve_fetch(args, file, &ds_args)?,
+        dest_options: resolve_dest_options(args, file),
+    })
+}
+
+/// The service's own settings: the file's (over the defaults), each overridden by its flag or
+/// environment variable, then validated once.
+fn resolve_server(args: &ServiceArgs, file: &ConfigFile) -> anyhow::Result<ServerConfig> {
+    let mut config = file.server_config().map_err(usage)?;
+    config.api_tokens = resolve_api_tokens(args.api_tokens_file.as_deref(), file)?;
+    if let Some(secrets) = webhook_secrets_from_flags(args.webhook_secret_file.as_deref())? {
+        config.webhook_secrets = secrets;
+    }
+    if !args.allow_dest.is_empty() {
+        config.allow_dest = AllowList::new(args.allow_dest.iter().map(String::as_str))
+            .map_err(|e| UsageError::new(format!("invalid allowed destination: {e}")))?;
+    }
+    config
+        .webhook_destinations
+        .extend(args.webhook_dest.iter().cloned());
+    let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    if let Some(n) = args.max_concurrent_syncs {
+        config.max_concurrent_syncs = count(n);
+    }
+    if let Some(n) = args.jobs {
+        config.sync_jobs = count(n);
+    }
+    if let Some(n) = args.body_limit {
+        config.body_limit = count(n);
+    }
+    if let Some(secs) = args.request_timeout {
+        config.request_timeout = Duration::from_secs(secs);
+    }
+    if let Some(dir) = &args.state_dir {
+        config.state_dir.clone_from(dir);
+    }
+    config
+        .validate()
+        .map_err(|e| UsageError::new(format!("invalid service configuration: {e}")))?;
+    Ok(config)
+}
+
+/// Downloads as `dsfiles sync` makes them (the connect timeout is the API's), with the file's
+/// values where no flag was given.
+fn resolve_fetch(
+    args: &ServeArgs,
+    file: &ConfigFile,
+    ds_args: &DsArgs,
+) -> anyhow::Result<FetchOptions> {
     let download_read_timeout = if args.explicit(FROM_SYNC[0]) {
         args.download_read_timeout
     } else {
@@ -320,30 +368,30 @@ fn resolve(args: &ServeArgs, file: ConfigFile) -> anyhow::Result<Resolved> {
             .transpose()?
             .unwrap_or(args.download_read_timeout)
     };
-    // As `dsfiles sync` builds them: the connect timeout is the API's.
-    let fetch = FetchOptions {
+    Ok(FetchOptions {
         connect_timeout: Duration::from_secs(ds_args.connect_timeout),
         read_timeout: Duration::from_secs(download_read_timeout),
-        ..download_policy(args, &file, &ds_args)?
-    };
-    // The file's `[dest_options]`, each key overridden by a `--dest-option` of the same key.
-    let mut dest_options: BTreeMap<String, String> = file
+        ..download_policy(args, file, ds_args)?
+    })
+}
+
+/// The file's `[dest_options]`, each key overridden by a `--dest-option` of the same key.
+fn resolve_dest_options(args: &ServeArgs, file: &ConfigFile) -> Vec<(String, String)> {
+    let mut options: BTreeMap<String, String> = file
         .dest_options
         .iter()
         .map(|(key, value)| (key.clone(), value.expose().to_owned()))
         .collect();
-    dest_options.extend(args.dest_options.iter().cloned());
-    let args = &args.service;
-    let demarche_tokens = file
-        .ds
-        .tokens
-        .iter()
+    options.extend(args.dest_options.iter().cloned());
+    options.into_iter().collect()
+}
+
+/// `[ds.tokens]`, each checked as a DS token.
+fn resolve_demarche_tokens(file: &ConfigFile) -> anyhow::Result<BTreeMap<u64, Token>> {
+    file.demarche_tokens()
+        .map_err(usage)?
+        .into_iter()
         .map(|(demarche, token)| {
-            let demarche = demarche.parse::<u64>().map_err(|_| {
-                UsageError::new(format!(
-                    "`[ds.tokens]`: `{demarche}` is not a démarche number"
-                ))
-            })?;
             let token = Token::new(token.expose()).map_err(|e| {
                 UsageError::new(format!(
                     "`[ds.tokens]`: the token of démarche `{demarche}` is unusable: {e}"
@@ -351,68 +399,7 @@ fn resolve(args: &ServeArgs, file: ConfigFile) -> anyhow::Result<Resolved> {
             })?;
             Ok((demarche, token))
         })
-        .collect::<anyhow::Result<BTreeMap<u64, Token>>>()?;
-
-    let api_tokens = resolve_api_tokens(args.api_tokens_file.as_deref(), &file)?;
-    let webhook_secrets = resolve_webhook_secrets(args.webhook_secret_file.as_deref(), &file)?;
-
-    let allow_dest = if !args.allow_dest.is_empty() {
-        args.allow_dest.clone()
-    } else {
-        file.allow_dest.clone()
-    };
-    let allow_dest = AllowList::new(allow_dest.iter().map(String::as_str))
-        .map_err(|e| UsageError::new(format!("invalid allowed destination: {e}")))?;
-
-    let mut webhook_destinations = BTreeMap::new();
-    for (demarche, dest) in &file.webhooks.destinations {
-        let number = demarche.parse::<u64>().map_err(|_| {
-            UsageError::new(format!(
-                "`[webhooks.destinations]`: `{demarche}` is not a démarche number"
-            ))
-        })?;
-        webhook_destinations.insert(number, dest.clone());
-    }
-    for (demarche, dest) in &args.webhook_dest {
-        webhook_destinations.insert(*demarche, dest.clone());
-    }
-
-    let defaults = ServerConfig::defaults();
-    let config = ServerConfig {
-        api_tokens,
-        webhook_secrets,
-        allow_dest,
-        webhook_destinations,
-        max_concurrent_syncs: pick(
-            args.max_concurrent_syncs,
-            file.max_concurrent_syncs,
-            defaults.max_concurrent_syncs,
-        ),
-        sync_jobs: pick(args.jobs, file.jobs, defaults.sync_jobs),
-        body_limit: pick(args.body_limit, file.body_limit_bytes, defaults.body_limit),
-        request_timeout: args
-            .request_timeout
-            .or(file.request_timeout_secs)
-            .map_or(defaults.request_timeout, Duration::from_secs),
-        state_dir: args
-            .state_dir
-            .clone()
-            .or_else(|| file.state_dir.clone())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
-        history_limit: defaults.history_limit,
-        // Config file only (`[limits]`): none of them needs a flag.
-        limits: file.limits.resolve(),
-    };
-    config
-        .validate()
-        .map_err(|e| UsageError::new(format!("invalid service configuration: {e}")))?;
-    Ok(Resolved {
-        server: config,
-        ds,
-        demarche_tokens,
-        fetch,
-        dest_options: dest_options.into_iter().collect(),
-    })
+        .collect()
 }
 
 /// What downloads may reach and cost: each flag given explicitly, else the file's key, else the
@@ -455,11 +442,6 @@ fn download_policy(
         min_rate: rate.saturating_mul(1024),
         ..FetchOptions::default()
     })
-}
-
-fn pick(flag: Option<u64>, file: Option<u64>, default: usize) -> usize {
-    flag.or(file)
-        .map_or(default, |n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 /// The DS client flags, each given explicitly (command line or environment) or else from the
@@ -540,19 +522,18 @@ fn within<T: PartialOrd + std::fmt::Display>(
     }
 }
 
+/// `--api-tokens-file`, else `DSFILES_API_TOKENS`, else the config file's; at least one.
 fn resolve_api_tokens(path: Option<&Path>, file: &ConfigFile) -> anyhow::Result<Vec<Secret>> {
     let tokens: Vec<Secret> = if let Some(path) = path {
-        read_secret_lines(path)?
+        read_secret_lines(path).map_err(usage)?
     } else if let Some(raw) = env_secret(env::DSFILES_API_TOKENS)? {
         raw.split(',')
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .map(Secret::new)
             .collect()
-    } else if let Some(path) = &file.api_tokens_file {
-        read_secret_lines(path)?
     } else {
-        file.api_tokens.clone()
+        file.api_tokens().map_err(usage)?
     };
     if tokens.is_empty() {
         return Err(UsageError::new(format!(
@@ -565,46 +546,19 @@ fn resolve_api_tokens(path: Option<&Path>, file: &ConfigFile) -> anyhow::Result<
     Ok(tokens)
 }
 
-fn resolve_webhook_secrets(
-    path: Option<&Path>,
-    file: &ConfigFile,
-) -> anyhow::Result<WebhookSecrets> {
+/// `--webhook-secret-file` (current, then previous), else the environment; `None` leaves the
+/// config file's.
+fn webhook_secrets_from_flags(path: Option<&Path>) -> anyhow::Result<Option<WebhookSecrets>> {
     if let Some(path) = path {
-        let mut lines = read_secret_lines(path)?.into_iter();
-        return Ok(WebhookSecrets {
+        let mut lines = read_secret_lines(path).map_err(usage)?.into_iter();
+        return Ok(Some(WebhookSecrets {
             current: lines.next(),
             previous: lines.next(),
-        });
+        }));
     }
     let current = env_secret(env::DSFILES_WEBHOOK_SECRET)?.map(Secret::new);
     let previous = env_secret(env::DSFILES_WEBHOOK_SECRET_PREVIOUS)?.map(Secret::new);
-    if current.is_some() || previous.is_some() {
-        return Ok(WebhookSecrets { current, previous });
-    }
-    Ok(WebhookSecrets {
-        current: file.webhooks.secret.clone(),
-        previous: file.webhooks.previous_secret.clone(),
-    })
-}
-
-/// The non-empty lines of a secrets file. Errors name the file, never its content.
-fn read_secret_lines(path: &Path) -> anyhow::Result<Vec<Secret>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        UsageError::new(format!(
-            "cannot read secrets file `{}`: {e}",
-            path.display()
-        ))
-    })?;
-    let secrets: Vec<Secret> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(Secret::new)
-        .collect();
-    if secrets.is_empty() {
-        return Err(UsageError::new(format!("secrets file `{}` is empty", path.display())).into());
-    }
-    Ok(secrets)
+    Ok((current.is_some() || previous.is_some()).then_some(WebhookSecrets { current, previous }))
 }
 
 fn env_secret(name: &str) -> anyhow::Result<Option<String>> {
@@ -658,7 +612,6 @@ mod tests {
                 &entry[..end]
             );
         }
-        assert_eq!(DEFAULT_STATE_DIR, defaults.state_dir.to_str().unwrap());
     }
 
     #[test]
@@ -686,7 +639,7 @@ mod tests {
     fn resolve_with(args: &[&str], toml: &str) -> anyhow::Result<Resolved> {
         let text = format!("api_tokens = [\"service-token\"]\n{toml}");
         let file = ConfigFile::from_toml(&text).unwrap();
-        resolve(&parse(args).unwrap(), file)
+        resolve(&parse(args).unwrap(), &file)
     }
 
     const FILE_DS: &str = r#"
