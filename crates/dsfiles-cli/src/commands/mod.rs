@@ -4,6 +4,7 @@
 pub mod demo;
 pub mod index;
 pub mod list;
+pub mod seda;
 pub mod serve;
 mod summary;
 pub mod sync;

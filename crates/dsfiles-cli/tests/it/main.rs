@@ -5,6 +5,7 @@ mod cancel;
 mod help;
 mod index;
 mod list;
+mod seda;
 mod sim;
 mod sync;
 mod usage;
