@@ -6,8 +6,8 @@
 //! - a dossier is packaged when its shard's state is one of [`SedaOptions::states`] (default
 //!   `accepte`, `refuse`, `sans_suite`) and, with [`SedaOptions::dossiers`], it is one of
 //!   them; files marked `removed_upstream` are not part of it;
-//! - the package is one zip: every file at `content/{its key in DEST}`, `dossier.json` at
-//!   `content/{its key}`, and `manifest.xml` ([`manifest`]) as the last entry — the digests it
+//! - the package is one zip: every file at `Content/{its key in DEST}`, `dossier.json` at
+//!   `Content/{its key}`, and `manifest.xml` ([`manifest`]) as the last entry — the digests it
 //!   lists are known only once the bytes went through, and SEDA sets no order for the
 //!   entries of a SIP (archives extract the whole zip before reading the manifest);
 //! - the shard is the authority on which files exist, their keys and digests; `dossier.json`

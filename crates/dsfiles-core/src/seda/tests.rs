@@ -68,7 +68,7 @@ fn object(source: Source, label: &str, filename: &str, size: u64, mime: &str) ->
             source,
             label: label.to_owned(),
         },
-        uri: format!("content/100004/{}/{filename}", source.as_str()),
+        uri: format!("Content/100004/{}/{filename}", source.as_str()),
         digest: "ab".repeat(64),
         size,
         content_type: mime.to_owned(),

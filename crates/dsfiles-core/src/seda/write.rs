@@ -25,8 +25,9 @@ use crate::hash::Md5;
 use crate::sink::{self, Sink};
 use crate::wire::{FileStatus, ShardFile};
 
-/// Where the dossier's objects go inside the zip (`manifest.xml` sits at the root).
-pub const CONTENT_DIR: &str = "content/";
+/// Where the dossier's objects go inside the zip: Vitam's ingest (`CHECK_SEDA`) wants exactly
+/// one file at the root, `manifest.xml`, and one directory, `Content`.
+pub const CONTENT_DIR: &str = "Content/";
 
 /// Everything one package is made of.
 #[derive(Debug)]

@@ -118,6 +118,7 @@ bad = z.testzip()
 assert bad is None, "bad CRC: %s" % bad
 names = z.namelist()
 assert names[-1] == "manifest.xml", names
+assert all(n.startswith("Content/") for n in names[:-1]), names
 assert len(set(names)) == len(names), names
 data = z.read("manifest.xml")
 open(sys.argv[2], "wb").write(data)
@@ -279,7 +280,7 @@ async fn packages_are_valid_complete_and_incremental() -> anyhow::Result<()> {
     assert!(manifest.contains("<Title>Dossier"), "{manifest}");
     assert!(
         manifest.contains(
-            "content/{with_context}/dossier.json"
+            "Content/{with_context}/dossier.json"
                 .replace("{with_context}", &with_context.to_string())
                 .as_str()
         )
