@@ -5,7 +5,9 @@
 //! Rules:
 //! - a dossier is packaged when its shard's state is one of [`SedaOptions::states`] (default
 //!   `accepte`, `refuse`, `sans_suite`) and, with [`SedaOptions::dossiers`], it is one of
-//!   them; files marked `removed_upstream` are not part of it;
+//!   them; files marked `removed_upstream` are not part of it; a dossier DS reported deleted
+//!   (its shard has `deleted_at`) is packaged like the others while its files are stored:
+//!   what DS deletes after its retention period is what the archive must keep;
 //! - the package is one zip: every file at `Content/{its key in DEST}`, `dossier.json` at
 //!   `Content/{its key}`, and `manifest.xml` ([`manifest`]) as the last entry — the digests it
 //!   lists are known only once the bytes went through, and SEDA sets no order for the

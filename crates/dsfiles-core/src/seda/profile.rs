@@ -168,9 +168,13 @@ fn check_template(template: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Longest package name, in bytes (without `.zip` and a version suffix): far below the
+/// 255-byte file name limit of common file systems.
+pub const PACKAGE_NAME_MAX: usize = 150;
+
 /// The package name (without `.zip`) of a dossier: `template` rendered, then every character
 /// outside `[A-Za-z0-9._-]` replaced by `_`, a leading `.` too, so that the name is one safe
-/// path segment on every sink and archive; never empty.
+/// path segment on every sink and archive; cut at [`PACKAGE_NAME_MAX`]; never empty.
 pub fn package_name(template: &str, dossier: u64, demarche: u64, state: &str) -> String {
     let rendered = template
         .replace("{dossier}", &dossier.to_string())
@@ -189,6 +193,8 @@ pub fn package_name(template: &str, dossier: u64, demarche: u64, state: &str) ->
     if name.starts_with('.') {
         name.replace_range(0..1, "_");
     }
+    // ASCII only by now: any byte index is a character boundary.
+    name.truncate(PACKAGE_NAME_MAX);
     if name.is_empty() {
         name = dossier.to_string();
     }

@@ -371,6 +371,34 @@ async fn a_missing_or_corrupt_file_fails_its_dossier_alone() -> anyhow::Result<(
 }
 
 #[tokio::test]
+async fn packages_go_to_an_object_store_with_sha256() -> anyhow::Result<()> {
+    let env = env(SimConfig::default()).await?;
+    env.sync(env.options()).await?;
+    let memory = dsfiles_core::sink::memory();
+    // Top-level keys go before the tables of PROFILE.
+    let profile =
+        format!("digest = \"SHA-256\"\npackage_name = \"sip/{{state}}/{{dossier}}\"\n{PROFILE}");
+    let report = seda::package(
+        Arc::clone(&env.sink),
+        Arc::clone(&memory),
+        options(&profile),
+        CancellationToken::new(),
+    )
+    .await?;
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    assert!(!report.packaged.is_empty());
+    // Copy each zip out of the object store to read it independently.
+    let local = out()?;
+    for p in &report.packaged {
+        assert!(!p.key.contains('/'), "the name is one segment: {}", p.key);
+        let bytes = memory.get_small(&p.key).await?.expect("the package");
+        std::fs::write(local.dir.path().join(&p.key), &bytes)?;
+    }
+    check_packages(&local, &report);
+    Ok(())
+}
+
+#[tokio::test]
 async fn only_selected_states_and_dossiers_are_packaged() -> anyhow::Result<()> {
     let env = env(SimConfig::default()).await?;
     env.sync(env.options()).await?;
