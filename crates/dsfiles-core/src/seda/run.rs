@@ -312,6 +312,7 @@ impl Run {
                 });
                 state::write(self.out.as_ref(), &seda_record_key(dossier), &record).await?;
                 report.bytes_written = report.bytes_written.saturating_add(bytes);
+                tracing::info!(dossier, key = %key, objects, bytes, "package written");
                 report.packaged.push(Packaged {
                     dossier,
                     key,
@@ -322,6 +323,7 @@ impl Run {
                 Ok(())
             }
             Err(Failed::Dossier { key, reason }) => {
+                tracing::debug!(dossier, %reason, "package not written");
                 report.failed.push(SedaFailure {
                     dossier,
                     key,
