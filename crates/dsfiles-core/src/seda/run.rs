@@ -179,8 +179,11 @@ impl Run {
             }
             Err((key, reason)) => return failed(Some(key), reason),
         };
+        // `dossier.json` is the dossier's own object (group `G0`), never also a file of it,
+        // should a sync ever list it in the shard.
+        let context_key = self.context_key(&shard);
         let mut files = shard.files;
-        files.retain(|f| f.status != FileStatus::RemovedUpstream);
+        files.retain(|f| f.status != FileStatus::RemovedUpstream && f.key != context_key);
         let fingerprint = self.fingerprint(context.as_ref().map(|c| &c.1), &files);
         let record_key = seda_record_key(dossier);
         let record: Option<SedaRecord> = match state::read(self.out.as_ref(), &record_key).await {

@@ -12,6 +12,7 @@ use dsfiles_core::seda::{self, Profile, SedaOptions};
 use dsfiles_core::sink::{LocalSink, Sink, SinkOptions};
 use dsfiles_core::{CancellationToken, Shard, wire};
 use dsfiles_sim::SimConfig;
+use sha2::Digest as _;
 
 use crate::support::{Env, env};
 
@@ -395,6 +396,41 @@ async fn packages_go_to_an_object_store_with_sha256() -> anyhow::Result<()> {
         std::fs::write(local.dir.path().join(&p.key), &bytes)?;
     }
     check_packages(&local, &report);
+    Ok(())
+}
+
+#[tokio::test]
+async fn dossier_json_listed_in_the_shard_is_packaged_once() -> anyhow::Result<()> {
+    let env = env(SimConfig::default()).await?;
+    env.sync(env.options()).await?;
+    let mut shard = env.shards().await?.into_values().next().unwrap();
+    let key = format!("{}/dossier.json", shard.dossier);
+    let json = dossier_json(&shard, "Titre");
+    env.sink.put_small(&key, json.clone()).await?;
+    let mut entry = shard.files[0].clone();
+    entry.file_id = format!("{}/dossier.json", shard.dossier);
+    entry.key = key;
+    entry.size = json.len() as u64;
+    entry.checksum = String::new();
+    entry.status = dsfiles_core::FileStatus::Unverified;
+    entry.sha256 = hex::encode(sha2::Sha256::digest(&json));
+    shard.files.push(entry);
+    let shard_key = wire::shard_key(shard.dossier);
+    env.sink
+        .put_small(&shard_key, Bytes::from(serde_json::to_vec(&shard)?))
+        .await?;
+    let out = out()?;
+    let mut opts = options(PROFILE);
+    opts.dossiers = vec![shard.dossier];
+    let report = package(&env, &out, opts).await?;
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    let live = shard
+        .files
+        .iter()
+        .filter(|f| f.status != dsfiles_core::FileStatus::RemovedUpstream)
+        .count();
+    // Every file but the listed dossier.json, plus dossier.json once.
+    assert_eq!(check_packages(&out, &report), live as u64);
     Ok(())
 }
 
