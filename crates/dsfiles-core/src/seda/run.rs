@@ -192,8 +192,12 @@ impl Run {
             Err(e) => return Err(e),
         };
         let latest = record.as_ref().and_then(|r| r.packages.last());
-        if latest.is_some_and(|p| p.fingerprint == fingerprint) {
-            return Ok(Prepared::Unchanged);
+        if let Some(latest) = latest.filter(|p| p.fingerprint == fingerprint) {
+            if let Some(warning) = self.lost_package(dossier, latest).await? {
+                report.warnings.push(warning);
+            } else {
+                return Ok(Prepared::Unchanged);
+            }
         }
         let job = Job {
             demarche: shard.demarche,
@@ -205,6 +209,26 @@ impl Run {
             date: Utc::now(),
         };
         Ok(Prepared::Package(Box::new(job), record, fingerprint))
+    }
+
+    /// Why the up-to-date package `latest` must be written again (it is gone from OUT, or
+    /// is not the size recorded), or `None` when it is still there: the record alone never
+    /// stands for a package someone deleted.
+    async fn lost_package(
+        &self,
+        dossier: u64,
+        latest: &SedaPackage,
+    ) -> Result<Option<String>, Error> {
+        let found = self.out.head(&latest.key).await?;
+        let problem = match found {
+            Some(size) if size == latest.bytes => return Ok(None),
+            Some(size) => format!("is {size} bytes, not the {} recorded", latest.bytes),
+            None => "is missing".to_owned(),
+        };
+        Ok(Some(format!(
+            "dossier `{dossier}`: package `{}` {problem} in OUT: written again as a new version",
+            latest.key
+        )))
     }
 
     fn context_key(&self, shard: &Shard) -> String {

@@ -311,6 +311,18 @@ async fn packages_are_valid_complete_and_incremental() -> anyhow::Result<()> {
             .unwrap(),
     )?;
     assert_eq!(record.packages.len(), 2);
+
+    // A package deleted from OUT is written again, never vouched for by its record alone.
+    std::fs::remove_file(out.dir.path().join(format!("{with_context}-v2.zip")))?;
+    let repaired = package(&env, &out, options(PROFILE)).await?;
+    assert_eq!(repaired.packaged.len(), 1, "{repaired:#?}");
+    assert_eq!(repaired.packaged[0].key, format!("{with_context}-v3.zip"));
+    assert!(
+        repaired.warnings.iter().any(|w| w.contains("is missing")),
+        "{:#?}",
+        repaired.warnings
+    );
+    check_packages(&out, &repaired);
     Ok(())
 }
 
