@@ -5,5 +5,6 @@ mod destination;
 mod files;
 mod hostile;
 mod index;
+mod lease;
 mod support;
 mod sync;
