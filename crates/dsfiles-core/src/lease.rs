@@ -39,6 +39,7 @@ use crate::sink::Sink;
 use crate::wire::{self, Holder, Lease};
 
 pub use fenced::{Fence, FencedSink};
+pub use held::check;
 pub(crate) use held::{acquire, keep};
 
 /// How long a lease stays live after its last renewal.

@@ -87,22 +87,46 @@ async fn precondition(
         Decision::TakeOver { holder, .. } => {
             tracing::warn!(key, %holder, since = %lease.acquired_at, "breaking the live destination lease of {holder} (--break-lease)");
         }
-        Decision::Busy {
-            holder,
-            since,
-            expires_at,
-        } => {
-            return Err(Error::DestinationBusy(Box::new(Busy {
-                dest: sink.describe(),
-                demarche,
-                key: key.to_owned(),
-                holder,
-                since,
-                expires_at,
-            })));
-        }
+        busy @ Decision::Busy { .. } => return Err(busy_error(sink, demarche, key, busy)),
     }
     Ok(Precondition::Matches(version))
+}
+
+/// [`Error::DestinationBusy`] for a [`Decision::Busy`] about the lease at `key`.
+fn busy_error(sink: &dyn Sink, demarche: u64, key: &str, decision: Decision) -> Error {
+    let Decision::Busy {
+        holder,
+        since,
+        expires_at,
+    } = decision
+    else {
+        return Error::Internal {
+            what: "the destination lease",
+            reason: format!("`{decision:?}` is not busy"),
+        };
+    };
+    Error::DestinationBusy(Box::new(Busy {
+        dest: sink.describe(),
+        demarche,
+        key: key.to_owned(),
+        holder,
+        since,
+        expires_at,
+    }))
+}
+
+/// Whether a sync of `demarche` into `sink` would be refused right now:
+/// [`Error::DestinationBusy`] when another live writer holds the démarche's lease. Reads only
+/// (a service checks this before queueing a job; the job itself still takes the lease).
+pub async fn check(sink: &dyn Sink, demarche: u64) -> Result<(), Error> {
+    let key = lease_key(demarche);
+    let Some((Ok(lease), _)) = read(sink, &key).await? else {
+        return Ok(());
+    };
+    match decide(Some(&lease), Utc::now(), "", false) {
+        busy @ Decision::Busy { .. } => Err(busy_error(sink, demarche, &key, busy)),
+        _ => Ok(()),
+    }
 }
 
 fn encode(lease: &Lease) -> Bytes {

@@ -83,6 +83,7 @@ async fn two_syncs_of_one_demarche_at_once_one_is_refused() -> anyhow::Result<()
 async fn a_stale_lease_is_taken_over() -> anyhow::Result<()> {
     let env = env(SimConfig::default()).await?;
     put_lease(&env, &foreign_lease(-chrono::Duration::minutes(5))).await?;
+    dsfiles_core::lease::check(env.sink.as_ref(), env.sim.demarche()).await?;
     let report = env.sync(env.options()).await?;
     assert_eq!(report.exit_status(false), RunStatus::Ok, "{report:#?}");
     assert!(!report.lease_lost);
@@ -96,6 +97,11 @@ async fn a_live_lease_is_refused_with_its_holder_then_broken_on_request() -> any
     let env = env(SimConfig::default()).await?;
     let lease = foreign_lease(chrono::Duration::minutes(1));
     let written = put_lease(&env, &lease).await?;
+    let checked = dsfiles_core::lease::check(env.sink.as_ref(), env.sim.demarche()).await;
+    assert!(
+        matches!(checked, Err(Error::DestinationBusy(_))),
+        "{checked:?}"
+    );
     let refused = env.sync(env.options()).await;
     let error = busy(&refused).ok_or_else(|| anyhow::anyhow!("not refused: {refused:?}"))?;
     let message = error.to_string();
