@@ -174,6 +174,7 @@ async fn a_run_whose_lease_is_stolen_stops_writing() -> anyhow::Result<()> {
         .add_fault(Fault::SlowFile { delay_ms: 150 }, Target::Always, None);
     let thief = serde_json::to_vec(&foreign_lease(chrono::Duration::minutes(2)))?;
     let path = env.dir.path().join(wire::lease_key(env.sim.demarche()));
+    let cas_lock = env.dir.path().join(".dsfiles/cas.lock");
     let stolen = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let recorder = Arc::new(Recorder {
         hook: Some(Box::new({
@@ -182,10 +183,14 @@ async fn a_run_whose_lease_is_stolen_stops_writing() -> anyhow::Result<()> {
                 if matches!(event, dsfiles_core::Event::FileStored { .. })
                     && !stolen.swap(true, std::sync::atomic::Ordering::SeqCst)
                 {
-                    // Atomically, as another writer's conditional write would.
+                    // As another process's conditional write would: under the local
+                    // sink's CAS lock, then an atomic rename.
+                    let cas = std::fs::File::create(&cas_lock).expect("open the CAS lock");
+                    cas.lock().expect("take the CAS lock");
                     let temp = path.with_extension("thief");
                     std::fs::write(&temp, &thief).expect("write the thief's lease");
                     std::fs::rename(&temp, &path).expect("steal the lease");
+                    drop(cas);
                 }
             }
         })),
