@@ -240,6 +240,16 @@ impl Pipeline for CorePipeline {
             dsfiles_core::sync(self.client(spec.demarche), sink, options, progress, cancel)
                 .await
                 .map_err(pipeline_error)?;
+        if report.lease_lost {
+            return Err(PipelineError::new(
+                PipelineErrorKind::Busy,
+                format!(
+                    "another writer took démarche `{}`'s lease on `{}` over during the run, which \
+                     stopped writing after storing `{}` files",
+                    spec.demarche, report.dest, report.stored
+                ),
+            ));
+        }
         let failures = report
             .failed
             .iter()
