@@ -2,14 +2,20 @@
 //! taken over, live ones refused unless broken, and a run whose lease is stolen stops writing.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
 use dsfiles_core::lease::LeaseTiming;
+use dsfiles_core::sink::{
+    ByteStream, Error as SinkError, ListEntry, ObjectInfo, ObjectMeta, Precondition, Sink, Upload,
+    Version,
+};
 use dsfiles_core::wire::{self, Holder, Lease};
 use dsfiles_core::{Error, RunStatus};
 use dsfiles_sim::{Fault, SimConfig, Target};
+use futures::stream::BoxStream;
 
 use crate::support::{Env, Recorder, env};
 
@@ -232,5 +238,118 @@ async fn a_run_whose_lease_is_stolen_stops_writing() -> anyhow::Result<()> {
             assert_eq!(size, Some(file.size), "`{}` of the manifest", file.key);
         }
     }
+    Ok(())
+}
+
+/// A destination whose conditional writes start failing (the store unreachable for them)
+/// once `broken` is set; everything else passes through.
+#[derive(Debug)]
+struct Unrenewable {
+    inner: Arc<dyn Sink>,
+    broken: Arc<AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl Sink for Unrenewable {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn create(&self, key: &str, meta: &ObjectMeta) -> Result<Box<dyn Upload>, SinkError> {
+        self.inner.create(key, meta).await
+    }
+    async fn get(&self, key: &str) -> Result<ByteStream, SinkError> {
+        self.inner.get(key).await
+    }
+    async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes, SinkError> {
+        self.inner.get_range(key, range).await
+    }
+    async fn head(&self, key: &str) -> Result<Option<u64>, SinkError> {
+        self.inner.head(key).await
+    }
+    async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, SinkError> {
+        self.inner.stat(key).await
+    }
+    async fn put_small(&self, key: &str, bytes: Bytes) -> Result<(), SinkError> {
+        self.inner.put_small(key, bytes).await
+    }
+    async fn get_small(&self, key: &str) -> Result<Option<Bytes>, SinkError> {
+        self.inner.get_small(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), SinkError> {
+        self.inner.delete(key).await
+    }
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Bytes, Version)>, SinkError> {
+        self.inner.get_versioned(key).await
+    }
+    async fn put_if(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        precondition: Precondition,
+    ) -> Result<Version, SinkError> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(SinkError::Io {
+                op: "conditional put",
+                path: key.into(),
+                source: std::io::Error::from(std::io::ErrorKind::TimedOut),
+            });
+        }
+        self.inner.put_if(key, bytes, precondition).await
+    }
+    async fn delete_if(&self, key: &str, version: &Version) -> Result<(), SinkError> {
+        self.inner.delete_if(key, version).await
+    }
+    fn list(&self, prefix: &str) -> BoxStream<'_, Result<ListEntry, SinkError>> {
+        self.inner.list(prefix)
+    }
+}
+
+/// No renewal succeeds for `give_up_after` (the store keeps failing them): the run stops
+/// writing before anyone could take the lease over, and reports `lease_lost`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_cannot_renew_its_lease_stops_writing() -> anyhow::Result<()> {
+    let env = env(SimConfig::default()).await?;
+    env.sim
+        .add_fault(Fault::SlowFile { delay_ms: 150 }, Target::Always, None);
+    let broken = Arc::new(AtomicBool::new(false));
+    let sink: Arc<dyn Sink> = Arc::new(Unrenewable {
+        inner: Arc::clone(&env.sink),
+        broken: Arc::clone(&broken),
+    });
+    let recorder = Arc::new(Recorder {
+        hook: Some(Box::new({
+            let broken = Arc::clone(&broken);
+            move |event| {
+                if matches!(event, dsfiles_core::Event::FileStored { .. }) {
+                    broken.store(true, Ordering::SeqCst);
+                }
+            }
+        })),
+        ..Recorder::default()
+    });
+    let mut opts = env.options();
+    opts.jobs = 2;
+    opts.lease.timing = LeaseTiming {
+        ttl: Duration::from_secs(10),
+        renew_every: Duration::from_millis(20),
+        give_up_after: Duration::from_millis(200),
+    };
+    let report = dsfiles_core::sync(
+        env.client.clone(),
+        sink,
+        opts,
+        recorder,
+        dsfiles_core::CancellationToken::new(),
+    )
+    .await?;
+    assert!(report.lease_lost, "{report:#?}");
+    assert_eq!(report.exit_status(false), RunStatus::LeaseLost);
+    let expected = env.sim.expected_files(false, false).len() as u64;
+    assert!(
+        report.stored < expected,
+        "the run went on writing: {report:#?}"
+    );
+    // Not released (it could not be written): it expires by itself.
+    assert!(lease_now(&env).await?.is_some());
     Ok(())
 }
