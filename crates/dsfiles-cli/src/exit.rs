@@ -8,6 +8,7 @@
 //! | 2 | usage or configuration error (flags, token, endpoint, destination, layout) |
 //! | 3 | authentication or access refused (bad, expired or restricted token; démarche not found or not accessible) |
 //! | 4 | API or network failure after retries, or dossiers DS could not return |
+//! | 5 | destination busy: another live writer holds the démarche's lease on the destination, or took it over during the run |
 //! | 130 | cancelled with Ctrl-C |
 
 use std::fmt;
@@ -23,6 +24,7 @@ pub enum Exit {
     Usage,
     Access,
     Api,
+    Busy,
     Cancelled,
 }
 
@@ -34,6 +36,7 @@ impl Exit {
             Exit::Usage => 2,
             Exit::Access => 3,
             Exit::Api => 4,
+            Exit::Busy => 5,
             Exit::Cancelled => 130,
         }
     }
@@ -66,6 +69,7 @@ impl Exit {
             K::Auth | K::Access | K::NotFound => Exit::Access,
             K::Api | K::Network => Exit::Api,
             K::Config => Exit::Usage,
+            K::Busy => Exit::Busy,
             K::Cancelled => Exit::Cancelled,
             K::Destination | K::Internal => Exit::Failed,
         }
@@ -89,6 +93,7 @@ impl Exit {
             | E::MissingBucket { .. }
             | E::MissingCredentials { .. }
             | E::InvalidOption { .. } => Exit::Usage,
+            E::Fenced { .. } => Exit::Busy,
             _ => Exit::Failed,
         }
     }
@@ -99,6 +104,7 @@ impl Exit {
     pub fn from_sync_report(report: &dsfiles_core::SyncReport, strict: bool) -> Exit {
         match report.exit_status(strict) {
             dsfiles_core::RunStatus::Ok => Exit::Success,
+            dsfiles_core::RunStatus::LeaseLost => Exit::Busy,
             dsfiles_core::RunStatus::Cancelled => Exit::Cancelled,
             dsfiles_core::RunStatus::FilesFailed
                 if report.failed.is_empty() && !report.warnings.is_empty() =>

@@ -1,3 +1,6 @@
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::wire::Holder;
 use crate::{ds, extract, sink};
 
 /// A run-level failure: the run could not start or could not go on (token, endpoint,
@@ -25,6 +28,10 @@ pub enum Error {
     #[error(transparent)]
     Layout(#[from] extract::Error),
 
+    /// Another live writer holds the démarche's lease on the destination ([`crate::lease`]).
+    #[error("{0}")]
+    DestinationBusy(Box<Busy>),
+
     /// The run was cancelled before it could produce a report.
     #[error("cancelled")]
     Cancelled,
@@ -32,6 +39,40 @@ pub enum Error {
     /// A task of the pipeline panicked (a bug).
     #[error("internal error in {what}: {reason}")]
     Internal { what: &'static str, reason: String },
+}
+
+/// Who holds the lease that refused a run ([`Error::DestinationBusy`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Busy {
+    /// [`crate::sink::Sink::describe`] of the destination.
+    pub dest: String,
+    pub demarche: u64,
+    /// The lease's key in the destination.
+    pub key: String,
+    pub holder: Holder,
+    pub since: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "destination `{}` is busy: {} has been syncing démarche {} into it since {} \
+             (lease `{}`, valid until {}). Wait until then, or, if that writer is gone, take \
+             the lease over with `--break-lease` (`break_lease` in the HTTP API)",
+            self.dest,
+            self.holder,
+            self.demarche,
+            rfc3339(&self.since),
+            self.key,
+            rfc3339(&self.expires_at)
+        )
+    }
+}
+
+fn rfc3339(at: &DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 impl From<ds::Error> for Error {
@@ -47,7 +88,7 @@ impl From<sink::Error> for Error {
 }
 
 /// What kind of failure an [`Error`] is, for exit codes (auth/access 3, api/network 4,
-/// config 2; destination failures are reported as 1 by the CLI).
+/// config 2, busy 5; destination failures are reported as 1 by the CLI).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
     Auth,
@@ -57,6 +98,8 @@ pub enum ErrorKind {
     Network,
     Config,
     Destination,
+    /// Another writer holds the destination's lease ([`Error::DestinationBusy`]).
+    Busy,
     Cancelled,
     Internal,
 }
@@ -78,9 +121,11 @@ impl Error {
                 | sink::Error::MissingBucket { .. }
                 | sink::Error::MissingCredentials { .. }
                 | sink::Error::InvalidOption { .. } => ErrorKind::Config,
+                sink::Error::Fenced { .. } => ErrorKind::Busy,
                 _ => ErrorKind::Destination,
             },
             Error::Manifest { .. } => ErrorKind::Destination,
+            Error::DestinationBusy(_) => ErrorKind::Busy,
             Error::InvalidOption { .. } | Error::Layout(_) => ErrorKind::Config,
             Error::Cancelled => ErrorKind::Cancelled,
             Error::Internal { .. } => ErrorKind::Internal,

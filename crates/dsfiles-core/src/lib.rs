@@ -12,12 +12,15 @@
 //! - [`wire`] holds every persisted or streamed format (manifest shards, sync point, report,
 //!   events), versioned.
 //! - Planning (what to download) is a pure function of the dossier's records and its shard.
+//! - [`lease`]: one writer per démarche and destination at a time, with a lease kept in the
+//!   destination and renewed while the run writes.
 //! - Downloads never send credentials: file URLs are signed, on another host than the API.
 
 mod error;
 mod fetch;
 pub mod hash;
 pub mod index;
+pub mod lease;
 mod list;
 mod options;
 mod plan;
@@ -34,7 +37,7 @@ pub use dsfiles_extract as extract;
 pub use dsfiles_sink as sink;
 pub use tokio_util::sync::CancellationToken;
 
-pub use error::{Error, ErrorKind};
+pub use error::{Busy, Error, ErrorKind};
 pub use fetch::policy::{AllowedHost, BLOCKED_ADDRESS, blocked_reason};
 pub use list::{ListItem, list};
 pub use options::{FetchOptions, ListOptions, SINCE_MARGIN, Since, SyncOptions};

@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::fetch::policy::AllowedHost;
+use crate::lease::LeaseOptions;
 use crate::{ds, extract};
 
 /// What [`crate::list`] lists.
@@ -110,6 +111,8 @@ pub struct SyncOptions {
     /// Delete from the destination the files DS no longer has (removed files, deleted dossiers).
     pub prune: bool,
     pub fetch: FetchOptions,
+    /// Who this run is in the destination lease, and whether to break a live one.
+    pub lease: LeaseOptions,
 }
 
 impl SyncOptions {
@@ -124,6 +127,7 @@ impl SyncOptions {
             allow_unscanned: false,
             prune: false,
             fetch: FetchOptions::default(),
+            lease: LeaseOptions::default(),
         }
     }
 }

@@ -1,6 +1,10 @@
 //! [`sync`]: pages → extraction → plan against the dossier's shard → concurrent verified
 //! downloads → shard write → report.
 //!
+//! A run takes the démarche's destination lease ([`crate::lease`]), keeps renewing it next
+//! to the run (one `select!`, no detached task) and releases it at the end; the run itself
+//! writes through a `FencedSink` that refuses writes once the lease is lost.
+//!
 //! A run is three steps, each a function of this file: [`prepare`] (read the démarche's state,
 //! clear its staging leftovers, decide the listing window, fetch the recheck list), [`drive`]
 //! (list dossiers and process them), [`finish`] (deleted dossiers, recheck list, sync point,
@@ -43,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 use self::bookkeeping::Rechecked;
 use self::publish::Publisher;
 use self::tally::{DossierOutcome, RunFacts, Totals};
+use crate::lease::{self, Fence, FencedSink};
 use crate::options::SyncOptions;
 use crate::sink::Sink;
 use crate::state::{self, DemarcheState};
@@ -57,7 +62,48 @@ const BUFFERED_DOSSIERS: usize = 100;
 /// `Err` only for run-level failures (DS refused the token or the démarche, the destination
 /// cannot be read); per-file failures are in the report. A cancelled run returns its report
 /// with `cancelled: true`.
+///
+/// The run first takes the démarche's destination lease ([`crate::lease`]):
+/// [`Error::DestinationBusy`] when another live writer holds it. The lease is renewed while
+/// the run writes and released at its end; a run that loses it stops writing and reports
+/// `lease_lost`.
 pub async fn sync(
+    client: ds::Client,
+    sink: Arc<dyn Sink>,
+    opts: SyncOptions,
+    progress: Progress,
+    cancel: CancellationToken,
+) -> Result<SyncReport, Error> {
+    let mut held = lease::acquire(&sink, opts.demarche, &opts.lease).await?;
+    let (fence, timing) = (Fence::default(), opts.lease.timing);
+    let fenced: Arc<dyn Sink> = Arc::new(FencedSink::new(sink, fence.clone()));
+    let run_cancel = cancel.child_token();
+    let result = {
+        let body = run(client, fenced, opts, progress, run_cancel.clone());
+        let keeper = lease::keep(&mut held, timing, &fence);
+        tokio::pin!(body, keeper);
+        tokio::select! {
+            result = &mut body => result,
+            () = &mut keeper => {
+                // Fenced: every write now fails; stop the run and let it wind up.
+                run_cancel.cancel();
+                body.await
+            }
+        }
+    };
+    if !fence.is_tripped() {
+        held.release().await;
+        return result;
+    }
+    result.map(|mut report| {
+        report.lease_lost = true;
+        report.cancelled = cancel.is_cancelled();
+        report
+    })
+}
+
+/// The run itself, once the lease is held.
+async fn run(
     client: ds::Client,
     sink: Arc<dyn Sink>,
     opts: SyncOptions,

@@ -10,6 +10,7 @@
 //! | `.dsfiles/dossiers/{dossier}.json` | [`Shard`]: the manifest of one dossier |
 //! | `.dsfiles/demarches/{demarche}/sync.json` | [`SyncPoint`]: where the démarche's next `--since auto` run starts |
 //! | `.dsfiles/demarches/{demarche}/recheck.json` | [`Recheck`]: the démarche's dossiers to fetch again whatever their update time |
+//! | `.dsfiles/demarches/{demarche}/lease` | [`Lease`]: who is syncing the démarche into this destination right now ([`crate::lease`]) |
 //! | `.dsfiles/staging/{demarche}/` | files of the démarche's runs being staged |
 //! | `.dsfiles/runs/{run_id}.json` | [`SyncReport`] of each run |
 //! | `.dsfiles/seda/{dossier}.json` (in `dsfiles seda`'s OUT) | [`SedaRecord`]: the packages written for a dossier |
@@ -62,6 +63,52 @@ pub fn sync_point_key(demarche: u64) -> String {
 /// The key of the [`Recheck`] list of `demarche`.
 pub fn recheck_key(demarche: u64) -> String {
     format!("{DEMARCHES_PREFIX}{demarche}/recheck.json")
+}
+
+/// The key of the [`Lease`] of `demarche` in a destination. One lease per démarche, not per
+/// destination: two démarches syncing into one destination at once touch disjoint state (see
+/// the module docs), so they must not exclude each other; two runs of one démarche must.
+pub fn lease_key(demarche: u64) -> String {
+    format!("{DEMARCHES_PREFIX}{demarche}/lease")
+}
+
+/// Who holds a [`Lease`]: enough for an operator to find the process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub host: String,
+    pub pid: u32,
+    /// The service replica's id, when the holder is a `dsfiles serve` replica that has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
+    /// What wrote the lease, e.g. `dsfiles 0.1.0` or `dsfiles serve 0.1.0`.
+    pub tool: String,
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(replica) = &self.replica {
+            write!(f, "replica `{replica}` (")?;
+        }
+        write!(f, "host `{}`, pid {}", self.host, self.pid)?;
+        if self.replica.is_some() {
+            f.write_str(")")?;
+        }
+        write!(f, ", {}", self.tool)
+    }
+}
+
+/// The destination lease of one démarche ([`lease_key`]): while it is live, no other writer
+/// syncs the démarche into the destination. See [`crate::lease`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub version: u32,
+    pub holder: Holder,
+    /// Random, per run: tells the holder's own lease from another run's of the same process.
+    pub token: String,
+    pub acquired_at: DateTime<Utc>,
+    pub renewed_at: DateTime<Utc>,
+    /// After this instant (plus a clock tolerance) the lease is stale and may be taken over.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// The staging area of `demarche`'s runs: a run's start-up removes what is left there, and
@@ -291,6 +338,10 @@ pub struct SyncReport {
     /// Whether the sync point was advanced (see [`SyncPoint`]).
     pub sync_point_advanced: bool,
     pub cancelled: bool,
+    /// Whether the run lost its destination lease (another writer took it over) and stopped
+    /// writing (absent in older reports: false).
+    #[serde(default)]
+    pub lease_lost: bool,
 }
 
 /// A run's DS API requests by purpose, retries included. A no-op `--since auto` run costs
@@ -326,13 +377,17 @@ pub enum RunStatus {
     Ok,
     FilesFailed,
     Cancelled,
+    /// Another writer took the destination lease over during the run, which stopped writing.
+    LeaseLost,
 }
 
 impl SyncReport {
-    /// `Cancelled` if cancelled; `FilesFailed` if a file failed, DS could not return
+    /// `LeaseLost` if the run lost its lease; `Cancelled` if cancelled; `FilesFailed` if a file failed, DS could not return
     /// everything (warnings), or (with `strict`) a file was stored with a checksum mismatch.
     pub fn exit_status(&self, strict: bool) -> RunStatus {
-        if self.cancelled {
+        if self.lease_lost {
+            RunStatus::LeaseLost
+        } else if self.cancelled {
             RunStatus::Cancelled
         } else if !self.failed.is_empty()
             || !self.warnings.is_empty()

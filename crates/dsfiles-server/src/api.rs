@@ -17,6 +17,10 @@ pub struct SyncRequest {
     pub include: Vec<IncludeItem>,
     #[serde(default)]
     pub dossiers: Vec<u64>,
+    /// Take over the démarche's lease on the destination even from a live holder (one known
+    /// to be gone): see docs/storage.md, "Destination lease".
+    #[serde(default)]
+    pub break_lease: bool,
 }
 
 /// Most dossiers one sync request (or one coalesced webhook job) may name; beyond this a
@@ -123,6 +127,9 @@ pub struct SyncSpec {
     pub dossiers: Vec<u64>,
     /// Concurrent downloads inside the sync (the service's setting).
     pub jobs: usize,
+    /// Take over a live lease on the destination (never kept across a restart of the service).
+    #[serde(default)]
+    pub break_lease: bool,
 }
 
 impl SyncSpec {
@@ -255,6 +262,35 @@ pub struct ConflictError<'a> {
     pub message: String,
     pub job_id: &'a str,
     pub job_state: JobState,
+}
+
+/// `409` on `POST /v1/syncs`: another writer (a CLI, another replica) holds the démarche's
+/// lease on the destination.
+#[derive(Debug, Clone, Serialize)]
+pub struct BusyBody {
+    pub error: DestinationBusy,
+}
+
+/// Who holds the lease that refuses a sync, as [`crate::Pipeline::check_lease`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DestinationBusy {
+    /// Always `destination_busy`.
+    pub code: &'static str,
+    /// Names the destination, the holder and since when, and how to proceed.
+    pub message: String,
+    pub holder: LeaseHolder,
+    pub since: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The holder of a destination lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaseHolder {
+    pub host: String,
+    pub pid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
+    pub tool: String,
 }
 
 /// One file record of `GET /v1/demarches/{n}/files` (the signed download URL is left out:

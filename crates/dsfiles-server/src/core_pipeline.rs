@@ -14,7 +14,9 @@ use futures::stream::BoxStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-use crate::api::{Counters, FileFailure, ListedFile, Since, SyncSpec};
+use crate::api::{
+    Counters, DestinationBusy, FileFailure, LeaseHolder, ListedFile, Since, SyncSpec,
+};
 use crate::pipeline::{
     DsStats, PagedFile, Pipeline, PipelineError, PipelineErrorKind, ProgressUpdate, SyncOutcome,
     SyncProgress,
@@ -30,6 +32,8 @@ pub struct CorePipeline {
     dest_options: Vec<(String, String)>,
     /// HTTP settings of file downloads (timeouts, backoff, attempts).
     fetch: dsfiles_core::FetchOptions,
+    /// Who this service is in destination leases.
+    holder: dsfiles_core::wire::Holder,
 }
 
 impl fmt::Debug for CorePipeline {
@@ -44,6 +48,7 @@ impl fmt::Debug for CorePipeline {
                 &self.dest_options.iter().map(|(k, _)| k).collect::<Vec<_>>(),
             )
             .field("fetch", &self.fetch)
+            .field("holder", &self.holder)
             .finish_non_exhaustive()
     }
 }
@@ -74,7 +79,15 @@ impl CorePipeline {
                 api_endpoint: Some(config.endpoint.clone()),
                 ..dsfiles_core::FetchOptions::default()
             },
+            holder: dsfiles_core::lease::this_process(None, SERVICE_TOOL),
         })
+    }
+
+    /// This service as a lease holder: `replica` (a replica id, when the deployment gives
+    /// one) with the host name and pid; without it, host name and pid only.
+    pub fn with_replica(mut self, replica: Option<String>) -> CorePipeline {
+        self.holder = dsfiles_core::lease::this_process(replica, SERVICE_TOOL);
+        self
     }
 
     /// Options for every destination, as `dsfiles sync --dest-option` takes them
@@ -101,6 +114,9 @@ impl CorePipeline {
             .clone()
     }
 }
+
+/// What the service writes as `tool` in the destination leases it takes.
+const SERVICE_TOOL: &str = concat!("dsfiles serve ", env!("CARGO_PKG_VERSION"));
 
 /// Adapts core events to the job's counters and SSE subscribers.
 struct Forward(Arc<dyn SyncProgress>);
@@ -140,6 +156,7 @@ fn classify(err: &dsfiles_core::Error) -> PipelineErrorKind {
         K::Api | K::Network => PipelineErrorKind::Upstream,
         K::Config => PipelineErrorKind::Invalid,
         K::Destination => PipelineErrorKind::Destination,
+        K::Busy => PipelineErrorKind::Busy,
         K::Cancelled => PipelineErrorKind::Cancelled,
         K::Internal => PipelineErrorKind::Internal,
     }
@@ -147,6 +164,22 @@ fn classify(err: &dsfiles_core::Error) -> PipelineErrorKind {
 
 fn pipeline_error(err: dsfiles_core::Error) -> PipelineError {
     PipelineError::new(classify(&err), err.to_string())
+}
+
+fn destination_busy(busy: &dsfiles_core::Busy) -> DestinationBusy {
+    let holder = &busy.holder;
+    DestinationBusy {
+        code: PipelineErrorKind::Busy.code(),
+        message: busy.to_string(),
+        holder: LeaseHolder {
+            host: holder.host.clone(),
+            pid: holder.pid,
+            replica: holder.replica.clone(),
+            tool: holder.tool.clone(),
+        },
+        since: busy.since,
+        expires_at: busy.expires_at,
+    }
 }
 
 fn listed(record: &extract::FileRecord) -> ListedFile {
@@ -191,6 +224,11 @@ impl Pipeline for CorePipeline {
         options.filter.dossiers = spec.dossiers.clone();
         options.jobs = spec.jobs;
         options.fetch = self.fetch.clone();
+        options.lease = dsfiles_core::lease::LeaseOptions {
+            holder: self.holder.clone(),
+            break_lease: spec.break_lease,
+            ..dsfiles_core::lease::LeaseOptions::default()
+        };
         options.since = match spec.since {
             Since::Auto => dsfiles_core::Since::Auto,
             Since::Full => dsfiles_core::Since::Full,
@@ -202,6 +240,16 @@ impl Pipeline for CorePipeline {
             dsfiles_core::sync(self.client(spec.demarche), sink, options, progress, cancel)
                 .await
                 .map_err(pipeline_error)?;
+        if report.lease_lost {
+            return Err(PipelineError::new(
+                PipelineErrorKind::Busy,
+                format!(
+                    "another writer took démarche `{}`'s lease on `{}` over during the run, which \
+                     stopped writing after storing `{}` files",
+                    spec.demarche, report.dest, report.stored
+                ),
+            ));
+        }
         let failures = report
             .failed
             .iter()
@@ -226,6 +274,20 @@ impl Pipeline for CorePipeline {
             cancelled: report.cancelled,
             unsuccessful,
         })
+    }
+
+    async fn check_lease(&self, spec: &SyncSpec) -> Result<Option<DestinationBusy>, PipelineError> {
+        let sink = sink::open(&spec.dest, &self.dest_options).map_err(|e| {
+            PipelineError::new(
+                PipelineErrorKind::Destination,
+                format!("cannot open destination `{}`: {e}", spec.dest),
+            )
+        })?;
+        match dsfiles_core::lease::check(sink.as_ref(), spec.demarche).await {
+            Ok(()) => Ok(None),
+            Err(dsfiles_core::Error::DestinationBusy(busy)) => Ok(Some(destination_busy(&busy))),
+            Err(e) => Err(pipeline_error(e)),
+        }
     }
 
     fn list_files(
@@ -277,5 +339,34 @@ impl Pipeline for CorePipeline {
                 retries: acc.retries + s.retries,
                 rate_limited: acc.rate_limited + s.rate_limited,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sync refused by another writer's lease ends its job with `destination_busy`.
+    #[test]
+    fn a_busy_destination_is_destination_busy() {
+        let at = DateTime::UNIX_EPOCH;
+        let busy = dsfiles_core::Busy {
+            dest: "/archive".into(),
+            demarche: 7,
+            key: ".dsfiles/demarches/7/lease".into(),
+            holder: dsfiles_core::lease::this_process(Some("r-2".into()), SERVICE_TOOL),
+            since: at,
+            expires_at: at,
+        };
+        let error = pipeline_error(dsfiles_core::Error::DestinationBusy(Box::new(busy.clone())));
+        assert_eq!(error.kind, PipelineErrorKind::Busy);
+        assert_eq!(error.kind.code(), "destination_busy");
+        assert!(error.message.contains("replica `r-2`"), "{}", error.message);
+        let body = destination_busy(&busy);
+        assert_eq!(body.code, "destination_busy");
+        assert_eq!(body.holder.replica.as_deref(), Some("r-2"));
+        assert_eq!(body.message, error.message);
+        let fenced = dsfiles_core::Error::from(sink::Error::Fenced { key: "k".into() });
+        assert_eq!(classify(&fenced), PipelineErrorKind::Busy);
     }
 }

@@ -209,6 +209,7 @@ pub(crate) fn pipeline_error(demarche: u64, err: PipelineError) -> ApiError {
             cursor_expired("DS no longer accepts the position this cursor holds")
         }
         PipelineErrorKind::Cancelled
+        | PipelineErrorKind::Busy
         | PipelineErrorKind::Destination
         | PipelineErrorKind::Internal => ApiError::internal(err.message),
     }

@@ -287,6 +287,12 @@ impl JobManager {
         counts
     }
 
+    /// The job queued or running on démarche `demarche` and destination `dest`, if any.
+    pub(crate) fn active(&self, demarche: u64, dest: &str) -> Option<JobRecord> {
+        let jobs = lock(&self.inner.jobs);
+        find_active(&jobs, &(demarche, dest.to_owned())).map(|job| job.snapshot())
+    }
+
     /// Queues a sync unless one on the same démarche and destination is queued or running, or
     /// the queue is full.
     pub(crate) fn submit(
@@ -368,6 +374,7 @@ impl JobManager {
                         include: Vec::new(),
                         dossiers: dossiers.to_vec(),
                         jobs: self.inner.capacity.sync_jobs,
+                        break_lease: false,
                     };
                     self.insert(&mut jobs, spec, Trigger::Webhook)
                 }
@@ -585,6 +592,8 @@ fn spec_of(record: &JobRecord, jobs: usize) -> SyncSpec {
         include: record.include.clone(),
         dossiers: record.dossiers.clone(),
         jobs,
+        // Breaking a live lease is a decision about that moment, not kept across a restart.
+        break_lease: false,
     }
 }
 

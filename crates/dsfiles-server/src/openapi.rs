@@ -117,7 +117,13 @@ fn create_sync() -> Operation {
         .respond("202", queued)
         .error("400", "Malformed JSON.")
         .error("403", "Destination outside the allowed prefixes.")
-        .respond("409", json_response("A job on this démarche and destination is queued or running (its id in `error.job_id`).", "Conflict"))
+        .respond("409", json!({
+            "description": "A job of this service on this démarche and destination is queued or running (`sync_in_progress`, its id in `error.job_id`), or another writer (a `dsfiles sync`, another replica) holds the démarche's lease on the destination (`destination_busy`, named in `error.holder`; `break_lease: true` takes it over).",
+            "content": {"application/json": {"schema": {"anyOf": [
+                {"$ref": "#/components/schemas/Conflict"},
+                {"$ref": "#/components/schemas/DestinationBusy"}
+            ]}}}
+        }))
         .error("415", "Not `application/json`.")
         .error("422", "A field missing, unknown, of the wrong type or out of range; or a malformed destination.")
         .respond("429", limited_response("`limits.max_queued_syncs` jobs already wait (`queue_full`)."))
@@ -347,6 +353,27 @@ fn schemas() -> Value {
                 }
             }}
         },
+        "DestinationBusy": {
+            "type": "object", "required": ["error"],
+            "properties": {"error": {
+                "type": "object", "required": ["code", "message", "holder", "since", "expires_at"],
+                "properties": {
+                    "code": {"type": "string", "const": "destination_busy"},
+                    "message": {"type": "string", "minLength": 1},
+                    "holder": {
+                        "type": "object", "required": ["host", "pid", "tool"],
+                        "properties": {
+                            "host": {"type": "string"},
+                            "pid": {"type": "integer", "minimum": 0},
+                            "replica": {"type": "string"},
+                            "tool": {"type": "string"}
+                        }
+                    },
+                    "since": {"type": "string", "format": "date-time"},
+                    "expires_at": {"type": "string", "format": "date-time"}
+                }
+            }}
+        },
         "SyncRequest": {
             "type": "object", "required": ["demarche", "dest"], "additionalProperties": false,
             "properties": {
@@ -354,7 +381,8 @@ fn schemas() -> Value {
                 "dest": {"type": "string", "minLength": 1, "description": "Absolute local path, file:///path, or s3://, gs://, az:// URL inside an allowed prefix."},
                 "since": {"description": "`auto` (default: from the destination's last successful sync), `full`, or an RFC 3339 date.", "anyOf": sync_since()["anyOf"].clone()},
                 "include": {"type": "array", "items": include},
-                "dossiers": {"type": "array", "maxItems": MAX_DOSSIERS, "items": ds_number()}
+                "dossiers": {"type": "array", "maxItems": MAX_DOSSIERS, "items": ds_number()},
+                "break_lease": {"type": "boolean", "default": false, "description": "Take over the démarche's lease on the destination even from a live holder (one known to be gone). Without it, a live lease of another writer answers 409 `destination_busy`."}
             }
         },
         "JobState": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]},

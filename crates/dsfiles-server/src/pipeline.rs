@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{Counters, FileFailure, ListedFile, SyncSpec};
+use crate::api::{Counters, DestinationBusy, FileFailure, ListedFile, SyncSpec};
 
 /// Runs syncs and lists files on behalf of the service.
 #[async_trait::async_trait]
@@ -40,6 +40,11 @@ pub trait Pipeline: Send + Sync + fmt::Debug + 'static {
 
     /// DS API counters since the service started, for `/metrics`.
     fn ds_stats(&self) -> DsStats;
+
+    /// Whether another live writer (a CLI run, another replica) holds the lease of
+    /// `spec.demarche` on `spec.dest` right now: `Ok(Some(..))` names it. Reads only; the job
+    /// still takes the lease when it runs. `Err` when the lease could not be read.
+    async fn check_lease(&self, spec: &SyncSpec) -> Result<Option<DestinationBusy>, PipelineError>;
 }
 
 /// A listed file with the position to list again from its DS page.
@@ -87,6 +92,8 @@ pub enum PipelineErrorKind {
     Access,
     /// DS or the network failed after retries.
     Upstream,
+    /// Another live writer holds the démarche's lease on the destination.
+    Busy,
     /// The destination could not be opened or written.
     Destination,
     /// Settings the pipeline rejected (layout, filter).
@@ -103,6 +110,7 @@ impl PipelineErrorKind {
             PipelineErrorKind::NotFound => "not_found",
             PipelineErrorKind::Access => "ds_access_refused",
             PipelineErrorKind::Upstream => "ds_unavailable",
+            PipelineErrorKind::Busy => "destination_busy",
             PipelineErrorKind::Destination => "destination_failed",
             PipelineErrorKind::Invalid => "invalid_value",
             PipelineErrorKind::ResumeRejected => "cursor_expired",

@@ -15,8 +15,8 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 
 use crate::api::{
-    ConflictBody, ConflictError, JobList, JobRecord, JobState, Since, SyncRequest, SyncSpec,
-    Trigger,
+    BusyBody, ConflictBody, ConflictError, DestinationBusy, JobList, JobRecord, JobState, Since,
+    SyncRequest, SyncSpec, Trigger,
 };
 use crate::config::DestError;
 use crate::config::ServerConfig;
@@ -321,7 +321,18 @@ async fn create_sync(
         include,
         dossiers,
         jobs: state.jobs().sync_jobs(),
+        break_lease: request.break_lease,
     };
+    // A job of this service first (its own lease would otherwise look like another writer's),
+    // then a lease held by another writer; `submit` checks the first again, atomically.
+    if let Some(existing) = state.jobs().active(spec.demarche, &spec.dest) {
+        return Ok(conflict(&existing));
+    }
+    if !spec.break_lease
+        && let Some(busy) = lease_holder(&state, &spec).await
+    {
+        return Ok(destination_busy(busy));
+    }
     match state.jobs().submit(spec, Trigger::Api) {
         Ok(record) => Ok(accepted(&record)),
         Err(SubmitError::Conflict(existing)) => Ok(conflict(&existing)),
@@ -367,6 +378,32 @@ fn conflict(existing: &JobRecord) -> Response {
         },
     };
     (StatusCode::CONFLICT, axum::Json(body)).into_response()
+}
+
+/// How long `POST /v1/syncs` waits for the destination's lease to be read.
+const LEASE_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Another writer's live lease on the spec's démarche and destination, if any. A lease that
+/// cannot be read in time does not refuse the request: the job takes (or fails to take) the
+/// lease itself, and says so in its error.
+async fn lease_holder(state: &AppState, spec: &SyncSpec) -> Option<DestinationBusy> {
+    let check = state.jobs().pipeline().check_lease(spec);
+    match tokio::time::timeout(LEASE_CHECK_TIMEOUT, check).await {
+        Ok(Ok(busy)) => busy,
+        Ok(Err(e)) => {
+            tracing::warn!(demarche = spec.demarche, dest = %spec.dest, "cannot read the destination lease: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(demarche = spec.demarche, dest = %spec.dest, "the destination lease could not be read in {LEASE_CHECK_TIMEOUT:?}");
+            None
+        }
+    }
+}
+
+/// 409 `destination_busy`: another writer holds the lease (named in the body).
+fn destination_busy(busy: DestinationBusy) -> Response {
+    (StatusCode::CONFLICT, axum::Json(BusyBody { error: busy })).into_response()
 }
 
 #[derive(Debug, Deserialize)]

@@ -68,6 +68,17 @@ pub enum Error {
     #[error("the upload of `{key}` already failed: abort it")]
     UploadFailed { key: String },
 
+    /// A conditional write or delete ([`crate::Sink::put_if`], [`crate::Sink::delete_if`])
+    /// found the object in another state than required: it exists (create-if-absent), or it
+    /// changed or disappeared since its version was read. Nothing was changed.
+    #[error("`{key}` changed meanwhile: the conditional write was refused")]
+    PreconditionFailed { key: String },
+
+    /// The writer lost its claim on the destination (another writer took its lease): every
+    /// write is refused from then on, so that two writers never write at once.
+    #[error("refusing to write `{key}`: this run lost its lease on the destination")]
+    Fenced { key: String },
+
     /// The object store answered with an error (after its own retries).
     #[error("{op} `{key}` on {store} failed")]
     Backend {
@@ -107,7 +118,9 @@ impl Error {
             | Error::Symlink { .. }
             | Error::NotFound { .. }
             | Error::InvalidRange { .. }
-            | Error::UploadFailed { .. } => false,
+            | Error::UploadFailed { .. }
+            | Error::PreconditionFailed { .. }
+            | Error::Fenced { .. } => false,
         }
     }
 

@@ -4,7 +4,8 @@ use crate::{Error, STATE_DIR};
 
 /// Checks that `key` is a relative, `/`-separated key that stays inside the destination:
 /// not empty, no leading `/`, no empty, `.` or `..` component, no backslash, no NUL or other
-/// control character, and not one of the sink's own files (`.dsfiles/tmp/…`, `.dsfiles/lock`).
+/// control character, and not one of the sink's own files (`.dsfiles/tmp/…`, `.dsfiles/lock`,
+/// `.dsfiles/cas.lock`).
 pub fn validate_key(key: &str) -> Result<(), Error> {
     let reject = |reason| {
         Err(Error::InvalidKey {
@@ -34,7 +35,7 @@ pub fn validate_key(key: &str) -> Result<(), Error> {
     if let Some(rest) = key
         .strip_prefix(STATE_DIR)
         .and_then(|r| r.strip_prefix('/'))
-        && (rest == "lock" || rest == "tmp" || rest.starts_with("tmp/"))
+        && (rest == "lock" || rest == "cas.lock" || rest == "tmp" || rest.starts_with("tmp/"))
     {
         return reject("reserved for the sink's own temporary and lock files");
     }
@@ -93,6 +94,7 @@ mod tests {
             "a\0b",
             "a\nb",
             ".dsfiles/lock",
+            ".dsfiles/cas.lock",
             ".dsfiles/tmp",
             ".dsfiles/tmp/x.part",
         ] {

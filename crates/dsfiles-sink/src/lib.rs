@@ -39,8 +39,8 @@ pub use local::{LocalSink, TMP_SHARDS};
 pub use object::{DEFAULT_UPLOAD_MEMORY, MD5_METADATA, ObjectStoreSink, SHA256_METADATA};
 pub use open::{DSFILES_CREDENTIALS_ENV, open, open_with_env};
 
-/// The directory (key prefix) where dsfiles keeps its own state: manifest, sync point and, on
-/// local disk, temporary files and the lock file. Nothing else lives there.
+/// The directory (key prefix) where dsfiles keeps its own state: manifest, sync point, leases
+/// and, on local disk, temporary files and the lock files. Nothing else lives there.
 pub const STATE_DIR: &str = ".dsfiles";
 
 /// Default multipart part size: 8 MiB.
@@ -87,6 +87,26 @@ pub trait Sink: Send + Sync + fmt::Debug {
     /// Deletes the object at `key`; deleting an absent object succeeds.
     async fn delete(&self, key: &str) -> Result<(), Error>;
 
+    /// The whole object at `key` with its [`Version`], `None` when absent: what a later
+    /// [`Sink::put_if`] or [`Sink::delete_if`] compares against.
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Bytes, Version)>, Error>;
+
+    /// Writes `bytes` at `key` only if `precondition` holds at the time of the write, as one
+    /// atomic step; otherwise [`Error::PreconditionFailed`] and nothing changes. Returns the
+    /// new version. For small state objects (the destination lease), like `put_small`.
+    async fn put_if(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        precondition: Precondition,
+    ) -> Result<Version, Error>;
+
+    /// Deletes the object at `key` only if it is still at `version`; otherwise (changed or
+    /// absent) [`Error::PreconditionFailed`]. Atomic on local disk; on object stores the
+    /// version is checked right before an unconditional delete (object_store has no
+    /// conditional delete), see docs/storage.md.
+    async fn delete_if(&self, key: &str, version: &Version) -> Result<(), Error>;
+
     /// Every object strictly under `prefix` (`""` for everything), as keys relative to the
     /// destination, in no particular order. Uncommitted uploads never appear.
     fn list(&self, prefix: &str) -> BoxStream<'_, Result<ListEntry, Error>>;
@@ -101,6 +121,32 @@ pub trait Upload: Send {
     async fn commit(self: Box<Self>) -> Result<(), Error>;
     /// Discards everything written; nothing is left behind (no temp file, no multipart parts).
     async fn abort(self: Box<Self>) -> Result<(), Error>;
+}
+
+/// The version of an object as the backend identifies it: an entity tag and/or a generation
+/// on object stores, a digest of the content on local disk. Opaque: only meaningful to the
+/// sink that returned it, for [`Sink::put_if`] and [`Sink::delete_if`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version(pub(crate) VersionRepr);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum VersionRepr {
+    /// object_store's `UpdateVersion`: S3 and Azure compare the ETag, GCS the generation.
+    Object {
+        e_tag: Option<String>,
+        version: Option<String>,
+    },
+    /// SHA-256 of the file's content (local disk).
+    Content([u8; 32]),
+}
+
+/// The condition of a [`Sink::put_if`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Precondition {
+    /// No object exists at the key (create-if-absent).
+    Absent,
+    /// The object at the key is still at this version (compare-and-swap).
+    Matches(Version),
 }
 
 /// What is stored alongside an object's bytes, where the backend supports it.

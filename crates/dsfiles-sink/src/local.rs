@@ -26,6 +26,15 @@
 //! checked directory for a symlink between the check and the call that uses the path.
 //! Closing it needs a walk with `openat(O_NOFOLLOW)` and `*at` calls, which this sink does
 //! not do; the check stops a symlink that is there before the operation starts.
+//!
+//! Conditional writes ([`Sink::put_if`], [`Sink::delete_if`], for the destination lease):
+//! a rename replaces whatever is at the target, so it cannot express "only if unchanged".
+//! Every conditional operation therefore runs under an exclusive `flock` on
+//! `.dsfiles/cas.lock`, held from reading the current content to the rename (or removal), so
+//! that no two of them (in this process or another on the same machine) interleave. The
+//! version of a local object is the SHA-256 of its content. Create-if-absent additionally
+//! publishes with `link(2)` of a staged temp file, which fails when the target exists, so it
+//! never replaces an object even one written without the lock.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -41,12 +50,15 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::key::{validate_key, validate_prefix};
 use crate::{
-    ByteStream, Error, ListEntry, ObjectInfo, ObjectMeta, STATE_DIR, Sink, SinkOptions, Upload,
+    ByteStream, Error, ListEntry, ObjectInfo, ObjectMeta, Precondition, STATE_DIR, Sink,
+    SinkOptions, Upload, Version, VersionRepr,
 };
 use temp_file::{Block, TempFile};
 
 const TMP_DIR: &str = "tmp";
 const LOCK_FILE: &str = "lock";
+/// `.dsfiles/cas.lock`: serializes conditional writes (see the module docs).
+const CAS_LOCK_FILE: &str = "cas.lock";
 const TMP_SUFFIX: &str = ".part";
 /// Bytes an upload buffers before it writes them (a multiple of [`temp_file::ALIGN`]).
 const WRITE_BUFFER: usize = 256 * 1024;
@@ -246,6 +258,22 @@ impl LocalSink {
         })
     }
 
+    /// Like an object store, a directory exists only while it holds objects: removes the
+    /// parents of the deleted `path` that became empty (never the root; `remove_dir` fails on
+    /// a non-empty one).
+    async fn prune_empty_parents(&self, path: &Path) {
+        let mut dir = path.parent();
+        while let Some(d) = dir {
+            if d == self.shared.root
+                || !d.starts_with(&self.shared.root)
+                || tokio::fs::remove_dir(d).await.is_err()
+            {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+
     /// Makes durable every directory entry changed by the commits that returned so far.
     async fn sync_dirs(&self) -> Result<(), Error> {
         if !self.shared.fsync {
@@ -306,6 +334,85 @@ impl Shared {
         };
         self.note_direct(&file);
         Ok((temp, file))
+    }
+
+    /// Takes the exclusive lock that serializes conditional writes (held until the returned
+    /// file is dropped). Blocking: waits for the holder, which holds it for one small write.
+    fn cas_lock(&self) -> Result<std::fs::File, Error> {
+        let path = self.root.join(STATE_DIR).join(CAS_LOCK_FILE);
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(target_os = "linux")]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+        let file = options
+            .open(&path)
+            .map_err(|e| Error::io("open lock file", &path, e))?;
+        file.lock().map_err(|e| Error::io("lock", &path, e))?;
+        Ok(file)
+    }
+
+    /// [`Sink::put_if`] once the CAS lock is held. Blocking.
+    fn put_if_locked(
+        &self,
+        key: &str,
+        target: &Path,
+        bytes: &[u8],
+        precondition: &Precondition,
+    ) -> Result<Version, Error> {
+        let refused = || Error::PreconditionFailed {
+            key: key.to_owned(),
+        };
+        if let Precondition::Matches(expected) = precondition
+            && current_version(target)?.as_ref() != Some(expected)
+        {
+            return Err(refused());
+        }
+        let parent = target.parent().unwrap_or(&self.root);
+        let mut changed = Vec::new();
+        create_dirs(parent, &mut changed).map_err(|e| Error::io("create directory", parent, e))?;
+        let temp = self.stage(bytes)?;
+        let published = match precondition {
+            // `link` fails when the target exists: create-if-absent is atomic by itself.
+            Precondition::Absent => std::fs::hard_link(&temp, target).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    refused()
+                } else {
+                    Error::io("link into place", target, e)
+                }
+            }),
+            Precondition::Matches(_) => std::fs::rename(&temp, target)
+                .map_err(|e| Error::io("rename into place", target, e)),
+        };
+        let _ = std::fs::remove_file(&temp);
+        published?;
+        if self.fsync {
+            changed.push(parent.to_path_buf());
+            for dir in &changed {
+                sync_dir(dir).map_err(|e| Error::io("fsync", dir, e))?;
+            }
+        }
+        Ok(content_version(bytes))
+    }
+
+    /// Writes `bytes` to a new temp file directly under `.dsfiles/tmp/` (fsynced with
+    /// `fsync`) and returns its path. Blocking.
+    fn stage(&self, bytes: &[u8]) -> Result<PathBuf, Error> {
+        use std::io::Write;
+        let temp = self
+            .tmp
+            .join(format!("cas-{}{TMP_SUFFIX}", uuid::Uuid::new_v4().simple()));
+        let written = std::fs::File::create_new(&temp).and_then(|mut file| {
+            file.write_all(bytes)?;
+            if self.fsync {
+                file.sync_data()?;
+            }
+            Ok(())
+        });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&temp);
+            return Err(Error::io("write temp file", &temp, e));
+        }
+        Ok(temp)
     }
 
     /// Stops asking for `O_DIRECT` once the file system refused it for `file`.
@@ -472,6 +579,27 @@ fn refuse_symlinks(root: &Path, key: &str) -> Result<(), Error> {
 /// `delete` before giving up.
 const RENAME_ATTEMPTS: u32 = 8;
 
+/// The version of a local object: the SHA-256 of its content.
+fn content_version(bytes: &[u8]) -> Version {
+    use sha2::Digest;
+    Version(VersionRepr::Content(sha2::Sha256::digest(bytes).into()))
+}
+
+/// The version of the file at `target`, `None` when absent. Blocking.
+fn current_version(target: &Path) -> Result<Option<Version>, Error> {
+    match std::fs::symlink_metadata(target) {
+        Ok(meta) if !meta.is_file() => return Ok(None),
+        Ok(_) => {}
+        Err(e) if absent(&e) => return Ok(None),
+        Err(e) => return Err(Error::io("stat", target, e)),
+    }
+    match std::fs::read(target) {
+        Ok(bytes) => Ok(Some(content_version(&bytes))),
+        Err(e) if absent(&e) => Ok(None),
+        Err(e) => Err(Error::io("read", target, e)),
+    }
+}
+
 fn absent(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
@@ -576,18 +704,54 @@ impl Sink for LocalSink {
             Err(e) if absent(&e) => return Ok(()),
             Err(e) => return Err(Error::io("delete", path, e)),
         }
-        // Like an object store, a directory exists only while it holds objects: remove the
-        // parents that became empty (never the root; `remove_dir` fails on a non-empty one).
-        let mut dir = path.parent();
-        while let Some(d) = dir {
-            if d == self.shared.root
-                || !d.starts_with(&self.shared.root)
-                || tokio::fs::remove_dir(d).await.is_err()
-            {
-                break;
+        self.prune_empty_parents(&path).await;
+        Ok(())
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Bytes, Version)>, Error> {
+        // A rename replaces the file as a whole: what is read is one version or the other.
+        Ok(self.get_small(key).await?.map(|bytes| {
+            let version = content_version(&bytes);
+            (bytes, version)
+        }))
+    }
+
+    async fn put_if(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        precondition: Precondition,
+    ) -> Result<Version, Error> {
+        let target = self.path(key).await?;
+        // Like `put_small`: what earlier commits changed is made durable first.
+        self.sync_dirs().await?;
+        let (shared, key) = (Arc::clone(&self.shared), key.to_owned());
+        blocking("conditional put", &self.shared.root, move || {
+            let _cas = shared.cas_lock()?;
+            refuse_symlinks(&shared.root, &key)?;
+            shared.put_if_locked(&key, &target, &bytes, &precondition)
+        })
+        .await
+    }
+
+    async fn delete_if(&self, key: &str, version: &Version) -> Result<(), Error> {
+        let path = self.path(key).await?;
+        let (shared, owned, target, version) = (
+            Arc::clone(&self.shared),
+            key.to_owned(),
+            path.clone(),
+            version.clone(),
+        );
+        blocking("conditional delete", &self.shared.root, move || {
+            let _cas = shared.cas_lock()?;
+            refuse_symlinks(&shared.root, &owned)?;
+            if current_version(&target)? != Some(version) {
+                return Err(Error::PreconditionFailed { key: owned });
             }
-            dir = d.parent();
-        }
+            std::fs::remove_file(&target).map_err(|e| Error::io("delete", &target, e))
+        })
+        .await?;
+        self.prune_empty_parents(&path).await;
         Ok(())
     }
 
@@ -634,6 +798,7 @@ fn walk(root: &Path, prefix: &str, tx: &tokio::sync::mpsc::Sender<Result<ListEnt
     };
     let internal_tmp = root.join(STATE_DIR).join(TMP_DIR);
     let internal_lock = root.join(STATE_DIR).join(LOCK_FILE);
+    let internal_cas_lock = root.join(STATE_DIR).join(CAS_LOCK_FILE);
     let mut stack = vec![start];
     while let Some(dir) = stack.pop() {
         let entries = match std::fs::read_dir(&dir) {
@@ -655,7 +820,7 @@ fn walk(root: &Path, prefix: &str, tx: &tokio::sync::mpsc::Sender<Result<ListEnt
                     return;
                 }
             };
-            if path == internal_tmp || path == internal_lock {
+            if path == internal_tmp || path == internal_lock || path == internal_cas_lock {
                 continue;
             }
             if file_type.is_dir() {

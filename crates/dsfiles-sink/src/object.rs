@@ -9,13 +9,16 @@ use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{
     Attribute, AttributeValue, Attributes, GetOptions, MultipartUpload, ObjectStore,
-    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload,
+    ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions, PutPayload, UpdateVersion,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::key::{validate_key, validate_prefix};
-use crate::{ByteStream, Error, ListEntry, ObjectInfo, ObjectMeta, Sink, SinkOptions, Upload};
+use crate::{
+    ByteStream, Error, ListEntry, ObjectInfo, ObjectMeta, Precondition, Sink, SinkOptions, Upload,
+    Version, VersionRepr,
+};
 
 /// Object metadata key holding DS's checksum (base64 MD5): `x-amz-meta-dsfilesmd5` on S3,
 /// `x-goog-meta-dsfilesmd5` on GCS, `x-ms-meta-dsfilesmd5` on Azure. Letters and digits only:
@@ -150,6 +153,10 @@ impl ObjectStoreSink {
     fn backend(&self, op: &'static str, key: &str, source: object_store::Error) -> Error {
         match source {
             object_store::Error::NotFound { .. } => Error::NotFound {
+                key: key.to_owned(),
+            },
+            object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. } => Error::PreconditionFailed {
                 key: key.to_owned(),
             },
             source => Error::Backend {
@@ -317,6 +324,69 @@ impl Sink for ObjectStoreSink {
         }
     }
 
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Bytes, Version)>, Error> {
+        let path = self.path(key)?;
+        let result = match self.store.get(&path).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.backend("get", key, e)),
+        };
+        let version = object_version(result.meta.e_tag.clone(), result.meta.version.clone());
+        let bytes = result
+            .bytes()
+            .await
+            .map_err(|e| self.backend("read", key, e))?;
+        Ok(Some((bytes, version)))
+    }
+
+    async fn put_if(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        precondition: Precondition,
+    ) -> Result<Version, Error> {
+        let path = self.path(key)?;
+        // S3 sends `If-None-Match: *` / `If-Match: <etag>` (object_store's default
+        // `S3ConditionalPut::ETagMatch`), GCS `x-goog-if-generation-match` (0 for absent),
+        // Azure `If-None-Match: *` / `If-Match`: the store itself decides, atomically.
+        let mode = match precondition {
+            Precondition::Absent => PutMode::Create,
+            Precondition::Matches(version) => PutMode::Update(update_version(key, version)?),
+        };
+        let options = PutOptions {
+            mode,
+            ..PutOptions::default()
+        };
+        let result = self
+            .store
+            .put_opts(&path, PutPayload::from(bytes), options)
+            .await
+            .map_err(|e| self.backend("conditional put", key, e))?;
+        Ok(object_version(result.e_tag, result.version))
+    }
+
+    async fn delete_if(&self, key: &str, version: &Version) -> Result<(), Error> {
+        let path = self.path(key)?;
+        // object_store has no conditional delete: compare the current version, then delete.
+        // Between the two, only a writer that overwrote the object on purpose (a lease broken
+        // with `--break-lease` at that very moment) can lose its object; see docs/storage.md.
+        let meta = match self.store.head(&path).await {
+            Ok(meta) => meta,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(Error::PreconditionFailed {
+                    key: key.to_owned(),
+                });
+            }
+            Err(e) => return Err(self.backend("head", key, e)),
+        };
+        if !same_version(&object_version(meta.e_tag, meta.version), version) {
+            return Err(Error::PreconditionFailed {
+                key: key.to_owned(),
+            });
+        }
+        self.delete(key).await
+    }
+
     fn list(&self, prefix: &str) -> BoxStream<'_, Result<ListEntry, Error>> {
         let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
         let full = if prefix.is_empty() {
@@ -346,6 +416,40 @@ impl Sink for ObjectStoreSink {
                 std::future::ready(result)
             })
             .boxed()
+    }
+}
+
+fn object_version(e_tag: Option<String>, version: Option<String>) -> Version {
+    Version(VersionRepr::Object { e_tag, version })
+}
+
+/// `version` as object_store's `UpdateVersion`; a version of another sink kind is a bug of
+/// the caller, reported instead of ignored.
+fn update_version(key: &str, version: Version) -> Result<UpdateVersion, Error> {
+    match version.0 {
+        VersionRepr::Object { e_tag, version } => Ok(UpdateVersion { e_tag, version }),
+        VersionRepr::Content(_) => Err(Error::InvalidOption {
+            key: key.to_owned(),
+            reason: "a local-disk version was given to an object store".into(),
+        }),
+    }
+}
+
+/// Whether the object's current version is `expected`: the generation when the store has one
+/// (GCS), else the ETag. An unknown version never matches.
+fn same_version(current: &Version, expected: &Version) -> bool {
+    match (&current.0, &expected.0) {
+        (
+            VersionRepr::Object { e_tag, version },
+            VersionRepr::Object {
+                e_tag: want_tag,
+                version: want_version,
+            },
+        ) => match (version, want_version) {
+            (Some(v), Some(w)) => v == w,
+            _ => e_tag.is_some() && e_tag == want_tag,
+        },
+        _ => false,
     }
 }
 

@@ -62,7 +62,9 @@ fn headline(out: &mut String, report: &SyncReport) {
         report.api_calls.refresh,
         report.api_calls.deleted,
         report.api.retries,
-        verb = if report.cancelled {
+        verb = if report.lease_lost {
+            "lease lost: synced part of"
+        } else if report.cancelled {
             "cancelled: synced part of"
         } else {
             "synced"
@@ -103,6 +105,13 @@ fn details(out: &mut String, report: &SyncReport) {
             "  cancelled: the {} files stored are kept and recorded, nothing partial was \
              left; run the same command again to finish",
             report.stored
+        );
+    }
+    if report.lease_lost {
+        let _ = writeln!(
+            out,
+            "  lease lost: another writer took this démarche's lease on the destination over \
+             during the run, which stopped writing; the files stored before are kept"
         );
     }
     if !report.deleted_dossiers.is_empty() || report.removed_upstream > 0 {

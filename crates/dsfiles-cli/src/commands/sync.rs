@@ -36,8 +36,10 @@ The summary (stderr) names what was stored, skipped as unchanged, flagged and fa
 its reason), with bytes, duration and MB/s; --summary-json FILE writes the full report.
 Exit codes: 0 every file stored and verified (flagged files allowed unless --strict); 1 files
 failed after retries (listed); 2 usage or configuration; 3 authentication or access refused;
-4 DS API or network failure; 130 cancelled by Ctrl-C or SIGTERM: files already stored are kept,
-nothing partial is left, and a re-run finishes the work. See docs/cli.md.")]
+4 DS API or network failure; 5 destination busy (another live writer holds the démarche's lease
+on DEST, named in the message; --break-lease if it is gone); 130 cancelled by Ctrl-C or SIGTERM:
+files already stored are kept, nothing partial is left, and a re-run finishes the work.
+See docs/cli.md.")]
 pub struct SyncArgs {
     /// The démarche number.
     #[arg(long, value_name = "N")]
@@ -137,6 +139,13 @@ pub struct SyncArgs {
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
 
+    /// Take over the démarche's lease on DEST even though its holder (named when the sync is
+    /// refused with exit 5) looks alive: only when you know that process is gone (a killed
+    /// run, a lost machine). Without it a stale lease is taken over once it expired, about two
+    /// minutes after its holder stopped renewing it. See docs/storage.md, "Destination lease".
+    #[arg(long)]
+    pub break_lease: bool,
+
     #[command(flatten)]
     pub filters: Filters,
 
@@ -190,6 +199,7 @@ impl SyncArgs {
         opts.layout = layout;
         opts.allow_unscanned = self.allow_unscanned;
         opts.prune = self.prune;
+        opts.lease.break_lease = self.break_lease;
         opts.fetch.connect_timeout = Duration::from_secs(self.ds.connect_timeout);
         opts.fetch.read_timeout = Duration::from_secs(self.download_read_timeout);
         opts.fetch.api_endpoint = Some(self.ds.endpoint.clone());

@@ -4,6 +4,7 @@
 mod cancel;
 mod help;
 mod index;
+mod lease;
 mod list;
 mod seda;
 mod sim;

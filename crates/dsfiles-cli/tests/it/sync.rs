@@ -285,7 +285,9 @@ fn kill_9_mid_run_then_rerun_completes() {
     assert_eq!(status.code(), None, "killed by a signal");
 
     sim.handle.set_faults(dsfiles_sim::FaultPlan::new());
-    let rerun = sim.sync(&dest, &[]);
+    // The killed run's lease is live for two more minutes (tests/it/lease.rs shows the refusal):
+    // the operator knows the process is gone.
+    let rerun = sim.sync(&dest, &["--break-lease"]);
     assert_eq!(rerun.status.code(), Some(0), "{}", stderr(&rerun));
     assert_eq!(multiset(&stored_files(&dest)), served(&sim, &[]));
     assert!(leftovers(&dest).is_empty(), "{:?}", leftovers(&dest));

@@ -204,5 +204,6 @@ pub(super) fn report(facts: RunFacts, totals: Totals) -> SyncReport {
         api_calls: totals.api,
         sync_point_advanced: facts.sync_point_advanced,
         cancelled: facts.cancelled,
+        lease_lost: false,
     }
 }

@@ -127,6 +127,7 @@ fn report() -> SyncReport {
         api_calls: crate::wire::ApiCalls::default(),
         sync_point_advanced: false,
         cancelled: false,
+        lease_lost: false,
     }
 }
 
@@ -165,4 +166,41 @@ fn exit_status() {
     let back: SyncReport =
         serde_json::from_value(serde_json::to_value(&cancelled).unwrap()).unwrap();
     assert_eq!(back, cancelled);
+    // A lost lease wins over everything: the run stopped writing because of another writer.
+    let lost = SyncReport {
+        lease_lost: true,
+        ..cancelled
+    };
+    assert_eq!(lost.exit_status(false), RunStatus::LeaseLost);
+}
+
+#[test]
+fn lease_key_and_format() {
+    assert_eq!(lease_key(42), ".dsfiles/demarches/42/lease");
+    let lease = Lease {
+        version: WIRE_VERSION,
+        holder: Holder {
+            host: "h".into(),
+            pid: 7,
+            replica: None,
+            tool: "dsfiles 0.1.0".into(),
+        },
+        token: "t".into(),
+        acquired_at: at(),
+        renewed_at: at(),
+        expires_at: at(),
+    };
+    let json = serde_json::to_value(&lease).unwrap();
+    assert!(json["holder"].get("replica").is_none(), "{json}");
+    assert_eq!(lease.holder.to_string(), "host `h`, pid 7, dsfiles 0.1.0");
+    let replica = Holder {
+        replica: Some("r-1".into()),
+        ..lease.holder.clone()
+    };
+    assert_eq!(
+        replica.to_string(),
+        "replica `r-1` (host `h`, pid 7), dsfiles 0.1.0"
+    );
+    let back: Lease = serde_json::from_value(json).unwrap();
+    assert_eq!(back, lease);
 }

@@ -434,9 +434,29 @@ async fn crash_then_rerun(backend: Backend, crash: Crash) -> Result<()> {
     );
 
     h.reopen()?;
-    let report = h.sync(h.options()).await?;
+    // The crashed run's lease is still live (a killed process releases nothing): a plain
+    // rerun is refused, naming it; the operator who knows it is gone breaks it.
+    let refused = h.sync(h.options()).await;
+    let busy = refused
+        .as_ref()
+        .err()
+        .and_then(|e| e.downcast_ref::<dsfiles_core::Error>());
+    ensure!(
+        matches!(busy, Some(dsfiles_core::Error::DestinationBusy(_))),
+        "a rerun while the crashed run's lease is live: {refused:?}"
+    );
+    let mut opts = h.options();
+    opts.lease.break_lease = true;
+    let report = h.sync(opts).await?;
     ensure!(!report.cancelled && report.failed.is_empty(), "{report:#?}");
     ensure!(report.sync_point_advanced, "{report:#?}");
+    ensure!(
+        h.sink
+            .get_small(&dsfiles_core::wire::lease_key(h.sim.demarche()))
+            .await?
+            .is_none(),
+        "the lease was not released at the end of the run"
+    );
     h.check(&[]).await
 }
 

@@ -5,6 +5,7 @@ mod destination;
 mod files;
 mod hostile;
 mod index;
+mod lease;
 mod seda;
 mod support;
 mod sync;

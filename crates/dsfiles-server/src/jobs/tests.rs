@@ -51,6 +51,13 @@ impl Pipeline for Gated {
     fn ds_stats(&self) -> DsStats {
         DsStats::default()
     }
+
+    async fn check_lease(
+        &self,
+        _: &SyncSpec,
+    ) -> Result<Option<crate::api::DestinationBusy>, PipelineError> {
+        Ok(None)
+    }
 }
 
 struct Fixture {
@@ -99,6 +106,7 @@ fn spec(demarche: u64, dest: &str) -> SyncSpec {
         include: Vec::new(),
         dossiers: Vec::new(),
         jobs: 4,
+        break_lease: false,
     }
 }
 

@@ -417,4 +417,12 @@ impl Pipeline for Blocking {
             rate_limited: 1,
         }
     }
+
+    /// No destination of this fake is ever leased by another writer.
+    async fn check_lease(
+        &self,
+        _spec: &dsfiles_server::api::SyncSpec,
+    ) -> Result<Option<dsfiles_server::api::DestinationBusy>, dsfiles_server::PipelineError> {
+        Ok(None)
+    }
 }

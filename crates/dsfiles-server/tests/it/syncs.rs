@@ -380,3 +380,65 @@ async fn status_reads_under_load_during_a_sync() {
     server.stop().await;
     sim.shutdown().await;
 }
+
+/// Two replicas (two servers of one process here, as two processes would be) share a
+/// destination: while the first syncs, the second answers 409 `destination_busy` naming the
+/// first as the lease's holder; with `break_lease: true` it would queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_replica_answers_409_while_the_first_holds_the_lease() {
+    let sim = sim(small()).await;
+    sim.set_faults(FaultPlan::new().with(Fault::SlowFile { delay_ms: 200 }, Target::Always, None));
+    let (dirs_a, dirs_b) = (Dirs::new(), Dirs::new());
+    let a = TestServer::start(config(&dirs_a), pipeline_for(&sim)).await;
+    let mut config_b = config(&dirs_b);
+    config_b.allow_dest = config(&dirs_a).allow_dest;
+    let b = TestServer::start(config_b, pipeline_for(&sim)).await;
+    let dest = dirs_a.dest("shared");
+    let body = json!({"demarche": sim.demarche(), "dest": dest});
+    let job = a.start_sync(body.clone()).await;
+    // Wait until the first replica's job holds the lease (its first file is stored).
+    let lease = Path::new(&dest)
+        .join(".dsfiles/demarches")
+        .join(sim.demarche().to_string())
+        .join("lease");
+    let events = a.events_until(&job.id, "\"file_stored\"").await;
+    drop(events);
+    assert!(lease.exists(), "no lease while the job runs");
+
+    let response = b.post("/v1/syncs").json(&body).send().await.expect("POST");
+    assert_eq!(response.status(), 409);
+    let refused: serde_json::Value = response.json().await.expect("json");
+    let error = &refused["error"];
+    assert_eq!(error["code"], "destination_busy", "{refused}");
+    assert_eq!(error["holder"]["pid"], std::process::id(), "{refused}");
+    assert!(
+        error["holder"]["tool"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("dsfiles serve "))
+    );
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("pid {}", std::process::id())) && message.contains("break_lease"),
+        "{message}"
+    );
+    assert!(
+        error["since"].is_string() && error["expires_at"].is_string(),
+        "{refused}"
+    );
+
+    // The first replica's own 409 is still the in-process one, naming its job.
+    let response = a.post("/v1/syncs").json(&body).send().await.expect("POST");
+    assert_eq!(response.status(), 409);
+    let own: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(own["error"]["code"], "sync_in_progress", "{own}");
+
+    sim.set_faults(FaultPlan::new());
+    let done = a.finish(&job.id).await;
+    assert_terminal(&done, JobState::Succeeded);
+    assert!(!lease.exists(), "the lease was not released");
+    // Free again: the second replica queues now.
+    let second = b.start_sync(body).await;
+    assert_terminal(&b.finish(&second.id).await, JobState::Succeeded);
+    a.stop().await;
+    b.stop().await;
+}

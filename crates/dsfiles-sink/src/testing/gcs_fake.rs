@@ -11,6 +11,9 @@
 //! Routes: `PUT /{bucket}/{object}` (object, or a part with `?partNumber&uploadId`),
 //! `POST ?uploads` (initiate), `POST ?uploadId` (complete), `DELETE ?uploadId` (abort),
 //! `GET`/`HEAD`/`DELETE /{bucket}/{object}` and `GET /{bucket}?list-type=2&prefix=`.
+//! Every object has a generation (`x-goog-generation`), and a single PUT honours
+//! `x-goog-if-generation-match` (`0`: the object must not exist) with `412 Precondition Failed`,
+//! checked and applied under one lock, like GCS.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -31,6 +34,7 @@ struct Object {
     data: Bytes,
     headers: Vec<(String, String)>,
     etag: String,
+    generation: u64,
 }
 
 #[derive(Debug, Default)]
@@ -286,6 +290,7 @@ async fn object_route(
                     data: Bytes::from(data),
                     headers: upload.headers,
                     etag: etag.clone(),
+                    generation: inner.next_id,
                 },
             );
             xml(
@@ -306,17 +311,35 @@ async fn object_route(
         }
         // Single-request upload.
         (Method::PUT, None, false) => {
+            if let Some(wanted) = headers.get("x-goog-if-generation-match") {
+                let current = inner.objects.get(&id).map_or(0, |o| o.generation);
+                if wanted.to_str().ok() != Some(current.to_string().as_str()) {
+                    return error(StatusCode::PRECONDITION_FAILED, "PreconditionFailed");
+                }
+            }
             inner.next_id += 1;
-            let etag = format!("\"obj-{}\"", inner.next_id);
+            let generation = inner.next_id;
+            let etag = format!("\"obj-{generation}\"");
             inner.objects.insert(
                 id,
                 Object {
                     data: body,
                     headers: kept_headers(&headers),
                     etag: etag.clone(),
+                    generation,
                 },
             );
-            (StatusCode::OK, [(header::ETAG, etag)]).into_response()
+            (
+                StatusCode::OK,
+                [
+                    (header::ETAG, etag),
+                    (
+                        header::HeaderName::from_static("x-goog-generation"),
+                        generation.to_string(),
+                    ),
+                ],
+            )
+                .into_response()
         }
         (Method::GET | Method::HEAD, None, false) => match inner.objects.get(&id) {
             Some(object) => get_object(object, &headers, method == Method::HEAD),
@@ -371,6 +394,7 @@ fn get_object(object: &Object, request: &HeaderMap, head: bool) -> Response {
     };
     set("content-length", &body.len().to_string());
     set("etag", &object.etag);
+    set("x-goog-generation", &object.generation.to_string());
     set("last-modified", LAST_MODIFIED);
     if let Some(range) = &content_range {
         set("content-range", range);

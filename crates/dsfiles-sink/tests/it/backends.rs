@@ -20,7 +20,14 @@ fn five_mib() -> SinkOptions {
 #[tokio::test]
 async fn memory() -> Result<()> {
     let sink = ObjectStoreSink::memory().with_options(five_mib())?;
-    conformance::run(&sink, Caps { attributes: true }).await
+    conformance::run(
+        &sink,
+        Caps {
+            attributes: true,
+            atomic_conditional: true,
+        },
+    )
+    .await
 }
 
 #[tokio::test]
@@ -32,7 +39,14 @@ async fn memory_under_a_prefix() -> Result<()> {
         "memory://some/prefix",
         five_mib(),
     )?;
-    conformance::run(&sink, Caps { attributes: true }).await?;
+    conformance::run(
+        &sink,
+        Caps {
+            attributes: true,
+            atomic_conditional: true,
+        },
+    )
+    .await?;
     // Everything stayed under the prefix in the raw store.
     use futures::TryStreamExt;
     use object_store::ObjectStore;
@@ -49,7 +63,14 @@ async fn memory_under_a_prefix() -> Result<()> {
 async fn local_disk() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let sink = LocalSink::open(dir.path().join("dest"), five_mib())?;
-    conformance::run(&sink, Caps { attributes: false }).await?;
+    conformance::run(
+        &sink,
+        Caps {
+            attributes: false,
+            atomic_conditional: true,
+        },
+    )
+    .await?;
     // No temp file survives the suite (abort, drop, commit all clean up), in any shard of
     // `.dsfiles/tmp/`.
     let left = sink.temp_files()?;
@@ -65,7 +86,14 @@ async fn local_disk_without_fsync() -> Result<()> {
         ..five_mib()
     };
     let sink = LocalSink::open(dir.path(), options)?;
-    conformance::run(&sink, Caps { attributes: false }).await
+    conformance::run(
+        &sink,
+        Caps {
+            attributes: false,
+            atomic_conditional: true,
+        },
+    )
+    .await
 }
 
 /// s3s-fs running inside the test process (no external emulator needed).
@@ -75,7 +103,12 @@ async fn s3_s3s_fs_in_process() -> Result<()> {
     std::fs::create_dir(dir.path().join("dsfiles-test"))?;
     let server = S3sFs::start(dir.path()).await?;
     let sink = support::s3_sink(server.endpoint(), "dsfiles-test", &unique_prefix())?;
-    conformance::run(&*sink, Caps { attributes: true }).await
+    // s3s-fs checks `If-None-Match`/`If-Match` and then writes the file, without a lock.
+    let caps = Caps {
+        attributes: true,
+        atomic_conditional: false,
+    };
+    conformance::run(&*sink, caps).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,7 +118,14 @@ async fn s3_moto() -> Result<()> {
     };
     let bucket = var_or(support::S3_BUCKET, "dsfiles-test");
     let sink = support::s3_sink(&endpoint, &bucket, &unique_prefix())?;
-    conformance::run(&*sink, Caps { attributes: true }).await
+    conformance::run(
+        &*sink,
+        Caps {
+            attributes: true,
+            atomic_conditional: true,
+        },
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,7 +135,14 @@ async fn azure_azurite() -> Result<()> {
     };
     let container = var_or(support::AZURE_CONTAINER, "dsfiles-test");
     let sink = support::azure_sink(&endpoint, &container, &unique_prefix())?;
-    conformance::run(&*sink, Caps { attributes: true }).await
+    conformance::run(
+        &*sink,
+        Caps {
+            attributes: true,
+            atomic_conditional: true,
+        },
+    )
+    .await
 }
 
 /// The whole suite through object_store's GCS client, against the labelled XML-API fake
@@ -105,7 +152,14 @@ async fn gcs_xml_fake() -> Result<()> {
     let fake = FakeGcs::start().await?;
     let base = format!("http://{}", fake.addr);
     let sink = support::gcs_sink(&base, "dsfiles-test", &unique_prefix())?;
-    conformance::run(&*sink, Caps { attributes: true }).await?;
+    conformance::run(
+        &*sink,
+        Caps {
+            attributes: true,
+            atomic_conditional: true,
+        },
+    )
+    .await?;
     ensure!(
         fake.parts_received() >= 4,
         "multipart was not used: {} parts",

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use bytes::Bytes;
-use dsfiles_sink::{Error, ListEntry, ObjectMeta, Sink};
+use dsfiles_sink::{Error, ListEntry, ObjectMeta, Precondition, Sink};
 use futures::TryStreamExt;
 
 /// What a backend can do beyond the common contract.
@@ -11,6 +11,9 @@ use futures::TryStreamExt;
 pub struct Caps {
     /// Content type and `dsfiles-*` metadata come back from `stat`.
     pub attributes: bool,
+    /// The store checks a conditional write's precondition and applies the write as one
+    /// atomic step (false: it checks, then writes, and concurrent creators can both win).
+    pub atomic_conditional: bool,
 }
 
 /// The part size every conformance sink is opened with (`part_size=5MiB`).
@@ -40,10 +43,29 @@ pub async fn run(sink: &dyn Sink, caps: Caps) -> Result<()> {
     delete(sink).await.context("delete")?;
     invalid_keys(sink).await.context("invalid_keys")?;
     state_dir_keys(sink).await.context("state_dir_keys")?;
+    create_if_absent(sink).await.context("create_if_absent")?;
+    compare_and_swap(sink).await.context("compare_and_swap")?;
+    delete_if_version(sink).await.context("delete_if_version")?;
+    if caps.atomic_conditional {
+        concurrent_creators(sink)
+            .await
+            .context("concurrent_creators")?;
+    } else {
+        skip_notice(
+            "concurrent_creators",
+            &sink.describe(),
+            "this store checks a precondition and then writes, not atomically (see docs/storage.md)",
+        );
+    }
     Ok(())
 }
 
 pub use dsfiles_sink::testing::pseudo_random as data;
+
+#[expect(clippy::print_stderr, reason = "the skip notice is the point")]
+fn skip_notice(check: &str, dest: &str, why: &str) {
+    eprintln!("{check} skipped on {dest}: {why}");
+}
 
 /// Writes `bytes` as chunks of `chunk` bytes and returns the open upload.
 async fn upload(
@@ -364,5 +386,116 @@ async fn state_dir_keys(sink: &dyn Sink) -> Result<()> {
         keys(&state).contains(&".dsfiles/sync-point.json"),
         "state files are listed: {state:?}"
     );
+    Ok(())
+}
+
+fn precondition_failed<T: std::fmt::Debug>(what: &str, result: Result<T, Error>) -> Result<()> {
+    match result {
+        Err(Error::PreconditionFailed { .. }) => Ok(()),
+        other => bail!("{what}: expected PreconditionFailed, got {other:?}"),
+    }
+}
+
+async fn create_if_absent(sink: &dyn Sink) -> Result<()> {
+    let key = ".dsfiles/demarches/1/lease";
+    ensure!(sink.get_versioned(key).await?.is_none());
+    let v1 = sink
+        .put_if(key, Bytes::from_static(b"first"), Precondition::Absent)
+        .await?;
+    let second = sink
+        .put_if(key, Bytes::from_static(b"second"), Precondition::Absent)
+        .await;
+    precondition_failed("second create", second)?;
+    let (bytes, version) = sink.get_versioned(key).await?.context("after create")?;
+    ensure!(
+        bytes.as_ref() == b"first",
+        "the second create changed the object"
+    );
+    ensure!(version == v1, "read version {version:?} != written {v1:?}");
+    Ok(())
+}
+
+async fn compare_and_swap(sink: &dyn Sink) -> Result<()> {
+    let key = "cas/lease";
+    let v1 = sink
+        .put_if(key, Bytes::from_static(b"one"), Precondition::Absent)
+        .await?;
+    let v2 = sink
+        .put_if(
+            key,
+            Bytes::from_static(b"two"),
+            Precondition::Matches(v1.clone()),
+        )
+        .await?;
+    ensure!(v2 != v1, "the version did not change");
+    let stale = sink
+        .put_if(key, Bytes::from_static(b"three"), Precondition::Matches(v1))
+        .await;
+    precondition_failed("update with a stale version", stale)?;
+    // An unconditional write also makes a read version stale.
+    sink.put_small(key, Bytes::from_static(b"other")).await?;
+    let stale = sink
+        .put_if(key, Bytes::from_static(b"four"), Precondition::Matches(v2))
+        .await;
+    precondition_failed("update after an overwrite", stale)?;
+    ensure!(read_all(sink, key).await? == b"other");
+    // Matches on an absent object fails too.
+    let (_, v) = sink.get_versioned(key).await?.context("cas object")?;
+    sink.delete(key).await?;
+    let gone = sink
+        .put_if(key, Bytes::from_static(b"five"), Precondition::Matches(v))
+        .await;
+    precondition_failed("update of a deleted object", gone)?;
+    ensure!(sink.head(key).await?.is_none());
+    Ok(())
+}
+
+async fn delete_if_version(sink: &dyn Sink) -> Result<()> {
+    let key = "delif/lease";
+    let v1 = sink
+        .put_if(key, Bytes::from_static(b"one"), Precondition::Absent)
+        .await?;
+    let v2 = sink
+        .put_if(
+            key,
+            Bytes::from_static(b"two"),
+            Precondition::Matches(v1.clone()),
+        )
+        .await?;
+    precondition_failed(
+        "delete with a stale version",
+        sink.delete_if(key, &v1).await,
+    )?;
+    ensure!(read_all(sink, key).await? == b"two");
+    sink.delete_if(key, &v2).await?;
+    ensure!(sink.head(key).await?.is_none());
+    precondition_failed("delete of an absent object", sink.delete_if(key, &v2).await)?;
+    Ok(())
+}
+
+async fn concurrent_creators(sink: &dyn Sink) -> Result<()> {
+    const CREATORS: usize = 8;
+    for round in 0..3 {
+        let key = format!("race/{round}/lease");
+        let attempts = (0..CREATORS).map(|i| {
+            let bytes = Bytes::from(format!("creator {i}"));
+            sink.put_if(&key, bytes, Precondition::Absent)
+        });
+        let results = futures::future::join_all(attempts).await;
+        let mut winners = Vec::new();
+        for (i, result) in results.into_iter().enumerate() {
+            match result {
+                Ok(_) => winners.push(i),
+                Err(Error::PreconditionFailed { .. }) => {}
+                Err(e) => bail!("creator {i}: {e:?}"),
+            }
+        }
+        ensure!(winners.len() == 1, "round {round}: winners {winners:?}");
+        let stored = read_all(sink, &key).await?;
+        ensure!(
+            stored == format!("creator {}", winners[0]).as_bytes(),
+            "round {round}: the object is not the winner's"
+        );
+    }
     Ok(())
 }

@@ -233,3 +233,49 @@ async fn a_symlinked_state_directory_is_refused_at_open() -> Result<()> {
     ensure!(std::fs::read_dir(outside.path())?.next().is_none());
     Ok(())
 }
+
+/// Compare-and-swap from two sinks of one destination (as two processes would open it) on the
+/// blocking pool's threads: of the writers that read the same version, exactly one wins,
+/// because each checks and renames under the `flock` on `.dsfiles/cas.lock`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_compare_and_swap_has_one_winner() -> Result<()> {
+    use dsfiles_sink::{Error, Precondition};
+    let dir = tempfile::tempdir()?;
+    let a = LocalSink::open(dir.path(), SinkOptions::default())?;
+    let b = LocalSink::open(dir.path(), SinkOptions::default())?;
+    let key = ".dsfiles/demarches/7/lease";
+    a.put_if(key, Bytes::from_static(b"start"), Precondition::Absent)
+        .await?;
+    for round in 0..5 {
+        let (_, version) = a
+            .get_versioned(key)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("gone"))?;
+        let writers = (0..8).map(|i| {
+            let sink: &dyn Sink = if i % 2 == 0 { &a } else { &b };
+            let bytes = Bytes::from(format!("round {round} writer {i}"));
+            sink.put_if(key, bytes, Precondition::Matches(version.clone()))
+        });
+        let results = futures::future::join_all(writers).await;
+        let winners: Vec<usize> = (0..results.len()).filter(|&i| results[i].is_ok()).collect();
+        ensure!(winners.len() == 1, "round {round}: winners {winners:?}");
+        for result in &results {
+            ensure!(
+                matches!(result, Ok(_) | Err(Error::PreconditionFailed { .. })),
+                "{result:?}"
+            );
+        }
+        let stored = std::fs::read(dir.path().join(key))?;
+        ensure!(stored == format!("round {round} writer {}", winners[0]).as_bytes());
+    }
+    ensure!(temp_files(dir.path())?.is_empty(), "staged files left");
+    ensure!(
+        !a.list(".dsfiles")
+            .try_collect::<Vec<_>>()
+            .await?
+            .iter()
+            .any(|e| e.key.ends_with("cas.lock")),
+        "the CAS lock file is listed"
+    );
+    Ok(())
+}

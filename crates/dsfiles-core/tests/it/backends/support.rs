@@ -859,6 +859,44 @@ impl Sink for CrashSink {
         Self::tracked(&self.ops, async move { sink.delete(&key).await }).await
     }
 
+    async fn get_versioned(
+        &self,
+        key: &str,
+    ) -> Result<Option<(Bytes, sink::Version)>, sink::Error> {
+        if self.dead() {
+            hang().await;
+        }
+        self.inner.get_versioned(key).await
+    }
+
+    async fn put_if(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        precondition: sink::Precondition,
+    ) -> Result<sink::Version, sink::Error> {
+        if self.dead() {
+            hang().await;
+        }
+        let (sink, key) = (Arc::clone(&self.inner), key.to_owned());
+        Self::tracked(&self.ops, async move {
+            sink.put_if(&key, bytes, precondition).await
+        })
+        .await
+    }
+
+    async fn delete_if(&self, key: &str, version: &sink::Version) -> Result<(), sink::Error> {
+        if self.dead() {
+            hang().await;
+        }
+        let (sink, key, version) = (Arc::clone(&self.inner), key.to_owned(), version.clone());
+        Self::tracked(
+            &self.ops,
+            async move { sink.delete_if(&key, &version).await },
+        )
+        .await
+    }
+
     fn list(&self, prefix: &str) -> BoxStream<'_, Result<ListEntry, sink::Error>> {
         let crashed = Arc::clone(&self.crashed);
         self.inner
