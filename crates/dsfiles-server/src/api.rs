@@ -232,6 +232,9 @@ pub struct JobRecord {
     pub finished_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub cancel_requested: bool,
+    /// The replica that runs or ran the job (`--replica-id`); only with `--database-url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
     pub counters: Counters,
     pub failures: Vec<FileFailure>,
     pub error: Option<JobError>,

@@ -375,6 +375,7 @@ fn schemas() -> Value {
                 "started_at": nullable_date,
                 "finished_at": nullable_date,
                 "cancel_requested": {"type": "boolean"},
+                "runner": {"type": "string", "description": "The replica that runs or ran the job (`--replica-id`); only with `--database-url`."},
                 "counters": {"$ref": "#/components/schemas/Counters"},
                 "failures": {"type": "array", "items": {
                     "type": "object", "required": ["key", "reason"],

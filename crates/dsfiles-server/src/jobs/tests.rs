@@ -301,6 +301,7 @@ async fn jobs_left_running_by_a_crash_come_back_interrupted() {
         started_at: Some(Utc::now()),
         finished_at: None,
         cancel_requested: false,
+        runner: None,
         counters: Counters::default(),
         failures: Vec::new(),
         error: None,
