@@ -5,6 +5,7 @@ mod cancel;
 mod help;
 mod index;
 mod list;
+mod replicas;
 mod sim;
 mod sync;
 mod usage;
@@ -35,6 +36,8 @@ pub fn dsfiles() -> Command {
         "DSFILES_WEBHOOK_SECRET_PREVIOUS",
         "DSFILES_ALLOW_DEST",
         "DSFILES_STATE_DIR",
+        "DSFILES_DATABASE_URL",
+        "DSFILES_REPLICA_ID",
         "DSFILES_ALLOW_FILE_HOSTS",
         "DSFILES_DOWNLOAD_DEADLINE_BASE",
         "DSFILES_DOWNLOAD_MIN_RATE",

@@ -248,9 +248,21 @@ impl JobDb {
 
     /// The queued or running job on `demarche` and `dest`, the running one first.
     async fn active(&self, demarche: u64, dest: &str) -> Result<Option<JobRecord>, Error> {
+        self.find(demarche, dest, "state IN ('queued', 'running')")
+            .await
+    }
+
+    /// The job on `demarche` and `dest` matching `filter` (a constant SQL condition), the
+    /// running one first.
+    async fn find(
+        &self,
+        demarche: u64,
+        dest: &str,
+        filter: &'static str,
+    ) -> Result<Option<JobRecord>, Error> {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM dsfiles_jobs
-             WHERE demarche = $1 AND dest = $2 AND state IN ('queued', 'running')
+             WHERE demarche = $1 AND dest = $2 AND {filter}
              ORDER BY state = 'running' DESC LIMIT 1"
         ))
         .bind(to_i64(demarche))
@@ -278,10 +290,7 @@ impl JobDb {
 
     /// The queued job on `demarche` and `dest`, if any.
     pub async fn queued(&self, demarche: u64, dest: &str) -> Result<Option<JobRecord>, Error> {
-        Ok(self
-            .active(demarche, dest)
-            .await?
-            .filter(|r| r.state == JobState::Queued))
+        self.find(demarche, dest, "state = 'queued'").await
     }
 
     /// Takes the oldest claimable job: queued (its destination free) or running with an

@@ -161,6 +161,8 @@ async fn a_queued_job_waits_for_the_running_one_on_its_destination() {
         a.insert(&follow, true).await.expect("insert"),
         Inserted::Queued
     ));
+    let waiting = a.queued(7, "/d/w").await.expect("queued").expect("a job");
+    assert_eq!(waiting.id, follow.id, "the queued one, not the running one");
     // A second follow-up is refused (webhooks merge into the first instead).
     assert!(matches!(
         a.insert(&job(7, "/d/w"), true).await.expect("insert"),
