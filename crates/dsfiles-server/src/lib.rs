@@ -119,10 +119,11 @@ impl AppState {
             .await?
             .with_lease(database.lease);
         let metrics = Arc::new(Metrics::default());
-        let renew = database.lease / 4;
+        let renew = database.lease / jobdb::RENEWALS_PER_LEASE;
         let timings = Timings {
             poll: jobs::POLL_EVERY.min(renew),
             renew,
+            lease: database.lease,
         };
         let shared = SharedJobs::start(db, pipeline, metrics.clone(), capacity(&config), timings);
         Ok(AppState::assemble(

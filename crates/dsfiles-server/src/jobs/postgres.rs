@@ -37,9 +37,9 @@ use crate::config::Secret;
 /// How long a claim or a renewal holds a job: a replica killed -9 leaves its jobs for at most
 /// this long.
 pub const LEASE: Duration = Duration::from_secs(60);
-/// How often a runner renews its leases (and reads cancel requests): four renewals per lease,
-/// so a slow database round trip or two does not lose the job.
-pub const RENEW_EVERY: Duration = Duration::from_secs(15);
+/// A runner renews its leases (and reads cancel requests) four times per lease, so that a
+/// slow database round trip or two does not lose the job.
+pub const RENEWALS_PER_LEASE: u32 = 4;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -11,7 +11,9 @@
 //!   changed (so `GET` and SSE on any replica see progress at most a second late) and every
 //!   `renew` it extends the lease; both read `cancel_requested`. A lost lease (this replica
 //!   was cut off long enough for another to resume the job) cancels the local run and nothing
-//!   of it is written;
+//!   of it is written. Cut off from the database, the keeper cannot learn that: it stops the
+//!   run itself once a whole lease has passed since the last renewal it *asked* for and got,
+//!   which is no later than when the database lets another replica claim the job;
 //! - at shutdown, running jobs are cancelled locally (the sync's crash safety keeps the
 //!   destination consistent) and *released*, not ended: their lease is expired at once so
 //!   another replica resumes them (a rolling restart does not cancel syncs).
@@ -19,7 +21,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::sync::Notify;
@@ -27,7 +29,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use super::postgres::{Cancel, Claimed, Inserted, JobDb, Lease, RENEW_EVERY};
+use super::postgres::{Cancel, Claimed, Inserted, JobDb, Lease};
 use super::{CancelError, Capacity, Job, JobProgress, SubmitError, finish, lock, spec_of};
 use crate::Error;
 use crate::api::{Counters, JobRecord, JobState, MAX_DOSSIERS, Since, SyncSpec, Trigger};
@@ -42,15 +44,8 @@ pub(crate) const POLL_EVERY: Duration = Duration::from_secs(1);
 pub(crate) struct Timings {
     pub poll: Duration,
     pub renew: Duration,
-}
-
-impl Default for Timings {
-    fn default() -> Timings {
-        Timings {
-            poll: POLL_EVERY,
-            renew: RENEW_EVERY,
-        }
-    }
+    /// How long a claim or renewal holds a job (the database's lease).
+    pub lease: Duration,
 }
 
 /// Queues jobs in the shared database and runs the ones this replica claims.
@@ -254,8 +249,10 @@ impl SharedJobs {
         while !self.inner.stop.is_cancelled()
             && lock(&self.inner.running).len() < self.inner.capacity.max_running
         {
+            // Asked before the claim: the lease cannot end earlier than `asked + lease`.
+            let asked = Instant::now();
             match self.inner.db.claim().await {
-                Ok(Some(claimed)) => self.launch(claimed),
+                Ok(Some(claimed)) => self.launch(claimed, asked + self.inner.timings.lease),
                 Ok(None) => return,
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot claim jobs; trying again");
@@ -265,7 +262,7 @@ impl SharedJobs {
         }
     }
 
-    fn launch(&self, claimed: Claimed) {
+    fn launch(&self, claimed: Claimed, held_until: Instant) {
         let spec = spec_of(&claimed.record, self.sync_jobs());
         let id = claimed.record.id.clone();
         match &claimed.resumed_from {
@@ -286,10 +283,10 @@ impl SharedJobs {
                 tracing::error!(error = %err, "a job task ended abnormally");
             }
         }
-        tasks.spawn(async move { manager.run(job).await });
+        tasks.spawn(async move { manager.run(job, held_until).await });
     }
 
-    async fn run(self, job: Arc<Job>) {
+    async fn run(self, job: Arc<Job>, held_until: Instant) {
         let spec = lock(&job.spec).clone();
         let id = job.snapshot().id;
         let span = tracing::info_span!("sync_job", job = %id, demarche = spec.demarche, dest = %spec.dest, replica = %self.replica());
@@ -305,7 +302,7 @@ impl SharedJobs {
             .instrument(span.clone());
         let outcome = tokio::select! {
             outcome = std::panic::AssertUnwindSafe(sync).catch_unwind() => outcome,
-            never = self.keep(&job, &lost) => match never {},
+            never = self.keep(&job, held_until, &lost) => match never {},
         };
         let outcome = outcome.unwrap_or_else(|_| {
             Err(PipelineError::new(
@@ -365,8 +362,15 @@ impl SharedJobs {
     }
 
     /// Beside a running job, forever: writes its progress every `poll` when it changed, renews
-    /// its lease every `renew`, and cancels the run when asked or when the lease is lost.
-    async fn keep(&self, job: &Job, lost: &AtomicBool) -> std::convert::Infallible {
+    /// its lease every `renew`, and cancels the run when asked or when the lease is lost — or
+    /// may be: when no renewal succeeded before `held_until`, another replica may already
+    /// run the job, so this one stops without waiting for the database to say so.
+    async fn keep(
+        &self,
+        job: &Job,
+        mut held_until: Instant,
+        lost: &AtomicBool,
+    ) -> std::convert::Infallible {
         let timings = self.inner.timings;
         let mut written = job.snapshot();
         let mut since_renewal = Duration::ZERO;
@@ -381,8 +385,18 @@ impl SharedJobs {
             }
             if since_renewal >= timings.renew {
                 since_renewal = Duration::ZERO;
+                let asked = Instant::now();
                 let renewed = self.inner.db.renew(&record.id).await;
+                if matches!(renewed, Ok(Lease::Held { .. })) {
+                    held_until = asked + timings.lease;
+                }
                 self.obey(job, renewed, lost);
+            }
+            if Instant::now() >= held_until && !lost.swap(true, Ordering::SeqCst) {
+                tracing::error!(
+                    "no lease renewal succeeded for a whole lease: stopping the job here, another replica may run it"
+                );
+                job.cancel.cancel();
             }
         }
     }
@@ -402,8 +416,9 @@ impl SharedJobs {
                 lost.store(true, Ordering::SeqCst);
                 job.cancel.cancel();
             }
-            // The lease lasts four renewals: a failed one is retried at the next.
-            Err(err) => tracing::warn!(error = %err, "cannot renew the job's lease"),
+            // The lease lasts four renewals: a failed one is retried at the next, until
+            // `held_until` (see `keep`).
+            Err(err) => tracing::warn!(error = %err, "cannot reach the job database"),
         }
     }
 
