@@ -31,7 +31,7 @@ use sqlx::types::Json;
 use sqlx::{Postgres, Row as _, Transaction};
 
 use crate::Error;
-use crate::api::{JobRecord, JobState};
+use crate::api::{Counters, JobRecord, JobState};
 use crate::config::Secret;
 
 /// How long a claim or a renewal holds a job: a replica killed -9 leaves its jobs for at most
@@ -336,6 +336,12 @@ impl JobDb {
             ),
             None => self.entry("claimed", format!("started by {}", self.replica)),
         };
+        if resumed_from.is_some() {
+            // The resumed sync starts over (what the dead runner stored is skipped): its
+            // counters describe this run, not a sum of two.
+            record.counters = Counters::default();
+            record.failures.clear();
+        }
         record.state = JobState::Running;
         record.runner = Some(self.replica.clone());
         record.started_at.get_or_insert_with(Utc::now);

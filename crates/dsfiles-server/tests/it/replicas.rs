@@ -157,6 +157,16 @@ async fn a_stopping_replica_hands_its_job_to_the_other() {
     ];
     assert!(history.ends_with(&said), "{history:?}");
     let expected = sim.expected_files(false, false).len();
+    let c = done.counters;
+    assert!(
+        c.files_skipped >= 1,
+        "the resumed run skips what was stored: {c:?}"
+    );
+    assert_eq!(
+        (c.files_stored + c.files_skipped) as usize,
+        expected,
+        "{c:?}"
+    );
     assert_eq!(
         crate::support::stored_files(std::path::Path::new(&dirs.dest("x"))).len(),
         expected

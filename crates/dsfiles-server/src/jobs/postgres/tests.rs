@@ -189,12 +189,18 @@ async fn an_expired_lease_is_taken_over_and_the_history_says_so() {
     let b = db.as_replica("b");
     let record = job(3, "/d/t");
     queue(&a, &record).await;
-    let first = a.claim().await.expect("claim").expect("a job");
+    let mut first = a.claim().await.expect("claim").expect("a job");
     assert_eq!(first.resumed_from, None);
+    first.record.counters.files_stored = 5;
+    assert!(matches!(
+        a.save(&first.record).await.expect("save"),
+        Lease::Held { .. }
+    ));
     let second = b.claim().await.expect("claim").expect("taken over");
     assert_eq!(second.record.id, record.id);
     assert_eq!(second.resumed_from.as_deref(), Some("a"));
     assert_eq!(second.record.runner.as_deref(), Some("b"));
+    assert_eq!(second.record.counters, Counters::default(), "a fresh run");
     assert_eq!(second.record.started_at, first.record.started_at);
     // "a" comes back: it lost the job and may write nothing.
     assert_eq!(a.renew(&record.id).await.expect("renew"), Lease::Lost);
