@@ -403,6 +403,7 @@ impl JobManager {
             finished_at: None,
             cancel_requested: false,
             runner: None,
+            history: Vec::new(),
             counters: Counters::default(),
             failures: Vec::new(),
             error: None,

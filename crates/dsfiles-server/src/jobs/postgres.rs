@@ -17,15 +17,15 @@
 //! - **Cancel from anywhere.** [`JobDb::cancel`] ends a queued job at once and marks a running
 //!   one `cancel_requested`, which its runner reads with every lease renewal.
 //! - **Columns decide, the record shows.** `record` is the API's [`JobRecord`] as the runner
-//!   last wrote it; `state`, `runner` and `cancel_requested` are laid over it when read.
+//!   last wrote it; `state`, `runner`, `cancel_requested` and `history` are laid over it when
+//!   read.
 //!
 //! Each transition reads the row `FOR UPDATE`, changes the record in Rust and writes it back
 //! in the same transaction, so SQL stays plain and the rules live in one language.
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{Postgres, Row as _, Transaction};
@@ -57,16 +57,7 @@ pub struct JobDb {
     shown: String,
 }
 
-/// One line of a job's history.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    pub at: DateTime<Utc>,
-    /// `queued`, `claimed`, `resumed`, `cancel_requested`, `cancelled`, `finished`.
-    pub event: String,
-    /// The replica that did it.
-    pub replica: String,
-    pub message: String,
-}
+pub use crate::api::HistoryEntry;
 
 /// A job this replica now runs.
 #[derive(Clone, Debug)]
@@ -237,7 +228,7 @@ impl JobDb {
         .bind(to_i64(record.demarche))
         .bind(&record.dest)
         .bind(record.created_at)
-        .bind(Json(record))
+        .bind(stored(record))
         .bind(self.entry("queued", format!("queued on {}", self.replica)))
         .bind(follow_up)
         .execute(&self.pool)
@@ -281,7 +272,7 @@ impl JobDb {
              WHERE id = $1 AND state = 'queued'",
         )
         .bind(&record.id)
-        .bind(Json(record))
+        .bind(stored(record))
         .execute(&self.pool)
         .await
         .map_err(|e| self.error(e))?;
@@ -355,7 +346,7 @@ impl JobDb {
         .bind(&record.id)
         .bind(&self.replica)
         .bind(self.lease_secs())
-        .bind(Json(&record))
+        .bind(stored(&record))
         .bind(entry)
         .execute(&mut **tx)
         .await
@@ -393,7 +384,7 @@ impl JobDb {
         )
         .bind(&record.id)
         .bind(&self.replica)
-        .bind(Json(record))
+        .bind(stored(record))
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| self.error(e))?;
@@ -422,7 +413,7 @@ impl JobDb {
         .bind(&record.id)
         .bind(&self.replica)
         .bind(record.state.as_str())
-        .bind(Json(record))
+        .bind(stored(record))
         .bind(self.entry("finished", message))
         .execute(&self.pool)
         .await
@@ -441,7 +432,7 @@ impl JobDb {
         )
         .bind(&record.id)
         .bind(&self.replica)
-        .bind(Json(record))
+        .bind(stored(record))
         .bind(self.entry(
             "released",
             format!("released by {} at shutdown", self.replica),
@@ -534,7 +525,7 @@ impl JobDb {
         )
         .bind(&record.id)
         .bind(record.state.as_str())
-        .bind(Json(record))
+        .bind(stored(record))
         .bind(self.entry(event, message))
         .execute(&mut **tx)
         .await
@@ -602,12 +593,22 @@ impl JobDb {
             .try_get::<bool, _>("cancel_requested")
             .map_err(|e| self.error(e))?;
         record.runner = row.try_get("runner").map_err(|e| self.error(e))?;
+        let Json(history) = row.try_get("history").map_err(|e| self.error(e))?;
+        record.history = history;
         Ok(record)
     }
 }
 
 /// The columns every read of a job selects.
-const COLUMNS: &str = "id, state, runner, cancel_requested, record";
+const COLUMNS: &str = "id, state, runner, cancel_requested, record, history";
+
+/// `record` as the `record` column keeps it: without its history (the `history` column).
+fn stored(record: &JobRecord) -> Json<JobRecord> {
+    Json(JobRecord {
+        history: Vec::new(),
+        ..record.clone()
+    })
+}
 
 /// DS numbers fit in 31 bits (`api::DS_NUMBER_MAX`); saturate rather than wrap, whatever comes.
 fn to_i64(n: u64) -> i64 {

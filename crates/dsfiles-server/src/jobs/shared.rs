@@ -486,6 +486,7 @@ pub(crate) fn new_record(spec: &SyncSpec, trigger: Trigger) -> JobRecord {
         finished_at: None,
         cancel_requested: false,
         runner: None,
+        history: Vec::new(),
         counters: Counters::default(),
         failures: Vec::new(),
         error: None,

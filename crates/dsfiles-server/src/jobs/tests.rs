@@ -302,6 +302,7 @@ async fn jobs_left_running_by_a_crash_come_back_interrupted() {
         finished_at: None,
         cancel_requested: false,
         runner: None,
+        history: Vec::new(),
         counters: Counters::default(),
         failures: Vec::new(),
         error: None,

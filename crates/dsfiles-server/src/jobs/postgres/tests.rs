@@ -51,6 +51,7 @@ fn job(demarche: u64, dest: &str) -> JobRecord {
         finished_at: None,
         cancel_requested: false,
         runner: None,
+        history: Vec::new(),
         counters: Counters::default(),
         failures: Vec::new(),
         error: None,
