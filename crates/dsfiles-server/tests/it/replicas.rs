@@ -172,3 +172,70 @@ async fn a_stopping_replica_hands_its_job_to_the_other() {
         expected
     );
 }
+
+/// Runs `sql` on the test server's admin database.
+async fn admin(sql: &str) {
+    let admin = std::env::var(DATABASE_VAR).expect("database");
+    let pool = sqlx::PgPool::connect(&admin).await.expect("admin");
+    pool.execute(sql).await.expect(sql);
+    pool.close().await;
+}
+
+/// The replica's database goes away mid-run: no renewal succeeds, so the replica stops the
+/// job itself after one lease (another replica could have claimed it by then), without
+/// waiting for the database to say so; back, the job is claimed again and completes.
+#[tokio::test]
+async fn a_replica_cut_off_from_the_database_stops_its_job_after_one_lease() {
+    let Some(database) = fresh_database().await else {
+        return;
+    };
+    let name = url::Url::parse(&database).expect("url").path()[1..].to_owned();
+    let sim = slow_sim(1000).await;
+    let dirs = Dirs::new();
+    let a = replica(&sim, &dirs, &database, "a").await;
+    let job = a
+        .start_sync(json!({"demarche": sim.demarche(), "dest": dirs.dest("x")}))
+        .await;
+    while a.job(&job.id).await.counters.files_stored == 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
+    admin(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ))
+    .await;
+    let cut = std::time::Instant::now();
+    // While the job runs here, `GET` answers from memory; once it stopped, from the database,
+    // which is gone: 503.
+    loop {
+        let status = a
+            .get(&format!("/v1/syncs/{}", job.id))
+            .send()
+            .await
+            .expect("GET")
+            .status();
+        if status == 503 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            cut.elapsed() < Duration::from_secs(30),
+            "the job kept running"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stopped_after = cut.elapsed();
+    assert!(stopped_after < Duration::from_secs(6), "{stopped_after:?}");
+    let stored = crate::support::stored_files(std::path::Path::new(&dirs.dest("x"))).len();
+    let expected = sim.expected_files(false, false).len();
+    assert!(stored < expected, "stopped mid-run: {stored} of {expected}");
+
+    admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
+    let (_, done) = follow_to_the_end(&a, &job.id).await;
+    assert_terminal(&done, JobState::Succeeded);
+    let messages: Vec<&str> = done.history.iter().map(|e| e.message.as_str()).collect();
+    assert!(
+        messages.contains(&"resumed by a after a's lease expired"),
+        "{messages:?}"
+    );
+}
