@@ -347,10 +347,12 @@ impl JobDb {
         .bind(&self.replica)
         .bind(self.lease_secs())
         .bind(stored(&record))
-        .bind(entry)
+        .bind(&entry)
         .execute(&mut **tx)
         .await
         .map_err(|e| self.error(e))?;
+        // The runner's copy shows its own claim too.
+        record.history.extend(entry.0);
         Ok(Claimed {
             cancel_requested: record.cancel_requested,
             record,

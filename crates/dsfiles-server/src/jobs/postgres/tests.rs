@@ -202,6 +202,10 @@ async fn an_expired_lease_is_taken_over_and_the_history_says_so() {
     assert_eq!(second.resumed_from.as_deref(), Some("a"));
     assert_eq!(second.record.runner.as_deref(), Some("b"));
     assert_eq!(second.record.counters, Counters::default(), "a fresh run");
+    assert_eq!(
+        second.record.history.last().map(|e| e.event.as_str()),
+        Some("resumed")
+    );
     assert_eq!(second.record.started_at, first.record.started_at);
     // "a" comes back: it lost the job and may write nothing.
     assert_eq!(a.renew(&record.id).await.expect("renew"), Lease::Lost);
