@@ -402,10 +402,12 @@ impl JobDb {
         }
     }
 
-    /// Ends a job this replica runs with `record`'s terminal state; `false`: the lease is lost
-    /// (another replica runs it now: nothing is written).
-    pub async fn finish(&self, record: &JobRecord) -> Result<bool, Error> {
+    /// Ends a job this replica runs with `record`'s terminal state, and adds the end to
+    /// `record`'s history; `false`: the lease is lost (another replica runs it now: nothing is
+    /// written).
+    pub async fn finish(&self, record: &mut JobRecord) -> Result<bool, Error> {
         let message = format!("{} on {}", record.state.as_str(), self.replica);
+        let entry = self.entry("finished", message);
         let updated = sqlx::query(
             "UPDATE dsfiles_jobs
              SET state = $3, record = $4, lease_expires_at = NULL,
@@ -416,11 +418,15 @@ impl JobDb {
         .bind(&self.replica)
         .bind(record.state.as_str())
         .bind(stored(record))
-        .bind(self.entry("finished", message))
+        .bind(&entry)
         .execute(&self.pool)
         .await
         .map_err(|e| self.error(e))?;
-        Ok(updated.rows_affected() == 1)
+        let written = updated.rows_affected() == 1;
+        if written {
+            record.history.extend(entry.0);
+        }
+        Ok(written)
     }
 
     /// Gives up a job this replica runs without ending it (shutdown): its lease expires now,

@@ -336,9 +336,11 @@ impl SharedJobs {
             self.release(job).await;
             return;
         }
+        // Written first, then shown: whoever sees the end here (`GET`, SSE) finds it stored.
+        let written = self.inner.db.finish(&mut ended).await;
         let record = job.update(|r| *r = ended);
         self.inner.metrics.sync_finished(record.state);
-        match self.inner.db.finish(&record).await {
+        match written {
             Ok(true) => tracing::info!(state = record.state.as_str(), "sync job finished"),
             Ok(false) => {
                 tracing::warn!("the job's lease was lost before it ended; its end is not written")

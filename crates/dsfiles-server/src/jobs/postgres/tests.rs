@@ -172,7 +172,7 @@ async fn a_queued_job_waits_for_the_running_one_on_its_destination() {
     assert!(a.as_replica("b").claim().await.expect("claim").is_none());
     let mut done = claimed.record;
     done.state = JobState::Succeeded;
-    assert!(a.finish(&done).await.expect("finish"));
+    assert!(a.finish(&mut done).await.expect("finish"));
     let next = a
         .as_replica("b")
         .claim()
@@ -212,14 +212,14 @@ async fn an_expired_lease_is_taken_over_and_the_history_says_so() {
     assert_eq!(a.save(&first.record).await.expect("save"), Lease::Lost);
     let mut done = second.record.clone();
     done.state = JobState::Succeeded;
-    assert!(!a.finish(&done).await.expect("finish"));
+    assert!(!a.finish(&mut done).await.expect("finish"));
     assert_eq!(
         b.renew(&record.id).await.expect("renew"),
         Lease::Held {
             cancel_requested: false
         }
     );
-    assert!(b.finish(&done).await.expect("finish"));
+    assert!(b.finish(&mut done).await.expect("finish"));
     let history = db.history(&record.id).await.expect("history");
     assert_eq!(
         events(&history),
@@ -274,7 +274,7 @@ async fn cancel_works_from_any_replica() {
     let mut ended = a.get(&running.id).await.expect("get").expect("job");
     assert!(ended.cancel_requested);
     ended.state = JobState::Cancelled;
-    assert!(a.finish(&ended).await.expect("finish"));
+    assert!(a.finish(&mut ended).await.expect("finish"));
     assert!(matches!(
         b.cancel(&running.id).await.expect("cancel"),
         Cancel::Finished(_)
@@ -370,7 +370,7 @@ async fn pruning_forgets_the_oldest_finished_jobs_only() {
         queue(&a, &record).await;
         let mut running = a.claim().await.expect("claim").expect("a job").record;
         running.state = JobState::Succeeded;
-        assert!(a.finish(&running).await.expect("finish"));
+        assert!(a.finish(&mut running).await.expect("finish"));
         ids.push(record.id);
     }
     let waiting = job(9, "/d/q");
