@@ -1,8 +1,10 @@
 //! Developer tasks: `cargo xtask <task>`. Never needed at run time.
 //!
 //! - `emulators up|down|status`: the local S3/Azure/GCS emulators (see `emulators.rs`);
-//! - `test`: `xmllint` present (the SEDA tests validate manifests with it) → emulators up →
-//!   every test of the workspace with their endpoints → emulators down.
+//! - `postgres up|down|status`: a throwaway PostgreSQL for the job-store tests (`postgres.rs`);
+//! - `test`: `xmllint` present (the SEDA tests validate manifests with it) → emulators and
+//!   PostgreSQL up → every test of the workspace with their endpoints → both down (also when
+//!   something failed).
 
 #![allow(
     clippy::print_stdout,
@@ -12,6 +14,7 @@
 
 mod bench;
 mod emulators;
+mod postgres;
 
 use std::process::{Command, ExitCode};
 
@@ -22,19 +25,25 @@ fn main() -> Result<ExitCode> {
     match args.first().map(String::as_str) {
         Some("bench") => bench::run(&args[1..]).map(|()| ExitCode::SUCCESS),
         Some("emulators") => emulators::run(&args[1..]).map(|()| ExitCode::SUCCESS),
+        Some("postgres") => postgres::run(&args[1..]).map(|()| ExitCode::SUCCESS),
         Some("test") => test(),
-        _ => bail!("usage: cargo xtask <emulators up|down|status | test | bench>"),
+        _ => bail!(
+            "usage: cargo xtask <emulators up|down|status | postgres up|down|status | test | bench>"
+        ),
     }
 }
 
 /// `cargo xtask test`: the README's test command (also what `.ci/run` runs).
 fn test() -> Result<ExitCode> {
     ensure_xmllint()?;
-    let result = emulators::up().and_then(|()| run_tests());
-    // Stop the emulators whatever happened, then report the first error.
-    let stopped = emulators::down();
+    let result = emulators::up()
+        .and_then(|()| postgres::up())
+        .and_then(|database| run_tests(&database));
+    // Stop everything whatever happened, then report the first error.
+    let stopped = (emulators::down(), postgres::down());
     let code = result?;
-    stopped?;
+    stopped.0?;
+    stopped.1?;
     Ok(code)
 }
 
@@ -79,8 +88,12 @@ fn ensure_xmllint() -> Result<()> {
     Ok(())
 }
 
-fn run_tests() -> Result<ExitCode> {
-    let env = emulators::read_env_file()?;
+/// Every test with the emulators' variables and `database` (`DSFILES_TEST_DATABASE_URL=…`).
+fn run_tests(database: &str) -> Result<ExitCode> {
+    let mut env = emulators::read_env_file()?;
+    if let Some((key, value)) = database.split_once('=') {
+        env.push((key.to_owned(), value.to_owned()));
+    }
     let root = emulators::repo_root();
     let nextest = Command::new("cargo")
         .args(["nextest", "--version"])

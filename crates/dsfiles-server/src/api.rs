@@ -223,6 +223,18 @@ pub struct JobError {
     pub message: String,
 }
 
+/// One line of a job's history (with `--database-url`): who claimed, resumed, released,
+/// cancelled or ended it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub at: DateTime<Utc>,
+    /// `queued`, `claimed`, `resumed`, `released`, `cancel_requested`, `cancelled`, `finished`.
+    pub event: String,
+    /// The replica that did it.
+    pub replica: String,
+    pub message: String,
+}
+
 /// A job, as `GET /v1/syncs/{id}` returns it and as the history stores it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
@@ -239,6 +251,12 @@ pub struct JobRecord {
     pub finished_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub cancel_requested: bool,
+    /// The replica that runs or ran the job (`--replica-id`); only with `--database-url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
+    /// What happened to the job, oldest first; only with `--database-url`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
     pub counters: Counters,
     pub failures: Vec<FileFailure>,
     pub error: Option<JobError>,

@@ -100,6 +100,10 @@ pub struct ConfigFile {
     #[serde(default)]
     pub api_tokens: Vec<Secret>,
     pub api_tokens_file: Option<PathBuf>,
+    /// `postgres://…`: jobs shared by replicas in PostgreSQL (`--database-url`).
+    pub database_url: Option<Secret>,
+    /// This replica's name in job records (`--replica-id`; default `host-pid`).
+    pub replica_id: Option<String>,
     #[serde(default)]
     pub ds: DsSection,
     #[serde(default)]
@@ -287,6 +291,29 @@ pub struct ServerConfig {
     pub history_limit: usize,
     /// Connections, timeouts, SSE streams, queue length.
     pub limits: Limits,
+    /// Jobs in PostgreSQL, shared by replicas (`--database-url`); `None`: files in `state_dir`.
+    pub database: Option<DatabaseSettings>,
+}
+
+/// `--database-url` and what goes with it (see `docs/http-api.md`, "Replicas and PostgreSQL").
+#[derive(Clone, Debug)]
+pub struct DatabaseSettings {
+    /// `postgres://…`; a [`Secret`] since it may hold a password.
+    pub url: Secret,
+    /// This replica's name in job records and histories.
+    pub replica_id: String,
+    /// How long a claim or renewal holds a job (60 s; tests shorten it).
+    pub lease: Duration,
+}
+
+impl DatabaseSettings {
+    pub fn new(url: Secret, replica_id: Option<String>) -> DatabaseSettings {
+        DatabaseSettings {
+            url,
+            replica_id: replica_id.unwrap_or_else(crate::jobdb::default_replica_id),
+            lease: crate::jobdb::LEASE,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -304,6 +331,7 @@ impl ServerConfig {
             state_dir: PathBuf::from("dsfiles-state"),
             history_limit: 1000,
             limits: Limits::default(),
+            database: None,
         }
     }
 

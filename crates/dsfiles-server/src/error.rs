@@ -24,6 +24,13 @@ pub enum Error {
         path: String,
         source: std::io::Error,
     },
+    /// The job database (`--database-url`); `url` is shown without its password.
+    #[error("job database `{url}`: {source}")]
+    Database {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
     #[error("cannot open the DS client: {0}")]
     Pipeline(String),
     #[error("the HTTP server failed: {0}")]

@@ -1,8 +1,13 @@
 //! The job manager: a queue of sync jobs run by at most `max_concurrent_syncs` owned tasks
 //! (a `JoinSet`, no detached spawns), never two at once on the same démarche and destination
 //! (one writer per manifest), with live counters, a broadcast of progress for SSE
-//! subscribers, cancellation, and a history persisted by [`store`].
+//! subscribers, cancellation, and a history persisted by [`store`]. Replicas sharing a
+//! PostgreSQL database use [`shared`] instead (over [`postgres`]); handlers see either through
+//! [`service`].
 
+pub mod postgres;
+mod service;
+mod shared;
 mod store;
 
 use std::collections::{HashMap, VecDeque};
@@ -26,6 +31,8 @@ use crate::pipeline::{
     SyncProgress,
 };
 
+pub(crate) use service::{JobService, Watch};
+pub(crate) use shared::{POLL_EVERY, SharedJobs, Timings};
 pub(crate) use store::Store;
 
 /// Messages buffered per SSE subscriber before it lags (it then gets a fresh status).
@@ -172,6 +179,8 @@ pub(crate) enum SubmitError {
         max_queued: usize,
     },
     ShuttingDown,
+    /// The job database did not answer (the message is for the log, not the client).
+    Unavailable(String),
 }
 
 /// Why a job could not be cancelled.
@@ -179,6 +188,8 @@ pub(crate) enum SubmitError {
 pub(crate) enum CancelError {
     NotFound,
     Finished(Box<JobRecord>),
+    /// The job database did not answer (the message is for the log, not the client).
+    Unavailable(String),
 }
 
 #[derive(Debug, Default)]
@@ -398,6 +409,8 @@ impl JobManager {
             started_at: None,
             finished_at: None,
             cancel_requested: false,
+            runner: None,
+            history: Vec::new(),
             counters: Counters::default(),
             failures: Vec::new(),
             error: None,

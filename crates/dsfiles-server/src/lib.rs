@@ -43,17 +43,18 @@ use futures::FutureExt as _;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{
-    AllowList, ConfigFile, DestError, Destination, DsSection, Limits, LimitsSection, Secret,
-    ServerConfig, WebhookSecrets, WebhooksSection, read_secret_lines,
+    AllowList, ConfigFile, DatabaseSettings, DestError, Destination, DsSection, Limits,
+    LimitsSection, Secret, ServerConfig, WebhookSecrets, WebhooksSection, read_secret_lines,
 };
 pub use core_pipeline::CorePipeline;
 pub use error::{ApiError, Error};
+pub use jobs::postgres as jobdb;
 pub use pipeline::{
     DsStats, PagedFile, Pipeline, PipelineError, PipelineErrorKind, ProgressEvent, ProgressUpdate,
     SyncOutcome, SyncProgress,
 };
 
-use crate::jobs::{Capacity, JobManager, Store};
+use crate::jobs::{Capacity, JobManager, JobService, SharedJobs, Store, Timings};
 use crate::metrics::Metrics;
 use crate::streams::StreamSlots;
 use crate::webhooks::Dedup;
@@ -67,7 +68,7 @@ pub struct AppState {
 
 struct Inner {
     config: ServerConfig,
-    jobs: JobManager,
+    jobs: JobService,
     metrics: Arc<Metrics>,
     dedup: Dedup,
     streams: StreamSlots,
@@ -87,30 +88,58 @@ impl fmt::Debug for AppState {
 impl AppState {
     /// Validates `config`, loads the job history from its state directory (unfinished jobs
     /// come back `cancelled` or `failed: interrupted`) and starts the history writer. Must be
-    /// called inside a Tokio runtime.
+    /// called inside a Tokio runtime. With `config.database`, use [`AppState::open`].
     pub fn new(mut config: ServerConfig, pipeline: Arc<dyn Pipeline>) -> Result<AppState, Error> {
         config.validate()?;
+        if config.database.is_some() {
+            return Err(Error::Config(
+                "a service on a job database is opened with `AppState::open`".into(),
+            ));
+        }
         config.webhook_destinations = config.canonical_webhook_destinations()?;
         let metrics = Arc::new(Metrics::default());
         let (store, history) = Store::open(&config.state_dir, config.history_limit)?;
-        let jobs = JobManager::new(
-            pipeline,
-            store,
-            history,
-            metrics.clone(),
-            Capacity {
-                max_running: config.max_concurrent_syncs,
-                max_queued: config.limits.max_queued_syncs,
-                sync_jobs: config.sync_jobs,
-                history_limit: config.history_limit,
-            },
-        );
+        let capacity = capacity(&config);
+        let jobs = JobManager::new(pipeline, store, history, metrics.clone(), capacity);
+        Ok(AppState::assemble(config, JobService::Local(jobs), metrics))
+    }
+
+    /// [`AppState::new`], or with `config.database` a replica on that PostgreSQL database:
+    /// connects, applies the migrations and starts claiming jobs.
+    pub async fn open(
+        mut config: ServerConfig,
+        pipeline: Arc<dyn Pipeline>,
+    ) -> Result<AppState, Error> {
+        let Some(database) = config.database.clone() else {
+            return AppState::new(config, pipeline);
+        };
+        config.validate()?;
+        config.webhook_destinations = config.canonical_webhook_destinations()?;
+        let db = jobdb::JobDb::connect(&database.url, database.replica_id)
+            .await?
+            .with_lease(database.lease);
+        let metrics = Arc::new(Metrics::default());
+        let renew = database.lease / jobdb::RENEWALS_PER_LEASE;
+        let timings = Timings {
+            poll: jobs::POLL_EVERY.min(renew),
+            renew,
+            lease: database.lease,
+        };
+        let shared = SharedJobs::start(db, pipeline, metrics.clone(), capacity(&config), timings);
+        Ok(AppState::assemble(
+            config,
+            JobService::Shared(shared),
+            metrics,
+        ))
+    }
+
+    fn assemble(config: ServerConfig, jobs: JobService, metrics: Arc<Metrics>) -> AppState {
         let streams = StreamSlots::new(
             config.api_tokens.len(),
             config.limits.max_sse_streams,
             config.limits.max_sse_streams_per_token,
         );
-        Ok(AppState {
+        AppState {
             inner: Arc::new(Inner {
                 config,
                 jobs,
@@ -119,7 +148,7 @@ impl AppState {
                 streams,
                 shutdown: CancellationToken::new(),
             }),
-        })
+        }
     }
 
     /// Stops the service's work: no new job starts, queued jobs are cancelled, running syncs
@@ -134,7 +163,7 @@ impl AppState {
         &self.inner.config
     }
 
-    pub(crate) fn jobs(&self) -> &JobManager {
+    pub(crate) fn jobs(&self) -> &JobService {
         &self.inner.jobs
     }
 
@@ -152,6 +181,15 @@ impl AppState {
 
     pub(crate) fn shutdown_token(&self) -> &CancellationToken {
         &self.inner.shutdown
+    }
+}
+
+fn capacity(config: &ServerConfig) -> Capacity {
+    Capacity {
+        max_running: config.max_concurrent_syncs,
+        max_queued: config.limits.max_queued_syncs,
+        sync_jobs: config.sync_jobs,
+        history_limit: config.history_limit,
     }
 }
 

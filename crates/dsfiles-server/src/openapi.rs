@@ -403,6 +403,14 @@ fn schemas() -> Value {
                 "started_at": nullable_date,
                 "finished_at": nullable_date,
                 "cancel_requested": {"type": "boolean"},
+                "runner": {"type": "string", "description": "The replica that runs or ran the job (`--replica-id`); only with `--database-url`."},
+                "history": {"type": "array", "description": "What happened to the job, oldest first; only with `--database-url`.", "items": {
+                    "type": "object", "required": ["at", "event", "replica", "message"],
+                    "properties": {
+                        "at": date_time(), "replica": {"type": "string"}, "message": {"type": "string"},
+                        "event": {"type": "string", "enum": ["queued", "claimed", "resumed", "released", "cancel_requested", "cancelled", "finished"]}
+                    }
+                }},
                 "counters": {"$ref": "#/components/schemas/Counters"},
                 "failures": {"type": "array", "items": {
                     "type": "object", "required": ["key", "reason"],

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
 use futures::Stream;
 use serde::Deserialize;
-use tokio::sync::broadcast;
 
 use crate::api::{
     BusyBody, ConflictBody, ConflictError, DestinationBusy, JobList, JobRecord, JobState, Since,
@@ -21,7 +20,7 @@ use crate::api::{
 use crate::config::DestError;
 use crate::config::ServerConfig;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
-use crate::jobs::{CancelError, JobMessage, SubmitError};
+use crate::jobs::{CancelError, SubmitError, Watch};
 use crate::metrics::Limit;
 use crate::streams::{Caller, Full, StreamSlot};
 use crate::{AppState, files, openapi, webhooks};
@@ -256,10 +255,13 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state.metrics().render(
-        state.jobs().count_by_state(),
-        state.jobs().pipeline().ds_stats(),
-    );
+    let counts = match state.jobs().count_by_state().await {
+        Ok(counts) => counts,
+        Err(err) => return database_unavailable(&err).into_response(),
+    };
+    let text = state
+        .metrics()
+        .render(counts, state.jobs().pipeline().ds_stats());
     (
         [(
             header::CONTENT_TYPE,
@@ -333,12 +335,23 @@ async fn create_sync(
     {
         return Ok(destination_busy(busy));
     }
-    match state.jobs().submit(spec, Trigger::Api) {
+    match state.jobs().submit(spec, Trigger::Api).await {
         Ok(record) => Ok(accepted(&record)),
         Err(SubmitError::Conflict(existing)) => Ok(conflict(&existing)),
         Err(SubmitError::QueueFull { max_queued }) => Err(queue_full(&state, max_queued)),
         Err(SubmitError::ShuttingDown) => Err(shutting_down()),
+        Err(SubmitError::Unavailable(details)) => Err(database_unavailable(&details)),
     }
+}
+
+/// 503 when the job database (`--database-url`) does not answer; the details go to the log.
+pub(crate) fn database_unavailable(details: &dyn std::fmt::Display) -> ApiError {
+    tracing::error!(error = %details, "the job database did not answer");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "database_unavailable",
+        "the job database did not answer; try again later",
+    )
 }
 
 /// Seconds a client refused by a full queue should wait: syncs take minutes, polling faster
@@ -425,7 +438,11 @@ async fn list_syncs(
             "`limit` must be between 1 and {MAX_LIST}, got `{limit}`"
         )));
     }
-    let jobs = state.jobs().recent(limit, query.state);
+    let jobs = state
+        .jobs()
+        .recent(limit, query.state)
+        .await
+        .map_err(|e| database_unavailable(&e))?;
     Ok(axum::Json(JobList { jobs }).into_response())
 }
 
@@ -442,15 +459,20 @@ async fn get_sync(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let job = state.jobs().get(&id).ok_or_else(|| job_not_found(&id))?;
-    Ok(axum::Json(job.snapshot()).into_response())
+    let record = state
+        .jobs()
+        .get(&id)
+        .await
+        .map_err(|e| database_unavailable(&e))?
+        .ok_or_else(|| job_not_found(&id))?;
+    Ok(axum::Json(record).into_response())
 }
 
 async fn cancel_sync(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    match state.jobs().cancel(&id) {
+    match state.jobs().cancel(&id).await {
         Ok(record) => Ok((StatusCode::ACCEPTED, axum::Json(record)).into_response()),
         Err(CancelError::NotFound) => Err(job_not_found(&id)),
         Err(CancelError::Finished(record)) => Err(ApiError::new(
@@ -462,6 +484,7 @@ async fn cancel_sync(
                 record.state.as_str()
             ),
         )),
+        Err(CancelError::Unavailable(details)) => Err(database_unavailable(&details)),
     }
 }
 
@@ -472,7 +495,12 @@ async fn sync_events(
     caller: Option<Extension<Caller>>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let job = state.jobs().get(&id).ok_or_else(|| job_not_found(&id))?;
+    let (first, watch) = state
+        .jobs()
+        .watch(&id)
+        .await
+        .map_err(|e| database_unavailable(&e))?
+        .ok_or_else(|| job_not_found(&id))?;
     let Some(Extension(caller)) = caller else {
         return Err(ApiError::unauthorized("invalid API token"));
     };
@@ -480,10 +508,8 @@ async fn sync_events(
         state.metrics().refused(Limit::SseStreams);
         streams_full(full)
     })?;
-    let (first, receiver) = job.subscribe();
     let follow = Follow {
-        receiver,
-        job,
+        watch,
         shutdown: state.shutdown_token().clone(),
         _slot: slot,
     };
@@ -529,8 +555,7 @@ fn status_event(record: &JobRecord) -> SseEvent {
 /// What an event stream follows, and the slot it holds (released when the stream ends, before
 /// its last bytes are written).
 struct Follow {
-    receiver: broadcast::Receiver<JobMessage>,
-    job: std::sync::Arc<crate::jobs::Job>,
+    watch: Watch,
     shutdown: tokio_util::sync::CancellationToken,
     _slot: StreamSlot,
 }
@@ -547,25 +572,17 @@ fn events_stream(
             Phase::Follow => {
                 let message = tokio::select! {
                     () = follow.shutdown.cancelled() => return None,
-                    message = follow.receiver.recv() => message,
+                    message = follow.watch.next() => message?,
                 };
-                match message {
-                    Ok(message) => {
-                        let next = if message.terminal {
-                            Phase::Done
-                        } else {
-                            Phase::Follow
-                        };
-                        let event = SseEvent::default().event(message.kind).data(&*message.data);
-                        (event, next)
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // Too slow to follow every event: resume from a fresh status.
-                        let record = follow.job.snapshot();
-                        (status_event(&record), after(&record))
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
+                let next = if message.terminal {
+                    Phase::Done
+                } else {
+                    Phase::Follow
+                };
+                (
+                    SseEvent::default().event(message.kind).data(&*message.data),
+                    next,
+                )
             }
         };
         Some((Ok(event), (next, follow)))

@@ -262,11 +262,19 @@ pub(crate) async fn signed(
     );
     let mut jobs = Vec::new();
     if !dossiers.is_empty() {
-        match state.jobs().enqueue_dossiers(demarche, &dest, &dossiers) {
+        match state
+            .jobs()
+            .enqueue_dossiers(demarche, &dest, &dossiers)
+            .await
+        {
             Ok(record) => jobs.push(record.id),
             Err(SubmitError::QueueFull { max_queued }) => {
                 state.dedup().forget(&webhook, &new_sequences);
                 return Err(routes::queue_full(&state, max_queued));
+            }
+            Err(SubmitError::Unavailable(details)) => {
+                state.dedup().forget(&webhook, &new_sequences);
+                return Err(routes::database_unavailable(&details));
             }
             Err(SubmitError::ShuttingDown | SubmitError::Conflict(_)) => {
                 state.dedup().forget(&webhook, &new_sequences);
@@ -332,6 +340,7 @@ pub(crate) async fn legacy(
     match state
         .jobs()
         .enqueue_dossiers(demarche, &dest, &[delivery.dossier_id])
+        .await
     {
         Ok(record) => {
             state.metrics().webhook(KIND, WebhookOutcome::Accepted);
@@ -345,6 +354,7 @@ pub(crate) async fn legacy(
                 .into_response())
         }
         Err(SubmitError::QueueFull { max_queued }) => Err(routes::queue_full(&state, max_queued)),
+        Err(SubmitError::Unavailable(details)) => Err(routes::database_unavailable(&details)),
         Err(SubmitError::ShuttingDown | SubmitError::Conflict(_)) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",

@@ -24,8 +24,8 @@ use clap::parser::ValueSource;
 use dsfiles_core::ds::{ClientConfig, Token};
 use dsfiles_core::{AllowedHost, FetchOptions};
 use dsfiles_server::{
-    AllowList, AppState, ConfigFile, CorePipeline, Secret, ServerConfig, WebhookSecrets,
-    read_secret_lines,
+    AllowList, AppState, ConfigFile, CorePipeline, DatabaseSettings, Secret, ServerConfig,
+    WebhookSecrets, jobdb, read_secret_lines,
 };
 
 use crate::commands::sync::SyncArgs;
@@ -47,6 +47,11 @@ mod env {
     pub const DSFILES_ALLOW_DEST: &str = "DSFILES_ALLOW_DEST";
     /// Directory for the job history (`--state-dir`).
     pub const DSFILES_STATE_DIR: &str = "DSFILES_STATE_DIR";
+    /// `postgres://…`: jobs shared by replicas in PostgreSQL (`--database-url`). May hold a
+    /// password: never printed.
+    pub const DSFILES_DATABASE_URL: &str = "DSFILES_DATABASE_URL";
+    /// This replica's name in job records (`--replica-id`).
+    pub const DSFILES_REPLICA_ID: &str = "DSFILES_REPLICA_ID";
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -230,6 +235,20 @@ pub struct ServiceArgs {
     /// Directory for the job history [default: ./dsfiles-state].
     #[arg(long, value_name = "DIR", env = env::DSFILES_STATE_DIR, hide_env_values = true)]
     pub state_dir: Option<PathBuf>,
+
+    /// Keep jobs in this PostgreSQL database (`postgres://USER:PASSWORD@HOST/DB`), shared by
+    /// every replica given the same URL, instead of files in --state-dir.
+    #[arg(long, value_name = "URL", env = env::DSFILES_DATABASE_URL, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// This replica's name in job records (with --database-url) [default: HOST-PID].
+    #[arg(long, value_name = "ID", env = env::DSFILES_REPLICA_ID, hide_env_values = true)]
+    pub replica_id: Option<String>,
+
+    /// Seconds a replica holds a job it runs without renewing it (with --database-url) [default: 60].
+    #[arg(long, value_name = "SECONDS", hide = true,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub job_lease: Option<u64>,
 }
 
 fn parse_webhook_dest(s: &str) -> Result<(u64, String), String> {
@@ -260,8 +279,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the service")?
         .with_fetch_options(resolved.fetch)
         .with_dest_options(resolved.dest_options);
-    let state =
-        AppState::new(resolved.server, Arc::new(pipeline)).context("cannot start the service")?;
+    if let Some(database) = &resolved.server.database {
+        tracing::warn!(database = %jobdb::redact_url(database.url.expose()), replica = %database.replica_id, "jobs in PostgreSQL, shared by replicas");
+    }
+    let state = AppState::open(resolved.server, Arc::new(pipeline))
+        .await
+        .context("cannot start the service")?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| UsageError::new(format!("cannot listen on `{listen}`: {e}")))?;
@@ -347,10 +370,26 @@ fn resolve_server(args: &ServiceArgs, file: &ConfigFile) -> anyhow::Result<Serve
     if let Some(dir) = &args.state_dir {
         config.state_dir.clone_from(dir);
     }
+    resolve_database(args, file, &mut config);
     config
         .validate()
         .map_err(|e| UsageError::new(format!("invalid service configuration: {e}")))?;
     Ok(config)
+}
+
+/// `--database-url` over the file's `database_url`; `--replica-id` over the file's `replica_id`.
+fn resolve_database(args: &ServiceArgs, file: &ConfigFile, config: &mut ServerConfig) {
+    let replica = args.replica_id.clone().or_else(|| file.replica_id.clone());
+    if let Some(url) = &args.database_url {
+        config.database = Some(DatabaseSettings::new(Secret::new(url.clone()), replica));
+    } else if let Some(database) = &mut config.database
+        && let Some(replica) = replica
+    {
+        database.replica_id = replica;
+    }
+    if let (Some(database), Some(secs)) = (&mut config.database, args.job_lease) {
+        database.lease = Duration::from_secs(secs);
+    }
 }
 
 /// Downloads as `dsfiles sync` makes them (the connect timeout is the API's), with the file's

@@ -6,6 +6,7 @@ mod help;
 mod index;
 mod lease;
 mod list;
+mod replicas;
 mod seda;
 mod sim;
 mod sync;
@@ -37,6 +38,8 @@ pub fn dsfiles() -> Command {
         "DSFILES_WEBHOOK_SECRET_PREVIOUS",
         "DSFILES_ALLOW_DEST",
         "DSFILES_STATE_DIR",
+        "DSFILES_DATABASE_URL",
+        "DSFILES_REPLICA_ID",
         "DSFILES_ALLOW_FILE_HOSTS",
         "DSFILES_DOWNLOAD_DEADLINE_BASE",
         "DSFILES_DOWNLOAD_MIN_RATE",

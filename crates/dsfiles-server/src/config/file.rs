@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{AllowList, ConfigFile, Secret, ServerConfig, WebhookSecrets};
+use super::{AllowList, ConfigFile, DatabaseSettings, Secret, ServerConfig, WebhookSecrets};
 use crate::Error;
 
 impl ConfigFile {
@@ -51,6 +51,10 @@ impl ConfigFile {
             state_dir: self.state_dir.clone().unwrap_or(defaults.state_dir),
             history_limit: defaults.history_limit,
             limits: self.limits.resolve(),
+            database: self
+                .database_url
+                .clone()
+                .map(|url| DatabaseSettings::new(url, self.replica_id.clone())),
         })
     }
 

@@ -205,3 +205,30 @@ fn the_limits_section_overrides_the_defaults_it_names() {
     let err = ConfigFile::from_toml("[limits]\nmax_conections = 3").expect_err("typo");
     assert!(err.to_string().contains("max_conections"), "{err}");
 }
+
+#[test]
+fn the_database_url_comes_from_the_file_and_never_prints() {
+    let file = ConfigFile::from_toml(
+        r#"
+        database_url = "postgres://app:pg-secret@db:5432/jobs"
+        replica_id = "web-1"
+        "#,
+    )
+    .expect("parses");
+    let config = file.server_config().expect("server config");
+    let database = config.database.as_ref().expect("a database");
+    assert_eq!(
+        database.url.expose(),
+        "postgres://app:pg-secret@db:5432/jobs"
+    );
+    assert_eq!(database.replica_id, "web-1");
+    assert_eq!(database.lease, crate::jobdb::LEASE);
+    let printed = format!("{config:?}");
+    assert!(!printed.contains("pg-secret"), "{printed}");
+
+    let without = ConfigFile::from_toml("state_dir = \"/srv/state\"").expect("parses");
+    assert!(without.server_config().expect("config").database.is_none());
+    // Without a URL, a replica id alone is not a database.
+    let id_only = ConfigFile::from_toml("replica_id = \"x\"").expect("parses");
+    assert!(id_only.server_config().expect("config").database.is_none());
+}

@@ -309,6 +309,8 @@ async fn jobs_left_running_by_a_crash_come_back_interrupted() {
         started_at: Some(Utc::now()),
         finished_at: None,
         cancel_requested: false,
+        runner: None,
+        history: Vec::new(),
         counters: Counters::default(),
         failures: Vec::new(),
         error: None,

@@ -7,6 +7,7 @@ mod contract;
 mod files;
 mod hostile;
 mod logs;
+mod replicas;
 mod schema;
 mod support;
 mod syncs;

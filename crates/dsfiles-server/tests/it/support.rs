@@ -111,6 +111,16 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start(config: ServerConfig, pipeline: Arc<dyn Pipeline>) -> TestServer {
         let state = AppState::new(config, pipeline).expect("state");
+        TestServer::serve(state).await
+    }
+
+    /// [`TestServer::start`] through [`AppState::open`] (`config.database` may be set).
+    pub async fn open(config: ServerConfig, pipeline: Arc<dyn Pipeline>) -> TestServer {
+        let state = AppState::open(config, pipeline).await.expect("state");
+        TestServer::serve(state).await
+    }
+
+    async fn serve(state: AppState) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
