@@ -50,6 +50,8 @@
 //!   its ZIP as the user gave it, so `../x`, `a/b`, control characters or a 300-byte name
 //!   would escape the dossier folder, add a level or fail on a filesystem; here they become
 //!   `_` and are cut as everywhere else in dsfiles. The parameterized label never needs it.
+//!   A timestamped name over 255 bytes is cut in its stem first, so that the date and id
+//!   (what tells two versions apart) and the extension stay.
 //! - DS leaves collisions to the ZIP (two champs whose labels agree in their first 30
 //!   characters give the same name; the later entry shadows the earlier on extraction). The
 //!   key allocator ([`crate::KeyAllocator`]) numbers the later one (`name (2).pdf`) instead:
@@ -58,7 +60,7 @@
 use unicode_normalization::UnicodeNormalization;
 
 use crate::sanitize::{self, sanitize_component};
-use crate::{FileRecord, Source};
+use crate::{FileRecord, MAX_COMPONENT_BYTES, Source};
 
 use super::RelKey;
 
@@ -107,19 +109,25 @@ fn pad(number: u32) -> String {
     format!("{:02}", u64::from(number) + 1)
 }
 
-/// `<stem>-<date>[-<id>]<ext>` (`DownloadableFile.timestamped_filename`).
+/// `<stem>-<date>[-<id>]<ext>` (`DownloadableFile.timestamped_filename`). A long stem is cut
+/// here, not by the sanitizer, so that the date and id, which tell versions apart, survive.
 fn timestamped(record: &FileRecord, stem: &str, ext: &str, with_id: bool) -> String {
-    let mut name = stem.to_owned();
+    let mut suffix = String::new();
     if let Some(date) = record.created_at.as_deref().and_then(ds_timestamp) {
-        name.push('-');
-        name.push_str(&date);
+        suffix.push('-');
+        suffix.push_str(&date);
     }
     if with_id && let Some(id) = record.champ_id.as_deref() {
-        name.push('-');
-        name.push_str(&record_id(id));
+        suffix.push('-');
+        suffix.push_str(&record_id(id));
     }
-    name.push_str(ext);
-    name
+    suffix.push_str(ext);
+    let budget = MAX_COMPONENT_BYTES.saturating_sub(suffix.len());
+    let mut end = stem.len().min(budget);
+    while !stem.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{suffix}", &stem[..end])
 }
 
 /// `2024-01-08T10:05:00+01:00` → `08-01-2024-10-05` (`strftime("%d-%m-%Y-%H-%M")`), the
