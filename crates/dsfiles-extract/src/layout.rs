@@ -24,6 +24,9 @@
 //! file and a directory that end up with the same name are told apart by the
 //! [`crate::KeyAllocator`]. A first component equal to `.dsfiles` (the destination's state
 //! directory, any case) is renamed `_dsfiles`.
+//!
+//! The name `ds-export` is not a template: it selects DS's own export names, whose rules live
+//! in [`ds_export`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -33,6 +36,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::sanitize::{self, sanitize_component};
 use crate::{Error, FileRecord};
+
+mod ds_export;
 
 /// The destination's state directory (`dsfiles_sink::STATE_DIR`): no rendered key enters it.
 const STATE_DIR: &str = ".dsfiles";
@@ -90,12 +95,14 @@ enum Part {
 pub struct Layout {
     template: String,
     components: Vec<Vec<Part>>,
+    /// `ds-export`: [`ds_export::render`] names the files, `components` is empty.
+    ds_export: bool,
 }
 
 impl Layout {
     pub const DEFAULT: &str = "{dossier}/{source}/{label}/{filename}";
 
-    /// Parses `template`. Errors name the unknown placeholder, the unbalanced brace and its
+    /// Parses `template`, or selects DS's own names for `ds-export`. Errors name the unknown placeholder, the unbalanced brace and its
     /// byte position, or an empty component (leading, trailing or doubled `/`).
     pub fn parse(template: &str) -> Result<Layout, Error> {
         let invalid = |reason: &str| Error::InvalidLayout {
@@ -104,6 +111,13 @@ impl Layout {
         };
         if template.is_empty() {
             return Err(invalid("the template is empty"));
+        }
+        if template == ds_export::NAME {
+            return Ok(Layout {
+                template: template.to_owned(),
+                components: Vec::new(),
+                ds_export: true,
+            });
         }
         let mut components = Vec::new();
         let mut parts = Vec::new();
@@ -172,6 +186,7 @@ impl Layout {
         Ok(Layout {
             template: template.to_owned(),
             components,
+            ds_export: false,
         })
     }
 
@@ -191,6 +206,9 @@ impl Layout {
     /// The sanitized relative key (`a/b/c.pdf`) of `record`; see the module docs.
     /// `sha256_hex` feeds `{sha256}`.
     pub fn render(&self, record: &FileRecord, sha256_hex: Option<&str>) -> RelKey {
+        if self.ds_export {
+            return ds_export::render(record);
+        }
         let mut out: Vec<String> = Vec::with_capacity(self.components.len());
         let last = self.components.len() - 1;
         for (i, parts) in self.components.iter().enumerate() {

@@ -98,6 +98,7 @@ pub struct SyncArgs {
     /// Where each file goes under DEST. Placeholders: {demarche} {dossier} {state} {source}
     /// {champ_id} {label} {row} {filename} {stem} {ext} {checksum} {sha256}; every path
     /// component is sanitized.
+    /// `ds-export` instead of a template: the names of DS's own ZIP export.
     #[arg(long, value_name = "TEMPLATE", default_value = Layout::DEFAULT)]
     pub layout: String,
 

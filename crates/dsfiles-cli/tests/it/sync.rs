@@ -427,3 +427,38 @@ fn file_hosts_on_loopback_need_allowing() {
         .unwrap();
     assert_eq!(by_env.status.code(), Some(0), "{}", stderr(&by_env));
 }
+
+#[test]
+fn ds_export_layout_gives_ds_folders_even_for_hostile_names() {
+    let sim = Sim::start(SimConfig {
+        dossiers: 2,
+        hostile_filenames: true,
+        ..SimConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("archive");
+    let output = sim.sync(&dest, &["--layout", "ds-export"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let files = stored_files(&dest);
+    assert_eq!(multiset(&files), served(&sim, &[]));
+    let folders = ["messagerie", "avis", "dossier", "pieces_justificatives"];
+    for path in files.keys() {
+        let parts: Vec<&str> = path.split('/').collect();
+        let dossier = parts[0].strip_prefix("dossier-").unwrap_or("");
+        assert!(
+            !dossier.is_empty() && dossier.bytes().all(|b| b.is_ascii_digit()),
+            "{path:?} is not under `dossier-<n>/`"
+        );
+        match parts.len() {
+            2 => {}
+            3 => assert!(folders.contains(&parts[1]), "{path:?}"),
+            _ => panic!("{path:?} is deeper than DS's export"),
+        }
+        assert!(
+            !parts.iter().any(|c| *c == ".." || c.is_empty()),
+            "{path:?}"
+        );
+    }
+    let verified = verify(&dest);
+    assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
+}

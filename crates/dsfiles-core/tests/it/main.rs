@@ -2,6 +2,7 @@
 
 mod backends;
 mod destination;
+mod ds_export;
 mod files;
 mod hostile;
 mod index;
