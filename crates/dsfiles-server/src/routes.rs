@@ -327,7 +327,9 @@ async fn create_sync(
     };
     // A job of this service first (its own lease would otherwise look like another writer's),
     // then a lease held by another writer; `submit` checks the first again, atomically.
-    if let Some(existing) = state.jobs().active(spec.demarche, &spec.dest) {
+    let active = (state.jobs().active(spec.demarche, &spec.dest).await)
+        .map_err(|e| database_unavailable(&e))?;
+    if let Some(existing) = active {
         return Ok(conflict(&existing));
     }
     if !spec.break_lease

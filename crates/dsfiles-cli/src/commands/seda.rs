@@ -99,6 +99,7 @@ pub async fn run(args: SedaArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
         RunStatus::Ok => Exit::Success,
         RunStatus::FilesFailed => Exit::Failed,
         RunStatus::Cancelled => Exit::Cancelled,
+        RunStatus::LeaseLost => Exit::Busy,
     })
 }
 

@@ -278,9 +278,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let pipeline = CorePipeline::new(resolved.ds, resolved.demarche_tokens)
         .context("cannot start the service")?
         .with_fetch_options(resolved.fetch)
-        .with_dest_options(resolved.dest_options);
+        .with_dest_options(resolved.dest_options)
+        .with_replica(
+            (resolved.server.database.as_ref()).map(|database| database.replica_id.clone()),
+        );
     if let Some(database) = &resolved.server.database {
-        tracing::warn!(database = %jobdb::redact_url(database.url.expose()), replica = %database.replica_id, "jobs in PostgreSQL, shared by replicas");
+        tracing::info!(database = %jobdb::redact_url(database.url.expose()), replica = %database.replica_id, "jobs in PostgreSQL, shared by replicas");
     }
     let state = AppState::open(resolved.server, Arc::new(pipeline))
         .await

@@ -238,7 +238,7 @@ impl JobDb {
     }
 
     /// The queued or running job on `demarche` and `dest`, the running one first.
-    async fn active(&self, demarche: u64, dest: &str) -> Result<Option<JobRecord>, Error> {
+    pub async fn active(&self, demarche: u64, dest: &str) -> Result<Option<JobRecord>, Error> {
         self.find(demarche, dest, "state IN ('queued', 'running')")
             .await
     }

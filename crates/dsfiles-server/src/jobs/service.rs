@@ -84,6 +84,18 @@ impl JobService {
         }
     }
 
+    /// The queued or running job on `demarche` and `dest` (on any replica when shared).
+    pub(crate) async fn active(
+        &self,
+        demarche: u64,
+        dest: &str,
+    ) -> Result<Option<JobRecord>, Error> {
+        match self {
+            JobService::Local(m) => Ok(m.active(demarche, dest)),
+            JobService::Shared(s) => s.active(demarche, dest).await,
+        }
+    }
+
     pub(crate) async fn get(&self, id: &str) -> Result<Option<JobRecord>, Error> {
         match self {
             JobService::Local(m) => Ok(m.get(id).map(|job| job.snapshot())),

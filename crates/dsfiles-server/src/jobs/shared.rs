@@ -137,6 +137,15 @@ impl SharedJobs {
         self.inner.db.count_by_state().await
     }
 
+    /// The queued or running job on `demarche` and `dest`, on any replica.
+    pub(crate) async fn active(
+        &self,
+        demarche: u64,
+        dest: &str,
+    ) -> Result<Option<JobRecord>, Error> {
+        self.inner.db.active(demarche, dest).await
+    }
+
     /// Queues a sync unless one on the same démarche and destination is queued or running on
     /// any replica, or `max_queued` jobs wait across replicas.
     pub(crate) async fn submit(
@@ -503,6 +512,7 @@ fn webhook_spec(demarche: u64, dest: &str, dossiers: &[u64], jobs: usize) -> Syn
         include: Vec::new(),
         dossiers: dossiers.to_vec(),
         jobs,
+        break_lease: false,
     }
 }
 
