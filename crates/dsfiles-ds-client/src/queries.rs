@@ -27,8 +27,9 @@ const DELETED_DOSSIERS: &str = include_str!("../../../queries/deleted_dossiers.g
 ///
 /// Why 50 fits DS's limits (`app/graphql/api/v2/schema.rb`: `max_complexity 60_000`,
 /// `max_depth 15`, `max_query_string_tokens 20_000`): the selection holds no connection, so
-/// graphql-ruby's complexity is one per selected field, 145 per dossier with every include
-/// on, 7,250 for 50 — half of one `dossiers(first: 100)` page (14,307), which DS admits;
+/// graphql-ruby's complexity is one per selected field, 172 per dossier with every include
+/// on (files plus what `dossier.json` needs), 8,600 for 50 — half of one
+/// `dossiers(first: 100)` page (17,207), which DS admits;
 /// aliases add no depth (8: a repetition row's SIRET attestation's `filename`); 50 aliases
 /// and the fragments make about 1,000 tokens. `tests/it/schema.rs` measures all three on
 /// the real schema. What bounds the batch is DS's 30 s timeout and the answer's size: 50

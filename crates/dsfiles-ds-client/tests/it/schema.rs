@@ -140,7 +140,7 @@ fn a_full_batch_of_dossiers_by_number_is_valid_and_within_ds_limits() -> anyhow:
     // The figures quoted in `DOSSIERS_PER_REQUEST`'s documentation.
     assert_eq!(
         (one, depth),
-        (145, 8),
+        (172, 8),
         "update the doc of DOSSIERS_PER_REQUEST"
     );
     Ok(())

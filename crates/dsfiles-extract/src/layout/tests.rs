@@ -396,3 +396,72 @@ fn property_rendered_keys_are_safe() {
         }
     }
 }
+
+#[test]
+fn the_data_layout_follows_the_directory_that_holds_the_dossier() {
+    for (layout, expected) in [
+        (Layout::DEFAULT, "{dossier}/dossier.json"),
+        (
+            "{demarche}/{dossier}/{filename}",
+            "{demarche}/{dossier}/dossier.json",
+        ),
+        (
+            "{state}/dossier-{dossier}/{source}/{filename}",
+            "{state}/dossier-{dossier}/dossier.json",
+        ),
+        // Only in the file name, absent, or under a file's directory: the fallback.
+        ("{demarche}/{dossier}-{filename}", DataLayout::FALLBACK),
+        ("{source}/{filename}", DataLayout::FALLBACK),
+        ("{source}/{dossier}/{filename}", DataLayout::FALLBACK),
+    ] {
+        let layout = Layout::parse(layout).unwrap();
+        assert_eq!(
+            DataLayout::for_layout(&layout).template(),
+            expected,
+            "{layout}"
+        );
+    }
+}
+
+#[test]
+fn data_layouts_render_sanitized_keys() {
+    for (template, state, expected) in [
+        ("{dossier}/dossier.json", "accepte", "12/dossier.json"),
+        (
+            "{demarche}/{state}/{dossier}.json",
+            "accepte",
+            "4/accepte/12.json",
+        ),
+        ("{state}/{dossier}/d.json", "../x", ".._x/12/d.json"),
+        ("{state}/{dossier}/d.json", "..", "_/12/d.json"),
+        (".dsfiles/{dossier}.json", "accepte", "_dsfiles/12.json"),
+    ] {
+        let layout = DataLayout::parse(template).unwrap();
+        assert_eq!(layout.render(4, 12, state).as_str(), expected, "{template}");
+    }
+}
+
+#[test]
+fn bad_data_layouts_are_refused_naming_the_problem() {
+    for (template, expected) in [
+        (
+            "{demarche}/dossier.json",
+            "layout `{demarche}/dossier.json`: it must contain `{dossier}`, or every dossier would share one file",
+        ),
+        (
+            "{dossier}/{filename}",
+            "layout `{dossier}/{filename}`: `{filename}` names a file's value; a dossier.json template may use only `{demarche}`, `{dossier}`, `{state}`",
+        ),
+        (
+            "{dosier}/d.json",
+            "layout `{dosier}/d.json`: unknown placeholder `{dosier}` (known: {demarche} {dossier} {state} {source} {champ_id} {label} {row} {filename} {stem} {ext} {checksum} {sha256})",
+        ),
+    ] {
+        let got = DataLayout::parse(template).map(|l| l.template().to_owned());
+        assert_eq!(
+            got.map_err(|e| e.to_string()),
+            Err(expected.to_owned()),
+            "{template}"
+        );
+    }
+}
