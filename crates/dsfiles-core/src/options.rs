@@ -105,6 +105,8 @@ pub struct SyncOptions {
     /// Extra downloads of a file whose checksum does not match (default 3).
     pub retries: u32,
     pub layout: extract::Layout,
+    /// Where each dossier's `dossier.json` goes (default: next to its files).
+    pub data: DataOutput,
     /// Also store files whose virus scan is neither `safe` nor `pending`.
     pub allow_unscanned: bool,
     /// Delete from the destination the files DS no longer has (removed files, deleted dossiers).
@@ -121,9 +123,33 @@ impl SyncOptions {
             jobs: 8,
             retries: 3,
             layout: extract::Layout::default(),
+            data: DataOutput::default(),
             allow_unscanned: false,
             prune: false,
             fetch: FetchOptions::default(),
+        }
+    }
+}
+
+/// Where [`crate::sync`] writes each dossier's `dossier.json` ([`crate::wire::DossierData`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum DataOutput {
+    /// Next to the dossier's files: [`extract::DataLayout::for_layout`] of the file layout.
+    #[default]
+    FollowLayout,
+    /// At the keys of this template (`--data-layout`).
+    At(extract::DataLayout),
+    /// No `dossier.json` (`--no-data`).
+    Off,
+}
+
+impl SyncOptions {
+    /// The data layout of the run, `None` without dossier.json.
+    pub fn data_layout(&self) -> Option<extract::DataLayout> {
+        match &self.data {
+            DataOutput::FollowLayout => Some(extract::DataLayout::for_layout(&self.layout)),
+            DataOutput::At(layout) => Some(layout.clone()),
+            DataOutput::Off => None,
         }
     }
 }

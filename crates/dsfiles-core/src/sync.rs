@@ -7,6 +7,7 @@
 //! report). The rest lives in submodules:
 //!
 //! - `dossier`: the per-dossier step (extract, read the shard, plan, publish, write the shard);
+//! - `data`: the dossier's `dossier.json`, written after its files, only when it changed;
 //! - `publish`: downloads, staging, the key decided after a staged download, copies, deletions;
 //! - `tally`: what a dossier and the run count, and the report built from it;
 //! - `bookkeeping`: what a run carries to the next (sync point, recheck list, deleted
@@ -24,6 +25,7 @@
 //! stops, downloads abort their uploads, and every dossier writes the shard of what settled.
 
 mod bookkeeping;
+mod data;
 mod dossier;
 mod publish;
 mod tally;
@@ -82,6 +84,8 @@ struct Run {
     progress: Progress,
     cancel: CancellationToken,
     publisher: Publisher,
+    /// Where dossier.json goes (`None`: not written).
+    data_layout: Option<extract::DataLayout>,
 }
 
 /// A run about to list: its context, the window, the state read, the first dossiers.
@@ -145,6 +149,7 @@ async fn prepare(
             ..ds::DossierFilter::default()
         },
         refreshes: AtomicU64::new(0),
+        data_layout: opts.data_layout(),
         client,
         opts,
         progress,

@@ -1,5 +1,6 @@
 //! The per-dossier step: extract the dossier's records, read its manifest shard, plan against
-//! it, publish the downloads, prune what DS removed, write the shard.
+//! it, publish the downloads, prune what DS removed, write the dossier.json (`super::data`),
+//! write the shard.
 //!
 //! Rules: a dossier's shard is written once, when all its files are settled (stored, failed or
 //! cancelled), and only if it changed. A failed or cancelled file keeps its previous entry, and
@@ -15,14 +16,17 @@ use futures::stream::FuturesUnordered;
 use serde_json::Value;
 
 use super::Run;
+use super::data::{self, DataInput};
 use super::publish::{DossierRefresh, Settled};
 use super::tally::{DossierOutcome, Tally};
 use crate::Error;
-use crate::extract::{self, FileRecord};
+use crate::extract::{self, FileRecord, RelKey};
 use crate::plan::{self, Action, DossierPlan, Download, PlanInput};
 use crate::removal;
 use crate::state;
-use crate::wire::{Event, Failure, FileStatus, Shard, ShardFile, Skipped, WIRE_VERSION, shard_key};
+use crate::wire::{
+    Event, Failure, FileStatus, Shard, ShardData, ShardFile, Skipped, WIRE_VERSION, shard_key,
+};
 
 /// Extract, plan against the shard, download, write the shard.
 pub(super) async fn process(run: Arc<Run>, number: u64, dossier: Value) -> DossierOutcome {
@@ -41,8 +45,9 @@ pub(super) async fn process(run: Arc<Run>, number: u64, dossier: Value) -> Dossi
     let Some((old, rewrite)) = read_shard(&run, number, &mut out).await else {
         return out;
     };
+    let data_key = (run.data_layout.as_ref()).map(|l| l.render(run.opts.demarche, number, &state));
     out.tally.files = records.len() as u64;
-    let planned = plan(&run, records, old.as_ref(), updated_at, &mut out.tally);
+    let (planned, data_key) = plan(&run, records, old.as_ref(), updated_at, data_key, &mut out);
     for warning in &planned.warnings {
         tracing::warn!(dossier = number, "{warning}");
     }
@@ -55,7 +60,7 @@ pub(super) async fn process(run: Arc<Run>, number: u64, dossier: Value) -> Dossi
         }
     }
     files.sort_by(|a, b| a.file_id.cmp(&b.file_id));
-    let shard = Shard {
+    let mut shard = Shard {
         version: WIRE_VERSION,
         demarche: run.opts.demarche,
         dossier: number,
@@ -69,11 +74,17 @@ pub(super) async fn process(run: Arc<Run>, number: u64, dossier: Value) -> Dossi
         },
         deleted_at: None,
         files,
+        data: old.as_ref().and_then(|s| s.data.clone()),
     };
+    let failures = out.tally.failed.len();
+    if let Some(key) = data_key {
+        shard.data = write_data(&run, &dossier, key, &shard, &mut out.tally).await;
+    }
     // Checked again next run even if DS does not update the dossier: a pending scan may end
     // in a rewrite, and a file left out for its scan is stored once DS calls it safe (DS
     // does not touch the dossier's update time when a scan result changes).
     out.recheck |= incomplete
+        || out.tally.failed.len() > failures
         || !out.tally.unscanned.is_empty()
         || shard.files.iter().any(|f| f.status == FileStatus::Pending);
     if (rewrite || old.as_ref() != Some(&shard))
@@ -131,26 +142,64 @@ async fn read_shard(
 }
 
 /// Plans the dossier's files against its shard: the first decision on keys, in the run's
-/// allocator, which first holds the shard's own keys.
+/// allocator, which first holds the shard's own keys, then the dossier.json's `data_key`
+/// (returned unless a stored file holds it: that is a failure of the dossier.json).
 fn plan(
     run: &Run,
     records: Vec<FileRecord>,
     old: Option<&Shard>,
     updated_at: Option<&str>,
-    tally: &mut Tally,
-) -> DossierPlan {
+    data_key: Option<RelKey>,
+    out: &mut DossierOutcome,
+) -> (DossierPlan, Option<RelKey>) {
     run.publisher.with_keys(|keys| {
         if let Some(shard) = old {
-            tally.warnings.extend(plan::hold_shard_keys(shard, keys));
+            out.tally
+                .warnings
+                .extend(plan::hold_shard_keys(shard, keys));
         }
+        let data_key = data_key.filter(|key| match data::reserve(keys, out.dossier, key) {
+            Ok(()) => true,
+            Err(reason) => {
+                out.fail_key(key.as_str(), reason);
+                false
+            }
+        });
         let input = PlanInput {
             records,
             shard: old,
             updated_at,
             allow_unscanned: run.opts.allow_unscanned,
         };
-        plan::plan(input, &run.opts.layout, keys)
+        (plan::plan(input, &run.opts.layout, keys), data_key)
     })
+}
+
+/// Writes the dossier's dossier.json at `key` if it changed; the shard's new data entry.
+async fn write_data(
+    run: &Run,
+    dossier: &Value,
+    key: RelKey,
+    shard: &Shard,
+    tally: &mut Tally,
+) -> Option<ShardData> {
+    let old = shard.data.clone();
+    let context = match extract::context(run.opts.demarche, dossier) {
+        Ok(context) => context,
+        Err(e) => {
+            let reason = format!("dossier.json not written: {e}");
+            data::fail(tally, shard.dossier, key.as_str(), reason);
+            return old;
+        }
+    };
+    let input = DataInput {
+        number: shard.dossier,
+        key,
+        context,
+        files: &shard.files,
+        old,
+    };
+    data::write(run, input, tally).await
 }
 
 /// The entries that need no download, and the downloads; each file announced and counted.

@@ -50,10 +50,20 @@ async fn manifest_files(env: &Env) -> anyhow::Result<Files> {
     Ok(files)
 }
 
-/// What is actually stored (bytes read back and hashed).
+/// What is actually stored (bytes read back and hashed), dossier.json aside: the index
+/// lists files.
 async fn stored_files(env: &Env) -> anyhow::Result<Files> {
     let mut files = Files::new();
+    let shards = env.shards().await?;
+    let data: Vec<&str> = shards
+        .values()
+        .filter_map(|s| s.data.as_ref())
+        .map(|d| d.key.as_str())
+        .collect();
     for key in env.stored_keys().await? {
+        if data.contains(&key.as_str()) {
+            continue;
+        }
         let mut body = env.sink.get(&key).await?;
         let (mut sha, mut size) = (sha2::Sha256::new(), 0u64);
         while let Some(chunk) = body.next().await {
