@@ -17,6 +17,13 @@ pub struct SyncRequest {
     pub include: Vec<IncludeItem>,
     #[serde(default)]
     pub dossiers: Vec<u64>,
+    /// Where each dossier's dossier.json goes (the CLI's `--data-layout`); absent: next to
+    /// its files.
+    #[serde(default)]
+    pub data_layout: Option<String>,
+    /// No dossier.json (the CLI's `--no-data`).
+    #[serde(default)]
+    pub no_data: bool,
 }
 
 /// Most dossiers one sync request (or one coalesced webhook job) may name; beyond this a
@@ -62,6 +69,13 @@ impl SyncRequest {
                 "`dossiers` names `{}` dossiers; at most `{MAX_DOSSIERS}`",
                 self.dossiers.len()
             ));
+        }
+        if let Some(template) = &self.data_layout {
+            if self.no_data {
+                return Err("`data_layout` and `no_data` cannot be given together".to_owned());
+            }
+            dsfiles_core::extract::DataLayout::parse(template)
+                .map_err(|e| format!("invalid `data_layout`: {e}"))?;
         }
         Ok(())
     }
@@ -123,6 +137,11 @@ pub struct SyncSpec {
     pub dossiers: Vec<u64>,
     /// Concurrent downloads inside the sync (the service's setting).
     pub jobs: usize,
+    /// As in [`SyncRequest`]; validated.
+    #[serde(default)]
+    pub data_layout: Option<String>,
+    #[serde(default)]
+    pub no_data: bool,
 }
 
 impl SyncSpec {
@@ -226,6 +245,11 @@ pub struct JobRecord {
     pub since: Since,
     pub include: Vec<IncludeItem>,
     pub dossiers: Vec<u64>,
+    /// As in [`SyncRequest`] (absent in older records: `null` and `false`).
+    #[serde(default)]
+    pub data_layout: Option<String>,
+    #[serde(default)]
+    pub no_data: bool,
     pub trigger: Trigger,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,

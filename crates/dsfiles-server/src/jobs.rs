@@ -368,6 +368,8 @@ impl JobManager {
                         include: Vec::new(),
                         dossiers: dossiers.to_vec(),
                         jobs: self.inner.capacity.sync_jobs,
+                        data_layout: None,
+                        no_data: false,
                     };
                     self.insert(&mut jobs, spec, Trigger::Webhook)
                 }
@@ -386,6 +388,8 @@ impl JobManager {
             since: spec.since,
             include: spec.include.clone(),
             dossiers: spec.dossiers.clone(),
+            data_layout: spec.data_layout.clone(),
+            no_data: spec.no_data,
             trigger,
             created_at: Utc::now(),
             started_at: None,
@@ -585,6 +589,8 @@ fn spec_of(record: &JobRecord, jobs: usize) -> SyncSpec {
         include: record.include.clone(),
         dossiers: record.dossiers.clone(),
         jobs,
+        data_layout: record.data_layout.clone(),
+        no_data: record.no_data,
     }
 }
 

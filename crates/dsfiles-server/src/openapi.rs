@@ -354,7 +354,9 @@ fn schemas() -> Value {
                 "dest": {"type": "string", "minLength": 1, "description": "Absolute local path, file:///path, or s3://, gs://, az:// URL inside an allowed prefix."},
                 "since": {"description": "`auto` (default: from the destination's last successful sync), `full`, or an RFC 3339 date.", "anyOf": sync_since()["anyOf"].clone()},
                 "include": {"type": "array", "items": include},
-                "dossiers": {"type": "array", "maxItems": MAX_DOSSIERS, "items": ds_number()}
+                "dossiers": {"type": "array", "maxItems": MAX_DOSSIERS, "items": ds_number()},
+                "data_layout": {"type": "string", "minLength": 1, "description": "Where each dossier's dossier.json goes: a template containing `{dossier}` (may use `{demarche}` and `{state}`). Absent: the directory of the layout holding `{dossier}`, plus `/dossier.json`."},
+                "no_data": {"type": "boolean", "description": "Write no dossier.json."}
             }
         },
         "JobState": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
@@ -370,6 +372,8 @@ fn schemas() -> Value {
                 "since": sync_since(),
                 "include": {"type": "array", "items": include},
                 "dossiers": {"type": "array", "items": ds_number()},
+                "data_layout": {"type": ["string", "null"]},
+                "no_data": {"type": "boolean"},
                 "trigger": {"type": "string", "enum": ["api", "webhook"]},
                 "created_at": date_time(),
                 "started_at": nullable_date,

@@ -321,6 +321,8 @@ async fn create_sync(
         include,
         dossiers,
         jobs: state.jobs().sync_jobs(),
+        data_layout: request.data_layout.clone(),
+        no_data: request.no_data,
     };
     match state.jobs().submit(spec, Trigger::Api) {
         Ok(record) => Ok(accepted(&record)),

@@ -89,6 +89,13 @@ fn details(out: &mut String, report: &SyncReport) {
             )
         },
     );
+    if report.data_stored + report.data_unchanged > 0 {
+        let _ = writeln!(
+            out,
+            "  dossier.json: {} written, {} unchanged",
+            report.data_stored, report.data_unchanged
+        );
+    }
     if report.updated > 0 {
         let _ = writeln!(
             out,

@@ -7,8 +7,8 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use dsfiles_core::extract::Layout;
-use dsfiles_core::{AllowedHost, Since, SyncOptions, SyncReport, ds, sink};
+use dsfiles_core::extract::{DataLayout, Layout};
+use dsfiles_core::{AllowedHost, DataOutput, Since, SyncOptions, SyncReport, ds, sink};
 
 use crate::cli::GlobalArgs;
 use crate::env_vars;
@@ -99,6 +99,17 @@ pub struct SyncArgs {
     #[arg(long, value_name = "TEMPLATE", default_value = Layout::DEFAULT)]
     pub layout: String,
 
+    /// Where each dossier's dossier.json goes under DEST (what DS knows about the dossier and
+    /// the list of its stored files; docs/storage.md). It must contain {dossier} and may use
+    /// {demarche} {dossier} {state}. Default: the directory of --layout that holds {dossier},
+    /// plus /dossier.json (`{dossier}/dossier.json` with the default layout).
+    #[arg(long, value_name = "TEMPLATE", conflicts_with = "no_data")]
+    pub data_layout: Option<String>,
+
+    /// Write no dossier.json.
+    #[arg(long)]
+    pub no_data: bool,
+
     /// Which dossiers to look at: `auto` (dossiers updated since the last successful sync,
     /// minus a safety margin; everything on the first run), `full` (every dossier, checking
     /// every file against the destination), or a DATE (RFC 3339 or YYYY-MM-DD, midnight UTC).
@@ -178,11 +189,24 @@ impl SyncArgs {
         }
     }
 
+    /// `--data-layout` and `--no-data`; a bad template is a usage error.
+    fn data_output(&self) -> anyhow::Result<DataOutput> {
+        Ok(match (&self.data_layout, self.no_data) {
+            (_, true) => DataOutput::Off,
+            (None, false) => DataOutput::FollowLayout,
+            (Some(template), false) => DataOutput::At(
+                DataLayout::parse(template)
+                    .map_err(|e| UsageError::new(format!("invalid `--data-layout`: {e}")))?,
+            ),
+        })
+    }
+
     /// The core's options; the layout is checked here so a bad template is a usage error.
     fn options(&self) -> anyhow::Result<SyncOptions> {
         let layout = Layout::parse(&self.layout)
             .map_err(|e| UsageError::new(format!("invalid `--layout`: {e}")))?;
         let mut opts = SyncOptions::new(self.demarche);
+        opts.data = self.data_output()?;
         opts.filter = self.filters.dossier_filter(None);
         opts.since = self.since();
         opts.jobs = usize::try_from(self.jobs).unwrap_or(usize::MAX);
@@ -319,6 +343,30 @@ mod tests {
         ];
         let err = Harness::try_parse_from(args.iter().chain(&["http://h/"])).unwrap_err();
         assert!(err.to_string().contains("`http://h/`"), "{err}");
+    }
+
+    #[test]
+    fn dossier_json_follows_the_layout_unless_told_otherwise() {
+        let data = |extra: &[&str]| options(extra).data_layout().map(|l| l.to_string());
+        assert_eq!(data(&[]).as_deref(), Some("{dossier}/dossier.json"));
+        let layout = ["--layout", "{demarche}/{dossier}/{filename}"];
+        assert_eq!(
+            data(&layout).as_deref(),
+            Some("{demarche}/{dossier}/dossier.json")
+        );
+        let custom = ["--data-layout", "data/{dossier}.json"];
+        assert_eq!(data(&custom).as_deref(), Some("data/{dossier}.json"));
+        assert_eq!(data(&["--no-data"]), None);
+
+        let args = ["dsfiles", "--demarche", "7", "--dest", "d", "--data-layout"];
+        let harness = Harness::try_parse_from(args.iter().chain(&["{demarche}.json"])).unwrap();
+        let err = harness.sync.options().unwrap_err();
+        assert!(
+            err.to_string().contains("must contain `{dossier}`"),
+            "{err}"
+        );
+        let both = args.iter().chain(&["{dossier}.json", "--no-data"]);
+        assert!(Harness::try_parse_from(both).is_err());
     }
 
     #[test]

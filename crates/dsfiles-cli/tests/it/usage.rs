@@ -112,6 +112,15 @@ fn bad_layout_and_destination_are_configuration_errors() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("{nope}") && err.lines().count() == 1, "{err}");
 
+    let data = ["--data-layout", "{demarche}/dossier.json"];
+    let (code, err) =
+        with_token(&[&["sync", "--demarche", "1", "--dest", dest][..], &data].concat());
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("`--data-layout`") && err.contains("{dossier}"),
+        "{err}"
+    );
+
     let (code, err) = with_token(&["sync", "--demarche", "1", "--dest", "ftp://host/x"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("ftp"), "{err}");

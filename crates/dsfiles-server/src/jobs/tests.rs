@@ -99,6 +99,8 @@ fn spec(demarche: u64, dest: &str) -> SyncSpec {
         include: Vec::new(),
         dossiers: Vec::new(),
         jobs: 4,
+        data_layout: None,
+        no_data: false,
     }
 }
 
@@ -296,6 +298,8 @@ async fn jobs_left_running_by_a_crash_come_back_interrupted() {
         since: Since::Full,
         include: Vec::new(),
         dossiers: vec![5],
+        data_layout: None,
+        no_data: false,
         trigger: Trigger::Api,
         created_at: Utc::now(),
         started_at: Some(Utc::now()),
