@@ -91,6 +91,17 @@ async fn check(env: &Env) -> anyhow::Result<Vec<IndexRecord>> {
             .iter()
             .all(|r| r.demarche == demarche && !r.state.is_empty())
     );
+    // Each record carries its dossier's fields, from its dossier.json: the simulator gives
+    // every dossier a groupe, a deposit date and an applicant.
+    for r in &records {
+        let f = &r.fields;
+        assert!(
+            f.groupe.is_some() && f.deposited_at.is_some() && f.demandeur.is_some(),
+            "{r:?}"
+        );
+        let groupe = env.sim.groupe_of(r.dossier);
+        assert!(groupe.is_some(), "{}", r.dossier);
+    }
     Ok(records)
 }
 
