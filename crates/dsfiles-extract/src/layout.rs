@@ -31,8 +31,9 @@ use std::str::FromStr;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use crate::naming::{DOSSIER_PLACEHOLDERS, DossierPlaceholder};
 use crate::sanitize::{self, sanitize_component};
-use crate::{Error, FileRecord};
+use crate::{DossierContext, Error, FileRecord};
 
 /// The destination's state directory (`dsfiles_sink::STATE_DIR`): no rendered key enters it.
 const STATE_DIR: &str = ".dsfiles";
@@ -100,6 +101,8 @@ impl Placeholder {
 enum Part {
     Literal(String),
     Value(Placeholder),
+    /// A value of the dossier's ([`crate::naming`]).
+    Dossier(DossierPlaceholder),
 }
 
 /// A parsed path template such as [`Layout::DEFAULT`].
@@ -141,16 +144,11 @@ impl Layout {
                         }
                     };
                     let name = &rest[..close];
-                    let placeholder =
-                        Placeholder::from_name(name).ok_or_else(|| Error::UnknownPlaceholder {
-                            template: template.to_owned(),
-                            name: name.to_owned(),
-                            known: PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(" "),
-                        })?;
+                    let part = placeholder(template, name)?;
                     if !literal.is_empty() {
                         parts.push(Part::Literal(std::mem::take(&mut literal)));
                     }
-                    parts.push(Part::Value(placeholder));
+                    parts.push(part);
                     // Skip the name and the closing brace (all ASCII-delimited).
                     for _ in rest[..=close].chars() {
                         chars.next();
@@ -206,13 +204,36 @@ impl Layout {
     }
 
     /// The sanitized relative key (`a/b/c.pdf`) of `record`; see the module docs.
-    /// `sha256_hex` feeds `{sha256}`.
+    /// `sha256_hex` feeds `{sha256}`. Dossier placeholders render their fallback: use
+    /// [`Layout::render_in`] to give them the dossier.
     pub fn render(&self, record: &FileRecord, sha256_hex: Option<&str>) -> RelKey {
-        self.render_with(|text, p| push_value(text, p, record, sha256_hex))
+        self.render_in(record, sha256_hex, None)
     }
 
-    /// Renders the template, `push` writing each placeholder's value.
-    fn render_with(&self, push: impl Fn(&mut String, Placeholder)) -> RelKey {
+    /// [`Layout::render`] with the dossier's `context` for the dossier placeholders.
+    pub fn render_in(
+        &self,
+        record: &FileRecord,
+        sha256_hex: Option<&str>,
+        context: Option<&DossierContext>,
+    ) -> RelKey {
+        self.render_with(context, |text, p| push_value(text, p, record, sha256_hex))
+    }
+
+    /// Whether the template uses a dossier placeholder (it then needs the dossier's context).
+    pub fn needs_context(&self) -> bool {
+        self.components
+            .iter()
+            .flatten()
+            .any(|part| matches!(part, Part::Dossier(_)))
+    }
+
+    /// Renders the template, `push` writing each file placeholder's value.
+    fn render_with(
+        &self,
+        context: Option<&DossierContext>,
+        push: impl Fn(&mut String, Placeholder),
+    ) -> RelKey {
         let mut out: Vec<String> = Vec::with_capacity(self.components.len());
         let last = self.components.len() - 1;
         for (i, parts) in self.components.iter().enumerate() {
@@ -221,6 +242,7 @@ impl Layout {
                 match part {
                     Part::Literal(s) => text.push_str(s),
                     Part::Value(p) => push(&mut text, *p),
+                    Part::Dossier(p) => text.push_str(&p.render(context)),
                 }
             }
             if text.is_empty() && i != last {
@@ -233,6 +255,30 @@ impl Layout {
             out.push(component);
         }
         RelKey(out.join("/"))
+    }
+}
+
+/// The part written `{name}` in `template`: a file placeholder or a dossier one.
+fn placeholder(template: &str, name: &str) -> Result<Part, Error> {
+    if let Some(p) = Placeholder::from_name(name) {
+        return Ok(Part::Value(p));
+    }
+    match DossierPlaceholder::parse(name) {
+        Ok(Some(p)) => Ok(Part::Dossier(p)),
+        Ok(None) => Err(Error::UnknownPlaceholder {
+            template: template.to_owned(),
+            name: name.to_owned(),
+            known: PLACEHOLDERS
+                .iter()
+                .chain(&DOSSIER_PLACEHOLDERS)
+                .map(|p| format!("{{{p}}}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }),
+        Err(reason) => Err(Error::InvalidLayout {
+            template: template.to_owned(),
+            reason,
+        }),
     }
 }
 
@@ -300,12 +346,15 @@ impl DataLayout {
     pub fn parse(template: &str) -> Result<DataLayout, Error> {
         let layout = Layout::parse(template)?;
         let parts = || layout.components.iter().flatten();
-        if let Some(Part::Value(p)) = parts().find(|part| !is_dossier_part(part)) {
+        if let Some(part) = parts().find(|part| !is_dossier_part(part)) {
+            let name = match part {
+                Part::Value(p) => p.name(),
+                _ => "…",
+            };
             return Err(Error::InvalidLayout {
                 template: template.to_owned(),
                 reason: format!(
-                    "`{{{}}}` names a file's value; a dossier.json template may use only {}",
-                    p.name(),
+                    "`{{{name}}}` names a file's or a dossier's value; a dossier.json template may use only {}",
                     DataLayout::PLACEHOLDERS
                         .map(|p| format!("`{{{p}}}`"))
                         .join(", ")
@@ -348,7 +397,7 @@ impl DataLayout {
 
     /// The sanitized key of the `dossier.json` of dossier `dossier` of `demarche` in `state`.
     pub fn render(&self, demarche: u64, dossier: u64, state: &str) -> RelKey {
-        self.0.render_with(|text, p| match p {
+        self.0.render_with(None, |text, p| match p {
             Placeholder::Demarche => text.push_str(&demarche.to_string()),
             Placeholder::Dossier => text.push_str(&dossier.to_string()),
             Placeholder::State => text.push_str(state),

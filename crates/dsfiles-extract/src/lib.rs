@@ -19,6 +19,7 @@ mod context;
 mod error;
 mod extract;
 mod layout;
+mod naming;
 mod record;
 mod sanitize;
 
@@ -30,5 +31,6 @@ pub use context::{
 pub use error::Error;
 pub use extract::extract;
 pub use layout::{DataLayout, Layout, PLACEHOLDERS, RelKey};
+pub use naming::DOSSIER_PLACEHOLDERS;
 pub use record::{FileRecord, Include, Source};
 pub use sanitize::{FALLBACK_NAME, MAX_COMPONENT_BYTES, sanitize_component};

@@ -233,12 +233,12 @@ fn needs_sha256() {
 #[test]
 fn parse_errors_name_the_problem() {
     check_error(
-        "{dossier}/{nom}",
-        "layout `{dossier}/{nom}`: unknown placeholder `{nom}` (known: {demarche} {dossier} {state} {source} {champ_id} {label} {row} {filename} {stem} {ext} {checksum} {sha256})",
+        "{dossier}/{nme}",
+        "layout `{dossier}/{nme}`: unknown placeholder `{nme}` (known: {demarche} {dossier} {state} {source} {champ_id} {label} {row} {filename} {stem} {ext} {checksum} {sha256} {deposited} {updated} {processed} {demarche_title} {service} {groupe} {civilite} {nom} {prenom} {siren} {siret} {raison_sociale} {tva} {adresse} {demandeur} {champ:LABEL} {annotation:LABEL})",
     );
     check_error(
         "{}",
-        "layout `{}`: unknown placeholder `{}` (known: {demarche} {dossier} {state} {source} {champ_id} {label} {row} {filename} {stem} {ext} {checksum} {sha256})",
+        "layout `{}`: unknown placeholder `{}` (known: {demarche} {dossier} {state} {source} {champ_id} {label} {row} {filename} {stem} {ext} {checksum} {sha256} {deposited} {updated} {processed} {demarche_title} {service} {groupe} {civilite} {nom} {prenom} {siren} {siret} {raison_sociale} {tva} {adresse} {demandeur} {champ:LABEL} {annotation:LABEL})",
     );
     check_error(
         "{dossier/{filename}",
@@ -450,11 +450,11 @@ fn bad_data_layouts_are_refused_naming_the_problem() {
         ),
         (
             "{dossier}/{filename}",
-            "layout `{dossier}/{filename}`: `{filename}` names a file's value; a dossier.json template may use only `{demarche}`, `{dossier}`, `{state}`",
+            "layout `{dossier}/{filename}`: `{filename}` names a file's or a dossier's value; a dossier.json template may use only `{demarche}`, `{dossier}`, `{state}`",
         ),
         (
             "{dosier}/d.json",
-            "layout `{dosier}/d.json`: unknown placeholder `{dosier}` (known: {demarche} {dossier} {state} {source} {champ_id} {label} {row} {filename} {stem} {ext} {checksum} {sha256})",
+            "layout `{dosier}/d.json`: unknown placeholder `{dosier}` (known: {demarche} {dossier} {state} {source} {champ_id} {label} {row} {filename} {stem} {ext} {checksum} {sha256} {deposited} {updated} {processed} {demarche_title} {service} {groupe} {civilite} {nom} {prenom} {siren} {siret} {raison_sociale} {tva} {adresse} {demandeur} {champ:LABEL} {annotation:LABEL})",
         ),
     ] {
         let got = DataLayout::parse(template).map(|l| l.template().to_owned());
@@ -464,4 +464,53 @@ fn bad_data_layouts_are_refused_naming_the_problem() {
             "{template}"
         );
     }
+}
+
+/// Dossier placeholders render through the same sanitizing as file ones: hostile values
+/// (slashes, `..`, control characters, 300 bytes, empty) never add a level, climb out, or
+/// leave an empty component.
+#[test]
+fn dossier_placeholders_are_sanitized_with_fallbacks() {
+    let dossier = serde_json::json!({
+        "number": 1234, "state": "accepte", "dateDepot": "2024-05-02T10:00:00+02:00",
+        "groupeInstructeur": {"number": 1, "label": "../Nord/Est\u{1b}[2J"},
+        "demandeur": {"__typename": "PersonnePhysique", "nom": "..", "prenom": ""},
+        "champs": [
+            {"__typename": "TextChamp", "id": "a", "label": "Long", "stringValue": "é".repeat(150)},
+            {"__typename": "TextChamp", "id": "b", "label": "Vide", "stringValue": "   "},
+        ],
+    });
+    let context = crate::context(7, &dossier).unwrap();
+    let render = |template: &str| {
+        let layout = Layout::parse(template).unwrap_or_else(|e| panic!("{e}"));
+        layout
+            .render_in(&record(), None, Some(&context))
+            .into_string()
+    };
+    assert_eq!(
+        render("{groupe}/{deposited:%Y-%m}/{filename}"),
+        ".._Nord_Est_[2J/2024-05/scan.pdf"
+    );
+    assert_eq!(
+        render("{nom}/{prenom}/{filename}"),
+        "_/sans-prenom/scan.pdf"
+    );
+    assert_eq!(
+        render("{champ:Vide}/{processed}/{filename}"),
+        "sans-champ/sans-processed/scan.pdf"
+    );
+    let long = render("{champ:Long}/{filename}");
+    let first = long.split('/').next().unwrap();
+    assert!(
+        first.len() <= MAX_COMPONENT_BYTES && first.starts_with("éé"),
+        "{long}"
+    );
+    // Without the dossier, every dossier placeholder falls back.
+    let layout = Layout::parse("{demandeur}/{filename}").unwrap();
+    assert!(layout.needs_context());
+    assert_eq!(
+        layout.render(&record(), None).as_str(),
+        "sans-demandeur/scan.pdf"
+    );
+    assert!(!Layout::default().needs_context());
 }
