@@ -111,6 +111,9 @@ pub struct SyncOptions {
     pub allow_unscanned: bool,
     /// Delete from the destination the files DS no longer has (removed files, deleted dossiers).
     pub prune: bool,
+    /// Leave the old object of a file moved to a new key (a dossier value of the layout
+    /// changed); by default it is deleted once the copy is verified.
+    pub keep_moved: bool,
     pub fetch: FetchOptions,
 }
 
@@ -126,6 +129,7 @@ impl SyncOptions {
             data: DataOutput::default(),
             allow_unscanned: false,
             prune: false,
+            keep_moved: false,
             fetch: FetchOptions::default(),
         }
     }

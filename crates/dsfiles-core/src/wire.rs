@@ -287,6 +287,10 @@ pub struct SyncReport {
     /// `dossier.json` objects already stored with the same bytes (absent in older reports: 0).
     #[serde(default)]
     pub data_unchanged: u64,
+    /// Stored files moved to a new key because a dossier value of the layout changed
+    /// (absent in older reports: 0).
+    #[serde(default)]
+    pub moved: u64,
     /// Files not stored because of their virus scan (see `allow_unscanned`).
     pub skipped_unscanned: Vec<Skipped>,
     pub flagged: Vec<Flagged>,

@@ -20,7 +20,7 @@ use super::data::{self, DataInput};
 use super::publish::{DossierRefresh, Settled};
 use super::tally::{DossierOutcome, Tally};
 use crate::Error;
-use crate::extract::{self, FileRecord, RelKey};
+use crate::extract::{self, DossierContext, FileRecord, RelKey};
 use crate::plan::{self, Action, DossierPlan, Download, PlanInput};
 use crate::removal;
 use crate::state;
@@ -38,6 +38,14 @@ pub(super) async fn process(run: Arc<Run>, number: u64, dossier: Value) -> Dossi
             return out;
         }
     };
+    // What the layout's dossier placeholders and dossier.json are made of.
+    let context = extract::context(run.opts.demarche, &dossier);
+    if let Err(e) = &context
+        && run.opts.layout.needs_context()
+    {
+        out.fail(format!("dossier `{number}` cannot be read: {e}"));
+        return out;
+    }
     let updated_at = dossier
         .get("dateDerniereModification")
         .and_then(Value::as_str);
@@ -47,12 +55,19 @@ pub(super) async fn process(run: Arc<Run>, number: u64, dossier: Value) -> Dossi
     };
     let data_key = (run.data_layout.as_ref()).map(|l| l.render(run.opts.demarche, number, &state));
     out.tally.files = records.len() as u64;
-    let (planned, data_key) = plan(&run, records, old.as_ref(), updated_at, data_key, &mut out);
+    let planning = Planning {
+        old: old.as_ref(),
+        updated_at,
+        context: context.as_ref().ok(),
+    };
+    let (planned, data_key) = plan(&run, records, planning, data_key, &mut out);
     for warning in &planned.warnings {
         tracing::warn!(dossier = number, "{warning}");
     }
-    let (mut files, downloads) = sort_actions(&run, number, planned.actions, &mut out.tally);
-    let incomplete = publish(&run, number, downloads, &mut files, &mut out.tally).await;
+    let (mut files, downloads, moves) = sort_actions(&run, number, planned.actions, &mut out.tally);
+    let ctx = context.as_ref().ok();
+    let mut incomplete = publish(&run, number, downloads, ctx, &mut files, &mut out.tally).await;
+    incomplete |= move_files(&run, number, moves, &mut files, &mut out.tally).await;
     for removed in planned.removed {
         out.tally.removed = out.tally.removed.saturating_add(1);
         if !run.opts.prune || run.publisher.prune(number, &removed, &mut out.tally).await {
@@ -78,7 +93,7 @@ pub(super) async fn process(run: Arc<Run>, number: u64, dossier: Value) -> Dossi
     };
     let failures = out.tally.failed.len();
     if let Some(key) = data_key {
-        shard.data = write_data(&run, &dossier, key, &shard, &mut out.tally).await;
+        shard.data = write_data(&run, context, key, &shard, &mut out.tally).await;
     }
     // Checked again next run even if DS does not update the dossier: a pending scan may end
     // in a rewrite, and a file left out for its scan is stored once DS calls it safe (DS
@@ -141,17 +156,28 @@ async fn read_shard(
     Some((old, rewrite))
 }
 
+/// What planning a dossier reads besides its records.
+struct Planning<'a> {
+    old: Option<&'a Shard>,
+    updated_at: Option<&'a str>,
+    context: Option<&'a DossierContext>,
+}
+
 /// Plans the dossier's files against its shard: the first decision on keys, in the run's
 /// allocator, which first holds the shard's own keys, then the dossier.json's `data_key`
 /// (returned unless a stored file holds it: that is a failure of the dossier.json).
 fn plan(
     run: &Run,
     records: Vec<FileRecord>,
-    old: Option<&Shard>,
-    updated_at: Option<&str>,
+    planning: Planning<'_>,
     data_key: Option<RelKey>,
     out: &mut DossierOutcome,
 ) -> (DossierPlan, Option<RelKey>) {
+    let Planning {
+        old,
+        updated_at,
+        context,
+    } = planning;
     run.publisher.with_keys(|keys| {
         if let Some(shard) = old {
             out.tally
@@ -170,6 +196,7 @@ fn plan(
             shard: old,
             updated_at,
             allow_unscanned: run.opts.allow_unscanned,
+            context,
         };
         (plan::plan(input, &run.opts.layout, keys), data_key)
     })
@@ -178,13 +205,13 @@ fn plan(
 /// Writes the dossier's dossier.json at `key` if it changed; the shard's new data entry.
 async fn write_data(
     run: &Run,
-    dossier: &Value,
+    context: Result<DossierContext, extract::Error>,
     key: RelKey,
     shard: &Shard,
     tally: &mut Tally,
 ) -> Option<ShardData> {
     let old = shard.data.clone();
-    let context = match extract::context(run.opts.demarche, dossier) {
+    let context = match context {
         Ok(context) => context,
         Err(e) => {
             let reason = format!("dossier.json not written: {e}");
@@ -202,14 +229,18 @@ async fn write_data(
     data::write(run, input, tally).await
 }
 
-/// The entries that need no download, and the downloads; each file announced and counted.
+/// A stored file to move to a new key.
+type Move = (ShardFile, RelKey);
+
+/// The entries that need no download, the downloads and the moves; each file announced and
+/// counted.
 fn sort_actions(
     run: &Run,
     number: u64,
     actions: Vec<Action>,
     tally: &mut Tally,
-) -> (Vec<ShardFile>, Vec<Download>) {
-    let (mut files, mut downloads) = (Vec::new(), Vec::new());
+) -> (Vec<ShardFile>, Vec<Download>, Vec<Move>) {
+    let (mut files, mut downloads, mut moves) = (Vec::new(), Vec::new(), Vec::new());
     let skipped = |key: &str, reason: String| {
         run.progress.event(&Event::FilePlanned { bytes: 0 });
         run.progress.event(&Event::FileSkipped {
@@ -247,9 +278,51 @@ fn sort_actions(
                 run.progress.event(&Event::FilePlanned { bytes });
                 downloads.push(download);
             }
+            Action::Move { entry, to } => {
+                skipped(to.as_str(), "moved".to_owned());
+                tally.flag(number, &entry, None);
+                moves.push((entry, to));
+            }
         }
     }
-    (files, downloads)
+    (files, downloads, moves)
+}
+
+/// Moves stored files to their new keys (`--keep-moved` leaves the old objects); a file
+/// that cannot be moved keeps its entry and is a failure. Returns whether one failed.
+async fn move_files(
+    run: &Run,
+    number: u64,
+    moves: Vec<Move>,
+    files: &mut Vec<ShardFile>,
+    tally: &mut Tally,
+) -> bool {
+    let mut failed = false;
+    for (entry, to) in moves {
+        let keep = run.opts.keep_moved;
+        match run
+            .publisher
+            .move_stored(number, &entry, &to, keep, tally)
+            .await
+        {
+            Ok(moved) => {
+                tally.moved += 1;
+                files.push(moved);
+            }
+            Err(reason) => {
+                failed = true;
+                tally.failed.push(Failure {
+                    dossier: number,
+                    file_id: Some(entry.file_id.clone()),
+                    key: entry.key.clone(),
+                    reason,
+                    code: None,
+                });
+                files.push(entry);
+            }
+        }
+    }
+    failed
 }
 
 /// Publishes the dossier's downloads concurrently (within the run's download permits) and
@@ -258,6 +331,7 @@ async fn publish(
     run: &Run,
     number: u64,
     downloads: Vec<Download>,
+    context: Option<&DossierContext>,
     files: &mut Vec<ShardFile>,
     tally: &mut Tally,
 ) -> bool {
@@ -275,7 +349,11 @@ async fn publish(
             let refresher = &refresher;
             async move {
                 let (file_id, previous) = (d.record.file_id(), d.previous.clone());
-                (file_id, previous, run.publisher.publish(d, refresher).await)
+                (
+                    file_id,
+                    previous,
+                    run.publisher.publish(d, refresher, context).await,
+                )
             }
         })
         .collect();

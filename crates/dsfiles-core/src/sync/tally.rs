@@ -25,6 +25,8 @@ pub(super) struct Tally {
     /// dossier.json objects written, and left as they were (same bytes).
     pub data_stored: u64,
     pub data_unchanged: u64,
+    /// Stored files moved to a new key (a dossier value of the layout changed).
+    pub moved: u64,
     pub unscanned: Vec<Skipped>,
     pub flagged: Vec<Flagged>,
     pub failed: Vec<Failure>,
@@ -42,6 +44,7 @@ impl Tally {
         self.removed = self.removed.saturating_add(o.removed);
         self.data_stored = self.data_stored.saturating_add(o.data_stored);
         self.data_unchanged = self.data_unchanged.saturating_add(o.data_unchanged);
+        self.moved = self.moved.saturating_add(o.moved);
         self.unscanned.extend(o.unscanned);
         self.flagged.extend(o.flagged);
         self.failed.extend(o.failed);
@@ -205,6 +208,7 @@ pub(super) fn report(facts: RunFacts, totals: Totals) -> SyncReport {
         updated: tally.updated,
         data_stored: tally.data_stored,
         data_unchanged: tally.data_unchanged,
+        moved: tally.moved,
         skipped_unscanned: tally.unscanned,
         flagged: tally.flagged,
         failed: tally.failed,

@@ -140,6 +140,7 @@ fn report() -> SyncReport {
         skipped_unchanged: 0,
         data_stored: 0,
         data_unchanged: 0,
+        moved: 0,
         updated: 0,
         skipped_unscanned: vec![],
         flagged: vec![],

@@ -6,5 +6,6 @@ mod destination;
 mod files;
 mod hostile;
 mod index;
+mod naming;
 mod support;
 mod sync;
