@@ -89,6 +89,13 @@ fn details(out: &mut String, report: &SyncReport) {
             )
         },
     );
+    if report.moved > 0 {
+        let _ = writeln!(
+            out,
+            "  {} stored files moved to a new key (a dossier value of the layout changed)",
+            report.moved
+        );
+    }
     if report.data_stored + report.data_unchanged > 0 {
         let _ = writeln!(
             out,

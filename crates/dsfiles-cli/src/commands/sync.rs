@@ -94,8 +94,11 @@ pub struct SyncArgs {
     pub download_min_rate: u64,
 
     /// Where each file goes under DEST. Placeholders: {demarche} {dossier} {state} {source}
-    /// {champ_id} {label} {row} {filename} {stem} {ext} {checksum} {sha256}; every path
-    /// component is sanitized.
+    /// {champ_id} {label} {row} {filename} {stem} {ext} {checksum} {sha256}, and the dossier's
+    /// {deposited} {updated} {processed} (`:%Y-%m` formats, Paris time) {demarche_title}
+    /// {service} {groupe} {civilite} {nom} {prenom} {siren} {siret} {raison_sociale} {tva}
+    /// {adresse} {demandeur} {champ:LABEL} {annotation:LABEL} (docs/cli.md, "Naming your
+    /// files"); every path component is sanitized.
     #[arg(long, value_name = "TEMPLATE", default_value = Layout::DEFAULT)]
     pub layout: String,
 
@@ -109,6 +112,11 @@ pub struct SyncArgs {
     /// Write no dossier.json.
     #[arg(long)]
     pub no_data: bool,
+
+    /// When a dossier value of --layout changed (a groupe, a champ), files move to their new
+    /// key; this leaves the old objects in place (no longer in the manifest).
+    #[arg(long)]
+    pub keep_moved: bool,
 
     /// Which dossiers to look at: `auto` (dossiers updated since the last successful sync,
     /// minus a safety margin; everything on the first run), `full` (every dossier, checking
@@ -214,6 +222,7 @@ impl SyncArgs {
         opts.layout = layout;
         opts.allow_unscanned = self.allow_unscanned;
         opts.prune = self.prune;
+        opts.keep_moved = self.keep_moved;
         opts.fetch.connect_timeout = Duration::from_secs(self.ds.connect_timeout);
         opts.fetch.read_timeout = Duration::from_secs(self.download_read_timeout);
         opts.fetch.api_endpoint = Some(self.ds.endpoint.clone());
