@@ -514,3 +514,42 @@ fn dossier_placeholders_are_sanitized_with_fallbacks() {
     );
     assert!(!Layout::default().needs_context());
 }
+
+/// The worked examples of docs/cli.md, "Naming your files".
+#[test]
+fn naming_examples_of_the_documentation() {
+    let dossier = serde_json::json!({
+        "number": 100004, "state": "accepte",
+        "dateDepot": "2024-03-01T09:00:00+01:00", "dateTraitement": "2024-03-04T11:00:00+01:00",
+        "groupeInstructeur": {"number": 1, "label": "Région Nord"},
+        "demandeur": {"__typename": "PersonneMorale", "siret": "13002526500013",
+                      "entreprise": {"siren": "130025265", "raisonSociale": "ACME"}},
+        "champs": [{"__typename": "TextChamp", "id": "a", "label": "Nom du projet", "stringValue": "Jardins / partagés"}],
+    });
+    let context = crate::context(7, &dossier).unwrap();
+    let statuts = FileRecord {
+        dossier: 100004,
+        state: "accepte".to_owned(),
+        label: "Statuts".to_owned(),
+        filename: "statuts.pdf".to_owned(),
+        ..record()
+    };
+    for (template, expected) in [
+        (
+            "{groupe}/{deposited:%Y-%m}/{dossier}/{filename}",
+            "Région Nord/2024-03/100004/statuts.pdf",
+        ),
+        (
+            "{demandeur}/{siret}/{dossier}/{label}/{filename}",
+            "ACME/13002526500013/100004/Statuts/statuts.pdf",
+        ),
+        (
+            "{state}/{processed:%Y}/{dossier}-{champ:Nom du projet}/{filename}",
+            "accepte/2024/100004-Jardins _ partagés/statuts.pdf",
+        ),
+    ] {
+        let layout = Layout::parse(template).unwrap_or_else(|e| panic!("{e}"));
+        let key = layout.render_in(&statuts, None, Some(&context));
+        assert_eq!(key.as_str(), expected, "{template}");
+    }
+}
