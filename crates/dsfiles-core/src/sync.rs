@@ -124,6 +124,7 @@ async fn prepare(
         started_at.format("%Y%m%dT%H%M%SZ"),
         uuid::Uuid::new_v4().simple()
     );
+    check_labels(&client, &opts).await?;
     let state = state::read_demarche(sink.as_ref(), opts.demarche).await?;
     if let Some(warning) = &state.warning {
         tracing::warn!("{warning}");
@@ -168,6 +169,38 @@ async fn prepare(
     };
     recheck(&mut prepared).await?;
     Ok(prepared)
+}
+
+/// Refuses a layout naming a champ or annotation label the démarche's active revision does
+/// not have (a typo would otherwise name every file `sans-champ`). No request when the layout
+/// names none.
+async fn check_labels(client: &ds::Client, opts: &SyncOptions) -> Result<(), Error> {
+    let wanted = opts.layout.labels();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let known = client.revision_labels(opts.demarche).await?;
+    for label in wanted {
+        let (kind, label, list) = match label {
+            extract::LabelRef::Champ(l) => ("champ", l, &known.champs),
+            extract::LabelRef::Annotation(l) => ("annotation", l, &known.annotations),
+        };
+        if !list.iter().any(|k| k == label) {
+            return Err(Error::InvalidOption {
+                name: "layout",
+                reason: format!(
+                    "`{{{kind}:{label}}}`: démarche `{}` has no {kind} labelled `{label}` \
+                     (its {kind}s: {})",
+                    opts.demarche,
+                    list.iter()
+                        .map(|l| format!("`{l}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Fetches the previous run's recheck list (pending scans, earlier failures), many dossiers

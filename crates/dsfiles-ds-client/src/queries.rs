@@ -22,6 +22,7 @@ const DOSSIER: &str = concat!(
     include_str!("../../../queries/fragments.graphql"),
 );
 const DELETED_DOSSIERS: &str = include_str!("../../../queries/deleted_dossiers.graphql");
+const DEMARCHE_REVISION: &str = include_str!("../../../queries/demarche_revision.graphql");
 
 /// Dossiers asked per `DossiersByNumber` request (see [`dossiers_by_number_query`]).
 ///
@@ -76,6 +77,7 @@ pub const QUERIES: &[(&str, &str)] = &[
     ),
     (Operation::Dossier.name(), DOSSIER),
     (Operation::DeletedDossiers.name(), DELETED_DOSSIERS),
+    (Operation::DemarcheRevision.name(), DEMARCHE_REVISION),
 ];
 
 /// One GraphQL operation of [`QUERIES`].
@@ -85,6 +87,7 @@ pub(crate) enum Operation {
     GroupeInstructeurDossiers,
     Dossier,
     DeletedDossiers,
+    DemarcheRevision,
     /// Built per request by [`dossiers_by_number_query`].
     DossiersByNumber,
 }
@@ -97,6 +100,7 @@ impl Operation {
             Operation::GroupeInstructeurDossiers => "GroupeInstructeurDossiers",
             Operation::Dossier => "Dossier",
             Operation::DeletedDossiers => "DeletedDossiers",
+            Operation::DemarcheRevision => "DemarcheRevision",
             Operation::DossiersByNumber => "DossiersByNumber",
         }
     }
@@ -107,6 +111,7 @@ impl Operation {
             Operation::GroupeInstructeurDossiers => GROUPE_INSTRUCTEUR_DOSSIERS,
             Operation::Dossier => DOSSIER,
             Operation::DeletedDossiers => DELETED_DOSSIERS,
+            Operation::DemarcheRevision => DEMARCHE_REVISION,
             // Sent with its own document (`Inner::execute_document`).
             Operation::DossiersByNumber => "",
         }
@@ -116,7 +121,9 @@ impl Operation {
     /// `DossiersByNumber`, whose top-level fields are aliases.
     pub(crate) const fn root(self) -> Option<&'static str> {
         match self {
-            Operation::DemarcheDossiers | Operation::DeletedDossiers => Some("demarche"),
+            Operation::DemarcheDossiers
+            | Operation::DeletedDossiers
+            | Operation::DemarcheRevision => Some("demarche"),
             Operation::GroupeInstructeurDossiers => Some("groupeInstructeur"),
             Operation::Dossier => Some("dossier"),
             Operation::DossiersByNumber => None,
@@ -138,6 +145,7 @@ mod tests {
             assert!(op.document().ends_with(FRAGMENTS), "{}", op.name());
         }
         assert!(!Operation::DeletedDossiers.document().contains("fragment "));
+        assert!(!Operation::DemarcheRevision.document().contains("fragment "));
     }
 
     #[test]

@@ -31,7 +31,7 @@ use std::str::FromStr;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::naming::{DOSSIER_PLACEHOLDERS, DossierPlaceholder};
+use crate::naming::{DOSSIER_PLACEHOLDERS, DossierPlaceholder, LabelRef};
 use crate::sanitize::{self, sanitize_component};
 use crate::{DossierContext, Error, FileRecord};
 
@@ -218,6 +218,18 @@ impl Layout {
         context: Option<&DossierContext>,
     ) -> RelKey {
         self.render_with(context, |text, p| push_value(text, p, record, sha256_hex))
+    }
+
+    /// The champ and annotation labels the template names (`{champ:LABEL}`, …), to check
+    /// against the démarche's revision.
+    pub fn labels(&self) -> Vec<LabelRef<'_>> {
+        let parts = self.components.iter().flatten();
+        parts
+            .filter_map(|part| match part {
+                Part::Dossier(p) => p.label(),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Whether the template uses a dossier placeholder (it then needs the dossier's context).

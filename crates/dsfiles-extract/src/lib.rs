@@ -31,6 +31,6 @@ pub use context::{
 pub use error::Error;
 pub use extract::extract;
 pub use layout::{DataLayout, Layout, PLACEHOLDERS, RelKey};
-pub use naming::DOSSIER_PLACEHOLDERS;
+pub use naming::{DOSSIER_PLACEHOLDERS, LabelRef};
 pub use record::{FileRecord, Include, Source};
 pub use sanitize::{FALLBACK_NAME, MAX_COMPONENT_BYTES, sanitize_component};

@@ -41,6 +41,13 @@ pub const DOSSIER_PLACEHOLDERS: [&str; 17] = [
     "annotation:LABEL",
 ];
 
+/// A label a layout names: `{champ:LABEL}` or `{annotation:LABEL}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LabelRef<'a> {
+    Champ(&'a str),
+    Annotation(&'a str),
+}
+
 /// The default format of the dates.
 const DEFAULT_DATE_FORMAT: &str = "%Y-%m-%d";
 
@@ -125,6 +132,15 @@ impl DossierPlaceholder {
             },
         };
         Ok(Some(parsed))
+    }
+
+    /// The champ label of `{champ:LABEL}` (`Champ`) or `{annotation:LABEL}` (`Annotation`).
+    pub(crate) fn label(&self) -> Option<LabelRef<'_>> {
+        match &self.value {
+            Value::Champ(label) => Some(LabelRef::Champ(label)),
+            Value::Annotation(label) => Some(LabelRef::Annotation(label)),
+            _ => None,
+        }
     }
 
     /// The value for the dossier of `context`, or the fallback (see the module doc).

@@ -62,3 +62,34 @@ async fn files_move_when_a_dossier_value_of_the_layout_changes() -> anyhow::Resu
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn champ_labels_are_checked_against_the_revision_before_anything_runs() -> anyhow::Result<()>
+{
+    let env = env(SimConfig::default()).await?;
+    let mut opts = env.options();
+    opts.layout = Layout::parse("{champ:Nom du projt}/{filename}")?;
+    let err = env.sync(opts.clone()).await.unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("has no champ labelled `Nom du projt`") && err.contains("`Nom du projet`"),
+        "{err}"
+    );
+    assert!(env.stored_keys().await?.is_empty());
+
+    opts.layout = Layout::parse("{champ:Nom du projet}/{annotation:Dossier complet}/{filename}")?;
+    let report = env.sync(opts).await?;
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    let shards = env.shards().await?;
+    // Every key starts with the champ's value (sanitized), or its fallback for a dossier
+    // whose champ is empty: never an empty component.
+    let firsts: Vec<&str> = shards
+        .values()
+        .flat_map(|s| &s.files)
+        .map(|f| f.key.split('/').next().unwrap_or_default())
+        .collect();
+    assert!(firsts.iter().all(|f| !f.is_empty()), "{firsts:?}");
+    assert!(firsts.iter().any(|f| *f != "sans-champ"), "{firsts:?}");
+    env.assert_ground_truth(&[]).await?;
+    Ok(())
+}

@@ -33,7 +33,7 @@ fn every_query_is_valid_against_the_ds_schema() -> anyhow::Result<()> {
     let sdl = std::fs::read_to_string(&path)?;
     let schema = Schema::parse_and_validate(sdl, &path)
         .map_err(|e| anyhow::anyhow!("schema `{}` is invalid:\n{}", path.display(), e.errors))?;
-    assert_eq!(QUERIES.len(), 4);
+    assert_eq!(QUERIES.len(), 5);
     let batch = dossiers_by_number_query(&[1, 2, 3]);
     let by_number = [("DossiersByNumber", batch.as_str())];
     let mut failures = Vec::new();
