@@ -361,7 +361,8 @@ impl DataLayout {
         if let Some(part) = parts().find(|part| !is_dossier_part(part)) {
             let name = match part {
                 Part::Value(p) => p.name(),
-                _ => "…",
+                Part::Dossier(p) => p.name(),
+                Part::Literal(_) => "",
             };
             return Err(Error::InvalidLayout {
                 template: template.to_owned(),

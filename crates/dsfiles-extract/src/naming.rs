@@ -134,6 +134,11 @@ impl DossierPlaceholder {
         Ok(Some(parsed))
     }
 
+    /// Its name as written, without argument (`deposited`, `champ`, …).
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
     /// The champ label of `{champ:LABEL}` (`Champ`) or `{annotation:LABEL}` (`Annotation`).
     pub(crate) fn label(&self) -> Option<LabelRef<'_>> {
         match &self.value {

@@ -453,6 +453,10 @@ fn bad_data_layouts_are_refused_naming_the_problem() {
             "layout `{dossier}/{filename}`: `{filename}` names a file's or a dossier's value; a dossier.json template may use only `{demarche}`, `{dossier}`, `{state}`",
         ),
         (
+            "{groupe}/{dossier}.json",
+            "layout `{groupe}/{dossier}.json`: `{groupe}` names a file's or a dossier's value; a dossier.json template may use only `{demarche}`, `{dossier}`, `{state}`",
+        ),
+        (
             "{dosier}/d.json",
             "layout `{dosier}/d.json`: unknown placeholder `{dosier}` (known: {demarche} {dossier} {state} {source} {champ_id} {label} {row} {filename} {stem} {ext} {checksum} {sha256} {deposited} {updated} {processed} {demarche_title} {service} {groupe} {civilite} {nom} {prenom} {siren} {siret} {raison_sociale} {tva} {adresse} {demandeur} {champ:LABEL} {annotation:LABEL})",
         ),
