@@ -289,7 +289,8 @@ fn sort_actions(
 }
 
 /// Moves stored files to their new keys (`--keep-moved` leaves the old objects); a file
-/// that cannot be moved keeps its entry and is a failure. Returns whether one failed.
+/// that cannot be moved keeps its entry and is a failure, one not moved because the run was
+/// cancelled keeps its entry. Returns whether one was not moved.
 async fn move_files(
     run: &Run,
     number: u64,
@@ -299,6 +300,12 @@ async fn move_files(
 ) -> bool {
     let mut failed = false;
     for (entry, to) in moves {
+        if run.cancel.is_cancelled() {
+            // Not moved: the file stays recorded where it is, and the next run moves it.
+            failed = true;
+            files.push(entry);
+            continue;
+        }
         let keep = run.opts.keep_moved;
         match run
             .publisher
