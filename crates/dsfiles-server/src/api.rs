@@ -17,6 +17,9 @@ pub struct SyncRequest {
     pub include: Vec<IncludeItem>,
     #[serde(default)]
     pub dossiers: Vec<u64>,
+    /// Where each file goes (the CLI's `--layout`); absent: the default layout.
+    #[serde(default)]
+    pub layout: Option<String>,
     /// Where each dossier's dossier.json goes (the CLI's `--data-layout`); absent: next to
     /// its files.
     #[serde(default)]
@@ -69,6 +72,10 @@ impl SyncRequest {
                 "`dossiers` names `{}` dossiers; at most `{MAX_DOSSIERS}`",
                 self.dossiers.len()
             ));
+        }
+        if let Some(template) = &self.layout {
+            dsfiles_core::extract::Layout::parse(template)
+                .map_err(|e| format!("invalid `layout`: {e}"))?;
         }
         if let Some(template) = &self.data_layout {
             if self.no_data {
@@ -138,6 +145,8 @@ pub struct SyncSpec {
     /// Concurrent downloads inside the sync (the service's setting).
     pub jobs: usize,
     /// As in [`SyncRequest`]; validated.
+    #[serde(default)]
+    pub layout: Option<String>,
     #[serde(default)]
     pub data_layout: Option<String>,
     #[serde(default)]
@@ -246,6 +255,8 @@ pub struct JobRecord {
     pub include: Vec<IncludeItem>,
     pub dossiers: Vec<u64>,
     /// As in [`SyncRequest`] (absent in older records: `null` and `false`).
+    #[serde(default)]
+    pub layout: Option<String>,
     #[serde(default)]
     pub data_layout: Option<String>,
     #[serde(default)]

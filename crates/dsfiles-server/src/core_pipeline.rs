@@ -208,6 +208,11 @@ impl Pipeline for CorePipeline {
         options.filter.dossiers = spec.dossiers.clone();
         options.jobs = spec.jobs;
         options.data = data_output(&spec)?;
+        if let Some(template) = &spec.layout {
+            options.layout = dsfiles_core::extract::Layout::parse(template).map_err(|e| {
+                PipelineError::new(PipelineErrorKind::Invalid, format!("invalid `layout`: {e}"))
+            })?;
+        }
         options.fetch = self.fetch.clone();
         options.since = match spec.since {
             Since::Auto => dsfiles_core::Since::Auto,

@@ -368,6 +368,7 @@ impl JobManager {
                         include: Vec::new(),
                         dossiers: dossiers.to_vec(),
                         jobs: self.inner.capacity.sync_jobs,
+                        layout: None,
                         data_layout: None,
                         no_data: false,
                     };
@@ -388,6 +389,7 @@ impl JobManager {
             since: spec.since,
             include: spec.include.clone(),
             dossiers: spec.dossiers.clone(),
+            layout: spec.layout.clone(),
             data_layout: spec.data_layout.clone(),
             no_data: spec.no_data,
             trigger,
@@ -589,6 +591,7 @@ fn spec_of(record: &JobRecord, jobs: usize) -> SyncSpec {
         include: record.include.clone(),
         dossiers: record.dossiers.clone(),
         jobs,
+        layout: record.layout.clone(),
         data_layout: record.data_layout.clone(),
         no_data: record.no_data,
     }

@@ -355,6 +355,7 @@ fn schemas() -> Value {
                 "since": {"description": "`auto` (default: from the destination's last successful sync), `full`, or an RFC 3339 date.", "anyOf": sync_since()["anyOf"].clone()},
                 "include": {"type": "array", "items": include},
                 "dossiers": {"type": "array", "maxItems": MAX_DOSSIERS, "items": ds_number()},
+                "layout": {"type": "string", "minLength": 1, "description": "Where each file goes under `dest`, as the CLI's `--layout` (file placeholders and the dossier's, such as `{groupe}` or `{champ:LABEL}`). Absent: `{dossier}/{source}/{label}/{filename}`."},
                 "data_layout": {"type": "string", "minLength": 1, "description": "Where each dossier's dossier.json goes: a template containing `{dossier}` (may use `{demarche}` and `{state}`). Absent: the directory of the layout holding `{dossier}`, plus `/dossier.json`."},
                 "no_data": {"type": "boolean", "description": "Write no dossier.json."}
             }
@@ -372,6 +373,7 @@ fn schemas() -> Value {
                 "since": sync_since(),
                 "include": {"type": "array", "items": include},
                 "dossiers": {"type": "array", "items": ds_number()},
+                "layout": {"type": ["string", "null"]},
                 "data_layout": {"type": ["string", "null"]},
                 "no_data": {"type": "boolean"},
                 "trigger": {"type": "string", "enum": ["api", "webhook"]},

@@ -321,6 +321,7 @@ async fn create_sync(
         include,
         dossiers,
         jobs: state.jobs().sync_jobs(),
+        layout: request.layout.clone(),
         data_layout: request.data_layout.clone(),
         no_data: request.no_data,
     };

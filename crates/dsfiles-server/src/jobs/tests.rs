@@ -99,6 +99,7 @@ fn spec(demarche: u64, dest: &str) -> SyncSpec {
         include: Vec::new(),
         dossiers: Vec::new(),
         jobs: 4,
+        layout: None,
         data_layout: None,
         no_data: false,
     }
@@ -298,6 +299,7 @@ async fn jobs_left_running_by_a_crash_come_back_interrupted() {
         since: Since::Full,
         include: Vec::new(),
         dossiers: vec![5],
+        layout: None,
         data_layout: None,
         no_data: false,
         trigger: Trigger::Api,

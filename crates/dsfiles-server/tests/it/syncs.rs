@@ -413,6 +413,28 @@ async fn the_data_layout_reaches_the_pipeline_and_is_kept_with_the_job() {
     assert_eq!(data, expected);
     assert!(stored_data(Path::new(&dest)).is_empty());
 
+    // A layout of dossier values: every file under the démarche's title.
+    let dest = dirs.dest("titled");
+    let body = json!({"demarche": sim.demarche(), "dest": dest, "layout": "{demarche_title}/{dossier}/{filename}"});
+    let job = server.start_sync(body).await;
+    assert_eq!(
+        job.layout.as_deref(),
+        Some("{demarche_title}/{dossier}/{filename}")
+    );
+    assert_terminal(&server.finish(&job.id).await, JobState::Succeeded);
+    let firsts: std::collections::BTreeSet<String> = stored_files(Path::new(&dest))
+        .iter()
+        .filter(|k| !k.ends_with("/dossier.json"))
+        .filter_map(|k| k.split('/').next().map(str::to_owned))
+        .collect();
+    assert_eq!(firsts.len(), 1, "{firsts:?}");
+    assert!(
+        firsts
+            .iter()
+            .all(|f| f.parse::<u64>().is_err() && f != "sans-demarche_title"),
+        "{firsts:?}"
+    );
+
     let dest = dirs.dest("none");
     let job = server
         .start_sync(json!({"demarche": sim.demarche(), "dest": dest, "no_data": true}))
