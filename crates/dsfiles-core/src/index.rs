@@ -8,6 +8,12 @@
 //! be listed or holds no dsfiles state at all. (Objects under the prefix not named `{n}.json`
 //! are not shards, as for `verify`, and are not indexed.)
 //!
+//! Each record also carries its dossier's fields ([`DossierFields`]: dates, groupe, applicant,
+//! …) read from the dossier's `dossier.json` when the shard names one: one small read per
+//! dossier, in the same bounded step as its shard. A dossier.json that cannot be read or
+//! parsed is a warning naming it, and its dossier's records come with those fields `null`.
+//! Without a dossier.json (`--no-data`, or written before it existed) they are `null` too.
+//!
 //! Bounded: shard keys stream from the sink's listing and at most [`SHARDS_IN_FLIGHT`] shards
 //! are read (and held) at a time; nothing is sorted. So the order is the listing's: key order
 //! on object stores (S3, GCS, Azure, memory), which is lexicographic (`10.json` before
@@ -24,12 +30,13 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
-use crate::extract::Source;
+use crate::extract::{Applicant, Source};
 use crate::fetch::error_chain;
 use crate::sink::{Error as SinkError, ListEntry, STATE_DIR, Sink};
 use crate::state;
 use crate::wire::{
-    DOSSIERS_PREFIX, FileStatus, Shard, ShardFile, WIRE_VERSION, dossier_of_shard_key, shard_key,
+    DOSSIERS_PREFIX, DossierData, FileStatus, Shard, ShardFile, WIRE_VERSION, dossier_of_shard_key,
+    shard_key,
 };
 
 /// Shards read concurrently (object stores answer each read in a round trip).
@@ -86,10 +93,101 @@ pub struct IndexRecord {
     pub sha256: String,
     pub status: FileStatus,
     pub stored_at: DateTime<Utc>,
+    /// The dossier's fields from its dossier.json (all `null` without one).
+    #[serde(flatten)]
+    pub fields: DossierFields,
+}
+
+/// A dossier's fields as `dsfiles index` prints them (flat, for CSV), from its dossier.json.
+/// The names are the layout placeholders' (issue 10 §1); dates are DS's RFC 3339 strings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DossierFields {
+    #[serde(default)]
+    pub demarche_title: Option<String>,
+    #[serde(default)]
+    pub service: Option<String>,
+    /// The groupe instructeur's label.
+    #[serde(default)]
+    pub groupe: Option<String>,
+    #[serde(default)]
+    pub deposited_at: Option<String>,
+    #[serde(default)]
+    pub instruction_started_at: Option<String>,
+    #[serde(default)]
+    pub processed_at: Option<String>,
+    /// `person` or `company`.
+    #[serde(default)]
+    pub applicant: Option<String>,
+    /// The company's raison sociale (else its SIRET), or `Nom Prénom` for a person.
+    #[serde(default)]
+    pub demandeur: Option<String>,
+    #[serde(default)]
+    pub civilite: Option<String>,
+    #[serde(default)]
+    pub nom: Option<String>,
+    #[serde(default)]
+    pub prenom: Option<String>,
+    #[serde(default)]
+    pub siret: Option<String>,
+    #[serde(default)]
+    pub siren: Option<String>,
+    #[serde(default)]
+    pub raison_sociale: Option<String>,
+    #[serde(default)]
+    pub tva: Option<String>,
+    #[serde(default)]
+    pub adresse: Option<String>,
+}
+
+impl DossierFields {
+    /// The fields of the dossier `data` describes.
+    pub fn of(data: &DossierData) -> DossierFields {
+        let context = &data.context;
+        let dossier = &context.dossier;
+        let mut fields = DossierFields {
+            demarche_title: Some(context.demarche.title.clone()).filter(|t| !t.is_empty()),
+            service: context.demarche.service.clone(),
+            groupe: dossier.groupe_instructeur.as_ref().map(|g| g.label.clone()),
+            deposited_at: dossier.deposited_at.clone(),
+            instruction_started_at: dossier.instruction_started_at.clone(),
+            processed_at: dossier.processed_at.clone(),
+            ..DossierFields::default()
+        };
+        if let Some(applicant) = &context.applicant {
+            fields.applicant_fields(applicant);
+        }
+        fields
+    }
+
+    fn applicant_fields(&mut self, applicant: &Applicant) {
+        self.demandeur = Some(applicant.display_name()).filter(|d| !d.is_empty());
+        match applicant.clone() {
+            Applicant::Person {
+                civilite,
+                nom,
+                prenom,
+            } => {
+                self.applicant = Some("person".to_owned());
+                (self.civilite, self.nom, self.prenom) = (civilite, Some(nom), Some(prenom));
+            }
+            Applicant::Company {
+                siret,
+                siren,
+                raison_sociale,
+                tva,
+                adresse,
+            } => {
+                self.applicant = Some("company".to_owned());
+                (self.siret, self.siren, self.raison_sociale) =
+                    (Some(siret), siren, raison_sociale);
+                (self.tva, self.adresse) = (tva, adresse);
+            }
+        }
+    }
 }
 
 impl IndexRecord {
-    /// The record of `file`, stored for the dossier of `shard`.
+    /// The record of `file`, stored for the dossier of `shard` (without dossier fields).
     pub fn new(shard: &Shard, file: ShardFile) -> IndexRecord {
         IndexRecord {
             version: WIRE_VERSION,
@@ -109,6 +207,7 @@ impl IndexRecord {
             sha256: file.sha256,
             status: file.status,
             stored_at: file.stored_at,
+            fields: DossierFields::default(),
         }
     }
 }
@@ -238,17 +337,45 @@ async fn shard_items(
         return Vec::new();
     }
     let files = shard_files(&shard, opts);
-    let mut items = Vec::with_capacity(files.len() + 1);
+    let mut items = Vec::with_capacity(files.len() + 2);
     items.push(Ok(IndexItem::Dossier {
         number: shard.dossier,
         files: files.len(),
     }));
-    items.extend(
-        files
-            .into_iter()
-            .map(|f| Ok(IndexItem::Record(Box::new(IndexRecord::new(&shard, f))))),
-    );
+    let fields = match (&shard.data, files.is_empty()) {
+        (Some(data), false) => dossier_fields(sink, shard.dossier, &data.key).await,
+        _ => Ok(DossierFields::default()),
+    };
+    let fields = fields.unwrap_or_else(|warning| {
+        items.push(Ok(IndexItem::Warning(warning)));
+        DossierFields::default()
+    });
+    items.extend(files.into_iter().map(|f| {
+        let record = IndexRecord {
+            fields: fields.clone(),
+            ..IndexRecord::new(&shard, f)
+        };
+        Ok(IndexItem::Record(Box::new(record)))
+    }));
     items
+}
+
+/// The fields of dossier `number` from its dossier.json at `key`; the warning when it cannot
+/// be read.
+async fn dossier_fields(sink: &dyn Sink, number: u64, key: &str) -> Result<DossierFields, String> {
+    let cannot = |reason: String| {
+        format!(
+            "dossier `{number}`: cannot read its dossier.json `{key}` ({reason}); its files \
+             are indexed without dossier fields"
+        )
+    };
+    let bytes = match sink.get_small(key).await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Err(cannot("it is missing".to_owned())),
+        Err(e) => return Err(cannot(error_chain(&e))),
+    };
+    let data = DossierData::parse(&bytes).map_err(|e| cannot(e.to_string()))?;
+    Ok(DossierFields::of(&data))
 }
 
 /// The files of `shard` that `opts` selects.

@@ -40,11 +40,11 @@ pub use tokio_util::sync::CancellationToken;
 pub use error::{Busy, Error, ErrorKind};
 pub use fetch::policy::{AllowedHost, BLOCKED_ADDRESS, blocked_reason};
 pub use list::{ListItem, list};
-pub use options::{FetchOptions, ListOptions, SINCE_MARGIN, Since, SyncOptions};
+pub use options::{DataOutput, FetchOptions, ListOptions, SINCE_MARGIN, Since, SyncOptions};
 pub use progress::{Progress, ProgressSink, no_progress};
 pub use sync::sync;
 pub use verify::verify;
 pub use wire::{
-    ApiCalls, Corrupt, Event, Failure, FileStatus, Flagged, Kept, RunStatus, Shard, ShardFile,
-    Skipped, SyncPoint, SyncReport, VerifyReport,
+    ApiCalls, Corrupt, DossierData, Event, Failure, FileStatus, Flagged, Kept, RunStatus, Shard,
+    ShardData, ShardFile, Skipped, SyncPoint, SyncReport, VerifyReport,
 };

@@ -106,10 +106,15 @@ pub struct SyncOptions {
     /// Extra downloads of a file whose checksum does not match (default 3).
     pub retries: u32,
     pub layout: extract::Layout,
+    /// Where each dossier's `dossier.json` goes (default: next to its files).
+    pub data: DataOutput,
     /// Also store files whose virus scan is neither `safe` nor `pending`.
     pub allow_unscanned: bool,
     /// Delete from the destination the files DS no longer has (removed files, deleted dossiers).
     pub prune: bool,
+    /// Leave the old object of a file moved to a new key (a dossier value of the layout
+    /// changed); by default it is deleted once the copy is verified.
+    pub keep_moved: bool,
     pub fetch: FetchOptions,
     /// Who this run is in the destination lease, and whether to break a live one.
     pub lease: LeaseOptions,
@@ -124,10 +129,35 @@ impl SyncOptions {
             jobs: 8,
             retries: 3,
             layout: extract::Layout::default(),
+            data: DataOutput::default(),
             allow_unscanned: false,
             prune: false,
+            keep_moved: false,
             fetch: FetchOptions::default(),
             lease: LeaseOptions::default(),
+        }
+    }
+}
+
+/// Where [`crate::sync`] writes each dossier's `dossier.json` ([`crate::wire::DossierData`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum DataOutput {
+    /// Next to the dossier's files: [`extract::DataLayout::for_layout`] of the file layout.
+    #[default]
+    FollowLayout,
+    /// At the keys of this template (`--data-layout`).
+    At(extract::DataLayout),
+    /// No `dossier.json` (`--no-data`).
+    Off,
+}
+
+impl SyncOptions {
+    /// The data layout of the run, `None` without dossier.json.
+    pub fn data_layout(&self) -> Option<extract::DataLayout> {
+        match &self.data {
+            DataOutput::FollowLayout => Some(extract::DataLayout::for_layout(&self.layout)),
+            DataOutput::At(layout) => Some(layout.clone()),
+            DataOutput::Off => None,
         }
     }
 }

@@ -11,14 +11,19 @@
 //!   `updated_at` changed or the file is not stored;
 //! - anything else (new file, changed checksum) → downloaded, keeping the key the file slot
 //!   already holds when the layout still renders it the same way;
-//! - stored files DS no longer lists → `removed_upstream`.
+//! - stored files DS no longer lists → `removed_upstream`;
+//! - with a layout that uses the dossier's values (`{groupe}`, `{champ:LABEL}`, …): a stored
+//!   file that needs no download but whose key the layout now renders differently (a value
+//!   changed) → moved to its new key (the allocator decides it, as for a download; a numbered
+//!   variant of the rendered key is not a change). Layouts of file values only never move a
+//!   stored file: its key stays the one it was stored at.
 //!
 //! Keys are decided twice: here, from the layout, reserved in the run's allocator before any
 //! download; and, for a file that must be staged (a `{sha256}` layout, a new key already
 //! occupied in the destination), again after its download in `sync/publish.rs`, by comparing
 //! SHA-256 and size with what sits at the key (that module's doc has the rule).
 
-use dsfiles_extract::{FileRecord, KeyAllocator, Layout, RelKey};
+use dsfiles_extract::{DossierContext, FileRecord, KeyAllocator, Layout, RelKey};
 
 use crate::wire::{FileStatus, Shard, ShardFile};
 
@@ -32,6 +37,8 @@ pub(crate) struct PlanInput<'a> {
     /// DS's `dateDerniereModification` of the dossier now.
     pub updated_at: Option<&'a str>,
     pub allow_unscanned: bool,
+    /// The dossier's values, for the layout's dossier placeholders.
+    pub context: Option<&'a DossierContext>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -59,6 +66,12 @@ pub(crate) enum Action {
         entry: Option<ShardFile>,
     },
     Download(Download),
+    /// Stored bytes are right, but the layout now puts the file at `to` (a dossier value
+    /// changed): the object is copied there, then the old one removed.
+    Move {
+        entry: ShardFile,
+        to: RelKey,
+    },
 }
 
 #[derive(Debug, PartialEq)]
@@ -141,45 +154,17 @@ pub(crate) fn plan(input: PlanInput<'_>, layout: &Layout, keys: &mut KeyAllocato
             actions.push(Action::Unscanned { record, entry });
             continue;
         }
-        if let Some(entry) = &entry {
-            if verifiable(&record) && entry.checksum == record.checksum {
-                match entry.status {
-                    FileStatus::Ok | FileStatus::ChecksumMismatch => {
-                        actions.push(Action::Unchanged {
-                            entry: entry.clone(),
-                        });
-                        continue;
-                    }
-                    FileStatus::Pending if record.virus_scan == "pending" => {
-                        actions.push(Action::Unchanged {
-                            entry: entry.clone(),
-                        });
-                        continue;
-                    }
-                    FileStatus::Pending => {
-                        let status = good_status(&record);
-                        actions.push(Action::Update {
-                            entry: ShardFile {
-                                status,
-                                ..entry.clone()
-                            },
-                        });
-                        continue;
-                    }
-                    FileStatus::Unverified | FileStatus::RemovedUpstream => {}
-                }
-            } else if !verifiable(&record) && same_update && entry.status == FileStatus::Unverified
-            {
-                actions.push(Action::Unchanged {
-                    entry: entry.clone(),
-                });
-                continue;
-            }
+        if let Some(entry) = &entry
+            && let Some(kept) = kept_action(&record, entry, same_update)
+        {
+            actions.push(moved(kept, &record, layout, input.context, keys));
+            continue;
         }
         let key = if layout.needs_sha256() {
             None
         } else {
-            Some(keys.allocate(&file_id, &layout.render(&record, None)))
+            let rendered = layout.render_in(&record, None, input.context);
+            Some(keys.allocate(&file_id, &rendered))
         };
         if let (Some(key), Some(entry)) = (&key, &entry)
             && key.as_str() != entry.key
@@ -222,6 +207,63 @@ pub(crate) fn plan(input: PlanInput<'_>, layout: &Layout, keys: &mut KeyAllocato
         removed,
         warnings,
     }
+}
+
+/// The action for a stored file that needs no download (`Unchanged` or `Update`), if so.
+fn kept_action(record: &FileRecord, entry: &ShardFile, same_update: bool) -> Option<Action> {
+    let unchanged = || {
+        Some(Action::Unchanged {
+            entry: entry.clone(),
+        })
+    };
+    if verifiable(record) && entry.checksum == record.checksum {
+        match entry.status {
+            FileStatus::Ok | FileStatus::ChecksumMismatch => unchanged(),
+            FileStatus::Pending if record.virus_scan == "pending" => unchanged(),
+            FileStatus::Pending => Some(Action::Update {
+                entry: ShardFile {
+                    status: good_status(record),
+                    ..entry.clone()
+                },
+            }),
+            FileStatus::Unverified | FileStatus::RemovedUpstream => None,
+        }
+    } else if !verifiable(record) && same_update && entry.status == FileStatus::Unverified {
+        unchanged()
+    } else {
+        None
+    }
+}
+
+/// `action` (a kept file), or a move when the layout uses dossier values and now renders the
+/// file elsewhere (see the module doc). The old key stays reserved until the move is done.
+fn moved(
+    action: Action,
+    record: &FileRecord,
+    layout: &Layout,
+    context: Option<&DossierContext>,
+    keys: &mut KeyAllocator,
+) -> Action {
+    let entry = match &action {
+        Action::Unchanged { entry } | Action::Update { entry } => entry,
+        _ => return action,
+    };
+    if !layout.needs_context() || layout.needs_sha256() {
+        return action;
+    }
+    let rendered = layout.render_in(record, None, context);
+    let to = keys.allocate(&entry.file_id, &rendered);
+    if to.as_str() == entry.key {
+        return action;
+    }
+    if let Ok(old) = RelKey::parse(&entry.key) {
+        let _ = keys.insert_existing(&format!("{}#superseded", entry.file_id), old);
+    }
+    let entry = match action {
+        Action::Unchanged { entry } | Action::Update { entry } => entry,
+        _ => return action,
+    };
+    Action::Move { entry, to }
 }
 
 #[cfg(test)]

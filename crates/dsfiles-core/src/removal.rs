@@ -21,7 +21,39 @@ use futures::StreamExt as _;
 
 use crate::fetch;
 use crate::hash::Hasher;
-use crate::wire::{Shard, ShardFile};
+use crate::wire::{Shard, ShardData, ShardFile};
+
+/// What a manifest records of a stored object: a file ([`ShardFile`]) or a `dossier.json`
+/// ([`ShardData`]).
+pub(crate) trait Recorded {
+    fn key(&self) -> &str;
+    fn size(&self) -> u64;
+    fn sha256(&self) -> &str;
+}
+
+impl Recorded for ShardFile {
+    fn key(&self) -> &str {
+        &self.key
+    }
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn sha256(&self) -> &str {
+        &self.sha256
+    }
+}
+
+impl Recorded for ShardData {
+    fn key(&self) -> &str {
+        &self.key
+    }
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn sha256(&self) -> &str {
+        &self.sha256
+    }
+}
 
 /// What is at a manifest key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,16 +94,16 @@ pub(crate) fn unusable_key(key: &str) -> Option<String> {
 }
 
 /// The rule of the module doc: may the object `found` at `entry.key` be deleted or replaced?
-pub(crate) fn decide(entry: &ShardFile, found: &Found) -> Verdict {
-    if let Some(reason) = unusable_key(&entry.key) {
+pub(crate) fn decide(entry: &impl Recorded, found: &Found) -> Verdict {
+    if let Some(reason) = unusable_key(entry.key()) {
         return Verdict::Foreign(reason);
     }
     match found {
         Found::Absent => Verdict::Absent,
         Found::Unreadable(reason) => Verdict::Unknown(format!("it cannot be read: {reason}")),
-        Found::Present { size, .. } if *size != entry.size => Verdict::Foreign(format!(
+        Found::Present { size, .. } if *size != entry.size() => Verdict::Foreign(format!(
             "it holds `{size}` bytes, the manifest recorded `{}`",
-            entry.size
+            entry.size()
         )),
         Found::Present { sha256: None, .. } => {
             Verdict::Unknown("its content was not read".to_owned())
@@ -79,9 +111,9 @@ pub(crate) fn decide(entry: &ShardFile, found: &Found) -> Verdict {
         Found::Present {
             sha256: Some(sha256),
             ..
-        } if *sha256 != entry.sha256 => Verdict::Foreign(format!(
+        } if sha256 != entry.sha256() => Verdict::Foreign(format!(
             "its SHA-256 is `{sha256}`, the manifest recorded `{}`",
-            entry.sha256
+            entry.sha256()
         )),
         Found::Present { .. } => Verdict::Ours,
     }
@@ -102,17 +134,27 @@ pub(crate) fn refuse_unusable_entries(shard: &mut Shard) -> Vec<String> {
             false
         }
     });
+    if let Some(data) = &shard.data
+        && let Some(reason) = unusable_key(&data.key)
+    {
+        warnings.push(format!(
+            "dossier `{}`: manifest entry of dossier.json `{}` refused, its key is unusable \
+             ({reason}); it is written again",
+            shard.dossier, data.key
+        ));
+        shard.data = None;
+    }
     warnings
 }
 
 /// Looks at the object at `entry.key` and [`decide`]s.
-pub(crate) async fn check(sink: &dyn Sink, entry: &ShardFile) -> Verdict {
-    if unusable_key(&entry.key).is_some() {
+pub(crate) async fn check(sink: &dyn Sink, entry: &impl Recorded) -> Verdict {
+    if unusable_key(entry.key()).is_some() {
         return decide(entry, &Found::Absent);
     }
-    let found = match sink.stat(&entry.key).await {
+    let found = match sink.stat(entry.key()).await {
         Ok(None) => Found::Absent,
-        Ok(Some(info)) if info.size != entry.size => Found::Present {
+        Ok(Some(info)) if info.size != entry.size() => Found::Present {
             size: info.size,
             sha256: None,
         },
@@ -121,7 +163,7 @@ pub(crate) async fn check(sink: &dyn Sink, entry: &ShardFile) -> Verdict {
                 size: info.size,
                 sha256: Some(sha256),
             },
-            None => match sha256_of(sink, &entry.key).await {
+            None => match sha256_of(sink, entry.key()).await {
                 Ok(sha256) => Found::Present {
                     size: info.size,
                     sha256: Some(sha256),

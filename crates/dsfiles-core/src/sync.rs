@@ -11,6 +11,7 @@
 //! report). The rest lives in submodules:
 //!
 //! - `dossier`: the per-dossier step (extract, read the shard, plan, publish, write the shard);
+//! - `data`: the dossier's `dossier.json`, written after its files, only when it changed;
 //! - `publish`: downloads, staging, the key decided after a staged download, copies, deletions;
 //! - `tally`: what a dossier and the run count, and the report built from it;
 //! - `bookkeeping`: what a run carries to the next (sync point, recheck list, deleted
@@ -28,6 +29,7 @@
 //! stops, downloads abort their uploads, and every dossier writes the shard of what settled.
 
 mod bookkeeping;
+mod data;
 mod dossier;
 mod publish;
 mod tally;
@@ -128,6 +130,8 @@ struct Run {
     progress: Progress,
     cancel: CancellationToken,
     publisher: Publisher,
+    /// Where dossier.json goes (`None`: not written).
+    data_layout: Option<extract::DataLayout>,
 }
 
 /// A run about to list: its context, the window, the state read, the first dossiers.
@@ -166,6 +170,7 @@ async fn prepare(
         started_at.format("%Y%m%dT%H%M%SZ"),
         uuid::Uuid::new_v4().simple()
     );
+    check_labels(&client, &opts).await?;
     let state = state::read_demarche(sink.as_ref(), opts.demarche).await?;
     if let Some(warning) = &state.warning {
         tracing::warn!("{warning}");
@@ -191,6 +196,7 @@ async fn prepare(
             ..ds::DossierFilter::default()
         },
         refreshes: AtomicU64::new(0),
+        data_layout: opts.data_layout(),
         client,
         opts,
         progress,
@@ -209,6 +215,38 @@ async fn prepare(
     };
     recheck(&mut prepared).await?;
     Ok(prepared)
+}
+
+/// Refuses a layout naming a champ or annotation label the démarche's active revision does
+/// not have (a typo would otherwise name every file `sans-champ`). No request when the layout
+/// names none.
+async fn check_labels(client: &ds::Client, opts: &SyncOptions) -> Result<(), Error> {
+    let wanted = opts.layout.labels();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let known = client.revision_labels(opts.demarche).await?;
+    for label in wanted {
+        let (kind, label, list) = match label {
+            extract::LabelRef::Champ(l) => ("champ", l, &known.champs),
+            extract::LabelRef::Annotation(l) => ("annotation", l, &known.annotations),
+        };
+        if !list.iter().any(|k| k == label) {
+            return Err(Error::InvalidOption {
+                name: "layout",
+                reason: format!(
+                    "`{{{kind}:{label}}}`: démarche `{}` has no {kind} labelled `{label}` \
+                     (its {kind}s: {})",
+                    opts.demarche,
+                    list.iter()
+                        .map(|l| format!("`{l}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Fetches the previous run's recheck list (pending scans, earlier failures), many dossiers

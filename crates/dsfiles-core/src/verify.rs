@@ -1,4 +1,5 @@
-//! [`verify`]: re-hash every stored file against the manifest.
+//! [`verify`]: re-hash every stored file, and every dossier's `dossier.json`, against the
+//! manifest.
 //!
 //! Rule: memory stays flat whatever the size of the destination: shards are read from the
 //! listing [`SHARDS_PER_BATCH`] at a time (never all keys at once), one shard's files are
@@ -16,8 +17,8 @@ use crate::hash::Hasher;
 use crate::sink::{self, Sink};
 use crate::state;
 use crate::wire::{
-    Corrupt, DOSSIERS_PREFIX, Event, FileStatus, Shard, ShardFile, VERIFY_LISTED, VerifyReport,
-    WIRE_VERSION, dossier_of_shard_key,
+    Corrupt, DOSSIERS_PREFIX, Event, FileStatus, Shard, ShardData, ShardFile, VERIFY_LISTED,
+    VerifyReport, WIRE_VERSION, dossier_of_shard_key,
 };
 use crate::{Error, Progress};
 
@@ -115,7 +116,11 @@ async fn verify_shard(
         Err(e) => return Err(e),
     };
     report.dossiers += 1;
-    let mut checks = futures::stream::iter(shard.files)
+    let expected = shard.files.iter().map(Expected::file);
+    let expected: Vec<Expected> = expected
+        .chain(shard.data.as_ref().map(Expected::data))
+        .collect();
+    let mut checks = futures::stream::iter(expected)
         .map(|file| async move {
             let checked = check_file(sink, &file, cancel).await;
             (file, checked)
@@ -165,7 +170,39 @@ fn corrupt(report: &mut VerifyReport, corrupt: Corrupt) {
     }
 }
 
-async fn check_file(sink: &dyn Sink, file: &ShardFile, cancel: &CancellationToken) -> Checked {
+/// What a stored object must be: a file, or the dossier's dossier.json.
+struct Expected {
+    key: String,
+    size: u64,
+    sha256: String,
+    /// The base64 MD5 to compare, when someone vouched for it: DS (a file with status `ok`
+    /// or `pending`), or dsfiles (the dossier.json it wrote).
+    md5: Option<String>,
+}
+
+impl Expected {
+    fn file(file: &ShardFile) -> Expected {
+        let vouched = matches!(file.status, FileStatus::Ok | FileStatus::Pending)
+            && !file.checksum.is_empty();
+        Expected {
+            key: file.key.clone(),
+            size: file.size,
+            sha256: file.sha256.clone(),
+            md5: vouched.then(|| file.checksum.clone()),
+        }
+    }
+
+    fn data(data: &ShardData) -> Expected {
+        Expected {
+            key: data.key.clone(),
+            size: data.size,
+            sha256: data.sha256.clone(),
+            md5: Some(data.md5.clone()),
+        }
+    }
+}
+
+async fn check_file(sink: &dyn Sink, file: &Expected, cancel: &CancellationToken) -> Checked {
     let mut stream = match sink.get(&file.key).await {
         Ok(stream) => stream,
         Err(sink::Error::NotFound { .. }) => return Checked::Missing,
@@ -206,8 +243,7 @@ async fn check_file(sink: &dyn Sink, file: &ShardFile, cancel: &CancellationToke
             };
         }
     };
-    let vouched =
-        matches!(file.status, FileStatus::Ok | FileStatus::Pending) && !file.checksum.is_empty();
+    let vouched = file.md5.is_some();
     let reason = if bytes != file.size {
         Some(format!("{bytes} bytes instead of {}", file.size))
     } else if digests.sha256_hex != file.sha256 {
@@ -215,11 +251,8 @@ async fn check_file(sink: &dyn Sink, file: &ShardFile, cancel: &CancellationToke
             "SHA-256 `{}` instead of `{}`",
             digests.sha256_hex, file.sha256
         ))
-    } else if vouched && digests.md5_base64 != file.checksum {
-        Some(format!(
-            "MD5 `{}` instead of DS's `{}`",
-            digests.md5_base64, file.checksum
-        ))
+    } else if let Some(md5) = file.md5.as_ref().filter(|md5| **md5 != digests.md5_base64) {
+        Some(format!("MD5 `{}` instead of `{md5}`", digests.md5_base64))
     } else {
         None
     };

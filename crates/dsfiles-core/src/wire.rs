@@ -8,6 +8,7 @@
 //! | key | type |
 //! |---|---|
 //! | `.dsfiles/dossiers/{dossier}.json` | [`Shard`]: the manifest of one dossier |
+//! | `{dossier}/dossier.json` (`--data-layout`) | [`DossierData`]: the dossier as DS knows it, next to its files |
 //! | `.dsfiles/demarches/{demarche}/sync.json` | [`SyncPoint`]: where the démarche's next `--since auto` run starts |
 //! | `.dsfiles/demarches/{demarche}/recheck.json` | [`Recheck`]: the démarche's dossiers to fetch again whatever their update time |
 //! | `.dsfiles/demarches/{demarche}/lease` | [`Lease`]: who is syncing the démarche into this destination right now ([`crate::lease`]) |
@@ -28,7 +29,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::extract::Source;
 
+mod dossier;
 mod seda;
+
+pub use dossier::{DOSSIER_DATA_VERSION, DataFile, DossierData, DossierDataError};
 pub use seda::{
     Packaged, SEDA_PREFIX, SedaFailure, SedaPackage, SedaRecord, SedaReport, seda_record_key,
 };
@@ -202,6 +206,23 @@ pub struct Shard {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<String>,
     pub files: Vec<ShardFile>,
+    /// The dossier's `dossier.json`, when one was written (absent in older shards).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<ShardData>,
+}
+
+/// The `dossier.json` ([`DossierData`]) of a dossier as written: it is rewritten only when
+/// its SHA-256 changes, and `dsfiles verify` checks it like a file (size, SHA-256, MD5).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardData {
+    /// Where it is stored, relative to the destination.
+    pub key: String,
+    /// Hex SHA-256 of the bytes written.
+    pub sha256: String,
+    /// Base64 MD5 of the bytes written.
+    pub md5: String,
+    pub size: u64,
+    pub stored_at: DateTime<Utc>,
 }
 
 impl Shard {
@@ -214,6 +235,7 @@ impl Shard {
             updated_at: None,
             deleted_at: None,
             files: Vec::new(),
+            data: None,
         }
     }
 
@@ -311,6 +333,16 @@ pub struct SyncReport {
     pub skipped_unchanged: u64,
     /// Files whose status changed without a download (pending scan now safe).
     pub updated: u64,
+    /// `dossier.json` objects written in this run (absent in older reports: 0).
+    #[serde(default)]
+    pub data_stored: u64,
+    /// `dossier.json` objects already stored with the same bytes (absent in older reports: 0).
+    #[serde(default)]
+    pub data_unchanged: u64,
+    /// Stored files moved to a new key because a dossier value of the layout changed
+    /// (absent in older reports: 0).
+    #[serde(default)]
+    pub moved: u64,
     /// Files not stored because of their virus scan (see `allow_unscanned`).
     pub skipped_unscanned: Vec<Skipped>,
     pub flagged: Vec<Flagged>,

@@ -115,6 +115,40 @@ impl Client {
         Ok(settled)
     }
 
+    /// The labels of `demarche`'s root champs and annotations in its active revision.
+    pub async fn revision_labels(&self, demarche: u64) -> Result<RevisionLabels, Error> {
+        let variables = serde_json::json!({ "demarche": demarche });
+        let answer = self
+            .inner
+            .execute(
+                Operation::DemarcheRevision,
+                &variables,
+                Target::Demarche(demarche),
+                false,
+            )
+            .await?;
+        let revision = &answer.data["demarche"]["activeRevision"];
+        let labels = |field: &str| -> Result<Vec<String>, Error> {
+            let descriptors =
+                revision[field]
+                    .as_array()
+                    .ok_or_else(|| Error::UnexpectedResponse {
+                        operation: Operation::DemarcheRevision.name(),
+                        reason: format!(
+                            "`activeRevision.{field}` of démarche `{demarche}` is not a list"
+                        ),
+                    })?;
+            Ok(descriptors
+                .iter()
+                .filter_map(|d| d["label"].as_str().map(str::to_owned))
+                .collect())
+        };
+        Ok(RevisionLabels {
+            champs: labels("champDescriptors")?,
+            annotations: labels("annotationDescriptors")?,
+        })
+    }
+
     /// Dossiers deleted from `demarche` since `since` (all when `None`), page by page.
     pub fn deleted_dossiers(
         &self,
@@ -164,4 +198,11 @@ impl Client {
             }),
         }
     }
+}
+
+/// The labels of a démarche's root champs and annotations ([`Client::revision_labels`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RevisionLabels {
+    pub champs: Vec<String>,
+    pub annotations: Vec<String>,
 }

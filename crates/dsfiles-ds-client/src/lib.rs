@@ -42,7 +42,7 @@ mod stats;
 mod token;
 mod transport;
 
-pub use client::Client;
+pub use client::{Client, RevisionLabels};
 pub use config::{
     ClientConfig, DEFAULT_ENDPOINT, DEFAULT_MAX_RESPONSE_BYTES, DossierFilter, DossierState,
     MAX_PAGE_SIZE,

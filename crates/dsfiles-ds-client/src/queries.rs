@@ -22,13 +22,15 @@ const DOSSIER: &str = concat!(
     include_str!("../../../queries/fragments.graphql"),
 );
 const DELETED_DOSSIERS: &str = include_str!("../../../queries/deleted_dossiers.graphql");
+const DEMARCHE_REVISION: &str = include_str!("../../../queries/demarche_revision.graphql");
 
 /// Dossiers asked per `DossiersByNumber` request (see [`dossiers_by_number_query`]).
 ///
 /// Why 50 fits DS's limits (`app/graphql/api/v2/schema.rb`: `max_complexity 60_000`,
 /// `max_depth 15`, `max_query_string_tokens 20_000`): the selection holds no connection, so
-/// graphql-ruby's complexity is one per selected field, 145 per dossier with every include
-/// on, 7,250 for 50 — half of one `dossiers(first: 100)` page (14,307), which DS admits;
+/// graphql-ruby's complexity is one per selected field, 172 per dossier with every include
+/// on (files plus what `dossier.json` needs), 8,600 for 50 — half of one
+/// `dossiers(first: 100)` page (17,207), which DS admits;
 /// aliases add no depth (8: a repetition row's SIRET attestation's `filename`); 50 aliases
 /// and the fragments make about 1,000 tokens. `tests/it/schema.rs` measures all three on
 /// the real schema. What bounds the batch is DS's 30 s timeout and the answer's size: 50
@@ -75,6 +77,7 @@ pub const QUERIES: &[(&str, &str)] = &[
     ),
     (Operation::Dossier.name(), DOSSIER),
     (Operation::DeletedDossiers.name(), DELETED_DOSSIERS),
+    (Operation::DemarcheRevision.name(), DEMARCHE_REVISION),
 ];
 
 /// One GraphQL operation of [`QUERIES`].
@@ -84,6 +87,7 @@ pub(crate) enum Operation {
     GroupeInstructeurDossiers,
     Dossier,
     DeletedDossiers,
+    DemarcheRevision,
     /// Built per request by [`dossiers_by_number_query`].
     DossiersByNumber,
 }
@@ -96,6 +100,7 @@ impl Operation {
             Operation::GroupeInstructeurDossiers => "GroupeInstructeurDossiers",
             Operation::Dossier => "Dossier",
             Operation::DeletedDossiers => "DeletedDossiers",
+            Operation::DemarcheRevision => "DemarcheRevision",
             Operation::DossiersByNumber => "DossiersByNumber",
         }
     }
@@ -106,6 +111,7 @@ impl Operation {
             Operation::GroupeInstructeurDossiers => GROUPE_INSTRUCTEUR_DOSSIERS,
             Operation::Dossier => DOSSIER,
             Operation::DeletedDossiers => DELETED_DOSSIERS,
+            Operation::DemarcheRevision => DEMARCHE_REVISION,
             // Sent with its own document (`Inner::execute_document`).
             Operation::DossiersByNumber => "",
         }
@@ -115,7 +121,9 @@ impl Operation {
     /// `DossiersByNumber`, whose top-level fields are aliases.
     pub(crate) const fn root(self) -> Option<&'static str> {
         match self {
-            Operation::DemarcheDossiers | Operation::DeletedDossiers => Some("demarche"),
+            Operation::DemarcheDossiers
+            | Operation::DeletedDossiers
+            | Operation::DemarcheRevision => Some("demarche"),
             Operation::GroupeInstructeurDossiers => Some("groupeInstructeur"),
             Operation::Dossier => Some("dossier"),
             Operation::DossiersByNumber => None,
@@ -137,6 +145,7 @@ mod tests {
             assert!(op.document().ends_with(FRAGMENTS), "{}", op.name());
         }
         assert!(!Operation::DeletedDossiers.document().contains("fragment "));
+        assert!(!Operation::DemarcheRevision.document().contains("fragment "));
     }
 
     #[test]

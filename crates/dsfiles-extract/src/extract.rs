@@ -62,7 +62,7 @@ pub fn extract(demarche: u64, dossier: &Value, include: Include) -> Result<Vec<F
     Ok(walker.out)
 }
 
-fn dossier_number(dossier: &Value) -> Result<u64, Error> {
+pub(crate) fn dossier_number(dossier: &Value) -> Result<u64, Error> {
     let Some(object) = dossier.as_object() else {
         return Err(Error::MissingDossierNumber {
             reason: "not a JSON object".to_owned(),
@@ -86,7 +86,7 @@ fn dossier_number(dossier: &Value) -> Result<u64, Error> {
 
 /// DS sends `DossierState` values as their GraphQL names (`en_construction`); accept
 /// `EN_CONSTRUCTION` and `EnConstruction` too, and keep unknown future states (snake_cased).
-fn normalize_state(state: &str) -> String {
+pub(crate) fn normalize_state(state: &str) -> String {
     let mut out = String::with_capacity(state.len() + 4);
     let mut previous_lower = false;
     for c in state.trim().chars() {

@@ -34,8 +34,9 @@ use std::str::FromStr;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use crate::naming::{DOSSIER_PLACEHOLDERS, DossierPlaceholder, LabelRef};
 use crate::sanitize::{self, sanitize_component};
-use crate::{Error, FileRecord};
+use crate::{DossierContext, Error, FileRecord};
 
 mod ds_export;
 
@@ -65,6 +66,23 @@ enum Placeholder {
 }
 
 impl Placeholder {
+    fn name(self) -> &'static str {
+        match self {
+            Placeholder::Demarche => "demarche",
+            Placeholder::Dossier => "dossier",
+            Placeholder::State => "state",
+            Placeholder::Source => "source",
+            Placeholder::ChampId => "champ_id",
+            Placeholder::Label => "label",
+            Placeholder::Row => "row",
+            Placeholder::Filename => "filename",
+            Placeholder::Stem => "stem",
+            Placeholder::Ext => "ext",
+            Placeholder::Checksum => "checksum",
+            Placeholder::Sha256 => "sha256",
+        }
+    }
+
     fn from_name(name: &str) -> Option<Placeholder> {
         Some(match name {
             "demarche" => Placeholder::Demarche,
@@ -88,6 +106,8 @@ impl Placeholder {
 enum Part {
     Literal(String),
     Value(Placeholder),
+    /// A value of the dossier's ([`crate::naming`]).
+    Dossier(DossierPlaceholder),
 }
 
 /// A parsed path template such as [`Layout::DEFAULT`].
@@ -138,16 +158,11 @@ impl Layout {
                         }
                     };
                     let name = &rest[..close];
-                    let placeholder =
-                        Placeholder::from_name(name).ok_or_else(|| Error::UnknownPlaceholder {
-                            template: template.to_owned(),
-                            name: name.to_owned(),
-                            known: PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(" "),
-                        })?;
+                    let part = placeholder(template, name)?;
                     if !literal.is_empty() {
                         parts.push(Part::Literal(std::mem::take(&mut literal)));
                     }
-                    parts.push(Part::Value(placeholder));
+                    parts.push(part);
                     // Skip the name and the closing brace (all ASCII-delimited).
                     for _ in rest[..=close].chars() {
                         chars.next();
@@ -204,11 +219,51 @@ impl Layout {
     }
 
     /// The sanitized relative key (`a/b/c.pdf`) of `record`; see the module docs.
-    /// `sha256_hex` feeds `{sha256}`.
+    /// `sha256_hex` feeds `{sha256}`. Dossier placeholders render their fallback: use
+    /// [`Layout::render_in`] to give them the dossier.
     pub fn render(&self, record: &FileRecord, sha256_hex: Option<&str>) -> RelKey {
+        self.render_in(record, sha256_hex, None)
+    }
+
+    /// [`Layout::render`] with the dossier's `context` for the dossier placeholders.
+    pub fn render_in(
+        &self,
+        record: &FileRecord,
+        sha256_hex: Option<&str>,
+        context: Option<&DossierContext>,
+    ) -> RelKey {
         if self.ds_export {
             return ds_export::render(record);
         }
+        self.render_with(context, |text, p| push_value(text, p, record, sha256_hex))
+    }
+
+    /// The champ and annotation labels the template names (`{champ:LABEL}`, …), to check
+    /// against the démarche's revision.
+    pub fn labels(&self) -> Vec<LabelRef<'_>> {
+        let parts = self.components.iter().flatten();
+        parts
+            .filter_map(|part| match part {
+                Part::Dossier(p) => p.label(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether the template uses a dossier placeholder (it then needs the dossier's context).
+    pub fn needs_context(&self) -> bool {
+        self.components
+            .iter()
+            .flatten()
+            .any(|part| matches!(part, Part::Dossier(_)))
+    }
+
+    /// Renders the template, `push` writing each file placeholder's value.
+    fn render_with(
+        &self,
+        context: Option<&DossierContext>,
+        push: impl Fn(&mut String, Placeholder),
+    ) -> RelKey {
         let mut out: Vec<String> = Vec::with_capacity(self.components.len());
         let last = self.components.len() - 1;
         for (i, parts) in self.components.iter().enumerate() {
@@ -216,7 +271,8 @@ impl Layout {
             for part in parts {
                 match part {
                     Part::Literal(s) => text.push_str(s),
-                    Part::Value(p) => push_value(&mut text, *p, record, sha256_hex),
+                    Part::Value(p) => push(&mut text, *p),
+                    Part::Dossier(p) => text.push_str(&p.render(context)),
                 }
             }
             if text.is_empty() && i != last {
@@ -229,6 +285,30 @@ impl Layout {
             out.push(component);
         }
         RelKey(out.join("/"))
+    }
+}
+
+/// The part written `{name}` in `template`: a file placeholder or a dossier one.
+fn placeholder(template: &str, name: &str) -> Result<Part, Error> {
+    if let Some(p) = Placeholder::from_name(name) {
+        return Ok(Part::Value(p));
+    }
+    match DossierPlaceholder::parse(name) {
+        Ok(Some(p)) => Ok(Part::Dossier(p)),
+        Ok(None) => Err(Error::UnknownPlaceholder {
+            template: template.to_owned(),
+            name: name.to_owned(),
+            known: PLACEHOLDERS
+                .iter()
+                .chain(&DOSSIER_PLACEHOLDERS)
+                .map(|p| format!("{{{p}}}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }),
+        Err(reason) => Err(Error::InvalidLayout {
+            template: template.to_owned(),
+            reason,
+        }),
     }
 }
 
@@ -270,6 +350,112 @@ fn path_safe_checksum(checksum: &str) -> String {
                 c => c,
             })
             .collect(),
+    }
+}
+
+/// Where a dossier's `dossier.json` goes (`--data-layout`): a template like [`Layout`]'s
+/// that must contain `{dossier}` (so two dossiers never share one) and may use only the
+/// dossier's placeholders `{demarche}`, `{dossier}` and `{state}`.
+///
+/// The default follows the file layout ([`DataLayout::for_layout`]): the directory of the
+/// layout that holds `{dossier}`, plus `/dossier.json` — `{dossier}/dossier.json` for
+/// [`Layout::DEFAULT`], `{demarche}/{dossier}/dossier.json` for
+/// `{demarche}/{dossier}/{filename}`. When no directory holds `{dossier}` (it is only in the
+/// file name, or absent), or one before it uses a file's placeholder, it is
+/// `{dossier}/dossier.json`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataLayout(Layout);
+
+impl DataLayout {
+    pub const FALLBACK: &str = "{dossier}/dossier.json";
+    /// The placeholders a data template may use.
+    pub const PLACEHOLDERS: [&str; 3] = ["demarche", "dossier", "state"];
+
+    /// Parses `template` (errors as [`Layout::parse`]'s, plus a missing `{dossier}` and a
+    /// placeholder of a file's, named).
+    pub fn parse(template: &str) -> Result<DataLayout, Error> {
+        let layout = Layout::parse(template)?;
+        let parts = || layout.components.iter().flatten();
+        if let Some(part) = parts().find(|part| !is_dossier_part(part)) {
+            let name = match part {
+                Part::Value(p) => p.name(),
+                Part::Dossier(p) => p.name(),
+                Part::Literal(_) => "",
+            };
+            return Err(Error::InvalidLayout {
+                template: template.to_owned(),
+                reason: format!(
+                    "`{{{name}}}` names a file's or a dossier's value; a dossier.json template may use only {}",
+                    DataLayout::PLACEHOLDERS
+                        .map(|p| format!("`{{{p}}}`"))
+                        .join(", ")
+                ),
+            });
+        }
+        if !parts().any(|part| *part == Part::Value(Placeholder::Dossier)) {
+            return Err(Error::InvalidLayout {
+                template: template.to_owned(),
+                reason: "it must contain `{dossier}`, or every dossier would share one file"
+                    .to_owned(),
+            });
+        }
+        Ok(DataLayout(layout))
+    }
+
+    /// The default for file layout `layout` (see the type docs).
+    pub fn for_layout(layout: &Layout) -> DataLayout {
+        let components: Vec<&str> = layout.template.split('/').collect();
+        let holder = layout
+            .components
+            .iter()
+            .position(|parts| parts.contains(&Part::Value(Placeholder::Dossier)));
+        let derived = match holder {
+            Some(i) if i + 1 < layout.components.len() => {
+                let dirs = components.get(..=i).unwrap_or_default();
+                DataLayout::parse(&format!("{}/dossier.json", dirs.join("/"))).ok()
+            }
+            _ => None,
+        };
+        derived.unwrap_or_else(|| {
+            // Invariant: FALLBACK is a valid data template (tested).
+            DataLayout::parse(DataLayout::FALLBACK).expect("DataLayout::FALLBACK parses")
+        })
+    }
+
+    pub fn template(&self) -> &str {
+        self.0.template()
+    }
+
+    /// The sanitized key of the `dossier.json` of dossier `dossier` of `demarche` in `state`.
+    pub fn render(&self, demarche: u64, dossier: u64, state: &str) -> RelKey {
+        self.0.render_with(None, |text, p| match p {
+            Placeholder::Demarche => text.push_str(&demarche.to_string()),
+            Placeholder::Dossier => text.push_str(&dossier.to_string()),
+            Placeholder::State => text.push_str(state),
+            // Refused by `parse`.
+            _ => {}
+        })
+    }
+}
+
+fn is_dossier_part(part: &Part) -> bool {
+    matches!(
+        part,
+        Part::Literal(_)
+            | Part::Value(Placeholder::Demarche | Placeholder::Dossier | Placeholder::State)
+    )
+}
+
+impl fmt::Display for DataLayout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.template())
+    }
+}
+
+impl FromStr for DataLayout {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        DataLayout::parse(s)
     }
 }
 

@@ -21,6 +21,16 @@ pub struct SyncRequest {
     /// to be gone): see docs/storage.md, "Destination lease".
     #[serde(default)]
     pub break_lease: bool,
+    /// Where each file goes (the CLI's `--layout`); absent: the default layout.
+    #[serde(default)]
+    pub layout: Option<String>,
+    /// Where each dossier's dossier.json goes (the CLI's `--data-layout`); absent: next to
+    /// its files.
+    #[serde(default)]
+    pub data_layout: Option<String>,
+    /// No dossier.json (the CLI's `--no-data`).
+    #[serde(default)]
+    pub no_data: bool,
 }
 
 /// Most dossiers one sync request (or one coalesced webhook job) may name; beyond this a
@@ -66,6 +76,17 @@ impl SyncRequest {
                 "`dossiers` names `{}` dossiers; at most `{MAX_DOSSIERS}`",
                 self.dossiers.len()
             ));
+        }
+        if let Some(template) = &self.layout {
+            dsfiles_core::extract::Layout::parse(template)
+                .map_err(|e| format!("invalid `layout`: {e}"))?;
+        }
+        if let Some(template) = &self.data_layout {
+            if self.no_data {
+                return Err("`data_layout` and `no_data` cannot be given together".to_owned());
+            }
+            dsfiles_core::extract::DataLayout::parse(template)
+                .map_err(|e| format!("invalid `data_layout`: {e}"))?;
         }
         Ok(())
     }
@@ -130,6 +151,13 @@ pub struct SyncSpec {
     /// Take over a live lease on the destination (never kept across a restart of the service).
     #[serde(default)]
     pub break_lease: bool,
+    /// As in [`SyncRequest`]; validated.
+    #[serde(default)]
+    pub layout: Option<String>,
+    #[serde(default)]
+    pub data_layout: Option<String>,
+    #[serde(default)]
+    pub no_data: bool,
 }
 
 impl SyncSpec {
@@ -245,6 +273,13 @@ pub struct JobRecord {
     pub since: Since,
     pub include: Vec<IncludeItem>,
     pub dossiers: Vec<u64>,
+    /// As in [`SyncRequest`] (absent in older records: `null` and `false`).
+    #[serde(default)]
+    pub layout: Option<String>,
+    #[serde(default)]
+    pub data_layout: Option<String>,
+    #[serde(default)]
+    pub no_data: bool,
     pub trigger: Trigger,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,

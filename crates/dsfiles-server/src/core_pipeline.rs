@@ -162,6 +162,23 @@ fn classify(err: &dsfiles_core::Error) -> PipelineErrorKind {
     }
 }
 
+/// The job's dossier.json setting (checked when the request was accepted; checked again for
+/// jobs read back from the history).
+fn data_output(spec: &SyncSpec) -> Result<dsfiles_core::DataOutput, PipelineError> {
+    Ok(match (&spec.data_layout, spec.no_data) {
+        (_, true) => dsfiles_core::DataOutput::Off,
+        (None, false) => dsfiles_core::DataOutput::FollowLayout,
+        (Some(template), false) => dsfiles_core::DataOutput::At(
+            dsfiles_core::extract::DataLayout::parse(template).map_err(|e| {
+                PipelineError::new(
+                    PipelineErrorKind::Invalid,
+                    format!("invalid `data_layout`: {e}"),
+                )
+            })?,
+        ),
+    })
+}
+
 fn pipeline_error(err: dsfiles_core::Error) -> PipelineError {
     PipelineError::new(classify(&err), err.to_string())
 }
@@ -223,6 +240,12 @@ impl Pipeline for CorePipeline {
         options.filter.include_entreprise = spec.include_entreprise();
         options.filter.dossiers = spec.dossiers.clone();
         options.jobs = spec.jobs;
+        options.data = data_output(&spec)?;
+        if let Some(template) = &spec.layout {
+            options.layout = dsfiles_core::extract::Layout::parse(template).map_err(|e| {
+                PipelineError::new(PipelineErrorKind::Invalid, format!("invalid `layout`: {e}"))
+            })?;
+        }
         options.fetch = self.fetch.clone();
         options.lease = dsfiles_core::lease::LeaseOptions {
             holder: self.holder.clone(),

@@ -386,6 +386,9 @@ impl JobManager {
                         dossiers: dossiers.to_vec(),
                         jobs: self.inner.capacity.sync_jobs,
                         break_lease: false,
+                        layout: None,
+                        data_layout: None,
+                        no_data: false,
                     };
                     self.insert(&mut jobs, spec, Trigger::Webhook)
                 }
@@ -404,6 +407,9 @@ impl JobManager {
             since: spec.since,
             include: spec.include.clone(),
             dossiers: spec.dossiers.clone(),
+            layout: spec.layout.clone(),
+            data_layout: spec.data_layout.clone(),
+            no_data: spec.no_data,
             trigger,
             created_at: Utc::now(),
             started_at: None,
@@ -607,6 +613,9 @@ fn spec_of(record: &JobRecord, jobs: usize) -> SyncSpec {
         jobs,
         // Breaking a live lease is a decision about that moment, not kept across a restart.
         break_lease: false,
+        layout: record.layout.clone(),
+        data_layout: record.data_layout.clone(),
+        no_data: record.no_data,
     }
 }
 

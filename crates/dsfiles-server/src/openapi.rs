@@ -22,6 +22,11 @@ fn date_time() -> Value {
 }
 
 /// `since` of a sync: `auto`, `full` or a date.
+/// One item of a sync's `include`.
+fn include_item() -> Value {
+    json!({"type": "string", "enum": ["pdf", "geojson", "entreprise"]})
+}
+
 fn sync_since() -> Value {
     json!({"anyOf": [{"type": "string", "enum": ["auto", "full"]}, date_time()]})
 }
@@ -331,8 +336,6 @@ fn schemas() -> Value {
     .map(|name| (name.to_owned(), count.clone()))
     .collect();
     let counter_names: Vec<&String> = counters.keys().collect();
-    let include = json!({"type": "string", "enum": ["pdf", "geojson", "entreprise"]});
-    let nullable_date = json!({"anyOf": [{"type": "null"}, date_time()]});
     json!({
         "Error": {
             "type": "object", "required": ["error"],
@@ -374,54 +377,10 @@ fn schemas() -> Value {
                 }
             }}
         },
-        "SyncRequest": {
-            "type": "object", "required": ["demarche", "dest"], "additionalProperties": false,
-            "properties": {
-                "demarche": ds_number(),
-                "dest": {"type": "string", "minLength": 1, "description": "Absolute local path, file:///path, or s3://, gs://, az:// URL inside an allowed prefix."},
-                "since": {"description": "`auto` (default: from the destination's last successful sync), `full`, or an RFC 3339 date.", "anyOf": sync_since()["anyOf"].clone()},
-                "include": {"type": "array", "items": include},
-                "dossiers": {"type": "array", "maxItems": MAX_DOSSIERS, "items": ds_number()},
-                "break_lease": {"type": "boolean", "default": false, "description": "Take over the démarche's lease on the destination even from a live holder (one known to be gone). Without it, a live lease of another writer answers 409 `destination_busy`."}
-            }
-        },
+        "SyncRequest": sync_request_schema(),
         "JobState": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
         "Counters": {"type": "object", "required": counter_names, "properties": counters},
-        "Job": {
-            "type": "object",
-            "required": ["id", "state", "demarche", "dest", "since", "include", "dossiers", "trigger", "created_at", "started_at", "finished_at", "cancel_requested", "counters", "failures", "error"],
-            "properties": {
-                "id": {"type": "string", "format": "uuid"},
-                "state": {"$ref": "#/components/schemas/JobState"},
-                "demarche": ds_number(),
-                "dest": {"type": "string"},
-                "since": sync_since(),
-                "include": {"type": "array", "items": include},
-                "dossiers": {"type": "array", "items": ds_number()},
-                "trigger": {"type": "string", "enum": ["api", "webhook"]},
-                "created_at": date_time(),
-                "started_at": nullable_date,
-                "finished_at": nullable_date,
-                "cancel_requested": {"type": "boolean"},
-                "runner": {"type": "string", "description": "The replica that runs or ran the job (`--replica-id`); only with `--database-url`."},
-                "history": {"type": "array", "description": "What happened to the job, oldest first; only with `--database-url`.", "items": {
-                    "type": "object", "required": ["at", "event", "replica", "message"],
-                    "properties": {
-                        "at": date_time(), "replica": {"type": "string"}, "message": {"type": "string"},
-                        "event": {"type": "string", "enum": ["queued", "claimed", "resumed", "released", "cancel_requested", "cancelled", "finished"]}
-                    }
-                }},
-                "counters": {"$ref": "#/components/schemas/Counters"},
-                "failures": {"type": "array", "items": {
-                    "type": "object", "required": ["key", "reason"],
-                    "properties": {"key": {"type": "string"}, "reason": {"type": "string"}}
-                }},
-                "error": {"anyOf": [{"type": "null"}, {
-                    "type": "object", "required": ["code", "message"],
-                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}}
-                }]}
-            }
-        },
+        "Job": job_schema(),
         "JobList": {"type": "object", "required": ["jobs"], "properties": {"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}}},
         "FileRecord": {
             "type": "object",
@@ -466,6 +425,69 @@ fn schemas() -> Value {
         "WebhookAccepted": {
             "type": "object", "required": ["jobs", "duplicates"],
             "properties": {"jobs": {"type": "array", "items": {"type": "string", "format": "uuid"}}, "duplicates": count}
+        }
+    })
+}
+/// A job's record (`GET /v1/syncs/{id}`); its own function for the `json!` recursion limit.
+fn job_schema() -> Value {
+    let include = include_item();
+    let nullable_date = json!({"anyOf": [{"type": "null"}, date_time()]});
+    json!({
+        "type": "object",
+        "required": ["id", "state", "demarche", "dest", "since", "include", "dossiers", "trigger", "created_at", "started_at", "finished_at", "cancel_requested", "counters", "failures", "error"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "state": {"$ref": "#/components/schemas/JobState"},
+            "demarche": ds_number(),
+            "dest": {"type": "string"},
+            "since": sync_since(),
+            "include": {"type": "array", "items": include},
+            "dossiers": {"type": "array", "items": ds_number()},
+            "layout": {"type": ["string", "null"]},
+            "data_layout": {"type": ["string", "null"]},
+            "no_data": {"type": "boolean"},
+            "trigger": {"type": "string", "enum": ["api", "webhook"]},
+            "created_at": date_time(),
+            "started_at": nullable_date,
+            "finished_at": nullable_date,
+            "cancel_requested": {"type": "boolean"},
+            "runner": {"type": "string", "description": "The replica that runs or ran the job (`--replica-id`); only with `--database-url`."},
+            "history": {"type": "array", "description": "What happened to the job, oldest first; only with `--database-url`.", "items": {
+                "type": "object", "required": ["at", "event", "replica", "message"],
+                "properties": {
+                    "at": date_time(), "replica": {"type": "string"}, "message": {"type": "string"},
+                    "event": {"type": "string", "enum": ["queued", "claimed", "resumed", "released", "cancel_requested", "cancelled", "finished"]}
+                }
+            }},
+            "counters": {"$ref": "#/components/schemas/Counters"},
+            "failures": {"type": "array", "items": {
+                "type": "object", "required": ["key", "reason"],
+                "properties": {"key": {"type": "string"}, "reason": {"type": "string"}}
+            }},
+            "error": {"anyOf": [{"type": "null"}, {
+                "type": "object", "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}}
+            }]}
+        }
+    })
+}
+
+/// The body of `POST /v1/syncs` (its own function: one `json!` of every schema is past the
+/// macro's recursion limit).
+fn sync_request_schema() -> Value {
+    let include = include_item();
+    json!({
+        "type": "object", "required": ["demarche", "dest"], "additionalProperties": false,
+        "properties": {
+            "demarche": ds_number(),
+            "dest": {"type": "string", "minLength": 1, "description": "Absolute local path, file:///path, or s3://, gs://, az:// URL inside an allowed prefix."},
+            "since": {"description": "`auto` (default: from the destination's last successful sync), `full`, or an RFC 3339 date.", "anyOf": sync_since()["anyOf"].clone()},
+            "include": {"type": "array", "items": include},
+            "dossiers": {"type": "array", "maxItems": MAX_DOSSIERS, "items": ds_number()},
+            "break_lease": {"type": "boolean", "default": false, "description": "Take over the démarche's lease on the destination even from a live holder (one known to be gone). Without it, a live lease of another writer answers 409 `destination_busy`."},
+            "layout": {"type": "string", "minLength": 1, "description": "Where each file goes under `dest`, as the CLI's `--layout` (file placeholders and the dossier's, such as `{groupe}` or `{champ:LABEL}`). Absent: `{dossier}/{source}/{label}/{filename}`."},
+            "data_layout": {"type": "string", "minLength": 1, "description": "Where each dossier's dossier.json goes: a template containing `{dossier}` (may use `{demarche}` and `{state}`). Absent: the directory of the layout holding `{dossier}`, plus `/dossier.json`."},
+            "no_data": {"type": "boolean", "description": "Write no dossier.json."}
         }
     })
 }

@@ -324,6 +324,9 @@ async fn create_sync(
         dossiers,
         jobs: state.jobs().sync_jobs(),
         break_lease: request.break_lease,
+        layout: request.layout.clone(),
+        data_layout: request.data_layout.clone(),
+        no_data: request.no_data,
     };
     // A job of this service first (its own lease would otherwise look like another writer's),
     // then a lease held by another writer; `submit` checks the first again, atomically.

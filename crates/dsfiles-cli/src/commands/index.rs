@@ -84,6 +84,22 @@ impl Row for IndexRecord {
         "sha256",
         "status",
         "stored_at",
+        "demarche_title",
+        "service",
+        "groupe",
+        "deposited_at",
+        "instruction_started_at",
+        "processed_at",
+        "applicant",
+        "demandeur",
+        "civilite",
+        "nom",
+        "prenom",
+        "siret",
+        "siren",
+        "raison_sociale",
+        "tva",
+        "adresse",
     ];
     const TABLE_HEADER: &'static str = "  DOSSIER  SOURCE       STATUS                   SIZE  KEY";
 

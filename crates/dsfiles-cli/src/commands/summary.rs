@@ -91,6 +91,20 @@ fn details(out: &mut String, report: &SyncReport) {
             )
         },
     );
+    if report.moved > 0 {
+        let _ = writeln!(
+            out,
+            "  {} stored files moved to a new key (a dossier value of the layout changed)",
+            report.moved
+        );
+    }
+    if report.data_stored + report.data_unchanged > 0 {
+        let _ = writeln!(
+            out,
+            "  dossier.json: {} written, {} unchanged",
+            report.data_stored, report.data_unchanged
+        );
+    }
     if report.updated > 0 {
         let _ = writeln!(
             out,

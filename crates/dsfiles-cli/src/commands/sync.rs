@@ -7,8 +7,8 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use dsfiles_core::extract::Layout;
-use dsfiles_core::{AllowedHost, Since, SyncOptions, SyncReport, ds, sink};
+use dsfiles_core::extract::{DataLayout, Layout};
+use dsfiles_core::{AllowedHost, DataOutput, Since, SyncOptions, SyncReport, ds, sink};
 
 use crate::cli::GlobalArgs;
 use crate::env_vars;
@@ -96,11 +96,30 @@ pub struct SyncArgs {
     pub download_min_rate: u64,
 
     /// Where each file goes under DEST. Placeholders: {demarche} {dossier} {state} {source}
-    /// {champ_id} {label} {row} {filename} {stem} {ext} {checksum} {sha256}; every path
-    /// component is sanitized.
+    /// {champ_id} {label} {row} {filename} {stem} {ext} {checksum} {sha256}, and the dossier's
+    /// {deposited} {updated} {processed} (`:%Y-%m` formats, Paris time) {demarche_title}
+    /// {service} {groupe} {civilite} {nom} {prenom} {siren} {siret} {raison_sociale} {tva}
+    /// {adresse} {demandeur} {champ:LABEL} {annotation:LABEL} (docs/cli.md, "Naming your
+    /// files"); every path component is sanitized.
     /// `ds-export` instead of a template: the names of DS's own ZIP export.
     #[arg(long, value_name = "TEMPLATE", default_value = Layout::DEFAULT)]
     pub layout: String,
+
+    /// Where each dossier's dossier.json goes under DEST (what DS knows about the dossier and
+    /// the list of its stored files; docs/storage.md). It must contain {dossier} and may use
+    /// {demarche} {dossier} {state}. Default: the directory of --layout that holds {dossier},
+    /// plus /dossier.json (`{dossier}/dossier.json` with the default layout).
+    #[arg(long, value_name = "TEMPLATE", conflicts_with = "no_data")]
+    pub data_layout: Option<String>,
+
+    /// Write no dossier.json.
+    #[arg(long)]
+    pub no_data: bool,
+
+    /// When a dossier value of --layout changed (a groupe, a champ), files move to their new
+    /// key; this leaves the old objects in place (no longer in the manifest).
+    #[arg(long)]
+    pub keep_moved: bool,
 
     /// Which dossiers to look at: `auto` (dossiers updated since the last successful sync,
     /// minus a safety margin; everything on the first run), `full` (every dossier, checking
@@ -188,11 +207,24 @@ impl SyncArgs {
         }
     }
 
+    /// `--data-layout` and `--no-data`; a bad template is a usage error.
+    fn data_output(&self) -> anyhow::Result<DataOutput> {
+        Ok(match (&self.data_layout, self.no_data) {
+            (_, true) => DataOutput::Off,
+            (None, false) => DataOutput::FollowLayout,
+            (Some(template), false) => DataOutput::At(
+                DataLayout::parse(template)
+                    .map_err(|e| UsageError::new(format!("invalid `--data-layout`: {e}")))?,
+            ),
+        })
+    }
+
     /// The core's options; the layout is checked here so a bad template is a usage error.
     fn options(&self) -> anyhow::Result<SyncOptions> {
         let layout = Layout::parse(&self.layout)
             .map_err(|e| UsageError::new(format!("invalid `--layout`: {e}")))?;
         let mut opts = SyncOptions::new(self.demarche);
+        opts.data = self.data_output()?;
         opts.filter = self.filters.dossier_filter(None);
         opts.since = self.since();
         opts.jobs = usize::try_from(self.jobs).unwrap_or(usize::MAX);
@@ -201,6 +233,7 @@ impl SyncArgs {
         opts.allow_unscanned = self.allow_unscanned;
         opts.prune = self.prune;
         opts.lease.break_lease = self.break_lease;
+        opts.keep_moved = self.keep_moved;
         opts.fetch.connect_timeout = Duration::from_secs(self.ds.connect_timeout);
         opts.fetch.read_timeout = Duration::from_secs(self.download_read_timeout);
         opts.fetch.api_endpoint = Some(self.ds.endpoint.clone());
@@ -330,6 +363,30 @@ mod tests {
         ];
         let err = Harness::try_parse_from(args.iter().chain(&["http://h/"])).unwrap_err();
         assert!(err.to_string().contains("`http://h/`"), "{err}");
+    }
+
+    #[test]
+    fn dossier_json_follows_the_layout_unless_told_otherwise() {
+        let data = |extra: &[&str]| options(extra).data_layout().map(|l| l.to_string());
+        assert_eq!(data(&[]).as_deref(), Some("{dossier}/dossier.json"));
+        let layout = ["--layout", "{demarche}/{dossier}/{filename}"];
+        assert_eq!(
+            data(&layout).as_deref(),
+            Some("{demarche}/{dossier}/dossier.json")
+        );
+        let custom = ["--data-layout", "data/{dossier}.json"];
+        assert_eq!(data(&custom).as_deref(), Some("data/{dossier}.json"));
+        assert_eq!(data(&["--no-data"]), None);
+
+        let args = ["dsfiles", "--demarche", "7", "--dest", "d", "--data-layout"];
+        let harness = Harness::try_parse_from(args.iter().chain(&["{demarche}.json"])).unwrap();
+        let err = harness.sync.options().unwrap_err();
+        assert!(
+            err.to_string().contains("must contain `{dossier}`"),
+            "{err}"
+        );
+        let both = args.iter().chain(&["{dossier}.json", "--no-data"]);
+        assert!(Harness::try_parse_from(both).is_err());
     }
 
     #[test]

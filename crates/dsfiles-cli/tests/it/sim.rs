@@ -83,11 +83,11 @@ pub fn wait_until_published(child: &mut Child, dest: &Path, at_least: usize) -> 
     }
 }
 
-/// Files under `dir` outside `.dsfiles/` (a count, without reading them).
+/// Files under `dir` outside `.dsfiles/`, dossier.json aside (a count, without reading them).
 fn count_files(dir: &Path) -> usize {
     all_paths(dir)
         .iter()
-        .filter(|p| !p.starts_with(".dsfiles"))
+        .filter(|p| !p.starts_with(".dsfiles") && !is_data(p))
         .filter(|p| dir.join(p).is_file())
         .count()
 }
@@ -119,11 +119,27 @@ pub fn verify(dest: &Path) -> Output {
         .unwrap()
 }
 
-/// SHA-256 (hex) of every file under `dest` outside `.dsfiles/`, by relative path.
+/// SHA-256 (hex) of every file under `dest` outside `.dsfiles/`, by relative path; the
+/// dossiers' dossier.json aside ([`stored_data`]).
 pub fn stored_files(dest: &Path) -> BTreeMap<String, String> {
     let mut files = BTreeMap::new();
     walk(dest, dest, &mut files);
+    files.retain(|key, _| !is_data(key));
     files
+}
+
+/// The dossiers' dossier.json under `dest` (default data layout), with their SHA-256.
+pub fn stored_data(dest: &Path) -> BTreeMap<String, String> {
+    let mut files = BTreeMap::new();
+    walk(dest, dest, &mut files);
+    files.retain(|key, _| is_data(key));
+    files
+}
+
+/// Whether `key` is a dossier's dossier.json (default data layout; no simulated file has
+/// that name).
+fn is_data(key: &str) -> bool {
+    key.rsplit('/').next() == Some("dossier.json")
 }
 
 fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) {

@@ -8,7 +8,9 @@ use std::path::Path;
 use dsfiles_sim::{Fault, SimConfig, Target};
 use sha2::Digest as _;
 
-use crate::sim::{Sim, all_paths, hex, leftovers, stored_files, verify, wait_until_published};
+use crate::sim::{
+    Sim, all_paths, hex, leftovers, stored_data, stored_files, verify, wait_until_published,
+};
 use crate::stderr;
 
 /// SHA-256 of the bytes the simulator serves for each expected file, as a multiset.
@@ -62,6 +64,19 @@ fn sync_stores_everything_then_moves_nothing_and_verify_catches_damage() {
     );
     let first_report = report(&summary);
     assert!(first_report["bytes_downloaded"].as_u64().unwrap() > 0);
+    // One dossier.json per dossier, next to its files, counted in the report.
+    let data = stored_data(&dest);
+    assert_eq!(data.len(), sim.handle.dossier_numbers().len(), "{data:?}");
+    assert_eq!(
+        first_report["data_stored"].as_u64(),
+        Some(data.len() as u64)
+    );
+    for number in sim.handle.dossier_numbers() {
+        assert!(
+            data.contains_key(&format!("{number}/dossier.json")),
+            "{number}"
+        );
+    }
     assert!(leftovers(&dest).is_empty());
 
     let again = sim.sync(&dest, &["--summary-json", summary_arg, "--full"]);
@@ -69,6 +84,7 @@ fn sync_stores_everything_then_moves_nothing_and_verify_catches_damage() {
     let again_report = report(&summary);
     assert_eq!(again_report["bytes_downloaded"], 0, "{again_report}");
     assert_eq!(again_report["stored"], 0);
+    assert_eq!(again_report["data_stored"], 0, "{again_report}");
 
     let ok = verify(&dest);
     assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));

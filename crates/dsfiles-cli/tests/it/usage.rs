@@ -112,6 +112,36 @@ fn bad_layout_and_destination_are_configuration_errors() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("{nope}") && err.lines().count() == 1, "{err}");
 
+    for (layout, named) in [
+        ("{deposited:%Q}/{filename}", "`%Q` is not a strftime format"),
+        (
+            "{champ:}/{filename}",
+            "`{champ:LABEL}` needs the champ's label",
+        ),
+    ] {
+        let args = [
+            "sync",
+            "--demarche",
+            "1",
+            "--dest",
+            dest,
+            "--layout",
+            layout,
+        ];
+        let (code, err) = with_token(&args);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains(named) && err.lines().count() == 1, "{err}");
+    }
+
+    let data = ["--data-layout", "{demarche}/dossier.json"];
+    let (code, err) =
+        with_token(&[&["sync", "--demarche", "1", "--dest", dest][..], &data].concat());
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("`--data-layout`") && err.contains("{dossier}"),
+        "{err}"
+    );
+
     let (code, err) = with_token(&["sync", "--demarche", "1", "--dest", "ftp://host/x"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("ftp"), "{err}");

@@ -196,3 +196,107 @@ fn statuses_lists_every_status() {
     }
     assert_eq!(STATUSES.len(), 5);
 }
+
+/// A shard naming its dossier.json at `{dossier}/dossier.json`.
+fn shard_with_data(dossier: u64, files: Vec<ShardFile>) -> String {
+    let mut shard = Shard::new(1, dossier);
+    shard.files = files;
+    shard.data = Some(crate::wire::ShardData {
+        key: format!("{dossier}/dossier.json"),
+        sha256: "ab".into(),
+        md5: "cd".into(),
+        size: 2,
+        stored_at: Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).single().unwrap(),
+    });
+    serde_json::to_string(&shard).unwrap()
+}
+
+fn dossier_json(dossier: u64, demandeur: serde_json::Value) -> String {
+    let json = serde_json::json!({
+        "number": dossier, "state": "accepte", "dateDepot": "2024-03-01T09:00:00+01:00",
+        "dateTraitement": "2024-03-04T11:00:00+01:00",
+        "demarche": {"number": 1, "title": "Aides", "service": {"nom": "Service"}},
+        "groupeInstructeur": {"number": 11, "label": "Nord/Est"},
+        "demandeur": demandeur,
+    });
+    let context = crate::extract::context(1, &json).unwrap();
+    String::from_utf8(DossierData::new(context, &[]).to_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn records_carry_their_dossier_fields_from_dossier_json() {
+    let sink = crate::sink::memory();
+    let person = serde_json::json!({"__typename": "PersonnePhysique", "civilite": "Mme", "nom": "Dupont", "prenom": "Zoé"});
+    let company = serde_json::json!({"__typename": "PersonneMorale", "siret": "13002526500013",
+        "entreprise": {"siren": "130025265", "raisonSociale": "ACME"}});
+    let objects = [
+        (
+            ".dsfiles/dossiers/7.json",
+            shard_with_data(
+                7,
+                vec![
+                    file(7, "a.pdf", FileStatus::Ok),
+                    file(7, "bb.pdf", FileStatus::Ok),
+                ],
+            ),
+        ),
+        ("7/dossier.json", dossier_json(7, person)),
+        (
+            ".dsfiles/dossiers/8.json",
+            shard_with_data(8, vec![file(8, "c.pdf", FileStatus::Ok)]),
+        ),
+        ("8/dossier.json", dossier_json(8, company)),
+        (
+            ".dsfiles/dossiers/9.json",
+            shard_with_data(9, vec![file(9, "d.pdf", FileStatus::Ok)]),
+        ),
+        ("9/dossier.json", "{\"version\": 2}".to_owned()),
+        (
+            ".dsfiles/dossiers/6.json",
+            shard(1, 6, vec![file(6, "e.pdf", FileStatus::Ok)]),
+        ),
+    ];
+    for (key, content) in &objects {
+        sink.put_small(key, Bytes::from(content.clone()))
+            .await
+            .unwrap();
+    }
+    let items: Vec<_> = index(sink, IndexOptions::default(), CancellationToken::new())
+        .collect()
+        .await;
+    let mut fields = std::collections::BTreeMap::new();
+    let mut warnings = Vec::new();
+    for item in items {
+        match item.unwrap() {
+            IndexItem::Record(r) => {
+                let f = &r.fields;
+                let line = format!(
+                    "{:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+                    f.demandeur,
+                    f.applicant,
+                    f.groupe,
+                    f.deposited_at,
+                    f.processed_at,
+                    f.siren,
+                    f.civilite
+                );
+                fields.insert(r.key.clone(), line);
+            }
+            IndexItem::Warning(w) => warnings.push(w),
+            IndexItem::Dossier { .. } => {}
+        }
+    }
+    let person = r#"Some("Dupont Zoé") Some("person") Some("Nord/Est") Some("2024-03-01T09:00:00+01:00") Some("2024-03-04T11:00:00+01:00") None Some("Mme")"#;
+    let company = r#"Some("ACME") Some("company") Some("Nord/Est") Some("2024-03-01T09:00:00+01:00") Some("2024-03-04T11:00:00+01:00") Some("130025265") None"#;
+    let none = "None None None None None None None";
+    assert_eq!(fields["7/champ/Pièce/a.pdf"], person);
+    assert_eq!(fields["7/champ/Pièce/bb.pdf"], person);
+    assert_eq!(fields["8/champ/Pièce/c.pdf"], company);
+    assert_eq!(fields["9/champ/Pièce/d.pdf"], none);
+    assert_eq!(fields["6/champ/Pièce/e.pdf"], none);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("dossier `9`: cannot read its dossier.json `9/dossier.json` (version `2` is not supported"),
+        "{warnings:?}"
+    );
+}

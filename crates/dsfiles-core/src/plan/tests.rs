@@ -71,6 +71,7 @@ struct Case<'a> {
     /// Keys held by other dossiers of the run.
     taken: &'a [&'a str],
     layout: &'a str,
+    context: Option<dsfiles_extract::DossierContext>,
 }
 
 impl Default for Case<'_> {
@@ -82,6 +83,7 @@ impl Default for Case<'_> {
             allow_unscanned: false,
             taken: &[],
             layout: Layout::DEFAULT,
+            context: None,
         }
     }
 }
@@ -103,6 +105,7 @@ fn check(case: Case<'_>, expected: &[&str]) {
             shard: case.shard.as_ref(),
             updated_at: Some(case.updated_at),
             allow_unscanned: case.allow_unscanned,
+            context: case.context.as_ref(),
         },
         &layout,
         &mut keys,
@@ -125,6 +128,7 @@ fn check(case: Case<'_>, expected: &[&str]) {
                 d.status,
                 if d.new_key { " new" } else { "" }
             ),
+            Action::Move { entry, to } => format!("move {} -> {to}", entry.key),
         })
         .collect();
     got.extend(
@@ -372,5 +376,111 @@ fn sha256_layouts_allocate_after_the_download() {
             ..Case::default()
         },
         &["download <after sha256> ok new"],
+    );
+}
+
+fn groupe(label: &str) -> Option<dsfiles_extract::DossierContext> {
+    let dossier = serde_json::json!({"number": 7, "state": "accepte",
+        "groupeInstructeur": {"number": 1, "label": label}});
+    Some(dsfiles_extract::context(1, &dossier).unwrap())
+}
+
+#[test]
+fn a_changed_dossier_value_moves_stored_files() {
+    let r = record("c1", "a.pdf", "AAA=", "safe");
+    let pending = record("c2", "b.pdf", "BBB=", "safe");
+    let layout = "{groupe}/{dossier}/{filename}";
+    let stored = |key: &str, r: &FileRecord, status| entry(r, key, status);
+    // (groupe now, key stored, other stored files, keys of other dossiers, expected)
+    type MoveCase<'a> = (
+        &'a str,
+        &'a str,
+        Vec<ShardFile>,
+        &'a [&'a str],
+        Vec<&'a str>,
+    );
+    let cases: Vec<MoveCase<'_>> = vec![
+        // Same value: nothing moves.
+        (
+            "Nord",
+            "Nord/7/a.pdf",
+            vec![],
+            &[],
+            vec!["unchanged Nord/7/a.pdf"],
+        ),
+        // A numbered variant of the rendered key is the same key.
+        (
+            "Nord",
+            "Nord/7/a (2).pdf",
+            vec![],
+            &[],
+            vec!["unchanged Nord/7/a (2).pdf"],
+        ),
+        // The groupe changed: the file moves; an unusable value falls back.
+        (
+            "Sud",
+            "Nord/7/a.pdf",
+            vec![],
+            &[],
+            vec!["move Nord/7/a.pdf -> Sud/7/a.pdf"],
+        ),
+        (
+            "",
+            "Nord/7/a.pdf",
+            vec![],
+            &[],
+            vec!["move Nord/7/a.pdf -> sans-groupe/7/a.pdf"],
+        ),
+        // The new key is another dossier's: the next number.
+        (
+            "Sud",
+            "Nord/7/a.pdf",
+            vec![],
+            &["Sud/7/a.pdf"],
+            vec!["move Nord/7/a.pdf -> Sud/7/a (2).pdf"],
+        ),
+        // A pending file whose scan is now safe moves with its status updated.
+        (
+            "Sud",
+            "Nord/7/a.pdf",
+            vec![stored("Nord/7/b.pdf", &pending, FileStatus::Pending)],
+            &[],
+            vec![
+                "move Nord/7/a.pdf -> Sud/7/a.pdf",
+                "move Nord/7/b.pdf -> Sud/7/b.pdf",
+            ],
+        ),
+    ];
+    for (label, key, extra, taken, expected) in cases {
+        let mut files = vec![stored(key, &r, FileStatus::Ok)];
+        files.extend(extra.clone());
+        let mut records = vec![r.clone()];
+        if !extra.is_empty() {
+            records.push(pending.clone());
+        }
+        check(
+            Case {
+                shard: Some(shard("t0", files)),
+                records,
+                layout,
+                taken,
+                context: groupe(label),
+                ..Case::default()
+            },
+            &expected,
+        );
+    }
+    // A layout of file values only never moves a stored file.
+    check(
+        Case {
+            shard: Some(shard(
+                "t0",
+                vec![stored("old/place/a.pdf", &r, FileStatus::Ok)],
+            )),
+            records: vec![r.clone()],
+            context: groupe("Sud"),
+            ..Case::default()
+        },
+        &["unchanged old/place/a.pdf"],
     );
 }

@@ -215,7 +215,7 @@ pub(super) async fn deleted_dossiers(run: &Run, since: Option<DateTime<Utc>>, to
 }
 
 /// Marks the files of the deleted dossier `removed_upstream` in its shard, and with prune
-/// deletes those dsfiles stored ([`super::publish::Publisher::prune`]).
+/// deletes those dsfiles stored ([`super::publish::Publisher::prune`]) and its dossier.json.
 async fn record_deleted(
     run: &Run,
     deleted: &ds::DeletedDossier,
@@ -246,6 +246,12 @@ async fn record_deleted(
         }
     }
     shard.files = kept;
+    if run.opts.prune
+        && let Some(data) = shard.data.take()
+        && super::data::prune(run, number, &data, tally).await
+    {
+        shard.data = Some(data);
+    }
     if shard != before {
         state::write(sink, &key, &shard).await.map_err(failed)?;
     }

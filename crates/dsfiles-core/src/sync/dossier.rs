@@ -1,5 +1,6 @@
 //! The per-dossier step: extract the dossier's records, read its manifest shard, plan against
-//! it, publish the downloads, prune what DS removed, write the shard.
+//! it, publish the downloads, prune what DS removed, write the dossier.json (`super::data`),
+//! write the shard.
 //!
 //! Rules: a dossier's shard is written once, when all its files are settled (stored, failed or
 //! cancelled), and only if it changed. A failed or cancelled file keeps its previous entry, and
@@ -15,14 +16,17 @@ use futures::stream::FuturesUnordered;
 use serde_json::Value;
 
 use super::Run;
+use super::data::{self, DataInput};
 use super::publish::{DossierRefresh, Settled};
 use super::tally::{DossierOutcome, Tally};
 use crate::Error;
-use crate::extract::{self, FileRecord};
+use crate::extract::{self, DossierContext, FileRecord, RelKey};
 use crate::plan::{self, Action, DossierPlan, Download, PlanInput};
 use crate::removal;
 use crate::state;
-use crate::wire::{Event, Failure, FileStatus, Shard, ShardFile, Skipped, WIRE_VERSION, shard_key};
+use crate::wire::{
+    Event, Failure, FileStatus, Shard, ShardData, ShardFile, Skipped, WIRE_VERSION, shard_key,
+};
 
 /// Extract, plan against the shard, download, write the shard.
 pub(super) async fn process(run: Arc<Run>, number: u64, dossier: Value) -> DossierOutcome {
@@ -34,6 +38,14 @@ pub(super) async fn process(run: Arc<Run>, number: u64, dossier: Value) -> Dossi
             return out;
         }
     };
+    // What the layout's dossier placeholders and dossier.json are made of.
+    let context = extract::context(run.opts.demarche, &dossier);
+    if let Err(e) = &context
+        && run.opts.layout.needs_context()
+    {
+        out.fail(format!("dossier `{number}` cannot be read: {e}"));
+        return out;
+    }
     let updated_at = dossier
         .get("dateDerniereModification")
         .and_then(Value::as_str);
@@ -41,13 +53,21 @@ pub(super) async fn process(run: Arc<Run>, number: u64, dossier: Value) -> Dossi
     let Some((old, rewrite)) = read_shard(&run, number, &mut out).await else {
         return out;
     };
+    let data_key = (run.data_layout.as_ref()).map(|l| l.render(run.opts.demarche, number, &state));
     out.tally.files = records.len() as u64;
-    let planned = plan(&run, records, old.as_ref(), updated_at, &mut out.tally);
+    let planning = Planning {
+        old: old.as_ref(),
+        updated_at,
+        context: context.as_ref().ok(),
+    };
+    let (planned, data_key) = plan(&run, records, planning, data_key, &mut out);
     for warning in &planned.warnings {
         tracing::warn!(dossier = number, "{warning}");
     }
-    let (mut files, downloads) = sort_actions(&run, number, planned.actions, &mut out.tally);
-    let incomplete = publish(&run, number, downloads, &mut files, &mut out.tally).await;
+    let (mut files, downloads, moves) = sort_actions(&run, number, planned.actions, &mut out.tally);
+    let ctx = context.as_ref().ok();
+    let mut incomplete = publish(&run, number, downloads, ctx, &mut files, &mut out.tally).await;
+    incomplete |= move_files(&run, number, moves, &mut files, &mut out.tally).await;
     for removed in planned.removed {
         out.tally.removed = out.tally.removed.saturating_add(1);
         if !run.opts.prune || run.publisher.prune(number, &removed, &mut out.tally).await {
@@ -55,7 +75,7 @@ pub(super) async fn process(run: Arc<Run>, number: u64, dossier: Value) -> Dossi
         }
     }
     files.sort_by(|a, b| a.file_id.cmp(&b.file_id));
-    let shard = Shard {
+    let mut shard = Shard {
         version: WIRE_VERSION,
         demarche: run.opts.demarche,
         dossier: number,
@@ -69,11 +89,17 @@ pub(super) async fn process(run: Arc<Run>, number: u64, dossier: Value) -> Dossi
         },
         deleted_at: None,
         files,
+        data: old.as_ref().and_then(|s| s.data.clone()),
     };
+    let failures = out.tally.failed.len();
+    if let Some(key) = data_key {
+        shard.data = write_data(&run, context, key, &shard, &mut out.tally).await;
+    }
     // Checked again next run even if DS does not update the dossier: a pending scan may end
     // in a rewrite, and a file left out for its scan is stored once DS calls it safe (DS
     // does not touch the dossier's update time when a scan result changes).
     out.recheck |= incomplete
+        || out.tally.failed.len() > failures
         || !out.tally.unscanned.is_empty()
         || shard.files.iter().any(|f| f.status == FileStatus::Pending);
     if (rewrite || old.as_ref() != Some(&shard))
@@ -130,37 +156,91 @@ async fn read_shard(
     Some((old, rewrite))
 }
 
+/// What planning a dossier reads besides its records.
+struct Planning<'a> {
+    old: Option<&'a Shard>,
+    updated_at: Option<&'a str>,
+    context: Option<&'a DossierContext>,
+}
+
 /// Plans the dossier's files against its shard: the first decision on keys, in the run's
-/// allocator, which first holds the shard's own keys.
+/// allocator, which first holds the shard's own keys, then the dossier.json's `data_key`
+/// (returned unless a stored file holds it: that is a failure of the dossier.json).
 fn plan(
     run: &Run,
     records: Vec<FileRecord>,
-    old: Option<&Shard>,
-    updated_at: Option<&str>,
-    tally: &mut Tally,
-) -> DossierPlan {
+    planning: Planning<'_>,
+    data_key: Option<RelKey>,
+    out: &mut DossierOutcome,
+) -> (DossierPlan, Option<RelKey>) {
+    let Planning {
+        old,
+        updated_at,
+        context,
+    } = planning;
     run.publisher.with_keys(|keys| {
         if let Some(shard) = old {
-            tally.warnings.extend(plan::hold_shard_keys(shard, keys));
+            out.tally
+                .warnings
+                .extend(plan::hold_shard_keys(shard, keys));
         }
+        let data_key = data_key.filter(|key| match data::reserve(keys, out.dossier, key) {
+            Ok(()) => true,
+            Err(reason) => {
+                out.fail_key(key.as_str(), reason);
+                false
+            }
+        });
         let input = PlanInput {
             records,
             shard: old,
             updated_at,
             allow_unscanned: run.opts.allow_unscanned,
+            context,
         };
-        plan::plan(input, &run.opts.layout, keys)
+        (plan::plan(input, &run.opts.layout, keys), data_key)
     })
 }
 
-/// The entries that need no download, and the downloads; each file announced and counted.
+/// Writes the dossier's dossier.json at `key` if it changed; the shard's new data entry.
+async fn write_data(
+    run: &Run,
+    context: Result<DossierContext, extract::Error>,
+    key: RelKey,
+    shard: &Shard,
+    tally: &mut Tally,
+) -> Option<ShardData> {
+    let old = shard.data.clone();
+    let context = match context {
+        Ok(context) => context,
+        Err(e) => {
+            let reason = format!("dossier.json not written: {e}");
+            data::fail(tally, shard.dossier, key.as_str(), reason);
+            return old;
+        }
+    };
+    let input = DataInput {
+        number: shard.dossier,
+        key,
+        context,
+        files: &shard.files,
+        old,
+    };
+    data::write(run, input, tally).await
+}
+
+/// A stored file to move to a new key.
+type Move = (ShardFile, RelKey);
+
+/// The entries that need no download, the downloads and the moves; each file announced and
+/// counted.
 fn sort_actions(
     run: &Run,
     number: u64,
     actions: Vec<Action>,
     tally: &mut Tally,
-) -> (Vec<ShardFile>, Vec<Download>) {
-    let (mut files, mut downloads) = (Vec::new(), Vec::new());
+) -> (Vec<ShardFile>, Vec<Download>, Vec<Move>) {
+    let (mut files, mut downloads, mut moves) = (Vec::new(), Vec::new(), Vec::new());
     let skipped = |key: &str, reason: String| {
         run.progress.event(&Event::FilePlanned { bytes: 0 });
         run.progress.event(&Event::FileSkipped {
@@ -198,9 +278,58 @@ fn sort_actions(
                 run.progress.event(&Event::FilePlanned { bytes });
                 downloads.push(download);
             }
+            Action::Move { entry, to } => {
+                skipped(to.as_str(), "moved".to_owned());
+                tally.flag(number, &entry, None);
+                moves.push((entry, to));
+            }
         }
     }
-    (files, downloads)
+    (files, downloads, moves)
+}
+
+/// Moves stored files to their new keys (`--keep-moved` leaves the old objects); a file
+/// that cannot be moved keeps its entry and is a failure, one not moved because the run was
+/// cancelled keeps its entry. Returns whether one was not moved.
+async fn move_files(
+    run: &Run,
+    number: u64,
+    moves: Vec<Move>,
+    files: &mut Vec<ShardFile>,
+    tally: &mut Tally,
+) -> bool {
+    let mut failed = false;
+    for (entry, to) in moves {
+        if run.cancel.is_cancelled() {
+            // Not moved: the file stays recorded where it is, and the next run moves it.
+            failed = true;
+            files.push(entry);
+            continue;
+        }
+        let keep = run.opts.keep_moved;
+        match run
+            .publisher
+            .move_stored(number, &entry, &to, keep, tally)
+            .await
+        {
+            Ok(moved) => {
+                tally.moved += 1;
+                files.push(moved);
+            }
+            Err(reason) => {
+                failed = true;
+                tally.failed.push(Failure {
+                    dossier: number,
+                    file_id: Some(entry.file_id.clone()),
+                    key: entry.key.clone(),
+                    reason,
+                    code: None,
+                });
+                files.push(entry);
+            }
+        }
+    }
+    failed
 }
 
 /// Publishes the dossier's downloads concurrently (within the run's download permits) and
@@ -209,6 +338,7 @@ async fn publish(
     run: &Run,
     number: u64,
     downloads: Vec<Download>,
+    context: Option<&DossierContext>,
     files: &mut Vec<ShardFile>,
     tally: &mut Tally,
 ) -> bool {
@@ -226,7 +356,11 @@ async fn publish(
             let refresher = &refresher;
             async move {
                 let (file_id, previous) = (d.record.file_id(), d.previous.clone());
-                (file_id, previous, run.publisher.publish(d, refresher).await)
+                (
+                    file_id,
+                    previous,
+                    run.publisher.publish(d, refresher, context).await,
+                )
             }
         })
         .collect();

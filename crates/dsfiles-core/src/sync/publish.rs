@@ -23,12 +23,12 @@ use tokio::sync::{OnceCell, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::tally::Tally;
-use crate::extract::{self, FileRecord, KeyAllocator, RelKey};
+use crate::extract::{self, DossierContext, FileRecord, KeyAllocator, RelKey};
 use crate::fetch::{self, Dest, FetchFailure, Fetched, Fetcher, Refresh};
 use crate::hash::Hasher;
 use crate::plan::Download;
 use crate::removal::{self, Verdict};
-use crate::sink::Sink;
+use crate::sink::{ObjectMeta, Sink};
 use crate::state;
 use crate::wire::{ShardFile, staging_marker, staging_prefix};
 use crate::{Progress, ds};
@@ -116,13 +116,18 @@ impl Publisher {
 
     /// Publishes one planned file once one of the run's download permits is free (held for
     /// the download); `Cancelled` if the run is cancelled first.
-    pub async fn publish(&self, d: Download, refresher: &dyn Refresh) -> Settled {
+    pub async fn publish(
+        &self,
+        d: Download,
+        refresher: &dyn Refresh,
+        context: Option<&DossierContext>,
+    ) -> Settled {
         let permit = tokio::select! {
             () = self.cancel.cancelled() => return Settled::Cancelled,
             permit = Arc::clone(&self.downloads).acquire_owned() => permit,
         };
         match permit {
-            Ok(_permit) => self.download(d, refresher).await,
+            Ok(_permit) => self.download(d, refresher, context).await,
             Err(_) => Settled::Cancelled,
         }
     }
@@ -134,11 +139,16 @@ impl Publisher {
     /// whether it is this very file (published by a run killed before it wrote the shard; its
     /// DS checksum may be wrong, so DS's MD5 proves nothing) or a foreign object: the file is
     /// then staged and the key decided after the download ([`Publisher::free_key`]).
-    async fn download(&self, mut d: Download, refresher: &dyn Refresh) -> Settled {
+    async fn download(
+        &self,
+        mut d: Download,
+        refresher: &dyn Refresh,
+        context: Option<&DossierContext>,
+    ) -> Settled {
         let file_id = d.record.file_id();
         let key = match &d.key {
             Some(key) => key.clone(),
-            None => return self.download_staged(d, refresher).await,
+            None => return self.download_staged(d, refresher, context).await,
         };
         if let Some(previous) = d.previous.as_ref().filter(|_| !d.new_key) {
             // Replacing in place: only an object dsfiles stored (else the key is taken, the
@@ -148,13 +158,13 @@ impl Publisher {
             {
                 tracing::warn!(key = key.as_str(), file_id, "not replaced: {why}");
                 d.previous = None;
-                return self.download_staged(d, refresher).await;
+                return self.download_staged(d, refresher, context).await;
             }
         }
         if d.new_key {
             match self.sink.stat(key.as_str()).await {
                 Ok(None) => {}
-                Ok(Some(_)) => return self.download_staged(d, refresher).await,
+                Ok(Some(_)) => return self.download_staged(d, refresher, context).await,
                 Err(e) => {
                     return Settled::Failed {
                         reason: format!(
@@ -194,7 +204,12 @@ impl Publisher {
     /// download: layouts with `{sha256}` (the key is rendered with it), and a new key already
     /// occupied (the planned key is kept if the object there holds the same bytes, else the
     /// next free numbered variant of the rendered key is taken).
-    async fn download_staged(&self, d: Download, refresher: &dyn Refresh) -> Settled {
+    async fn download_staged(
+        &self,
+        d: Download,
+        refresher: &dyn Refresh,
+        context: Option<&DossierContext>,
+    ) -> Settled {
         let file_id = d.record.file_id();
         let failed_key = d
             .key
@@ -214,7 +229,7 @@ impl Publisher {
         let planned = d
             .key
             .as_ref()
-            .map(|key| (self.layout.render(&d.record, None), key.clone()));
+            .map(|key| (self.layout.render_in(&d.record, None, context), key.clone()));
         let dest = Dest {
             sink: self.sink.as_ref(),
             key: &staging,
@@ -229,7 +244,7 @@ impl Publisher {
             Err(FetchFailure::Failed { reason, code }) => return failed(reason, code),
         };
         let (base, key) = planned.unwrap_or_else(|| {
-            let base = self.layout.render(&fetched.record, Some(&fetched.sha256));
+            let base = (self.layout).render_in(&fetched.record, Some(&fetched.sha256), context);
             let key = self.with_keys(|keys| keys.allocate(&file_id, &base));
             (base, key)
         });
@@ -294,6 +309,54 @@ impl Publisher {
     /// Copies the verified staged object to `key`, checking its SHA-256 again.
     async fn copy(&self, from: &str, key: &str, fetched: &Fetched) -> Result<(), String> {
         let meta = fetch::object_meta(&fetched.record, Some(&fetched.sha256));
+        self.copy_object(from, key, &meta, &fetched.sha256).await
+    }
+
+    /// Moves the stored `entry` to `to` (the layout renders it there now: a dossier value
+    /// changed). The object is copied, its SHA-256 checked on the way, unless `to` already
+    /// holds exactly these bytes (a move cut short); an object with other bytes at `to` is
+    /// foreign: nothing is moved. Then the old object is removed, unless `keep_old`, if it is
+    /// still the one recorded. Returns the entry to record, or the reason it stays.
+    pub async fn move_stored(
+        &self,
+        dossier: u64,
+        entry: &ShardFile,
+        to: &RelKey,
+        keep_old: bool,
+        tally: &mut Tally,
+    ) -> Result<ShardFile, String> {
+        let moved = ShardFile {
+            key: to.to_string(),
+            ..entry.clone()
+        };
+        match removal::check(self.sink.as_ref(), &moved).await {
+            Verdict::Absent => {
+                let meta = ObjectMeta {
+                    content_type: Some(entry.content_type.clone()).filter(|c| !c.is_empty()),
+                    md5_base64: Some(entry.checksum.clone()).filter(|c| !c.is_empty()),
+                    sha256_hex: Some(entry.sha256.clone()),
+                };
+                (self.copy_object(&entry.key, to.as_str(), &meta, &entry.sha256)).await?;
+            }
+            Verdict::Ours => {}
+            Verdict::Foreign(why) | Verdict::Unknown(why) => {
+                return Err(format!("not moved to `{to}`: {why}"));
+            }
+        }
+        if !keep_old {
+            self.remove_superseded(dossier, entry, tally).await;
+        }
+        Ok(moved)
+    }
+
+    /// Copies the object at `from` to `key` with `meta`, checking that its SHA-256 is `sha256`.
+    async fn copy_object(
+        &self,
+        from: &str,
+        key: &str,
+        meta: &ObjectMeta,
+        sha256: &str,
+    ) -> Result<(), String> {
         let mut source = self
             .sink
             .get(from)
@@ -301,7 +364,7 @@ impl Publisher {
             .map_err(|e| fetch::error_chain(&e))?;
         let mut upload = self
             .sink
-            .create(key, &meta)
+            .create(key, meta)
             .await
             .map_err(|e| fetch::error_chain(&e))?;
         let mut hasher = Hasher::start();
@@ -316,17 +379,17 @@ impl Publisher {
             if let Err(e) = written {
                 fetch::abort(upload, key).await;
                 return Err(format!(
-                    "copying the staged file to `{key}` failed: {}",
+                    "copying `{from}` to `{key}` failed: {}",
                     fetch::error_chain(&e)
                 ));
             }
         }
         let digests = hasher.finish().await.map_err(|e| e.to_string())?;
-        if digests.sha256_hex != fetched.sha256 {
+        if digests.sha256_hex != sha256 {
             fetch::abort(upload, key).await;
             return Err(format!(
-                "the staged copy changed: SHA-256 `{}` instead of `{}`",
-                digests.sha256_hex, fetched.sha256
+                "the copy of `{from}` changed: SHA-256 `{}` instead of `{sha256}`",
+                digests.sha256_hex
             ));
         }
         upload.commit().await.map_err(|e| fetch::error_chain(&e))

@@ -22,6 +22,11 @@ pub(super) struct Tally {
     pub updated: u64,
     pub bytes: u64,
     pub removed: u64,
+    /// dossier.json objects written, and left as they were (same bytes).
+    pub data_stored: u64,
+    pub data_unchanged: u64,
+    /// Stored files moved to a new key (a dossier value of the layout changed).
+    pub moved: u64,
     pub unscanned: Vec<Skipped>,
     pub flagged: Vec<Flagged>,
     pub failed: Vec<Failure>,
@@ -37,6 +42,9 @@ impl Tally {
         self.updated = self.updated.saturating_add(o.updated);
         self.bytes = self.bytes.saturating_add(o.bytes);
         self.removed = self.removed.saturating_add(o.removed);
+        self.data_stored = self.data_stored.saturating_add(o.data_stored);
+        self.data_unchanged = self.data_unchanged.saturating_add(o.data_unchanged);
+        self.moved = self.moved.saturating_add(o.moved);
         self.unscanned.extend(o.unscanned);
         self.flagged.extend(o.flagged);
         self.failed.extend(o.failed);
@@ -116,6 +124,19 @@ impl DossierOutcome {
         });
         self.recheck = true;
     }
+
+    /// Records a failure of the dossier's object at `key` that is not a file (dossier.json).
+    pub fn fail_key(&mut self, key: &str, reason: String) {
+        tracing::warn!(dossier = self.dossier, key, "{reason}");
+        self.tally.failed.push(Failure {
+            dossier: self.dossier,
+            file_id: None,
+            key: key.to_owned(),
+            reason,
+            code: None,
+        });
+        self.recheck = true;
+    }
 }
 
 /// The run's tally.
@@ -185,6 +206,9 @@ pub(super) fn report(facts: RunFacts, totals: Totals) -> SyncReport {
         stored: tally.stored,
         skipped_unchanged: tally.unchanged,
         updated: tally.updated,
+        data_stored: tally.data_stored,
+        data_unchanged: tally.data_unchanged,
+        moved: tally.moved,
         skipped_unscanned: tally.unscanned,
         flagged: tally.flagged,
         failed: tally.failed,

@@ -40,6 +40,7 @@ fn shard_round_trip() {
             stored_at: at(),
             status: FileStatus::ChecksumMismatch,
         }],
+        data: None,
     };
     check(
         &shard,
@@ -54,6 +55,32 @@ fn shard_round_trip() {
             }]
         }),
     );
+}
+
+#[test]
+fn a_shard_records_its_dossier_json_and_older_shards_still_read() {
+    let data = ShardData {
+        key: "7/dossier.json".into(),
+        sha256: "e3b0".into(),
+        md5: "1B2M2Y8AsgTpgAmY7PhCfg==".into(),
+        size: 12,
+        stored_at: at(),
+    };
+    let shard = Shard {
+        data: Some(data),
+        ..Shard::new(1, 7)
+    };
+    check(
+        &shard,
+        json!({
+            "version": 1, "demarche": 1, "dossier": 7, "state": "", "updated_at": null, "files": [],
+            "data": {"key": "7/dossier.json", "sha256": "e3b0", "md5": "1B2M2Y8AsgTpgAmY7PhCfg==",
+                     "size": 12, "stored_at": "2025-03-01T12:00:00Z"}
+        }),
+    );
+    let old = json!({"version": 1, "demarche": 1, "dossier": 7, "state": "", "updated_at": null, "files": []});
+    let old: Shard = serde_json::from_value(old).unwrap();
+    assert_eq!(old, Shard::new(1, 7));
 }
 
 #[test]
@@ -111,6 +138,9 @@ fn report() -> SyncReport {
         files_planned: 0,
         stored: 0,
         skipped_unchanged: 0,
+        data_stored: 0,
+        data_unchanged: 0,
+        moved: 0,
         updated: 0,
         skipped_unscanned: vec![],
         flagged: vec![],
@@ -203,4 +233,93 @@ fn lease_key_and_format() {
     );
     let back: Lease = serde_json::from_value(json).unwrap();
     assert_eq!(back, lease);
+}
+
+/// The `dossier.json` of `fixtures/dossiers/context.json` with one stored file: the whole
+/// document, as the format (docs/storage.md) fixes it.
+#[test]
+fn dossier_json_format_version_1() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/dossiers/context.json"
+    );
+    let dossier: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let context = crate::extract::context(4242, &dossier).unwrap();
+    let file = ShardFile {
+        file_id: "100004/champ/Q2hhbXAtNA==/-/0".into(),
+        key: "100004/champ/Statuts/statuts.pdf".into(),
+        source: Source::Champ,
+        label: "Statuts".into(),
+        filename: "statuts.pdf".into(),
+        content_type: "application/pdf".into(),
+        checksum: "3w+d9TZa8qEsOJdPZlUArA==".into(),
+        sha256: "ab12".into(),
+        size: 1024,
+        stored_at: at(),
+        status: FileStatus::Ok,
+    };
+    let generated = ShardFile {
+        file_id: "100004/pdf/-/-/0".into(),
+        key: "100004/pdf/dossier/dossier-100004.pdf".into(),
+        source: Source::Pdf,
+        label: "dossier".into(),
+        filename: "dossier-100004.pdf".into(),
+        content_type: "application/pdf".into(),
+        checksum: String::new(),
+        sha256: "cd34".into(),
+        size: 2048,
+        stored_at: at(),
+        status: FileStatus::Unverified,
+    };
+    let data = DossierData::new(context, &[generated, file]);
+    let champ = |id: &str, label: &str, ty: &str, value: Option<&str>| json!({"id": id, "label": label, "type": ty, "value": value, "rows": null});
+    check(
+        &data,
+        json!({
+            "version": 1,
+            "demarche": {"number": 4242, "title": "Subvention \"vie associative\" / 2024",
+                         "service": "Service des associations", "revision": "UHJvY2VkdXJlUmV2aXNpb24tMQ=="},
+            "dossier": {"number": 100004, "id": "RG9zc2llci0xMDAwMDQ=", "state": "accepte",
+                        "groupe_instructeur": {"number": 42421, "label": "Région ../Nord"},
+                        "deposited_at": "2024-03-01T09:00:00+01:00", "updated_at": "2024-03-20T18:30:00+01:00",
+                        "instruction_started_at": "2024-03-02T10:00:00+01:00",
+                        "processed_at": "2024-03-04T11:00:00+01:00"},
+            "applicant": {"kind": "person", "civilite": "Mme", "nom": "Dupont/Durand", "prenom": "Zoé\u{7}"},
+            "champs": [
+                champ("Q2hhbXAtMQ==", "Nom du projet", "TextChamp", Some("Jardins ../../partagés")),
+                champ("Q2hhbXAtMg==", "Date de début", "DateChamp", Some("1 avril 2024")),
+                champ("Q2hhbXAtMw==", "Commentaire", "TextChamp", None),
+                champ("Q2hhbXAtNA==", "Statuts", "PieceJustificativeChamp", Some("statuts.pdf")),
+                {"id": "Q2hhbXAtNQ==", "label": "Bénéficiaires", "type": "RepetitionChamp", "value": "Alice, Bob",
+                 "rows": [
+                    {"champs": [champ("Q2hhbXAtNg==", "Nom du bénéficiaire", "TextChamp", Some("Alice"))]},
+                    {"champs": [champ("Q2hhbXAtNw==", "Nom du bénéficiaire", "TextChamp", Some("Bob"))]},
+                 ]},
+            ],
+            "annotations": [champ("Q2hhbXAtOA==", "Dossier prioritaire", "CheckboxChamp", Some("Oui"))],
+            "messages": [{"id": "Q29tbWVudGFpcmUtMQ==", "created_at": "2024-03-01T09:05:00+01:00",
+                          "sender": "contact@example.gouv.fr", "body": "Bonjour, votre dossier a bien été reçu."}],
+            "avis": [{"id": "QXZpcy0x", "question": "Quel est votre avis ?", "answer": null,
+                      "expert": "expert@example.org", "created_at": "2024-03-03T09:00:00+01:00"}],
+            "decision": {"motivation": "Dossier complet.\nAccord donné.", "processed_at": "2024-03-04T11:00:00+01:00"},
+            "files": [
+                {"key": "100004/champ/Statuts/statuts.pdf", "source": "champ", "label": "Statuts",
+                 "filename": "statuts.pdf", "size": 1024, "md5": "3w+d9TZa8qEsOJdPZlUArA==",
+                 "sha256": "ab12", "content_type": "application/pdf", "status": "ok"},
+                {"key": "100004/pdf/dossier/dossier-100004.pdf", "source": "pdf", "label": "dossier",
+                 "filename": "dossier-100004.pdf", "size": 2048, "md5": null,
+                 "sha256": "cd34", "content_type": "application/pdf", "status": "unverified"},
+            ],
+        }),
+    );
+    let company = json!({"kind": "company", "siret": "13002526500013", "siren": null,
+                         "raison_sociale": null, "tva": null, "adresse": null});
+    let mut json = serde_json::to_value(&data).unwrap();
+    json["applicant"] = company.clone();
+    json["decision"] = serde_json::Value::Null;
+    let back: DossierData = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&back).unwrap(), json);
+    assert_eq!(data.to_bytes(), data.to_bytes());
+    assert!(data.to_bytes().ends_with(b"}\n"));
 }

@@ -78,6 +78,8 @@ fn quick(env: &Env) -> SyncOptions {
     let mut opts = env.options();
     opts.retries = 1;
     opts.fetch.max_transient_attempts = 2;
+    // Nothing may reach the destination, not even a dossier.json.
+    opts.data = dsfiles_core::DataOutput::Off;
     opts
 }
 

@@ -1,12 +1,14 @@
 //! Integration tests of the core pipeline against the DS simulator and a local sink.
 
 mod backends;
+mod data;
 mod destination;
 mod ds_export;
 mod files;
 mod hostile;
 mod index;
 mod lease;
+mod naming;
 mod seda;
 mod support;
 mod sync;

@@ -166,7 +166,11 @@ impl Env {
             verify.missing.is_empty() && verify.corrupt.is_empty(),
             "{verify:#?}"
         );
-        assert_eq!(verify.ok as usize, got.len() + self.removed_count(&shards));
+        let data = shards.values().filter(|s| s.data.is_some()).count();
+        assert_eq!(
+            verify.ok as usize,
+            got.len() + self.removed_count(&shards) + data
+        );
         let left = temp_files(self.dir.path())?;
         assert!(left.is_empty(), "temp files left behind: {left:?}");
         Ok(())
@@ -192,7 +196,10 @@ impl Env {
 pub fn manifest_keys(shards: &BTreeMap<u64, Shard>) -> Vec<String> {
     let mut keys: Vec<String> = shards
         .values()
-        .flat_map(|s| s.files.iter().map(|f| f.key.clone()))
+        .flat_map(|s| {
+            let files = s.files.iter().map(|f| f.key.clone());
+            files.chain(s.data.iter().map(|d| d.key.clone()))
+        })
         .collect();
     keys.sort();
     keys

@@ -180,3 +180,22 @@ async fn more_numbers_than_a_request_holds_are_split() -> anyhow::Result<()> {
     sim.shutdown().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_revisions_labels_are_the_simulated_demarches() -> anyhow::Result<()> {
+    let sim = start(2, FaultPlan::new()).await?;
+    let labels = client(&sim, |_| {})?
+        .revision_labels(sim.demarche())
+        .await?;
+    assert!(
+        labels.champs.iter().any(|l| l == "Nom du projet"),
+        "{labels:?}"
+    );
+    assert!(!labels.annotations.is_empty(), "{labels:?}");
+    let missing = client(&sim, |_| {})?
+        .revision_labels(sim.demarche() + 1)
+        .await;
+    assert!(missing.is_err(), "{missing:?}");
+    sim.shutdown().await;
+    Ok(())
+}

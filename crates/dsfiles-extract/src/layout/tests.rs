@@ -233,12 +233,12 @@ fn needs_sha256() {
 #[test]
 fn parse_errors_name_the_problem() {
     check_error(
-        "{dossier}/{nom}",
-        "layout `{dossier}/{nom}`: unknown placeholder `{nom}` (known: {demarche} {dossier} {state} {source} {champ_id} {label} {row} {filename} {stem} {ext} {checksum} {sha256})",
+        "{dossier}/{nme}",
+        "layout `{dossier}/{nme}`: unknown placeholder `{nme}` (known: {demarche} {dossier} {state} {source} {champ_id} {label} {row} {filename} {stem} {ext} {checksum} {sha256} {deposited} {updated} {processed} {demarche_title} {service} {groupe} {civilite} {nom} {prenom} {siren} {siret} {raison_sociale} {tva} {adresse} {demandeur} {champ:LABEL} {annotation:LABEL})",
     );
     check_error(
         "{}",
-        "layout `{}`: unknown placeholder `{}` (known: {demarche} {dossier} {state} {source} {champ_id} {label} {row} {filename} {stem} {ext} {checksum} {sha256})",
+        "layout `{}`: unknown placeholder `{}` (known: {demarche} {dossier} {state} {source} {champ_id} {label} {row} {filename} {stem} {ext} {checksum} {sha256} {deposited} {updated} {processed} {demarche_title} {service} {groupe} {civilite} {nom} {prenom} {siren} {siret} {raison_sociale} {tva} {adresse} {demandeur} {champ:LABEL} {annotation:LABEL})",
     );
     check_error(
         "{dossier/{filename}",
@@ -394,5 +394,166 @@ fn property_rendered_keys_are_safe() {
                 "{ctx}"
             );
         }
+    }
+}
+
+#[test]
+fn the_data_layout_follows_the_directory_that_holds_the_dossier() {
+    for (layout, expected) in [
+        (Layout::DEFAULT, "{dossier}/dossier.json"),
+        (
+            "{demarche}/{dossier}/{filename}",
+            "{demarche}/{dossier}/dossier.json",
+        ),
+        (
+            "{state}/dossier-{dossier}/{source}/{filename}",
+            "{state}/dossier-{dossier}/dossier.json",
+        ),
+        // Only in the file name, absent, or under a file's directory: the fallback.
+        ("{demarche}/{dossier}-{filename}", DataLayout::FALLBACK),
+        ("{source}/{filename}", DataLayout::FALLBACK),
+        ("{source}/{dossier}/{filename}", DataLayout::FALLBACK),
+    ] {
+        let layout = Layout::parse(layout).unwrap();
+        assert_eq!(
+            DataLayout::for_layout(&layout).template(),
+            expected,
+            "{layout}"
+        );
+    }
+}
+
+#[test]
+fn data_layouts_render_sanitized_keys() {
+    for (template, state, expected) in [
+        ("{dossier}/dossier.json", "accepte", "12/dossier.json"),
+        (
+            "{demarche}/{state}/{dossier}.json",
+            "accepte",
+            "4/accepte/12.json",
+        ),
+        ("{state}/{dossier}/d.json", "../x", ".._x/12/d.json"),
+        ("{state}/{dossier}/d.json", "..", "_/12/d.json"),
+        (".dsfiles/{dossier}.json", "accepte", "_dsfiles/12.json"),
+    ] {
+        let layout = DataLayout::parse(template).unwrap();
+        assert_eq!(layout.render(4, 12, state).as_str(), expected, "{template}");
+    }
+}
+
+#[test]
+fn bad_data_layouts_are_refused_naming_the_problem() {
+    for (template, expected) in [
+        (
+            "{demarche}/dossier.json",
+            "layout `{demarche}/dossier.json`: it must contain `{dossier}`, or every dossier would share one file",
+        ),
+        (
+            "{dossier}/{filename}",
+            "layout `{dossier}/{filename}`: `{filename}` names a file's or a dossier's value; a dossier.json template may use only `{demarche}`, `{dossier}`, `{state}`",
+        ),
+        (
+            "{groupe}/{dossier}.json",
+            "layout `{groupe}/{dossier}.json`: `{groupe}` names a file's or a dossier's value; a dossier.json template may use only `{demarche}`, `{dossier}`, `{state}`",
+        ),
+        (
+            "{dosier}/d.json",
+            "layout `{dosier}/d.json`: unknown placeholder `{dosier}` (known: {demarche} {dossier} {state} {source} {champ_id} {label} {row} {filename} {stem} {ext} {checksum} {sha256} {deposited} {updated} {processed} {demarche_title} {service} {groupe} {civilite} {nom} {prenom} {siren} {siret} {raison_sociale} {tva} {adresse} {demandeur} {champ:LABEL} {annotation:LABEL})",
+        ),
+    ] {
+        let got = DataLayout::parse(template).map(|l| l.template().to_owned());
+        assert_eq!(
+            got.map_err(|e| e.to_string()),
+            Err(expected.to_owned()),
+            "{template}"
+        );
+    }
+}
+
+/// Dossier placeholders render through the same sanitizing as file ones: hostile values
+/// (slashes, `..`, control characters, 300 bytes, empty) never add a level, climb out, or
+/// leave an empty component.
+#[test]
+fn dossier_placeholders_are_sanitized_with_fallbacks() {
+    let dossier = serde_json::json!({
+        "number": 1234, "state": "accepte", "dateDepot": "2024-05-02T10:00:00+02:00",
+        "groupeInstructeur": {"number": 1, "label": "../Nord/Est\u{1b}[2J"},
+        "demandeur": {"__typename": "PersonnePhysique", "nom": "..", "prenom": ""},
+        "champs": [
+            {"__typename": "TextChamp", "id": "a", "label": "Long", "stringValue": "é".repeat(150)},
+            {"__typename": "TextChamp", "id": "b", "label": "Vide", "stringValue": "   "},
+        ],
+    });
+    let context = crate::context(7, &dossier).unwrap();
+    let render = |template: &str| {
+        let layout = Layout::parse(template).unwrap_or_else(|e| panic!("{e}"));
+        layout
+            .render_in(&record(), None, Some(&context))
+            .into_string()
+    };
+    assert_eq!(
+        render("{groupe}/{deposited:%Y-%m}/{filename}"),
+        ".._Nord_Est_[2J/2024-05/scan.pdf"
+    );
+    assert_eq!(
+        render("{nom}/{prenom}/{filename}"),
+        "_/sans-prenom/scan.pdf"
+    );
+    assert_eq!(
+        render("{champ:Vide}/{processed}/{filename}"),
+        "sans-champ/sans-processed/scan.pdf"
+    );
+    let long = render("{champ:Long}/{filename}");
+    let first = long.split('/').next().unwrap();
+    assert!(
+        first.len() <= MAX_COMPONENT_BYTES && first.starts_with("éé"),
+        "{long}"
+    );
+    // Without the dossier, every dossier placeholder falls back.
+    let layout = Layout::parse("{demandeur}/{filename}").unwrap();
+    assert!(layout.needs_context());
+    assert_eq!(
+        layout.render(&record(), None).as_str(),
+        "sans-demandeur/scan.pdf"
+    );
+    assert!(!Layout::default().needs_context());
+}
+
+/// The worked examples of docs/cli.md, "Naming your files".
+#[test]
+fn naming_examples_of_the_documentation() {
+    let dossier = serde_json::json!({
+        "number": 100004, "state": "accepte",
+        "dateDepot": "2024-03-01T09:00:00+01:00", "dateTraitement": "2024-03-04T11:00:00+01:00",
+        "groupeInstructeur": {"number": 1, "label": "Région Nord"},
+        "demandeur": {"__typename": "PersonneMorale", "siret": "13002526500013",
+                      "entreprise": {"siren": "130025265", "raisonSociale": "ACME"}},
+        "champs": [{"__typename": "TextChamp", "id": "a", "label": "Nom du projet", "stringValue": "Jardins / partagés"}],
+    });
+    let context = crate::context(7, &dossier).unwrap();
+    let statuts = FileRecord {
+        dossier: 100004,
+        state: "accepte".to_owned(),
+        label: "Statuts".to_owned(),
+        filename: "statuts.pdf".to_owned(),
+        ..record()
+    };
+    for (template, expected) in [
+        (
+            "{groupe}/{deposited:%Y-%m}/{dossier}/{filename}",
+            "Région Nord/2024-03/100004/statuts.pdf",
+        ),
+        (
+            "{demandeur}/{siret}/{dossier}/{label}/{filename}",
+            "ACME/13002526500013/100004/Statuts/statuts.pdf",
+        ),
+        (
+            "{state}/{processed:%Y}/{dossier}-{champ:Nom du projet}/{filename}",
+            "accepte/2024/100004-Jardins _ partagés/statuts.pdf",
+        ),
+    ] {
+        let layout = Layout::parse(template).unwrap_or_else(|e| panic!("{e}"));
+        let key = layout.render_in(&statuts, None, Some(&context));
+        assert_eq!(key.as_str(), expected, "{template}");
     }
 }

@@ -1,6 +1,7 @@
 //! Extraction and layout from the fixture dossiers in `fixtures/dossiers/` (the shape the
 //! queries in `queries/*.graphql` select).
 
+mod context;
 mod extract;
 mod keys;
 

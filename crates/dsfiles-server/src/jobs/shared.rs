@@ -491,6 +491,9 @@ pub(crate) fn new_record(spec: &SyncSpec, trigger: Trigger) -> JobRecord {
         since: spec.since,
         include: spec.include.clone(),
         dossiers: spec.dossiers.clone(),
+        layout: spec.layout.clone(),
+        data_layout: spec.data_layout.clone(),
+        no_data: spec.no_data,
         trigger,
         created_at: Utc::now(),
         started_at: None,
@@ -513,6 +516,9 @@ fn webhook_spec(demarche: u64, dest: &str, dossiers: &[u64], jobs: usize) -> Syn
         dossiers: dossiers.to_vec(),
         jobs,
         break_lease: false,
+        layout: None,
+        data_layout: None,
+        no_data: false,
     }
 }
 

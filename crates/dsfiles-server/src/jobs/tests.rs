@@ -107,6 +107,9 @@ fn spec(demarche: u64, dest: &str) -> SyncSpec {
         dossiers: Vec::new(),
         jobs: 4,
         break_lease: false,
+        layout: None,
+        data_layout: None,
+        no_data: false,
     }
 }
 
@@ -304,6 +307,9 @@ async fn jobs_left_running_by_a_crash_come_back_interrupted() {
         since: Since::Full,
         include: Vec::new(),
         dossiers: vec![5],
+        layout: None,
+        data_layout: None,
+        no_data: false,
         trigger: Trigger::Api,
         created_at: Utc::now(),
         started_at: Some(Utc::now()),

@@ -156,6 +156,27 @@ async fn bad_requests_get_the_json_error_shape() {
         (
             server
                 .post("/v1/syncs")
+                .json(&json!({"demarche": 1, "dest": dest, "layout": "{groupe}/{deposited:%Q}"})),
+            422,
+            "invalid_value",
+        ),
+        (
+            server
+                .post("/v1/syncs")
+                .json(&json!({"demarche": 1, "dest": dest, "data_layout": "{demarche}.json"})),
+            422,
+            "invalid_value",
+        ),
+        (
+            server.post("/v1/syncs").json(
+                &json!({"demarche": 1, "dest": dest, "data_layout": "{dossier}.json", "no_data": true}),
+            ),
+            422,
+            "invalid_value",
+        ),
+        (
+            server
+                .post("/v1/syncs")
                 .json(&json!({"demarche": 1, "dest": "relative/path"})),
             422,
             "invalid_destination",

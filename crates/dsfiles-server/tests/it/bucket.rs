@@ -95,9 +95,14 @@ async fn sync_into_bucket(endpoint: &str, bucket: &str) {
     )
     .expect("S3 sink");
     let entries = list(sink.as_ref()).await;
-    let (state, files): (Vec<&ListEntry>, Vec<&ListEntry>) =
+    let (state, objects): (Vec<&ListEntry>, Vec<&ListEntry>) =
         entries.iter().partition(|e| e.key.starts_with(".dsfiles/"));
+    let (data, files): (Vec<&ListEntry>, Vec<&ListEntry>) = objects
+        .into_iter()
+        .partition(|e| e.key.ends_with("/dossier.json"));
     assert_eq!(files.len(), expected.len(), "{files:#?}");
+    // Each dossier's dossier.json, next to its files in the bucket.
+    assert_eq!(data.len(), sim.dossier_numbers().len(), "{data:#?}");
     assert!(
         state
             .iter()
@@ -120,7 +125,7 @@ async fn sync_into_bucket(endpoint: &str, bucket: &str) {
         verify.missing.is_empty() && verify.corrupt.is_empty(),
         "{verify:#?}"
     );
-    assert_eq!(verify.ok as usize, expected.len());
+    assert_eq!(verify.ok as usize, expected.len() + data.len());
 
     // A second job reads the manifest from the bucket and moves nothing.
     let again = server

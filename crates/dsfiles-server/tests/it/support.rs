@@ -290,8 +290,27 @@ pub async fn verify(dest: &str) -> dsfiles_core::VerifyReport {
     .expect("verify")
 }
 
-/// Every file under `dir`, relative, excluding dsfiles' own state.
+/// Every file under `dir`, relative, excluding dsfiles' own state and the dossiers'
+/// dossier.json ([`stored_data`]).
 pub fn stored_files(dir: &Path) -> Vec<String> {
+    let mut all = stored_objects(dir);
+    all.retain(|key| !is_data(key));
+    all
+}
+
+/// Every dossier's dossier.json under `dir` (the default data layout's keys).
+pub fn stored_data(dir: &Path) -> Vec<String> {
+    let mut all = stored_objects(dir);
+    all.retain(|key| is_data(key));
+    all
+}
+
+fn is_data(key: &str) -> bool {
+    key.ends_with("/dossier.json")
+}
+
+/// Every object under `dir`, relative, excluding dsfiles' own state.
+fn stored_objects(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::support::{
     Dirs, TestServer, assert_terminal, config, core_pipeline, fetch_options, pipeline_for, sim,
-    small, stored_files, verify,
+    small, stored_data, stored_files, verify,
 };
 
 #[tokio::test]
@@ -51,6 +51,8 @@ async fn a_full_sync_through_the_api_stores_every_file_and_streams_its_progress(
     );
     assert!(record.started_at.is_some() && record.finished_at.is_some());
     assert_eq!(stored_files(Path::new(&dest)).len(), expected.len());
+    let data = stored_data(Path::new(&dest));
+    assert_eq!(data.len(), sim.dossier_numbers().len(), "{data:?}");
 
     // A late subscriber gets the final status and the stream ends.
     let late = server.follow(&job.id).await;
@@ -192,7 +194,8 @@ async fn shutdown_mid_sync_leaves_a_cancelled_job_and_a_verifiable_destination()
         report.missing.is_empty() && report.corrupt.is_empty(),
         "{report:?}"
     );
-    assert_eq!(report.ok, stored, "{report:?}");
+    let data = stored_data(Path::new(&dest)).len() as u64;
+    assert_eq!(report.ok, stored + data, "{report:?}");
     assert_eq!(stored_files(Path::new(&dest)).len() as u64, stored);
 
     sim.set_faults(FaultPlan::new());
@@ -215,9 +218,11 @@ async fn shutdown_mid_sync_leaves_a_cancelled_job_and_a_verifiable_destination()
     assert_terminal(&next, JobState::Succeeded);
     assert_eq!(next.counters.files_stored, expected - stored);
     let report = verify(&dest).await;
+    let data = sim.dossier_numbers().len() as u64;
+    assert_eq!(stored_data(Path::new(&dest)).len() as u64, data);
     assert_eq!(
         (report.ok, report.missing.len(), report.corrupt.len()),
-        (expected, 0, 0)
+        (expected + data, 0, 0)
     );
     server.stop().await;
     sim.shutdown().await;
@@ -441,4 +446,64 @@ async fn a_second_replica_answers_409_while_the_first_holds_the_lease() {
     assert_terminal(&b.finish(&second.id).await, JobState::Succeeded);
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test]
+async fn the_data_layout_reaches_the_pipeline_and_is_kept_with_the_job() {
+    let sim = sim(small()).await;
+    let dirs = Dirs::new();
+    let server = TestServer::start(config(&dirs), pipeline_for(&sim)).await;
+    let dest = dirs.dest("data");
+    let body =
+        json!({"demarche": sim.demarche(), "dest": dest, "data_layout": "data/{dossier}.json"});
+    let job = server.start_sync(body).await;
+    assert_eq!(job.data_layout.as_deref(), Some("data/{dossier}.json"));
+    let record = server.finish(&job.id).await;
+    assert_terminal(&record, JobState::Succeeded);
+    assert_eq!(record.data_layout.as_deref(), Some("data/{dossier}.json"));
+    let mut expected: Vec<String> = sim
+        .dossier_numbers()
+        .iter()
+        .map(|n| format!("data/{n}.json"))
+        .collect();
+    expected.sort();
+    let mut data: Vec<String> = stored_files(Path::new(&dest))
+        .into_iter()
+        .filter(|k| k.starts_with("data/"))
+        .collect();
+    data.sort();
+    assert_eq!(data, expected);
+    assert!(stored_data(Path::new(&dest)).is_empty());
+
+    // A layout of dossier values: every file under the démarche's title.
+    let dest = dirs.dest("titled");
+    let body = json!({"demarche": sim.demarche(), "dest": dest, "layout": "{demarche_title}/{dossier}/{filename}"});
+    let job = server.start_sync(body).await;
+    assert_eq!(
+        job.layout.as_deref(),
+        Some("{demarche_title}/{dossier}/{filename}")
+    );
+    assert_terminal(&server.finish(&job.id).await, JobState::Succeeded);
+    let firsts: std::collections::BTreeSet<String> = stored_files(Path::new(&dest))
+        .iter()
+        .filter(|k| !k.ends_with("/dossier.json"))
+        .filter_map(|k| k.split('/').next().map(str::to_owned))
+        .collect();
+    assert_eq!(firsts.len(), 1, "{firsts:?}");
+    assert!(
+        firsts
+            .iter()
+            .all(|f| f.parse::<u64>().is_err() && f != "sans-demarche_title"),
+        "{firsts:?}"
+    );
+
+    let dest = dirs.dest("none");
+    let job = server
+        .start_sync(json!({"demarche": sim.demarche(), "dest": dest, "no_data": true}))
+        .await;
+    assert!(job.no_data);
+    assert_terminal(&server.finish(&job.id).await, JobState::Succeeded);
+    assert!(stored_data(Path::new(&dest)).is_empty());
+    server.stop().await;
+    sim.shutdown().await;
 }

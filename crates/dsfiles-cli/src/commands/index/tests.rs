@@ -25,6 +25,12 @@ fn record() -> IndexRecord {
             .with_ymd_and_hms(2025, 3, 1, 12, 0, 0)
             .single()
             .unwrap(),
+        fields: dsfiles_core::index::DossierFields {
+            groupe: Some("Nord, Est".into()),
+            applicant: Some("person".into()),
+            demandeur: Some("Dupont Zoé".into()),
+            ..Default::default()
+        },
     }
 }
 
@@ -61,7 +67,7 @@ fn csv_has_the_header_and_quotes_the_key() {
         "1,1234,42,accepte,2025-03-01T12:00:00+01:00,,42/champ/Q2g=/-/0,\
          \"42/champ/Pièce, \"\"a\"\"/a\u{1b}[2Jb.pdf\",champ,\"Pièce, \"\"a\"\"\",\
          a\u{1b}[2Jb.pdf,application/pdf,3000000000,1B2M2Y8AsgTpgAmY7PhCfg==,e3b0,\
-         removed_upstream,2025-03-01T12:00:00Z"
+         removed_upstream,2025-03-01T12:00:00Z,,,\"Nord, Est\",,,,person,Dupont Zoé,,,,,,,,"
     );
     assert_eq!(lines[2..], [""]);
 }

@@ -392,6 +392,9 @@ impl Harness {
         opts.fetch.backoff_base = Duration::from_millis(1);
         opts.fetch.backoff_max = Duration::from_millis(10);
         opts.jobs = 4;
+        // These scenarios count files object by object; dossier.json has its own tests
+        // (`sync.rs`), on memory and local disk.
+        opts.data = dsfiles_core::DataOutput::Off;
         opts
     }
 
@@ -540,7 +543,18 @@ impl Harness {
             }
         }
 
+        let data: Vec<&wire::ShardData> = shards.values().filter_map(|s| s.data.as_ref()).collect();
+        for data in &data {
+            let (sha256, size) = digest(self.sink.as_ref(), &data.key).await?;
+            ensure!(
+                (sha256.as_str(), size) == (data.sha256.as_str(), data.size),
+                "{}: dossier.json `{}` read back differs from the manifest",
+                self.dest.name,
+                data.key
+            );
+        }
         let mut keys: Vec<&str> = all_files.iter().map(|f| f.key.as_str()).collect();
+        keys.extend(data.iter().map(|d| d.key.as_str()));
         keys.sort();
         let listed = list(self.sink.as_ref(), "").await?;
         let demarche = self.sim.demarche();
