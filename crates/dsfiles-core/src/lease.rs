@@ -9,6 +9,9 @@
 //! - a lease with this run's token: **renew** it;
 //! - a lease whose `expires_at` is more than [`CLOCK_TOLERANCE`] in the past: its holder is
 //!   gone (it renews every [`RENEW_EVERY`] while alive): **take it over**, logged with whose;
+//! - a live lease whose holder is a process of this machine that no longer exists (killed
+//!   with `-9`, the machine's own knowledge, see [`process`]): **take it over** at once, so a
+//!   rerun after a crash does not wait for the TTL;
 //! - a live lease of another run: **busy**, [`crate::Error::DestinationBusy`] naming the
 //!   holder and since when, unless `break_lease` is set: then it is taken over and the log
 //!   says whose lease was broken.
@@ -30,6 +33,7 @@
 
 mod fenced;
 mod held;
+pub mod process;
 
 use std::time::Duration;
 
@@ -98,6 +102,7 @@ pub fn this_process(replica: Option<String>, tool: &str) -> Holder {
         pid: std::process::id(),
         replica,
         tool: tool.to_owned(),
+        process: process::this_process(),
     }
 }
 
@@ -118,8 +123,8 @@ fn host_name() -> String {
 pub enum Decision {
     /// There is no lease: create it.
     Take,
-    /// Replace another run's lease: stale (`expired`), or live and broken on purpose.
-    TakeOver { holder: Holder, expired: bool },
+    /// Replace another run's lease.
+    TakeOver { holder: Holder, why: TakeOverReason },
     /// The lease is this run's own: renew it.
     Renew,
     /// Another run holds a live lease.
@@ -130,12 +135,25 @@ pub enum Decision {
     },
 }
 
-/// Decides what the run with `token` does about the lease `existing` at `now`. Pure.
+/// Why another run's lease is taken over, first reason first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TakeOverReason {
+    /// Not renewed for longer than its TTL and the clock tolerance.
+    Expired,
+    /// Its holder is a process of this machine that no longer exists.
+    HolderGone,
+    /// Live, and broken on purpose (`--break-lease`).
+    Broken,
+}
+
+/// Decides what the run with `token` does about the lease `existing` at `now`, given whether
+/// its holder is known to be `gone` ([`process::is_gone`]). Pure.
 pub fn decide(
     existing: Option<&Lease>,
     now: DateTime<Utc>,
     token: &str,
     break_lease: bool,
+    gone: bool,
 ) -> Decision {
     let Some(lease) = existing else {
         return Decision::Take;
@@ -143,11 +161,19 @@ pub fn decide(
     if lease.token == token {
         return Decision::Renew;
     }
-    let expired = now > lease.expires_at + CLOCK_TOLERANCE;
-    if expired || break_lease {
+    let why = if now > lease.expires_at + CLOCK_TOLERANCE {
+        Some(TakeOverReason::Expired)
+    } else if gone {
+        Some(TakeOverReason::HolderGone)
+    } else if break_lease {
+        Some(TakeOverReason::Broken)
+    } else {
+        None
+    };
+    if let Some(why) = why {
         return Decision::TakeOver {
             holder: lease.holder.clone(),
-            expired,
+            why,
         };
     }
     Decision::Busy {

@@ -86,6 +86,21 @@ pub struct Holder {
     pub replica: Option<String>,
     /// What wrote the lease, e.g. `dsfiles 0.1.0` or `dsfiles serve 0.1.0`.
     pub tool: String,
+    /// Which process this is, so that a writer on the same machine can tell a holder that died
+    /// (`kill -9`) from a live one; absent in leases of earlier versions and where `/proc` is
+    /// not readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessId>,
+}
+
+/// A process, as [`Holder::process`] names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessId {
+    /// The kernel's boot id and the PID namespace: equal, and `Holder::pid` is a pid this
+    /// process can look up.
+    pub machine: String,
+    /// Random, once per process: tells the process from a later one given the same pid.
+    pub instance: String,
 }
 
 impl fmt::Display for Holder {

@@ -378,18 +378,8 @@ impl JobManager {
                     record
                 }
                 None => {
-                    let spec = SyncSpec {
-                        demarche,
-                        dest: dest.to_owned(),
-                        since: Since::Auto,
-                        include: Vec::new(),
-                        dossiers: dossiers.to_vec(),
-                        jobs: self.inner.capacity.sync_jobs,
-                        break_lease: false,
-                        layout: None,
-                        data_layout: None,
-                        no_data: false,
-                    };
+                    let spec =
+                        webhook_spec(demarche, dest, dossiers, self.inner.capacity.sync_jobs);
                     self.insert(&mut jobs, spec, Trigger::Webhook)
                 }
             }
@@ -399,28 +389,7 @@ impl JobManager {
     }
 
     fn insert(&self, jobs: &mut Jobs, spec: SyncSpec, trigger: Trigger) -> JobRecord {
-        let record = JobRecord {
-            id: uuid::Uuid::new_v4().to_string(),
-            state: JobState::Queued,
-            demarche: spec.demarche,
-            dest: spec.dest.clone(),
-            since: spec.since,
-            include: spec.include.clone(),
-            dossiers: spec.dossiers.clone(),
-            layout: spec.layout.clone(),
-            data_layout: spec.data_layout.clone(),
-            no_data: spec.no_data,
-            trigger,
-            created_at: Utc::now(),
-            started_at: None,
-            finished_at: None,
-            cancel_requested: false,
-            runner: None,
-            history: Vec::new(),
-            counters: Counters::default(),
-            failures: Vec::new(),
-            error: None,
-        };
+        let record = new_record(&spec, trigger);
         self.inner.store.put(&record);
         jobs.order.push_back(record.id.clone());
         jobs.queue.push_back(record.id.clone());
@@ -677,3 +646,45 @@ fn finish(
 
 #[cfg(test)]
 mod tests;
+
+/// A queued record of `spec`.
+pub(crate) fn new_record(spec: &SyncSpec, trigger: Trigger) -> JobRecord {
+    JobRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        state: JobState::Queued,
+        demarche: spec.demarche,
+        dest: spec.dest.clone(),
+        since: spec.since,
+        include: spec.include.clone(),
+        dossiers: spec.dossiers.clone(),
+        layout: spec.layout.clone(),
+        data_layout: spec.data_layout.clone(),
+        no_data: spec.no_data,
+        trigger,
+        created_at: Utc::now(),
+        started_at: None,
+        finished_at: None,
+        cancel_requested: false,
+        runner: None,
+        history: Vec::new(),
+        counters: Counters::default(),
+        failures: Vec::new(),
+        error: None,
+    }
+}
+
+/// The sync a webhook delivery asks for: the named dossiers (none: the whole démarche), defaults.
+pub(crate) fn webhook_spec(demarche: u64, dest: &str, dossiers: &[u64], jobs: usize) -> SyncSpec {
+    SyncSpec {
+        demarche,
+        dest: dest.to_owned(),
+        since: Since::Auto,
+        include: Vec::new(),
+        dossiers: dossiers.to_vec(),
+        jobs,
+        break_lease: false,
+        layout: None,
+        data_layout: None,
+        no_data: false,
+    }
+}

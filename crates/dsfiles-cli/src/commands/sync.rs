@@ -160,9 +160,10 @@ pub struct SyncArgs {
     pub summary_json: Option<PathBuf>,
 
     /// Take over the démarche's lease on DEST even though its holder (named when the sync is
-    /// refused with exit 5) looks alive: only when you know that process is gone (a killed
-    /// run, a lost machine). Without it a stale lease is taken over once it expired, about two
-    /// minutes after its holder stopped renewing it. See docs/storage.md, "Destination lease".
+    /// refused with exit 5) looks alive: only when you know that process is gone (a lost
+    /// machine). Without it a stale lease is taken over once it expired, about two minutes
+    /// after its holder stopped renewing it, and the lease of a process of this machine that no
+    /// longer exists (a killed run) at once. See docs/storage.md, "Destination lease".
     #[arg(long)]
     pub break_lease: bool,
 

@@ -58,6 +58,7 @@ fn a_busy_destination_exits_5() {
             pid: 1,
             replica: None,
             tool: "dsfiles".into(),
+            process: None,
         },
         since: at,
         expires_at: at,

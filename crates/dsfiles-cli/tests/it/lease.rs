@@ -1,6 +1,6 @@
 //! The destination lease through the real binary: a second `dsfiles sync` of the same démarche
 //! into the same directory while the first runs exits 5 naming the first; after a `kill -9`
-//! the dead run's lease refuses a rerun until `--break-lease`.
+//! the dead run's lease is taken over by a rerun on the same machine at once.
 
 use std::process::{Child, Stdio};
 
@@ -79,7 +79,7 @@ fn a_second_sync_while_the_first_runs_exits_5_naming_it() {
 }
 
 #[test]
-fn after_kill_9_a_rerun_is_refused_until_break_lease() {
+fn after_kill_9_a_rerun_on_this_machine_takes_the_lease_over() {
     let sim = slow_sim();
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("archive");
@@ -87,13 +87,17 @@ fn after_kill_9_a_rerun_is_refused_until_break_lease() {
     wait_until_published(&mut first, &dest, 1);
     first.kill().unwrap(); // SIGKILL: nothing released
     first.wait().unwrap();
-    let refused = sim.sync(&dest, &[]);
-    let err = stderr(&refused);
-    assert_eq!(refused.status.code(), Some(5), "{err}");
-    assert!(err.contains(&format!("pid {}", first.id())), "{err}");
+    let lease = dest
+        .join(".dsfiles/demarches")
+        .join(sim.demarche())
+        .join("lease");
+    assert!(lease.exists(), "the killed run left no lease");
     sim.handle.set_faults(FaultPlan::new());
-    let taken = sim.sync(&dest, &["--break-lease"]);
-    assert_eq!(taken.status.code(), Some(0), "{}", stderr(&taken));
+    let rerun = sim.sync(&dest, &["-v"]);
+    let err = stderr(&rerun);
+    assert_eq!(rerun.status.code(), Some(0), "{err}");
+    assert!(err.contains("no longer exists"), "{err}");
     let total = sim.handle.expected_files(false, false).len();
     assert_eq!(stored_files(&dest).len(), total);
+    assert!(!lease.exists(), "the lease was not released");
 }

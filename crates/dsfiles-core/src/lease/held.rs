@@ -5,7 +5,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::Utc;
 
-use super::{Decision, Fence, LeaseOptions, LeaseTiming, decide, lease_at, read};
+use super::{
+    Decision, Fence, LeaseOptions, LeaseTiming, TakeOverReason, decide, lease_at, process, read,
+};
 use crate::Error;
 use crate::error::Busy;
 use crate::sink::{self, Precondition, Sink, Version};
@@ -76,13 +78,20 @@ async fn precondition(
             });
         }
     };
-    match decide(Some(&lease), Utc::now(), token, opts.break_lease) {
+    let gone = process::is_gone(&lease.holder);
+    match decide(Some(&lease), Utc::now(), token, opts.break_lease, gone) {
         Decision::Take | Decision::Renew => {}
         Decision::TakeOver {
             holder,
-            expired: true,
+            why: TakeOverReason::Expired,
         } => {
             tracing::info!(key, %holder, expired_at = %lease.expires_at, "taking over a stale destination lease");
+        }
+        Decision::TakeOver {
+            holder,
+            why: TakeOverReason::HolderGone,
+        } => {
+            tracing::info!(key, %holder, "taking over the destination lease of a process of this machine that no longer exists");
         }
         Decision::TakeOver { holder, .. } => {
             tracing::warn!(key, %holder, since = %lease.acquired_at, "breaking the live destination lease of {holder} (--break-lease)");
@@ -123,7 +132,8 @@ pub async fn check(sink: &dyn Sink, demarche: u64) -> Result<(), Error> {
     let Some((Ok(lease), _)) = read(sink, &key).await? else {
         return Ok(());
     };
-    match decide(Some(&lease), Utc::now(), "", false) {
+    let gone = process::is_gone(&lease.holder);
+    match decide(Some(&lease), Utc::now(), "", false, gone) {
         busy @ Decision::Busy { .. } => Err(busy_error(sink, demarche, &key, busy)),
         _ => Ok(()),
     }

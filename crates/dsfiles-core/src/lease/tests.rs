@@ -12,6 +12,7 @@ fn holder(host: &str) -> Holder {
         pid: 42,
         replica: None,
         tool: "dsfiles 0.1.0".into(),
+        process: None,
     }
 }
 
@@ -28,7 +29,7 @@ fn lease(token: &str, host: &str, expires: i64) -> Lease {
 }
 
 fn check(existing: Option<Lease>, now: i64, break_lease: bool, expected: Decision) {
-    let decision = decide(existing.as_ref(), t(now), "mine", break_lease);
+    let decision = decide(existing.as_ref(), t(now), "mine", break_lease, false);
     assert_eq!(
         decision, expected,
         "existing {existing:?} at t+{now}s, break {break_lease}"
@@ -44,10 +45,41 @@ fn busy(host: &str, expires: i64) -> Decision {
 }
 
 fn take_over(host: &str, expired: bool) -> Decision {
+    let why = if expired {
+        TakeOverReason::Expired
+    } else {
+        TakeOverReason::Broken
+    };
     Decision::TakeOver {
         holder: holder(host),
-        expired,
+        why,
     }
+}
+
+#[test]
+fn a_live_lease_of_a_gone_process_of_this_machine_is_taken_over() {
+    let live = lease("theirs", "h", 120);
+    let gone = |holder| Decision::TakeOver {
+        holder,
+        why: TakeOverReason::HolderGone,
+    };
+    assert_eq!(
+        decide(Some(&live), t(10), "mine", false, true),
+        gone(holder("h"))
+    );
+    assert_eq!(
+        decide(Some(&live), t(10), "mine", true, true),
+        gone(holder("h"))
+    );
+    // Expiry is said first; one's own lease is renewed whatever.
+    assert_eq!(
+        decide(Some(&live), t(200), "mine", false, true),
+        take_over("h", true)
+    );
+    assert_eq!(
+        decide(Some(&live), t(10), "theirs", false, true),
+        Decision::Renew
+    );
 }
 
 #[test]

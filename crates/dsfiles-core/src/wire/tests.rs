@@ -214,6 +214,7 @@ fn lease_key_and_format() {
             pid: 7,
             replica: None,
             tool: "dsfiles 0.1.0".into(),
+            process: None,
         },
         token: "t".into(),
         acquired_at: at(),

@@ -25,6 +25,7 @@ fn other_holder() -> Holder {
         pid: 4321,
         replica: None,
         tool: "dsfiles 0.0.9".into(),
+        process: None,
     }
 }
 
@@ -93,6 +94,39 @@ async fn a_stale_lease_is_taken_over() -> anyhow::Result<()> {
     let report = env.sync(env.options()).await?;
     assert_eq!(report.exit_status(false), RunStatus::Ok, "{report:#?}");
     assert!(!report.lease_lost);
+    env.assert_ground_truth(&[]).await?;
+    assert!(lease_now(&env).await?.is_none(), "lease not released");
+    Ok(())
+}
+
+/// A `kill -9`ed run of this machine: its live lease is taken over at once, no
+/// `break_lease` needed, while the same lease from another machine would be refused.
+#[tokio::test]
+async fn a_live_lease_of_a_dead_process_of_this_machine_is_taken_over() -> anyhow::Result<()> {
+    let env = env(SimConfig::default()).await?;
+    let this = dsfiles_core::lease::process::this_process()
+        .ok_or_else(|| anyhow::anyhow!("no /proc: the machine cannot tell a dead holder"))?;
+    let mut dead = foreign_lease(chrono::Duration::minutes(2));
+    // Above the kernel's largest pid_max: no process has it.
+    dead.holder.pid = 4_194_305;
+    dead.holder.process = Some(wire::ProcessId {
+        instance: "a-previous-run".into(),
+        ..this.clone()
+    });
+    let mut elsewhere = dead.clone();
+    elsewhere.holder.process = Some(wire::ProcessId {
+        machine: "another-boot/pid:[1]".into(),
+        ..this
+    });
+    put_lease(&env, &elsewhere).await?;
+    assert!(
+        busy(&env.sync(env.options()).await).is_some(),
+        "another machine's lease"
+    );
+    put_lease(&env, &dead).await?;
+    dsfiles_core::lease::check(env.sink.as_ref(), env.sim.demarche()).await?;
+    let report = env.sync(env.options()).await?;
+    assert_eq!(report.exit_status(false), RunStatus::Ok, "{report:#?}");
     env.assert_ground_truth(&[]).await?;
     assert!(lease_now(&env).await?.is_none(), "lease not released");
     Ok(())

@@ -23,16 +23,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use super::postgres::{Cancel, Claimed, Inserted, JobDb, Lease};
-use super::{CancelError, Capacity, Job, JobProgress, SubmitError, finish, lock, spec_of};
+use super::{
+    CancelError, Capacity, Job, JobProgress, SubmitError, finish, lock, new_record, spec_of,
+    webhook_spec,
+};
 use crate::Error;
-use crate::api::{Counters, JobRecord, JobState, MAX_DOSSIERS, Since, SyncSpec, Trigger};
+use crate::api::{Counters, JobRecord, JobState, MAX_DOSSIERS, SyncSpec, Trigger};
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, PipelineError, PipelineErrorKind, SyncProgress};
 
@@ -479,47 +481,6 @@ fn counters_key(c: &Counters) -> [u64; 9] {
         c.bytes_stored,
         c.retries,
     ]
-}
-
-/// A queued record of `spec`.
-pub(crate) fn new_record(spec: &SyncSpec, trigger: Trigger) -> JobRecord {
-    JobRecord {
-        id: uuid::Uuid::new_v4().to_string(),
-        state: JobState::Queued,
-        demarche: spec.demarche,
-        dest: spec.dest.clone(),
-        since: spec.since,
-        include: spec.include.clone(),
-        dossiers: spec.dossiers.clone(),
-        layout: spec.layout.clone(),
-        data_layout: spec.data_layout.clone(),
-        no_data: spec.no_data,
-        trigger,
-        created_at: Utc::now(),
-        started_at: None,
-        finished_at: None,
-        cancel_requested: false,
-        runner: None,
-        history: Vec::new(),
-        counters: Counters::default(),
-        failures: Vec::new(),
-        error: None,
-    }
-}
-
-fn webhook_spec(demarche: u64, dest: &str, dossiers: &[u64], jobs: usize) -> SyncSpec {
-    SyncSpec {
-        demarche,
-        dest: dest.to_owned(),
-        since: Since::Auto,
-        include: Vec::new(),
-        dossiers: dossiers.to_vec(),
-        jobs,
-        break_lease: false,
-        layout: None,
-        data_layout: None,
-        no_data: false,
-    }
 }
 
 /// Adds `more` to a queued job's dossiers; too many to name: the whole démarche (empty list)
