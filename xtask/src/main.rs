@@ -1,7 +1,8 @@
 //! Developer tasks: `cargo xtask <task>`. Never needed at run time.
 //!
 //! - `emulators up|down|status`: the local S3/Azure/GCS emulators (see `emulators.rs`);
-//! - `test`: emulators up → every test of the workspace with their endpoints → emulators down.
+//! - `test`: emulators up and hadolint installed (see `tools.rs`) → every test of the workspace
+//!   with their endpoints → emulators down.
 
 #![allow(
     clippy::print_stdout,
@@ -11,6 +12,7 @@
 
 mod bench;
 mod emulators;
+mod tools;
 
 use std::process::{Command, ExitCode};
 
@@ -37,7 +39,8 @@ fn test() -> Result<ExitCode> {
 }
 
 fn run_tests() -> Result<ExitCode> {
-    let env = emulators::read_env_file()?;
+    let mut env = emulators::read_env_file()?;
+    env.push(tools::install().context("installing hadolint")?);
     let root = emulators::repo_root();
     let nextest = Command::new("cargo")
         .args(["nextest", "--version"])
