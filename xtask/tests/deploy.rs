@@ -558,7 +558,13 @@ fn kubernetes_probes_name_routes_and_the_pod_waits_for_a_graceful_stop() {
     let grace = pod["terminationGracePeriodSeconds"]
         .as_u64()
         .expect("a grace period");
-    assert!(grace >= request_timeout + SYNC_STOP_MARGIN_SECS, "{grace}s");
+    let pre_stop = strings(&container["lifecycle"]["preStop"]["exec"]["command"]);
+    assert_eq!(pre_stop[0], "sleep", "{pre_stop:?}");
+    let pause: u64 = pre_stop[1].parse().expect("seconds");
+    assert!(
+        grace >= pause + request_timeout + SYNC_STOP_MARGIN_SECS,
+        "{grace}s"
+    );
     let secret = kind(&docs, "Secret");
     for token_file in [file.api_tokens_file.as_ref(), file.ds.token_file.as_ref()] {
         let path = token_file.expect("tokens come from files");

@@ -128,6 +128,7 @@ fn documentation_set_exists() {
         "docs/benchmarks.md",
         "docs/security.md",
         "docs/simulator.md",
+        "docs/deploy.md",
     ] {
         let text = fs::read_to_string(root().join(doc)).unwrap_or_else(|e| panic!("{doc}: {e}"));
         assert!(text.len() > 200, "{doc} is too short to be documentation");
