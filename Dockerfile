@@ -24,10 +24,11 @@ COPY . .
 # dependencies are kept between builds, so a source change rebuilds the workspace crates only.
 # (A layer of stub sources would go stale: the manifests declare test and bench targets, and
 # cargo trusts file times that COPY does not refresh.) The `dist` profile is the shipped one:
-# fat LTO, one codegen unit (Cargo.toml).
+# fat LTO, one codegen unit (Cargo.toml). `-p dsfiles-cli` keeps the features of other members
+# (xtask's test-only `dsfiles-sink/testing`, with its S3 server) out of the build.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --locked --profile dist --bin dsfiles \
+    cargo build --locked --profile dist -p dsfiles-cli --bin dsfiles \
     && install -D -m 0755 target/dist/dsfiles /out/usr/local/bin/dsfiles
 # Man pages and completions come from the binary's own command-line definition.
 RUN /out/usr/local/bin/dsfiles man --out /out/usr/share/man/man1 \

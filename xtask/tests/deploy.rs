@@ -242,7 +242,7 @@ fn the_image_ships_the_dist_binary_with_its_man_pages_and_completions() {
         .collect::<Vec<_>>()
         .join("\n");
     for expected in [
-        "cargo build --locked --profile dist --bin dsfiles",
+        "cargo build --locked --profile dist -p dsfiles-cli --bin dsfiles",
         "target/dist/dsfiles",
         "dsfiles man --out /out/usr/share/man/man1",
         "completions bash > /out/usr/share/bash-completion/completions/dsfiles",
