@@ -118,6 +118,23 @@ fn vendored_schema_matches_shared() {
 }
 
 #[test]
+fn vendored_seda_schemas_match_shared() {
+    let shared = root().join("../shared/seda/2.2");
+    let Ok(entries) = fs::read_dir(&shared) else {
+        return;
+    };
+    for entry in entries {
+        let name = entry.expect("listing ../shared/seda/2.2").file_name();
+        let vendored = root().join("fixtures/seda/2.2").join(&name);
+        assert!(
+            fs::read(&vendored).ok() == fs::read(shared.join(&name)).ok(),
+            "fixtures/seda/2.2/{} differs from ../shared/seda/2.2: copy it again",
+            name.to_string_lossy()
+        );
+    }
+}
+
+#[test]
 fn documentation_set_exists() {
     for doc in [
         "README.md",
@@ -128,6 +145,7 @@ fn documentation_set_exists() {
         "docs/benchmarks.md",
         "docs/security.md",
         "docs/simulator.md",
+        "docs/seda.md",
         "docs/deploy.md",
     ] {
         let text = fs::read_to_string(root().join(doc)).unwrap_or_else(|e| panic!("{doc}: {e}"));

@@ -1,9 +1,9 @@
-//! The command line: `dsfiles [-v|-q] <list|sync|verify|index|demo|serve|healthcheck|completions|man>`.
+//! The command line: `dsfiles [-v|-q] <list|sync|verify|index|seda|demo|serve|healthcheck|completions|man>`.
 
 use std::time::Duration;
 
 use crate::commands::serve;
-use crate::commands::{completions, demo, healthcheck, index, list, man, sync, verify};
+use crate::commands::{completions, demo, healthcheck, index, list, man, seda, sync, verify};
 
 /// The end of `dsfiles --help`: where to start, the environment, the exit codes.
 const AFTER_HELP: &str = "\
@@ -22,7 +22,7 @@ Environment:
 Exit codes:
   0    every file listed, or stored and verified
   1    some files failed after retries (listed), `verify` found missing or corrupt files,
-       or `index` could not read some manifest shards
+       `index` could not read some manifest shards, or `seda` could not package a dossier
   2    usage or configuration error
   3    authentication or access refused (token, démarche)
   4    DS API or network failure after retries, or dossiers DS could not return
@@ -92,6 +92,9 @@ pub enum Command {
     /// Print one record per stored file from the destination's own manifest (JSON Lines, CSV
     /// or a table): no DS call, no token.
     Index(index::IndexArgs),
+    /// Write SEDA 2.2 archival packages (zip + manifest.xml) of the terminated dossiers a sync
+    /// stored, for Vitam, As@lae or Pastell: no DS call, no token.
+    Seda(seda::SedaArgs),
     /// Sync the sample démarche of the embedded DS simulator: offline, no token.
     Demo(demo::DemoArgs),
     /// Run the HTTP service (start, watch and cancel syncs; webhooks; metrics).

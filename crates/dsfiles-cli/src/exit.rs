@@ -4,7 +4,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | everything listed / stored and verified |
-//! | 1 | some files failed after retries (or were flagged, with `--strict`), `verify` found missing or corrupt files, `index` could not read some manifest shards, or the destination failed mid-run |
+//! | 1 | some files failed after retries (or were flagged, with `--strict`), `verify` found missing or corrupt files, `index` could not read some manifest shards, `seda` could not package a dossier, or the destination failed mid-run |
 //! | 2 | usage or configuration error (flags, token, endpoint, destination, layout) |
 //! | 3 | authentication or access refused (bad, expired or restricted token; démarche not found or not accessible) |
 //! | 4 | API or network failure after retries, or dossiers DS could not return |

@@ -57,6 +57,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sync(args) => commands::sync::run(args, &global).await?,
         Command::Verify(args) => commands::verify::run(args, &global).await?,
         Command::Index(args) => commands::index::run(args, &global).await?,
+        Command::Seda(args) => commands::seda::run(args, &global).await?,
         Command::Demo(args) => commands::demo::run(args, &global).await?,
         Command::Serve(args) => return commands::serve::run(args).await,
         Command::Healthcheck(args) => commands::healthcheck::run(args).await?,

@@ -8,6 +8,7 @@
 //! the [`SyncReport`] to an exit code. Per-file failures are data in the report; `Err` is for
 //! run-level failures only.
 //!
+//! - [`seda`] turns what a sync stored into SEDA 2.2 archival packages (no DS call).
 //! - [`wire`] holds every persisted or streamed format (manifest shards, sync point, report,
 //!   events), versioned.
 //! - Planning (what to download) is a pure function of the dossier's records and its shard.
@@ -22,6 +23,7 @@ mod options;
 mod plan;
 mod progress;
 mod removal;
+pub mod seda;
 mod state;
 mod sync;
 mod verify;

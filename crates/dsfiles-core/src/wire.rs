@@ -12,6 +12,7 @@
 //! | `.dsfiles/demarches/{demarche}/recheck.json` | [`Recheck`]: the démarche's dossiers to fetch again whatever their update time |
 //! | `.dsfiles/staging/{demarche}/` | files of the démarche's runs being staged |
 //! | `.dsfiles/runs/{run_id}.json` | [`SyncReport`] of each run |
+//! | `.dsfiles/seda/{dossier}.json` (in `dsfiles seda`'s OUT) | [`SedaRecord`]: the packages written for a dossier |
 //!
 //! Several démarches can share a destination, one after the other or at once: what is kept
 //! per démarche (sync point, recheck list, staging area) lives under a key naming it, and
@@ -25,6 +26,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::extract::Source;
+
+mod seda;
+pub use seda::{
+    Packaged, SEDA_PREFIX, SedaFailure, SedaPackage, SedaRecord, SedaReport, seda_record_key,
+};
 
 /// The version written in every persisted type of this module.
 pub const WIRE_VERSION: u32 = 1;

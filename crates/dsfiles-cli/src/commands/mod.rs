@@ -7,6 +7,7 @@ pub mod healthcheck;
 pub mod index;
 pub mod list;
 pub mod man;
+pub mod seda;
 pub mod serve;
 mod summary;
 pub mod sync;

@@ -42,6 +42,11 @@ fn index() {
 }
 
 #[test]
+fn seda() {
+    insta::assert_snapshot!(help(&["seda"]));
+}
+
+#[test]
 fn demo() {
     insta::assert_snapshot!(help(&["demo"]));
 }

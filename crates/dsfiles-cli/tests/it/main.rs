@@ -7,6 +7,7 @@ mod healthcheck;
 mod help;
 mod index;
 mod list;
+mod seda;
 mod sim;
 mod sync;
 mod usage;

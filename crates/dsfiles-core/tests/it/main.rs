@@ -5,5 +5,6 @@ mod destination;
 mod files;
 mod hostile;
 mod index;
+mod seda;
 mod support;
 mod sync;

@@ -1,0 +1,381 @@
+//! The run: which dossiers, then per dossier its inputs, fingerprint, decision (unchanged or
+//! a new package version), the package written on a blocking thread, and the bookkeeping.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::Utc;
+use futures::StreamExt as _;
+use sha2::Digest as _;
+use tokio_util::sync::CancellationToken;
+
+use super::SedaOptions;
+use super::dossier_json::DossierJson;
+use super::profile::package_name;
+use super::write::{Failed, Job, write_package};
+use super::zip_out::ZipOut;
+use crate::Error;
+use crate::fetch::error_chain;
+use crate::sink::{ObjectMeta, STATE_DIR, Sink};
+use crate::state;
+use crate::wire::{
+    DOSSIERS_PREFIX, FileStatus, Packaged, SedaFailure, SedaPackage, SedaRecord, SedaReport, Shard,
+    ShardFile, WIRE_VERSION, dossier_of_shard_key, seda_record_key, shard_key,
+};
+
+/// Largest `dossier.json` read (it is held whole, like a state file).
+const DOSSIER_JSON_MAX: usize = 64 * 1024 * 1024;
+
+/// Packages the terminated dossiers of `dest` into `out`; see the module doc of
+/// [`crate::seda`]. `Err` only when DEST cannot be listed or holds no dsfiles state, or OUT
+/// fails.
+pub async fn package(
+    dest: Arc<dyn Sink>,
+    out: Arc<dyn Sink>,
+    opts: SedaOptions,
+    cancel: CancellationToken,
+) -> Result<SedaReport, Error> {
+    opts.validate()?;
+    require_state(dest.as_ref()).await?;
+    let started_at = Utc::now();
+    let mut report = SedaReport {
+        version: WIRE_VERSION,
+        dest: dest.describe(),
+        out: out.describe(),
+        started_at,
+        finished_at: started_at,
+        dossiers: 0,
+        packaged: Vec::new(),
+        unchanged: Vec::new(),
+        failed: Vec::new(),
+        warnings: Vec::new(),
+        bytes_written: 0,
+        cancelled: false,
+    };
+    let run = Run {
+        dest,
+        out,
+        opts,
+        cancel,
+    };
+    for dossier in run.dossiers().await? {
+        if run.cancel.is_cancelled() {
+            break;
+        }
+        run.dossier(dossier, &mut report).await?;
+    }
+    report.cancelled = run.cancel.is_cancelled();
+    report.finished_at = Utc::now();
+    Ok(report)
+}
+
+/// `Err` unless DEST holds something under `.dsfiles/`.
+async fn require_state(dest: &dyn Sink) -> Result<(), Error> {
+    match dest.list(&format!("{STATE_DIR}/")).next().await {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(e)) => Err(e.into()),
+        None => Err(Error::InvalidOption {
+            name: "dest",
+            reason: format!(
+                "`{}` holds no dsfiles state (nothing under `{STATE_DIR}/`): \
+                 it is not a destination `dsfiles sync` wrote",
+                dest.describe()
+            ),
+        }),
+    }
+}
+
+#[derive(Debug)]
+struct Run {
+    dest: Arc<dyn Sink>,
+    out: Arc<dyn Sink>,
+    opts: SedaOptions,
+    cancel: CancellationToken,
+}
+
+/// What a dossier's inputs say before anything is written.
+enum Prepared {
+    Skip,
+    Unchanged,
+    Failed(SedaFailure),
+    Package(Box<Job>, Option<SedaRecord>, String),
+}
+
+impl Run {
+    /// The requested dossiers, else every dossier with a shard in DEST; sorted.
+    async fn dossiers(&self) -> Result<Vec<u64>, Error> {
+        let mut numbers = if self.opts.dossiers.is_empty() {
+            let mut numbers = Vec::new();
+            let mut listing = self.dest.list(DOSSIERS_PREFIX);
+            while let Some(entry) = listing.next().await {
+                numbers.extend(dossier_of_shard_key(&entry?.key));
+            }
+            numbers
+        } else {
+            self.opts.dossiers.clone()
+        };
+        numbers.sort_unstable();
+        numbers.dedup();
+        Ok(numbers)
+    }
+
+    /// Packages one dossier into `report`.
+    async fn dossier(&self, dossier: u64, report: &mut SedaReport) -> Result<(), Error> {
+        match self.prepare(dossier, report).await? {
+            Prepared::Skip => Ok(()),
+            Prepared::Unchanged => {
+                report.unchanged.push(dossier);
+                Ok(())
+            }
+            Prepared::Failed(failure) => {
+                report.failed.push(failure);
+                Ok(())
+            }
+            Prepared::Package(job, record, fingerprint) => {
+                self.write(*job, record, fingerprint, report).await
+            }
+        }
+    }
+
+    async fn prepare(&self, dossier: u64, report: &mut SedaReport) -> Result<Prepared, Error> {
+        let failed = |key: Option<String>, reason: String| {
+            Ok(Prepared::Failed(SedaFailure {
+                dossier,
+                key,
+                reason,
+            }))
+        };
+        let key = shard_key(dossier);
+        let shard: Shard = match state::read(self.dest.as_ref(), &key).await {
+            Ok(Some(shard)) => shard,
+            Ok(None) => {
+                let reason = format!(
+                    "dossier `{dossier}` has no manifest shard (`{key}`): it was never synced to this destination"
+                );
+                return failed(Some(key), reason);
+            }
+            Err(e) => return failed(Some(key), error_chain(&e)),
+        };
+        if !self.opts.states.contains(&shard.state) {
+            if !self.opts.dossiers.is_empty() {
+                report.warnings.push(format!(
+                    "dossier `{dossier}` is `{}`: not packaged (states: {})",
+                    shard.state,
+                    self.opts.states.join(",")
+                ));
+            }
+            return Ok(Prepared::Skip);
+        }
+        report.dossiers += 1;
+        let context = match self.context(&shard).await {
+            Ok(Some(context)) => Some(context),
+            Ok(None) => {
+                report.warnings.push(format!(
+                    "dossier `{dossier}`: no `{}` in the destination: package built from the \
+                     manifest alone (no applicant, dates, champ values, messages or avis)",
+                    self.context_key(&shard)
+                ));
+                None
+            }
+            Err((key, reason)) => return failed(Some(key), reason),
+        };
+        // `dossier.json` is the dossier's own object (group `G0`), never also a file of it,
+        // should a sync ever list it in the shard.
+        let context_key = self.context_key(&shard);
+        let mut files = shard.files;
+        files.retain(|f| f.status != FileStatus::RemovedUpstream && f.key != context_key);
+        let fingerprint = self.fingerprint(context.as_ref().map(|c| &c.1), &files);
+        let record_key = seda_record_key(dossier);
+        let record: Option<SedaRecord> = match state::read(self.out.as_ref(), &record_key).await {
+            Ok(record) => record,
+            Err(e @ Error::Manifest { .. }) => return failed(Some(record_key), error_chain(&e)),
+            Err(e) => return Err(e),
+        };
+        let latest = record.as_ref().and_then(|r| r.packages.last());
+        if latest.is_some_and(|p| p.fingerprint == fingerprint) {
+            return Ok(Prepared::Unchanged);
+        }
+        let job = Job {
+            demarche: shard.demarche,
+            dossier,
+            state: shard.state,
+            files,
+            context,
+            message_id: String::new(),
+            date: Utc::now(),
+        };
+        Ok(Prepared::Package(Box::new(job), record, fingerprint))
+    }
+
+    fn context_key(&self, shard: &Shard) -> String {
+        self.opts
+            .dossier_json
+            .replace("{dossier}", &shard.dossier.to_string())
+            .replace("{demarche}", &shard.demarche.to_string())
+    }
+
+    /// `dossier.json`: `Ok(None)` when absent, `Err((key, reason))` when unusable.
+    async fn context(
+        &self,
+        shard: &Shard,
+    ) -> Result<Option<(String, Bytes, DossierJson)>, (String, String)> {
+        let key = self.context_key(shard);
+        let unusable = |reason: String| (key.clone(), reason);
+        match self.dest.head(&key).await {
+            Ok(None) => return Ok(None),
+            Ok(Some(size)) if size > DOSSIER_JSON_MAX as u64 => {
+                return Err(unusable(format!(
+                    "`{key}` is {size} bytes, more than the {DOSSIER_JSON_MAX} read"
+                )));
+            }
+            Ok(Some(_)) => {}
+            Err(e) => {
+                return Err(unusable(format!(
+                    "cannot read `{key}`: {}",
+                    error_chain(&e)
+                )));
+            }
+        }
+        let bytes = match self.dest.get_small(&key).await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                return Err(unusable(format!(
+                    "cannot read `{key}`: {}",
+                    error_chain(&e)
+                )));
+            }
+        };
+        let parsed = DossierJson::parse(&key, &bytes).map_err(unusable)?;
+        if parsed.dossier.number != shard.dossier {
+            return Err(unusable(format!(
+                "`{key}` describes dossier `{}`, not `{}`",
+                parsed.dossier.number, shard.dossier
+            )));
+        }
+        Ok(Some((key, bytes, parsed)))
+    }
+
+    /// See [`crate::wire::SedaPackage::fingerprint`].
+    fn fingerprint(&self, context: Option<&Bytes>, files: &[ShardFile]) -> String {
+        let mut lines: Vec<String> = files
+            .iter()
+            .map(|f| format!("file {} {}", f.sha256, f.key))
+            .collect();
+        lines.sort_unstable();
+        let context =
+            context.map_or_else(|| "-".to_owned(), |b| hex::encode(sha2::Sha256::digest(b)));
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(format!("profile {}\n", self.opts.profile.hash()));
+        hasher.update(format!("dossier.json {context}\n"));
+        for line in lines {
+            hasher.update(line);
+            hasher.update(b"\n");
+        }
+        hex::encode(hasher.finalize())
+    }
+
+    /// Writes the next package version of `job`'s dossier, then its record.
+    async fn write(
+        &self,
+        mut job: Job,
+        record: Option<SedaRecord>,
+        fingerprint: String,
+        report: &mut SedaReport,
+    ) -> Result<(), Error> {
+        let dossier = job.dossier;
+        let mut record = record.unwrap_or(SedaRecord {
+            version: WIRE_VERSION,
+            demarche: job.demarche,
+            dossier,
+            packages: Vec::new(),
+        });
+        let (version, key) = self.next_key(&job, &record).await?;
+        job.message_id = format!(
+            "dsfiles-{}-{dossier}-v{version}-{}",
+            job.demarche,
+            &fingerprint[..16]
+        );
+        let meta = ObjectMeta {
+            content_type: Some("application/zip".to_owned()),
+            ..ObjectMeta::default()
+        };
+        let upload = self.out.create(&key, &meta).await?;
+        let written = self.run_blocking(Arc::new(job), upload).await?;
+        let (job, result) = written;
+        match result {
+            Ok((objects, bytes)) => {
+                record.packages.push(SedaPackage {
+                    key: key.clone(),
+                    fingerprint,
+                    message_id: job.message_id.clone(),
+                    written_at: Utc::now(),
+                    objects,
+                    bytes,
+                });
+                state::write(self.out.as_ref(), &seda_record_key(dossier), &record).await?;
+                report.bytes_written = report.bytes_written.saturating_add(bytes);
+                tracing::info!(dossier, key = %key, objects, bytes, "package written");
+                report.packaged.push(Packaged {
+                    dossier,
+                    key,
+                    package_version: version,
+                    objects,
+                    bytes,
+                });
+                Ok(())
+            }
+            Err(Failed::Dossier { key, reason }) => {
+                tracing::debug!(dossier, %reason, "package not written");
+                report.failed.push(SedaFailure {
+                    dossier,
+                    key,
+                    reason,
+                });
+                Ok(())
+            }
+            Err(Failed::Out(e)) => Err(e.into()),
+            Err(Failed::Cancelled) => Ok(()),
+        }
+    }
+
+    /// Writes the package on a blocking thread (owned and awaited: see `zip_out.rs`).
+    async fn run_blocking(
+        &self,
+        job: Arc<Job>,
+        upload: Box<dyn crate::sink::Upload>,
+    ) -> Result<(Arc<Job>, Result<(u64, u64), Failed>), Error> {
+        let rt = tokio::runtime::Handle::current();
+        let (dest, profile) = (Arc::clone(&self.dest), self.opts.profile.clone());
+        let cancel = self.cancel.clone();
+        let task_job = Arc::clone(&job);
+        let result = tokio::task::spawn_blocking(move || {
+            let zip = ZipOut::new(upload, rt.clone());
+            write_package(&task_job, &profile, &dest, zip, &rt, &cancel)
+        })
+        .await
+        .map_err(|e| Error::Internal {
+            what: "seda package writer",
+            reason: e.to_string(),
+        })?;
+        Ok((job, result))
+    }
+
+    /// The package version and key to write: after the record's latest, and never a key that
+    /// holds something already (a package of an earlier run whose record was lost).
+    async fn next_key(&self, job: &Job, record: &SedaRecord) -> Result<(u64, String), Error> {
+        let template = &self.opts.profile.package_name;
+        let name = package_name(template, job.dossier, job.demarche, &job.state);
+        let mut version = record.packages.len() as u64 + 1;
+        loop {
+            let key = match version {
+                1 => format!("{name}.zip"),
+                v => format!("{name}-v{v}.zip"),
+            };
+            if self.out.head(&key).await?.is_none() {
+                return Ok((version, key));
+            }
+            version += 1;
+        }
+    }
+}
