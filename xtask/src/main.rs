@@ -2,9 +2,9 @@
 //!
 //! - `emulators up|down|status`: the local S3/Azure/GCS emulators (see `emulators.rs`);
 //! - `postgres up|down|status`: a throwaway PostgreSQL for the job-store tests (`postgres.rs`);
-//! - `test`: `xmllint` present (the SEDA tests validate manifests with it) → emulators and
-//!   PostgreSQL up → every test of the workspace with their endpoints → both down (also when
-//!   something failed).
+//! - `test`: `xmllint` present (the SEDA tests validate manifests with it) and hadolint
+//!   installed (see `tools.rs`) → emulators and PostgreSQL up → every test of the workspace
+//!   with their endpoints → both down (also when something failed).
 
 #![allow(
     clippy::print_stdout,
@@ -15,6 +15,7 @@
 mod bench;
 mod emulators;
 mod postgres;
+mod tools;
 
 use std::process::{Command, ExitCode};
 
@@ -94,6 +95,7 @@ fn run_tests(database: &str) -> Result<ExitCode> {
     if let Some((key, value)) = database.split_once('=') {
         env.push((key.to_owned(), value.to_owned()));
     }
+    env.push(tools::install().context("installing hadolint")?);
     let root = emulators::repo_root();
     let nextest = Command::new("cargo")
         .args(["nextest", "--version"])

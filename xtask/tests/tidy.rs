@@ -146,6 +146,7 @@ fn documentation_set_exists() {
         "docs/security.md",
         "docs/simulator.md",
         "docs/seda.md",
+        "docs/deploy.md",
     ] {
         let text = fs::read_to_string(root().join(doc)).unwrap_or_else(|e| panic!("{doc}: {e}"));
         assert!(text.len() > 200, "{doc} is too short to be documentation");

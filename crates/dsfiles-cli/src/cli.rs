@@ -1,9 +1,9 @@
-//! The command line: `dsfiles [-v|-q] <list|sync|verify|index|seda|demo|serve>`.
+//! The command line: `dsfiles [-v|-q] <list|sync|verify|index|seda|demo|serve|healthcheck|completions|man>`.
 
 use std::time::Duration;
 
 use crate::commands::serve;
-use crate::commands::{demo, index, list, seda, sync, verify};
+use crate::commands::{completions, demo, healthcheck, index, list, man, seda, sync, verify};
 
 /// The end of `dsfiles --help`: where to start, the environment, the exit codes.
 const AFTER_HELP: &str = "\
@@ -99,6 +99,12 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run the HTTP service (start, watch and cancel syncs; webhooks; metrics).
     Serve(serve::ServeArgs),
+    /// Check that a running `dsfiles serve` answers (exit 0 on 2xx): the container HEALTHCHECK.
+    Healthcheck(healthcheck::HealthcheckArgs),
+    /// Print the completion script of a shell (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the man page `dsfiles.1`, or write every page into a directory (`--out`).
+    Man(man::ManArgs),
 }
 
 #[cfg(test)]

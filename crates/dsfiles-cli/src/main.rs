@@ -60,6 +60,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Seda(args) => commands::seda::run(args, &global).await?,
         Command::Demo(args) => commands::demo::run(args, &global).await?,
         Command::Serve(args) => return commands::serve::run(args).await,
+        Command::Healthcheck(args) => commands::healthcheck::run(args).await?,
+        Command::Completions(args) => commands::completions::run(&args)?,
+        Command::Man(args) => commands::man::run(&args)?,
     };
     Ok(exit.into())
 }

@@ -32,9 +32,9 @@ use crate::commands::sync::SyncArgs;
 use crate::exit::UsageError;
 use crate::settings::{self, DsArgs, TokenFallback};
 
-/// Environment variables read by `dsfiles serve` only (declared once: clap's `env =`, the code
-/// below and `docs/http-api.md` use these names).
-mod env {
+/// Environment variables read by `dsfiles serve` (declared once: clap's `env =`, the code
+/// below, `healthcheck` and `docs/http-api.md` use these names).
+pub(crate) mod env {
     /// Listen address (`--listen`).
     pub const DSFILES_LISTEN: &str = "DSFILES_LISTEN";
     /// Service API tokens, comma-separated (clients send `Authorization: Bearer <token>`).

@@ -57,6 +57,21 @@ fn serve() {
 }
 
 #[test]
+fn healthcheck() {
+    insta::assert_snapshot!(help(&["healthcheck"]));
+}
+
+#[test]
+fn completions() {
+    insta::assert_snapshot!(help(&["completions"]));
+}
+
+#[test]
+fn man() {
+    insta::assert_snapshot!(help(&["man"]));
+}
+
+#[test]
 fn short_help_fits_a_screen() {
     let output = dsfiles().args(["sync", "-h"]).output().unwrap();
     assert!(output.status.success());

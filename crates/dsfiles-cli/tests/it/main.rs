@@ -2,6 +2,8 @@
 //! simulator started in this process on port 0.
 
 mod cancel;
+mod generate;
+mod healthcheck;
 mod help;
 mod index;
 mod lease;
