@@ -546,17 +546,7 @@ impl JobManager {
             self.inner.metrics.sync_finished(JobState::Cancelled);
             self.inner.store.put(&record);
         }
-        loop {
-            let mut tasks = std::mem::take(&mut *lock(&self.inner.tasks));
-            if tasks.is_empty() {
-                break;
-            }
-            while let Some(done) = tasks.join_next().await {
-                if let Err(err) = done {
-                    tracing::error!(error = %err, "a job task ended abnormally");
-                }
-            }
-        }
+        drain(&self.inner.tasks).await;
         self.inner.store.flush().await;
     }
 }
@@ -686,5 +676,21 @@ pub(crate) fn webhook_spec(demarche: u64, dest: &str, dossiers: &[u64], jobs: us
         layout: None,
         data_layout: None,
         no_data: false,
+    }
+}
+
+/// Awaits every task of `tasks`, including those started while it waits (a job's end may
+/// start the next one), logging the ones that ended abnormally.
+pub(crate) async fn drain(tasks: &Mutex<JoinSet<()>>) {
+    loop {
+        let mut taken = std::mem::take(&mut *lock(tasks));
+        if taken.is_empty() {
+            return;
+        }
+        while let Some(done) = taken.join_next().await {
+            if let Err(err) = done {
+                tracing::error!(error = %err, "a job task ended abnormally");
+            }
+        }
     }
 }

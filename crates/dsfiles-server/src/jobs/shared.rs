@@ -30,7 +30,7 @@ use tracing::Instrument as _;
 
 use super::postgres::{Cancel, Claimed, Inserted, JobDb, Lease};
 use super::{
-    CancelError, Capacity, Job, JobProgress, SubmitError, finish, lock, new_record, spec_of,
+    CancelError, Capacity, Job, JobProgress, SubmitError, drain, finish, lock, new_record, spec_of,
     webhook_spec,
 };
 use crate::Error;
@@ -443,17 +443,7 @@ impl SharedJobs {
         for job in lock(&self.inner.running).values() {
             job.cancel.cancel();
         }
-        loop {
-            let mut tasks = std::mem::take(&mut *lock(&self.inner.tasks));
-            if tasks.is_empty() {
-                break;
-            }
-            while let Some(done) = tasks.join_next().await {
-                if let Err(err) = done {
-                    tracing::error!(error = %err, "a job task ended abnormally");
-                }
-            }
-        }
+        drain(&self.inner.tasks).await;
     }
 }
 
