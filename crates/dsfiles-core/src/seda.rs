@@ -27,7 +27,6 @@
 //!   through the digests into the zip and on to OUT (see [`zip_out`]); only `manifest.xml`
 //!   (about 1 KB per file) and `dossier.json` are held whole.
 
-mod dossier_json;
 pub mod format;
 pub mod manifest;
 mod profile;
@@ -36,7 +35,6 @@ pub mod tree;
 mod write;
 mod zip_out;
 
-pub use dossier_json::{DOSSIER_JSON_VERSION, DossierJson};
 pub use profile::{
     AccessRule, AppraisalRule, DEFAULT_PACKAGE_NAME, DigestAlgorithm, FinalAction,
     PACKAGE_NAME_PLACEHOLDERS, Profile, RuleStart, package_name,

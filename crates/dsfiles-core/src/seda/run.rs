@@ -10,7 +10,6 @@ use sha2::Digest as _;
 use tokio_util::sync::CancellationToken;
 
 use super::SedaOptions;
-use super::dossier_json::DossierJson;
 use super::profile::package_name;
 use super::write::{Failed, Job, write_package};
 use super::zip_out::ZipOut;
@@ -19,8 +18,8 @@ use crate::fetch::error_chain;
 use crate::sink::{ObjectMeta, STATE_DIR, Sink};
 use crate::state;
 use crate::wire::{
-    DOSSIERS_PREFIX, FileStatus, Packaged, SedaFailure, SedaPackage, SedaRecord, SedaReport, Shard,
-    ShardFile, WIRE_VERSION, dossier_of_shard_key, seda_record_key, shard_key,
+    DOSSIERS_PREFIX, DossierData, FileStatus, Packaged, SedaFailure, SedaPackage, SedaRecord,
+    SedaReport, Shard, ShardFile, WIRE_VERSION, dossier_of_shard_key, seda_record_key, shard_key,
 };
 
 /// Largest `dossier.json` read (it is held whole, like a state file).
@@ -242,7 +241,7 @@ impl Run {
     async fn context(
         &self,
         shard: &Shard,
-    ) -> Result<Option<(String, Bytes, DossierJson)>, (String, String)> {
+    ) -> Result<Option<(String, Bytes, DossierData)>, (String, String)> {
         let key = self.context_key(shard);
         let unusable = |reason: String| (key.clone(), reason);
         match self.dest.head(&key).await {
@@ -270,11 +269,11 @@ impl Run {
                 )));
             }
         };
-        let parsed = DossierJson::parse(&key, &bytes).map_err(unusable)?;
-        if parsed.dossier.number != shard.dossier {
+        let parsed = DossierData::parse(&bytes).map_err(|e| unusable(format!("`{key}`: {e}")))?;
+        if parsed.context.dossier.number != shard.dossier {
             return Err(unusable(format!(
                 "`{key}` describes dossier `{}`, not `{}`",
-                parsed.dossier.number, shard.dossier
+                parsed.context.dossier.number, shard.dossier
             )));
         }
         Ok(Some((key, bytes, parsed)))

@@ -8,6 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use dsfiles_core::extract::DossierContext;
 use dsfiles_core::seda::{self, Profile, SedaOptions};
 use dsfiles_core::sink::{LocalSink, Sink, SinkOptions};
 use dsfiles_core::{CancellationToken, Shard, wire};
@@ -61,19 +62,10 @@ async fn package(env: &Env, out: &Out, opts: SedaOptions) -> anyhow::Result<wire
     .await?)
 }
 
-/// A `dossier.json` (version 1) for `shard`, as the sync's dossier-context step writes it.
+/// A `dossier.json` (version 1) for `shard`, built with the writer's own types
+/// ([`wire::DossierData`]) so that it is byte for byte what the sync writes.
 fn dossier_json(shard: &Shard, title: &str) -> Bytes {
-    let files: Vec<_> = shard
-        .files
-        .iter()
-        .map(|f| {
-            serde_json::json!({"key": f.key, "source": f.source, "label": f.label,
-                "filename": f.filename, "size": f.size, "md5": null, "sha256": f.sha256,
-                "content_type": f.content_type})
-        })
-        .collect();
-    let json = serde_json::json!({
-        "version": 1,
+    let context = serde_json::json!({
         "demarche": {"number": shard.demarche, "title": title, "service": "DDT\u{0}75", "revision": null},
         "dossier": {"number": shard.dossier, "id": "RG9zc2llcg==", "state": shard.state,
             "groupe_instructeur": {"number": 1, "label": "Paris"},
@@ -87,9 +79,19 @@ fn dossier_json(shard: &Shard, title: &str) -> Bytes {
             "sender": "leo@example.org", "body": "Bonjour\u{7}"}],
         "avis": [{"id": "a1", "question": "Avis ?", "answer": null, "expert": null, "created_at": null}],
         "decision": {"motivation": "Dossier complet", "processed_at": "2026-02-10T17:00:00+01:00"},
-        "files": files,
     });
-    Bytes::from(serde_json::to_vec_pretty(&json).unwrap())
+    let context: DossierContext = serde_json::from_value(context).unwrap();
+    Bytes::from(wire::DossierData::new(context, &shard.files).to_bytes())
+}
+
+/// Sync options without `dossier.json`: a destination synced before the sync wrote it,
+/// whose shards have no `data` (the tests put their own `dossier.json` where
+/// `--dossier-json` says).
+fn without_data(env: &Env) -> dsfiles_core::SyncOptions {
+    dsfiles_core::SyncOptions {
+        data: dsfiles_core::DataOutput::Off,
+        ..env.options()
+    }
 }
 
 /// Runs `script` with python3 and `args`; its stdout, or the failure.
@@ -232,7 +234,7 @@ async fn packages_are_valid_complete_and_incremental() -> anyhow::Result<()> {
         ..SimConfig::default()
     })
     .await?;
-    env.sync(env.options()).await?;
+    env.sync(without_data(&env)).await?;
     let shards = env.shards().await?;
     let with_context = *shards.keys().nth(1).unwrap();
     let title = "Démarche <test> & \u{1} co";
@@ -329,7 +331,7 @@ async fn packages_are_valid_complete_and_incremental() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_missing_or_corrupt_file_fails_its_dossier_alone() -> anyhow::Result<()> {
     let env = env(SimConfig::default()).await?;
-    env.sync(env.options()).await?;
+    env.sync(without_data(&env)).await?;
     let shards = env.shards().await?;
     let mut with_files = shards.values().filter(|s| !s.files.is_empty());
     let missing = with_files.next().unwrap();
@@ -386,7 +388,7 @@ async fn a_missing_or_corrupt_file_fails_its_dossier_alone() -> anyhow::Result<(
 #[tokio::test]
 async fn packages_go_to_an_object_store_with_sha256() -> anyhow::Result<()> {
     let env = env(SimConfig::default()).await?;
-    env.sync(env.options()).await?;
+    env.sync(without_data(&env)).await?;
     let memory = dsfiles_core::sink::memory();
     // Top-level keys go before the tables of PROFILE.
     let profile =
@@ -414,7 +416,7 @@ async fn packages_go_to_an_object_store_with_sha256() -> anyhow::Result<()> {
 #[tokio::test]
 async fn dossier_json_listed_in_the_shard_is_packaged_once() -> anyhow::Result<()> {
     let env = env(SimConfig::default()).await?;
-    env.sync(env.options()).await?;
+    env.sync(without_data(&env)).await?;
     let mut shard = env.shards().await?.into_values().next().unwrap();
     let key = format!("{}/dossier.json", shard.dossier);
     let json = dossier_json(&shard, "Titre");
@@ -449,7 +451,7 @@ async fn dossier_json_listed_in_the_shard_is_packaged_once() -> anyhow::Result<(
 #[tokio::test]
 async fn only_selected_states_and_dossiers_are_packaged() -> anyhow::Result<()> {
     let env = env(SimConfig::default()).await?;
-    env.sync(env.options()).await?;
+    env.sync(without_data(&env)).await?;
     let shards = env.shards().await?;
     let out = out()?;
     let terminated: Vec<u64> = shards
