@@ -484,3 +484,153 @@ async fn only_selected_states_and_dossiers_are_packaged() -> anyhow::Result<()> 
     );
     Ok(())
 }
+
+/// The zip entry names and `manifest.xml` of the package at `key` in `out`.
+fn entries_and_manifest(out: &Out, key: &str) -> (Vec<String>, String) {
+    let zip = out.dir.path().join(key);
+    let names = python(
+        "import sys, zipfile; print('\\n'.join(zipfile.ZipFile(sys.argv[1]).namelist()))",
+        &[&zip],
+    );
+    let manifest = python(
+        "import sys, zipfile; sys.stdout.write(zipfile.ZipFile(sys.argv[1]).read('manifest.xml').decode())",
+        &[&zip],
+    );
+    (names.lines().map(str::to_owned).collect(), manifest)
+}
+
+/// Packages what a sync wrote, dossier.json included; checks that every package holds the
+/// dossier.json its shard records and that its manifest carries the applicant and dates.
+async fn package_a_synced_destination(env: &Env) -> anyhow::Result<()> {
+    let shards = env.shards().await?;
+    let out = out()?;
+    let report = package(env, &out, options(PROFILE)).await?;
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    assert!(
+        !report
+            .warnings
+            .iter()
+            .any(|w| w.contains("package built from the manifest alone")),
+        "{:#?}",
+        report.warnings
+    );
+    assert_eq!(report.packaged.len(), shards.len());
+    let (mut senders, mut starts, mut ends) = (0, 0, 0);
+    for p in &report.packaged {
+        let data = shards[&p.dossier]
+            .data
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("dossier `{}` has no data", p.dossier))?;
+        let bytes = env.sink.get_small(&data.key).await?.unwrap_or_default();
+        let context = wire::DossierData::parse(&bytes)?.context;
+        let (names, manifest) = entries_and_manifest(&out, &p.key);
+        let entry = format!("Content/{}", data.key);
+        assert!(names.contains(&entry), "{entry} not in {names:?}");
+        assert!(
+            manifest.contains(&format!("<Uri>{entry}</Uri>")),
+            "{manifest}"
+        );
+        // Each fact the dossier has is in the manifest; the sim has some of each.
+        if context.applicant.is_some() {
+            assert!(manifest.contains("<Role>Demandeur</Role>"), "{manifest}");
+            senders += 1;
+        }
+        if context.dossier.deposited_at.is_some() {
+            assert!(manifest.contains("<StartDate>"), "{manifest}");
+            starts += 1;
+        }
+        if context.dossier.processed_at.is_some() {
+            assert!(manifest.contains("<EndDate>"), "{manifest}");
+            ends += 1;
+        }
+    }
+    assert!(
+        senders > 0 && starts > 0 && ends > 0,
+        "{senders} {starts} {ends}"
+    );
+    // Every object, dossier.json included, re-digested from the zip; xmllint validates.
+    let files: usize = shards
+        .values()
+        .map(|s| {
+            s.files
+                .iter()
+                .filter(|f| f.status != dsfiles_core::FileStatus::RemovedUpstream)
+                .count()
+        })
+        .sum();
+    assert_eq!(
+        check_packages(&out, &report),
+        (files + report.packaged.len()) as u64
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_synced_dossier_json_is_found_through_the_shard() -> anyhow::Result<()> {
+    let env = env(SimConfig::default()).await?;
+    let report = env.sync(env.options()).await?;
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    package_a_synced_destination(&env).await
+}
+
+#[tokio::test]
+async fn a_dossier_json_at_a_custom_data_layout_is_found_through_the_shard() -> anyhow::Result<()> {
+    let env = env(SimConfig::default()).await?;
+    let opts = dsfiles_core::SyncOptions {
+        data: dsfiles_core::DataOutput::At(dsfiles_core::extract::DataLayout::parse(
+            "data/{demarche}-{dossier}.json",
+        )?),
+        ..env.options()
+    };
+    let report = env.sync(opts).await?;
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    let shards = env.shards().await?;
+    assert!(
+        shards
+            .values()
+            .all(|s| s.data.as_ref().is_some_and(|d| d.key.starts_with("data/"))),
+        "{shards:#?}"
+    );
+    // `--dossier-json` keeps its default, where nothing is: the shard is what is read.
+    package_a_synced_destination(&env).await
+}
+
+#[tokio::test]
+async fn a_dossier_json_not_what_the_shard_recorded_fails_its_dossier() -> anyhow::Result<()> {
+    let env = env(SimConfig::default()).await?;
+    env.sync(env.options()).await?;
+    let shards = env.shards().await?;
+    let mut numbers = shards.keys().copied();
+    let (changed, gone) = (numbers.next().unwrap(), numbers.next().unwrap());
+    let changed_key = shards[&changed].data.as_ref().unwrap().key.clone();
+    let gone_key = shards[&gone].data.as_ref().unwrap().key.clone();
+    // Valid JSON of the right dossier, but not the bytes the sync wrote.
+    let other = dossier_json(&shards[&changed], "Titre changé");
+    env.sink.put_small(&changed_key, other).await?;
+    std::fs::remove_file(env.dir.path().join(&gone_key))?;
+    let out = out()?;
+
+    let report = package(&env, &out, options(PROFILE)).await?;
+    let mut failed: Vec<_> = report
+        .failed
+        .iter()
+        .map(|f| (f.dossier, f.key.clone()))
+        .collect();
+    failed.sort();
+    let mut expected = vec![(changed, Some(changed_key)), (gone, Some(gone_key))];
+    expected.sort();
+    assert_eq!(failed, expected, "{:#?}", report.failed);
+    let reason = |n: u64| {
+        &report
+            .failed
+            .iter()
+            .find(|f| f.dossier == n)
+            .unwrap()
+            .reason
+    };
+    assert!(reason(changed).contains("SHA-256"), "{}", reason(changed));
+    assert!(reason(gone).contains("missing"), "{}", reason(gone));
+    assert_eq!(report.packaged.len(), shards.len() - 2);
+    check_packages(&out, &report);
+    Ok(())
+}
