@@ -12,7 +12,9 @@
 //!   `Content/{its key}`, and `manifest.xml` ([`manifest`]) as the last entry — the digests it
 //!   lists are known only once the bytes went through, and SEDA sets no order for the
 //!   entries of a SIP (archives extract the whole zip before reading the manifest);
-//! - the shard is the authority on which files exist, their keys and digests; `dossier.json`
+//! - the shard is the authority on which files exist, their keys and digests, and on where
+//!   `dossier.json` is (`Shard.data`: its key and SHA-256, checked like a file's; only a shard
+//!   without `data` falls back to [`SedaOptions::dossier_json`]); `dossier.json`
 //!   adds the description (applicant, dates, champs, messages, avis, decision). Without it
 //!   the package is built from the shard alone and the report warns;
 //! - a file missing in DEST, or whose bytes are not what the shard recorded, fails its
@@ -27,7 +29,6 @@
 //!   through the digests into the zip and on to OUT (see [`zip_out`]); only `manifest.xml`
 //!   (about 1 KB per file) and `dossier.json` are held whole.
 
-mod dossier_json;
 pub mod format;
 pub mod manifest;
 mod profile;
@@ -36,7 +37,6 @@ pub mod tree;
 mod write;
 mod zip_out;
 
-pub use dossier_json::{DOSSIER_JSON_VERSION, DossierJson};
 pub use profile::{
     AccessRule, AppraisalRule, DEFAULT_PACKAGE_NAME, DigestAlgorithm, FinalAction,
     PACKAGE_NAME_PLACEHOLDERS, Profile, RuleStart, package_name,
@@ -66,6 +66,7 @@ pub struct SedaOptions {
     /// Only these dossiers; empty: every dossier in DEST.
     pub dossiers: Vec<u64>,
     /// The key of a dossier's `dossier.json` in DEST: `{dossier}` and `{demarche}` replaced.
+    /// Only for a dossier whose shard has no `data` (synced before the sync wrote it).
     pub dossier_json: String,
 }
 

@@ -62,7 +62,9 @@ pub struct SedaArgs {
     )]
     pub states: Vec<String>,
 
-    /// Key of a dossier's dossier.json in DEST (`{dossier}`, `{demarche}` replaced).
+    /// Key of a dossier's dossier.json in DEST (`{dossier}`, `{demarche}` replaced), used
+    /// only for dossiers whose manifest shard records no dossier.json (synced before sync
+    /// wrote it); otherwise the key the shard records is read and checked.
     #[arg(long, value_name = "KEY", default_value = seda::DEFAULT_DOSSIER_JSON)]
     pub dossier_json: String,
 

@@ -35,11 +35,10 @@ use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 
-use super::dossier_json::{Applicant, DossierJson};
 use super::format;
 use super::profile::{Profile, RuleStart};
 use super::tree::{self, FileLeaf, Unit};
-use crate::extract::Source;
+use crate::extract::{Applicant, DossierContext, Source};
 
 /// SEDA 2.2's namespace.
 pub const SEDA_NS: &str = "fr:gouv:culture:archivesdefrance:seda:v2.2";
@@ -76,7 +75,7 @@ pub struct ManifestInput<'a> {
     pub demarche: u64,
     pub dossier: u64,
     pub state: &'a str,
-    pub context: Option<&'a DossierJson>,
+    pub context: Option<&'a DossierContext>,
     pub objects: &'a [DataObject],
 }
 
@@ -423,7 +422,7 @@ fn rule<W: Write>(
     w: &mut Writer<W>,
     id: &str,
     start: RuleStart,
-    context: Option<&DossierJson>,
+    context: Option<&DossierContext>,
 ) -> io::Result<()> {
     text(w, "Rule", id)?;
     let date = match start {
@@ -444,7 +443,7 @@ fn rule<W: Write>(
 }
 
 /// The decision date: the dossier's `processed_at`, else the decision's.
-fn decision_date(context: Option<&DossierJson>) -> Option<DateTime<FixedOffset>> {
+fn decision_date(context: Option<&DossierContext>) -> Option<DateTime<FixedOffset>> {
     let c = context?;
     c.dossier
         .processed_at

@@ -10,7 +10,6 @@ use sha2::Digest as _;
 use tokio_util::sync::CancellationToken;
 
 use super::SedaOptions;
-use super::dossier_json::DossierJson;
 use super::profile::package_name;
 use super::write::{Failed, Job, write_package};
 use super::zip_out::ZipOut;
@@ -19,8 +18,8 @@ use crate::fetch::error_chain;
 use crate::sink::{ObjectMeta, STATE_DIR, Sink};
 use crate::state;
 use crate::wire::{
-    DOSSIERS_PREFIX, FileStatus, Packaged, SedaFailure, SedaPackage, SedaRecord, SedaReport, Shard,
-    ShardFile, WIRE_VERSION, dossier_of_shard_key, seda_record_key, shard_key,
+    DOSSIERS_PREFIX, DossierData, FileStatus, Packaged, SedaFailure, SedaPackage, SedaRecord,
+    SedaReport, Shard, ShardFile, WIRE_VERSION, dossier_of_shard_key, seda_record_key, shard_key,
 };
 
 /// Largest `dossier.json` read (it is held whole, like a state file).
@@ -231,53 +230,69 @@ impl Run {
         )))
     }
 
+    /// Where the dossier's `dossier.json` is: the key its shard records (`data`), else, for a
+    /// destination synced before the sync wrote it, the `--dossier-json` template.
     fn context_key(&self, shard: &Shard) -> String {
-        self.opts
-            .dossier_json
-            .replace("{dossier}", &shard.dossier.to_string())
-            .replace("{demarche}", &shard.demarche.to_string())
+        match &shard.data {
+            Some(data) => data.key.clone(),
+            None => self
+                .opts
+                .dossier_json
+                .replace("{dossier}", &shard.dossier.to_string())
+                .replace("{demarche}", &shard.demarche.to_string()),
+        }
     }
 
-    /// `dossier.json`: `Ok(None)` when absent, `Err((key, reason))` when unusable.
+    /// `dossier.json`: `Ok(None)` when absent and the shard records none, `Err((key, reason))`
+    /// when unusable: not what the shard recorded (missing, other bytes), not a readable
+    /// `dossier.json`, or another dossier's.
     async fn context(
         &self,
         shard: &Shard,
-    ) -> Result<Option<(String, Bytes, DossierJson)>, (String, String)> {
+    ) -> Result<Option<(String, Bytes, DossierData)>, (String, String)> {
         let key = self.context_key(shard);
         let unusable = |reason: String| (key.clone(), reason);
-        match self.dest.head(&key).await {
-            Ok(None) => return Ok(None),
-            Ok(Some(size)) if size > DOSSIER_JSON_MAX as u64 => {
+        let Some(bytes) = self.read_context(&key).await.map_err(unusable)? else {
+            return match &shard.data {
+                Some(_) => Err(unusable(format!(
+                    "`{key}` is missing in the destination, though the manifest shard records it"
+                ))),
+                None => Ok(None),
+            };
+        };
+        if let Some(data) = &shard.data {
+            let actual = hex::encode(sha2::Sha256::digest(&bytes));
+            if actual != data.sha256 {
                 return Err(unusable(format!(
-                    "`{key}` is {size} bytes, more than the {DOSSIER_JSON_MAX} read"
-                )));
-            }
-            Ok(Some(_)) => {}
-            Err(e) => {
-                return Err(unusable(format!(
-                    "cannot read `{key}`: {}",
-                    error_chain(&e)
+                    "`{key}` is corrupt: its SHA-256 is `{actual}`, not the `{}` the manifest \
+                     shard recorded",
+                    data.sha256
                 )));
             }
         }
-        let bytes = match self.dest.get_small(&key).await {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => return Ok(None),
-            Err(e) => {
-                return Err(unusable(format!(
-                    "cannot read `{key}`: {}",
-                    error_chain(&e)
-                )));
-            }
-        };
-        let parsed = DossierJson::parse(&key, &bytes).map_err(unusable)?;
-        if parsed.dossier.number != shard.dossier {
+        let parsed = DossierData::parse(&bytes).map_err(|e| unusable(format!("`{key}`: {e}")))?;
+        if parsed.context.dossier.number != shard.dossier {
             return Err(unusable(format!(
                 "`{key}` describes dossier `{}`, not `{}`",
-                parsed.dossier.number, shard.dossier
+                parsed.context.dossier.number, shard.dossier
             )));
         }
         Ok(Some((key, bytes, parsed)))
+    }
+
+    /// The bytes at `key` in DEST, `None` when absent; `Err` names the problem.
+    async fn read_context(&self, key: &str) -> Result<Option<Bytes>, String> {
+        let cannot = |e: crate::sink::Error| format!("cannot read `{key}`: {}", error_chain(&e));
+        match self.dest.head(key).await.map_err(cannot)? {
+            None => return Ok(None),
+            Some(size) if size > DOSSIER_JSON_MAX as u64 => {
+                return Err(format!(
+                    "`{key}` is {size} bytes, more than the {DOSSIER_JSON_MAX} read"
+                ));
+            }
+            Some(_) => {}
+        }
+        self.dest.get_small(key).await.map_err(cannot)
     }
 
     /// See [`crate::wire::SedaPackage::fingerprint`].

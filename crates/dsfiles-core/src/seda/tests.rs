@@ -6,6 +6,7 @@ use super::format::identify;
 use super::manifest::{self, DataObject, ManifestInput, Role, xml_text};
 use super::*;
 use crate::extract::Source;
+use crate::wire::DossierData;
 
 /// The SEDA 2.2 schemas: `DSFILES_SEDA_SCHEMAS`, else the copy in `fixtures/seda/2.2`.
 pub(crate) fn schemas() -> PathBuf {
@@ -106,7 +107,7 @@ fn render(input: &ManifestInput<'_>) -> String {
 
 #[test]
 fn manifest_with_dossier_json_is_valid_and_stable() {
-    let context = DossierJson::parse("100004/dossier.json", CONTEXT.as_bytes()).unwrap();
+    let context = DossierData::parse(CONTEXT.as_bytes()).unwrap().context;
     let profile = profile(
         "submission_agency = \"DS\"\n[appraisal]\nrule = \"APP-10\"\nfinal_action = \"Keep\"\n\
          [access]\nrule = \"ACC-25\"\nstart_date = \"depot\"\n",
@@ -216,7 +217,7 @@ fn company_applicant_and_empty_package_are_valid() {
         r#"{ "kind": "person", "civilite": "Mme", "nom": "Durand", "prenom": "Zoé" }"#,
         r#"{ "kind": "company", "siret": "12345678900011", "siren": null, "raison_sociale": null, "tva": null, "adresse": null }"#,
     );
-    let context = DossierJson::parse("k", context.as_bytes()).unwrap();
+    let context = DossierData::parse(context.as_bytes()).unwrap().context;
     let profile = profile(
         "[appraisal]\nrule = \"APP-1\"\nstart_date = \"none\"\nfinal_action = \"Destroy\"\n",
     );

@@ -15,9 +15,7 @@
 //!   its source's unit; DS's PDF of the dossier is not a unit: it joins `dossier.json` in the
 //!   root unit's object group.
 
-use crate::extract::Source;
-
-use super::dossier_json::{Champ, DossierJson};
+use crate::extract::{ChampValue, DossierContext, Source};
 
 /// One `ArchiveUnit`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -52,7 +50,7 @@ impl Unit {
 }
 
 /// The children of the root unit (see the module doc).
-pub fn children(context: Option<&DossierJson>, files: &[FileLeaf]) -> Vec<Unit> {
+pub fn children(context: Option<&DossierContext>, files: &[FileLeaf]) -> Vec<Unit> {
     let mut champs = labelled(context.map(|c| c.champs.as_slice()), files, Source::Champ);
     let mut annotations = labelled(
         context.map(|c| c.annotations.as_slice()),
@@ -111,7 +109,7 @@ fn file_unit(file: &FileLeaf) -> Unit {
 
 /// The `Champs` or `Annotations privées` unit: one unit per champ (from `dossier.json`), or
 /// per distinct file label without it.
-fn labelled(champs: Option<&[Champ]>, files: &[FileLeaf], source: Source) -> Unit {
+fn labelled(champs: Option<&[ChampValue]>, files: &[FileLeaf], source: Source) -> Unit {
     let title = match source {
         Source::Annotation => "Annotations privées",
         _ => "Champs",
@@ -131,7 +129,7 @@ fn labelled(champs: Option<&[Champ]>, files: &[FileLeaf], source: Source) -> Uni
     group(title, children)
 }
 
-fn champ_unit(champ: &Champ) -> Unit {
+fn champ_unit(champ: &ChampValue) -> Unit {
     let rows = champ.rows.as_deref().unwrap_or_default();
     let children = rows
         .iter()
@@ -149,7 +147,7 @@ fn champ_unit(champ: &Champ) -> Unit {
     }
 }
 
-fn messages(context: &DossierJson) -> Vec<Unit> {
+fn messages(context: &DossierContext) -> Vec<Unit> {
     context
         .messages
         .iter()
@@ -161,7 +159,7 @@ fn messages(context: &DossierJson) -> Vec<Unit> {
         .collect()
 }
 
-fn avis(context: &DossierJson) -> Vec<Unit> {
+fn avis(context: &DossierContext) -> Vec<Unit> {
     context
         .avis
         .iter()

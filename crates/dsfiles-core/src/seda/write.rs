@@ -16,14 +16,13 @@ use sha2::Digest as _;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use super::dossier_json::DossierJson;
 use super::manifest::{self, DataObject, ManifestInput, Role};
 use super::profile::{DigestAlgorithm, Profile};
 use super::zip_out::{ZipError, ZipOut};
 use crate::fetch::error_chain;
 use crate::hash::Md5;
 use crate::sink::{self, Sink};
-use crate::wire::{FileStatus, ShardFile};
+use crate::wire::{DossierData, FileStatus, ShardFile};
 
 /// Where the dossier's objects go inside the zip: Vitam's ingest (`CHECK_SEDA`) wants exactly
 /// one file at the root, `manifest.xml`, and one directory, `Content`.
@@ -37,7 +36,7 @@ pub(crate) struct Job {
     pub state: String,
     pub files: Vec<ShardFile>,
     /// `dossier.json`: its key in DEST, its bytes and what they say.
-    pub context: Option<(String, Bytes, DossierJson)>,
+    pub context: Option<(String, Bytes, DossierData)>,
     pub message_id: String,
     pub date: DateTime<Utc>,
 }
@@ -115,7 +114,7 @@ fn write_objects(
         demarche: job.demarche,
         dossier: job.dossier,
         state: &job.state,
-        context: job.context.as_ref().map(|(_, _, c)| c),
+        context: job.context.as_ref().map(|(_, _, data)| &data.context),
         objects: &objects,
     };
     // Its size grows with the number of files (about 1 KB each), never with their bytes.

@@ -8,6 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use dsfiles_core::extract::DossierContext;
 use dsfiles_core::seda::{self, Profile, SedaOptions};
 use dsfiles_core::sink::{LocalSink, Sink, SinkOptions};
 use dsfiles_core::{CancellationToken, Shard, wire};
@@ -61,19 +62,10 @@ async fn package(env: &Env, out: &Out, opts: SedaOptions) -> anyhow::Result<wire
     .await?)
 }
 
-/// A `dossier.json` (version 1) for `shard`, as the sync's dossier-context step writes it.
+/// A `dossier.json` (version 1) for `shard`, built with the writer's own types
+/// ([`wire::DossierData`]) so that it is byte for byte what the sync writes.
 fn dossier_json(shard: &Shard, title: &str) -> Bytes {
-    let files: Vec<_> = shard
-        .files
-        .iter()
-        .map(|f| {
-            serde_json::json!({"key": f.key, "source": f.source, "label": f.label,
-                "filename": f.filename, "size": f.size, "md5": null, "sha256": f.sha256,
-                "content_type": f.content_type})
-        })
-        .collect();
-    let json = serde_json::json!({
-        "version": 1,
+    let context = serde_json::json!({
         "demarche": {"number": shard.demarche, "title": title, "service": "DDT\u{0}75", "revision": null},
         "dossier": {"number": shard.dossier, "id": "RG9zc2llcg==", "state": shard.state,
             "groupe_instructeur": {"number": 1, "label": "Paris"},
@@ -87,9 +79,19 @@ fn dossier_json(shard: &Shard, title: &str) -> Bytes {
             "sender": "leo@example.org", "body": "Bonjour\u{7}"}],
         "avis": [{"id": "a1", "question": "Avis ?", "answer": null, "expert": null, "created_at": null}],
         "decision": {"motivation": "Dossier complet", "processed_at": "2026-02-10T17:00:00+01:00"},
-        "files": files,
     });
-    Bytes::from(serde_json::to_vec_pretty(&json).unwrap())
+    let context: DossierContext = serde_json::from_value(context).unwrap();
+    Bytes::from(wire::DossierData::new(context, &shard.files).to_bytes())
+}
+
+/// Sync options without `dossier.json`: a destination synced before the sync wrote it,
+/// whose shards have no `data` (the tests put their own `dossier.json` where
+/// `--dossier-json` says).
+fn without_data(env: &Env) -> dsfiles_core::SyncOptions {
+    dsfiles_core::SyncOptions {
+        data: dsfiles_core::DataOutput::Off,
+        ..env.options()
+    }
 }
 
 /// Runs `script` with python3 and `args`; its stdout, or the failure.
@@ -232,7 +234,7 @@ async fn packages_are_valid_complete_and_incremental() -> anyhow::Result<()> {
         ..SimConfig::default()
     })
     .await?;
-    env.sync(env.options()).await?;
+    env.sync(without_data(&env)).await?;
     let shards = env.shards().await?;
     let with_context = *shards.keys().nth(1).unwrap();
     let title = "Démarche <test> & \u{1} co";
@@ -329,7 +331,7 @@ async fn packages_are_valid_complete_and_incremental() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_missing_or_corrupt_file_fails_its_dossier_alone() -> anyhow::Result<()> {
     let env = env(SimConfig::default()).await?;
-    env.sync(env.options()).await?;
+    env.sync(without_data(&env)).await?;
     let shards = env.shards().await?;
     let mut with_files = shards.values().filter(|s| !s.files.is_empty());
     let missing = with_files.next().unwrap();
@@ -386,7 +388,7 @@ async fn a_missing_or_corrupt_file_fails_its_dossier_alone() -> anyhow::Result<(
 #[tokio::test]
 async fn packages_go_to_an_object_store_with_sha256() -> anyhow::Result<()> {
     let env = env(SimConfig::default()).await?;
-    env.sync(env.options()).await?;
+    env.sync(without_data(&env)).await?;
     let memory = dsfiles_core::sink::memory();
     // Top-level keys go before the tables of PROFILE.
     let profile =
@@ -414,7 +416,7 @@ async fn packages_go_to_an_object_store_with_sha256() -> anyhow::Result<()> {
 #[tokio::test]
 async fn dossier_json_listed_in_the_shard_is_packaged_once() -> anyhow::Result<()> {
     let env = env(SimConfig::default()).await?;
-    env.sync(env.options()).await?;
+    env.sync(without_data(&env)).await?;
     let mut shard = env.shards().await?.into_values().next().unwrap();
     let key = format!("{}/dossier.json", shard.dossier);
     let json = dossier_json(&shard, "Titre");
@@ -449,7 +451,7 @@ async fn dossier_json_listed_in_the_shard_is_packaged_once() -> anyhow::Result<(
 #[tokio::test]
 async fn only_selected_states_and_dossiers_are_packaged() -> anyhow::Result<()> {
     let env = env(SimConfig::default()).await?;
-    env.sync(env.options()).await?;
+    env.sync(without_data(&env)).await?;
     let shards = env.shards().await?;
     let out = out()?;
     let terminated: Vec<u64> = shards
@@ -480,5 +482,155 @@ async fn only_selected_states_and_dossiers_are_packaged() -> anyhow::Result<()> 
         report.warnings[0].contains(&format!("`{open}`")),
         "{report:#?}"
     );
+    Ok(())
+}
+
+/// The zip entry names and `manifest.xml` of the package at `key` in `out`.
+fn entries_and_manifest(out: &Out, key: &str) -> (Vec<String>, String) {
+    let zip = out.dir.path().join(key);
+    let names = python(
+        "import sys, zipfile; print('\\n'.join(zipfile.ZipFile(sys.argv[1]).namelist()))",
+        &[&zip],
+    );
+    let manifest = python(
+        "import sys, zipfile; sys.stdout.write(zipfile.ZipFile(sys.argv[1]).read('manifest.xml').decode())",
+        &[&zip],
+    );
+    (names.lines().map(str::to_owned).collect(), manifest)
+}
+
+/// Packages what a sync wrote, dossier.json included; checks that every package holds the
+/// dossier.json its shard records and that its manifest carries the applicant and dates.
+async fn package_a_synced_destination(env: &Env) -> anyhow::Result<()> {
+    let shards = env.shards().await?;
+    let out = out()?;
+    let report = package(env, &out, options(PROFILE)).await?;
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    assert!(
+        !report
+            .warnings
+            .iter()
+            .any(|w| w.contains("package built from the manifest alone")),
+        "{:#?}",
+        report.warnings
+    );
+    assert_eq!(report.packaged.len(), shards.len());
+    let (mut senders, mut starts, mut ends) = (0, 0, 0);
+    for p in &report.packaged {
+        let data = shards[&p.dossier]
+            .data
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("dossier `{}` has no data", p.dossier))?;
+        let bytes = env.sink.get_small(&data.key).await?.unwrap_or_default();
+        let context = wire::DossierData::parse(&bytes)?.context;
+        let (names, manifest) = entries_and_manifest(&out, &p.key);
+        let entry = format!("Content/{}", data.key);
+        assert!(names.contains(&entry), "{entry} not in {names:?}");
+        assert!(
+            manifest.contains(&format!("<Uri>{entry}</Uri>")),
+            "{manifest}"
+        );
+        // Each fact the dossier has is in the manifest; the sim has some of each.
+        if context.applicant.is_some() {
+            assert!(manifest.contains("<Role>Demandeur</Role>"), "{manifest}");
+            senders += 1;
+        }
+        if context.dossier.deposited_at.is_some() {
+            assert!(manifest.contains("<StartDate>"), "{manifest}");
+            starts += 1;
+        }
+        if context.dossier.processed_at.is_some() {
+            assert!(manifest.contains("<EndDate>"), "{manifest}");
+            ends += 1;
+        }
+    }
+    assert!(
+        senders > 0 && starts > 0 && ends > 0,
+        "{senders} {starts} {ends}"
+    );
+    // Every object, dossier.json included, re-digested from the zip; xmllint validates.
+    let files: usize = shards
+        .values()
+        .map(|s| {
+            s.files
+                .iter()
+                .filter(|f| f.status != dsfiles_core::FileStatus::RemovedUpstream)
+                .count()
+        })
+        .sum();
+    assert_eq!(
+        check_packages(&out, &report),
+        (files + report.packaged.len()) as u64
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_synced_dossier_json_is_found_through_the_shard() -> anyhow::Result<()> {
+    let env = env(SimConfig::default()).await?;
+    let report = env.sync(env.options()).await?;
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    package_a_synced_destination(&env).await
+}
+
+#[tokio::test]
+async fn a_dossier_json_at_a_custom_data_layout_is_found_through_the_shard() -> anyhow::Result<()> {
+    let env = env(SimConfig::default()).await?;
+    let opts = dsfiles_core::SyncOptions {
+        data: dsfiles_core::DataOutput::At(dsfiles_core::extract::DataLayout::parse(
+            "data/{demarche}-{dossier}.json",
+        )?),
+        ..env.options()
+    };
+    let report = env.sync(opts).await?;
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    let shards = env.shards().await?;
+    assert!(
+        shards
+            .values()
+            .all(|s| s.data.as_ref().is_some_and(|d| d.key.starts_with("data/"))),
+        "{shards:#?}"
+    );
+    // `--dossier-json` keeps its default, where nothing is: the shard is what is read.
+    package_a_synced_destination(&env).await
+}
+
+#[tokio::test]
+async fn a_dossier_json_not_what_the_shard_recorded_fails_its_dossier() -> anyhow::Result<()> {
+    let env = env(SimConfig::default()).await?;
+    env.sync(env.options()).await?;
+    let shards = env.shards().await?;
+    let mut numbers = shards.keys().copied();
+    let (changed, gone) = (numbers.next().unwrap(), numbers.next().unwrap());
+    let changed_key = shards[&changed].data.as_ref().unwrap().key.clone();
+    let gone_key = shards[&gone].data.as_ref().unwrap().key.clone();
+    // Valid JSON of the right dossier, but not the bytes the sync wrote.
+    let other = dossier_json(&shards[&changed], "Titre changé");
+    env.sink.put_small(&changed_key, other).await?;
+    std::fs::remove_file(env.dir.path().join(&gone_key))?;
+    let out = out()?;
+
+    let report = package(&env, &out, options(PROFILE)).await?;
+    let mut failed: Vec<_> = report
+        .failed
+        .iter()
+        .map(|f| (f.dossier, f.key.clone()))
+        .collect();
+    failed.sort();
+    let mut expected = vec![(changed, Some(changed_key)), (gone, Some(gone_key))];
+    expected.sort();
+    assert_eq!(failed, expected, "{:#?}", report.failed);
+    let reason = |n: u64| {
+        &report
+            .failed
+            .iter()
+            .find(|f| f.dossier == n)
+            .unwrap()
+            .reason
+    };
+    assert!(reason(changed).contains("SHA-256"), "{}", reason(changed));
+    assert!(reason(gone).contains("missing"), "{}", reason(gone));
+    assert_eq!(report.packaged.len(), shards.len() - 2);
+    check_packages(&out, &report);
     Ok(())
 }
