@@ -133,10 +133,7 @@ fn nothing_listening_or_silence_is_unhealthy() {
     let url = format!("http://127.0.0.1:{port}/healthz");
     let (code, err) = healthcheck(&["--url", &url], None);
     assert_eq!(code, Some(1), "{err}");
-    assert!(
-        err.contains("no answer"),
-        "{err}"
-    );
+    assert!(err.contains("no answer"), "{err}");
 
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/healthz", silent.local_addr().unwrap());
