@@ -3,8 +3,11 @@
 //! hadolint passes; the image and every example run as the unprivileged user 10001 on a
 //! read-only root file system with writable state and tmp; probes and health checks name routes
 //! the service has (`/healthz`, `/readyz`, read from the server's OpenAPI snapshot, which the
-//! router's own table produces); examples give `dsfiles serve` only flags it has and a
-//! `dsfiles.toml` the server's own parser accepts.
+//! router's own table produces); examples give `dsfiles serve` only flags and `DSFILES_*`
+//! variables it has and a `dsfiles.toml` the server's own parser accepts; every replica of
+//! every example shares the PostgreSQL job store (`DSFILES_DATABASE_URL`, never a value in the
+//! repository) under a name of its own (`DSFILES_REPLICA_ID`), and no file still says the
+//! replicas share nothing.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -457,6 +460,82 @@ fn compose_gives_serve_its_config_secrets_and_time_to_stop() {
     }
 }
 
+/// Every `DSFILES_*` variable an example sets is one `dsfiles serve` reads (its `--help`
+/// snapshot lists `[env: NAME]`) or one the image sets.
+#[track_caller]
+fn assert_serve_env_exists<'a>(names: impl IntoIterator<Item = &'a str>, origin: &str) {
+    let help = read("crates/dsfiles-cli/tests/it/snapshots/it__help__serve.snap");
+    let image = env_of(dockerfile_stages().last().unwrap());
+    for name in names.into_iter().filter(|n| n.starts_with("DSFILES_")) {
+        assert!(
+            help.contains(&format!("[env: {name}]")) || image.iter().any(|(k, _)| k == name),
+            "{origin}: `dsfiles serve` reads no `{name}`"
+        );
+    }
+}
+
+/// The compose header's recipe for the replicas' env file: the `printf` line writing
+/// `DSFILES_DATABASE_URL=…` (`%s`, the password) and the file it writes, from `text`.
+fn database_env_recipe(text: &str) -> (String, String) {
+    let line = text
+        .lines()
+        .find(|l| l.contains("printf 'DSFILES_DATABASE_URL="))
+        .expect("a recipe writing DSFILES_DATABASE_URL into the env file");
+    let url = line.split("DSFILES_DATABASE_URL=").nth(1).unwrap();
+    let url = url.split("\\n'").next().unwrap().to_owned();
+    let file = line.rsplit("> ").next().unwrap().trim().to_owned();
+    (url, file)
+}
+
+#[test]
+fn compose_replicas_share_the_postgres_job_store_each_under_its_own_name() {
+    let doc = compose();
+    let postgres = &doc["services"]["postgres"];
+    let text = read("compose.yaml");
+    let (url, env_file) = database_env_recipe(&text);
+    // The URL names the compose service, its user and database, and takes the password from
+    // the very file the `postgres` service reads (`$(cat FILE)` in the recipe).
+    let user = postgres["environment"]["POSTGRES_USER"].as_str().unwrap();
+    let db = postgres["environment"]["POSTGRES_DB"].as_str().unwrap();
+    assert_eq!(url, format!("postgres://{user}:%s@postgres:5432/{db}"));
+    let secret = strings(&postgres["secrets"])[0].clone();
+    let password_file = doc["secrets"][secret.as_str()]["file"].as_str().unwrap();
+    let password_name = password_file.rsplit('/').next().unwrap();
+    assert!(text.contains(&format!("\"$(cat {password_name})\" > {env_file}")));
+    assert!(
+        read("docs/deploy.md").contains(&format!("DSFILES_DATABASE_URL={url}")),
+        "docs/deploy.md gives the same recipe"
+    );
+    let mut names = BTreeSet::new();
+    for (name, service) in compose_dsfiles_services(&doc) {
+        let files = strings(&service["env_file"]);
+        let path = format!("./deploy/compose/secrets/{env_file}");
+        assert!(files.contains(&path), "{name}: env_file {path}");
+        let env = service["environment"].as_mapping().expect("environment");
+        assert!(
+            !env.contains_key("DSFILES_DATABASE_URL"),
+            "{name}: a secret"
+        );
+        let keys = env.keys().filter_map(Value::as_str);
+        assert_serve_env_exists(keys.chain(["DSFILES_DATABASE_URL"]), &name);
+        let replica = env.get("DSFILES_REPLICA_ID").and_then(Value::as_str);
+        names.insert(
+            replica
+                .unwrap_or_else(|| panic!("{name}: DSFILES_REPLICA_ID"))
+                .to_owned(),
+        );
+        let condition = &service["depends_on"]["postgres"]["condition"];
+        assert_eq!(condition.as_str(), Some("service_healthy"), "{name}");
+    }
+    assert_eq!(names.len(), 2, "each replica has its own id: {names:?}");
+    // The env file holds the password: it lives where git ignores everything.
+    let ignore = read("deploy/compose/secrets/.gitignore");
+    assert!(
+        ignore.lines().any(|l| l.trim() == "*"),
+        "secrets/ is gitignored"
+    );
+}
+
 /// Every document of every `deploy/kubernetes/*.yaml`, with its file name.
 fn kubernetes() -> Vec<(String, Value)> {
     let dir = root().join("deploy/kubernetes");
@@ -579,6 +658,68 @@ fn kubernetes_probes_name_routes_and_the_pod_waits_for_a_graceful_stop() {
             secret["stringData"][key.as_ref()].is_string(),
             "the Secret has `{key}`"
         );
+    }
+}
+
+#[test]
+fn kubernetes_pods_share_the_postgres_job_store_from_the_secret_under_their_own_names() {
+    let docs = kubernetes();
+    let deployment = kind(&docs, "Deployment");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let env = container["env"].as_sequence().expect("env");
+    let names = env.iter().filter_map(|e| e["name"].as_str());
+    assert_serve_env_exists(names, "deployment.yaml");
+    let entry = |name: &str| {
+        let found = env.iter().find(|e| e["name"].as_str() == Some(name));
+        found.unwrap_or_else(|| panic!("deployment.yaml sets no {name}"))
+    };
+    let database = &entry("DSFILES_DATABASE_URL")["valueFrom"]["secretKeyRef"];
+    let secret = kind(&docs, "Secret");
+    assert_eq!(database["name"], secret["metadata"]["name"]);
+    let key = database["key"].as_str().expect("a Secret key");
+    let example = secret["stringData"][key]
+        .as_str()
+        .expect("the Secret has it");
+    assert!(example.starts_with("postgres://"), "{example}");
+    assert!(
+        example.contains("<password>"),
+        "a placeholder, not a password"
+    );
+    let replica = &entry("DSFILES_REPLICA_ID")["valueFrom"]["fieldRef"]["fieldPath"];
+    assert_eq!(replica.as_str(), Some("metadata.name"));
+}
+
+/// What the examples said before the replicas shared a job store.
+const STALE: [&str; 6] = [
+    "not used yet",
+    "not used by dsfiles yet",
+    "share no job store",
+    "no dsfiles flag or setting points to it",
+    "no dsfiles setting points to it",
+    "issue 12 item 1",
+];
+
+#[test]
+fn no_deployment_file_says_the_replicas_share_nothing() {
+    let mut files: BTreeSet<String> = kubernetes()
+        .into_iter()
+        .map(|(file, _)| format!("deploy/kubernetes/{file}"))
+        .collect();
+    files.extend(
+        [
+            "compose.yaml",
+            "docs/deploy.md",
+            "deploy/compose/dsfiles.toml",
+        ]
+        .map(String::from),
+    );
+    for file in files {
+        // Comment markers and line breaks do not split a statement.
+        let text = read(&file).to_lowercase().replace('#', " ");
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        for stale in STALE {
+            assert!(!text.contains(stale), "{file} still says {stale:?}");
+        }
     }
 }
 
