@@ -112,7 +112,7 @@ impl Cluster {
         let webhook_dest = format!("{}={}", self.sim.demarche(), self.dest("hook").display());
         let child = self
             .sim
-            .dsfiles(&["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .dsfiles(&["serve", "-v", "--listen", &format!("127.0.0.1:{port}")])
             .args(["--api-tokens-file", &path("tokens")])
             .args(["--webhook-secret-file", &path("webhook")])
             .args(["--allow-dest", &path("dest")])
