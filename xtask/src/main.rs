@@ -49,44 +49,19 @@ fn test() -> Result<ExitCode> {
 }
 
 /// `xmllint` (Debian's `libxml2-utils`) validates the SEDA manifests in the tests: installed
-/// with apt-get when missing and running as root; still missing is an error under `CI=true`
+/// with apt-get when missing (`bench::ensure_tool`); still missing is an error under `CI=true`
 /// (the tests would fail), a warning otherwise (they skip the schema check).
 fn ensure_xmllint() -> Result<()> {
-    let present = || {
-        Command::new("xmllint")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if present() {
-        return Ok(());
-    }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-    if root {
-        eprintln!("xmllint not found: installing libxml2-utils");
-        let install = || {
-            Command::new("apt-get")
-                .args(["install", "-y", "--no-install-recommends", "libxml2-utils"])
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if !install() {
-            let _ = Command::new("apt-get").arg("update").status();
-            install();
+    match bench::ensure_tool("xmllint", "libxml2-utils") {
+        Ok(_) => Ok(()),
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            Err(e.context("xmllint is missing (Debian's libxml2-utils): the SEDA tests need it"))
+        }
+        Err(e) => {
+            eprintln!("warning: {e:#}: the SEDA tests will skip the schema validation");
+            Ok(())
         }
     }
-    if present() {
-        return Ok(());
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        bail!("xmllint is missing (install Debian's libxml2-utils): the SEDA tests need it");
-    }
-    eprintln!("warning: xmllint is missing: the SEDA tests will skip the schema validation");
-    Ok(())
 }
 
 /// Every test with the emulators' variables and `database` (`DSFILES_TEST_DATABASE_URL=…`).

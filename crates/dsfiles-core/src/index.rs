@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Error;
 use crate::extract::{Applicant, Source};
 use crate::fetch::error_chain;
-use crate::sink::{Error as SinkError, ListEntry, STATE_DIR, Sink};
+use crate::sink::{Error as SinkError, ListEntry, Sink};
 use crate::state;
 use crate::wire::{
     DOSSIERS_PREFIX, DossierData, FileStatus, Shard, ShardFile, WIRE_VERSION, dossier_of_shard_key,
@@ -235,8 +235,10 @@ pub fn index(
 ) -> impl Stream<Item = Result<IndexItem, Error>> + Send + 'static {
     let opts = Arc::new(opts);
     let keys = shard_keys(Arc::clone(&sink), &opts);
-    let checked = futures::stream::once(require_state(Arc::clone(&sink)))
-        .filter_map(|r| std::future::ready(r.err().map(Err)));
+    let state_sink = Arc::clone(&sink);
+    let checked =
+        futures::stream::once(async move { state::require_state(state_sink.as_ref()).await })
+            .filter_map(|r| std::future::ready(r.err().map(Err)));
     checked
         .chain(keys)
         .map(move |key| {
@@ -256,23 +258,6 @@ pub fn index(
             std::future::ready((!done).then_some(item))
         })
         .take_until(cancel.cancelled_owned())
-}
-
-/// `Err` unless something is stored under `.dsfiles/`: a destination `dsfiles sync` never
-/// wrote (or a mistyped one) is an error, not an empty index.
-async fn require_state(sink: Arc<dyn Sink>) -> Result<(), Error> {
-    match sink.list(&format!("{STATE_DIR}/")).next().await {
-        Some(Ok(_)) => Ok(()),
-        Some(Err(e)) => Err(e.into()),
-        None => Err(Error::InvalidOption {
-            name: "dest",
-            reason: format!(
-                "`{}` holds no dsfiles state (nothing under `{STATE_DIR}/`): \
-                 it is not a destination `dsfiles sync` wrote",
-                sink.describe()
-            ),
-        }),
-    }
 }
 
 /// The shard keys to read: the requested dossiers' (sorted, once each), else every shard the

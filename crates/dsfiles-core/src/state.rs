@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::Error;
-use crate::sink::Sink;
+use crate::sink::{STATE_DIR, Sink};
 use crate::wire::{
     LEGACY_RECHECK_KEY, LEGACY_SYNC_POINT_KEY, Recheck, SyncPoint, WIRE_VERSION, recheck_key,
     sync_point_key,
@@ -135,4 +135,23 @@ async fn read_own_or_legacy<T: DeserializeOwned>(
         Some(value) => (Some(value), true),
         None => (None, false),
     })
+}
+
+/// `Err` unless something is stored under `.dsfiles/`: a destination `dsfiles sync` never
+/// wrote (or a mistyped one) is an error for the commands that read its state (`index`,
+/// `seda`), not an empty result.
+pub(crate) async fn require_state(sink: &dyn Sink) -> Result<(), Error> {
+    use futures::StreamExt as _;
+    match sink.list(&format!("{STATE_DIR}/")).next().await {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(e)) => Err(e.into()),
+        None => Err(Error::InvalidOption {
+            name: "dest",
+            reason: format!(
+                "`{}` holds no dsfiles state (nothing under `{STATE_DIR}/`): \
+                 it is not a destination `dsfiles sync` wrote",
+                sink.describe()
+            ),
+        }),
+    }
 }

@@ -15,7 +15,7 @@ use super::write::{Failed, Job, write_package};
 use super::zip_out::ZipOut;
 use crate::Error;
 use crate::fetch::error_chain;
-use crate::sink::{ObjectMeta, STATE_DIR, Sink};
+use crate::sink::{ObjectMeta, Sink};
 use crate::state;
 use crate::wire::{
     DOSSIERS_PREFIX, DossierData, FileStatus, Packaged, SedaFailure, SedaPackage, SedaRecord,
@@ -35,7 +35,7 @@ pub async fn package(
     cancel: CancellationToken,
 ) -> Result<SedaReport, Error> {
     opts.validate()?;
-    require_state(dest.as_ref()).await?;
+    state::require_state(dest.as_ref()).await?;
     let started_at = Utc::now();
     let mut report = SedaReport {
         version: WIRE_VERSION,
@@ -66,22 +66,6 @@ pub async fn package(
     report.cancelled = run.cancel.is_cancelled();
     report.finished_at = Utc::now();
     Ok(report)
-}
-
-/// `Err` unless DEST holds something under `.dsfiles/`.
-async fn require_state(dest: &dyn Sink) -> Result<(), Error> {
-    match dest.list(&format!("{STATE_DIR}/")).next().await {
-        Some(Ok(_)) => Ok(()),
-        Some(Err(e)) => Err(e.into()),
-        None => Err(Error::InvalidOption {
-            name: "dest",
-            reason: format!(
-                "`{}` holds no dsfiles state (nothing under `{STATE_DIR}/`): \
-                 it is not a destination `dsfiles sync` wrote",
-                dest.describe()
-            ),
-        }),
-    }
 }
 
 #[derive(Debug)]
