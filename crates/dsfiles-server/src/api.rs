@@ -5,6 +5,13 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod schedule;
+
+pub use schedule::{
+    MAX_SCHEDULES, SCHEDULE_NAME_PATTERN, Schedule, ScheduleEntry, ScheduleList, ScheduleRequest,
+    check_schedule_name,
+};
+
 /// `POST /v1/syncs`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -216,6 +223,8 @@ impl JobState {
 pub enum Trigger {
     Api,
     Webhook,
+    /// A tick of the schedule named in the record's `schedule`.
+    Schedule,
 }
 
 /// Progress counters of a job, live while it runs and final from the report afterwards.
@@ -281,6 +290,9 @@ pub struct JobRecord {
     #[serde(default)]
     pub no_data: bool,
     pub trigger: Trigger,
+    /// The schedule that started the job (trigger `schedule`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,

@@ -110,6 +110,9 @@ pub struct ConfigFile {
     pub webhooks: WebhooksSection,
     #[serde(default)]
     pub limits: LimitsSection,
+    /// `[[schedules]]`: syncs the service starts on its own (`docs/http-api.md`, "Schedules").
+    #[serde(default)]
+    pub schedules: Vec<crate::api::ScheduleEntry>,
 }
 
 /// `[ds]`: how to reach DS.
@@ -293,6 +296,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Jobs in PostgreSQL, shared by replicas (`--database-url`); `None`: files in `state_dir`.
     pub database: Option<DatabaseSettings>,
+    /// `[[schedules]]` of the config file, applied at start-up (created or replaced).
+    pub schedules: Vec<crate::api::ScheduleEntry>,
 }
 
 /// `--database-url` and what goes with it (see `docs/http-api.md`, "Replicas and PostgreSQL").
@@ -332,6 +337,7 @@ impl ServerConfig {
             history_limit: 1000,
             limits: Limits::default(),
             database: None,
+            schedules: Vec::new(),
         }
     }
 
@@ -373,6 +379,7 @@ impl ServerConfig {
             return Err(Error::Config("`history_limit` must be at least 1".into()));
         }
         self.limits.validate(self.request_timeout)?;
+        crate::schedules::check_config(self)?;
         self.canonical_webhook_destinations().map(drop)
     }
 

@@ -110,6 +110,10 @@ impl ApiError {
         self.code
     }
 
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// The generic error for a bare status (timeouts, body limits, unknown routes, wrong
     /// methods) produced by layers that know nothing of this shape.
     pub fn from_status(status: StatusCode) -> ApiError {

@@ -273,7 +273,12 @@ impl JobManager {
     }
 
     /// The most recent jobs first, at most `limit`, optionally only in `state`.
-    pub(crate) fn recent(&self, limit: usize, state: Option<JobState>) -> Vec<JobRecord> {
+    pub(crate) fn recent(
+        &self,
+        limit: usize,
+        state: Option<JobState>,
+        schedule: Option<&str>,
+    ) -> Vec<JobRecord> {
         let jobs = lock(&self.inner.jobs);
         jobs.order
             .iter()
@@ -281,6 +286,7 @@ impl JobManager {
             .filter_map(|id| jobs.by_id.get(id))
             .map(|job| job.snapshot())
             .filter(|record| state.is_none_or(|s| record.state == s))
+            .filter(|record| schedule.is_none_or(|name| record.schedule.as_deref() == Some(name)))
             .take(limit)
             .collect()
     }
@@ -311,6 +317,16 @@ impl JobManager {
         spec: SyncSpec,
         trigger: Trigger,
     ) -> Result<JobRecord, SubmitError> {
+        let record = new_record(&spec, trigger);
+        self.submit_record(spec, record)
+    }
+
+    /// [`JobManager::submit`] of a record made by the caller (a schedule's run names it).
+    pub(crate) fn submit_record(
+        &self,
+        spec: SyncSpec,
+        record: JobRecord,
+    ) -> Result<JobRecord, SubmitError> {
         let record = {
             let mut jobs = lock(&self.inner.jobs);
             if jobs.shutting_down {
@@ -324,7 +340,7 @@ impl JobManager {
             if jobs.queue.len() >= max_queued {
                 return Err(SubmitError::QueueFull { max_queued });
             }
-            self.insert(&mut jobs, spec, trigger)
+            self.insert(&mut jobs, spec, record)
         };
         self.dispatch();
         Ok(record)
@@ -380,7 +396,8 @@ impl JobManager {
                 None => {
                     let spec =
                         webhook_spec(demarche, dest, dossiers, self.inner.capacity.sync_jobs);
-                    self.insert(&mut jobs, spec, Trigger::Webhook)
+                    let record = new_record(&spec, Trigger::Webhook);
+                    self.insert(&mut jobs, spec, record)
                 }
             }
         };
@@ -388,8 +405,7 @@ impl JobManager {
         Ok(record)
     }
 
-    fn insert(&self, jobs: &mut Jobs, spec: SyncSpec, trigger: Trigger) -> JobRecord {
-        let record = new_record(&spec, trigger);
+    fn insert(&self, jobs: &mut Jobs, spec: SyncSpec, record: JobRecord) -> JobRecord {
         self.inner.store.put(&record);
         jobs.order.push_back(record.id.clone());
         jobs.queue.push_back(record.id.clone());
@@ -651,6 +667,7 @@ pub(crate) fn new_record(spec: &SyncSpec, trigger: Trigger) -> JobRecord {
         data_layout: spec.data_layout.clone(),
         no_data: spec.no_data,
         trigger,
+        schedule: None,
         created_at: Utc::now(),
         started_at: None,
         finished_at: None,

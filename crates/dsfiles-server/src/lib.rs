@@ -26,6 +26,7 @@ mod metrics;
 mod openapi;
 mod pipeline;
 mod routes;
+mod schedules;
 mod streams;
 mod webhooks;
 
@@ -56,6 +57,7 @@ pub use pipeline::{
 
 use crate::jobs::{Capacity, JobManager, JobService, SharedJobs, Store, Timings};
 use crate::metrics::Metrics;
+use crate::schedules::{LocalSchedules, Scheduler, Schedules};
 use crate::streams::StreamSlots;
 use crate::webhooks::Dedup;
 
@@ -74,6 +76,9 @@ struct Inner {
     streams: StreamSlots,
     /// Fires when the service starts shutting down (ends SSE streams, fails readiness).
     shutdown: CancellationToken,
+    schedules: Schedules,
+    /// Starts the schedules' runs; stops with `shutdown`.
+    scheduler: Scheduler,
 }
 
 impl fmt::Debug for AppState {
@@ -101,7 +106,24 @@ impl AppState {
         let (store, history) = Store::open(&config.state_dir, config.history_limit)?;
         let capacity = capacity(&config);
         let jobs = JobManager::new(pipeline, store, history, metrics.clone(), capacity);
-        Ok(AppState::assemble(config, JobService::Local(jobs), metrics))
+        let schedules = Arc::new(LocalSchedules::open(&config.state_dir)?);
+        for def in schedules::config_definitions(&config)? {
+            schedules
+                .put(&def, chrono::Utc::now())
+                .map_err(|e| match e {
+                    schedules::PutError::TooMany => {
+                        Error::Config(format!("schedule `{}`: too many schedules", def.name))
+                    }
+                    schedules::PutError::Store(err) => err,
+                })?;
+        }
+        let schedules = Schedules::Local(schedules);
+        Ok(AppState::assemble(
+            config,
+            JobService::Local(jobs),
+            metrics,
+            schedules,
+        ))
     }
 
     /// [`AppState::new`], or with `config.database` a replica on that PostgreSQL database:
@@ -125,19 +147,34 @@ impl AppState {
             renew,
             lease: database.lease,
         };
+        let schedules = Schedules::Shared(db.clone());
+        schedules::apply_config(&schedules, &config).await?;
         let shared = SharedJobs::start(db, pipeline, metrics.clone(), capacity(&config), timings);
         Ok(AppState::assemble(
             config,
             JobService::Shared(shared),
             metrics,
+            schedules,
         ))
     }
 
-    fn assemble(config: ServerConfig, jobs: JobService, metrics: Arc<Metrics>) -> AppState {
+    fn assemble(
+        config: ServerConfig,
+        jobs: JobService,
+        metrics: Arc<Metrics>,
+        schedules: Schedules,
+    ) -> AppState {
         let streams = StreamSlots::new(
             config.api_tokens.len(),
             config.limits.max_sse_streams,
             config.limits.max_sse_streams_per_token,
+        );
+        let shutdown = CancellationToken::new();
+        let scheduler = Scheduler::start(
+            schedules.clone(),
+            jobs.clone(),
+            config.limits.max_queued_syncs,
+            shutdown.clone(),
         );
         AppState {
             inner: Arc::new(Inner {
@@ -146,7 +183,9 @@ impl AppState {
                 metrics,
                 dedup: Dedup::default(),
                 streams,
-                shutdown: CancellationToken::new(),
+                shutdown,
+                schedules,
+                scheduler,
             }),
         }
     }
@@ -156,6 +195,8 @@ impl AppState {
     /// have ended and the history is on disk. [`serve`] calls it after the last connection.
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
+        // No tick may queue a run once the jobs stop.
+        self.inner.scheduler.stopped().await;
         self.inner.jobs.shutdown().await;
     }
 
@@ -165,6 +206,10 @@ impl AppState {
 
     pub(crate) fn jobs(&self) -> &JobService {
         &self.inner.jobs
+    }
+
+    pub(crate) fn schedules(&self) -> &Schedules {
+        &self.inner.schedules
     }
 
     pub(crate) fn metrics(&self) -> &Arc<Metrics> {

@@ -4,7 +4,9 @@
 //! **Rule:** every label value comes from a fixed set, never from what a client sent, so no
 //! request (`curl -X M1 /healthz`, `-X M2` …) can add a series: the method is one of
 //! [`METHODS`] or `other`, the route a route template or `unmatched`, the status one the
-//! service itself answers.
+//! service itself answers. The one exception, `schedule`, is a schedule's name: its charset
+//! is checked (`api::SCHEDULE_NAME_PATTERN`) and the service keeps at most
+//! `api::MAX_SCHEDULES` of them, so those series are bounded too.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,7 +14,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::api::JobState;
+use crate::api::{JobState, Schedule};
 use crate::jobs::lock;
 use crate::pipeline::{DsStats, ProgressUpdate};
 
@@ -370,6 +372,66 @@ fn escape(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// Appends the per-schedule families to `out`, from the schedules as the store keeps them (so
+/// every replica of a database shows the same values): the end of the last successful run
+/// (Unix seconds; absent before the first), the last finished run's duration, failed runs and
+/// skipped ticks since the schedule was created.
+pub(crate) fn render_schedules(out: &mut String, schedules: &[Schedule]) {
+    let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    family(
+        out,
+        "dsfiles_schedule_last_success_timestamp_seconds",
+        "gauge",
+        "When the schedule's last successful run ended (Unix seconds).",
+    );
+    for s in schedules {
+        if let Some(at) = s.last_success_at {
+            let secs = at.timestamp_millis() as f64 / 1000.0;
+            let _ = writeln!(
+                out,
+                "dsfiles_schedule_last_success_timestamp_seconds{{schedule=\"{}\"}} {secs}",
+                s.name
+            );
+        }
+    }
+    family(
+        out,
+        "dsfiles_schedule_last_duration_seconds",
+        "gauge",
+        "How long the schedule's last finished run took.",
+    );
+    for s in schedules {
+        if let Some(secs) = s.last_duration_secs {
+            let _ = writeln!(
+                out,
+                "dsfiles_schedule_last_duration_seconds{{schedule=\"{}\"}} {secs}",
+                s.name
+            );
+        }
+    }
+    type Count = fn(&Schedule) -> u64;
+    let counters: [(&str, &str, Count); 2] = [
+        (
+            "dsfiles_schedule_failures_total",
+            "Runs of the schedule that ended failed.",
+            |s| s.failures,
+        ),
+        (
+            "dsfiles_schedule_skipped_ticks_total",
+            "Ticks of the schedule that started no run (the previous one still active, the destination busy, the queue full).",
+            |s| s.skipped_ticks,
+        ),
+    ];
+    for (name, help, value) in counters {
+        family(out, name, "counter", help);
+        for s in schedules {
+            let _ = writeln!(out, "{name}{{schedule=\"{}\"}} {}", s.name, value(s));
+        }
+    }
 }
 
 #[cfg(test)]

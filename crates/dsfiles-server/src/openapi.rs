@@ -4,8 +4,9 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::api::{DS_NUMBER_MAX, MAX_DOSSIERS};
+use crate::api::{DS_NUMBER_MAX, MAX_DOSSIERS, MAX_SCHEDULES, SCHEDULE_NAME_PATTERN};
 use crate::routes::{MAX_LIST, RouteDoc, table};
+use crate::schedules::due::EVERY_PATTERN;
 use crate::{files, webhooks};
 
 /// A démarche or dossier number: a DS GraphQL `Int` (signed 32 bits), positive.
@@ -147,6 +148,11 @@ fn list_syncs() -> Operation {
             "Only jobs in this state.",
             json!({"$ref": "#/components/schemas/JobState"}),
         ))
+        .param(query_param(
+            "schedule",
+            "Only the runs of this schedule (any string; one no schedule has lists nothing).",
+            json!({"type": "string"}),
+        ))
         .respond("200", json_response("Jobs, newest first.", "JobList"))
         .error(
             "400",
@@ -229,6 +235,39 @@ fn ds_webhook_legacy() -> Operation {
         .error("503", "Shutting down.")
 }
 
+fn schedule_name() -> Value {
+    path_param(
+        "name",
+        "Schedule name (any other spelling answers 422 `invalid_schedule_name`).",
+        json!({"type": "string", "pattern": SCHEDULE_NAME_PATTERN}),
+    )
+}
+
+/// `/v1/schedules/{name}`: the name, the answers of a store that did not answer.
+fn schedule_operation() -> Operation {
+    Operation::default()
+        .param(schedule_name())
+        .error(
+            "422",
+            "A name outside the pattern (`invalid_schedule_name`).",
+        )
+        .error(
+            "503",
+            "The job database (`--database-url`) did not answer, or the service is shutting down.",
+        )
+}
+
+fn put_schedule() -> Operation {
+    schedule_operation()
+        .body("application/json", "ScheduleRequest")
+        .respond("200", json_response("Replaced: the new definition, the schedule's runs and tick kept (the tick pulled back to one period when `every` shrank).", "Schedule"))
+        .respond("201", json_response("Created: due at once.", "Schedule"))
+        .error("400", "Malformed JSON.")
+        .error("403", "Destination outside the allowed prefixes.")
+        .error("415", "Not `application/json`.")
+        .error("422", &format!("A name outside the pattern (`invalid_schedule_name`); a field missing, unknown, of the wrong type or out of range, or a malformed destination (`invalid_value`, `invalid_destination`); or `{MAX_SCHEDULES}` schedules exist already (`too_many_schedules`)."))
+}
+
 /// The operation-specific part of `doc`.
 fn operation(doc: &RouteDoc) -> Operation {
     let status = |value: &str| json!({"type": "object", "required": ["status"], "properties": {"status": {"const": value}}});
@@ -252,6 +291,16 @@ fn operation(doc: &RouteDoc) -> Operation {
             .error("409", "The job already ended."),
         "syncEvents" => sync_events(),
         "listFiles" => list_files(),
+        "listSchedules" => Operation::default()
+            .respond("200", json_response("Every schedule, by name.", "ScheduleList"))
+            .error("503", "The job database (`--database-url`) did not answer."),
+        "getSchedule" => schedule_operation()
+            .respond("200", json_response("The schedule.", "Schedule"))
+            .error("404", "No such schedule."),
+        "putSchedule" => put_schedule(),
+        "deleteSchedule" => schedule_operation()
+            .respond("204", json!({"description": "Deleted; its jobs stay in the history, a running one runs on."}))
+            .error("404", "No such schedule."),
         "dsWebhook" => ds_webhook(),
         "dsWebhookLegacy" => ds_webhook_legacy(),
         other => Operation::default().respond("200", json!({"description": format!("`{other}`")})),
@@ -378,6 +427,9 @@ fn schemas() -> Value {
             }}
         },
         "SyncRequest": sync_request_schema(),
+        "ScheduleRequest": schedule_request_schema(),
+        "Schedule": schedule_schema(),
+        "ScheduleList": {"type": "object", "required": ["schedules"], "properties": {"schedules": {"type": "array", "maxItems": MAX_SCHEDULES, "items": {"$ref": "#/components/schemas/Schedule"}}}},
         "JobState": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
         "Counters": {"type": "object", "required": counter_names, "properties": counters},
         "Job": job_schema(),
@@ -446,7 +498,8 @@ fn job_schema() -> Value {
             "layout": {"type": ["string", "null"]},
             "data_layout": {"type": ["string", "null"]},
             "no_data": {"type": "boolean"},
-            "trigger": {"type": "string", "enum": ["api", "webhook"]},
+            "trigger": {"type": "string", "enum": ["api", "webhook", "schedule"]},
+            "schedule": {"type": "string", "pattern": SCHEDULE_NAME_PATTERN, "description": "The schedule that started the job (trigger `schedule`)."},
             "created_at": date_time(),
             "started_at": nullable_date,
             "finished_at": nullable_date,
@@ -488,6 +541,59 @@ fn sync_request_schema() -> Value {
             "layout": {"type": "string", "minLength": 1, "description": "Where each file goes under `dest`, as the CLI's `--layout` (file placeholders and the dossier's, such as `{groupe}` or `{champ:LABEL}`). Absent: `{dossier}/{source}/{label}/{filename}`."},
             "data_layout": {"type": "string", "minLength": 1, "description": "Where each dossier's dossier.json goes: a template containing `{dossier}` (may use `{demarche}` and `{state}`). Absent: the directory of the layout holding `{dossier}`, plus `/dossier.json`."},
             "no_data": {"type": "boolean", "description": "Write no dossier.json."}
+        }
+    })
+}
+
+/// The body of `PUT /v1/schedules/{name}`: a `SyncRequest` without `break_lease`, with
+/// `every` and `enabled`.
+fn schedule_request_schema() -> Value {
+    let mut schema = sync_request_schema();
+    schema["required"] = json!(["demarche", "dest", "every"]);
+    if let Some(properties) = schema["properties"].as_object_mut() {
+        properties.remove("break_lease");
+        properties.insert("every".into(), json!({"type": "string", "pattern": EVERY_PATTERN, "description": "The period: 1 to 4 digits and `s`, `m`, `h` or `d` (`90s`, `15m`, `1h`, `1d`), at least `5s`."}));
+        properties.insert("enabled".into(), json!({"type": "boolean", "description": "Default `true`; `false` keeps the schedule without running it."}));
+    }
+    schema
+}
+
+/// `schema` with a `description`.
+fn described(mut schema: Value, description: &str) -> Value {
+    schema["description"] = json!(description);
+    schema
+}
+
+/// A schedule as stored and answered.
+fn schedule_schema() -> Value {
+    let count = json!({"type": "integer", "minimum": 0});
+    let nullable_date = json!({"anyOf": [{"type": "null"}, date_time()]});
+    let nullable_string = json!({"type": ["string", "null"]});
+    json!({
+        "type": "object",
+        "required": ["name", "every", "enabled", "demarche", "dest", "since", "include", "dossiers", "layout", "data_layout", "no_data", "created_at", "updated_at", "next_due_at", "last_job", "last_state", "last_started_at", "last_success_at", "last_duration_secs", "failures", "skipped_ticks"],
+        "properties": {
+            "name": {"type": "string", "pattern": SCHEDULE_NAME_PATTERN},
+            "every": {"type": "string", "pattern": EVERY_PATTERN, "description": "Canonical: the largest exact unit (`120s` is `2m`)."},
+            "enabled": {"type": "boolean"},
+            "demarche": ds_number(),
+            "dest": {"type": "string", "description": "Canonical, as in a job."},
+            "since": sync_since(),
+            "include": {"type": "array", "items": include_item()},
+            "dossiers": {"type": "array", "items": ds_number()},
+            "layout": nullable_string,
+            "data_layout": nullable_string,
+            "no_data": {"type": "boolean"},
+            "created_at": date_time(),
+            "updated_at": date_time(),
+            "next_due_at": described(date_time(), "The next tick: a run starts then unless the previous one is still queued or running."),
+            "last_job": {"description": "The job of the latest run (`GET /v1/syncs/{id}`).", "anyOf": [{"type": "null"}, {"type": "string", "format": "uuid"}]},
+            "last_state": {"description": "That job's state as the scheduler last saw it.", "anyOf": [{"type": "null"}, {"$ref": "#/components/schemas/JobState"}]},
+            "last_started_at": nullable_date,
+            "last_success_at": {"description": "When the latest successful run ended.", "anyOf": nullable_date["anyOf"].clone()},
+            "last_duration_secs": {"type": ["number", "null"], "minimum": 0, "description": "How long the latest finished run took."},
+            "failures": described(count.clone(), "Runs that ended `failed`."),
+            "skipped_ticks": described(count, "Ticks that started no run: the previous run still active, the destination busy, or the queue full.")
         }
     })
 }

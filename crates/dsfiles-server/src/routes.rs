@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use futures::Stream;
 use serde::Deserialize;
 
@@ -23,7 +23,7 @@ use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::jobs::{CancelError, SubmitError, Watch};
 use crate::metrics::Limit;
 use crate::streams::{Caller, Full, StreamSlot};
-use crate::{AppState, files, openapi, webhooks};
+use crate::{AppState, files, openapi, schedules, webhooks};
 
 /// What the OpenAPI document says about a route.
 #[derive(Debug, Clone)]
@@ -165,6 +165,50 @@ pub(crate) fn table() -> Vec<Route> {
         Route {
             doc: doc(
                 Method::GET,
+                "/v1/schedules",
+                true,
+                "listSchedules",
+                "Every schedule, by name.",
+                "schedules",
+            ),
+            handler: get(schedules::routes::list),
+        },
+        Route {
+            doc: doc(
+                Method::GET,
+                "/v1/schedules/{name}",
+                true,
+                "getSchedule",
+                "One schedule: its sync, period, next tick and latest run.",
+                "schedules",
+            ),
+            handler: get(schedules::routes::get),
+        },
+        Route {
+            doc: doc(
+                Method::PUT,
+                "/v1/schedules/{name}",
+                true,
+                "putSchedule",
+                "Create or replace a schedule: a sync started every period.",
+                "schedules",
+            ),
+            handler: put(schedules::routes::put),
+        },
+        Route {
+            doc: doc(
+                Method::DELETE,
+                "/v1/schedules/{name}",
+                true,
+                "deleteSchedule",
+                "Delete a schedule (its jobs stay in the history).",
+                "schedules",
+            ),
+            handler: delete(schedules::routes::delete),
+        },
+        Route {
+            doc: doc(
+                Method::GET,
                 "/v1/demarches/{demarche}/files",
                 true,
                 "listFiles",
@@ -259,9 +303,13 @@ async fn metrics(State(state): State<AppState>) -> Response {
         Ok(counts) => counts,
         Err(err) => return database_unavailable(&err).into_response(),
     };
-    let text = state
+    let mut text = state
         .metrics()
         .render(counts, state.jobs().pipeline().ds_stats());
+    match state.schedules().list().await {
+        Ok(list) => crate::metrics::render_schedules(&mut text, &list),
+        Err(err) => return database_unavailable(&err).into_response(),
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -304,30 +352,7 @@ async fn create_sync(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<SyncRequest>,
 ) -> Result<Response, ApiError> {
-    request.validate().map_err(ApiError::invalid)?;
-    let dest = state
-        .config()
-        .allow_dest
-        .check(&request.dest)
-        .map_err(dest_error)?;
-    let mut include = request.include.clone();
-    include.sort();
-    include.dedup();
-    let mut dossiers = request.dossiers.clone();
-    dossiers.sort_unstable();
-    dossiers.dedup();
-    let spec = SyncSpec {
-        demarche: request.demarche,
-        dest: dest.canonical(),
-        since: request.since.unwrap_or(Since::Auto),
-        include,
-        dossiers,
-        jobs: state.jobs().sync_jobs(),
-        break_lease: request.break_lease,
-        layout: request.layout.clone(),
-        data_layout: request.data_layout.clone(),
-        no_data: request.no_data,
-    };
+    let spec = sync_spec(state.config(), &request, state.jobs().sync_jobs())?;
     // A job of this service first (its own lease would otherwise look like another writer's),
     // then a lease held by another writer; `submit` checks the first again, atomically.
     let active = (state.jobs().active(spec.demarche, &spec.dest).await)
@@ -347,6 +372,35 @@ async fn create_sync(
         Err(SubmitError::ShuttingDown) => Err(shutting_down()),
         Err(SubmitError::Unavailable(details)) => Err(database_unavailable(&details)),
     }
+}
+
+/// The job a `request` describes: validated, its destination inside the allow-list and
+/// canonical; `jobs` downloads at once. A schedule's runs are built by this too (`schedules`).
+pub(crate) fn sync_spec(
+    config: &ServerConfig,
+    request: &SyncRequest,
+    jobs: usize,
+) -> Result<SyncSpec, ApiError> {
+    request.validate().map_err(ApiError::invalid)?;
+    let dest = config.allow_dest.check(&request.dest).map_err(dest_error)?;
+    let mut include = request.include.clone();
+    include.sort();
+    include.dedup();
+    let mut dossiers = request.dossiers.clone();
+    dossiers.sort_unstable();
+    dossiers.dedup();
+    Ok(SyncSpec {
+        demarche: request.demarche,
+        dest: dest.canonical(),
+        since: request.since.unwrap_or(Since::Auto),
+        include,
+        dossiers,
+        jobs,
+        break_lease: request.break_lease,
+        layout: request.layout.clone(),
+        data_layout: request.data_layout.clone(),
+        no_data: request.no_data,
+    })
 }
 
 /// 503 when the job database (`--database-url`) does not answer; the details go to the log.
@@ -429,6 +483,8 @@ fn destination_busy(busy: DestinationBusy) -> Response {
 pub(crate) struct ListQuery {
     limit: Option<usize>,
     state: Option<JobState>,
+    /// Only the runs of this schedule.
+    schedule: Option<String>,
 }
 
 pub(crate) const MAX_LIST: usize = 1000;
@@ -445,7 +501,7 @@ async fn list_syncs(
     }
     let jobs = state
         .jobs()
-        .recent(limit, query.state)
+        .recent(limit, query.state, query.schedule.as_deref())
         .await
         .map_err(|e| database_unavailable(&e))?;
     Ok(axum::Json(JobList { jobs }).into_response())

@@ -55,6 +55,7 @@ impl ConfigFile {
                 .database_url
                 .clone()
                 .map(|url| DatabaseSettings::new(url, self.replica_id.clone())),
+            schedules: self.schedules.clone(),
         })
     }
 

@@ -550,19 +550,23 @@ impl JobDb {
         row.map(|row| self.record(&row)).transpose()
     }
 
-    /// The most recent jobs first, at most `limit`, optionally only in `state`.
+    /// The most recent jobs first, at most `limit`, optionally only in `state`, optionally
+    /// only the runs of `schedule`.
     pub async fn recent(
         &self,
         limit: usize,
         state: Option<JobState>,
+        schedule: Option<&str>,
     ) -> Result<Vec<JobRecord>, Error> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM dsfiles_jobs
-             WHERE $1::text IS NULL OR state = $1
+             WHERE ($1::text IS NULL OR state = $1)
+               AND ($3::text IS NULL OR record->>'schedule' = $3)
              ORDER BY created_at DESC, id DESC LIMIT $2"
         ))
         .bind(state.map(JobState::as_str))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(schedule)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.error(e))?;
@@ -622,6 +626,10 @@ fn stored(record: &JobRecord) -> Json<JobRecord> {
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
+
+mod schedules;
+
+pub use schedules::Fired;
 
 #[cfg(test)]
 mod tests;

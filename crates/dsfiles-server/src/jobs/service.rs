@@ -107,10 +107,11 @@ impl JobService {
         &self,
         limit: usize,
         state: Option<JobState>,
+        schedule: Option<&str>,
     ) -> Result<Vec<JobRecord>, Error> {
         match self {
-            JobService::Local(m) => Ok(m.recent(limit, state)),
-            JobService::Shared(s) => s.recent(limit, state).await,
+            JobService::Local(m) => Ok(m.recent(limit, state, schedule)),
+            JobService::Shared(s) => s.recent(limit, state, schedule).await,
         }
     }
 

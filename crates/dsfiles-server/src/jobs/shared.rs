@@ -131,8 +131,9 @@ impl SharedJobs {
         &self,
         limit: usize,
         state: Option<JobState>,
+        schedule: Option<&str>,
     ) -> Result<Vec<JobRecord>, Error> {
-        self.inner.db.recent(limit, state).await
+        self.inner.db.recent(limit, state, schedule).await
     }
 
     pub(crate) async fn count_by_state(&self) -> Result<[u64; 5], Error> {

@@ -221,7 +221,7 @@ async fn the_queue_is_bounded_but_webhook_jobs_coalesce_past_it() {
     assert_eq!(again.id, hook.id);
     // Cancelling a queued job makes room again.
     f.manager.cancel(&hook.id).expect("cancel");
-    let queued = f.manager.recent(1, Some(JobState::Queued));
+    let queued = f.manager.recent(1, Some(JobState::Queued), None);
     let oldest = queued.first().expect("queued jobs");
     f.manager.cancel(&oldest.id).expect("cancel");
     f.manager
@@ -282,7 +282,7 @@ async fn shutdown_cancels_everything_and_history_survives_a_restart() {
 
     let Fixture { _dir, dir, .. } = f;
     let again = fixture_in(_dir, dir, 1);
-    let history = again.manager.recent(10, None);
+    let history = again.manager.recent(10, None, None);
     let states: Vec<(String, JobState)> = history.iter().map(|r| (r.id.clone(), r.state)).collect();
     assert_eq!(
         states,
@@ -311,6 +311,7 @@ async fn jobs_left_running_by_a_crash_come_back_interrupted() {
         data_layout: None,
         no_data: false,
         trigger: Trigger::Api,
+        schedule: None,
         created_at: Utc::now(),
         started_at: Some(Utc::now()),
         finished_at: None,
@@ -329,7 +330,7 @@ async fn jobs_left_running_by_a_crash_come_back_interrupted() {
     std::fs::write(jobs_dir.join("garbage.json"), b"{not json").expect("write");
     let path = dir.path().to_path_buf();
     let f = fixture_in(dir, path, 1);
-    let loaded = f.manager.recent(10, None);
+    let loaded = f.manager.recent(10, None, None);
     assert_eq!(loaded.len(), 1);
     assert_eq!(loaded[0].state, JobState::Failed);
     assert_eq!(

@@ -28,6 +28,8 @@ async fn every_v1_route_but_webhooks_needs_the_bearer_token() {
         "/v1/syncs/x/events",
         "/v1/demarches/1/files",
         "/v1/openapi.json",
+        "/v1/schedules",
+        "/v1/schedules/x",
     ] {
         let response = server
             .http
@@ -496,12 +498,13 @@ async fn the_openapi_document_matches_the_routes() {
             operations.push((method.to_uppercase(), path.clone()));
         }
     }
-    assert_eq!(operations.len(), 12, "{operations:?}");
+    assert_eq!(operations.len(), 16, "{operations:?}");
     for (method, path) in &operations {
         // (A wrong legacy webhook secret answers exactly like an unknown route, by design.)
         let concrete = path
             .replace("{id}", "00000000-0000-0000-0000-000000000000")
             .replace("{demarche}", "1")
+            .replace("{name}", "x")
             .replace("{secret}", crate::support::WEBHOOK_SECRET);
         let request = server
             .http

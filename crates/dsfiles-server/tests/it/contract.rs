@@ -304,8 +304,12 @@ fn base_case(operation_id: &str, job: &str, dest: &str) -> Case {
     case.path.insert("id".into(), json!(job));
     case.path.insert("demarche".into(), json!(1));
     case.path.insert("secret".into(), json!(WEBHOOK_SECRET));
+    case.path.insert("name".into(), json!("base"));
     case.body = match operation_id {
         "createSync" => Some(Body::Json(json!({"demarche": 1, "dest": dest}))),
+        "putSchedule" => Some(Body::Json(
+            json!({"demarche": 1, "dest": dest, "every": "1h"}),
+        )),
         "dsWebhook" => Some(Body::Json(json!({
             "webhook_id": "w", "demarche_number": 77,
             "events": [{"sequence": 1, "type": "dossier_depose", "dossier_number": 10}]

@@ -8,6 +8,7 @@ mod files;
 mod hostile;
 mod logs;
 mod replicas;
+mod schedules;
 mod schema;
 mod support;
 mod syncs;

@@ -455,3 +455,101 @@ impl Pipeline for Blocking {
         Ok(None)
     }
 }
+
+/// A pipeline whose syncs each wait for a permit (given by the test) and then succeed, and
+/// which records how many ran at once.
+#[derive(Debug)]
+pub struct Gated {
+    pub permits: tokio::sync::Semaphore,
+    running: std::sync::atomic::AtomicUsize,
+    /// The most syncs that ever ran at once.
+    pub max_running: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for Gated {
+    fn default() -> Gated {
+        Gated {
+            permits: tokio::sync::Semaphore::new(0),
+            running: std::sync::atomic::AtomicUsize::new(0),
+            max_running: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Gated {
+    /// `n` syncs may end.
+    pub fn release(&self, n: usize) {
+        self.permits.add_permits(n);
+    }
+}
+
+#[async_trait::async_trait]
+impl Pipeline for Gated {
+    async fn sync(
+        &self,
+        _spec: dsfiles_server::api::SyncSpec,
+        progress: Arc<dyn dsfiles_server::SyncProgress>,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Result<dsfiles_server::SyncOutcome, dsfiles_server::PipelineError> {
+        use std::sync::atomic::Ordering;
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(now, Ordering::SeqCst);
+        let cancelled = tokio::select! {
+            () = cancel.cancelled() => true,
+            permit = self.permits.acquire() => {
+                permit.expect("semaphore open").forget();
+                false
+            }
+        };
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        Ok(dsfiles_server::SyncOutcome {
+            counters: progress.counters(),
+            cancelled,
+            ..Default::default()
+        })
+    }
+
+    fn list_files(
+        &self,
+        _demarche: u64,
+        _since: Option<chrono::DateTime<chrono::Utc>>,
+        _resume: Option<String>,
+        _cancel: tokio_util::sync::CancellationToken,
+    ) -> futures::stream::BoxStream<
+        'static,
+        Result<dsfiles_server::PagedFile, dsfiles_server::PipelineError>,
+    > {
+        Box::pin(futures::stream::empty())
+    }
+
+    fn ds_stats(&self) -> dsfiles_server::DsStats {
+        dsfiles_server::DsStats::default()
+    }
+
+    async fn check_lease(
+        &self,
+        _spec: &dsfiles_server::api::SyncSpec,
+    ) -> Result<Option<dsfiles_server::api::DestinationBusy>, dsfiles_server::PipelineError> {
+        Ok(None)
+    }
+}
+
+/// Polls `probe` every 100 ms until it answers `Some`, for at most `within`; panics naming
+/// `what` otherwise.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -49,6 +49,7 @@ fn job(demarche: u64, dest: &str) -> JobRecord {
         data_layout: None,
         no_data: false,
         trigger: Trigger::Api,
+        schedule: None,
         created_at: Utc::now(),
         started_at: None,
         finished_at: None,
@@ -97,7 +98,7 @@ async fn the_migrations_apply_twice() {
     };
     JobDb::connect(&url, "a").await.expect("first start");
     let again = JobDb::connect(&url, "b").await.expect("second start");
-    assert!(again.recent(10, None).await.expect("list").is_empty());
+    assert!(again.recent(10, None, None).await.expect("list").is_empty());
 }
 
 #[tokio::test]
@@ -303,10 +304,13 @@ async fn progress_is_readable_from_every_replica() {
     let seen = b.get(&record.id).await.expect("get").expect("job");
     assert_eq!(seen.counters.files_stored, 3);
     assert_eq!(seen.state, JobState::Running);
-    let listed = b.recent(10, Some(JobState::Running)).await.expect("list");
+    let listed = b
+        .recent(10, Some(JobState::Running), None)
+        .await
+        .expect("list");
     assert_eq!(listed.len(), 1);
     assert!(
-        b.recent(10, Some(JobState::Queued))
+        b.recent(10, Some(JobState::Queued), None)
             .await
             .expect("list")
             .is_empty()
@@ -380,7 +384,7 @@ async fn pruning_forgets_the_oldest_finished_jobs_only() {
     queue(&a, &waiting).await;
     assert_eq!(a.prune(1).await.expect("prune"), 2);
     let mut left: Vec<String> = a
-        .recent(10, None)
+        .recent(10, None, None)
         .await
         .expect("list")
         .into_iter()
