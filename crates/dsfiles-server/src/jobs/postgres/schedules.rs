@@ -299,3 +299,6 @@ impl JobDb {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -31,7 +31,7 @@ async fn fresh_database() -> Option<Secret> {
     Some(Secret::new(url.to_string()))
 }
 
-async fn db(replica: &str) -> Option<JobDb> {
+pub(super) async fn db(replica: &str) -> Option<JobDb> {
     let url = fresh_database().await?;
     Some(JobDb::connect(&url, replica).await.expect("connect"))
 }
