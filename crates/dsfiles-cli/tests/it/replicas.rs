@@ -1,7 +1,8 @@
 //! Two real `dsfiles serve` processes on one PostgreSQL database (`DSFILES_TEST_DATABASE_URL`,
 //! exported by `cargo xtask test`; each test creates its own database with `psql`): a job
 //! survives kill -9 of its runner, the 409 holds across replicas, webhooks arriving at either
-//! replica coalesce into one job. Without the variable the tests print a skip notice; under
+//! replica coalesce into one job, a schedule in the config file of both runs once per tick and
+//! never twice at once. Without the variable the tests print a skip notice; under
 //! `CI=true` they fail.
 //!
 //! The replicas run with a 2-second lease (`--job-lease`, hidden): what takes a minute in
@@ -103,6 +104,11 @@ impl Cluster {
 
     /// Replica `id` on `database`; its stderr goes to `<dir>/<id>.log`.
     fn replica_on(&self, id: &str, database: &str) -> Replica {
+        self.replica_with(id, database, &[])
+    }
+
+    /// [`Cluster::replica_on`] with more arguments.
+    fn replica_with(&self, id: &str, database: &str, extra: &[&str]) -> Replica {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -127,6 +133,7 @@ impl Cluster {
                 "--requests-per-minute",
                 "0",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(path(&format!("{id}.log"))).unwrap())
             .spawn()
@@ -350,4 +357,70 @@ fn the_database_password_is_never_printed() {
     let log = std::fs::read_to_string(cluster.dir.path().join("a.log")).unwrap();
     assert!(log.contains("dsfiles:***@"), "{log}");
     assert!(!log.contains("hunter2-pg"), "{log}");
+}
+
+/// `started_at`..`finished_at` of a finished job, as RFC 3339 text (which sorts like time).
+fn span(job: &Value) -> (String, String) {
+    let at = |field: &str| job[field].as_str().unwrap_or_default().to_owned();
+    (at("started_at"), at("finished_at"))
+}
+
+fn seconds_between(earlier: &Value, later: &Value) -> f64 {
+    let at = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("a date: {v}: {e}"))
+    };
+    (at(later) - at(earlier)).num_milliseconds() as f64 / 1000.0
+}
+
+#[test]
+fn a_schedule_of_both_replicas_runs_once_per_tick_never_overlapping() {
+    let Some(database) = fresh_database() else {
+        return;
+    };
+    // About 30 files at 300 ms, 2 at a time: the first run outlasts a 5 s tick; the later,
+    // incremental ones are quick.
+    let cluster = Cluster::start(database, 300);
+    let config = cluster.dir.path().join("dsfiles.toml");
+    let schedule = format!(
+        "[[schedules]]\nname = \"often\"\nevery = \"5s\"\ndemarche = {}\ndest = \"{}\"\n",
+        cluster.sim.handle.demarche(),
+        cluster.dest("scheduled").display()
+    );
+    std::fs::write(&config, schedule).unwrap();
+    let config = config.display().to_string();
+    let a = cluster.replica_with("a", &cluster.database, &["--config", &config]);
+    let b = cluster.replica_with("b", &cluster.database, &["--config", &config]);
+    let runs = wait_for("three finished runs of the schedule", || {
+        let (_, list) = http(&b, "GET", "/v1/syncs?schedule=often", None);
+        let jobs = list["jobs"].as_array().cloned().unwrap_or_default();
+        let finished = jobs.iter().filter(|j| !j["finished_at"].is_null()).count();
+        (finished >= 3).then_some(jobs)
+    });
+    let mut finished: Vec<&Value> = runs
+        .iter()
+        .filter(|j| !j["finished_at"].is_null())
+        .collect();
+    finished.sort_by_key(|j| span(j));
+    for job in &finished {
+        assert_eq!(job["trigger"], "schedule", "{job}");
+        assert_eq!(job["schedule"], "often", "{job}");
+        assert_eq!(job["state"], "succeeded", "{job}");
+    }
+    for pair in finished.windows(2) {
+        let (earlier, later) = (span(pair[0]), span(pair[1]));
+        assert!(
+            earlier.1 <= later.0,
+            "runs overlap: {earlier:?} and {later:?}"
+        );
+        // One run per tick: two runs are at least a tick apart (less the scheduler's 1 s round).
+        let apart = seconds_between(&pair[0]["created_at"], &pair[1]["created_at"]);
+        assert!(apart >= 4.0, "two runs {apart} s apart");
+    }
+    let (_, shown) = http(&a, "GET", "/v1/schedules/often", None);
+    assert_eq!(shown["every"], "5s", "{shown}");
+    assert_eq!(shown["failures"], 0, "{shown}");
+    assert!(shown["last_success_at"].is_string(), "{shown}");
+    let verified = verify(&cluster.dest("scheduled"));
+    assert!(verified.status.success(), "{verified:?}");
 }
