@@ -129,8 +129,6 @@ pub(crate) async fn apply_config(
 ///   start therefore does not reset the clock, nor run anything early.
 pub(crate) fn apply(def: &Definition, existing: Option<Schedule>, now: DateTime<Utc>) -> Schedule {
     let spec = &def.spec;
-    let period =
-        chrono::TimeDelta::from_std(def.every.duration()).unwrap_or(chrono::TimeDelta::MAX);
     let defined = Schedule {
         name: def.name.clone(),
         every: def.every.to_string(),
@@ -159,7 +157,7 @@ pub(crate) fn apply(def: &Definition, existing: Option<Schedule>, now: DateTime<
     };
     Schedule {
         created_at: old.created_at,
-        next_due_at: old.next_due_at.min(now + period),
+        next_due_at: old.next_due_at.min(def.every.after(now)),
         last_job: old.last_job,
         last_state: old.last_state,
         last_started_at: old.last_started_at,

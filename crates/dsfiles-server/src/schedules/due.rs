@@ -33,7 +33,7 @@ pub const EVERY_PATTERN: &str = "^([5-9]s|[1-9][0-9]{1,3}s|[1-9][0-9]{0,3}[mhd])
 /// Units of [`Every`], largest first (the canonical spelling uses the largest exact one).
 const UNITS: [(char, u64); 4] = [('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)];
 
-/// A schedule's period: a whole number of seconds between [`MIN_EVERY`] and [`MAX_EVERY`],
+/// A schedule's period: a whole number of seconds, at least [`MIN_EVERY`], at most `9999d`,
 /// written `<n><unit>` with unit `s`, `m`, `h` or `d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Every(Duration);
@@ -75,6 +75,12 @@ impl Every {
 
     pub fn duration(self) -> Duration {
         self.0
+    }
+
+    /// One period after `at` (the latest representable time, should that overflow).
+    pub fn after(self, at: DateTime<Utc>) -> DateTime<Utc> {
+        at.checked_add_signed(self.delta())
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
     fn delta(self) -> TimeDelta {
@@ -120,7 +126,7 @@ pub fn decide(every: Every, next_due: DateTime<Utc>, now: DateTime<Utc>, active:
     if now < next_due {
         return Decision {
             action: Action::Wait,
-            next_due: next_due.min(now + period),
+            next_due: next_due.min(every.after(now)),
             missed: 0,
         };
     }
@@ -133,7 +139,7 @@ pub fn decide(every: Every, next_due: DateTime<Utc>, now: DateTime<Utc>, active:
         .checked_mul(steps)
         .and_then(|delta| next_due.checked_add_signed(delta))
         .filter(|next| *next > now)
-        .unwrap_or(now + period);
+        .unwrap_or_else(|| every.after(now));
     Decision {
         action: if active { Action::Skip } else { Action::Start },
         next_due: next,

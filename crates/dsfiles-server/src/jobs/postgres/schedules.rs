@@ -24,6 +24,9 @@ use crate::api::{JobState, MAX_SCHEDULES, Schedule};
 use crate::schedules::due::{Action, Decision, Every, decide};
 use crate::schedules::{Definition, PutError, account, apply, run_record};
 
+/// The advisory lock key serializing schedule `PUT`s ("dsfsched" in ASCII).
+const SCHEDULES_PUT_LOCK: i64 = 0x6473_6673_6368_6564;
+
 /// What [`JobDb::fire_schedule`] did.
 #[derive(Debug, Clone)]
 pub enum Fired {
@@ -70,12 +73,15 @@ impl JobDb {
     ) -> Result<(Schedule, bool), PutError> {
         let fail = |e| PutError::Store(self.error(e));
         let mut tx = self.pool.begin().await.map_err(fail)?;
-        // One writer of the set at a time, so that the cap holds across replicas.
-        sqlx::query("LOCK TABLE dsfiles_schedules IN SHARE ROW EXCLUSIVE MODE")
+        // One `PUT` at a time across replicas, so that the cap holds. An advisory lock, not a
+        // table lock: a tick being fired holds its row and then writes, and must not wait for
+        // a `PUT` that waits for that row (a deadlock).
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(SCHEDULES_PUT_LOCK)
             .execute(&mut *tx)
             .await
             .map_err(fail)?;
-        let row = sqlx::query("SELECT record, now() AS now FROM dsfiles_schedules WHERE name = $1")
+        let row = sqlx::query("SELECT record FROM dsfiles_schedules WHERE name = $1 FOR UPDATE")
             .bind(&def.name)
             .fetch_optional(&mut *tx)
             .await
