@@ -265,7 +265,8 @@ pub struct JobError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     pub at: DateTime<Utc>,
-    /// `queued`, `claimed`, `resumed`, `released`, `cancel_requested`, `cancelled`, `finished`.
+    /// `queued`, `claimed`, `resumed`, `released`, `cancel_requested`, `cancelled`, `finished`,
+    /// `tick_skipped` (a tick of the job's schedule fell while it was active).
     pub event: String,
     /// The replica that did it.
     pub replica: String,

@@ -509,7 +509,7 @@ fn job_schema() -> Value {
                 "type": "object", "required": ["at", "event", "replica", "message"],
                 "properties": {
                     "at": date_time(), "replica": {"type": "string"}, "message": {"type": "string"},
-                    "event": {"type": "string", "enum": ["queued", "claimed", "resumed", "released", "cancel_requested", "cancelled", "finished"]}
+                    "event": {"type": "string", "enum": ["queued", "claimed", "resumed", "released", "cancel_requested", "cancelled", "finished", "tick_skipped"]}
                 }
             }},
             "counters": {"$ref": "#/components/schemas/Counters"},

@@ -217,10 +217,13 @@ impl JobDb {
         let decision = decide(schedule.every(), schedule.next_due_at, now, active);
         let fired = match decision.action {
             Action::Wait => Fired::NotDue,
-            Action::Skip => Fired::Skipped {
-                decision,
-                why: "its previous run is still active".into(),
-            },
+            Action::Skip => {
+                self.note_skip(&mut tx, &schedule, now).await?;
+                Fired::Skipped {
+                    decision,
+                    why: "its previous run is still active".into(),
+                }
+            }
             Action::Start => {
                 self.start_run(&mut tx, &mut schedule, decision, max_queued)
                     .await?
@@ -233,6 +236,33 @@ impl JobDb {
         self.write_schedule(&mut tx, &schedule).await?;
         tx.commit().await.map_err(|e| self.error(e))?;
         Ok(fired)
+    }
+
+    /// Says in the history of the schedule's active run that a tick fell during it.
+    async fn note_skip(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        schedule: &Schedule,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let message = format!(
+            "tick of schedule `{}` at {} skipped: this run is still active",
+            schedule.name,
+            schedule
+                .next_due_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        let mut entry = self.entry("tick_skipped", message);
+        entry.0[0].at = now;
+        sqlx::query(
+            "UPDATE dsfiles_jobs SET history = history || $2, updated_at = now() WHERE id = $1",
+        )
+        .bind(&schedule.last_job)
+        .bind(entry)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| self.error(e))?;
+        Ok(())
     }
 
     /// Whether job `id` is queued or running.

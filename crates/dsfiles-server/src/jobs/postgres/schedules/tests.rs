@@ -108,6 +108,18 @@ async fn an_active_run_skips_the_tick_and_missed_ticks_collapse_into_one_run() {
     assert!(matches!(skipped, Fired::Skipped { .. }), "{skipped:?}");
     assert_eq!(runs(&a).await.len(), 1, "never overlapping");
     assert_eq!(stored(&a).await.skipped_ticks, 1);
+    let run = stored(&a).await.last_job.expect("a run");
+    let history = a.history(&run).await.expect("history");
+    let last = history.last().expect("an entry");
+    assert_eq!(
+        (last.event.as_str(), last.replica.as_str()),
+        ("tick_skipped", "b")
+    );
+    assert!(
+        last.message.starts_with("tick of schedule `hourly` at "),
+        "{}",
+        last.message
+    );
 
     end_run(&a, JobState::Failed).await;
     let schedule = stored(&a).await;
