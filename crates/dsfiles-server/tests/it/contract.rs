@@ -307,8 +307,9 @@ fn base_case(operation_id: &str, job: &str, dest: &str) -> Case {
     case.path.insert("name".into(), json!("base"));
     case.body = match operation_id {
         "createSync" => Some(Body::Json(json!({"demarche": 1, "dest": dest}))),
+        // Its own destination: the schedule's run must not hold `createSync`'s.
         "putSchedule" => Some(Body::Json(
-            json!({"demarche": 1, "dest": dest, "every": "1h"}),
+            json!({"demarche": 1, "dest": format!("{dest}-scheduled"), "every": "1h"}),
         )),
         "dsWebhook" => Some(Body::Json(json!({
             "webhook_id": "w", "demarche_number": 77,
