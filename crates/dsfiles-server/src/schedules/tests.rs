@@ -202,3 +202,30 @@ fn schedule_names_use_a_safe_charset() {
         check_schedule_name(bad).expect_err(bad);
     }
 }
+
+#[test]
+fn the_embedded_store_survives_a_reopen_and_refuses_an_unreadable_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LocalSchedules::open(dir.path()).expect("open");
+    let (_, created) = store.put(&def("1h"), at(10, 0)).expect("put");
+    assert!(created);
+    let (_, created) = store.put(&def("1d"), at(10, 5)).expect("replace");
+    assert!(!created);
+    let reopened = LocalSchedules::open(dir.path()).expect("reopen");
+    assert_eq!(
+        reopened.get("nightly").map(|s| s.every),
+        Some("1d".to_owned())
+    );
+    assert!(reopened.delete("nightly").expect("delete"));
+    assert!(!reopened.delete("nightly").expect("delete again"));
+    assert!(
+        LocalSchedules::open(dir.path())
+            .expect("reopen")
+            .list()
+            .is_empty()
+    );
+
+    std::fs::write(dir.path().join("schedules.json"), "{not json").expect("write");
+    let err = LocalSchedules::open(dir.path()).expect_err("unreadable");
+    assert!(err.to_string().contains("schedules.json"), "{err}");
+}
