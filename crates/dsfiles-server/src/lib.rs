@@ -57,7 +57,7 @@ pub use pipeline::{
 
 use crate::jobs::{Capacity, JobManager, JobService, SharedJobs, Store, Timings};
 use crate::metrics::Metrics;
-use crate::schedules::{LocalSchedules, Scheduler, Schedules};
+use crate::schedules::{Scheduler, Schedules};
 use crate::streams::StreamSlots;
 use crate::webhooks::Dedup;
 
@@ -106,18 +106,7 @@ impl AppState {
         let (store, history) = Store::open(&config.state_dir, config.history_limit)?;
         let capacity = capacity(&config);
         let jobs = JobManager::new(pipeline, store, history, metrics.clone(), capacity);
-        let schedules = Arc::new(LocalSchedules::open(&config.state_dir)?);
-        for def in schedules::config_definitions(&config)? {
-            schedules
-                .put(&def, chrono::Utc::now())
-                .map_err(|e| match e {
-                    schedules::PutError::TooMany => {
-                        Error::Config(format!("schedule `{}`: too many schedules", def.name))
-                    }
-                    schedules::PutError::Store(err) => err,
-                })?;
-        }
-        let schedules = Schedules::Local(schedules);
+        let schedules = schedules::open_local(&config)?;
         Ok(AppState::assemble(
             config,
             JobService::Local(jobs),

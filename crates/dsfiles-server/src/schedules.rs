@@ -99,26 +99,39 @@ pub(crate) fn config_definitions(config: &ServerConfig) -> Result<Vec<Definition
         .collect()
 }
 
+/// The embedded store of `config.state_dir`, the file's schedules applied (start-up).
+pub(crate) fn open_local(config: &ServerConfig) -> Result<Schedules, Error> {
+    let store = std::sync::Arc::new(LocalSchedules::open(&config.state_dir)?);
+    for def in config_definitions(config)? {
+        applied(&def, store.put(&def, Utc::now()))?;
+    }
+    Ok(Schedules::Local(store))
+}
+
 /// Creates or replaces the file's schedules in `schedules` (start-up).
 pub(crate) async fn apply_config(
     schedules: &Schedules,
     config: &ServerConfig,
 ) -> Result<(), Error> {
     for def in config_definitions(config)? {
-        match schedules.put(&def).await {
-            Ok((_, created)) => {
-                tracing::info!(schedule = %def.name, created, "schedule of the config file applied")
-            }
-            Err(PutError::TooMany) => {
-                return Err(Error::Config(format!(
-                    "schedule `{}`: the service already keeps `{MAX_SCHEDULES}` schedules",
-                    def.name
-                )));
-            }
-            Err(PutError::Store(err)) => return Err(err),
-        }
+        applied(&def, schedules.put(&def).await)?;
     }
     Ok(())
+}
+
+/// Logs a schedule of the config file applied, or says why it could not be.
+fn applied(def: &Definition, put: Result<(Schedule, bool), PutError>) -> Result<(), Error> {
+    match put {
+        Ok((_, created)) => {
+            tracing::info!(schedule = %def.name, created, "schedule of the config file applied");
+            Ok(())
+        }
+        Err(PutError::TooMany) => Err(Error::Config(format!(
+            "schedule `{}`: the service already keeps `{MAX_SCHEDULES}` schedules",
+            def.name
+        ))),
+        Err(PutError::Store(err)) => Err(err),
+    }
 }
 
 /// The schedule `def` makes of `existing` (none: a new one) at `now`.
