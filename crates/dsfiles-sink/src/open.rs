@@ -67,6 +67,8 @@ pub fn open_with_env(
         reason: e.to_string(),
     })?;
     let shown = redact(dest);
+    // The object stores build their HTTPS clients while being opened.
+    crate::install_crypto_provider();
     let scheme = url.scheme().to_ascii_lowercase();
     match scheme.as_str() {
         "file" => {
