@@ -24,9 +24,9 @@ mod key;
 mod local;
 mod object;
 mod open;
-mod tls;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tls;
 
 use std::fmt;
 use std::ops::Range;
