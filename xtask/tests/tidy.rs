@@ -1,6 +1,6 @@
 //! Project-wide checks that are cheaper as tests than as review comments (rust-analyzer's
 //! `tidy`): crate docs, dependency direction between the workspace crates, the vendored
-//! DS schema, and the documentation set.
+//! DS schema, the documentation set, and functions short enough to read at once.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -151,4 +151,146 @@ fn documentation_set_exists() {
         let text = fs::read_to_string(root().join(doc)).unwrap_or_else(|e| panic!("{doc}: {e}"));
         assert!(text.len() > 200, "{doc} is too short to be documentation");
     }
+}
+
+/// Lines a function may span (signature to closing brace, rustfmt's layout) before it stops
+/// reading at once. Test code is exempt: a table of cases is long and still flat.
+const FUNCTION_LINES: usize = 100;
+
+/// Functions over [`FUNCTION_LINES`] today, each with the length it may not exceed: the list
+/// only shrinks. Splitting one below the limit means deleting its line here (the test says so).
+const LONG_FUNCTIONS: &[(&str, usize)] = &[
+    ("crates/dsfiles-core/src/fetch.rs::download", 142),
+    ("crates/dsfiles-core/src/fetch.rs::fetch", 119),
+    ("crates/dsfiles-core/src/hash/md5.rs::compress", 111),
+    ("crates/dsfiles-ds-client/src/transport.rs::classify", 127),
+    ("crates/dsfiles-server/src/metrics.rs::render", 146),
+    ("crates/dsfiles-server/src/openapi.rs::schemas", 109),
+    ("crates/dsfiles-server/src/routes.rs::table", 136),
+    ("crates/dsfiles-server/src/webhooks.rs::signed", 114),
+    ("crates/dsfiles-sim/src/server.rs::file", 145),
+    ("crates/dsfiles-sim/src/server.rs::graphql", 129),
+    (
+        "crates/dsfiles-sink/src/testing/gcs_fake.rs::object_route",
+        146,
+    ),
+    ("xtask/src/bench.rs::compare", 103),
+    ("xtask/src/bench.rs::run", 280),
+];
+
+/// Every `.rs` file under `dir`, skipping build output and test-only files.
+fn source_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path.is_dir() {
+            if !matches!(name.as_str(), "target" | "tests" | ".git" | ".emulators") {
+                source_files(&path, out);
+            }
+        } else if name.ends_with(".rs") && name != "tests.rs" {
+            out.push(path);
+        }
+    }
+}
+
+/// `(name, first line, lines)` of each function with a body in `text`, outside `mod tests`,
+/// read from rustfmt's layout: a body ends at the first `}` line at the signature's indentation.
+fn functions(text: &str) -> Vec<(String, usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let closes_at = |from: usize, depth: usize| {
+        (from..lines.len())
+            .find(|&k| lines[k].trim_start().starts_with('}') && indent(lines[k]) == depth)
+    };
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if line.trim_start().starts_with("mod tests {") {
+            i = closes_at(i + 1, indent(line)).map_or(lines.len(), |k| k + 1);
+            continue;
+        }
+        let Some(at) = words.iter().position(|w| *w == "fn") else {
+            i += 1;
+            continue;
+        };
+        let header = (i..lines.len()).find(|&k| {
+            let t = lines[k].trim_end();
+            t.ends_with('{') || t.ends_with(';')
+        });
+        match header {
+            Some(h)
+                if lines[h].trim_end().ends_with('{') && !line.trim_start().starts_with("//") =>
+            {
+                let name = words
+                    .get(at + 1)
+                    .map_or("", |w| w.split(['(', '<']).next().unwrap_or(""));
+                let end = closes_at(h + 1, indent(line)).unwrap_or(lines.len() - 1);
+                found.push((name.to_string(), i + 1, end - i + 1));
+                i = end + 1;
+            }
+            Some(h) => i = h + 1,
+            None => break,
+        }
+    }
+    found
+}
+
+#[test]
+fn functions_read_at_once() {
+    let root = root();
+    let mut files = Vec::new();
+    source_files(&root.join("crates"), &mut files);
+    source_files(&root.join("xtask/src"), &mut files);
+    let mut long = Vec::new();
+    let mut seen = BTreeSet::new();
+    for file in files {
+        let rel = file
+            .strip_prefix(&root)
+            .expect("under root")
+            .to_string_lossy()
+            .into_owned();
+        let text = fs::read_to_string(&file).expect("source file");
+        for (name, line, len) in functions(&text) {
+            let key = format!("{rel}::{name}");
+            let allowed = LONG_FUNCTIONS
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, n)| *n);
+            if allowed.is_some() {
+                seen.insert(key.clone());
+            }
+            if len > allowed.unwrap_or(FUNCTION_LINES) {
+                long.push(format!(
+                    "{rel}:{line} `{name}`: {len} lines (limit {})",
+                    allowed.unwrap_or(FUNCTION_LINES)
+                ));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "split these functions:\n{}",
+        long.join("\n")
+    );
+    for (key, _) in LONG_FUNCTIONS {
+        assert!(
+            seen.contains(*key),
+            "{key} is gone or split: delete its line in LONG_FUNCTIONS"
+        );
+    }
+}
+
+#[test]
+fn the_function_scanner_reads_rustfmt_layout() {
+    let text = "fn a() {\n    x();\n}\n\npub(crate) async fn b<T>(\n    t: T,\n) -> u8 {\n    if t {\n    }\n    1\n}\nfn c();\n#[cfg(test)]\nmod tests {\n    fn d() {\n    }\n}\n";
+    let found = functions(text);
+    assert_eq!(
+        found,
+        vec![("a".to_string(), 1, 3), ("b".to_string(), 5, 7)],
+    );
 }

@@ -330,6 +330,7 @@ impl Fetcher {
             opts.api_endpoint.as_ref(),
         ));
         let hops = Arc::clone(&policy);
+        dsfiles_sink::install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(opts.connect_timeout)
             .read_timeout(opts.read_timeout)

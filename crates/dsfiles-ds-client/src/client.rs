@@ -44,6 +44,9 @@ impl Client {
     /// the environment, no redirects (a GraphQL POST is never redirected by DS).
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
         config.validate()?;
+        // reqwest is built without a bundled TLS provider: see dsfiles-sink's `tls` module,
+        // of which this is the twin for the crates that do not depend on the sink.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .user_agent(config.user_agent.as_str())
             .connect_timeout(config.connect_timeout)

@@ -26,6 +26,7 @@ mod object;
 mod open;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tls;
 
 use std::fmt;
 use std::ops::Range;
@@ -38,6 +39,7 @@ pub use key::validate_key;
 pub use local::{LocalSink, TMP_SHARDS};
 pub use object::{DEFAULT_UPLOAD_MEMORY, MD5_METADATA, ObjectStoreSink, SHA256_METADATA};
 pub use open::{DSFILES_CREDENTIALS_ENV, open, open_with_env};
+pub use tls::install_crypto_provider;
 
 /// The directory (key prefix) where dsfiles keeps its own state: manifest, sync point, leases
 /// and, on local disk, temporary files and the lock files. Nothing else lives there.

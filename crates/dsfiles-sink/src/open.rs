@@ -92,45 +92,12 @@ pub fn open_with_env(
             )?))
         }
         "s3" | "s3a" | "gs" | "az" | "azure" | "adl" | "abfs" | "abfss" => {
-            let bucket = url.host_str().unwrap_or_default();
-            if bucket.is_empty() {
-                return Err(Error::MissingBucket {
-                    dest: shown,
-                    scheme,
-                });
-            }
-            let prefix = object_store::path::Path::from_url_path(url.path())
-                .map_err(|e| Error::InvalidDestination {
-                    dest: shown.clone(),
-                    reason: format!("bad prefix: {e}"),
-                })?
-                .to_string();
-            validate_prefix(&prefix).map_err(|e| Error::InvalidDestination {
-                dest: shown.clone(),
-                reason: e.to_string(),
-            })?;
-            let container = if url.username().is_empty() {
-                bucket.to_owned()
-            } else {
-                format!("{}@{bucket}", url.username())
-            };
-            let description = if prefix.is_empty() {
-                format!("{scheme}://{container}")
-            } else {
-                format!("{scheme}://{container}/{prefix}")
-            };
-            // The builder only needs scheme, host and user: never pass a password or query.
-            let builder_url = format!("{scheme}://{container}");
             let ctx = Backend {
                 env: &env,
                 passthrough: &passthrough,
                 instance_credentials,
             };
-            let store: Arc<dyn object_store::ObjectStore> = match scheme.as_str() {
-                "s3" | "s3a" => ctx.s3(&builder_url, &shown)?,
-                "gs" => ctx.gcs(&builder_url, &shown)?,
-                _ => ctx.azure(&builder_url, &shown, !url.username().is_empty())?,
-            };
+            let (store, prefix, description) = ctx.cloud(&url, &scheme, &shown)?;
             Ok(Arc::new(with_budget(ObjectStoreSink::new(
                 store,
                 &prefix,
@@ -299,6 +266,50 @@ struct Backend<'a> {
 }
 
 impl Backend<'_> {
+    /// The object store a cloud URL names, its key prefix and its description (no secret).
+    fn cloud(
+        &self,
+        url: &Url,
+        scheme: &str,
+        shown: &str,
+    ) -> Result<(Arc<dyn object_store::ObjectStore>, String, String), Error> {
+        let invalid = |reason: String| Error::InvalidDestination {
+            dest: shown.to_owned(),
+            reason,
+        };
+        let bucket = url.host_str().unwrap_or_default();
+        if bucket.is_empty() {
+            return Err(Error::MissingBucket {
+                dest: shown.to_owned(),
+                scheme: scheme.to_owned(),
+            });
+        }
+        let prefix = object_store::path::Path::from_url_path(url.path())
+            .map_err(|e| invalid(format!("bad prefix: {e}")))?
+            .to_string();
+        validate_prefix(&prefix).map_err(|e| invalid(e.to_string()))?;
+        let container = if url.username().is_empty() {
+            bucket.to_owned()
+        } else {
+            format!("{}@{bucket}", url.username())
+        };
+        let description = if prefix.is_empty() {
+            format!("{scheme}://{container}")
+        } else {
+            format!("{scheme}://{container}/{prefix}")
+        };
+        // The builder only needs scheme, host and user: never pass a password or query.
+        let builder_url = format!("{scheme}://{container}");
+        // The object stores build their HTTPS clients while being opened.
+        crate::install_crypto_provider();
+        let store: Arc<dyn object_store::ObjectStore> = match scheme {
+            "s3" | "s3a" => self.s3(&builder_url, shown)?,
+            "gs" => self.gcs(&builder_url, shown)?,
+            _ => self.azure(&builder_url, shown, !url.username().is_empty())?,
+        };
+        Ok((store, prefix, description))
+    }
+
     /// Env entries with `prefix` whose lowercased name is a config key, then every option
     /// (which must be a config key).
     fn config<K: FromStr>(&self, prefix: &str, backend: &str) -> Result<Vec<(K, String)>, Error> {

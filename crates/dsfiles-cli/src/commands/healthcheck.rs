@@ -83,6 +83,7 @@ fn plain_http(url: Url) -> anyhow::Result<Url> {
 
 /// One `GET`, no redirects followed, no proxy: the answer's status code.
 async fn status(url: &Url) -> anyhow::Result<u16> {
+    dsfiles_core::sink::install_crypto_provider();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()

@@ -552,6 +552,7 @@ async fn gcs_fake_gcs_server_verify() -> Result<()> {
     let report = h.sync(h.options()).await?;
     ensure!(report.failed.is_empty(), "{:#?}", report.failed);
 
+    dsfiles_core::sink::install_crypto_provider();
     let http = reqwest::Client::new();
     let upload = |key: String, bytes: Bytes| {
         let request = http

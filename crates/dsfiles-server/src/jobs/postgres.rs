@@ -23,6 +23,8 @@
 //! Each transition reads the row `FOR UPDATE`, changes the record in Rust and writes it back
 //! in the same transaction, so SQL stays plain and the rules live in one language.
 
+mod migrations;
+
 use std::time::Duration;
 
 use chrono::Utc;
@@ -40,8 +42,6 @@ pub const LEASE: Duration = Duration::from_secs(60);
 /// A runner renews its leases (and reads cancel requests) four times per lease, so that a
 /// slow database round trip or two does not lose the job.
 pub const RENEWALS_PER_LEASE: u32 = 4;
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Connections per replica: the claim loop, lease renewals, progress writes and API reads.
 const POOL_SIZE: u32 = 8;
@@ -151,7 +151,8 @@ impl JobDb {
             .connect_with(options)
             .await
             .map_err(fail)?;
-        MIGRATOR.run(&pool).await.map_err(|e| fail(e.into()))?;
+        let migrator = migrations::migrator().await.map_err(|e| fail(e.into()))?;
+        migrator.run(&pool).await.map_err(|e| fail(e.into()))?;
         Ok(JobDb {
             pool,
             replica: replica.into(),

@@ -428,6 +428,7 @@ async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
     })
     .await;
     // HTTP/2 works (prior knowledge), its stream tasks owned by the server.
+    dsfiles_sink::install_crypto_provider();
     let h2 = reqwest::Client::builder()
         .http2_prior_knowledge()
         .build()

@@ -129,6 +129,7 @@ impl TestServer {
         let task = tokio::spawn(dsfiles_server::serve(listener, state, async move {
             let _ = stopped.await;
         }));
+        dsfiles_sink::install_crypto_provider();
         TestServer {
             base: format!("http://{addr}"),
             http: reqwest::Client::builder()

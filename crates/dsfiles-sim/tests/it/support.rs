@@ -70,6 +70,8 @@ pub struct Reply {
 }
 
 pub fn http() -> reqwest::Client {
+    // The workspace's reqwest has no bundled TLS provider (see dsfiles-sink's `tls` module).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -185,6 +185,7 @@ async fn gcs_fake_gcs_server_read_path() -> Result<()> {
         ("2/message/é ç.txt".into(), b"hello".to_vec()),
         (".dsfiles/manifest.json".into(), b"{}".to_vec()),
     ];
+    dsfiles_sink::install_crypto_provider();
     let http = reqwest::Client::new();
     for (key, bytes) in &objects {
         let response = http
