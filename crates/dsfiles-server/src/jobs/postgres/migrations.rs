@@ -16,10 +16,16 @@ use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 
 /// Every migration file: its name and its text.
-const FILES: &[(&str, &str)] = &[(
-    "20261204000001_jobs.sql",
-    include_str!("../../../migrations/20261204000001_jobs.sql"),
-)];
+const FILES: &[(&str, &str)] = &[
+    (
+        "20261204000001_jobs.sql",
+        include_str!("../../../migrations/20261204000001_jobs.sql"),
+    ),
+    (
+        "20261204000002_schedules.sql",
+        include_str!("../../../migrations/20261204000002_schedules.sql"),
+    ),
+];
 
 /// The migrator over [`FILES`].
 pub(super) async fn migrator() -> Result<Migrator, sqlx::migrate::MigrateError> {
