@@ -385,6 +385,43 @@ fn schemas() -> Value {
     .map(|name| (name.to_owned(), count.clone()))
     .collect();
     let counter_names: Vec<&String> = counters.keys().collect();
+    let mut schemas = json!({
+        "SyncRequest": sync_request_schema(),
+        "ScheduleRequest": schedule_request_schema(),
+        "Schedule": schedule_schema(),
+        "ScheduleList": {"type": "object", "required": ["schedules"], "properties": {"schedules": {"type": "array", "maxItems": MAX_SCHEDULES, "items": {"$ref": "#/components/schemas/Schedule"}}}},
+        "JobState": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
+        "Counters": {"type": "object", "required": counter_names, "properties": counters},
+        "Job": job_schema(),
+        "JobList": {"type": "object", "required": ["jobs"], "properties": {"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}}},
+        "FileRecord": {
+            "type": "object",
+            "required": ["file_id", "demarche", "dossier", "state", "source", "champ_id", "label", "row", "filename", "content_type", "byte_size", "checksum", "virus_scan", "created_at"],
+            "properties": {
+                "file_id": {"type": "string"}, "demarche": ds_number(), "dossier": ds_number(),
+                "state": {"type": "string"}, "source": {"type": "string"}, "champ_id": {"type": ["string", "null"]},
+                "label": {"type": "string"}, "row": {"type": ["integer", "null"], "minimum": 0}, "filename": {"type": "string"},
+                "content_type": {"type": "string"}, "byte_size": count, "checksum": {"type": "string"},
+                "virus_scan": {"type": "string"}, "created_at": {"type": ["string", "null"]}
+            }
+        },
+        "FilePage": {
+            "type": "object", "required": ["files", "next_cursor"],
+            "properties": {
+                "files": {"type": "array", "items": {"$ref": "#/components/schemas/FileRecord"}},
+                "next_cursor": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9_-]+$"}
+            }
+        }
+    });
+    for group in [error_schemas(), webhook_schemas()] {
+        if let (Value::Object(all), Value::Object(more)) = (&mut schemas, group) {
+            all.extend(more);
+        }
+    }
+    schemas
+}
+/// The error bodies: the generic one and the two conflicts that name what holds the destination.
+fn error_schemas() -> Value {
     json!({
         "Error": {
             "type": "object", "required": ["error"],
@@ -425,33 +462,14 @@ fn schemas() -> Value {
                     "expires_at": {"type": "string", "format": "date-time"}
                 }
             }}
-        },
-        "SyncRequest": sync_request_schema(),
-        "ScheduleRequest": schedule_request_schema(),
-        "Schedule": schedule_schema(),
-        "ScheduleList": {"type": "object", "required": ["schedules"], "properties": {"schedules": {"type": "array", "maxItems": MAX_SCHEDULES, "items": {"$ref": "#/components/schemas/Schedule"}}}},
-        "JobState": {"type": "string", "enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
-        "Counters": {"type": "object", "required": counter_names, "properties": counters},
-        "Job": job_schema(),
-        "JobList": {"type": "object", "required": ["jobs"], "properties": {"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}}}},
-        "FileRecord": {
-            "type": "object",
-            "required": ["file_id", "demarche", "dossier", "state", "source", "champ_id", "label", "row", "filename", "content_type", "byte_size", "checksum", "virus_scan", "created_at"],
-            "properties": {
-                "file_id": {"type": "string"}, "demarche": ds_number(), "dossier": ds_number(),
-                "state": {"type": "string"}, "source": {"type": "string"}, "champ_id": {"type": ["string", "null"]},
-                "label": {"type": "string"}, "row": {"type": ["integer", "null"], "minimum": 0}, "filename": {"type": "string"},
-                "content_type": {"type": "string"}, "byte_size": count, "checksum": {"type": "string"},
-                "virus_scan": {"type": "string"}, "created_at": {"type": ["string", "null"]}
-            }
-        },
-        "FilePage": {
-            "type": "object", "required": ["files", "next_cursor"],
-            "properties": {
-                "files": {"type": "array", "items": {"$ref": "#/components/schemas/FileRecord"}},
-                "next_cursor": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9_-]+$"}
-            }
-        },
+        }
+    })
+}
+
+/// What DS's webhooks send and what the service answers them.
+fn webhook_schemas() -> Value {
+    let count = json!({"type": "integer", "minimum": 0});
+    json!({
         "WebhookDelivery": {
             "type": "object", "required": ["webhook_id", "demarche_number", "events"],
             "properties": {
