@@ -375,7 +375,7 @@ mod tests {
         let at = DateTime::UNIX_EPOCH;
         let busy = dsfiles_core::Busy {
             dest: "/archive".into(),
-            demarche: 7,
+            scope: dsfiles_core::lease::LeaseScope::Sync { demarche: 7 },
             key: ".dsfiles/demarches/7/lease".into(),
             holder: dsfiles_core::lease::this_process(Some("r-2".into()), SERVICE_TOOL),
             since: at,
