@@ -74,6 +74,9 @@ pub struct SedaOptions {
     pub states: Vec<String>,
     /// Only these dossiers; empty: every dossier in DEST.
     pub dossiers: Vec<u64>,
+    /// Only dossiers of this démarche (as their shards name it); `None`: every démarche in
+    /// DEST. A dossier of another démarche is skipped like one in another state.
+    pub demarche: Option<u64>,
     /// The key of a dossier's `dossier.json` in DEST: `{dossier}` and `{demarche}` replaced.
     /// Only for a dossier whose shard has no `data` (synced before the sync wrote it).
     pub dossier_json: String,
@@ -87,6 +90,7 @@ impl SedaOptions {
             profile,
             states: DEFAULT_STATES.map(str::to_owned).to_vec(),
             dossiers: Vec::new(),
+            demarche: None,
             dossier_json: DEFAULT_DOSSIER_JSON.to_owned(),
             lease: crate::lease::LeaseOptions::default(),
         }

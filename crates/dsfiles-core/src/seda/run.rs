@@ -198,6 +198,16 @@ impl Run {
             }
             Err(e) => return failed(Some(key), error_chain(&e)),
         };
+        if let Some(demarche) = self.opts.demarche.filter(|d| *d != shard.demarche) {
+            let reason = format!(
+                "dossier `{dossier}` is of démarche `{}`: not packaged (démarche: {demarche})",
+                shard.demarche
+            );
+            if !self.opts.dossiers.is_empty() {
+                report.warnings.push(reason.clone());
+            }
+            return Ok(Prepared::Skip(reason));
+        }
         if !self.opts.states.contains(&shard.state) {
             let reason = format!(
                 "dossier `{dossier}` is `{}`: not packaged (states: {})",

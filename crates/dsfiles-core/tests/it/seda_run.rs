@@ -356,3 +356,20 @@ async fn a_dossier_with_nothing_to_package_is_skipped() -> anyhow::Result<()> {
     assert!(report.skipped.is_empty());
     Ok(())
 }
+
+/// `SedaOptions::demarche` packages only the dossiers of that démarche.
+#[tokio::test]
+async fn only_the_dossiers_of_the_given_demarche_are_packaged() -> anyhow::Result<()> {
+    let env = env(SimConfig::default()).await?;
+    env.sync(without_data(&env)).await?;
+    let out = out()?;
+    let mut opts = options(PROFILE);
+    opts.demarche = Some(env.sim.demarche() + 1);
+    let report = package(&env, &out, opts.clone()).await?;
+    assert_eq!(report.dossiers, 0, "{report:#?}");
+    assert!(report.packaged.is_empty());
+    opts.demarche = Some(env.sim.demarche());
+    let report = package(&env, &out, opts).await?;
+    assert!(!report.packaged.is_empty(), "{report:#?}");
+    Ok(())
+}
