@@ -26,6 +26,7 @@ mod metrics;
 mod openapi;
 mod pipeline;
 mod routes;
+pub mod seda_jobs;
 mod streams;
 mod webhooks;
 

@@ -25,6 +25,8 @@ use crate::metrics::Limit;
 use crate::streams::{Caller, Full, StreamSlot};
 use crate::{AppState, files, openapi, webhooks};
 
+mod seda;
+
 /// What the OpenAPI document says about a route.
 #[derive(Debug, Clone)]
 pub(crate) struct RouteDoc {
@@ -159,6 +161,50 @@ pub(crate) fn table() -> Vec<Route> {
                 "syncEvents",
                 "Progress of a sync job as Server-Sent Events.",
                 "syncs",
+            ),
+            handler: get(sync_events),
+        },
+        Route {
+            doc: doc(
+                Method::POST,
+                "/v1/seda",
+                true,
+                "createSeda",
+                "Queue a seda job: SEDA 2.2 packages of what a sync stored, into an output.",
+                "seda",
+            ),
+            handler: post(seda::create_seda),
+        },
+        Route {
+            doc: doc(
+                Method::GET,
+                "/v1/seda/{id}",
+                true,
+                "getSeda",
+                "One job (as `GET /v1/syncs/{id}`): state, counters, failures, the seda counts.",
+                "seda",
+            ),
+            handler: get(get_sync),
+        },
+        Route {
+            doc: doc(
+                Method::DELETE,
+                "/v1/seda/{id}",
+                true,
+                "cancelSeda",
+                "Cancel a queued or running job (as `DELETE /v1/syncs/{id}`).",
+                "seda",
+            ),
+            handler: delete(cancel_sync),
+        },
+        Route {
+            doc: doc(
+                Method::GET,
+                "/v1/seda/{id}/events",
+                true,
+                "sedaEvents",
+                "Progress of a job as Server-Sent Events (as `GET /v1/syncs/{id}/events`).",
+                "seda",
             ),
             handler: get(sync_events),
         },
@@ -327,6 +373,7 @@ async fn create_sync(
         layout: request.layout.clone(),
         data_layout: request.data_layout.clone(),
         no_data: request.no_data,
+        seda: None,
     };
     // A job of this service first (its own lease would otherwise look like another writer's),
     // then a lease held by another writer; `submit` checks the first again, atomically.
@@ -384,13 +431,19 @@ fn accepted(record: &JobRecord) -> Response {
 }
 
 fn conflict(existing: &JobRecord) -> Response {
+    let message = format!(
+        "démarche `{}` is already being synced into `{}` by job `{}`",
+        existing.demarche, existing.dest, existing.id
+    );
+    conflict_response("sync_in_progress", message, existing)
+}
+
+/// 409 `code`: the job `existing` already holds what the request wants.
+fn conflict_response(code: &str, message: String, existing: &JobRecord) -> Response {
     let body = ConflictBody {
         error: ConflictError {
-            code: "sync_in_progress",
-            message: format!(
-                "démarche `{}` is already being synced into `{}` by job `{}`",
-                existing.demarche, existing.dest, existing.id
-            ),
+            code,
+            message,
             job_id: &existing.id,
             job_state: existing.state,
         },
