@@ -9,6 +9,7 @@ mod hostile;
 mod logs;
 mod replicas;
 mod schema;
+mod seda;
 mod support;
 mod syncs;
 mod webhooks;
