@@ -87,7 +87,7 @@ impl std::fmt::Display for LeaseScope {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LeaseScope::Sync { demarche } => write!(f, "syncing démarche {demarche} into it"),
-            LeaseScope::Seda => f.write_str("writing SEDA packages into it (`dsfiles seda`)"),
+            LeaseScope::Seda => f.write_str("writing SEDA packages into it"),
         }
     }
 }
