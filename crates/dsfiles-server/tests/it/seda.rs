@@ -294,3 +294,40 @@ async fn a_seda_job_runs_through_the_shared_job_store() {
     a.stop().await;
     b.stop().await;
 }
+
+/// A live seda lease on OUT held by another writer (a `dsfiles seda` on another machine):
+/// `POST /v1/seda` answers 409 `destination_busy` naming it; `break_lease: true` queues, and
+/// the job takes the lease over and packages.
+#[tokio::test]
+async fn another_writers_lease_on_out_answers_409_unless_broken() {
+    let sim = sim(small()).await;
+    let dirs = Dirs::new();
+    let server = TestServer::start(config(&dirs), pipeline_for(&sim)).await;
+    let (dest, out) = (dirs.dest("archive"), dirs.dest("sip"));
+    synced(&server, sim.demarche(), &dest).await;
+    let now = chrono::Utc::now();
+    let lease = json!({"version": 1,
+        "holder": {"host": "archive-box", "pid": 4321, "tool": "dsfiles 0.0.9"},
+        "token": "another-run", "acquired_at": now, "renewed_at": now,
+        "expires_at": now + chrono::Duration::minutes(2)});
+    let path = Path::new(&out).join(".dsfiles/seda/lease");
+    std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&path, lease.to_string()).expect("lease");
+    let mut body = json!({"demarche": sim.demarche(), "dest": dest, "out": out,
+                          "profile": profile(), "states": ALL_STATES});
+    let (status, refused) = post_seda(&server, &body).await;
+    assert_eq!(status, 409, "{refused}");
+    let error = &refused["error"];
+    assert_eq!(error["code"], "destination_busy", "{refused}");
+    assert_eq!(error["holder"]["host"], "archive-box", "{refused}");
+    let message = error["message"].as_str().expect("message");
+    assert!(message.contains("writing SEDA packages"), "{message}");
+
+    body["break_lease"] = json!(true);
+    let (status, queued) = post_seda(&server, &body).await;
+    assert_eq!(status, 202, "{queued}");
+    let record = server.finish(queued["id"].as_str().expect("id")).await;
+    assert_packaged(&record, &out);
+    assert!(!path.exists(), "the lease was not released");
+    server.stop().await;
+}
