@@ -54,6 +54,11 @@ pub struct SedaArgs {
     #[arg(long, value_name = "PROFILE.toml")]
     pub profile: PathBuf,
 
+    /// Only the dossiers of this démarche (as their manifest shards name it); default: every
+    /// démarche DEST holds.
+    #[arg(long, value_name = "N")]
+    pub demarche: Option<u64>,
+
     /// Only this dossier (repeatable); still only in one of --states.
     #[arg(long = "dossier", value_name = "N")]
     pub dossiers: Vec<u64>,
@@ -127,6 +132,7 @@ fn options(args: &SedaArgs) -> anyhow::Result<SedaOptions> {
     let mut opts = SedaOptions::new(Profile::from_toml(&text, &path)?);
     opts.states = args.states.iter().map(|s| s.trim().to_owned()).collect();
     opts.dossiers = args.dossiers.clone();
+    opts.demarche = args.demarche;
     opts.dossier_json = args.dossier_json.clone();
     opts.lease.break_lease = args.break_lease;
     opts.validate()?;

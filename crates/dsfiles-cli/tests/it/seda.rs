@@ -58,6 +58,17 @@ fn packages_then_nothing_then_a_failure() {
         assert!(out.join(key).is_file(), "{key}");
     }
 
+    // Another démarche's dossiers only: none here.
+    let other = (sim.demarche().parse::<u64>().unwrap() + 1).to_string();
+    let none = seda(
+        dest.path(),
+        &out,
+        &profile,
+        &[&all[..], &["--demarche", &other]].concat(),
+    );
+    assert_eq!(none.status.code(), Some(0), "{}", stderr(&none));
+    assert_eq!(report(&none)["dossiers"], 0, "{}", stderr(&none));
+
     let again = seda(dest.path(), &out, &profile, &all);
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     let again = report(&again);
