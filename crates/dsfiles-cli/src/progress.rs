@@ -56,6 +56,10 @@ struct Counters {
     bytes_planned: AtomicU64,
     bytes_done: AtomicU64,
     retries: AtomicU64,
+    /// `seda`: the dossiers that got a package, were up to date, or were skipped.
+    packaged: AtomicU64,
+    unchanged: AtomicU64,
+    skipped: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -95,7 +99,7 @@ impl Progress {
         let display = if quiet {
             Display::Hidden
         } else if std::io::stderr().is_terminal() {
-            bars()
+            bars(what)
         } else {
             Display::Plain
         };
@@ -150,28 +154,46 @@ impl Progress {
     }
 }
 
-fn bars() -> Display {
+/// The templates of the three bars: `seda` counts dossiers and the bytes read into packages
+/// (no total: a package's size is known once written); the others files and planned bytes.
+fn templates(what: &str) -> [&'static str; 3] {
+    match what {
+        "seda" => [
+            "{spinner} {msg}",
+            "  dossiers [{bar:30}] {pos}/{len} {msg}",
+            "  read {bytes} {binary_bytes_per_sec}",
+        ],
+        _ => [
+            "{spinner} {msg}",
+            "  files [{bar:30}] {pos}/{len} {msg}",
+            "  bytes [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+        ],
+    }
+}
+
+fn bars(what: &str) -> Display {
+    let [spinner, items, read] = templates(what);
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
     let pages = multi.add(ProgressBar::new_spinner());
     pages.set_style(
-        ProgressStyle::with_template("{spinner} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template(spinner).unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     pages.enable_steady_tick(Duration::from_millis(120));
-    pages.set_message("fetching the first page of dossiers");
+    pages.set_message(match what {
+        "seda" => "reading the manifest shards",
+        _ => "fetching the first page of dossiers",
+    });
     let files = multi.add(ProgressBar::new(0));
     files.set_style(
-        ProgressStyle::with_template("  files [{bar:30}] {pos}/{len} {msg}")
+        ProgressStyle::with_template(items)
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
     let bytes = multi.add(ProgressBar::new(0));
     bytes.set_style(
-        ProgressStyle::with_template(
-            "  bytes [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+        ProgressStyle::with_template(read)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
     Display::Bars {
         multi,
@@ -186,6 +208,17 @@ impl Reporter {
         let c = &self.counters;
         let elapsed = self.started.elapsed().as_secs_f64();
         let done = c.bytes_done.load(Relaxed);
+        if self.what == "seda" {
+            return format!(
+                "seda [{:.0}s]: dossiers {}/{} ({}); {} read ({:.1} MB/s)",
+                elapsed,
+                c.files_done.load(Relaxed),
+                c.files_planned.load(Relaxed),
+                self.seda_outcomes(),
+                human_bytes(done),
+                mb_per_sec(done, elapsed),
+            );
+        }
         format!(
             "{} [{:.0}s]: {} pages, {} dossiers; files {}/{} ({} failed); {} / {} ({:.1} MB/s); {} retries",
             self.what,
@@ -202,6 +235,18 @@ impl Reporter {
         )
     }
 
+    /// `seda`'s dossiers so far by outcome.
+    fn seda_outcomes(&self) -> String {
+        let c = &self.counters;
+        format!(
+            "{} packaged, {} unchanged, {} skipped, {} failed",
+            c.packaged.load(Relaxed),
+            c.unchanged.load(Relaxed),
+            c.skipped.load(Relaxed),
+            c.files_failed.load(Relaxed),
+        )
+    }
+
     fn update_bars(&self) {
         let Display::Bars {
             pages,
@@ -213,6 +258,13 @@ impl Reporter {
             return;
         };
         let c = &self.counters;
+        if self.what == "seda" {
+            pages.set_message(self.seda_outcomes());
+            files.set_length(c.files_planned.load(Relaxed));
+            files.set_position(c.files_done.load(Relaxed));
+            bytes.set_position(c.bytes_done.load(Relaxed));
+            return;
+        }
         pages.set_message(format!(
             "{} pages, {} dossiers fetched{}",
             c.pages.load(Relaxed),
@@ -280,8 +332,30 @@ impl ProgressSink for Reporter {
                 tracing::info!("retrying {what} (attempt {attempt}): {reason}");
             }
             Event::FileStarted { .. } | Event::DossierDeleted { .. } | Event::Finished => {}
+            seda => self.seda_event(seda),
         }
         self.update_bars();
+    }
+}
+
+impl Reporter {
+    /// `seda`'s events: each listed dossier is one item, done once its outcome is known.
+    fn seda_event(&self, event: &Event) {
+        let c = &self.counters;
+        let outcome = match event {
+            Event::DossiersListed { dossiers } => {
+                add_saturating(&c.files_planned, *dossiers);
+                return;
+            }
+            Event::PackageWritten { .. } => &c.packaged,
+            Event::PackageUnchanged { .. } => &c.unchanged,
+            Event::PackageSkipped { .. } => &c.skipped,
+            // Named once, in the summary.
+            Event::PackageFailed { .. } => &c.files_failed,
+            _ => return,
+        };
+        outcome.fetch_add(1, Relaxed);
+        c.files_done.fetch_add(1, Relaxed);
     }
 }
 

@@ -28,7 +28,8 @@ pub enum Error {
     #[error(transparent)]
     Layout(#[from] extract::Error),
 
-    /// Another live writer holds the démarche's lease on the destination ([`crate::lease`]).
+    /// Another live writer holds the lease on the destination ([`crate::lease`]): a sync of the
+    /// same démarche, or another `dsfiles seda` writing into the same OUT.
     #[error("{0}")]
     DestinationBusy(Box<Busy>),
 
@@ -46,7 +47,8 @@ pub enum Error {
 pub struct Busy {
     /// [`crate::sink::Sink::describe`] of the destination.
     pub dest: String,
-    pub demarche: u64,
+    /// What the lease guards: a démarche's sync, or `dsfiles seda`'s writing into an OUT.
+    pub scope: crate::lease::LeaseScope,
     /// The lease's key in the destination.
     pub key: String,
     pub holder: Holder,
@@ -58,12 +60,12 @@ impl std::fmt::Display for Busy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "destination `{}` is busy: {} has been syncing démarche {} into it since {} \
+            "destination `{}` is busy: {} has been {} since {} \
              (lease `{}`, valid until {}). Wait until then, or, if that writer is gone, take \
              the lease over with `--break-lease` (`break_lease` in the HTTP API)",
             self.dest,
             self.holder,
-            self.demarche,
+            self.scope,
             rfc3339(&self.since),
             self.key,
             rfc3339(&self.expires_at)

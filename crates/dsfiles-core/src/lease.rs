@@ -1,9 +1,14 @@
 //! The destination lease: at most one writer syncs a démarche into a destination at a time,
-//! whoever they are (two `dsfiles sync`, a cron'd CLI and the service, two replicas).
+//! whoever they are (two `dsfiles sync`, a cron'd CLI and the service, two replicas), and at
+//! most one `dsfiles seda` writes packages into an OUT at a time.
 //!
-//! The lease is a small JSON object in the destination itself, [`wire::Lease`] at
-//! [`wire::lease_key`] (`.dsfiles/demarches/{demarche}/lease`): one per démarche, since two
-//! démarches may share a destination at once. Rules, decided by the pure [`decide`]:
+//! The lease is a small JSON object in the destination itself, [`wire::Lease`] at the key of
+//! its [`LeaseScope`]: a sync's at [`wire::lease_key`] (`.dsfiles/demarches/{demarche}/lease`),
+//! one per démarche, since two démarches may share a destination at once; a `seda` run's at
+//! [`wire::SEDA_LEASE_KEY`] (`.dsfiles/seda/lease`), one per OUT, since a run packages every
+//! dossier of DEST whatever its démarche. The two never exclude each other: a `seda` whose
+//! OUT is also a sync's destination writes only zips and `.dsfiles/seda/`, which no sync
+//! touches. Rules, decided by the pure [`decide`]:
 //!
 //! - no lease: **take** it (create-if-absent, `Precondition::Absent`);
 //! - a lease with this run's token: **renew** it;
@@ -21,7 +26,7 @@
 //! again. The tolerance covers clocks that differ between machines: a lease is never taken
 //! over before `expires_at + 15 s` by anyone's clock.
 //!
-//! While a sync runs, its lease is renewed every [`RENEW_EVERY`] (TTL [`LEASE_TTL`]) by a
+//! While a sync (or a `seda` run) writes, its lease is renewed every [`RENEW_EVERY`] (TTL [`LEASE_TTL`]) by a
 //! future the run owns (polled next to the run, dropped at its end: no detached task). If a
 //! renewal finds the lease taken by another writer, or no renewal succeeded for
 //! [`GIVE_UP_AFTER`] (less than the TTL minus the tolerance, so the run stops before anyone
@@ -34,6 +39,7 @@
 mod fenced;
 mod held;
 pub mod process;
+mod run;
 
 use std::time::Duration;
 
@@ -43,8 +49,9 @@ use crate::sink::Sink;
 use crate::wire::{self, Holder, Lease};
 
 pub use fenced::{Fence, FencedSink};
-pub use held::check;
-pub(crate) use held::{acquire, keep};
+use held::{acquire, keep};
+pub use held::{check, check_scope};
+pub(crate) use run::under_lease;
 
 /// How long a lease stays live after its last renewal.
 pub const LEASE_TTL: Duration = Duration::from_secs(120);
@@ -55,6 +62,35 @@ pub const GIVE_UP_AFTER: Duration = Duration::from_secs(90);
 /// How far clocks of two writers may disagree: a lease is stale only this long after its
 /// `expires_at`.
 pub const CLOCK_TOLERANCE: Duration = Duration::from_secs(15);
+
+/// What a lease guards, which decides its key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseScope {
+    /// A sync of this démarche into the destination.
+    Sync { demarche: u64 },
+    /// `dsfiles seda` writing packages into this OUT.
+    Seda,
+}
+
+impl LeaseScope {
+    /// The lease's key in the destination.
+    pub fn key(self) -> String {
+        match self {
+            LeaseScope::Sync { demarche } => wire::lease_key(demarche),
+            LeaseScope::Seda => wire::SEDA_LEASE_KEY.to_owned(),
+        }
+    }
+}
+
+/// What the holder has been doing, as the refusal says it ("… has been {scope} since …").
+impl std::fmt::Display for LeaseScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LeaseScope::Sync { demarche } => write!(f, "syncing démarche {demarche} into it"),
+            LeaseScope::Seda => f.write_str("writing SEDA packages into it"),
+        }
+    }
+}
 
 /// How a sync takes its destination lease ([`crate::SyncOptions::lease`]).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -20,6 +20,15 @@
 //! - a file missing in DEST, or whose bytes are not what the shard recorded, fails its
 //!   dossier with a reason naming the key; the other dossiers go on. A failure of OUT stops
 //!   the run (`Err`);
+//! - a dossier in a selected state with nothing to package (no stored file, no
+//!   `dossier.json`) gets no package: it is `skipped` in the report with the reason, and is
+//!   no failure. SEDA 2.2 would accept a message without data object (it exists to transfer
+//!   a classification plan), but what an archive ingests is a package with content: Vitam's
+//!   `CHECK_SEDA` refuses a SIP without its `Content` directory, and a unit describing
+//!   nothing is no record. A later run packages the dossier once a sync stored something;
+//! - one run at a time per OUT: the run holds OUT's lease ([`crate::lease::LeaseScope::Seda`],
+//!   `.dsfiles/seda/lease`) and writes through a [`crate::lease::FencedSink`], so a run that
+//!   loses it stops writing (report `lease_lost`);
 //! - atomic: the zip is an [`crate::sink::Upload`], committed only once complete;
 //! - incremental: OUT keeps `.dsfiles/seda/{dossier}.json` ([`crate::wire::SedaRecord`]),
 //!   with the fingerprint of each package written (profile, `dossier.json`, files). A dossier
@@ -65,9 +74,14 @@ pub struct SedaOptions {
     pub states: Vec<String>,
     /// Only these dossiers; empty: every dossier in DEST.
     pub dossiers: Vec<u64>,
+    /// Only dossiers of this démarche (as their shards name it); `None`: every démarche in
+    /// DEST. A dossier of another démarche is skipped like one in another state.
+    pub demarche: Option<u64>,
     /// The key of a dossier's `dossier.json` in DEST: `{dossier}` and `{demarche}` replaced.
     /// Only for a dossier whose shard has no `data` (synced before the sync wrote it).
     pub dossier_json: String,
+    /// How the run takes OUT's lease ([`crate::lease::LeaseScope::Seda`]).
+    pub lease: crate::lease::LeaseOptions,
 }
 
 impl SedaOptions {
@@ -76,7 +90,9 @@ impl SedaOptions {
             profile,
             states: DEFAULT_STATES.map(str::to_owned).to_vec(),
             dossiers: Vec::new(),
+            demarche: None,
             dossier_json: DEFAULT_DOSSIER_JSON.to_owned(),
+            lease: crate::lease::LeaseOptions::default(),
         }
     }
 

@@ -49,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 use self::bookkeeping::Rechecked;
 use self::publish::Publisher;
 use self::tally::{DossierOutcome, RunFacts, Totals};
-use crate::lease::{self, Fence, FencedSink};
+use crate::lease;
 use crate::options::SyncOptions;
 use crate::sink::Sink;
 use crate::state::{self, DemarcheState};
@@ -76,28 +76,18 @@ pub async fn sync(
     progress: Progress,
     cancel: CancellationToken,
 ) -> Result<SyncReport, Error> {
-    let mut held = lease::acquire(&sink, opts.demarche, &opts.lease).await?;
-    let (fence, timing) = (Fence::default(), opts.lease.timing);
-    let fenced: Arc<dyn Sink> = Arc::new(FencedSink::new(sink, fence.clone()));
-    let run_cancel = cancel.child_token();
-    let result = {
-        let body = run(client, fenced, opts, progress, run_cancel.clone());
-        let keeper = lease::keep(&mut held, timing, &fence);
-        tokio::pin!(body, keeper);
-        tokio::select! {
-            result = &mut body => result,
-            () = &mut keeper => {
-                // Fenced: every write now fails; stop the run and let it wind up.
-                run_cancel.cancel();
-                body.await
-            }
-        }
+    let scope = lease::LeaseScope::Sync {
+        demarche: opts.demarche,
     };
-    if !fence.is_tripped() {
-        held.release().await;
-        return result;
+    let lease_opts = opts.lease.clone();
+    let leased = lease::under_lease(sink, scope, &lease_opts, &cancel, |fenced, run_cancel| {
+        run(client, fenced, opts, progress, run_cancel)
+    })
+    .await?;
+    if !leased.lost {
+        return leased.result;
     }
-    result.map(|mut report| {
+    leased.result.map(|mut report| {
         report.lease_lost = true;
         report.cancelled = cancel.is_cancelled();
         report

@@ -15,6 +15,7 @@
 //! | `.dsfiles/staging/{demarche}/` | files of the démarche's runs being staged |
 //! | `.dsfiles/runs/{run_id}.json` | [`SyncReport`] of each run |
 //! | `.dsfiles/seda/{dossier}.json` (in `dsfiles seda`'s OUT) | [`SedaRecord`]: the packages written for a dossier |
+//! | `.dsfiles/seda/lease` (in `dsfiles seda`'s OUT) | [`Lease`]: which `seda` run is writing into this OUT right now ([`SEDA_LEASE_KEY`]) |
 //!
 //! Several démarches can share a destination, one after the other or at once: what is kept
 //! per démarche (sync point, recheck list, staging area) lives under a key naming it, and
@@ -34,7 +35,8 @@ mod seda;
 
 pub use dossier::{DOSSIER_DATA_VERSION, DataFile, DossierData, DossierDataError};
 pub use seda::{
-    Packaged, SEDA_PREFIX, SedaFailure, SedaPackage, SedaRecord, SedaReport, seda_record_key,
+    Packaged, SEDA_LEASE_KEY, SEDA_PREFIX, SedaFailure, SedaPackage, SedaRecord, SedaReport,
+    SedaSkipped, seda_record_key,
 };
 
 /// The version written in every persisted type of this module.
@@ -508,7 +510,8 @@ pub enum Event {
     FileSkipped { key: String, reason: String },
     /// A download attempt starts.
     FileStarted { key: String, bytes: u64 },
-    /// Bytes received (and handed to the sink) for a file being downloaded.
+    /// Bytes received (and handed to the sink) for a file being downloaded; for `seda`, bytes
+    /// of a stored file read into a package.
     BytesWritten { n: u64 },
     /// A file was published.
     FileStored {
@@ -530,6 +533,21 @@ pub enum Event {
     FileVerified { key: String, ok: bool },
     /// DS returned errors alongside data, or a dossier could not be read.
     Warning { message: String },
+    /// `seda`: the number of dossiers it will look at (each shard is then read in turn).
+    DossiersListed { dossiers: u64 },
+    /// `seda`: a dossier's package was written to OUT (`bytes`: the zip's size).
+    PackageWritten {
+        dossier: u64,
+        key: String,
+        objects: u64,
+        bytes: u64,
+    },
+    /// `seda`: the dossier's latest package is up to date; nothing written.
+    PackageUnchanged { dossier: u64 },
+    /// `seda`: a dossier not packaged, and why (in another state, nothing to package).
+    PackageSkipped { dossier: u64, reason: String },
+    /// `seda`: a dossier that could not be packaged; nothing was written for it.
+    PackageFailed { dossier: u64, reason: String },
     /// The run is over.
     Finished,
 }

@@ -165,6 +165,10 @@ pub struct SyncSpec {
     pub data_layout: Option<String>,
     #[serde(default)]
     pub no_data: bool,
+    /// Set for a seda job (`POST /v1/seda`, `crate::seda_jobs`): package `dest` into
+    /// `seda.out` instead of syncing; the other sync settings are unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seda: Option<crate::seda_jobs::SedaJob>,
 }
 
 impl SyncSpec {
@@ -277,6 +281,9 @@ pub struct HistoryEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     pub id: String,
+    /// `sync`, or `seda` for a `POST /v1/seda` job (absent in older records: `sync`).
+    #[serde(default)]
+    pub kind: JobKind,
     pub state: JobState,
     pub demarche: u64,
     pub dest: String,
@@ -308,6 +315,18 @@ pub struct JobRecord {
     pub counters: Counters,
     pub failures: Vec<FileFailure>,
     pub error: Option<JobError>,
+    /// A seda job's OUT, profile, states and, once it ended, its counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seda: Option<crate::seda_jobs::SedaJob>,
+}
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    #[default]
+    Sync,
+    Seda,
 }
 
 /// `GET /v1/syncs`.

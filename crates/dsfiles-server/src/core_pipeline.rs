@@ -137,13 +137,23 @@ impl dsfiles_core::ProgressSink for Forward {
                 reason: reason.clone(),
             },
             E::Retry { .. } => ProgressUpdate::Retry,
+            // A seda job's dossiers: counted as its module doc (`seda_jobs.rs`) says.
+            E::DossiersListed { dossiers } => ProgressUpdate::PageFetched {
+                dossiers: *dossiers,
+            },
+            E::PackageWritten { bytes, .. } => ProgressUpdate::FileStored { bytes: *bytes },
+            E::PackageUnchanged { .. } | E::PackageSkipped { .. } => ProgressUpdate::FileSkipped,
+            E::PackageFailed { dossier, reason } => ProgressUpdate::FileFailed {
+                key: format!("dossier {dossier}"),
+                reason: reason.clone(),
+            },
             _ => ProgressUpdate::None,
         };
         self.0.record(update, event);
     }
 }
 
-fn classify(err: &dsfiles_core::Error) -> PipelineErrorKind {
+pub(crate) fn classify(err: &dsfiles_core::Error) -> PipelineErrorKind {
     use dsfiles_core::ErrorKind as K;
     if let dsfiles_core::Error::Api(ds_error) = err
         && let ds::Error::CursorRejected { .. } = ds_error.as_ref()
@@ -183,7 +193,7 @@ fn pipeline_error(err: dsfiles_core::Error) -> PipelineError {
     PipelineError::new(classify(&err), err.to_string())
 }
 
-fn destination_busy(busy: &dsfiles_core::Busy) -> DestinationBusy {
+pub(crate) fn destination_busy(busy: &dsfiles_core::Busy) -> DestinationBusy {
     let holder = &busy.holder;
     DestinationBusy {
         code: PipelineErrorKind::Busy.code(),
@@ -296,7 +306,27 @@ impl Pipeline for CorePipeline {
             failures,
             cancelled: report.cancelled,
             unsuccessful,
+            seda: None,
         })
+    }
+
+    async fn seda(
+        &self,
+        spec: SyncSpec,
+        progress: Arc<dyn SyncProgress>,
+        cancel: CancellationToken,
+    ) -> Result<SyncOutcome, PipelineError> {
+        let live = progress.clone();
+        let progress: dsfiles_core::Progress = Arc::new(Forward(progress));
+        let (options, holder) = (&self.dest_options, self.holder.clone());
+        let mut outcome =
+            crate::seda_jobs::package(spec, options, holder, progress, cancel).await?;
+        outcome.counters.bytes_downloaded = live.counters().bytes_downloaded;
+        Ok(outcome)
+    }
+
+    async fn check_seda_lease(&self, out: &str) -> Result<Option<DestinationBusy>, PipelineError> {
+        crate::seda_jobs::check_lease(out, &self.dest_options).await
     }
 
     async fn check_lease(&self, spec: &SyncSpec) -> Result<Option<DestinationBusy>, PipelineError> {
@@ -375,7 +405,7 @@ mod tests {
         let at = DateTime::UNIX_EPOCH;
         let busy = dsfiles_core::Busy {
             dest: "/archive".into(),
-            demarche: 7,
+            scope: dsfiles_core::lease::LeaseScope::Sync { demarche: 7 },
             key: ".dsfiles/demarches/7/lease".into(),
             holder: dsfiles_core::lease::this_process(Some("r-2".into()), SERVICE_TOOL),
             since: at,

@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 use crate::api::{
-    Counters, FileFailure, JobError, JobRecord, JobState, MAX_DOSSIERS, MAX_FAILURES_KEPT, Since,
-    SyncSpec, Trigger,
+    Counters, FileFailure, JobError, JobKind, JobRecord, JobState, MAX_DOSSIERS, MAX_FAILURES_KEPT,
+    Since, SyncSpec, Trigger,
 };
 use crate::metrics::Metrics;
 use crate::pipeline::{
@@ -77,9 +77,10 @@ impl Job {
         lock(&self.record).clone()
     }
 
+    /// The one job at a time key: `(démarche, dest)`, or a seda job's OUT
+    /// ([`crate::seda_jobs::lock_key`]).
     fn key(&self) -> (u64, String) {
-        let spec = lock(&self.spec);
-        (spec.demarche, spec.dest.clone())
+        crate::seda_jobs::lock_key(&lock(&self.spec))
     }
 
     /// The current record and a receiver of everything after it (taken under the record lock,
@@ -511,10 +512,8 @@ impl JobManager {
         let span =
             tracing::info_span!("sync_job", job = %id, demarche = spec.demarche, dest = %spec.dest);
         tracing::info!(parent: &span, "sync job started");
-        let run = self
-            .inner
-            .pipeline
-            .sync(spec.clone(), progress, job.cancel.clone())
+        let key = crate::seda_jobs::lock_key(&spec);
+        let run = crate::seda_jobs::run(&self.inner.pipeline, spec, progress, job.cancel.clone())
             .instrument(span.clone());
         let outcome = match AssertUnwindSafe(run).catch_unwind().await {
             Ok(outcome) => outcome,
@@ -527,9 +526,7 @@ impl JobManager {
         tracing::info!(parent: &span, state = record.state.as_str(), "sync job finished");
         self.inner.metrics.sync_finished(record.state);
         self.inner.store.put(&record);
-        lock(&self.inner.jobs)
-            .running
-            .remove(&(spec.demarche, spec.dest));
+        lock(&self.inner.jobs).running.remove(&key);
         self.dispatch();
     }
 
@@ -591,6 +588,7 @@ fn spec_of(record: &JobRecord, jobs: usize) -> SyncSpec {
         layout: record.layout.clone(),
         data_layout: record.data_layout.clone(),
         no_data: record.no_data,
+        seda: record.seda.clone(),
     }
 }
 
@@ -604,6 +602,9 @@ fn finish(
     match outcome {
         Ok(outcome) => {
             record.counters = outcome.counters;
+            if let (Some(seda), Some(result)) = (&mut record.seda, outcome.seda) {
+                seda.result = Some(result);
+            }
             if !outcome.failures.is_empty() {
                 record.failures = outcome
                     .failures
@@ -619,12 +620,13 @@ fn finish(
                 JobState::Succeeded
             };
             if record.state == JobState::Failed {
+                let failed = record.counters.files_failed;
                 record.error = Some(JobError {
                     code: "files_failed".into(),
-                    message: format!(
-                        "`{}` files could not be stored",
-                        record.counters.files_failed
-                    ),
+                    message: match record.kind {
+                        JobKind::Sync => format!("`{failed}` files could not be stored"),
+                        JobKind::Seda => format!("`{failed}` dossiers could not be packaged"),
+                    },
                 });
             }
         }
@@ -657,6 +659,10 @@ mod tests;
 pub(crate) fn new_record(spec: &SyncSpec, trigger: Trigger) -> JobRecord {
     JobRecord {
         id: uuid::Uuid::new_v4().to_string(),
+        kind: match spec.seda {
+            Some(_) => JobKind::Seda,
+            None => JobKind::Sync,
+        },
         state: JobState::Queued,
         demarche: spec.demarche,
         dest: spec.dest.clone(),
@@ -677,6 +683,7 @@ pub(crate) fn new_record(spec: &SyncSpec, trigger: Trigger) -> JobRecord {
         counters: Counters::default(),
         failures: Vec::new(),
         error: None,
+        seda: spec.seda.clone(),
     }
 }
 
@@ -693,6 +700,7 @@ pub(crate) fn webhook_spec(demarche: u64, dest: &str, dossiers: &[u64], jobs: us
         layout: None,
         data_layout: None,
         no_data: false,
+        seda: None,
     }
 }
 

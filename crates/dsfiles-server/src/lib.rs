@@ -27,6 +27,7 @@ mod openapi;
 mod pipeline;
 mod routes;
 mod schedules;
+pub mod seda_jobs;
 mod streams;
 mod webhooks;
 

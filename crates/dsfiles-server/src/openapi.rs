@@ -136,6 +136,35 @@ fn create_sync() -> Operation {
         .error("503", "Shutting down.")
 }
 
+fn create_seda() -> Operation {
+    let id = json!({"id": "$response.body#/id"});
+    let links = json!({
+        "getSeda": {"operationId": "getSeda", "parameters": id, "description": "The job's state and counts."},
+        "sedaEvents": {"operationId": "sedaEvents", "parameters": id, "description": "The job's progress as Server-Sent Events."},
+        "cancelSeda": {"operationId": "cancelSeda", "parameters": id, "description": "Cancel the job."}
+    });
+    let mut queued = json_response("Queued (`Location` names the job).", "Job");
+    queued["links"] = links;
+    queued["headers"] =
+        json!({"Location": {"description": "`/v1/seda/{id}`.", "schema": {"type": "string"}}});
+    Operation::default()
+        .body("application/json", "SedaRequest")
+        .respond("202", queued)
+        .error("400", "Malformed JSON.")
+        .error("403", "`dest` or `out` outside the allowed prefixes.")
+        .respond("409", json!({
+            "description": "A seda job of this service on this `out` is queued or running (`seda_in_progress`, its id in `error.job_id`), or another writer (a `dsfiles seda`, another replica) holds the seda lease of `out` (`destination_busy`, named in `error.holder`; `break_lease: true` takes it over).",
+            "content": {"application/json": {"schema": {"anyOf": [
+                {"$ref": "#/components/schemas/SedaConflict"},
+                {"$ref": "#/components/schemas/DestinationBusy"}
+            ]}}}
+        }))
+        .error("415", "Not `application/json`.")
+        .error("422", "A field missing, unknown, of the wrong type or out of range (a profile's message names its key); or a malformed destination.")
+        .respond("429", limited_response("`limits.max_queued_syncs` jobs already wait (`queue_full`)."))
+        .error("503", "Shutting down.")
+}
+
 fn list_syncs() -> Operation {
     Operation::default()
         .param(query_param(
@@ -301,6 +330,17 @@ fn operation(doc: &RouteDoc) -> Operation {
         "deleteSchedule" => schedule_operation()
             .respond("204", json!({"description": "Deleted; its jobs stay in the history, a running one runs on."}))
             .error("404", "No such schedule."),
+        "createSeda" => create_seda(),
+        "getSeda" => Operation::default()
+            .param(job_id())
+            .respond("200", json_response("The job.", "Job"))
+            .error("404", "No such job."),
+        "cancelSeda" => Operation::default()
+            .param(job_id())
+            .respond("202", json_response("Cancelled (queued job) or cancellation requested (running job).", "Job"))
+            .error("404", "No such job.")
+            .error("409", "The job already ended."),
+        "sedaEvents" => sync_events(),
         "dsWebhook" => ds_webhook(),
         "dsWebhookLegacy" => ds_webhook_legacy(),
         other => Operation::default().respond("200", json!({"description": format!("`{other}`")})),
@@ -387,6 +427,9 @@ fn schemas() -> Value {
     let counter_names: Vec<&String> = counters.keys().collect();
     let mut schemas = json!({
         "SyncRequest": sync_request_schema(),
+        "SedaRequest": seda_request_schema(),
+        "SedaProfile": seda_profile_schema(),
+        "SedaJob": seda_job_schema(),
         "ScheduleRequest": schedule_request_schema(),
         "Schedule": schedule_schema(),
         "ScheduleList": {"type": "object", "required": ["schedules"], "properties": {"schedules": {"type": "array", "maxItems": MAX_SCHEDULES, "items": {"$ref": "#/components/schemas/Schedule"}}}},
@@ -436,6 +479,18 @@ fn error_schemas() -> Value {
                 "type": "object", "required": ["code", "message", "job_id", "job_state"],
                 "properties": {
                     "code": {"type": "string", "const": "sync_in_progress"},
+                    "message": {"type": "string"},
+                    "job_id": {"type": "string", "format": "uuid"},
+                    "job_state": {"$ref": "#/components/schemas/JobState"}
+                }
+            }}
+        },
+        "SedaConflict": {
+            "type": "object", "required": ["error"],
+            "properties": {"error": {
+                "type": "object", "required": ["code", "message", "job_id", "job_state"],
+                "properties": {
+                    "code": {"type": "string", "const": "seda_in_progress"},
                     "message": {"type": "string"},
                     "job_id": {"type": "string", "format": "uuid"},
                     "job_state": {"$ref": "#/components/schemas/JobState"}
@@ -507,6 +562,8 @@ fn job_schema() -> Value {
         "required": ["id", "state", "demarche", "dest", "since", "include", "dossiers", "trigger", "created_at", "started_at", "finished_at", "cancel_requested", "counters", "failures", "error"],
         "properties": {
             "id": {"type": "string", "format": "uuid"},
+            "kind": {"type": "string", "enum": ["sync", "seda"], "description": "`seda` for a `POST /v1/seda` job (its `counters` then count dossiers: docs/http-api.md)."},
+            "seda": {"$ref": "#/components/schemas/SedaJob"},
             "state": {"$ref": "#/components/schemas/JobState"},
             "demarche": ds_number(),
             "dest": {"type": "string"},
@@ -612,6 +669,74 @@ fn schedule_schema() -> Value {
             "last_duration_secs": {"type": ["number", "null"], "minimum": 0, "description": "How long the latest finished run took."},
             "failures": described(count.clone(), "Runs that ended `failed`."),
             "skipped_ticks": described(count, "Ticks that started no run: the previous run still active, the destination busy, or the queue full.")
+        }
+    })
+}
+
+/// The body of `POST /v1/seda`.
+fn seda_request_schema() -> Value {
+    let dest =
+        "Absolute local path, file:///path, or s3://, gs://, az:// URL inside an allowed prefix.";
+    json!({
+        "type": "object", "required": ["demarche", "dest", "out", "profile"], "additionalProperties": false,
+        "properties": {
+            "demarche": ds_number(),
+            "dest": {"type": "string", "minLength": 1, "description": format!("A destination written by a sync. {dest}")},
+            "out": {"type": "string", "minLength": 1, "description": format!("Where the packages go. {dest}")},
+            "profile": {"$ref": "#/components/schemas/SedaProfile"},
+            "dossiers": {"type": "array", "maxItems": MAX_DOSSIERS, "items": ds_number(), "description": "Only these dossiers (absent or empty: every dossier of the démarche in `dest`)."},
+            "states": {"type": ["array", "null"], "items": {"type": "string", "enum": dsfiles_core::seda::STATES}, "description": "DS states to package (absent, null or empty: `accepte`, `refuse`, `sans_suite`)."},
+            "break_lease": {"type": "boolean", "default": false, "description": "Take over the seda lease of `out` even from a live holder (one known to be gone). Without it, a live lease of another writer answers 409 `destination_busy`."}
+        }
+    })
+}
+
+/// The archival profile of `POST /v1/seda`: the keys of the CLI's profile file (docs/seda.md).
+fn seda_profile_schema() -> Value {
+    let id = json!({"type": "string", "pattern": "\\S"});
+    let start = json!({"type": "string", "enum": ["decision", "depot", "none"]});
+    json!({
+        "type": "object", "additionalProperties": false,
+        "required": ["archival_agreement", "archival_agency", "transferring_agency", "originating_agency"],
+        "properties": {
+            "archival_agreement": id, "archival_agency": id, "transferring_agency": id, "originating_agency": id,
+            "submission_agency": {"type": ["string", "null"], "pattern": "\\S"},
+            "digest": {"type": "string", "enum": ["SHA-512", "SHA-256"]},
+            "package_name": {"type": "string", "pattern": "^([^{}]|\\{(dossier|demarche|state)\\})*$"},
+            "appraisal": {"type": ["object", "null"], "additionalProperties": false, "required": ["rule", "final_action"], "properties": {
+                "rule": id, "start_date": start, "final_action": {"type": "string", "enum": ["Keep", "Destroy"]}
+            }},
+            "access": {"type": ["object", "null"], "additionalProperties": false, "required": ["rule"], "properties": {
+                "rule": id, "start_date": start
+            }}
+        }
+    })
+}
+
+/// `seda` of a seda job's record.
+fn seda_job_schema() -> Value {
+    let count = json!({"type": "integer", "minimum": 0});
+    let counts = [
+        "dossiers",
+        "packaged",
+        "unchanged",
+        "skipped",
+        "failed",
+        "bytes_written",
+    ];
+    let properties: Map<String, Value> = counts
+        .iter()
+        .map(|name| ((*name).to_owned(), count.clone()))
+        .collect();
+    json!({
+        "type": "object", "required": ["out", "profile", "states", "result"],
+        "properties": {
+            "out": {"type": "string"},
+            "profile": {"$ref": "#/components/schemas/SedaProfile"},
+            "states": {"type": "array", "items": {"type": "string"}},
+            "result": {"description": "The report's counts, once the job ended with one.", "anyOf": [{"type": "null"}, {
+                "type": "object", "required": counts, "properties": properties
+            }]}
         }
     })
 }

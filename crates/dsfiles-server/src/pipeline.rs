@@ -45,6 +45,28 @@ pub trait Pipeline: Send + Sync + fmt::Debug + 'static {
     /// `spec.demarche` on `spec.dest` right now: `Ok(Some(..))` names it. Reads only; the job
     /// still takes the lease when it runs. `Err` when the lease could not be read.
     async fn check_lease(&self, spec: &SyncSpec) -> Result<Option<DestinationBusy>, PipelineError>;
+
+    /// Runs one seda job (`spec.seda` set: docs/seda.md) to its end, like [`Pipeline::sync`].
+    /// A pipeline that runs no seda job fails it.
+    async fn seda(
+        &self,
+        spec: SyncSpec,
+        progress: Arc<dyn SyncProgress>,
+        cancel: CancellationToken,
+    ) -> Result<SyncOutcome, PipelineError> {
+        let _ = (spec, progress, cancel);
+        Err(PipelineError::new(
+            PipelineErrorKind::Internal,
+            "this service's pipeline runs no seda job",
+        ))
+    }
+
+    /// Whether another live writer holds the seda lease of `out` right now, like
+    /// [`Pipeline::check_lease`]. A pipeline that runs no seda job sees none.
+    async fn check_seda_lease(&self, out: &str) -> Result<Option<DestinationBusy>, PipelineError> {
+        let _ = out;
+        Ok(None)
+    }
 }
 
 /// A listed file with the position to list again from its DS page.
@@ -65,6 +87,8 @@ pub struct SyncOutcome {
     pub cancelled: bool,
     /// Files failed or flagged in a way that makes the run unsuccessful.
     pub unsuccessful: bool,
+    /// A seda job's counts (`None` for a sync).
+    pub seda: Option<crate::seda_jobs::SedaResult>,
 }
 
 /// DS API usage, summed over every client the pipeline holds.

@@ -25,6 +25,8 @@ use crate::metrics::Limit;
 use crate::streams::{Caller, Full, StreamSlot};
 use crate::{AppState, files, openapi, schedules, webhooks};
 
+mod seda;
+
 /// What the OpenAPI document says about a route.
 #[derive(Debug, Clone)]
 pub(crate) struct RouteDoc {
@@ -42,29 +44,51 @@ pub(crate) struct Route {
     pub handler: MethodRouter<AppState>,
 }
 
-fn doc(
-    method: Method,
-    path: &'static str,
-    auth: bool,
-    operation_id: &'static str,
-    summary: &'static str,
-    tag: &'static str,
-) -> RouteDoc {
-    RouteDoc {
+/// Every route of the service, by tag.
+pub(crate) fn table() -> Vec<Route> {
+    [
+        operations_routes(),
+        syncs_routes(),
+        seda_routes(),
+        schedules_routes(),
+        files_routes(),
+        webhooks_routes(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// What a route's table line says: method, path, behind the token, operationId, summary, tag.
+type Doc = (
+    Method,
+    &'static str,
+    bool,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
+fn route(
+    (method, path, auth, operation_id, summary, tag): Doc,
+    handler: MethodRouter<AppState>,
+) -> Route {
+    let doc = RouteDoc {
         method,
         path,
         auth,
         operation_id,
         summary,
         tag,
-    }
+    };
+    Route { doc, handler }
 }
 
-/// Every route of the service.
-pub(crate) fn table() -> Vec<Route> {
+/// Probes, metrics and this document.
+fn operations_routes() -> Vec<Route> {
     vec![
-        Route {
-            doc: doc(
+        route(
+            (
                 Method::GET,
                 "/healthz",
                 false,
@@ -72,10 +96,10 @@ pub(crate) fn table() -> Vec<Route> {
                 "Liveness: the process answers.",
                 "operations",
             ),
-            handler: get(healthz),
-        },
-        Route {
-            doc: doc(
+            get(healthz),
+        ),
+        route(
+            (
                 Method::GET,
                 "/readyz",
                 false,
@@ -83,10 +107,10 @@ pub(crate) fn table() -> Vec<Route> {
                 "Readiness: 503 while shutting down.",
                 "operations",
             ),
-            handler: get(readyz),
-        },
-        Route {
-            doc: doc(
+            get(readyz),
+        ),
+        route(
+            (
                 Method::GET,
                 "/metrics",
                 false,
@@ -94,10 +118,10 @@ pub(crate) fn table() -> Vec<Route> {
                 "Prometheus metrics (text format).",
                 "operations",
             ),
-            handler: get(metrics),
-        },
-        Route {
-            doc: doc(
+            get(metrics),
+        ),
+        route(
+            (
                 Method::GET,
                 "/v1/openapi.json",
                 true,
@@ -105,10 +129,16 @@ pub(crate) fn table() -> Vec<Route> {
                 "This OpenAPI document.",
                 "operations",
             ),
-            handler: get(openapi_json),
-        },
-        Route {
-            doc: doc(
+            get(openapi_json),
+        ),
+    ]
+}
+
+/// Sync jobs.
+fn syncs_routes() -> Vec<Route> {
+    vec![
+        route(
+            (
                 Method::POST,
                 "/v1/syncs",
                 true,
@@ -116,10 +146,10 @@ pub(crate) fn table() -> Vec<Route> {
                 "Queue a sync of a démarche into a destination.",
                 "syncs",
             ),
-            handler: post(create_sync),
-        },
-        Route {
-            doc: doc(
+            post(create_sync),
+        ),
+        route(
+            (
                 Method::GET,
                 "/v1/syncs",
                 true,
@@ -127,10 +157,10 @@ pub(crate) fn table() -> Vec<Route> {
                 "Recent sync jobs, newest first.",
                 "syncs",
             ),
-            handler: get(list_syncs),
-        },
-        Route {
-            doc: doc(
+            get(list_syncs),
+        ),
+        route(
+            (
                 Method::GET,
                 "/v1/syncs/{id}",
                 true,
@@ -138,10 +168,10 @@ pub(crate) fn table() -> Vec<Route> {
                 "One sync job: state, counters, failures.",
                 "syncs",
             ),
-            handler: get(get_sync),
-        },
-        Route {
-            doc: doc(
+            get(get_sync),
+        ),
+        route(
+            (
                 Method::DELETE,
                 "/v1/syncs/{id}",
                 true,
@@ -149,10 +179,10 @@ pub(crate) fn table() -> Vec<Route> {
                 "Cancel a queued or running sync job.",
                 "syncs",
             ),
-            handler: delete(cancel_sync),
-        },
-        Route {
-            doc: doc(
+            delete(cancel_sync),
+        ),
+        route(
+            (
                 Method::GET,
                 "/v1/syncs/{id}/events",
                 true,
@@ -160,10 +190,66 @@ pub(crate) fn table() -> Vec<Route> {
                 "Progress of a sync job as Server-Sent Events.",
                 "syncs",
             ),
-            handler: get(sync_events),
-        },
-        Route {
-            doc: doc(
+            get(sync_events),
+        ),
+    ]
+}
+
+/// Seda (archival package) jobs: the sync handlers answer any job id.
+fn seda_routes() -> Vec<Route> {
+    vec![
+        route(
+            (
+                Method::POST,
+                "/v1/seda",
+                true,
+                "createSeda",
+                "Queue a seda job: SEDA 2.2 packages of what a sync stored, into an output.",
+                "seda",
+            ),
+            post(seda::create_seda),
+        ),
+        route(
+            (
+                Method::GET,
+                "/v1/seda/{id}",
+                true,
+                "getSeda",
+                "One job (as `GET /v1/syncs/{id}`): state, counters, failures, the seda counts.",
+                "seda",
+            ),
+            get(get_sync),
+        ),
+        route(
+            (
+                Method::DELETE,
+                "/v1/seda/{id}",
+                true,
+                "cancelSeda",
+                "Cancel a queued or running job (as `DELETE /v1/syncs/{id}`).",
+                "seda",
+            ),
+            delete(cancel_sync),
+        ),
+        route(
+            (
+                Method::GET,
+                "/v1/seda/{id}/events",
+                true,
+                "sedaEvents",
+                "Progress of a job as Server-Sent Events (as `GET /v1/syncs/{id}/events`).",
+                "seda",
+            ),
+            get(sync_events),
+        ),
+    ]
+}
+
+/// Schedules: syncs the service starts on its own.
+fn schedules_routes() -> Vec<Route> {
+    vec![
+        route(
+            (
                 Method::GET,
                 "/v1/schedules",
                 true,
@@ -171,10 +257,10 @@ pub(crate) fn table() -> Vec<Route> {
                 "Every schedule, by name.",
                 "schedules",
             ),
-            handler: get(schedules::routes::list),
-        },
-        Route {
-            doc: doc(
+            get(schedules::routes::list),
+        ),
+        route(
+            (
                 Method::GET,
                 "/v1/schedules/{name}",
                 true,
@@ -182,10 +268,10 @@ pub(crate) fn table() -> Vec<Route> {
                 "One schedule: its sync, period, next tick and latest run.",
                 "schedules",
             ),
-            handler: get(schedules::routes::get),
-        },
-        Route {
-            doc: doc(
+            get(schedules::routes::get),
+        ),
+        route(
+            (
                 Method::PUT,
                 "/v1/schedules/{name}",
                 true,
@@ -193,10 +279,10 @@ pub(crate) fn table() -> Vec<Route> {
                 "Create or replace a schedule: a sync started every period.",
                 "schedules",
             ),
-            handler: put(schedules::routes::put),
-        },
-        Route {
-            doc: doc(
+            put(schedules::routes::put),
+        ),
+        route(
+            (
                 Method::DELETE,
                 "/v1/schedules/{name}",
                 true,
@@ -204,21 +290,31 @@ pub(crate) fn table() -> Vec<Route> {
                 "Delete a schedule (its jobs stay in the history).",
                 "schedules",
             ),
-            handler: delete(schedules::routes::delete),
-        },
-        Route {
-            doc: doc(
-                Method::GET,
-                "/v1/demarches/{demarche}/files",
-                true,
-                "listFiles",
-                "Page through the file records of a démarche (nothing is downloaded).",
-                "files",
-            ),
-            handler: get(files::list_files),
-        },
-        Route {
-            doc: doc(
+            delete(schedules::routes::delete),
+        ),
+    ]
+}
+
+/// File records straight from DS.
+fn files_routes() -> Vec<Route> {
+    vec![route(
+        (
+            Method::GET,
+            "/v1/demarches/{demarche}/files",
+            true,
+            "listFiles",
+            "Page through the file records of a démarche (nothing is downloaded).",
+            "files",
+        ),
+        get(files::list_files),
+    )]
+}
+
+/// DS webhooks.
+fn webhooks_routes() -> Vec<Route> {
+    vec![
+        route(
+            (
                 Method::POST,
                 "/v1/webhooks/ds",
                 false,
@@ -226,10 +322,10 @@ pub(crate) fn table() -> Vec<Route> {
                 "DS webhook (signed JSON).",
                 "webhooks",
             ),
-            handler: post(webhooks::signed),
-        },
-        Route {
-            doc: doc(
+            post(webhooks::signed),
+        ),
+        route(
+            (
                 Method::POST,
                 "/v1/webhooks/ds/{secret}",
                 false,
@@ -237,8 +333,8 @@ pub(crate) fn table() -> Vec<Route> {
                 "Legacy DS webhook (form-encoded, secret in the path).",
                 "webhooks",
             ),
-            handler: post(webhooks::legacy),
-        },
+            post(webhooks::legacy),
+        ),
     ]
 }
 
@@ -400,6 +496,7 @@ pub(crate) fn sync_spec(
         layout: request.layout.clone(),
         data_layout: request.data_layout.clone(),
         no_data: request.no_data,
+        seda: None,
     })
 }
 
@@ -438,13 +535,19 @@ fn accepted(record: &JobRecord) -> Response {
 }
 
 fn conflict(existing: &JobRecord) -> Response {
+    let message = format!(
+        "démarche `{}` is already being synced into `{}` by job `{}`",
+        existing.demarche, existing.dest, existing.id
+    );
+    conflict_response("sync_in_progress", message, existing)
+}
+
+/// 409 `code`: the job `existing` already holds what the request wants.
+fn conflict_response(code: &str, message: String, existing: &JobRecord) -> Response {
     let body = ConflictBody {
         error: ConflictError {
-            code: "sync_in_progress",
-            message: format!(
-                "démarche `{}` is already being synced into `{}` by job `{}`",
-                existing.demarche, existing.dest, existing.id
-            ),
+            code,
+            message,
             job_id: &existing.id,
             job_state: existing.state,
         },

@@ -13,7 +13,7 @@ use dsfiles_core::{RunStatus, sink};
 
 use crate::cli::GlobalArgs;
 use crate::exit::{Exit, UsageError};
-use crate::progress::human_bytes;
+use crate::progress::{Progress, human_bytes};
 
 use super::summary;
 
@@ -24,9 +24,15 @@ shards, the stored files (each checked against its recorded SHA-256 and DS's MD5
 into the zip) and the dossiers' dossier.json. No DS call, no token. OUT keeps under
 .dsfiles/seda/ what it packaged: a re-run writes only dossiers newly terminated or changed (a
 changed one as NAME-v2.zip, the old kept). The JSON report goes to stdout, a summary to stderr.
+A dossier with nothing to package (no stored file, no dossier.json) gets no package: it is
+listed under `skipped`, which is no failure. One seda run at a time per OUT: the run holds
+OUT's lease (.dsfiles/seda/lease) while it writes.
+Progress: bars on a terminal, a plain line every 5 seconds otherwise, nothing with --quiet.
 Exit codes: 0 ok; 1 some dossier failed (each named: a file missing or corrupt in DEST, a
 dossier never synced) or a destination failed; 2 usage or configuration (profile, states);
-130 cancelled by Ctrl-C or SIGTERM. The profile's format: docs/seda.md.")]
+5 OUT busy (another live seda run holds its lease, named in the message; --break-lease if it
+is gone) or the lease was taken over during the run; 130 cancelled by Ctrl-C or SIGTERM.
+The profile's format: docs/seda.md.")]
 pub struct SedaArgs {
     /// Destination written by `dsfiles sync` (same forms and credentials as for `sync --dest`).
     #[arg(long, value_name = "DEST")]
@@ -47,6 +53,11 @@ pub struct SedaArgs {
     /// The archival profile (TOML): agreement, agencies, digest, package name, rules.
     #[arg(long, value_name = "PROFILE.toml")]
     pub profile: PathBuf,
+
+    /// Only the dossiers of this démarche (as their manifest shards name it); default: every
+    /// démarche DEST holds.
+    #[arg(long, value_name = "N")]
+    pub demarche: Option<u64>,
 
     /// Only this dossier (repeatable); still only in one of --states.
     #[arg(long = "dossier", value_name = "N")]
@@ -71,6 +82,13 @@ pub struct SedaArgs {
     /// Also write the report as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
+
+    /// Take over OUT's lease even though its holder (named when the run is refused with exit
+    /// 5) looks alive: only when you know that process is gone (a lost machine). Without it a
+    /// stale lease is taken over once it expired, and the lease of a process of this machine
+    /// that no longer exists (a killed run) at once. See docs/storage.md, "Destination lease".
+    #[arg(long)]
+    pub break_lease: bool,
 }
 
 pub async fn run(args: SedaArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
@@ -84,9 +102,10 @@ pub async fn run(args: SedaArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let described = dest.describe();
     let cancel = CancellationToken::new();
     let _ctrl_c = crate::signals::cancel_on_ctrl_c(cancel.clone(), global.quiet);
-    let report = seda::package(dest, out, opts, cancel)
-        .await
-        .with_context(|| format!("cannot package `{described}`"))?;
+    let progress = Progress::start("seda", global.quiet, global.progress_interval);
+    let result = seda::package(dest, out, opts, progress.sink(), cancel).await;
+    progress.finish();
+    let report = result.with_context(|| format!("cannot package `{described}`"))?;
     if let Some(path) = &args.summary_json {
         summary::write_json(path, &report)?;
     }
@@ -113,7 +132,9 @@ fn options(args: &SedaArgs) -> anyhow::Result<SedaOptions> {
     let mut opts = SedaOptions::new(Profile::from_toml(&text, &path)?);
     opts.states = args.states.iter().map(|s| s.trim().to_owned()).collect();
     opts.dossiers = args.dossiers.clone();
+    opts.demarche = args.demarche;
     opts.dossier_json = args.dossier_json.clone();
+    opts.lease.break_lease = args.break_lease;
     opts.validate()?;
     Ok(opts)
 }
@@ -129,12 +150,22 @@ fn print_summary(report: &SedaReport, quiet: bool) {
     for warning in &report.warnings {
         tracing::warn!("{warning}");
     }
+    for skipped in &report.skipped {
+        tracing::warn!("{}", skipped.reason);
+    }
     let line = format!(
-        "{}{} packaged ({}), {} unchanged, {} failed\n",
-        if report.cancelled { "cancelled: " } else { "" },
+        "{}{} packaged ({}), {} unchanged, {} skipped, {} failed\n",
+        if report.lease_lost {
+            "stopped, OUT's lease taken over: "
+        } else if report.cancelled {
+            "cancelled: "
+        } else {
+            ""
+        },
         report.packaged.len(),
         human_bytes(report.bytes_written),
         report.unchanged.len(),
+        report.skipped.len(),
         report.failed.len(),
     );
     crate::logging::write_stderr(line.as_bytes()).ok();

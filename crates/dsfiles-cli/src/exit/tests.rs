@@ -51,7 +51,7 @@ fn a_busy_destination_exits_5() {
     let at = chrono::DateTime::UNIX_EPOCH;
     let busy = dsfiles_core::Error::DestinationBusy(Box::new(dsfiles_core::Busy {
         dest: "/data".into(),
-        demarche: 1,
+        scope: dsfiles_core::lease::LeaseScope::Sync { demarche: 1 },
         key: ".dsfiles/demarches/1/lease".into(),
         holder: dsfiles_core::wire::Holder {
             host: "h".into(),

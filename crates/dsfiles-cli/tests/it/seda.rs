@@ -58,6 +58,17 @@ fn packages_then_nothing_then_a_failure() {
         assert!(out.join(key).is_file(), "{key}");
     }
 
+    // Another démarche's dossiers only: none here.
+    let other = (sim.demarche().parse::<u64>().unwrap() + 1).to_string();
+    let none = seda(
+        dest.path(),
+        &out,
+        &profile,
+        &[&all[..], &["--demarche", &other]].concat(),
+    );
+    assert_eq!(none.status.code(), Some(0), "{}", stderr(&none));
+    assert_eq!(report(&none)["dossiers"], 0, "{}", stderr(&none));
+
     let again = seda(dest.path(), &out, &profile, &all);
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     let again = report(&again);
@@ -100,4 +111,72 @@ fn a_bad_profile_or_state_is_a_usage_error() {
         "{}",
         stderr(&missing)
     );
+}
+
+/// Two `dsfiles seda` into one OUT at once: the second exits 5 naming the first (held inside
+/// a package by a stored file replaced with a FIFO, which blocks its reader); after
+/// `kill -9` of the first, a rerun on this machine takes its lease over at once.
+#[test]
+fn a_second_seda_into_one_out_exits_5_and_a_killed_runs_lease_is_taken_over() {
+    let sim = Sim::start(SimConfig::default());
+    let dest = tempfile::tempdir().unwrap();
+    let synced = sim.sync(dest.path(), &[]);
+    assert_eq!(synced.status.code(), Some(0), "{}", stderr(&synced));
+    let work = tempfile::tempdir().unwrap();
+    let profile = work.path().join("profile.toml");
+    std::fs::write(&profile, PROFILE).unwrap();
+    let out = work.path().join("out");
+    let all = [
+        "--states",
+        "en_construction,en_instruction,accepte,refuse,sans_suite",
+    ];
+    let victim = all_paths(dest.path())
+        .into_iter()
+        .filter(|p| !p.starts_with(".dsfiles") && !p.ends_with("dossier.json"))
+        .map(|p| dest.path().join(p))
+        .find(|p| p.is_file())
+        .unwrap();
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::remove_file(&victim).unwrap();
+    let mkfifo = std::process::Command::new("mkfifo").arg(&victim).status();
+    assert!(mkfifo.unwrap().success(), "mkfifo");
+
+    let mut first = dsfiles()
+        .env("DS_API_TOKEN", "")
+        .args(["seda", "--dest", dest.path().to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap()])
+        .args(["--profile", profile.to_str().unwrap()])
+        .args(all)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let lease = out.join(".dsfiles/seda/lease");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !lease.exists() {
+        assert!(std::time::Instant::now() < deadline, "no lease taken");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let second = seda(dest.path(), &out, &profile, &all);
+    let err = stderr(&second);
+    assert_eq!(second.status.code(), Some(5), "{err}");
+    for part in [
+        &format!("pid {}", first.id()),
+        "writing SEDA packages into it",
+        "--break-lease",
+    ] {
+        assert!(err.contains(part), "`{part}` missing from: {err}");
+    }
+
+    first.kill().unwrap(); // SIGKILL: nothing released
+    first.wait().unwrap();
+    assert!(lease.exists(), "the killed run left no lease");
+    std::fs::remove_file(&victim).unwrap();
+    std::fs::write(&victim, bytes).unwrap();
+    let rerun = seda(dest.path(), &out, &profile, &[&all[..], &["-v"]].concat());
+    let err = stderr(&rerun);
+    assert_eq!(rerun.status.code(), Some(0), "{err}");
+    assert!(err.contains("no longer exists"), "{err}");
+    assert!(!report(&rerun)["packaged"].as_array().unwrap().is_empty());
+    assert!(!lease.exists(), "the lease was not released");
 }

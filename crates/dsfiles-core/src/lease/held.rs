@@ -6,12 +6,13 @@ use bytes::Bytes;
 use chrono::Utc;
 
 use super::{
-    Decision, Fence, LeaseOptions, LeaseTiming, TakeOverReason, decide, lease_at, process, read,
+    Decision, Fence, LeaseOptions, LeaseScope, LeaseTiming, TakeOverReason, decide, lease_at,
+    process, read,
 };
 use crate::Error;
 use crate::error::Busy;
 use crate::sink::{self, Precondition, Sink, Version};
-use crate::wire::{Lease, lease_key};
+use crate::wire::Lease;
 
 /// Conditional writes lost to another writer before [`acquire`] gives up (each loss means
 /// someone else wrote the lease meanwhile; the next read usually says who: busy).
@@ -26,16 +27,16 @@ pub(crate) struct LeaseHeld {
     version: Version,
 }
 
-/// Takes the lease of `demarche` in `sink` (see the module docs), or says who holds it.
+/// Takes the lease of `scope` in `sink` (see the module docs), or says who holds it.
 pub(crate) async fn acquire(
     sink: &Arc<dyn Sink>,
-    demarche: u64,
+    scope: LeaseScope,
     opts: &LeaseOptions,
 ) -> Result<LeaseHeld, Error> {
-    let key = lease_key(demarche);
+    let key = scope.key();
     let token = uuid::Uuid::new_v4().simple().to_string();
     for _ in 0..ACQUIRE_ATTEMPTS {
-        let precondition = precondition(sink.as_ref(), &key, demarche, &token, opts).await?;
+        let precondition = precondition(sink.as_ref(), &key, scope, &token, opts).await?;
         let now = Utc::now();
         let lease = lease_at(&opts.holder, &token, now, now, opts.timing.ttl);
         match sink.put_if(&key, encode(&lease), precondition).await {
@@ -60,7 +61,7 @@ pub(crate) async fn acquire(
 async fn precondition(
     sink: &dyn Sink,
     key: &str,
-    demarche: u64,
+    scope: LeaseScope,
     token: &str,
     opts: &LeaseOptions,
 ) -> Result<Precondition, Error> {
@@ -96,13 +97,13 @@ async fn precondition(
         Decision::TakeOver { holder, .. } => {
             tracing::warn!(key, %holder, since = %lease.acquired_at, "breaking the live destination lease of {holder} (--break-lease)");
         }
-        busy @ Decision::Busy { .. } => return Err(busy_error(sink, demarche, key, busy)),
+        busy @ Decision::Busy { .. } => return Err(busy_error(sink, scope, key, busy)),
     }
     Ok(Precondition::Matches(version))
 }
 
 /// [`Error::DestinationBusy`] for a [`Decision::Busy`] about the lease at `key`.
-fn busy_error(sink: &dyn Sink, demarche: u64, key: &str, decision: Decision) -> Error {
+fn busy_error(sink: &dyn Sink, scope: LeaseScope, key: &str, decision: Decision) -> Error {
     let Decision::Busy {
         holder,
         since,
@@ -116,7 +117,7 @@ fn busy_error(sink: &dyn Sink, demarche: u64, key: &str, decision: Decision) -> 
     };
     Error::DestinationBusy(Box::new(Busy {
         dest: sink.describe(),
-        demarche,
+        scope,
         key: key.to_owned(),
         holder,
         since,
@@ -128,13 +129,19 @@ fn busy_error(sink: &dyn Sink, demarche: u64, key: &str, decision: Decision) -> 
 /// [`Error::DestinationBusy`] when another live writer holds the démarche's lease. Reads only
 /// (a service checks this before queueing a job; the job itself still takes the lease).
 pub async fn check(sink: &dyn Sink, demarche: u64) -> Result<(), Error> {
-    let key = lease_key(demarche);
+    check_scope(sink, LeaseScope::Sync { demarche }).await
+}
+
+/// [`check`] for any [`LeaseScope`]: whether a run of `scope` into `sink` would be refused
+/// right now. Reads only.
+pub async fn check_scope(sink: &dyn Sink, scope: LeaseScope) -> Result<(), Error> {
+    let key = scope.key();
     let Some((Ok(lease), _)) = read(sink, &key).await? else {
         return Ok(());
     };
     let gone = process::is_gone(&lease.holder);
     match decide(Some(&lease), Utc::now(), "", false, gone) {
-        busy @ Decision::Busy { .. } => Err(busy_error(sink, demarche, &key, busy)),
+        busy @ Decision::Busy { .. } => Err(busy_error(sink, scope, &key, busy)),
         _ => Ok(()),
     }
 }

@@ -117,6 +117,20 @@ impl Profile {
         Ok(profile)
     }
 
+    /// A profile given as a JSON object with the same keys as the TOML file (unknown keys
+    /// refused, the same checks); `origin` names it in errors.
+    pub fn from_json(value: serde_json::Value, origin: &str) -> Result<Profile, Error> {
+        let profile: Profile = serde_json::from_value(value).map_err(|e| Error::InvalidOption {
+            name: "profile",
+            reason: format!("`{origin}`: {e}"),
+        })?;
+        profile.check().map_err(|reason| Error::InvalidOption {
+            name: "profile",
+            reason: format!("`{origin}`: {reason}"),
+        })?;
+        Ok(profile)
+    }
+
     /// Identifiers non-empty (SEDA's `NonEmptyTokenType`), `package_name` usable.
     fn check(&self) -> Result<(), String> {
         let mut ids = vec![

@@ -11,80 +11,126 @@ use tokio_util::sync::CancellationToken;
 
 use super::SedaOptions;
 use super::profile::package_name;
-use super::write::{Failed, Job, write_package};
+use super::write::{Ctx, Failed, Job, write_package};
 use super::zip_out::ZipOut;
-use crate::Error;
 use crate::fetch::error_chain;
+use crate::lease::{self, LeaseScope};
 use crate::sink::{ObjectMeta, Sink};
-use crate::state;
 use crate::wire::{
     DOSSIERS_PREFIX, DossierData, FileStatus, Packaged, SedaFailure, SedaPackage, SedaRecord,
-    SedaReport, Shard, ShardFile, WIRE_VERSION, dossier_of_shard_key, seda_record_key, shard_key,
+    SedaReport, SedaSkipped, Shard, ShardFile, WIRE_VERSION, dossier_of_shard_key, seda_record_key,
+    shard_key,
 };
+use crate::{Error, Event, Progress, state};
 
 /// Largest `dossier.json` read (it is held whole, like a state file).
 const DOSSIER_JSON_MAX: usize = 64 * 1024 * 1024;
 
 /// Packages the terminated dossiers of `dest` into `out`; see the module doc of
-/// [`crate::seda`]. `Err` only when DEST cannot be listed or holds no dsfiles state, or OUT
-/// fails.
+/// [`crate::seda`]. `Err` only when DEST cannot be listed or holds no dsfiles state, OUT
+/// fails, or another live writer holds OUT's lease ([`Error::DestinationBusy`]).
+///
+/// The run holds OUT's lease ([`LeaseScope::Seda`]) while it writes, renewed next to it; a run
+/// that loses it stops writing and its report says `lease_lost`. Progress goes to `progress`:
+/// one [`Event::DossiersListed`], then for each of those dossiers exactly one of
+/// `PackageWritten`, `PackageUnchanged`, `PackageSkipped`, `PackageFailed` (until cancelled),
+/// with `BytesWritten` as stored files go into a zip; `Finished` last.
 pub async fn package(
     dest: Arc<dyn Sink>,
     out: Arc<dyn Sink>,
     opts: SedaOptions,
+    progress: Progress,
     cancel: CancellationToken,
 ) -> Result<SedaReport, Error> {
     opts.validate()?;
     state::require_state(dest.as_ref()).await?;
-    let started_at = Utc::now();
-    let mut report = SedaReport {
-        version: WIRE_VERSION,
-        dest: dest.describe(),
-        out: out.describe(),
-        started_at,
-        finished_at: started_at,
-        dossiers: 0,
-        packaged: Vec::new(),
-        unchanged: Vec::new(),
-        failed: Vec::new(),
-        warnings: Vec::new(),
-        bytes_written: 0,
-        cancelled: false,
-    };
-    let run = Run {
-        dest,
+    let lease_opts = opts.lease.clone();
+    let finished = Arc::clone(&progress);
+    let leased = lease::under_lease(
         out,
-        opts,
-        cancel,
-    };
-    for dossier in run.dossiers().await? {
-        if run.cancel.is_cancelled() {
-            break;
-        }
-        run.dossier(dossier, &mut report).await?;
+        LeaseScope::Seda,
+        &lease_opts,
+        &cancel,
+        |out, cancel| {
+            let run = Run {
+                dest,
+                out,
+                opts,
+                progress,
+                cancel,
+            };
+            async move { run.all().await }
+        },
+    )
+    .await?;
+    let mut report = leased.result?;
+    if leased.lost {
+        report.lease_lost = true;
+        report.cancelled = cancel.is_cancelled();
     }
-    report.cancelled = run.cancel.is_cancelled();
-    report.finished_at = Utc::now();
+    finished.event(&Event::Finished);
     Ok(report)
 }
 
-#[derive(Debug)]
 struct Run {
     dest: Arc<dyn Sink>,
+    /// OUT, fenced by its lease.
     out: Arc<dyn Sink>,
     opts: SedaOptions,
+    progress: Progress,
     cancel: CancellationToken,
 }
 
 /// What a dossier's inputs say before anything is written.
 enum Prepared {
-    Skip,
+    /// Not in a selected state (why).
+    Skip(String),
+    /// In a selected state with nothing to package: no stored file, no `dossier.json` (why).
+    Empty(String),
     Unchanged,
     Failed(SedaFailure),
     Package(Box<Job>, Option<SedaRecord>, String),
 }
 
 impl Run {
+    /// Every dossier, one after the other, into a new report. A write refused by the fence
+    /// (the lease was lost, and the run is being cancelled) ends the loop, not the report.
+    async fn all(&self) -> Result<SedaReport, Error> {
+        let started_at = Utc::now();
+        let mut report = SedaReport {
+            version: WIRE_VERSION,
+            dest: self.dest.describe(),
+            out: self.out.describe(),
+            started_at,
+            finished_at: started_at,
+            dossiers: 0,
+            packaged: Vec::new(),
+            unchanged: Vec::new(),
+            failed: Vec::new(),
+            skipped: Vec::new(),
+            warnings: Vec::new(),
+            bytes_written: 0,
+            cancelled: false,
+            lease_lost: false,
+        };
+        let dossiers = self.dossiers().await?;
+        self.progress.event(&Event::DossiersListed {
+            dossiers: dossiers.len() as u64,
+        });
+        for dossier in dossiers {
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            match self.dossier(dossier, &mut report).await {
+                Err(Error::Sink(e)) if matches!(*e, crate::sink::Error::Fenced { .. }) => break,
+                result => result?,
+            }
+        }
+        report.cancelled = self.cancel.is_cancelled();
+        report.finished_at = Utc::now();
+        Ok(report)
+    }
+
     /// The requested dossiers, else every dossier with a shard in DEST; sorted.
     async fn dossiers(&self) -> Result<Vec<u64>, Error> {
         let mut numbers = if self.opts.dossiers.is_empty() {
@@ -102,22 +148,35 @@ impl Run {
         Ok(numbers)
     }
 
-    /// Packages one dossier into `report`.
+    /// Packages one dossier into `report`, and says what became of it to `progress`.
     async fn dossier(&self, dossier: u64, report: &mut SedaReport) -> Result<(), Error> {
-        match self.prepare(dossier, report).await? {
-            Prepared::Skip => Ok(()),
+        let event = match self.prepare(dossier, report).await? {
+            Prepared::Skip(reason) => Event::PackageSkipped { dossier, reason },
+            Prepared::Empty(reason) => {
+                report.skipped.push(SedaSkipped {
+                    dossier,
+                    reason: reason.clone(),
+                });
+                Event::PackageSkipped { dossier, reason }
+            }
             Prepared::Unchanged => {
                 report.unchanged.push(dossier);
-                Ok(())
+                Event::PackageUnchanged { dossier }
             }
             Prepared::Failed(failure) => {
+                let reason = failure.reason.clone();
                 report.failed.push(failure);
-                Ok(())
+                Event::PackageFailed { dossier, reason }
             }
             Prepared::Package(job, record, fingerprint) => {
-                self.write(*job, record, fingerprint, report).await
+                match self.write(*job, record, fingerprint, report).await? {
+                    Some(event) => event,
+                    None => return Ok(()),
+                }
             }
-        }
+        };
+        self.progress.event(&event);
+        Ok(())
     }
 
     async fn prepare(&self, dossier: u64, report: &mut SedaReport) -> Result<Prepared, Error> {
@@ -139,27 +198,30 @@ impl Run {
             }
             Err(e) => return failed(Some(key), error_chain(&e)),
         };
-        if !self.opts.states.contains(&shard.state) {
+        if let Some(demarche) = self.opts.demarche.filter(|d| *d != shard.demarche) {
+            let reason = format!(
+                "dossier `{dossier}` is of démarche `{}`: not packaged (démarche: {demarche})",
+                shard.demarche
+            );
             if !self.opts.dossiers.is_empty() {
-                report.warnings.push(format!(
-                    "dossier `{dossier}` is `{}`: not packaged (states: {})",
-                    shard.state,
-                    self.opts.states.join(",")
-                ));
+                report.warnings.push(reason.clone());
             }
-            return Ok(Prepared::Skip);
+            return Ok(Prepared::Skip(reason));
+        }
+        if !self.opts.states.contains(&shard.state) {
+            let reason = format!(
+                "dossier `{dossier}` is `{}`: not packaged (states: {})",
+                shard.state,
+                self.opts.states.join(",")
+            );
+            if !self.opts.dossiers.is_empty() {
+                report.warnings.push(reason.clone());
+            }
+            return Ok(Prepared::Skip(reason));
         }
         report.dossiers += 1;
         let context = match self.context(&shard).await {
-            Ok(Some(context)) => Some(context),
-            Ok(None) => {
-                report.warnings.push(format!(
-                    "dossier `{dossier}`: no `{}` in the destination: package built from the \
-                     manifest alone (no applicant, dates, champ values, messages or avis)",
-                    self.context_key(&shard)
-                ));
-                None
-            }
+            Ok(context) => context,
             Err((key, reason)) => return failed(Some(key), reason),
         };
         // `dossier.json` is the dossier's own object (group `G0`), never also a file of it,
@@ -167,6 +229,15 @@ impl Run {
         let context_key = self.context_key(&shard);
         let mut files = shard.files;
         files.retain(|f| f.status != FileStatus::RemovedUpstream && f.key != context_key);
+        if context.is_none() {
+            if files.is_empty() {
+                return Ok(Prepared::Empty(nothing_to_package(dossier, &context_key)));
+            }
+            report.warnings.push(format!(
+                "dossier `{dossier}`: no `{context_key}` in the destination: package built from \
+                 the manifest alone (no applicant, dates, champ values, messages or avis)"
+            ));
+        }
         let fingerprint = self.fingerprint(context.as_ref().map(|c| &c.1), &files);
         let record_key = seda_record_key(dossier);
         let record: Option<SedaRecord> = match state::read(self.out.as_ref(), &record_key).await {
@@ -305,7 +376,7 @@ impl Run {
         record: Option<SedaRecord>,
         fingerprint: String,
         report: &mut SedaReport,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<Event>, Error> {
         let dossier = job.dossier;
         let mut record = record.unwrap_or(SedaRecord {
             version: WIRE_VERSION,
@@ -341,24 +412,29 @@ impl Run {
                 tracing::info!(dossier, key = %key, objects, bytes, "package written");
                 report.packaged.push(Packaged {
                     dossier,
-                    key,
+                    key: key.clone(),
                     package_version: version,
                     objects,
                     bytes,
                 });
-                Ok(())
+                Ok(Some(Event::PackageWritten {
+                    dossier,
+                    key,
+                    objects,
+                    bytes,
+                }))
             }
             Err(Failed::Dossier { key, reason }) => {
                 tracing::debug!(dossier, %reason, "package not written");
                 report.failed.push(SedaFailure {
                     dossier,
                     key,
-                    reason,
+                    reason: reason.clone(),
                 });
-                Ok(())
+                Ok(Some(Event::PackageFailed { dossier, reason }))
             }
             Err(Failed::Out(e)) => Err(e.into()),
-            Err(Failed::Cancelled) => Ok(()),
+            Err(Failed::Cancelled) => Ok(None),
         }
     }
 
@@ -370,11 +446,17 @@ impl Run {
     ) -> Result<(Arc<Job>, Result<(u64, u64), Failed>), Error> {
         let rt = tokio::runtime::Handle::current();
         let (dest, profile) = (Arc::clone(&self.dest), self.opts.profile.clone());
-        let cancel = self.cancel.clone();
+        let (cancel, progress) = (self.cancel.clone(), Arc::clone(&self.progress));
         let task_job = Arc::clone(&job);
         let result = tokio::task::spawn_blocking(move || {
             let zip = ZipOut::new(upload, rt.clone());
-            write_package(&task_job, &profile, &dest, zip, &rt, &cancel)
+            let ctx = Ctx {
+                dest: &dest,
+                rt: &rt,
+                cancel: &cancel,
+                progress: &progress,
+            };
+            write_package(&task_job, &profile, zip, &ctx)
         })
         .await
         .map_err(|e| Error::Internal {
@@ -401,4 +483,13 @@ impl Run {
             version += 1;
         }
     }
+}
+
+/// The reason a dossier with nothing to package is skipped.
+fn nothing_to_package(dossier: u64, context_key: &str) -> String {
+    format!(
+        "dossier `{dossier}` has no stored file and no `{context_key}` in the destination: \
+         nothing to package (an archive takes no package without content; a later run \
+         packages it once a sync stored something)"
+    )
 }

@@ -334,6 +334,46 @@ fn profile_errors_name_the_key() {
     assert_eq!(ok.package_name, DEFAULT_PACKAGE_NAME);
 }
 
+/// The JSON form takes the same keys and checks, and names the key at fault.
+#[test]
+fn json_profiles_are_checked_like_toml_ones() {
+    let base = serde_json::json!({"archival_agreement": "A", "archival_agency": "B",
+        "transferring_agency": "C", "originating_agency": "D"});
+    let with = |key: &str, value: serde_json::Value| {
+        let mut v = base.clone();
+        v[key] = value;
+        v
+    };
+    for (value, expected) in [
+        (with("colour", "blue".into()), "unknown field `colour`"),
+        (
+            with("transferring_agency", " ".into()),
+            "`transferring_agency` is empty",
+        ),
+        (with("digest", "MD5".into()), "MD5"),
+        (
+            with("package_name", "{nope}".into()),
+            "unknown placeholder `{nope}`",
+        ),
+        (
+            with("access", serde_json::json!({"rule": "R", "x": 1})),
+            "unknown field `x`",
+        ),
+        (
+            serde_json::json!({"archival_agency": "B"}),
+            "archival_agreement",
+        ),
+        (serde_json::json!("a string"), "expected struct Profile"),
+    ] {
+        let err = Profile::from_json(value.clone(), "profile")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{value}: {err}");
+    }
+    let ok = Profile::from_json(base, "profile").unwrap();
+    assert_eq!(ok, Profile::from_toml("archival_agreement = \"A\"\narchival_agency = \"B\"\ntransferring_agency = \"C\"\noriginating_agency = \"D\"\n", "p").unwrap());
+}
+
 #[test]
 fn package_names_are_one_safe_segment() {
     for (template, expected) in [

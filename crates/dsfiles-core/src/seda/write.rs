@@ -23,6 +23,7 @@ use crate::fetch::error_chain;
 use crate::hash::Md5;
 use crate::sink::{self, Sink};
 use crate::wire::{DossierData, FileStatus, ShardFile};
+use crate::{Event, Progress};
 
 /// Where the dossier's objects go inside the zip: Vitam's ingest (`CHECK_SEDA`) wants exactly
 /// one file at the root, `manifest.xml`, and one directory, `Content`.
@@ -39,6 +40,15 @@ pub(crate) struct Job {
     pub context: Option<(String, Bytes, DossierData)>,
     pub message_id: String,
     pub date: DateTime<Utc>,
+}
+
+/// What writing a package reads from and reports to.
+pub(crate) struct Ctx<'a> {
+    pub dest: &'a Arc<dyn Sink>,
+    pub rt: &'a Handle,
+    pub cancel: &'a CancellationToken,
+    /// Told `BytesWritten` as each chunk of a stored file goes into the zip.
+    pub progress: &'a Progress,
 }
 
 /// Why a package was not written.
@@ -71,12 +81,10 @@ impl From<ZipError> for Failed {
 pub(crate) fn write_package(
     job: &Job,
     profile: &Profile,
-    dest: &Arc<dyn Sink>,
     mut zip: ZipOut,
-    rt: &Handle,
-    cancel: &CancellationToken,
+    ctx: &Ctx<'_>,
 ) -> Result<(u64, u64), Failed> {
-    match write_objects(job, profile, dest, &mut zip, rt, cancel) {
+    match write_objects(job, profile, &mut zip, ctx) {
         Ok(objects) => {
             let count = objects.len() as u64;
             let bytes = zip.commit()?;
@@ -92,20 +100,18 @@ pub(crate) fn write_package(
 fn write_objects(
     job: &Job,
     profile: &Profile,
-    dest: &Arc<dyn Sink>,
     zip: &mut ZipOut,
-    rt: &Handle,
-    cancel: &CancellationToken,
+    ctx: &Ctx<'_>,
 ) -> Result<Vec<DataObject>, Failed> {
     let mut objects = Vec::with_capacity(job.files.len() + 1);
     if let Some((key, bytes, _)) = &job.context {
         objects.push(context_object(key, bytes, profile.digest, job.date, zip)?);
     }
     for file in &job.files {
-        if cancel.is_cancelled() {
+        if ctx.cancel.is_cancelled() {
             return Err(Failed::Cancelled);
         }
-        objects.push(file_object(file, profile.digest, dest, zip, rt, cancel)?);
+        objects.push(file_object(file, profile.digest, zip, ctx)?);
     }
     let input = ManifestInput {
         profile,
@@ -157,11 +163,10 @@ fn context_object(
 fn file_object(
     file: &ShardFile,
     algorithm: DigestAlgorithm,
-    dest: &Arc<dyn Sink>,
     zip: &mut ZipOut,
-    rt: &Handle,
-    cancel: &CancellationToken,
+    ctx: &Ctx<'_>,
 ) -> Result<DataObject, Failed> {
+    let (dest, rt, cancel) = (ctx.dest, ctx.rt, ctx.cancel);
     let fail = |reason: String| Failed::Dossier {
         key: Some(file.key.clone()),
         reason,
@@ -193,6 +198,9 @@ fn file_object(
         }
         digests.update(&chunk);
         zip.write(&chunk)?;
+        ctx.progress.event(&Event::BytesWritten {
+            n: chunk.len() as u64,
+        });
     }
     let done = digests.finish();
     let problem = if size != file.size {

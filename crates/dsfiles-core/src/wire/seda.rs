@@ -7,6 +7,12 @@ use serde::{Deserialize, Serialize};
 /// Where the packaging records live in OUT.
 pub const SEDA_PREFIX: &str = ".dsfiles/seda/";
 
+/// The key of the lease `dsfiles seda` holds on OUT while it writes ([`crate::lease::LeaseScope::Seda`]).
+/// One per OUT, not per démarche: a run packages every dossier DEST holds, whatever its
+/// démarche, and the records under [`SEDA_PREFIX`] are per dossier, so two runs into one OUT
+/// would race on the same records and package names whichever démarches they read.
+pub const SEDA_LEASE_KEY: &str = ".dsfiles/seda/lease";
+
 /// The key of `dossier`'s packaging record in OUT.
 pub fn seda_record_key(dossier: u64) -> String {
     format!("{SEDA_PREFIX}{dossier}.json")
@@ -58,6 +64,14 @@ pub struct SedaFailure {
     pub reason: String,
 }
 
+/// A dossier in a selected state that was not packaged, and why: nothing was written for it,
+/// and it is no failure (a later run packages it once it has something).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SedaSkipped {
+    pub dossier: u64,
+    pub reason: String,
+}
+
 /// The outcome of [`crate::seda::package`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SedaReport {
@@ -74,17 +88,28 @@ pub struct SedaReport {
     /// Dossiers whose latest package has the same fingerprint: nothing written.
     pub unchanged: Vec<u64>,
     pub failed: Vec<SedaFailure>,
+    /// Dossiers with nothing to package (no stored file and no `dossier.json`): no package
+    /// (absent in reports of earlier versions: empty).
+    #[serde(default)]
+    pub skipped: Vec<SedaSkipped>,
     /// Packages built without `dossier.json`, requested dossiers in another state, ….
     pub warnings: Vec<String>,
     /// Bytes of the zips written.
     pub bytes_written: u64,
     pub cancelled: bool,
+    /// Whether another writer took OUT's lease over during the run, which then stopped
+    /// writing (absent in reports of earlier versions: false).
+    #[serde(default)]
+    pub lease_lost: bool,
 }
 
 impl SedaReport {
-    /// `Cancelled` if cancelled, `FilesFailed` if a dossier failed, else `Ok`.
+    /// `LeaseLost` if the run lost OUT's lease, `Cancelled` if cancelled, `FilesFailed` if a
+    /// dossier failed, else `Ok` (skipped dossiers are no failure).
     pub fn exit_status(&self) -> super::RunStatus {
-        if self.cancelled {
+        if self.lease_lost {
+            super::RunStatus::LeaseLost
+        } else if self.cancelled {
             super::RunStatus::Cancelled
         } else if !self.failed.is_empty() {
             super::RunStatus::FilesFailed

@@ -10,5 +10,6 @@ mod index;
 mod lease;
 mod naming;
 mod seda;
+mod seda_run;
 mod support;
 mod sync;

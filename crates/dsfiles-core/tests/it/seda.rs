@@ -17,7 +17,7 @@ use sha2::Digest as _;
 
 use crate::support::{Env, env};
 
-const PROFILE: &str = r#"
+pub(crate) const PROFILE: &str = r#"
 archival_agreement = "AA-DS-2026"
 archival_agency = "AD075"
 transferring_agency = "DDT075"
@@ -30,12 +30,12 @@ final_action = "Keep"
 rule = "ACC-00001"
 "#;
 
-struct Out {
-    sink: Arc<dyn Sink>,
-    dir: tempfile::TempDir,
+pub(crate) struct Out {
+    pub sink: Arc<dyn Sink>,
+    pub dir: tempfile::TempDir,
 }
 
-fn out() -> anyhow::Result<Out> {
+pub(crate) fn out() -> anyhow::Result<Out> {
     let dir = tempfile::tempdir()?;
     let options = SinkOptions {
         fsync: false,
@@ -45,18 +45,23 @@ fn out() -> anyhow::Result<Out> {
     Ok(Out { sink, dir })
 }
 
-fn options(profile: &str) -> SedaOptions {
+pub(crate) fn options(profile: &str) -> SedaOptions {
     let mut opts = SedaOptions::new(Profile::from_toml(profile, "test").unwrap());
     // Every state: the simulator's hostile filenames are on its first dossier, whatever its state.
     opts.states = seda::STATES.map(str::to_owned).to_vec();
     opts
 }
 
-async fn package(env: &Env, out: &Out, opts: SedaOptions) -> anyhow::Result<wire::SedaReport> {
+pub(crate) async fn package(
+    env: &Env,
+    out: &Out,
+    opts: SedaOptions,
+) -> anyhow::Result<wire::SedaReport> {
     Ok(seda::package(
         Arc::clone(&env.sink),
         Arc::clone(&out.sink),
         opts,
+        dsfiles_core::no_progress(),
         CancellationToken::new(),
     )
     .await?)
@@ -87,7 +92,7 @@ fn dossier_json(shard: &Shard, title: &str) -> Bytes {
 /// Sync options without `dossier.json`: a destination synced before the sync wrote it,
 /// whose shards have no `data` (the tests put their own `dossier.json` where
 /// `--dossier-json` says).
-fn without_data(env: &Env) -> dsfiles_core::SyncOptions {
+pub(crate) fn without_data(env: &Env) -> dsfiles_core::SyncOptions {
     dsfiles_core::SyncOptions {
         data: dsfiles_core::DataOutput::Off,
         ..env.options()
@@ -181,7 +186,7 @@ fn unzip_test(zip: &Path) {
 }
 
 /// Checks every package of `report` in `out`; returns the objects counted.
-fn check_packages(out: &Out, report: &wire::SedaReport) -> u64 {
+pub(crate) fn check_packages(out: &Out, report: &wire::SedaReport) -> u64 {
     let mut objects = 0;
     for p in &report.packaged {
         let zip = out.dir.path().join(&p.key);
@@ -397,6 +402,7 @@ async fn packages_go_to_an_object_store_with_sha256() -> anyhow::Result<()> {
         Arc::clone(&env.sink),
         Arc::clone(&memory),
         options(&profile),
+        dsfiles_core::no_progress(),
         CancellationToken::new(),
     )
     .await?;

@@ -153,6 +153,7 @@ impl Schedule {
             layout: self.layout.clone(),
             data_layout: self.data_layout.clone(),
             no_data: self.no_data,
+            seda: None,
         }
     }
 

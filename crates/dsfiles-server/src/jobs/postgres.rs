@@ -207,7 +207,8 @@ impl JobDb {
             if self.try_insert(record, follow_up).await? {
                 return Ok(Inserted::Queued);
             }
-            if let Some(active) = self.active(record.demarche, &record.dest).await? {
+            let (demarche, dest) = crate::seda_jobs::record_key(record);
+            if let Some(active) = self.active(demarche, &dest).await? {
                 return Ok(Inserted::Conflict(Box::new(active)));
             }
         }
@@ -218,6 +219,8 @@ impl JobDb {
     }
 
     async fn try_insert(&self, record: &JobRecord, follow_up: bool) -> Result<bool, Error> {
+        // The key columns: a sync's démarche and destination, a seda job's OUT key.
+        let (demarche, dest) = crate::seda_jobs::record_key(record);
         let inserted = sqlx::query(
             "INSERT INTO dsfiles_jobs (id, state, demarche, dest, created_at, record, history)
              SELECT $1, 'queued', $2, $3, $4, $5, $6
@@ -226,8 +229,8 @@ impl JobDb {
              ON CONFLICT DO NOTHING",
         )
         .bind(&record.id)
-        .bind(to_i64(record.demarche))
-        .bind(&record.dest)
+        .bind(to_i64(demarche))
+        .bind(&dest)
         .bind(record.created_at)
         .bind(stored(record))
         .bind(self.entry("queued", format!("queued on {}", self.replica)))

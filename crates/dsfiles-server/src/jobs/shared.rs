@@ -307,10 +307,7 @@ impl SharedJobs {
             metrics: self.inner.metrics.clone(),
         });
         let lost = AtomicBool::new(false);
-        let sync = self
-            .inner
-            .pipeline
-            .sync(spec, progress, job.cancel.clone())
+        let sync = crate::seda_jobs::run(&self.inner.pipeline, spec, progress, job.cancel.clone())
             .instrument(span.clone());
         let outcome = tokio::select! {
             outcome = std::panic::AssertUnwindSafe(sync).catch_unwind() => outcome,

@@ -110,6 +110,7 @@ fn spec(demarche: u64, dest: &str) -> SyncSpec {
         layout: None,
         data_layout: None,
         no_data: false,
+        seda: None,
     }
 }
 
@@ -301,6 +302,7 @@ async fn jobs_left_running_by_a_crash_come_back_interrupted() {
     std::fs::create_dir_all(&jobs_dir).expect("mkdir");
     let mut record = JobRecord {
         id: "0b6f3f1e-0000-4000-8000-000000000001".into(),
+        kind: crate::api::JobKind::Sync,
         state: JobState::Running,
         demarche: 1,
         dest: "/d/a".into(),
@@ -321,6 +323,7 @@ async fn jobs_left_running_by_a_crash_come_back_interrupted() {
         counters: Counters::default(),
         failures: Vec::new(),
         error: None,
+        seda: None,
     };
     std::fs::write(
         jobs_dir.join(format!("{}.json", record.id)),

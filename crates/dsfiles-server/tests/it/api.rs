@@ -498,7 +498,7 @@ async fn the_openapi_document_matches_the_routes() {
             operations.push((method.to_uppercase(), path.clone()));
         }
     }
-    assert_eq!(operations.len(), 16, "{operations:?}");
+    assert_eq!(operations.len(), 20, "{operations:?}");
     for (method, path) in &operations {
         // (A wrong legacy webhook secret answers exactly like an unknown route, by design.)
         let concrete = path

@@ -311,6 +311,9 @@ fn base_case(operation_id: &str, job: &str, dest: &str) -> Case {
         "putSchedule" => Some(Body::Json(
             json!({"demarche": 1, "dest": format!("{dest}-scheduled"), "every": "1h"}),
         )),
+        "createSeda" => Some(Body::Json(json!({"demarche": 1, "dest": dest, "out": dest,
+            "profile": {"archival_agreement": "A", "archival_agency": "B",
+                        "transferring_agency": "C", "originating_agency": "D"}}))),
         "dsWebhook" => Some(Body::Json(json!({
             "webhook_id": "w", "demarche_number": 77,
             "events": [{"sequence": 1, "type": "dossier_depose", "dossier_number": 10}]

@@ -10,6 +10,7 @@ mod logs;
 mod replicas;
 mod schedules;
 mod schema;
+mod seda;
 mod support;
 mod syncs;
 mod webhooks;

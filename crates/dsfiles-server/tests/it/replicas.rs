@@ -18,7 +18,7 @@ const DATABASE_VAR: &str = "DSFILES_TEST_DATABASE_URL";
 
 /// A new empty database on the test server, or `None` (skipped) without one.
 #[expect(clippy::print_stderr, reason = "the skip notice is the point")]
-async fn fresh_database() -> Option<String> {
+pub(crate) async fn fresh_database() -> Option<String> {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     let Some(admin) = std::env::var(DATABASE_VAR).ok().filter(|v| !v.is_empty()) else {
         let message = format!("{DATABASE_VAR} is not set (run `cargo xtask test`)");
@@ -51,7 +51,7 @@ async fn history(database: &str, id: &str) -> Vec<String> {
 }
 
 /// Replica `id` on `database`, writing under `dirs`, with a 2-second lease.
-async fn replica(sim: &SimHandle, dirs: &Dirs, database: &str, id: &str) -> TestServer {
+pub(crate) async fn replica(sim: &SimHandle, dirs: &Dirs, database: &str, id: &str) -> TestServer {
     let mut config = config(dirs);
     config.database = Some(DatabaseSettings {
         url: Secret::new(database),

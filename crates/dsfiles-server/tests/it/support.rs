@@ -403,6 +403,16 @@ impl Pipeline for Blocking {
         })
     }
 
+    /// Seda jobs run until cancelled too.
+    async fn seda(
+        &self,
+        spec: dsfiles_server::api::SyncSpec,
+        progress: Arc<dyn dsfiles_server::SyncProgress>,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Result<dsfiles_server::SyncOutcome, dsfiles_server::PipelineError> {
+        self.sync(spec, progress, cancel).await
+    }
+
     fn list_files(
         &self,
         demarche: u64,

@@ -39,6 +39,7 @@ pub(super) async fn db(replica: &str) -> Option<JobDb> {
 fn job(demarche: u64, dest: &str) -> JobRecord {
     JobRecord {
         id: uuid::Uuid::new_v4().to_string(),
+        kind: crate::api::JobKind::Sync,
         state: JobState::Queued,
         demarche,
         dest: dest.into(),
@@ -59,6 +60,7 @@ fn job(demarche: u64, dest: &str) -> JobRecord {
         counters: Counters::default(),
         failures: Vec::new(),
         error: None,
+        seda: None,
     }
 }
 

@@ -24,6 +24,7 @@ fn definition(every: &str) -> Definition {
             layout: None,
             data_layout: None,
             no_data: false,
+            seda: None,
         },
     }
 }
