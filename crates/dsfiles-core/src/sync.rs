@@ -10,6 +10,8 @@
 //! (list dossiers and process them), [`finish`] (deleted dossiers, recheck list, sync point,
 //! report). The rest lives in submodules:
 //!
+//! - `layout`: which layout and dossier.json choice the run uses (given, or what the
+//!   destination was last synced with) and the record of it;
 //! - `dossier`: the per-dossier step (extract, read the shard, plan, publish, write the shard);
 //! - `data`: the dossier's `dossier.json`, written after its files, only when it changed;
 //! - `publish`: downloads, staging, the key decided after a staged download, copies, deletions;
@@ -31,6 +33,7 @@
 mod bookkeeping;
 mod data;
 mod dossier;
+mod layout;
 mod publish;
 mod tally;
 
@@ -47,6 +50,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use self::bookkeeping::Rechecked;
+use self::layout::Naming;
 use self::publish::Publisher;
 use self::tally::{DossierOutcome, RunFacts, Totals};
 use crate::lease::{self, Fence, FencedSink};
@@ -130,8 +134,8 @@ struct Run {
     progress: Progress,
     cancel: CancellationToken,
     publisher: Publisher,
-    /// Where dossier.json goes (`None`: not written).
-    data_layout: Option<extract::DataLayout>,
+    /// The layout, where dossier.json goes, and where they came from.
+    naming: Naming,
 }
 
 /// A run about to list: its context, the window, the state read, the first dossiers.
@@ -170,11 +174,20 @@ async fn prepare(
         started_at.format("%Y%m%dT%H%M%SZ"),
         uuid::Uuid::new_v4().simple()
     );
-    check_labels(&client, &opts).await?;
     let state = state::read_demarche(sink.as_ref(), opts.demarche).await?;
     if let Some(warning) = &state.warning {
         tracing::warn!("{warning}");
     }
+    let (naming, recorded) = layout::decide(sink.as_ref(), &opts).await?;
+    check_labels(&client, opts.demarche, &naming.layout).await?;
+    layout::record(
+        sink.as_ref(),
+        opts.demarche,
+        &naming,
+        recorded.as_ref(),
+        &run_id,
+    )
+    .await?;
     bookkeeping::remove_staging(sink.as_ref(), opts.demarche).await;
     let (filter, complete) = bookkeeping::window(&opts, state.sync_point.as_ref());
     let setup = publish::Setup {
@@ -185,7 +198,7 @@ async fn prepare(
         api_endpoint: client.endpoint().clone(),
     };
     let run = Arc::new(Run {
-        publisher: Publisher::new(setup, &opts).await?,
+        publisher: Publisher::new(setup, &opts, &naming.layout).await?,
         include: extract::Include {
             generated: filter.include_generated,
             entreprise: filter.include_entreprise,
@@ -196,7 +209,7 @@ async fn prepare(
             ..ds::DossierFilter::default()
         },
         refreshes: AtomicU64::new(0),
-        data_layout: opts.data_layout(),
+        naming,
         client,
         opts,
         progress,
@@ -220,12 +233,16 @@ async fn prepare(
 /// Refuses a layout naming a champ or annotation label the démarche's active revision does
 /// not have (a typo would otherwise name every file `sans-champ`). No request when the layout
 /// names none.
-async fn check_labels(client: &ds::Client, opts: &SyncOptions) -> Result<(), Error> {
-    let wanted = opts.layout.labels();
+async fn check_labels(
+    client: &ds::Client,
+    demarche: u64,
+    layout: &extract::Layout,
+) -> Result<(), Error> {
+    let wanted = layout.labels();
     if wanted.is_empty() {
         return Ok(());
     }
-    let known = client.revision_labels(opts.demarche).await?;
+    let known = client.revision_labels(demarche).await?;
     for label in wanted {
         let (kind, label, list) = match label {
             extract::LabelRef::Champ(l) => ("champ", l, &known.champs),
@@ -237,7 +254,7 @@ async fn check_labels(client: &ds::Client, opts: &SyncOptions) -> Result<(), Err
                 reason: format!(
                     "`{{{kind}:{label}}}`: démarche `{}` has no {kind} labelled `{label}` \
                      (its {kind}s: {})",
-                    opts.demarche,
+                    demarche,
                     list.iter()
                         .map(|l| format!("`{l}`"))
                         .collect::<Vec<_>>()
@@ -453,6 +470,7 @@ async fn finish(prepared: Prepared, listing_error: Option<ds::Error>) -> Result<
         api: run.client.stats(),
         sync_point_advanced: advance,
         cancelled,
+        layout: run.naming.used.clone(),
     };
     let report = tally::report(facts, totals);
     let report_key = format!("{RUNS_PREFIX}{}.json", report.run_id);
