@@ -98,7 +98,8 @@ pub struct SyncOptions {
     pub demarche: u64,
     /// Dossier filters (state, groupe, ...). A filtered run never advances the sync point.
     /// Its `include_generated` and `include_entreprise` also decide which files are stored
-    /// (the generated PDF and GeoJSON, API Entreprise attestations).
+    /// (the generated PDF and GeoJSON, API Entreprise attestations). Its `fields` are decided
+    /// by the run: the dossier values its layout and dossier.json use.
     pub filter: ds::DossierFilter,
     pub since: Since,
     /// Concurrent downloads (default 8).

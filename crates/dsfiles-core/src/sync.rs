@@ -12,6 +12,8 @@
 //!
 //! - `layout`: which layout and dossier.json choice the run uses (given, or what the
 //!   destination was last synced with) and the record of it;
+//! - `fields`: which of the dossiers' values the run asks DS for (what the layout and
+//!   dossier.json use);
 //! - `dossier`: the per-dossier step (extract, read the shard, plan, publish, write the shard);
 //! - `data`: the dossier's `dossier.json`, written after its files, only when it changed;
 //! - `publish`: downloads, staging, the key decided after a staged download, copies, deletions;
@@ -33,6 +35,7 @@
 mod bookkeeping;
 mod data;
 mod dossier;
+mod fields;
 mod layout;
 mod publish;
 mod tally;
@@ -127,7 +130,8 @@ struct Run {
     opts: SyncOptions,
     /// What extraction includes: the listing filter's `include_*` flags (one source of truth).
     include: extract::Include,
-    /// Fetches dossiers by number (recheck list, fresh URLs) with the same `include_*` flags.
+    /// Fetches dossiers by number (recheck list, fresh URLs) with the same `include_*` flags
+    /// and `fields`.
     refresh_filter: ds::DossierFilter,
     /// `dossier(number)` requests for fresh URLs (`publish::DossierRefresh`).
     refreshes: AtomicU64,
@@ -189,7 +193,8 @@ async fn prepare(
     )
     .await?;
     bookkeeping::remove_staging(sink.as_ref(), opts.demarche).await;
-    let (filter, complete) = bookkeeping::window(&opts, state.sync_point.as_ref());
+    let (mut filter, complete) = bookkeeping::window(&opts, state.sync_point.as_ref());
+    filter.fields = fields::wanted(&naming.layout, naming.data_layout.is_some());
     let setup = publish::Setup {
         sink,
         run_id: run_id.clone(),
@@ -206,6 +211,7 @@ async fn prepare(
         refresh_filter: ds::DossierFilter {
             include_generated: filter.include_generated,
             include_entreprise: filter.include_entreprise,
+            fields: filter.fields,
             ..ds::DossierFilter::default()
         },
         refreshes: AtomicU64::new(0),

@@ -197,3 +197,43 @@ async fn a_run_that_names_no_layout_keeps_the_one_the_destination_was_synced_wit
     env.assert_ground_truth(&[]).await?;
     Ok(())
 }
+
+/// What DS answered (bytes) to a first run of `layout` with `data`, and the run's file keys.
+async fn answer_bytes(layout: &str, data: DataOutput) -> anyhow::Result<(u64, Vec<String>)> {
+    let env = env(SimConfig::default()).await?;
+    let mut opts = env.options();
+    opts.layout = Some(Layout::parse(layout)?);
+    opts.data = Some(data);
+    let report = env.sync(opts).await?;
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    let shards = env.shards().await?;
+    let keys = shards
+        .values()
+        .flat_map(|s| s.files.iter().map(|f| f.key.clone()));
+    let keys = keys.collect();
+    Ok((env.sim.stats().graphql_response_bytes, keys))
+}
+
+#[tokio::test]
+async fn a_run_asks_ds_only_for_the_dossier_values_it_uses() -> anyhow::Result<()> {
+    let (plain, _) = answer_bytes(Layout::DEFAULT, DataOutput::Off).await?;
+    let (named, keys) = answer_bytes("{nom}/{dossier}/{filename}", DataOutput::Off).await?;
+    let (data, _) = answer_bytes(Layout::DEFAULT, DataOutput::FollowLayout).await?;
+    // The `{nom}` run got the applicants (some file is under a name), the default layout
+    // without dossier.json got none of the dossiers' values, dossier.json needs them all.
+    assert!(
+        keys.iter().any(|k| !k.starts_with("sans-nom/")),
+        "{keys:#?}"
+    );
+    assert!(plain < named && named < data, "{plain} {named} {data}");
+    #[allow(
+        clippy::print_stdout,
+        reason = "the sizes are the test's report (docs/cli.md quotes them)"
+    )]
+    {
+        println!(
+            "DS answer bytes, simulator démarche: default layout --no-data {plain}, {{nom}} layout --no-data {named}, default layout with dossier.json {data}"
+        );
+    }
+    Ok(())
+}
