@@ -213,6 +213,8 @@ impl Filters {
             include_generated: include.generated,
             include_entreprise: include.entreprise,
             after: None,
+            // Decided by the core: what the layout and dossier.json use (`list`: none).
+            ..DossierFilter::default()
         }
     }
 

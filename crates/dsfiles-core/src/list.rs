@@ -27,7 +27,7 @@ pub enum ListItem {
 }
 
 /// Streams the file records of `opts.demarche` as pages arrive (one page of dossiers in memory
-/// at a time). The stream ends after a run-level error, or quietly when `cancel` fires.
+/// at a time), asking DS for none of the dossiers' values besides their files. The stream ends after a run-level error, or quietly when `cancel` fires.
 pub fn list(
     client: ds::Client,
     opts: ListOptions,
@@ -40,6 +40,8 @@ pub fn list(
     } = opts;
     filter.include_generated |= include.generated;
     filter.include_entreprise |= include.entreprise;
+    // File records only: none of the dossier's values (`sync/fields.rs`).
+    filter.fields = ds::DossierFields::NONE;
     client
         .dossiers(demarche, filter)
         .flat_map(move |batch| futures::stream::iter(batch_items(demarche, include, batch)))

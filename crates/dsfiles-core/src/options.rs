@@ -98,16 +98,21 @@ pub struct SyncOptions {
     pub demarche: u64,
     /// Dossier filters (state, groupe, ...). A filtered run never advances the sync point.
     /// Its `include_generated` and `include_entreprise` also decide which files are stored
-    /// (the generated PDF and GeoJSON, API Entreprise attestations).
+    /// (the generated PDF and GeoJSON, API Entreprise attestations). Its `fields` are decided
+    /// by the run: the dossier values its layout and dossier.json use.
     pub filter: ds::DossierFilter,
     pub since: Since,
     /// Concurrent downloads (default 8).
     pub jobs: usize,
     /// Extra downloads of a file whose checksum does not match (default 3).
     pub retries: u32,
-    pub layout: extract::Layout,
-    /// Where each dossier's `dossier.json` goes (default: next to its files).
-    pub data: DataOutput,
+    /// Where each file goes. `None` (the default): the layout the destination was last synced
+    /// with ([`crate::wire::LayoutRecord`]), else [`extract::Layout::DEFAULT`]. A layout given
+    /// here is recorded for the next runs.
+    pub layout: Option<extract::Layout>,
+    /// Where each dossier's `dossier.json` goes. `None` (the default): the destination's
+    /// recorded choice, else [`DataOutput::FollowLayout`]. Given: recorded, like `layout`.
+    pub data: Option<DataOutput>,
     /// Also store files whose virus scan is neither `safe` nor `pending`.
     pub allow_unscanned: bool,
     /// Delete from the destination the files DS no longer has (removed files, deleted dossiers).
@@ -128,8 +133,8 @@ impl SyncOptions {
             since: Since::Auto,
             jobs: 8,
             retries: 3,
-            layout: extract::Layout::default(),
-            data: DataOutput::default(),
+            layout: None,
+            data: None,
             allow_unscanned: false,
             prune: false,
             keep_moved: false,
@@ -151,12 +156,12 @@ pub enum DataOutput {
     Off,
 }
 
-impl SyncOptions {
-    /// The data layout of the run, `None` without dossier.json.
-    pub fn data_layout(&self) -> Option<extract::DataLayout> {
-        match &self.data {
-            DataOutput::FollowLayout => Some(extract::DataLayout::for_layout(&self.layout)),
-            DataOutput::At(layout) => Some(layout.clone()),
+impl DataOutput {
+    /// Where dossier.json goes with file layout `layout`; `None` without dossier.json.
+    pub fn data_layout(&self, layout: &extract::Layout) -> Option<extract::DataLayout> {
+        match self {
+            DataOutput::FollowLayout => Some(extract::DataLayout::for_layout(layout)),
+            DataOutput::At(data) => Some(data.clone()),
             DataOutput::Off => None,
         }
     }

@@ -10,6 +10,10 @@
 //! (list dossiers and process them), [`finish`] (deleted dossiers, recheck list, sync point,
 //! report). The rest lives in submodules:
 //!
+//! - `layout`: which layout and dossier.json choice the run uses (given, or what the
+//!   destination was last synced with) and the record of it;
+//! - `fields`: which of the dossiers' values the run asks DS for (what the layout and
+//!   dossier.json use);
 //! - `dossier`: the per-dossier step (extract, read the shard, plan, publish, write the shard);
 //! - `data`: the dossier's `dossier.json`, written after its files, only when it changed;
 //! - `publish`: downloads, staging, the key decided after a staged download, copies, deletions;
@@ -31,6 +35,8 @@
 mod bookkeeping;
 mod data;
 mod dossier;
+mod fields;
+mod layout;
 mod publish;
 mod tally;
 
@@ -47,6 +53,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use self::bookkeeping::Rechecked;
+use self::layout::Naming;
 use self::publish::Publisher;
 use self::tally::{DossierOutcome, RunFacts, Totals};
 use crate::lease;
@@ -113,15 +120,16 @@ struct Run {
     opts: SyncOptions,
     /// What extraction includes: the listing filter's `include_*` flags (one source of truth).
     include: extract::Include,
-    /// Fetches dossiers by number (recheck list, fresh URLs) with the same `include_*` flags.
+    /// Fetches dossiers by number (recheck list, fresh URLs) with the same `include_*` flags
+    /// and `fields`.
     refresh_filter: ds::DossierFilter,
     /// `dossier(number)` requests for fresh URLs (`publish::DossierRefresh`).
     refreshes: AtomicU64,
     progress: Progress,
     cancel: CancellationToken,
     publisher: Publisher,
-    /// Where dossier.json goes (`None`: not written).
-    data_layout: Option<extract::DataLayout>,
+    /// The layout, where dossier.json goes, and where they came from.
+    naming: Naming,
 }
 
 /// A run about to list: its context, the window, the state read, the first dossiers.
@@ -160,13 +168,23 @@ async fn prepare(
         started_at.format("%Y%m%dT%H%M%SZ"),
         uuid::Uuid::new_v4().simple()
     );
-    check_labels(&client, &opts).await?;
     let state = state::read_demarche(sink.as_ref(), opts.demarche).await?;
     if let Some(warning) = &state.warning {
         tracing::warn!("{warning}");
     }
+    let (naming, recorded) = layout::decide(sink.as_ref(), &opts).await?;
+    check_labels(&client, opts.demarche, &naming.layout).await?;
+    layout::record(
+        sink.as_ref(),
+        opts.demarche,
+        &naming,
+        recorded.as_ref(),
+        &run_id,
+    )
+    .await?;
     bookkeeping::remove_staging(sink.as_ref(), opts.demarche).await;
-    let (filter, complete) = bookkeeping::window(&opts, state.sync_point.as_ref());
+    let (mut filter, complete) = bookkeeping::window(&opts, state.sync_point.as_ref());
+    filter.fields = fields::wanted(&naming.layout, naming.data_layout.is_some());
     let setup = publish::Setup {
         sink,
         run_id: run_id.clone(),
@@ -175,7 +193,7 @@ async fn prepare(
         api_endpoint: client.endpoint().clone(),
     };
     let run = Arc::new(Run {
-        publisher: Publisher::new(setup, &opts).await?,
+        publisher: Publisher::new(setup, &opts, &naming.layout).await?,
         include: extract::Include {
             generated: filter.include_generated,
             entreprise: filter.include_entreprise,
@@ -183,10 +201,11 @@ async fn prepare(
         refresh_filter: ds::DossierFilter {
             include_generated: filter.include_generated,
             include_entreprise: filter.include_entreprise,
+            fields: filter.fields,
             ..ds::DossierFilter::default()
         },
         refreshes: AtomicU64::new(0),
-        data_layout: opts.data_layout(),
+        naming,
         client,
         opts,
         progress,
@@ -210,12 +229,16 @@ async fn prepare(
 /// Refuses a layout naming a champ or annotation label the démarche's active revision does
 /// not have (a typo would otherwise name every file `sans-champ`). No request when the layout
 /// names none.
-async fn check_labels(client: &ds::Client, opts: &SyncOptions) -> Result<(), Error> {
-    let wanted = opts.layout.labels();
+async fn check_labels(
+    client: &ds::Client,
+    demarche: u64,
+    layout: &extract::Layout,
+) -> Result<(), Error> {
+    let wanted = layout.labels();
     if wanted.is_empty() {
         return Ok(());
     }
-    let known = client.revision_labels(opts.demarche).await?;
+    let known = client.revision_labels(demarche).await?;
     for label in wanted {
         let (kind, label, list) = match label {
             extract::LabelRef::Champ(l) => ("champ", l, &known.champs),
@@ -227,7 +250,7 @@ async fn check_labels(client: &ds::Client, opts: &SyncOptions) -> Result<(), Err
                 reason: format!(
                     "`{{{kind}:{label}}}`: démarche `{}` has no {kind} labelled `{label}` \
                      (its {kind}s: {})",
-                    opts.demarche,
+                    demarche,
                     list.iter()
                         .map(|l| format!("`{l}`"))
                         .collect::<Vec<_>>()
@@ -443,6 +466,7 @@ async fn finish(prepared: Prepared, listing_error: Option<ds::Error>) -> Result<
         api: run.client.stats(),
         sync_point_advanced: advance,
         cancelled,
+        layout: run.naming.used.clone(),
     };
     let report = tally::report(facts, totals);
     let report_key = format!("{RUNS_PREFIX}{}.json", report.run_id);

@@ -11,6 +11,7 @@
 //! | `{dossier}/dossier.json` (`--data-layout`) | [`DossierData`]: the dossier as DS knows it, next to its files |
 //! | `.dsfiles/demarches/{demarche}/sync.json` | [`SyncPoint`]: where the démarche's next `--since auto` run starts |
 //! | `.dsfiles/demarches/{demarche}/recheck.json` | [`Recheck`]: the démarche's dossiers to fetch again whatever their update time |
+//! | `.dsfiles/demarches/{demarche}/layout.json` | [`LayoutRecord`]: the layout and dossier.json choice the démarche's files are named with |
 //! | `.dsfiles/demarches/{demarche}/lease` | [`Lease`]: who is syncing the démarche into this destination right now ([`crate::lease`]) |
 //! | `.dsfiles/staging/{demarche}/` | files of the démarche's runs being staged |
 //! | `.dsfiles/runs/{run_id}.json` | [`SyncReport`] of each run |
@@ -69,6 +70,11 @@ pub fn sync_point_key(demarche: u64) -> String {
 /// The key of the [`Recheck`] list of `demarche`.
 pub fn recheck_key(demarche: u64) -> String {
     format!("{DEMARCHES_PREFIX}{demarche}/recheck.json")
+}
+
+/// The key of the [`LayoutRecord`] of `demarche`.
+pub fn layout_key(demarche: u64) -> String {
+    format!("{DEMARCHES_PREFIX}{demarche}/layout.json")
 }
 
 /// The key of the [`Lease`] of `demarche` in a destination. One lease per démarche, not per
@@ -281,6 +287,65 @@ pub struct Recheck {
     pub dossiers: Vec<u64>,
 }
 
+/// [`layout_key`]: how the démarche's files are named in this destination, so that a run
+/// that does not say (a webhook job, a scheduled job, a plain `dsfiles sync`) keeps the names
+/// instead of moving every file back to the default layout. Written by a run whose layout or
+/// dossier.json choice differs from the record, before it stores anything (`sync/layout.rs`
+/// has the rules).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayoutRecord {
+    pub version: u32,
+    pub demarche: u64,
+    /// The `--layout` template (or `ds-export`).
+    pub layout: String,
+    pub data: DataChoice,
+    /// The run that wrote the record, and when.
+    pub run_id: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Where dossier.json goes, as recorded and reported: `"follow_layout"` (next to the files),
+/// `{"at": TEMPLATE}` (`--data-layout`) or `"off"` (`--no-data`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataChoice {
+    FollowLayout,
+    At(String),
+    Off,
+}
+
+/// Where a run's layout or dossier.json choice came from ([`LayoutUsed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettingOrigin {
+    /// The run's own options (`--layout`, the request's `layout`, ...).
+    Given,
+    /// The destination's [`LayoutRecord`]: what it was last synced with.
+    Destination,
+    /// Neither: the default.
+    Default,
+}
+
+impl SettingOrigin {
+    /// How the summary and the log say it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SettingOrigin::Given => "given",
+            SettingOrigin::Destination => "what the destination was last synced with",
+            SettingOrigin::Default => "the default",
+        }
+    }
+}
+
+/// The layout and dossier.json choice a run used, and where each came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayoutUsed {
+    pub layout: String,
+    pub layout_from: SettingOrigin,
+    pub data: DataChoice,
+    pub data_from: SettingOrigin,
+}
+
 /// A stored file whose status is not [`FileStatus::Ok`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flagged {
@@ -391,6 +456,10 @@ pub struct SyncReport {
     /// writing (absent in older reports: false).
     #[serde(default)]
     pub lease_lost: bool,
+    /// The layout and dossier.json choice of the run and where they came from (absent in
+    /// older reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<LayoutUsed>,
 }
 
 /// A run's DS API requests by purpose, retries included. A no-op `--since auto` run costs

@@ -73,10 +73,7 @@ async fn rounds(
             Err(_) => settled.push((number, Err(beyond_int(number)))),
         }
     }
-    let variables = serde_json::json!({
-        "includeGenerated": filter.include_generated,
-        "includeEntreprise": filter.include_entreprise,
-    });
+    let variables = serde_json::Value::Object(filter.include_variables());
     while let Some(&first) = left.first() {
         let document = queries::dossiers_by_number_query(&left);
         let answer = client

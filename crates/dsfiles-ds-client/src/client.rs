@@ -178,11 +178,9 @@ impl Client {
         number: u64,
         filter: &DossierFilter,
     ) -> Result<(Value, Vec<crate::GraphQlError>), Error> {
-        let variables = serde_json::json!({
-            "number": number,
-            "includeGenerated": filter.include_generated,
-            "includeEntreprise": filter.include_entreprise,
-        });
+        let mut variables = filter.include_variables();
+        variables.insert("number".to_owned(), number.into());
+        let variables = serde_json::Value::Object(variables);
         let answer = self
             .inner
             .execute(

@@ -169,6 +169,8 @@ pub struct DossierFilter {
     pub include_generated: bool,
     /// Ask for API Entreprise attestations (`$includeEntreprise`).
     pub include_entreprise: bool,
+    /// Which of the dossier's values (besides its files) to ask for; all by default.
+    pub fields: DossierFields,
     /// Start the listing after this DS cursor (a [`DossierBatch::resume`] or a connection's
     /// `endCursor`) instead of at the beginning. Only for connection listings: with
     /// `dossiers` the listing fails with [`Error::InvalidConfig`]. A cursor DS refuses gives
@@ -176,6 +178,67 @@ pub struct DossierFilter {
     ///
     /// [`DossierBatch::resume`]: crate::DossierBatch::resume
     pub after: Option<String>,
+}
+
+/// Groups of a dossier's values, besides its files, that the dossier queries select only when
+/// asked (`@include` in `queries/fragments.graphql`, one variable per group). What a file is
+/// and what names it (labels, ids, dates, states) is always selected. [`DossierFields::ALL`]
+/// (the default) selects everything: a caller that does not say gets the whole dossier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DossierFields {
+    /// The démarche's title, service and revision (`$includeDemarche`).
+    pub demarche: bool,
+    /// The groupe instructeur (`$includeGroupe`).
+    pub groupe: bool,
+    /// The applicant, person or company (`$includeApplicant`).
+    pub applicant: bool,
+    /// Every champ's and annotation's `stringValue` (`$includeValues`).
+    pub values: bool,
+    /// Message senders and bodies, avis questions, answers and experts, the decision's
+    /// motivation (`$includeExchanges`).
+    pub exchanges: bool,
+}
+
+impl DossierFields {
+    pub const ALL: DossierFields = DossierFields {
+        demarche: true,
+        groupe: true,
+        applicant: true,
+        values: true,
+        exchanges: true,
+    };
+    pub const NONE: DossierFields = DossierFields {
+        demarche: false,
+        groupe: false,
+        applicant: false,
+        values: false,
+        exchanges: false,
+    };
+}
+
+impl Default for DossierFields {
+    fn default() -> Self {
+        DossierFields::ALL
+    }
+}
+
+impl DossierFilter {
+    /// The `$include…` variables of the dossier queries for this filter.
+    pub(crate) fn include_variables(&self) -> serde_json::Map<String, serde_json::Value> {
+        let f = self.fields;
+        [
+            ("includeGenerated", self.include_generated),
+            ("includeEntreprise", self.include_entreprise),
+            ("includeDemarche", f.demarche),
+            ("includeGroupe", f.groupe),
+            ("includeApplicant", f.applicant),
+            ("includeValues", f.values),
+            ("includeExchanges", f.exchanges),
+        ]
+        .into_iter()
+        .map(|(name, on)| (name.to_owned(), serde_json::Value::Bool(on)))
+        .collect()
+    }
 }
 
 #[cfg(test)]

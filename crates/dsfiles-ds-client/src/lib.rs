@@ -44,8 +44,8 @@ mod transport;
 
 pub use client::{Client, RevisionLabels};
 pub use config::{
-    ClientConfig, DEFAULT_ENDPOINT, DEFAULT_MAX_RESPONSE_BYTES, DossierFilter, DossierState,
-    MAX_PAGE_SIZE,
+    ClientConfig, DEFAULT_ENDPOINT, DEFAULT_MAX_RESPONSE_BYTES, DossierFields, DossierFilter,
+    DossierState, MAX_PAGE_SIZE,
 };
 pub use error::{Error, ErrorKind, GraphQlError, Target};
 pub use pages::{DeletedDossier, DossierBatch};

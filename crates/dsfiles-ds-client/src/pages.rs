@@ -91,8 +91,7 @@ pub(crate) fn dossiers(
         if let Some(archived) = filter.archived {
             variables.insert("archived".into(), archived.into());
         }
-        variables.insert("includeGenerated".into(), filter.include_generated.into());
-        variables.insert("includeEntreprise".into(), filter.include_entreprise.into());
+        variables.extend(filter.include_variables());
         let mut pager = Pager::new(client.clone(), operation, target, "dossiers", variables);
         if let Some(after) = &filter.after {
             pager.start_after(after.clone());

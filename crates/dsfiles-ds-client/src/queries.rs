@@ -40,7 +40,10 @@ pub const DOSSIERS_PER_REQUEST: usize = 50;
 /// The header of `DossiersByNumber`: the variables of `queries/dossier.graphql`.
 const BY_NUMBER_HEADER: &str = "# Dossiers by number, one aliased `dossier` field per number (`d{number}`), each\n\
 # selected as in `queries/dossier.graphql`. Completed by fragments.graphql.\n\
-query DossiersByNumber(\n  $includeGenerated: Boolean! = false\n  $includeEntreprise: Boolean! = false\n) {\n";
+query DossiersByNumber(\n  $includeGenerated: Boolean! = false\n  $includeEntreprise: Boolean! = false\n\
+  $includeDemarche: Boolean! = true\n  $includeGroupe: Boolean! = true\n\
+  $includeApplicant: Boolean! = true\n  $includeValues: Boolean! = true\n\
+  $includeExchanges: Boolean! = true\n) {\n";
 
 /// The alias under which `DossiersByNumber` asks for dossier `number`.
 pub(crate) fn alias(number: u64) -> String {

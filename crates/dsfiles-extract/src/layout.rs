@@ -250,6 +250,19 @@ impl Layout {
             .collect()
     }
 
+    /// The names of the dossier placeholders the template uses, without argument
+    /// (`groupe`, `deposited`, `champ`, …: [`DOSSIER_PLACEHOLDERS`] up to the `:`), in
+    /// template order; none for `ds-export`, which names files from the records alone.
+    pub fn dossier_placeholders(&self) -> Vec<&'static str> {
+        let parts = self.components.iter().flatten();
+        parts
+            .filter_map(|part| match part {
+                Part::Dossier(p) => Some(p.name()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Whether the template uses a dossier placeholder (it then needs the dossier's context).
     pub fn needs_context(&self) -> bool {
         self.components

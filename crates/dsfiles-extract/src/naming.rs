@@ -9,13 +9,16 @@
 //! - Dates (`{deposited}`, `{updated}`, `{processed}`) are DS's RFC 3339 instants shown in
 //!   Europe/Paris time, `%Y-%m-%d` unless a strftime format follows a colon
 //!   (`{deposited:%Y-%m}`). A format chrono cannot render is refused when the template is
-//!   parsed, naming it. Paris time is computed with the EU rule in force since 1996 (UTC+1,
-//!   UTC+2 from the last Sunday of March 01:00 UTC to the last Sunday of October 01:00 UTC).
+//!   parsed, naming it. Paris time follows the IANA time zone database (`chrono-tz`'s
+//!   `Europe/Paris`): UTC+1, UTC+2 in summer time, from the last Sunday of March 01:00 UTC to
+//!   the last Sunday of October 01:00 UTC since 1996, and whatever the rules were before (or
+//!   become, with a newer `chrono-tz`).
 //! - `{champ:LABEL}` / `{annotation:LABEL}`: the `stringValue` of the first root champ
 //!   (annotation) with exactly that label; a label no champ has renders the fallback.
 
+use chrono::DateTime;
 use chrono::format::{Item, StrftimeItems};
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, TimeZone, Utc, Weekday};
+use chrono_tz::Europe::Paris;
 
 use crate::{Applicant, DossierContext};
 
@@ -246,29 +249,8 @@ fn text(field: TextField, context: &DossierContext) -> Option<String> {
 
 /// `at` (RFC 3339) in Europe/Paris time, formatted; `None` when DS's date does not parse.
 fn paris_date(at: &str, format: &str) -> Option<String> {
-    let utc = DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc);
-    let local = utc.with_timezone(&FixedOffset::east_opt(paris_offset_secs(utc))?);
-    Some(local.format(format).to_string())
-}
-
-/// Paris' UTC offset at `utc`, in seconds (EU rule, see the module doc).
-fn paris_offset_secs(utc: DateTime<Utc>) -> i32 {
-    let year = utc.year();
-    let summer = transition(year, 3)..transition(year, 10);
-    if summer.contains(&utc) {
-        2 * 3600
-    } else {
-        3600
-    }
-}
-
-/// 01:00 UTC on the last Sunday of `month` (March or October) of `year`.
-fn transition(year: i32, month: u32) -> DateTime<Utc> {
-    let last = NaiveDate::from_ymd_opt(year, month, 31).unwrap_or_default();
-    let back = last.weekday().num_days_from_sunday();
-    let sunday = last - chrono::Duration::days(i64::from(back));
-    debug_assert_eq!(sunday.weekday(), Weekday::Sun);
-    Utc.from_utc_datetime(&sunday.and_hms_opt(1, 0, 0).unwrap_or_default())
+    let instant = DateTime::parse_from_rfc3339(at).ok()?;
+    Some(instant.with_timezone(&Paris).format(format).to_string())
 }
 
 #[cfg(test)]

@@ -28,16 +28,18 @@ pub struct SyncRequest {
     /// to be gone): see docs/storage.md, "Destination lease".
     #[serde(default)]
     pub break_lease: bool,
-    /// Where each file goes (the CLI's `--layout`); absent: the default layout.
+    /// Where each file goes (the CLI's `--layout`); absent: the layout the destination was
+    /// last synced with, else the default layout. Given: recorded for the next runs.
     #[serde(default)]
     pub layout: Option<String>,
-    /// Where each dossier's dossier.json goes (the CLI's `--data-layout`); absent: next to
-    /// its files.
+    /// Where each dossier's dossier.json goes (the CLI's `--data-layout`); absent (and
+    /// `no_data` absent): what the destination was last synced with, else next to its files.
     #[serde(default)]
     pub data_layout: Option<String>,
-    /// No dossier.json (the CLI's `--no-data`).
+    /// `true`: no dossier.json (the CLI's `--no-data`); `false`: next to the files (the CLI's
+    /// `--data`); absent: as `data_layout` says.
     #[serde(default)]
-    pub no_data: bool,
+    pub no_data: Option<bool>,
 }
 
 /// Most dossiers one sync request (or one coalesced webhook job) may name; beyond this a
@@ -89,7 +91,7 @@ impl SyncRequest {
                 .map_err(|e| format!("invalid `layout`: {e}"))?;
         }
         if let Some(template) = &self.data_layout {
-            if self.no_data {
+            if self.no_data.is_some() {
                 return Err("`data_layout` and `no_data` cannot be given together".to_owned());
             }
             dsfiles_core::extract::DataLayout::parse(template)
@@ -158,13 +160,15 @@ pub struct SyncSpec {
     /// Take over a live lease on the destination (never kept across a restart of the service).
     #[serde(default)]
     pub break_lease: bool,
-    /// As in [`SyncRequest`]; validated.
+    /// As in [`SyncRequest`]; validated. `None`: what the destination was last synced with.
     #[serde(default)]
     pub layout: Option<String>,
     #[serde(default)]
     pub data_layout: Option<String>,
+    /// (`false` in records of earlier versions reads as `Some(false)`: dossier.json next to
+    /// the files, what such a job did.)
     #[serde(default)]
-    pub no_data: bool,
+    pub no_data: Option<bool>,
     /// Set for a seda job (`POST /v1/seda`, `crate::seda_jobs`): package `dest` into
     /// `seda.out` instead of syncing; the other sync settings are unused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -290,13 +294,13 @@ pub struct JobRecord {
     pub since: Since,
     pub include: Vec<IncludeItem>,
     pub dossiers: Vec<u64>,
-    /// As in [`SyncRequest`] (absent in older records: `null` and `false`).
+    /// As in [`SyncRequest`] (absent in older records: `null`).
     #[serde(default)]
     pub layout: Option<String>,
     #[serde(default)]
     pub data_layout: Option<String>,
     #[serde(default)]
-    pub no_data: bool,
+    pub no_data: Option<bool>,
     pub trigger: Trigger,
     /// The schedule that started the job (trigger `schedule`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -173,19 +173,22 @@ pub(crate) fn classify(err: &dsfiles_core::Error) -> PipelineErrorKind {
 }
 
 /// The job's dossier.json setting (checked when the request was accepted; checked again for
-/// jobs read back from the history).
-fn data_output(spec: &SyncSpec) -> Result<dsfiles_core::DataOutput, PipelineError> {
+/// jobs read back from the history); `None` when the job names none: what the destination was
+/// last synced with.
+fn data_output(spec: &SyncSpec) -> Result<Option<dsfiles_core::DataOutput>, PipelineError> {
+    use dsfiles_core::DataOutput;
     Ok(match (&spec.data_layout, spec.no_data) {
-        (_, true) => dsfiles_core::DataOutput::Off,
-        (None, false) => dsfiles_core::DataOutput::FollowLayout,
-        (Some(template), false) => dsfiles_core::DataOutput::At(
+        (_, Some(true)) => Some(DataOutput::Off),
+        (None, Some(false)) => Some(DataOutput::FollowLayout),
+        (None, None) => None,
+        (Some(template), _) => Some(DataOutput::At(
             dsfiles_core::extract::DataLayout::parse(template).map_err(|e| {
                 PipelineError::new(
                     PipelineErrorKind::Invalid,
                     format!("invalid `data_layout`: {e}"),
                 )
             })?,
-        ),
+        )),
     })
 }
 
@@ -252,9 +255,9 @@ impl Pipeline for CorePipeline {
         options.jobs = spec.jobs;
         options.data = data_output(&spec)?;
         if let Some(template) = &spec.layout {
-            options.layout = dsfiles_core::extract::Layout::parse(template).map_err(|e| {
+            options.layout = Some(dsfiles_core::extract::Layout::parse(template).map_err(|e| {
                 PipelineError::new(PipelineErrorKind::Invalid, format!("invalid `layout`: {e}"))
-            })?;
+            })?);
         }
         options.fetch = self.fetch.clone();
         options.lease = dsfiles_core::lease::LeaseOptions {

@@ -697,9 +697,10 @@ pub(crate) fn webhook_spec(demarche: u64, dest: &str, dossiers: &[u64], jobs: us
         dossiers: dossiers.to_vec(),
         jobs,
         break_lease: false,
+        // What the destination was last synced with (see `SyncOptions::layout`).
         layout: None,
         data_layout: None,
-        no_data: false,
+        no_data: None,
         seda: None,
     }
 }

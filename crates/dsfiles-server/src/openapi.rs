@@ -570,9 +570,9 @@ fn job_schema() -> Value {
             "since": sync_since(),
             "include": {"type": "array", "items": include},
             "dossiers": {"type": "array", "items": ds_number()},
-            "layout": {"type": ["string", "null"]},
+            "layout": {"type": ["string", "null"], "description": "As in the request; `null`: what the destination was last synced with."},
             "data_layout": {"type": ["string", "null"]},
-            "no_data": {"type": "boolean"},
+            "no_data": {"type": ["boolean", "null"]},
             "trigger": {"type": "string", "enum": ["api", "webhook", "schedule"]},
             "schedule": {"type": "string", "pattern": SCHEDULE_NAME_PATTERN, "description": "The schedule that started the job (trigger `schedule`)."},
             "created_at": date_time(),
@@ -613,9 +613,9 @@ fn sync_request_schema() -> Value {
             "include": {"type": "array", "items": include},
             "dossiers": {"type": "array", "maxItems": MAX_DOSSIERS, "items": ds_number()},
             "break_lease": {"type": "boolean", "default": false, "description": "Take over the démarche's lease on the destination even from a live holder (one known to be gone). Without it, a live lease of another writer answers 409 `destination_busy`."},
-            "layout": {"type": "string", "minLength": 1, "description": "Where each file goes under `dest`, as the CLI's `--layout` (file placeholders and the dossier's, such as `{groupe}` or `{champ:LABEL}`). Absent: `{dossier}/{source}/{label}/{filename}`."},
-            "data_layout": {"type": "string", "minLength": 1, "description": "Where each dossier's dossier.json goes: a template containing `{dossier}` (may use `{demarche}` and `{state}`). Absent: the directory of the layout holding `{dossier}`, plus `/dossier.json`."},
-            "no_data": {"type": "boolean", "description": "Write no dossier.json."}
+            "layout": {"type": "string", "minLength": 1, "description": "Where each file goes under `dest`, as the CLI's `--layout` (file placeholders and the dossier's, such as `{groupe}` or `{champ:LABEL}`). Absent: the layout the destination was last synced with (recorded in it), else `{dossier}/{source}/{label}/{filename}`. Given: recorded for the next syncs, webhook jobs included."},
+            "data_layout": {"type": "string", "minLength": 1, "description": "Where each dossier's dossier.json goes: a template containing `{dossier}` (may use `{demarche}` and `{state}`). Absent, with `no_data` absent: what the destination was last synced with, else the directory of the layout holding `{dossier}`, plus `/dossier.json`. Given: recorded, like `layout`."},
+            "no_data": {"type": "boolean", "description": "`true`: write no dossier.json; `false`: write it next to the files (the directory of the layout holding `{dossier}`). Absent: as `data_layout` says. Recorded, like `layout`."}
         }
     })
 }
@@ -658,7 +658,7 @@ fn schedule_schema() -> Value {
             "dossiers": {"type": "array", "items": ds_number()},
             "layout": nullable_string,
             "data_layout": nullable_string,
-            "no_data": {"type": "boolean"},
+            "no_data": {"type": ["boolean", "null"]},
             "created_at": date_time(),
             "updated_at": date_time(),
             "next_due_at": described(date_time(), "The next tick: a run starts then unless the previous one is still queued or running."),

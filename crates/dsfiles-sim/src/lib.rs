@@ -108,6 +108,9 @@ pub struct Stats {
     pub faults_fired: u64,
     /// Responses that did not fit the DS schema (must stay 0).
     pub sim_bugs: u64,
+    /// Bytes of the JSON bodies of GraphQL answers (errors and padding aside): what the
+    /// queries' `@include` variables save shows here.
+    pub graphql_response_bytes: u64,
 }
 
 impl Stats {
@@ -127,6 +130,7 @@ impl Stats {
             auth_failures: c.auth_failures.load(Relaxed),
             faults_fired: c.faults_fired.load(Relaxed),
             sim_bugs: c.sim_bugs.load(Relaxed),
+            graphql_response_bytes: c.graphql_response_bytes.load(Relaxed),
         }
     }
 }

@@ -170,7 +170,7 @@ async fn graphql(AxState(world): AxState<Arc<World>>, headers: HeaderMap, body: 
     match result {
         Ok(Ok(body)) => match pad_to {
             Some(bytes) => padded_json(&body, bytes),
-            None => axum::Json(body).into_response(),
+            None => json_answer(&world, &body),
         },
         Ok(Err(bug)) => {
             world.stats.sim_bugs.fetch_add(1, Ordering::Relaxed);
@@ -191,6 +191,13 @@ async fn graphql(AxState(world): AxState<Arc<World>>, headers: HeaderMap, body: 
             )
         }
     }
+}
+
+/// A GraphQL answer, its size counted in `graphql_response_bytes`.
+fn json_answer(world: &World, body: &serde_json::Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    (world.stats.graphql_response_bytes).fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
 /// [`Fault::HostileRateLimit`]: a 429 carrying the raw header values it was given.

@@ -39,6 +39,7 @@ pub(crate) struct Counters {
     pub(crate) sim_bugs: AtomicU64,
     pub(crate) pages: AtomicU64,
     pub(crate) dossier_nodes: AtomicU64,
+    pub(crate) graphql_response_bytes: AtomicU64,
 }
 
 /// Everything the API host, the file host and the GraphQL resolver share.

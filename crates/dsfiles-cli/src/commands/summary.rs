@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use dsfiles_core::wire::{DataChoice, LayoutUsed};
 use dsfiles_core::{SyncReport, VerifyReport};
 
 use anyhow::Context as _;
@@ -37,6 +38,22 @@ pub fn print_sync(report: &SyncReport, quiet: bool) {
     if !out.is_empty() {
         logging::write_stderr(out.as_bytes()).ok();
     }
+}
+
+/// Which layout and dossier.json choice the run used, and where each came from.
+fn naming(out: &mut String, used: &LayoutUsed) {
+    let data = match &used.data {
+        DataChoice::FollowLayout => "next to the files".to_owned(),
+        DataChoice::At(template) => format!("at `{template}`"),
+        DataChoice::Off => "none (--no-data)".to_owned(),
+    };
+    let _ = writeln!(
+        out,
+        "  layout `{}` ({}); dossier.json {data} ({})",
+        used.layout,
+        used.layout_from.describe(),
+        used.data_from.describe()
+    );
 }
 
 /// The one-line summary of a sync.
@@ -74,6 +91,9 @@ fn headline(out: &mut String, report: &SyncReport) {
 
 /// What was flagged, left out, re-checked, cancelled or deleted (not printed with --quiet).
 fn details(out: &mut String, report: &SyncReport) {
+    if let Some(used) = &report.layout {
+        naming(out, used);
+    }
     listed(out, &report.flagged, "flagged", |flagged| {
         format!(
             "flagged {} `{}`: {}",

@@ -102,19 +102,27 @@ pub struct SyncArgs {
     /// {adresse} {demandeur} {champ:LABEL} {annotation:LABEL} (docs/cli.md, "Naming your
     /// files"); every path component is sanitized.
     /// `ds-export` instead of a template: the names of DS's own ZIP export.
-    #[arg(long, value_name = "TEMPLATE", default_value = Layout::DEFAULT)]
-    pub layout: String,
+    /// Default: the layout DEST was last synced with (recorded in DEST), else
+    /// `{dossier}/{source}/{label}/{filename}`. A layout given is recorded for the next runs.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub layout: Option<String>,
 
     /// Where each dossier's dossier.json goes under DEST (what DS knows about the dossier and
     /// the list of its stored files; docs/storage.md). It must contain {dossier} and may use
-    /// {demarche} {dossier} {state}. Default: the directory of --layout that holds {dossier},
-    /// plus /dossier.json (`{dossier}/dossier.json` with the default layout).
+    /// {demarche} {dossier} {state}. Default: what DEST was last synced with (this, --no-data
+    /// or --data), else as --data.
     #[arg(long, value_name = "TEMPLATE", conflicts_with = "no_data")]
     pub data_layout: Option<String>,
 
-    /// Write no dossier.json.
+    /// Write no dossier.json (recorded in DEST for the next runs, like --data-layout).
     #[arg(long)]
     pub no_data: bool,
+
+    /// Write dossier.json next to the files: in the directory of --layout that holds
+    /// {dossier} (`{dossier}/dossier.json` with the default layout). Undoes a --no-data or
+    /// --data-layout DEST was synced with.
+    #[arg(long, conflicts_with_all = ["no_data", "data_layout"])]
+    pub data: bool,
 
     /// When a dossier value of --layout changed (a groupe, a champ), files move to their new
     /// key; this leaves the old objects in place (no longer in the manifest).
@@ -208,21 +216,23 @@ impl SyncArgs {
         }
     }
 
-    /// `--data-layout` and `--no-data`; a bad template is a usage error.
-    fn data_output(&self) -> anyhow::Result<DataOutput> {
-        Ok(match (&self.data_layout, self.no_data) {
-            (_, true) => DataOutput::Off,
-            (None, false) => DataOutput::FollowLayout,
-            (Some(template), false) => DataOutput::At(
+    /// `--data-layout`, `--no-data` and `--data` (clap refuses two of them); none: `None`,
+    /// what DEST was synced with. A bad template is a usage error.
+    fn data_output(&self) -> anyhow::Result<Option<DataOutput>> {
+        Ok(match (&self.data_layout, self.no_data, self.data) {
+            (_, true, _) => Some(DataOutput::Off),
+            (None, false, true) => Some(DataOutput::FollowLayout),
+            (None, false, false) => None,
+            (Some(template), false, _) => Some(DataOutput::At(
                 DataLayout::parse(template)
                     .map_err(|e| UsageError::new(format!("invalid `--data-layout`: {e}")))?,
-            ),
+            )),
         })
     }
 
     /// The core's options; the layout is checked here so a bad template is a usage error.
     fn options(&self) -> anyhow::Result<SyncOptions> {
-        let layout = Layout::parse(&self.layout)
+        let layout = (self.layout.as_deref().map(Layout::parse).transpose())
             .map_err(|e| UsageError::new(format!("invalid `--layout`: {e}")))?;
         let mut opts = SyncOptions::new(self.demarche);
         opts.data = self.data_output()?;
@@ -367,17 +377,20 @@ mod tests {
     }
 
     #[test]
-    fn dossier_json_follows_the_layout_unless_told_otherwise() {
-        let data = |extra: &[&str]| options(extra).data_layout().map(|l| l.to_string());
-        assert_eq!(data(&[]).as_deref(), Some("{dossier}/dossier.json"));
-        let layout = ["--layout", "{demarche}/{dossier}/{filename}"];
+    fn layout_and_dossier_json_are_left_to_the_destination_unless_given() {
+        let opts = options(&[]);
+        assert_eq!((opts.layout, opts.data), (None, None));
+        let layout = options(&["--layout", "{demarche}/{dossier}/{filename}"]).layout;
         assert_eq!(
-            data(&layout).as_deref(),
-            Some("{demarche}/{dossier}/dossier.json")
+            layout.as_ref().map(Layout::template),
+            Some("{demarche}/{dossier}/{filename}")
         );
+        let data = |extra: &[&str]| options(extra).data;
         let custom = ["--data-layout", "data/{dossier}.json"];
-        assert_eq!(data(&custom).as_deref(), Some("data/{dossier}.json"));
-        assert_eq!(data(&["--no-data"]), None);
+        let at = DataLayout::parse("data/{dossier}.json").unwrap();
+        assert_eq!(data(&custom), Some(DataOutput::At(at)));
+        assert_eq!(data(&["--no-data"]), Some(DataOutput::Off));
+        assert_eq!(data(&["--data"]), Some(DataOutput::FollowLayout));
 
         let args = ["dsfiles", "--demarche", "7", "--dest", "d", "--data-layout"];
         let harness = Harness::try_parse_from(args.iter().chain(&["{demarche}.json"])).unwrap();
@@ -386,8 +399,32 @@ mod tests {
             err.to_string().contains("must contain `{dossier}`"),
             "{err}"
         );
-        let both = args.iter().chain(&["{dossier}.json", "--no-data"]);
-        assert!(Harness::try_parse_from(both).is_err());
+        for conflict in [&["--no-data"][..], &["--data"], &["--data", "--no-data"]] {
+            let args = args.iter().chain(&["{dossier}.json"]).chain(conflict);
+            assert!(Harness::try_parse_from(args).is_err(), "{conflict:?}");
+        }
+        let args = [
+            "dsfiles",
+            "--demarche",
+            "7",
+            "--dest",
+            "d",
+            "--data",
+            "--no-data",
+        ];
+        assert!(Harness::try_parse_from(args).is_err());
+        let args = [
+            "dsfiles",
+            "--demarche",
+            "7",
+            "--dest",
+            "d",
+            "--layout",
+            "{nope}",
+        ];
+        let harness = Harness::try_parse_from(args).unwrap();
+        let err = harness.sync.options().unwrap_err();
+        assert!(err.to_string().contains("invalid `--layout`"), "{err}");
     }
 
     #[test]

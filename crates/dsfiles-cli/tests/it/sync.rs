@@ -477,3 +477,48 @@ fn ds_export_layout_gives_ds_folders_even_for_hostile_names() {
     let verified = verify(&dest);
     assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
 }
+
+#[test]
+fn a_sync_without_layout_keeps_the_one_dest_was_synced_with() {
+    let sim = Sim::start(SimConfig {
+        dossiers: 3,
+        ..SimConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("archive");
+    let under_ds_folders = |files: &BTreeMap<String, String>| {
+        !files.is_empty() && files.keys().all(|k| k.starts_with("dossier-"))
+    };
+    let first = sim.sync(&dest, &["--layout", "ds-export", "--no-data"]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert!(
+        stderr(&first)
+            .contains("layout `ds-export` (given); dossier.json none (--no-data) (given)"),
+        "{}",
+        stderr(&first)
+    );
+    let before = stored_files(&dest);
+    assert!(under_ds_folders(&before), "{before:#?}");
+
+    // A plain run, incremental then full: the new dossier follows DS's names, no dossier.json
+    // appears, nothing moves.
+    sim.handle.add_dossier();
+    for extra in [&[][..], &["--full"]] {
+        let plain = sim.sync(&dest, extra);
+        assert_eq!(plain.status.code(), Some(0), "{}", stderr(&plain));
+        let err = stderr(&plain);
+        assert!(
+            err.contains("layout `ds-export` (what the destination was last synced with)"),
+            "{err}"
+        );
+        let after = stored_files(&dest);
+        assert!(under_ds_folders(&after), "{after:#?}");
+        assert!(
+            before.iter().all(|(k, v)| after.get(k) == Some(v)),
+            "{after:#?}"
+        );
+        assert!(after.len() > before.len(), "{after:#?}");
+        assert!(stored_data(&dest).is_empty());
+    }
+    assert_eq!(multiset(&stored_files(&dest)), served(&sim, &[]));
+}

@@ -41,7 +41,7 @@ pub(super) async fn process(run: Arc<Run>, number: u64, dossier: Value) -> Dossi
     // What the layout's dossier placeholders and dossier.json are made of.
     let context = extract::context(run.opts.demarche, &dossier);
     if let Err(e) = &context
-        && run.opts.layout.needs_context()
+        && run.naming.layout.needs_context()
     {
         out.fail(format!("dossier `{number}` cannot be read: {e}"));
         return out;
@@ -53,7 +53,8 @@ pub(super) async fn process(run: Arc<Run>, number: u64, dossier: Value) -> Dossi
     let Some((old, rewrite)) = read_shard(&run, number, &mut out).await else {
         return out;
     };
-    let data_key = (run.data_layout.as_ref()).map(|l| l.render(run.opts.demarche, number, &state));
+    let data_key =
+        (run.naming.data_layout.as_ref()).map(|l| l.render(run.opts.demarche, number, &state));
     out.tally.files = records.len() as u64;
     let planning = Planning {
         old: old.as_ref(),
@@ -198,7 +199,7 @@ fn plan(
             allow_unscanned: run.opts.allow_unscanned,
             context,
         };
-        (plan::plan(input, &run.opts.layout, keys), data_key)
+        (plan::plan(input, &run.naming.layout, keys), data_key)
     })
 }
 

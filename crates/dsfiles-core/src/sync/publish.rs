@@ -81,8 +81,12 @@ impl Publisher {
     /// Layouts with `{sha256}` stage every file: their staging marker is written here (a
     /// run-level failure). Other layouts stage a file only when its new key is occupied, and
     /// write the marker then.
-    pub async fn new(setup: Setup, opts: &crate::SyncOptions) -> Result<Publisher, crate::Error> {
-        let staging_marker = if opts.layout.needs_sha256() {
+    pub async fn new(
+        setup: Setup,
+        opts: &crate::SyncOptions,
+        layout: &extract::Layout,
+    ) -> Result<Publisher, crate::Error> {
+        let staging_marker = if layout.needs_sha256() {
             state::put_marker(setup.sink.as_ref(), &staging_marker(opts.demarche)).await?;
             OnceCell::new_with(Some(()))
         } else {
@@ -93,7 +97,7 @@ impl Publisher {
         Ok(Publisher {
             fetcher: Fetcher::new(fetch, opts.retries)?,
             sink: setup.sink,
-            layout: opts.layout.clone(),
+            layout: layout.clone(),
             demarche: opts.demarche,
             run_id: setup.run_id,
             progress: setup.progress,

@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::wire::{
-    ApiCalls, Event, Failure, FileStatus, Flagged, Kept, ShardFile, Skipped, SyncReport,
-    WIRE_VERSION, shard_key,
+    ApiCalls, Event, Failure, FileStatus, Flagged, Kept, LayoutUsed, ShardFile, Skipped,
+    SyncReport, WIRE_VERSION, shard_key,
 };
 use crate::{Progress, ds};
 
@@ -187,6 +187,7 @@ pub(super) struct RunFacts {
     pub api: ds::Stats,
     pub sync_point_advanced: bool,
     pub cancelled: bool,
+    pub layout: LayoutUsed,
 }
 
 /// The run's report.
@@ -229,5 +230,6 @@ pub(super) fn report(facts: RunFacts, totals: Totals) -> SyncReport {
         sync_point_advanced: facts.sync_point_advanced,
         cancelled: facts.cancelled,
         lease_lost: false,
+        layout: Some(facts.layout),
     }
 }

@@ -158,6 +158,7 @@ fn report() -> SyncReport {
         sync_point_advanced: false,
         cancelled: false,
         lease_lost: false,
+        layout: None,
     }
 }
 

@@ -131,7 +131,7 @@ async fn verify_checks_dossier_json_and_prune_removes_it() -> anyhow::Result<()>
 async fn a_new_data_layout_moves_dossier_json_and_no_data_writes_none() -> anyhow::Result<()> {
     let env = env(SimConfig::default()).await?;
     let mut off = env.options();
-    off.data = DataOutput::Off;
+    off.data = Some(DataOutput::Off);
     let report = env.sync(off).await?;
     assert_eq!(report.data_stored, 0);
     assert!(env.shards().await?.values().all(|s| s.data.is_none()));
@@ -145,7 +145,9 @@ async fn a_new_data_layout_moves_dossier_json_and_no_data_writes_none() -> anyho
     clean(&env.sync(env.options()).await?);
     let mut moved = env.options();
     moved.since = dsfiles_core::Since::Full;
-    moved.data = DataOutput::At(DataLayout::parse("dossiers/{demarche}-{dossier}.json")?);
+    moved.data = Some(DataOutput::At(DataLayout::parse(
+        "dossiers/{demarche}-{dossier}.json",
+    )?));
     let report = env.sync(moved).await?;
     clean(&report);
     let demarche = env.sim.demarche();

@@ -276,7 +276,7 @@ async fn two_demarches_at_once_keep_their_state() -> anyhow::Result<()> {
     // Layouts with `{sha256}` stage every file: both staging areas are busy at once.
     let layout = dsfiles_core::extract::Layout::parse("{dossier}/{sha256}.{ext}")?;
     let (mut oa, mut ob) = (a.options(), b.options());
-    (oa.layout, ob.layout) = (layout.clone(), layout);
+    (oa.layout, ob.layout) = (Some(layout.clone()), Some(layout));
     let (ra, rb) = tokio::join!(a.sync(oa), b.sync(ob));
     let (ra, rb) = (ra?, rb?);
     assert!(ra.failed.is_empty(), "{:#?}", ra.failed);

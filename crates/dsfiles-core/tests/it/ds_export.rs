@@ -29,7 +29,7 @@ async fn every_source_is_stored_under_ds_export_names() -> anyhow::Result<()> {
     let mut opts = env.options();
     opts.filter.include_generated = include.generated;
     opts.filter.include_entreprise = include.entreprise;
-    opts.layout = Layout::parse("ds-export")?;
+    opts.layout = Some(Layout::parse("ds-export")?);
     let report = env.sync(opts.clone()).await?;
     assert!(report.failed.is_empty(), "{:#?}", report.failed);
     env.assert_ground_truth_with(&[], include).await?;

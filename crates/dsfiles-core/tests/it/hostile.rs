@@ -79,7 +79,7 @@ fn quick(env: &Env) -> SyncOptions {
     opts.retries = 1;
     opts.fetch.max_transient_attempts = 2;
     // Nothing may reach the destination, not even a dossier.json.
-    opts.data = dsfiles_core::DataOutput::Off;
+    opts.data = Some(dsfiles_core::DataOutput::Off);
     opts
 }
 

@@ -94,7 +94,7 @@ fn dossier_json(shard: &Shard, title: &str) -> Bytes {
 /// `--dossier-json` says).
 pub(crate) fn without_data(env: &Env) -> dsfiles_core::SyncOptions {
     dsfiles_core::SyncOptions {
-        data: dsfiles_core::DataOutput::Off,
+        data: Some(dsfiles_core::DataOutput::Off),
         ..env.options()
     }
 }
@@ -583,9 +583,9 @@ async fn a_synced_dossier_json_is_found_through_the_shard() -> anyhow::Result<()
 async fn a_dossier_json_at_a_custom_data_layout_is_found_through_the_shard() -> anyhow::Result<()> {
     let env = env(SimConfig::default()).await?;
     let opts = dsfiles_core::SyncOptions {
-        data: dsfiles_core::DataOutput::At(dsfiles_core::extract::DataLayout::parse(
-            "data/{demarche}-{dossier}.json",
-        )?),
+        data: Some(dsfiles_core::DataOutput::At(
+            dsfiles_core::extract::DataLayout::parse("data/{demarche}-{dossier}.json")?,
+        )),
         ..env.options()
     };
     let report = env.sync(opts).await?;

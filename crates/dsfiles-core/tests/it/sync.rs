@@ -316,7 +316,9 @@ async fn list_streams_every_record() -> anyhow::Result<()> {
 async fn sha256_layouts_stage_then_publish() -> anyhow::Result<()> {
     let env = env(SimConfig::default()).await?;
     let mut opts = env.options();
-    opts.layout = dsfiles_core::extract::Layout::parse("{dossier}/{sha256}.{ext}")?;
+    opts.layout = Some(dsfiles_core::extract::Layout::parse(
+        "{dossier}/{sha256}.{ext}",
+    )?);
     let report = env.sync(opts).await?;
     assert!(report.failed.is_empty(), "{:#?}", report.failed);
     env.assert_ground_truth(&[]).await?;

@@ -199,3 +199,87 @@ async fn the_revisions_labels_are_the_simulated_demarches() -> anyhow::Result<()
     sim.shutdown().await;
     Ok(())
 }
+
+/// Every dossier of the démarche as the listing returns them with `fields`, the simulator's
+/// answer bytes for it, and the dossier returned by number.
+async fn dossiers_with(
+    sim: &SimHandle,
+    fields: dsfiles_ds_client::DossierFields,
+) -> anyhow::Result<(Vec<serde_json::Value>, u64, serde_json::Value)> {
+    let client = client(sim, |_| {})?;
+    let filter = DossierFilter {
+        fields,
+        ..DossierFilter::default()
+    };
+    let before = sim.stats().graphql_response_bytes;
+    let batches: Vec<_> = client
+        .dossiers(sim.demarche(), filter.clone())
+        .try_collect()
+        .await?;
+    let bytes = sim.stats().graphql_response_bytes - before;
+    let dossiers: Vec<serde_json::Value> = batches.into_iter().flat_map(|b| b.dossiers).collect();
+    let number = sim.dossier_numbers()[0];
+    let settled = client.dossiers_by_number(&[number], &filter).await?;
+    let by_number = settled.into_iter().next().expect("one").1?.expect("found");
+    Ok((dossiers, bytes, by_number))
+}
+
+/// Whether `dossier` carries a value of each group: démarche title, groupe, applicant
+/// details, champ values, message bodies.
+fn groups_present(dossier: &serde_json::Value) -> [bool; 5] {
+    let champs = dossier["champs"].as_array().into_iter().flatten();
+    let messages = dossier["messages"].as_array().into_iter().flatten();
+    [
+        dossier["demarche"].get("title").is_some(),
+        dossier.get("groupeInstructeur").is_some(),
+        ["nom", "siret"]
+            .iter()
+            .any(|k| dossier["demandeur"].get(k).is_some()),
+        champs.clone().any(|c| c.get("stringValue").is_some()),
+        messages.clone().any(|m| m.get("body").is_some()),
+    ]
+}
+
+#[tokio::test]
+async fn dossier_values_are_asked_for_by_group() -> anyhow::Result<()> {
+    use dsfiles_ds_client::DossierFields;
+    let sim = start(12, FaultPlan::new()).await?;
+    let (all, all_bytes, all_one) = dossiers_with(&sim, DossierFields::ALL).await?;
+    let (none, none_bytes, none_one) = dossiers_with(&sim, DossierFields::NONE).await?;
+    assert_eq!(all.len(), none.len());
+    // Somewhere in the démarche, every group has a value; with none asked, none comes.
+    let any =
+        |dossiers: &[serde_json::Value], i: usize| dossiers.iter().any(|d| groups_present(d)[i]);
+    for i in 0..5 {
+        assert!(any(&all, i), "group {i} never present");
+        assert!(!any(&none, i), "group {i} present though not asked for");
+    }
+    assert!(groups_present(&all_one).iter().filter(|p| **p).count() >= 3);
+    assert_eq!(groups_present(&none_one), [false; 5]);
+    // Files and what names them come either way.
+    for (a, n) in all.iter().zip(&none) {
+        assert_eq!(a["number"], n["number"]);
+        assert_eq!(a["dateDerniereModification"], n["dateDerniereModification"]);
+        let labels = |d: &serde_json::Value| d["champs"].to_string().matches("\"label\"").count();
+        assert_eq!(labels(a), labels(n));
+        assert_eq!(
+            a["champs"].to_string().matches("\"url\"").count(),
+            n["champs"].to_string().matches("\"url\"").count()
+        );
+    }
+    // One group alone: the applicant, nothing else.
+    let applicant = DossierFields {
+        applicant: true,
+        ..DossierFields::NONE
+    };
+    let (only, only_bytes, _) = dossiers_with(&sim, applicant).await?;
+    assert!(any(&only, 2) && !any(&only, 3) && !any(&only, 0));
+    assert!(none_bytes < only_bytes && only_bytes < all_bytes);
+    #[allow(clippy::print_stdout, reason = "the sizes are the test's report")]
+    {
+        println!(
+            "listing answer bytes: all {all_bytes}, applicant only {only_bytes}, none {none_bytes}"
+        );
+    }
+    Ok(())
+}

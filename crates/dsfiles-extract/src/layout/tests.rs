@@ -519,6 +519,17 @@ fn dossier_placeholders_are_sanitized_with_fallbacks() {
     assert!(!Layout::default().needs_context());
 }
 
+#[test]
+fn dossier_placeholders_are_listed_by_name() {
+    let names = |template: &str| Layout::parse(template).unwrap().dossier_placeholders();
+    assert!(names(Layout::DEFAULT).is_empty());
+    assert!(names("ds-export").is_empty());
+    assert_eq!(
+        names("{groupe}/{deposited:%Y-%m}-{nom}/{champ:Nom du projet}/{annotation:A}/{filename}"),
+        ["groupe", "deposited", "nom", "champ", "annotation"]
+    );
+}
+
 /// The worked examples of docs/cli.md, "Naming your files".
 #[test]
 fn naming_examples_of_the_documentation() {

@@ -118,7 +118,9 @@ pub struct Schedule {
     pub dossiers: Vec<u64>,
     pub layout: Option<String>,
     pub data_layout: Option<String>,
-    pub no_data: bool,
+    /// As in `SyncRequest`: `None` follows what the destination was last synced with.
+    #[serde(default)]
+    pub no_data: Option<bool>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The next tick: a run starts then unless the previous one is still active.

@@ -109,7 +109,7 @@ fn spec(demarche: u64, dest: &str) -> SyncSpec {
         break_lease: false,
         layout: None,
         data_layout: None,
-        no_data: false,
+        no_data: None,
         seda: None,
     }
 }
@@ -311,7 +311,7 @@ async fn jobs_left_running_by_a_crash_come_back_interrupted() {
         dossiers: vec![5],
         layout: None,
         data_layout: None,
-        no_data: false,
+        no_data: None,
         trigger: Trigger::Api,
         schedule: None,
         created_at: Utc::now(),

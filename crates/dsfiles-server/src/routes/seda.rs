@@ -69,7 +69,7 @@ fn spec(state: &AppState, request: &SedaRequest) -> Result<SyncSpec, ApiError> {
         break_lease: request.break_lease,
         layout: None,
         data_layout: None,
-        no_data: false,
+        no_data: None,
         seda: Some(SedaJob {
             out,
             profile: request.profile.clone(),

@@ -503,7 +503,7 @@ async fn the_data_layout_reaches_the_pipeline_and_is_kept_with_the_job() {
     let job = server
         .start_sync(json!({"demarche": sim.demarche(), "dest": dest, "no_data": true}))
         .await;
-    assert!(job.no_data);
+    assert_eq!(job.no_data, Some(true));
     assert_terminal(&server.finish(&job.id).await, JobState::Succeeded);
     assert!(stored_data(Path::new(&dest)).is_empty());
     server.stop().await;

@@ -12,7 +12,7 @@ use sha2::Sha256;
 
 use crate::support::{
     Blocking, Dirs, TestServer, WEBHOOK_PREVIOUS, WEBHOOK_SECRET, assert_terminal, config,
-    error_code, pipeline_for, sim, small, stored_files,
+    error_code, pipeline_for, sim, small, stored_data, stored_files,
 };
 
 fn sign(secret: &str, body: &[u8]) -> String {
@@ -101,6 +101,61 @@ async fn a_signed_webhook_syncs_the_named_dossiers() {
     let rotated: WebhookAccepted = response.json().await.expect("json");
     assert_eq!(rotated.jobs.len(), 1);
     assert_terminal(&server.finish(&rotated.jobs[0]).await, JobState::Succeeded);
+    server.stop().await;
+    sim.shutdown().await;
+}
+
+/// A webhook job names no layout: it keeps the one the destination was synced with, so an
+/// operator's custom layout survives the next webhook (nothing moves, new files follow it).
+#[tokio::test]
+async fn a_webhook_job_keeps_the_layout_the_destination_was_synced_with() {
+    // The default layout would put files and dossier.json under `{dossier}/`.
+    const CUSTOM: &str = "{demarche}/{dossier}/{groupe}/{label}/{filename}";
+    let sim = sim(small()).await;
+    let dirs = Dirs::new();
+    let dest = dirs.dest("custom");
+    let mut config = config(&dirs);
+    config
+        .webhook_destinations
+        .insert(sim.demarche(), dest.clone());
+    let server = TestServer::start(config, pipeline_for(&sim)).await;
+    let body = json!({"demarche": sim.demarche(), "dest": dest, "layout": CUSTOM});
+    let job = server.start_sync(body).await;
+    assert_terminal(&server.finish(&job.id).await, JobState::Succeeded);
+    let objects = |dest: &str| {
+        let (files, data) = (stored_files(Path::new(dest)), stored_data(Path::new(dest)));
+        files.into_iter().chain(data).collect::<BTreeSet<String>>()
+    };
+    let before = objects(&dest);
+    let prefix = format!("{}/", sim.demarche());
+    assert!(before.iter().all(|k| k.starts_with(&prefix)), "{before:#?}");
+
+    let new = sim.add_dossier();
+    let old = sim.dossier_numbers()[0];
+    sim.touch_dossier(old, false).expect("touch");
+    let delivery = delivery(sim.demarche(), &[(1, old), (2, new)]);
+    let signature = sign(WEBHOOK_SECRET, &delivery);
+    let response = post_signed(&server, delivery, Some(signature)).await;
+    assert_eq!(response.status(), 202);
+    let accepted: WebhookAccepted = response.json().await.expect("json");
+    let [id] = accepted.jobs.as_slice() else {
+        panic!("one job expected: {accepted:?}")
+    };
+    let done = server.finish(id).await;
+    assert_terminal(&done, JobState::Succeeded);
+    assert_eq!(done.layout, None);
+    let after = objects(&dest);
+    assert!(
+        before.is_subset(&after),
+        "moved: {:#?}",
+        before.difference(&after)
+    );
+    let added: Vec<&String> = after.difference(&before).collect();
+    let new_dir = format!("{prefix}{new}/");
+    assert!(
+        !added.is_empty() && added.iter().all(|k| k.starts_with(&new_dir)),
+        "{added:#?}"
+    );
     server.stop().await;
     sim.shutdown().await;
 }

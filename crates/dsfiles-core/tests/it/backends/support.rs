@@ -394,7 +394,7 @@ impl Harness {
         opts.jobs = 4;
         // These scenarios count files object by object; dossier.json has its own tests
         // (`sync.rs`), on memory and local disk.
-        opts.data = dsfiles_core::DataOutput::Off;
+        opts.data = Some(dsfiles_core::DataOutput::Off);
         opts
     }
 
@@ -577,6 +577,7 @@ impl Harness {
                     || k.starts_with(wire::RUNS_PREFIX)
                     || *k == wire::sync_point_key(demarche)
                     || *k == wire::recheck_key(demarche)
+                    || *k == wire::layout_key(demarche)
                     || *k == wire::staging_marker(demarche)
                     || *k == ".dsfiles/lock")
             })

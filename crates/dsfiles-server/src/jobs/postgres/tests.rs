@@ -48,7 +48,7 @@ fn job(demarche: u64, dest: &str) -> JobRecord {
         dossiers: Vec::new(),
         layout: None,
         data_layout: None,
-        no_data: false,
+        no_data: None,
         trigger: Trigger::Api,
         schedule: None,
         created_at: Utc::now(),

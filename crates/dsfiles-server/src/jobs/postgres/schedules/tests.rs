@@ -23,7 +23,7 @@ fn definition(every: &str) -> Definition {
             break_lease: false,
             layout: None,
             data_layout: None,
-            no_data: false,
+            no_data: None,
             seda: None,
         },
     }
