@@ -106,29 +106,23 @@ fn default_package_name() -> String {
 impl Profile {
     /// Parses and checks a profile; `origin` (a path) names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Profile, Error> {
-        let profile: Profile = toml::from_str(text).map_err(|e| Error::InvalidOption {
-            name: "profile",
-            reason: format!("`{origin}`: {}", e.to_string().trim_end()),
-        })?;
-        profile.check().map_err(|reason| Error::InvalidOption {
-            name: "profile",
-            reason: format!("`{origin}`: {reason}"),
-        })?;
-        Ok(profile)
+        let parsed = toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned());
+        Profile::checked(parsed, origin)
     }
 
     /// A profile given as a JSON object with the same keys as the TOML file (unknown keys
     /// refused, the same checks); `origin` names it in errors.
     pub fn from_json(value: serde_json::Value, origin: &str) -> Result<Profile, Error> {
-        let profile: Profile = serde_json::from_value(value).map_err(|e| Error::InvalidOption {
-            name: "profile",
-            reason: format!("`{origin}`: {e}"),
-        })?;
-        profile.check().map_err(|reason| Error::InvalidOption {
+        Profile::checked(serde_json::from_value(value).map_err(|e| e.to_string()), origin)
+    }
+
+    /// A parsed profile, checked; either failure is an error naming `origin`.
+    fn checked(parsed: Result<Profile, String>, origin: &str) -> Result<Profile, Error> {
+        let profile = parsed.and_then(|p| p.check().map(|()| p));
+        profile.map_err(|reason| Error::InvalidOption {
             name: "profile",
             reason: format!("`{origin}`: {reason}"),
-        })?;
-        Ok(profile)
+        })
     }
 
     /// Identifiers non-empty (SEDA's `NonEmptyTokenType`), `package_name` usable.
