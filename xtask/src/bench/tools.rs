@@ -148,6 +148,8 @@ pub fn dsfiles(
         dest.to_owned(),
         "--jobs".to_owned(),
         JOBS.to_owned(),
+        // Like for like: the other tools write the files only, not dossier.json.
+        "--no-data".to_owned(),
         "--summary-json".to_owned(),
     ]);
     cmd.args.push(summary.display().to_string());

@@ -113,7 +113,10 @@ impl Profile {
     /// A profile given as a JSON object with the same keys as the TOML file (unknown keys
     /// refused, the same checks); `origin` names it in errors.
     pub fn from_json(value: serde_json::Value, origin: &str) -> Result<Profile, Error> {
-        Profile::checked(serde_json::from_value(value).map_err(|e| e.to_string()), origin)
+        Profile::checked(
+            serde_json::from_value(value).map_err(|e| e.to_string()),
+            origin,
+        )
     }
 
     /// A parsed profile, checked; either failure is an error naming `origin`.
