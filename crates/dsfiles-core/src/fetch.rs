@@ -314,13 +314,49 @@ pub(crate) struct Fetcher {
     retries: u32,
 }
 
+/// What every attempt at one file shares: where it goes, how to refresh its record, where
+/// events go and when to stop.
+struct Job<'a> {
+    dest: Dest<'a>,
+    refresh: &'a dyn Refresh,
+    progress: &'a Progress,
+    cancel: &'a CancellationToken,
+}
+
 /// How one file's attempts went so far.
-#[derive(Default)]
 struct Budget {
+    started: Instant,
     attempts: u32,
     transient: u32,
     expired: u32,
     mismatches: u32,
+    /// Digests of the downloads that disagreed with DS.
+    seen: Vec<Digests>,
+}
+
+impl Budget {
+    fn start() -> Budget {
+        Budget {
+            started: Instant::now(),
+            attempts: 0,
+            transient: 0,
+            expired: 0,
+            mismatches: 0,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The file's failure: the last real error with the attempts and the elapsed time.
+    fn fail(&self, reason: String, code: Option<&'static str>) -> FetchFailure {
+        FetchFailure::Failed {
+            reason: format!(
+                "{reason} (after {} attempts in {:.1}s)",
+                self.attempts,
+                self.started.elapsed().as_secs_f64()
+            ),
+            code,
+        }
+    }
 }
 
 impl Fetcher {
@@ -360,6 +396,9 @@ impl Fetcher {
     }
 
     /// Downloads `record` into `dest` and publishes it once verified; see the module docs.
+    ///
+    /// The one retry loop: each attempt ends published, or with an error that decides what
+    /// comes next (each budget is checked in the step it names).
     pub(crate) async fn fetch(
         &self,
         mut record: FileRecord,
@@ -368,60 +407,35 @@ impl Fetcher {
         progress: &Progress,
         cancel: &CancellationToken,
     ) -> Result<Fetched, FetchFailure> {
-        let started = Instant::now();
-        let mut budget = Budget::default();
-        let mut seen: Vec<Digests> = Vec::new();
-        let max_expired = self.retries.saturating_add(2);
-        let fail =
-            |budget: &Budget, reason: String, code: Option<&'static str>| FetchFailure::Failed {
-                reason: format!(
-                    "{reason} (after {} attempts in {:.1}s)",
-                    budget.attempts,
-                    started.elapsed().as_secs_f64()
-                ),
-                code,
-            };
+        let job = Job {
+            dest,
+            refresh,
+            progress,
+            cancel,
+        };
+        let mut budget = Budget::start();
         loop {
             if cancel.is_cancelled() {
                 return Err(FetchFailure::Cancelled);
             }
             budget.attempts += 1;
             progress.event(&Event::FileStarted {
-                key: dest.key.to_owned(),
+                key: job.dest.key.to_owned(),
                 bytes: record.byte_size,
             });
-            let error = match self
-                .attempt(&record, &dest, refresh, progress, cancel)
-                .await
-            {
+            let error = match self.attempt(&record, &job).await {
                 Ok((upload, size, digests)) => {
-                    let matches = !verifiable(&record)
-                        || (size == record.byte_size && digests.md5_base64 == record.checksum);
-                    // Identical bytes twice outweigh DS's checksum only at DS's size. (They
-                    // come from an allowed host: the policy refuses the others before any
-                    // connection.)
-                    let stable = size == record.byte_size
-                        && seen.iter().any(|d| d.sha256_hex == digests.sha256_hex);
-                    if matches || stable {
-                        match upload.commit().await {
+                    match publishable(&record, size, &digests, &budget.seen) {
+                        Some(matches) => match upload.commit().await {
                             Err(e) => AttemptError::Sink(e),
                             Ok(()) => return Ok(fetched(record, size, digests, matches)),
+                        },
+                        None => {
+                            abort(upload, job.dest.key).await;
+                            self.mismatched(&mut record, size, digests, &mut budget, &job)
+                                .await?;
+                            continue;
                         }
-                    } else {
-                        abort(upload, dest.key).await;
-                        let reason = mismatch(&record, size, &digests);
-                        seen.push(digests);
-                        budget.mismatches += 1;
-                        if budget.mismatches > self.retries {
-                            let reason = format!(
-                                "downloads disagree with each other and with DS: last {reason}"
-                            );
-                            return Err(fail(&budget, reason, None));
-                        }
-                        self.refetch(&mut record, &budget, &reason, dest.key, refresh, progress)
-                            .await
-                            .map_err(|r| fail(&budget, r, None))?;
-                        continue;
                     }
                 }
                 Err(e) => e,
@@ -429,54 +443,106 @@ impl Fetcher {
             match error {
                 AttemptError::Cancelled => return Err(FetchFailure::Cancelled),
                 AttemptError::Expired { .. } => {
-                    budget.expired += 1;
-                    if budget.expired > max_expired {
-                        return Err(fail(&budget, error.to_string(), None));
-                    }
-                    self.retry_event(dest.key, &budget, &error.to_string(), progress);
-                    match refresh.refresh(&record).await {
-                        Ok(Some(fresh)) => record = fresh,
-                        Ok(None) => {
-                            let reason = "DS no longer lists the file".to_owned();
-                            return Err(fail(&budget, reason, None));
-                        }
-                        Err(e) => {
-                            let reason = format!("{error}; fresh URLs could not be fetched: {e}");
-                            return Err(fail(&budget, reason, None));
-                        }
-                    }
+                    self.renew(&mut record, &mut budget, &error, &job).await?;
                 }
                 // Like a mismatch: DS's metadata may be stale, never stored.
                 AttemptError::TooLong { .. } => {
                     let reason = error.to_string();
-                    budget.mismatches += 1;
-                    if budget.mismatches > self.retries {
-                        return Err(fail(&budget, reason, None));
-                    }
-                    self.refetch(&mut record, &budget, &reason, dest.key, refresh, progress)
-                        .await
-                        .map_err(|r| fail(&budget, r, None))?;
+                    self.redownload(&mut record, &mut budget, &reason, reason.clone(), &job)
+                        .await?;
                 }
-                error if error.is_transient() => {
-                    budget.transient += 1;
-                    if budget.transient >= self.opts.max_transient_attempts {
-                        return Err(fail(&budget, error.to_string(), None));
-                    }
-                    self.retry_event(dest.key, &budget, &error.to_string(), progress);
-                    let delay = match &error {
-                        AttemptError::Status {
-                            retry_after: Some(after),
-                            ..
-                        } => (*after).min(self.opts.backoff_max),
-                        _ => backoff(&self.opts, budget.transient),
-                    };
-                    tokio::select! {
-                        () = cancel.cancelled() => return Err(FetchFailure::Cancelled),
-                        () = tokio::time::sleep(delay) => {}
-                    }
-                }
-                error => return Err(fail(&budget, error.to_string(), error.code())),
+                error if error.is_transient() => self.pause(&mut budget, &error, &job).await?,
+                error => return Err(budget.fail(error.to_string(), error.code())),
             }
+        }
+    }
+
+    /// After bytes that match neither DS nor an earlier download (the upload already
+    /// discarded): remember their digests and download again with fresh metadata.
+    async fn mismatched(
+        &self,
+        record: &mut FileRecord,
+        size: u64,
+        digests: Digests,
+        budget: &mut Budget,
+        job: &Job<'_>,
+    ) -> Result<(), FetchFailure> {
+        let reason = mismatch(record, size, &digests);
+        budget.seen.push(digests);
+        let spent = format!("downloads disagree with each other and with DS: last {reason}");
+        self.redownload(record, budget, &reason, spent, job).await
+    }
+
+    /// After bytes DS's metadata does not describe: another download with fresh metadata,
+    /// until `retries` extra downloads are spent (then `Err` with `spent`).
+    async fn redownload(
+        &self,
+        record: &mut FileRecord,
+        budget: &mut Budget,
+        reason: &str,
+        spent: String,
+        job: &Job<'_>,
+    ) -> Result<(), FetchFailure> {
+        budget.mismatches += 1;
+        if budget.mismatches > self.retries {
+            return Err(budget.fail(spent, None));
+        }
+        self.refetch(record, budget, reason, job)
+            .await
+            .map_err(|r| budget.fail(r, None))
+    }
+
+    /// After an expired URL: a retry event and fresh URLs from DS, until more than
+    /// `retries + 2` expirations.
+    async fn renew(
+        &self,
+        record: &mut FileRecord,
+        budget: &mut Budget,
+        error: &AttemptError,
+        job: &Job<'_>,
+    ) -> Result<(), FetchFailure> {
+        budget.expired += 1;
+        if budget.expired > self.retries.saturating_add(2) {
+            return Err(budget.fail(error.to_string(), None));
+        }
+        self.retry_event(job.dest.key, budget, &error.to_string(), job.progress);
+        match job.refresh.refresh(record).await {
+            Ok(Some(fresh)) => *record = fresh,
+            Ok(None) => {
+                let reason = "DS no longer lists the file".to_owned();
+                return Err(budget.fail(reason, None));
+            }
+            Err(e) => {
+                let reason = format!("{error}; fresh URLs could not be fetched: {e}");
+                return Err(budget.fail(reason, None));
+            }
+        }
+        Ok(())
+    }
+
+    /// After a transient error: a retry event and a wait (`Retry-After`, capped at
+    /// `backoff_max`, else [`backoff`]), until `max_transient_attempts`.
+    async fn pause(
+        &self,
+        budget: &mut Budget,
+        error: &AttemptError,
+        job: &Job<'_>,
+    ) -> Result<(), FetchFailure> {
+        budget.transient += 1;
+        if budget.transient >= self.opts.max_transient_attempts {
+            return Err(budget.fail(error.to_string(), None));
+        }
+        self.retry_event(job.dest.key, budget, &error.to_string(), job.progress);
+        let delay = match error {
+            AttemptError::Status {
+                retry_after: Some(after),
+                ..
+            } => (*after).min(self.opts.backoff_max),
+            _ => backoff(&self.opts, budget.transient),
+        };
+        tokio::select! {
+            () = job.cancel.cancelled() => Err(FetchFailure::Cancelled),
+            () = tokio::time::sleep(delay) => Ok(()),
         }
     }
 
@@ -487,12 +553,11 @@ impl Fetcher {
         record: &mut FileRecord,
         budget: &Budget,
         reason: &str,
-        key: &str,
-        refresh: &dyn Refresh,
-        progress: &Progress,
+        job: &Job<'_>,
     ) -> Result<(), String> {
-        self.retry_event(key, budget, reason, progress);
-        match refresh.refresh(record).await {
+        let key = job.dest.key;
+        self.retry_event(key, budget, reason, job.progress);
+        match job.refresh.refresh(record).await {
             Ok(Some(fresh)) => *record = fresh,
             Ok(None) => return Err("DS no longer lists the file".to_owned()),
             Err(e) => tracing::warn!(key, "cannot refresh the file's metadata: {e}"),
@@ -505,11 +570,9 @@ impl Fetcher {
     async fn attempt(
         &self,
         record: &FileRecord,
-        dest: &Dest<'_>,
-        refresh: &dyn Refresh,
-        progress: &Progress,
-        cancel: &CancellationToken,
+        job: &Job<'_>,
     ) -> Result<(Box<dyn Upload>, u64, Digests), AttemptError> {
+        let dest = &job.dest;
         let meta = object_meta(record, None);
         let mut upload = dest
             .sink
@@ -517,15 +580,7 @@ impl Fetcher {
             .await
             .map_err(AttemptError::Sink)?;
         let mut hasher = Hasher::start();
-        let download = self.download(
-            record,
-            upload.as_mut(),
-            &mut hasher,
-            dest.key,
-            refresh,
-            progress,
-            cancel,
-        );
+        let download = self.download(record, upload.as_mut(), &mut hasher, job);
         let size = announced(record).unwrap_or(self.opts.max_unannounced_size);
         let result = match policy::attempt_deadline(size, &self.opts) {
             Some(deadline) => tokio::time::timeout(deadline, download)
@@ -567,147 +622,86 @@ impl Fetcher {
     /// download resumes from the fresh URL, as long as DS still announces the same size and
     /// checksum (the MD5 of the whole then proves the parts belong together); otherwise the
     /// attempt ends as [`AttemptError::Expired`] and starts over.
-    #[allow(clippy::too_many_arguments)]
     async fn download(
         &self,
         record: &FileRecord,
         upload: &mut dyn Upload,
         hasher: &mut Hasher,
-        key: &str,
-        refresh: &dyn Refresh,
-        progress: &Progress,
-        cancel: &CancellationToken,
+        job: &Job<'_>,
     ) -> Result<u64, AttemptError> {
-        let mut signed_url = record.url.clone();
-        let mut url = strip_query(&signed_url).to_owned();
-        let announced = announced(record);
-        let limit = policy::body_limit(announced, &self.opts);
-        let too_long = AttemptError::TooLong {
-            limit: limit.saturating_sub(1),
-            announced: announced.is_some(),
-        };
-        let mut received: u64 = 0;
-        let mut resumes = 0;
+        let limits = Limits::new(announced(record), &self.opts);
+        let mut at = Position::start(&record.url);
         loop {
-            // IP literals never reach the resolver: the URL itself is checked first.
-            if let Ok(parsed) = url::Url::parse(&signed_url) {
-                self.policy
-                    .check_url(&parsed)
-                    .map_err(|blocked| AttemptError::Blocked(blocked.to_string()))?;
-            }
-            let mut request = self.http.get(&signed_url);
-            if received > 0 {
-                request = request.header(RANGE, format!("bytes={received}-"));
-            }
-            let response = tokio::select! {
-                () = cancel.cancelled() => return Err(AttemptError::Cancelled),
-                r = request.send() => r.map_err(|error| AttemptError::from_request(&url, error))?,
-            };
+            let response = self.request(&at, job.cancel).await?;
             let status = response.status();
-            if received > 0 && expired_status(status) {
+            if at.received > 0 && expired_status(status) {
                 // The URL expired after the interruption: resume from a fresh one.
-                if resumes >= MAX_RESUMES || announced.is_none() {
-                    return Err(AttemptError::Expired { status, url });
-                }
-                match refresh.refresh(record).await {
-                    Ok(Some(fresh))
-                        if fresh.checksum == record.checksum
-                            && fresh.byte_size == record.byte_size
-                            && fresh.url != signed_url =>
-                    {
-                        resumes += 1;
-                        tracing::debug!(key, received, "resuming from a fresh URL");
-                        signed_url = fresh.url;
-                        url = strip_query(&signed_url).to_owned();
-                        continue;
-                    }
-                    _ => return Err(AttemptError::Expired { status, url }),
-                }
+                self.fresh_url(record, &mut at, status, &limits, job)
+                    .await?;
+                continue;
             }
-            if received > 0 {
-                let start = response
-                    .headers()
-                    .get(CONTENT_RANGE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(content_range_start);
-                if status != StatusCode::PARTIAL_CONTENT || start != Some(received) {
-                    return Err(AttemptError::RangeIgnored { status });
-                }
-            } else if expired_status(status) {
-                return Err(AttemptError::Expired { status, url });
-            } else if !status.is_success() {
-                let retry_after = response
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
-                return Err(AttemptError::Status {
-                    status,
-                    url,
-                    retry_after,
-                });
+            check_status(&response, &at)?;
+            let (expected, resumable) = expectations(&response, &at, &limits)?;
+            match read_body(response, &mut at, expected, &limits, hasher, upload, job).await? {
+                Body::Complete => return Ok(at.received),
+                Body::Interrupted(interruption) => resume(interruption, resumable, &mut at, job)?,
             }
-            let resumable = received > 0
-                || response
-                    .headers()
-                    .get(ACCEPT_RANGES)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| v.eq_ignore_ascii_case("bytes"));
-            let length = response
-                .headers()
-                .get(CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-                .map(|n| n.saturating_add(received));
-            if length.is_some_and(|n| n >= limit) {
-                return Err(too_long);
+        }
+    }
+
+    /// Sends the GET for `at`, asking only for the missing part after an interruption; the URL
+    /// itself is checked against [`policy`] first.
+    async fn request(
+        &self,
+        at: &Position,
+        cancel: &CancellationToken,
+    ) -> Result<reqwest::Response, AttemptError> {
+        // IP literals never reach the resolver: the URL itself is checked first.
+        if let Ok(parsed) = url::Url::parse(&at.signed_url) {
+            self.policy
+                .check_url(&parsed)
+                .map_err(|blocked| AttemptError::Blocked(blocked.to_string()))?;
+        }
+        let mut request = self.http.get(&at.signed_url);
+        if at.received > 0 {
+            request = request.header(RANGE, format!("bytes={}-", at.received));
+        }
+        tokio::select! {
+            () = cancel.cancelled() => Err(AttemptError::Cancelled),
+            r = request.send() => r.map_err(|error| AttemptError::from_request(&at.url, error)),
+        }
+    }
+
+    /// After an interruption the URL expired: switch to a fresh one while resumes are left and
+    /// DS still announces the same size and checksum, else the attempt ends as expired.
+    async fn fresh_url(
+        &self,
+        record: &FileRecord,
+        at: &mut Position,
+        status: StatusCode,
+        limits: &Limits,
+        job: &Job<'_>,
+    ) -> Result<(), AttemptError> {
+        let expired = |at: &Position| AttemptError::Expired {
+            status,
+            url: at.url.clone(),
+        };
+        if at.resumes >= MAX_RESUMES || limits.announced.is_none() {
+            return Err(expired(at));
+        }
+        match job.refresh.refresh(record).await {
+            Ok(Some(fresh))
+                if fresh.checksum == record.checksum
+                    && fresh.byte_size == record.byte_size
+                    && fresh.url != at.signed_url =>
+            {
+                at.resumes += 1;
+                let (key, received) = (job.dest.key, at.received);
+                tracing::debug!(key, received, "resuming from a fresh URL");
+                at.switch(fresh.url);
+                Ok(())
             }
-            let expected = announced.or(length);
-            let mut body = response.bytes_stream();
-            let interruption = loop {
-                let next = tokio::select! {
-                    () = cancel.cancelled() => return Err(AttemptError::Cancelled),
-                    next = body.next() => next,
-                };
-                match next {
-                    Some(Ok(chunk)) => {
-                        let n = chunk.len() as u64;
-                        // Never past the limit: the rest of the body is not read.
-                        if received.saturating_add(n) >= limit {
-                            return Err(too_long);
-                        }
-                        hasher.update(chunk.clone()).await;
-                        upload.write(chunk).await.map_err(AttemptError::Sink)?;
-                        received += n;
-                        progress.event(&Event::BytesWritten { n });
-                    }
-                    Some(Err(error)) => break AttemptError::from_request(&url, error),
-                    None => match expected {
-                        Some(expected) if received < expected => {
-                            break AttemptError::Truncated {
-                                got: received,
-                                expected,
-                            };
-                        }
-                        _ => return Ok(received),
-                    },
-                }
-            };
-            if !resumable || received == 0 || resumes >= MAX_RESUMES {
-                return Err(interruption);
-            }
-            resumes += 1;
-            tracing::debug!(
-                key,
-                received,
-                "resuming an interrupted download: {interruption}"
-            );
-            progress.event(&Event::Retry {
-                what: key.to_owned(),
-                attempt: resumes,
-                reason: format!("{interruption}; resuming at byte {received}"),
-            });
+            _ => Err(expired(at)),
         }
     }
 }
@@ -762,6 +756,219 @@ fn mismatch(record: &FileRecord, size: u64, digests: &Digests) -> String {
         "DS announced {} bytes with MD5 `{}`, got {size} bytes with MD5 `{}`",
         record.byte_size, record.checksum, digests.md5_base64
     )
+}
+
+/// Where one attempt's download stands: the URL it reads from, the bytes received so far and
+/// the resumes made.
+struct Position {
+    signed_url: String,
+    /// `signed_url` without its query: what messages show.
+    url: String,
+    received: u64,
+    resumes: u32,
+}
+
+impl Position {
+    /// Nothing received yet from `signed_url`.
+    fn start(signed_url: &str) -> Position {
+        Position {
+            signed_url: signed_url.to_owned(),
+            url: strip_query(signed_url).to_owned(),
+            received: 0,
+            resumes: 0,
+        }
+    }
+
+    /// Reads from `signed_url` from now on.
+    fn switch(&mut self, signed_url: String) {
+        self.url = strip_query(&signed_url).to_owned();
+        self.signed_url = signed_url;
+    }
+}
+
+/// How many bytes a body may have ([`policy::body_limit`]), and the size DS announced.
+struct Limits {
+    announced: Option<u64>,
+    /// The first byte count that is too long.
+    limit: u64,
+}
+
+impl Limits {
+    fn new(announced: Option<u64>, opts: &FetchOptions) -> Limits {
+        Limits {
+            announced,
+            limit: policy::body_limit(announced, opts),
+        }
+    }
+
+    /// The error of a body that reached [`Limits::limit`].
+    fn too_long(&self) -> AttemptError {
+        AttemptError::TooLong {
+            limit: self.limit.saturating_sub(1),
+            announced: self.announced.is_some(),
+        }
+    }
+}
+
+/// How reading a body ended, when the attempt goes on.
+enum Body {
+    /// Every expected byte arrived.
+    Complete,
+    /// The body broke off: resumable, maybe.
+    Interrupted(AttemptError),
+}
+
+/// Whether the response is what was asked for: the requested part after an interruption, else
+/// a success (an expired URL or another status ends the attempt).
+fn check_status(response: &reqwest::Response, at: &Position) -> Result<(), AttemptError> {
+    let status = response.status();
+    if at.received > 0 {
+        let start = response
+            .headers()
+            .get(CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(content_range_start);
+        if status != StatusCode::PARTIAL_CONTENT || start != Some(at.received) {
+            return Err(AttemptError::RangeIgnored { status });
+        }
+    } else if expired_status(status) {
+        return Err(AttemptError::Expired {
+            status,
+            url: at.url.clone(),
+        });
+    } else if !status.is_success() {
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        return Err(AttemptError::Status {
+            status,
+            url: at.url.clone(),
+            retry_after,
+        });
+    }
+    Ok(())
+}
+
+/// The size the whole body should have (DS's, else the server's `Content-Length`) and whether
+/// the server can resume it; `Err` when the server announces a body past the limit.
+fn expectations(
+    response: &reqwest::Response,
+    at: &Position,
+    limits: &Limits,
+) -> Result<(Option<u64>, bool), AttemptError> {
+    let resumable = at.received > 0
+        || response
+            .headers()
+            .get(ACCEPT_RANGES)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("bytes"));
+    let length = response
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|n| n.saturating_add(at.received));
+    if length.is_some_and(|n| n >= limits.limit) {
+        return Err(limits.too_long());
+    }
+    Ok((limits.announced.or(length), resumable))
+}
+
+/// Feeds the body's chunks to the hasher and the upload, never past the limit, until it ends:
+/// complete, interrupted (a transport error, or fewer bytes than `expected`), or `Err` when
+/// the attempt must end.
+async fn read_body(
+    response: reqwest::Response,
+    at: &mut Position,
+    expected: Option<u64>,
+    limits: &Limits,
+    hasher: &mut Hasher,
+    upload: &mut dyn Upload,
+    job: &Job<'_>,
+) -> Result<Body, AttemptError> {
+    let mut body = response.bytes_stream();
+    loop {
+        let next = tokio::select! {
+            () = job.cancel.cancelled() => return Err(AttemptError::Cancelled),
+            next = body.next() => next,
+        };
+        match next {
+            Some(Ok(chunk)) => {
+                let n = chunk.len() as u64;
+                // Never past the limit: the rest of the body is not read.
+                if at.received.saturating_add(n) >= limits.limit {
+                    return Err(limits.too_long());
+                }
+                hasher.update(chunk.clone()).await;
+                upload.write(chunk).await.map_err(AttemptError::Sink)?;
+                at.received += n;
+                job.progress.event(&Event::BytesWritten { n });
+            }
+            Some(Err(error)) => {
+                return Ok(Body::Interrupted(AttemptError::from_request(
+                    &at.url, error,
+                )));
+            }
+            None => {
+                return Ok(match expected {
+                    Some(expected) if at.received < expected => {
+                        Body::Interrupted(AttemptError::Truncated {
+                            got: at.received,
+                            expected,
+                        })
+                    }
+                    _ => Body::Complete,
+                });
+            }
+        }
+    }
+}
+
+/// After an interruption: resume (with a retry event) when the server allows it and resumes
+/// are left, else the attempt ends with the interruption.
+fn resume(
+    interruption: AttemptError,
+    resumable: bool,
+    at: &mut Position,
+    job: &Job<'_>,
+) -> Result<(), AttemptError> {
+    if !resumable || at.received == 0 || at.resumes >= MAX_RESUMES {
+        return Err(interruption);
+    }
+    at.resumes += 1;
+    let (key, received) = (job.dest.key, at.received);
+    tracing::debug!(
+        key,
+        received,
+        "resuming an interrupted download: {interruption}"
+    );
+    job.progress.event(&Event::Retry {
+        what: key.to_owned(),
+        attempt: at.resumes,
+        reason: format!("{interruption}; resuming at byte {received}"),
+    });
+    Ok(())
+}
+
+/// Whether downloaded bytes may be published: `Some(true)` when they are what DS announced,
+/// `Some(false)` (flagged) when an earlier download had the same bytes at DS's size, else
+/// `None`.
+fn publishable(
+    record: &FileRecord,
+    size: u64,
+    digests: &Digests,
+    seen: &[Digests],
+) -> Option<bool> {
+    let matches =
+        !verifiable(record) || (size == record.byte_size && digests.md5_base64 == record.checksum);
+    // Identical bytes twice outweigh DS's checksum only at DS's size. (They come from an
+    // allowed host: the policy refuses the others before any connection.)
+    let stable =
+        size == record.byte_size && seen.iter().any(|d| d.sha256_hex == digests.sha256_hex);
+    (matches || stable).then_some(matches)
 }
 
 /// Discards an upload; a failure to clean up is logged (the sink removes leftovers later).
