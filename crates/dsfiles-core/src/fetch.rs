@@ -3,6 +3,12 @@
 //! one bounded loop (transient errors with backoff and `Range` resume, expired URLs with fresh
 //! ones, checksum mismatches with a fresh download).
 //!
+//! Where each rule lives: `Fetcher::fetch` is the retry loop, with one step per kind of failure
+//! holding its budget check (`renew` for expired URLs, `pause` for transient errors and their
+//! backoff, `redownload` for bytes DS's metadata does not describe); `publishable` decides
+//! what may be published. `Fetcher::download` is one attempt, with its own bounded `Range`
+//! resumes (`resume`, and `fresh_url` for a URL that expired in between).
+//!
 //! File URLs are signed and point to another host than the API: this module has its own HTTP
 //! client that never sends an `Authorization` header nor a `Referer`, and URLs appear in
 //! messages only with their query stripped.
