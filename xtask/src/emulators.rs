@@ -33,21 +33,24 @@ struct Emulator {
     port: u16,
 }
 
+/// Fixed ports below Linux's ephemeral range (`ip_local_port_range`, 32768–60999 by default):
+/// a port inside it can be taken at any moment as the local end of an outgoing connection (a
+/// test suite running next door opens thousands), and fake-gcs-server then fails to bind.
 const EMULATORS: [Emulator; 3] = [
     Emulator {
         kind: Kind::Moto,
         name: "moto",
-        port: 45010,
+        port: 31010,
     },
     Emulator {
         kind: Kind::Azurite,
         name: "azurite",
-        port: 45011,
+        port: 31011,
     },
     Emulator {
         kind: Kind::FakeGcs,
         name: "fake-gcs-server",
-        port: 45012,
+        port: 31012,
     },
 ];
 
