@@ -164,7 +164,6 @@ const LONG_FUNCTIONS: &[(&str, usize)] = &[
     ("crates/dsfiles-core/src/fetch.rs::fetch", 119),
     ("crates/dsfiles-core/src/hash/md5.rs::compress", 111),
     ("crates/dsfiles-ds-client/src/transport.rs::classify", 127),
-    ("crates/dsfiles-server/src/metrics.rs::render", 146),
     ("crates/dsfiles-server/src/openapi.rs::schemas", 109),
     ("crates/dsfiles-server/src/routes.rs::table", 136),
     ("crates/dsfiles-server/src/webhooks.rs::signed", 114),
