@@ -163,7 +163,6 @@ const LONG_FUNCTIONS: &[(&str, usize)] = &[
     ("crates/dsfiles-core/src/fetch.rs::download", 142),
     ("crates/dsfiles-core/src/fetch.rs::fetch", 119),
     ("crates/dsfiles-core/src/hash/md5.rs::compress", 111),
-    ("crates/dsfiles-ds-client/src/transport.rs::classify", 127),
     ("crates/dsfiles-server/src/openapi.rs::schemas", 109),
     ("crates/dsfiles-server/src/routes.rs::table", 136),
     ("crates/dsfiles-server/src/webhooks.rs::signed", 114),
