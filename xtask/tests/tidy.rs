@@ -165,7 +165,6 @@ const LONG_FUNCTIONS: &[(&str, usize)] = &[
     ("crates/dsfiles-core/src/hash/md5.rs::compress", 111),
     ("crates/dsfiles-server/src/openapi.rs::schemas", 109),
     ("crates/dsfiles-server/src/routes.rs::table", 136),
-    ("crates/dsfiles-server/src/webhooks.rs::signed", 114),
     ("crates/dsfiles-sim/src/server.rs::file", 145),
     ("crates/dsfiles-sim/src/server.rs::graphql", 129),
     (
