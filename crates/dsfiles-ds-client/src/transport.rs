@@ -254,94 +254,19 @@ pub(crate) fn classify(
         });
     }
     let errors = graphql_errors(&json);
-    let first_message = || {
-        errors
-            .first()
-            .map(|e| e.message.clone())
-            .unwrap_or_else(|| status.to_string())
-    };
-    let has_code = |wanted: &str| errors.iter().any(|e| e.code.as_deref() == Some(wanted));
-
-    if status == StatusCode::UNAUTHORIZED {
-        return Err(Error::TokenExpired {
-            message: first_message(),
-        });
-    }
-    if status == StatusCode::FORBIDDEN || has_code("forbidden") {
-        let message = first_message();
-        let networks = networks_in(&message);
-        return Err(if networks.is_empty() {
-            Error::TokenRejected { message }
-        } else {
-            Error::TokenNetworkRestricted {
-                networks: networks.join(", "),
-                message,
-            }
-        });
-    }
-    if let Some(e) = errors
-        .iter()
-        .find(|e| e.code.as_deref() == Some("deprecated_token"))
-    {
-        return Err(Error::TokenDeprecated {
-            message: e.message.clone(),
-        });
+    if let Some(error) = token_error(status, &errors) {
+        return Err(error);
     }
     // A timeout leaves a partial page behind: never hand it out, ask again.
-    let page_too_large = errors.iter().any(|e| {
-        e.code.as_deref() == Some("timeout")
-            || e.message.to_ascii_lowercase().contains("complexity")
-    });
-    if page_too_large {
+    if page_too_large(&errors) {
         return Err(Error::GraphQl {
             operation: operation.name(),
             errors,
         });
     }
     let data = json.get("data").filter(|d| !d.is_null());
-    let root_present = match operation.root() {
-        Some(root) => data.and_then(|d| d.get(root)).is_some_and(|r| !r.is_null()),
-        None => data.is_some_and(Value::is_object),
-    };
-    if !root_present {
-        // Aliased fields: the caller reads the errors' paths to know which one failed.
-        if operation.root().is_none() && !errors.is_empty() {
-            return Err(Error::GraphQl {
-                operation: operation.name(),
-                errors,
-            });
-        }
-        let about = |code: &str| {
-            errors
-                .iter()
-                .find(|e| e.code.as_deref() == Some(code))
-                .map(|e| e.message.clone())
-        };
-        if let Some(message) = about("not_found") {
-            return Err(Error::NotFound { target, message });
-        }
-        if let Some(message) = about("unauthorized") {
-            return Err(Error::Unauthorized { target, message });
-        }
-        if !status.is_success() && errors.is_empty() {
-            return Err(Error::Http {
-                status: code,
-                snippet: snippet(body),
-            });
-        }
-        if errors.is_empty() {
-            return Err(Error::UnexpectedResponse {
-                operation: operation.name(),
-                reason: format!(
-                    "`data.{}` is missing and DS sent no error",
-                    operation.root().unwrap_or("*")
-                ),
-            });
-        }
-        return Err(Error::GraphQl {
-            operation: operation.name(),
-            errors,
-        });
+    if !root_present(operation, data) {
+        return Err(missing_root(operation, target, status, body, errors));
     }
     match data {
         Some(data) if status.is_success() => Ok(Answer {
@@ -352,6 +277,108 @@ pub(crate) fn classify(
             status: code,
             snippet: snippet(body),
         }),
+    }
+}
+
+/// The token error an answer carries, if any: 401 is an expired token, 403 or a `forbidden`
+/// code a rejected one (restricted to networks when the message names some), a
+/// `deprecated_token` code a deprecated one.
+fn token_error(status: StatusCode, errors: &[GraphQlError]) -> Option<Error> {
+    let first_message = || {
+        errors
+            .first()
+            .map(|e| e.message.clone())
+            .unwrap_or_else(|| status.to_string())
+    };
+    let has_code = |wanted: &str| errors.iter().any(|e| e.code.as_deref() == Some(wanted));
+    if status == StatusCode::UNAUTHORIZED {
+        return Some(Error::TokenExpired {
+            message: first_message(),
+        });
+    }
+    if status == StatusCode::FORBIDDEN || has_code("forbidden") {
+        let message = first_message();
+        let networks = networks_in(&message);
+        return Some(if networks.is_empty() {
+            Error::TokenRejected { message }
+        } else {
+            Error::TokenNetworkRestricted {
+                networks: networks.join(", "),
+                message,
+            }
+        });
+    }
+    errors
+        .iter()
+        .find(|e| e.code.as_deref() == Some("deprecated_token"))
+        .map(|e| Error::TokenDeprecated {
+            message: e.message.clone(),
+        })
+}
+
+/// Whether DS gave up on the page as too large: a GraphQL `timeout` or a complexity error.
+fn page_too_large(errors: &[GraphQlError]) -> bool {
+    errors.iter().any(|e| {
+        e.code.as_deref() == Some("timeout")
+            || e.message.to_ascii_lowercase().contains("complexity")
+    })
+}
+
+/// Whether `data` holds the operation's root field, not null (any object for an operation
+/// of aliased fields, which has no single root).
+fn root_present(operation: Operation, data: Option<&Value>) -> bool {
+    match operation.root() {
+        Some(root) => data.and_then(|d| d.get(root)).is_some_and(|r| !r.is_null()),
+        None => data.is_some_and(Value::is_object),
+    }
+}
+
+/// The error of an answer without its root field, most telling first: the GraphQL errors of
+/// aliased fields, not found, unauthorized, the HTTP status, then the missing data itself.
+fn missing_root(
+    operation: Operation,
+    target: Target,
+    status: StatusCode,
+    body: &[u8],
+    errors: Vec<GraphQlError>,
+) -> Error {
+    // Aliased fields: the caller reads the errors' paths to know which one failed.
+    if operation.root().is_none() && !errors.is_empty() {
+        return Error::GraphQl {
+            operation: operation.name(),
+            errors,
+        };
+    }
+    let about = |code: &str| {
+        errors
+            .iter()
+            .find(|e| e.code.as_deref() == Some(code))
+            .map(|e| e.message.clone())
+    };
+    if let Some(message) = about("not_found") {
+        return Error::NotFound { target, message };
+    }
+    if let Some(message) = about("unauthorized") {
+        return Error::Unauthorized { target, message };
+    }
+    if !status.is_success() && errors.is_empty() {
+        return Error::Http {
+            status: status.as_u16(),
+            snippet: snippet(body),
+        };
+    }
+    if errors.is_empty() {
+        return Error::UnexpectedResponse {
+            operation: operation.name(),
+            reason: format!(
+                "`data.{}` is missing and DS sent no error",
+                operation.root().unwrap_or("*")
+            ),
+        };
+    }
+    Error::GraphQl {
+        operation: operation.name(),
+        errors,
     }
 }
 

@@ -183,11 +183,20 @@ impl Metrics {
     /// The exposition text. `jobs_by_state` is in [`JobState::ALL`] order.
     pub(crate) fn render(&self, jobs_by_state: [u64; 5], ds: DsStats) -> String {
         let mut out = String::with_capacity(4096);
-        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
+        self.render_syncs(&mut out, jobs_by_state);
+        self.render_file_counters(&mut out);
+        render_ds(&mut out, ds);
+        self.render_webhooks(&mut out);
+        self.render_limits(&mut out);
+        self.render_requests(&mut out);
+        self.render_latency(&mut out);
+        out
+    }
+
+    /// Appends the sync jobs: in the history by state, and finished since start by final state.
+    fn render_syncs(&self, out: &mut String, jobs_by_state: [u64; 5]) {
         family(
-            &mut out,
+            out,
             "dsfiles_syncs",
             "gauge",
             "Sync jobs in the history by state.",
@@ -196,7 +205,7 @@ impl Metrics {
             let _ = writeln!(out, "dsfiles_syncs{{state=\"{}\"}} {n}", state.as_str());
         }
         family(
-            &mut out,
+            out,
             "dsfiles_syncs_finished_total",
             "counter",
             "Sync jobs finished since start, by final state.",
@@ -211,6 +220,10 @@ impl Metrics {
                 );
             }
         }
+    }
+
+    /// Appends the file and byte counters fed by the pipeline's progress.
+    fn render_file_counters(&self, out: &mut String) {
         let counters = [
             (
                 "dsfiles_files_stored_total",
@@ -244,32 +257,15 @@ impl Metrics {
             ),
         ];
         for (name, help, value) in counters {
-            family(&mut out, name, "counter", help);
+            family(out, name, "counter", help);
             let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
         }
-        let ds_counters = [
-            (
-                "dsfiles_ds_api_calls_total",
-                "GraphQL requests sent to DS.",
-                ds.api_calls,
-            ),
-            (
-                "dsfiles_ds_rate_limited_total",
-                "DS answers 429 Too Many Requests.",
-                ds.rate_limited,
-            ),
-            (
-                "dsfiles_ds_retries_total",
-                "DS requests retried.",
-                ds.retries,
-            ),
-        ];
-        for (name, help, value) in ds_counters {
-            family(&mut out, name, "counter", help);
-            let _ = writeln!(out, "{name} {value}");
-        }
+    }
+
+    /// Appends the webhook deliveries by kind and outcome.
+    fn render_webhooks(&self, out: &mut String) {
         family(
-            &mut out,
+            out,
             "dsfiles_webhooks_total",
             "counter",
             "DS webhook deliveries by kind and outcome.",
@@ -281,9 +277,12 @@ impl Metrics {
                 outcome.as_str()
             );
         }
-        self.render_limits(&mut out);
+    }
+
+    /// Appends the HTTP request counts by route, method and status.
+    fn render_requests(&self, out: &mut String) {
         family(
-            &mut out,
+            out,
             "dsfiles_http_requests_total",
             "counter",
             "HTTP requests by route, method and status.",
@@ -295,8 +294,12 @@ impl Metrics {
                 escape(route)
             );
         }
+    }
+
+    /// Appends the HTTP latency histograms, one per route and method.
+    fn render_latency(&self, out: &mut String) {
         family(
-            &mut out,
+            out,
             "dsfiles_http_request_duration_seconds",
             "histogram",
             "HTTP request latency by route.",
@@ -325,7 +328,36 @@ impl Metrics {
                 hist.count
             );
         }
-        out
+    }
+}
+
+/// Appends the `# HELP` and `# TYPE` lines of the family `name`.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Appends the counters of the requests sent to DS (`ds`, from the pipeline).
+fn render_ds(out: &mut String, ds: DsStats) {
+    let ds_counters = [
+        (
+            "dsfiles_ds_api_calls_total",
+            "GraphQL requests sent to DS.",
+            ds.api_calls,
+        ),
+        (
+            "dsfiles_ds_rate_limited_total",
+            "DS answers 429 Too Many Requests.",
+            ds.rate_limited,
+        ),
+        (
+            "dsfiles_ds_retries_total",
+            "DS requests retried.",
+            ds.retries,
+        ),
+    ];
+    for (name, help, value) in ds_counters {
+        family(out, name, "counter", help);
+        let _ = writeln!(out, "{name} {value}");
     }
 }
 
@@ -379,9 +411,6 @@ fn escape(value: &str) -> String {
 /// (Unix seconds; absent before the first), the last finished run's duration, failed runs and
 /// skipped ticks since the schedule was created.
 pub(crate) fn render_schedules(out: &mut String, schedules: &[Schedule]) {
-    let family = |out: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
     family(
         out,
         "dsfiles_schedule_last_success_timestamp_seconds",

@@ -183,25 +183,67 @@ fn no_destination(demarche: u64) -> ApiError {
     )
 }
 
+/// The metrics kind of the current (signed) webhooks.
+const SIGNED: &str = "signed";
+
 /// `POST /v1/webhooks/ds`.
 pub(crate) async fn signed(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    const KIND: &str = "signed";
     if state.config().webhook_secrets.is_empty() {
         return Err(unconfigured());
     }
     let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     if !signature_valid(&state, &body, signature) {
-        state.metrics().webhook(KIND, WebhookOutcome::Rejected);
+        state.metrics().webhook(SIGNED, WebhookOutcome::Rejected);
         return Err(ApiError::unauthorized(format!(
             "missing or invalid `{SIGNATURE_HEADER}` signature"
         )));
     }
-    let delivery: Delivery = serde_json::from_slice(&body).map_err(|e| {
-        state.metrics().webhook(KIND, WebhookOutcome::Rejected);
+    let delivery = parse_delivery(&state, &body)?;
+    let webhook = webhook_id(&state, &delivery)?;
+    let demarche = delivery.demarche_number;
+    check_number(&state, SIGNED, "demarche_number", demarche)?;
+    for number in delivery.events.iter().filter_map(|e| e.dossier_number) {
+        check_number(&state, SIGNED, "dossier_number", number)?;
+    }
+    let Some(dest) = state.config().webhook_destinations.get(&demarche).cloned() else {
+        state.metrics().webhook(SIGNED, WebhookOutcome::Rejected);
+        return Err(no_destination(demarche));
+    };
+    let fresh = observe_fresh(&state, &webhook, &delivery);
+    tracing::info!(
+        webhook = %webhook,
+        demarche,
+        events = delivery.events.len(),
+        duplicates = fresh.duplicates,
+        types = ?delivery.events.iter().filter_map(|e| e.kind.as_deref()).collect::<HashSet<_>>(),
+        "DS webhook received"
+    );
+    let jobs = enqueue_fresh(&state, &webhook, demarche, &dest, &fresh).await?;
+    let outcome = if fresh.dossiers.is_empty() && fresh.duplicates > 0 {
+        WebhookOutcome::Duplicate
+    } else {
+        WebhookOutcome::Accepted
+    };
+    state.metrics().webhook(SIGNED, outcome);
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(WebhookAccepted {
+            jobs,
+            duplicates: fresh.duplicates,
+        }),
+    )
+        .into_response())
+}
+
+/// The delivery in `body`, refused (400 when not the documented JSON, 422 beyond
+/// [`MAX_EVENTS`] events) and counted as rejected.
+fn parse_delivery(state: &AppState, body: &[u8]) -> Result<Delivery, ApiError> {
+    let delivery: Delivery = serde_json::from_slice(body).map_err(|e| {
+        state.metrics().webhook(SIGNED, WebhookOutcome::Rejected);
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "malformed_json",
@@ -209,33 +251,44 @@ pub(crate) async fn signed(
         )
     })?;
     if delivery.events.len() > MAX_EVENTS {
-        state.metrics().webhook(KIND, WebhookOutcome::Rejected);
+        state.metrics().webhook(SIGNED, WebhookOutcome::Rejected);
         return Err(ApiError::invalid(format!(
             "`{}` events in one delivery; at most `{MAX_EVENTS}`",
             delivery.events.len()
         )));
     }
-    let webhook = match &delivery.webhook_id {
-        serde_json::Value::String(s) => s.chars().take(128).collect(),
-        serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
+    Ok(delivery)
+}
+
+/// The delivery's `webhook_id` as the key of its dedup window (a string, cut to 128
+/// characters, or an integer); anything else is refused (422, counted as rejected).
+fn webhook_id(state: &AppState, delivery: &Delivery) -> Result<String, ApiError> {
+    match &delivery.webhook_id {
+        serde_json::Value::String(s) => Ok(s.chars().take(128).collect()),
+        serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => Ok(n.to_string()),
         _ => {
-            state.metrics().webhook(KIND, WebhookOutcome::Rejected);
-            return Err(ApiError::invalid(
+            state.metrics().webhook(SIGNED, WebhookOutcome::Rejected);
+            Err(ApiError::invalid(
                 "`webhook_id` must be a string or an integer",
-            ));
+            ))
         }
-    };
-    let demarche = delivery.demarche_number;
-    check_number(&state, KIND, "demarche_number", demarche)?;
-    for number in delivery.events.iter().filter_map(|e| e.dossier_number) {
-        check_number(&state, KIND, "dossier_number", number)?;
     }
-    let Some(dest) = state.config().webhook_destinations.get(&demarche).cloned() else {
-        state.metrics().webhook(KIND, WebhookOutcome::Rejected);
-        return Err(no_destination(demarche));
-    };
+}
+
+/// What a delivery brings that `webhook` had not delivered before.
+struct Fresh {
+    /// Events skipped as already seen (same `sequence`).
+    duplicates: usize,
+    /// Sequences of the new events (forgotten again when they cannot be queued).
+    sequences: Vec<u64>,
+    /// Dossiers named by the new events, sorted, each once.
+    dossiers: Vec<u64>,
+}
+
+/// Marks the delivery's events as seen for `webhook` and keeps the new ones.
+fn observe_fresh(state: &AppState, webhook: &str, delivery: &Delivery) -> Fresh {
     let sequences: Vec<u64> = delivery.events.iter().map(|e| e.sequence).collect();
-    let fresh = state.dedup().observe(&webhook, &sequences);
+    let fresh = state.dedup().observe(webhook, &sequences);
     let duplicates = fresh.iter().filter(|new| !**new).count();
     let new_sequences: Vec<u64> = sequences
         .iter()
@@ -252,32 +305,41 @@ pub(crate) async fn signed(
         .collect();
     dossiers.sort_unstable();
     dossiers.dedup();
-    tracing::info!(
-        webhook = %webhook,
-        demarche,
-        events = delivery.events.len(),
+    Fresh {
         duplicates,
-        types = ?delivery.events.iter().filter_map(|e| e.kind.as_deref()).collect::<HashSet<_>>(),
-        "DS webhook received"
-    );
+        sequences: new_sequences,
+        dossiers,
+    }
+}
+
+/// Queues one sync of the fresh dossiers into `dest` (nothing when there are none) and
+/// returns its job; when it cannot be queued, the fresh sequences are forgotten so that DS's
+/// retry of the delivery is processed.
+async fn enqueue_fresh(
+    state: &AppState,
+    webhook: &str,
+    demarche: u64,
+    dest: &str,
+    fresh: &Fresh,
+) -> Result<Vec<String>, ApiError> {
     let mut jobs = Vec::new();
-    if !dossiers.is_empty() {
+    if !fresh.dossiers.is_empty() {
         match state
             .jobs()
-            .enqueue_dossiers(demarche, &dest, &dossiers)
+            .enqueue_dossiers(demarche, dest, &fresh.dossiers)
             .await
         {
             Ok(record) => jobs.push(record.id),
             Err(SubmitError::QueueFull { max_queued }) => {
-                state.dedup().forget(&webhook, &new_sequences);
-                return Err(routes::queue_full(&state, max_queued));
+                state.dedup().forget(webhook, &fresh.sequences);
+                return Err(routes::queue_full(state, max_queued));
             }
             Err(SubmitError::Unavailable(details)) => {
-                state.dedup().forget(&webhook, &new_sequences);
+                state.dedup().forget(webhook, &fresh.sequences);
                 return Err(routes::database_unavailable(&details));
             }
             Err(SubmitError::ShuttingDown | SubmitError::Conflict(_)) => {
-                state.dedup().forget(&webhook, &new_sequences);
+                state.dedup().forget(webhook, &fresh.sequences);
                 return Err(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "shutting_down",
@@ -286,17 +348,7 @@ pub(crate) async fn signed(
             }
         }
     }
-    let outcome = if dossiers.is_empty() && duplicates > 0 {
-        WebhookOutcome::Duplicate
-    } else {
-        WebhookOutcome::Accepted
-    };
-    state.metrics().webhook(KIND, outcome);
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(WebhookAccepted { jobs, duplicates }),
-    )
-        .into_response())
+    Ok(jobs)
 }
 
 /// `POST /v1/webhooks/ds/{secret}`.
