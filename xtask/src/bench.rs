@@ -406,92 +406,18 @@ fn compare(
     inputs: &Inputs,
     tools: &[Tool],
 ) -> anyhow::Result<Vec<Row>> {
-    let mut rows: Vec<Row> = Vec::new();
-    let mut push = |tool: &str, commands: Vec<String>, sample: Sample, bytes: u64| match rows
-        .iter_mut()
-        .find(|r| r.tool == tool)
-    {
-        Some(row) => row.samples.push(sample),
-        None => rows.push(Row {
-            tool: tool.to_owned(),
-            commands,
-            samples: vec![sample],
-            bytes,
-        }),
-    };
+    let mut rows = Rows::default();
     for round in 0..bench.rounds {
-        // Alternate the order: forward on even rounds, backward on odd ones.
-        let order: Vec<Tool> = if round % 2 == 0 {
-            tools.to_vec()
-        } else {
-            tools.iter().rev().copied().collect()
-        };
-        for tool in order {
+        for tool in round_order(tools, round) {
             let label = format!("{name}-{tool:?}-r{round}").to_lowercase();
             let dest = bench.fresh_dir(&label)?;
             settle();
             match tool {
                 Tool::Dsfiles | Tool::DsfilesNoFsync => {
-                    let summary_path = bench.dir.join("logs").join(format!("{label}.summary.json"));
-                    let extra: &[&str] = if tool == Tool::DsfilesNoFsync {
-                        &["--dest-option", "fsync=false"]
-                    } else {
-                        &[]
-                    };
-                    let cmd = tools::dsfiles(
-                        &bench.dsfiles,
-                        demarche.number,
-                        &dest.display().to_string(),
-                        &summary_path,
-                        demarche.env(),
-                        extra,
-                    );
-                    let sample = timed(&cmd, &bench.log(&label))?;
-                    check_summary(&summary_path, inputs.files, inputs.bytes)?;
-                    check_tree(&dest, inputs.files, inputs.bytes, "dsfiles")?;
-                    let tool_name = if tool == Tool::Dsfiles {
-                        "dsfiles sync"
-                    } else {
-                        "dsfiles sync (fsync=false)"
-                    };
-                    say(format!(
-                        "{label}: {:.2} s, {} MiB",
-                        sample.wall_secs,
-                        sample.peak_rss_kib / 1024
-                    ));
-                    push(tool_name, vec![cmd.display()], sample, inputs.bytes);
+                    measure_dsfiles(bench, demarche, inputs, tool, (&label, &dest), &mut rows)?
                 }
-                Tool::Curl => {
-                    let cmd = tools::curl(&inputs.curl, &dest);
-                    let sample = timed(&cmd, &bench.log(&label))?;
-                    check_tree(&dest, inputs.files, inputs.bytes, "curl")?;
-                    let md5 = tools::md5sum(&inputs.md5, &dest);
-                    let hashed = timed(&md5, &bench.log(&format!("{label}-md5sum")))?;
-                    say(format!(
-                        "{label}: curl {:.2} s + md5sum {:.2} s",
-                        sample.wall_secs, hashed.wall_secs
-                    ));
-                    push("curl", vec![cmd.display()], sample.clone(), inputs.bytes);
-                    if tools.contains(&Tool::Aria2) {
-                        push(
-                            "curl + md5sum",
-                            vec![cmd.display(), md5.display()],
-                            sample.then(&hashed),
-                            inputs.bytes,
-                        );
-                    }
-                }
-                Tool::Aria2 => {
-                    let cmd = tools::aria2c(&inputs.aria2, &dest);
-                    let sample = timed(&cmd, &bench.log(&label))?;
-                    check_tree(&dest, inputs.files, inputs.bytes, "aria2c")?;
-                    say(format!(
-                        "{label}: {:.2} s, {} MiB",
-                        sample.wall_secs,
-                        sample.peak_rss_kib / 1024
-                    ));
-                    push("aria2c", vec![cmd.display()], sample, inputs.bytes);
-                }
+                Tool::Curl => measure_curl(bench, inputs, tools, (&label, &dest), &mut rows)?,
+                Tool::Aria2 => measure_aria2(bench, inputs, (&label, &dest), &mut rows)?,
             }
             // Keep the last dsfiles destination of the small corpus for the no-op re-run.
             if !(tool == Tool::Dsfiles && round + 1 == bench.rounds) {
@@ -500,7 +426,123 @@ fn compare(
             }
         }
     }
-    Ok(rows)
+    Ok(rows.0)
+}
+
+/// The tools in the order of `round`: forward on even rounds, backward on odd ones.
+fn round_order(tools: &[Tool], round: usize) -> Vec<Tool> {
+    if round.is_multiple_of(2) {
+        tools.to_vec()
+    } else {
+        tools.iter().rev().copied().collect()
+    }
+}
+
+/// The rows of one comparison, one per tool name, in the order tools first report.
+#[derive(Default)]
+struct Rows(Vec<Row>);
+
+impl Rows {
+    /// Adds `sample` to `tool`'s row; the first sample creates the row with its commands.
+    fn push(&mut self, tool: &str, commands: Vec<String>, sample: Sample, bytes: u64) {
+        match self.0.iter_mut().find(|r| r.tool == tool) {
+            Some(row) => row.samples.push(sample),
+            None => self.0.push(Row {
+                tool: tool.to_owned(),
+                commands,
+                samples: vec![sample],
+                bytes,
+            }),
+        }
+    }
+}
+
+/// One timed `dsfiles sync` (with or without fsync) into `dest`, its summary and tree checked.
+fn measure_dsfiles(
+    bench: &Bench,
+    demarche: &ds::Demarche,
+    inputs: &Inputs,
+    tool: Tool,
+    (label, dest): (&str, &Path),
+    rows: &mut Rows,
+) -> anyhow::Result<()> {
+    let summary_path = bench.dir.join("logs").join(format!("{label}.summary.json"));
+    let extra: &[&str] = if tool == Tool::DsfilesNoFsync {
+        &["--dest-option", "fsync=false"]
+    } else {
+        &[]
+    };
+    let cmd = tools::dsfiles(
+        &bench.dsfiles,
+        demarche.number,
+        &dest.display().to_string(),
+        &summary_path,
+        demarche.env(),
+        extra,
+    );
+    let sample = timed(&cmd, &bench.log(label))?;
+    check_summary(&summary_path, inputs.files, inputs.bytes)?;
+    check_tree(dest, inputs.files, inputs.bytes, "dsfiles")?;
+    let tool_name = if tool == Tool::Dsfiles {
+        "dsfiles sync"
+    } else {
+        "dsfiles sync (fsync=false)"
+    };
+    say(format!(
+        "{label}: {:.2} s, {} MiB",
+        sample.wall_secs,
+        sample.peak_rss_kib / 1024
+    ));
+    rows.push(tool_name, vec![cmd.display()], sample, inputs.bytes);
+    Ok(())
+}
+
+/// One timed curl into `dest`, then md5sum over it; the sum row only when aria2c is compared.
+fn measure_curl(
+    bench: &Bench,
+    inputs: &Inputs,
+    tools: &[Tool],
+    (label, dest): (&str, &Path),
+    rows: &mut Rows,
+) -> anyhow::Result<()> {
+    let cmd = tools::curl(&inputs.curl, dest);
+    let sample = timed(&cmd, &bench.log(label))?;
+    check_tree(dest, inputs.files, inputs.bytes, "curl")?;
+    let md5 = tools::md5sum(&inputs.md5, dest);
+    let hashed = timed(&md5, &bench.log(&format!("{label}-md5sum")))?;
+    say(format!(
+        "{label}: curl {:.2} s + md5sum {:.2} s",
+        sample.wall_secs, hashed.wall_secs
+    ));
+    rows.push("curl", vec![cmd.display()], sample.clone(), inputs.bytes);
+    if tools.contains(&Tool::Aria2) {
+        rows.push(
+            "curl + md5sum",
+            vec![cmd.display(), md5.display()],
+            sample.then(&hashed),
+            inputs.bytes,
+        );
+    }
+    Ok(())
+}
+
+/// One timed aria2c into `dest`, its tree checked.
+fn measure_aria2(
+    bench: &Bench,
+    inputs: &Inputs,
+    (label, dest): (&str, &Path),
+    rows: &mut Rows,
+) -> anyhow::Result<()> {
+    let cmd = tools::aria2c(&inputs.aria2, dest);
+    let sample = timed(&cmd, &bench.log(label))?;
+    check_tree(dest, inputs.files, inputs.bytes, "aria2c")?;
+    say(format!(
+        "{label}: {:.2} s, {} MiB",
+        sample.wall_secs,
+        sample.peak_rss_kib / 1024
+    ));
+    rows.push("aria2c", vec![cmd.display()], sample, inputs.bytes);
+    Ok(())
 }
 
 /// Re-runs dsfiles over a destination that already holds every file: 0 bytes may move.
