@@ -824,33 +824,19 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             dsfiles: dsfiles.clone(),
             rounds: opts.rounds,
         };
-        let main_inputs = bench.inputs(&main_demarche, main.spec.name)?;
-        let small_inputs = bench.inputs(&small_demarche, small.spec.name)?;
-        let mut cases = vec![main_case(&bench, main, &main_demarche, &main_inputs)?];
-        cases.push(small_case(&bench, small, &small_demarche, &small_inputs)?);
-        if opts.object_store {
-            cases.push(object_store_case(
-                &bench,
-                &root,
-                &sims,
-                &big_files,
-                &big_demarche,
-            )?);
-        }
-
-        if opts.perf {
-            profile(&bench, main.spec.name, &main_demarche, &main_inputs)?;
-            profile(&bench, small.spec.name, &small_demarche, &small_inputs)?;
-        }
-
+        let cases = measure_cases(
+            &bench,
+            &opts,
+            &root,
+            &sims,
+            (main, small),
+            [&main_demarche, &small_demarche, &big_demarche],
+            &big_files,
+        )?;
         let targets = targets(&cases, main, small, &big_files);
         Ok(Report {
             hashing,
-            title: if opts.quick {
-                "Quick run (`cargo xtask bench --quick`)".to_owned()
-            } else {
-                "Full run (`cargo xtask bench`)".to_owned()
-            },
+            title: report_title(opts.quick),
             started: started_at.clone(),
             duration_secs: 0.0,
             machine: machine(&root, &dsfiles),
@@ -866,6 +852,47 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let mut report = result?;
     report.duration_secs = started.elapsed().as_secs_f64();
     write_report(&mut report, &opts, &root, &dir)
+}
+
+/// Measures the main case, the small case and (if asked) the object-store case, then profiles
+/// one dsfiles run per corpus with `--perf`.
+fn measure_cases(
+    bench: &Bench,
+    opts: &Options,
+    root: &Path,
+    sims: &ds::Ds,
+    (main, small): (&Corpus, &Corpus),
+    [main_demarche, small_demarche, big_demarche]: [&ds::Demarche; 3],
+    big_files: &[&corpus::CorpusFile],
+) -> anyhow::Result<Vec<Case>> {
+    let main_inputs = bench.inputs(main_demarche, main.spec.name)?;
+    let small_inputs = bench.inputs(small_demarche, small.spec.name)?;
+    let mut cases = vec![main_case(bench, main, main_demarche, &main_inputs)?];
+    cases.push(small_case(bench, small, small_demarche, &small_inputs)?);
+    if opts.object_store {
+        cases.push(object_store_case(
+            bench,
+            root,
+            sims,
+            big_files,
+            big_demarche,
+        )?);
+    }
+
+    if opts.perf {
+        profile(bench, main.spec.name, main_demarche, &main_inputs)?;
+        profile(bench, small.spec.name, small_demarche, &small_inputs)?;
+    }
+    Ok(cases)
+}
+
+/// The report's title, naming the command that produced it.
+fn report_title(quick: bool) -> String {
+    if quick {
+        "Quick run (`cargo xtask bench --quick`)".to_owned()
+    } else {
+        "Full run (`cargo xtask bench`)".to_owned()
+    }
 }
 
 /// Creates `target/bench/{logs,runs,inputs,corpus}` and checks that the compared tools are installed.
