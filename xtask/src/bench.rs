@@ -406,92 +406,18 @@ fn compare(
     inputs: &Inputs,
     tools: &[Tool],
 ) -> anyhow::Result<Vec<Row>> {
-    let mut rows: Vec<Row> = Vec::new();
-    let mut push = |tool: &str, commands: Vec<String>, sample: Sample, bytes: u64| match rows
-        .iter_mut()
-        .find(|r| r.tool == tool)
-    {
-        Some(row) => row.samples.push(sample),
-        None => rows.push(Row {
-            tool: tool.to_owned(),
-            commands,
-            samples: vec![sample],
-            bytes,
-        }),
-    };
+    let mut rows = Rows::default();
     for round in 0..bench.rounds {
-        // Alternate the order: forward on even rounds, backward on odd ones.
-        let order: Vec<Tool> = if round % 2 == 0 {
-            tools.to_vec()
-        } else {
-            tools.iter().rev().copied().collect()
-        };
-        for tool in order {
+        for tool in round_order(tools, round) {
             let label = format!("{name}-{tool:?}-r{round}").to_lowercase();
             let dest = bench.fresh_dir(&label)?;
             settle();
             match tool {
                 Tool::Dsfiles | Tool::DsfilesNoFsync => {
-                    let summary_path = bench.dir.join("logs").join(format!("{label}.summary.json"));
-                    let extra: &[&str] = if tool == Tool::DsfilesNoFsync {
-                        &["--dest-option", "fsync=false"]
-                    } else {
-                        &[]
-                    };
-                    let cmd = tools::dsfiles(
-                        &bench.dsfiles,
-                        demarche.number,
-                        &dest.display().to_string(),
-                        &summary_path,
-                        demarche.env(),
-                        extra,
-                    );
-                    let sample = timed(&cmd, &bench.log(&label))?;
-                    check_summary(&summary_path, inputs.files, inputs.bytes)?;
-                    check_tree(&dest, inputs.files, inputs.bytes, "dsfiles")?;
-                    let tool_name = if tool == Tool::Dsfiles {
-                        "dsfiles sync"
-                    } else {
-                        "dsfiles sync (fsync=false)"
-                    };
-                    say(format!(
-                        "{label}: {:.2} s, {} MiB",
-                        sample.wall_secs,
-                        sample.peak_rss_kib / 1024
-                    ));
-                    push(tool_name, vec![cmd.display()], sample, inputs.bytes);
+                    measure_dsfiles(bench, demarche, inputs, tool, (&label, &dest), &mut rows)?
                 }
-                Tool::Curl => {
-                    let cmd = tools::curl(&inputs.curl, &dest);
-                    let sample = timed(&cmd, &bench.log(&label))?;
-                    check_tree(&dest, inputs.files, inputs.bytes, "curl")?;
-                    let md5 = tools::md5sum(&inputs.md5, &dest);
-                    let hashed = timed(&md5, &bench.log(&format!("{label}-md5sum")))?;
-                    say(format!(
-                        "{label}: curl {:.2} s + md5sum {:.2} s",
-                        sample.wall_secs, hashed.wall_secs
-                    ));
-                    push("curl", vec![cmd.display()], sample.clone(), inputs.bytes);
-                    if tools.contains(&Tool::Aria2) {
-                        push(
-                            "curl + md5sum",
-                            vec![cmd.display(), md5.display()],
-                            sample.then(&hashed),
-                            inputs.bytes,
-                        );
-                    }
-                }
-                Tool::Aria2 => {
-                    let cmd = tools::aria2c(&inputs.aria2, &dest);
-                    let sample = timed(&cmd, &bench.log(&label))?;
-                    check_tree(&dest, inputs.files, inputs.bytes, "aria2c")?;
-                    say(format!(
-                        "{label}: {:.2} s, {} MiB",
-                        sample.wall_secs,
-                        sample.peak_rss_kib / 1024
-                    ));
-                    push("aria2c", vec![cmd.display()], sample, inputs.bytes);
-                }
+                Tool::Curl => measure_curl(bench, inputs, tools, (&label, &dest), &mut rows)?,
+                Tool::Aria2 => measure_aria2(bench, inputs, (&label, &dest), &mut rows)?,
             }
             // Keep the last dsfiles destination of the small corpus for the no-op re-run.
             if !(tool == Tool::Dsfiles && round + 1 == bench.rounds) {
@@ -500,7 +426,123 @@ fn compare(
             }
         }
     }
-    Ok(rows)
+    Ok(rows.0)
+}
+
+/// The tools in the order of `round`: forward on even rounds, backward on odd ones.
+fn round_order(tools: &[Tool], round: usize) -> Vec<Tool> {
+    if round.is_multiple_of(2) {
+        tools.to_vec()
+    } else {
+        tools.iter().rev().copied().collect()
+    }
+}
+
+/// The rows of one comparison, one per tool name, in the order tools first report.
+#[derive(Default)]
+struct Rows(Vec<Row>);
+
+impl Rows {
+    /// Adds `sample` to `tool`'s row; the first sample creates the row with its commands.
+    fn push(&mut self, tool: &str, commands: Vec<String>, sample: Sample, bytes: u64) {
+        match self.0.iter_mut().find(|r| r.tool == tool) {
+            Some(row) => row.samples.push(sample),
+            None => self.0.push(Row {
+                tool: tool.to_owned(),
+                commands,
+                samples: vec![sample],
+                bytes,
+            }),
+        }
+    }
+}
+
+/// One timed `dsfiles sync` (with or without fsync) into `dest`, its summary and tree checked.
+fn measure_dsfiles(
+    bench: &Bench,
+    demarche: &ds::Demarche,
+    inputs: &Inputs,
+    tool: Tool,
+    (label, dest): (&str, &Path),
+    rows: &mut Rows,
+) -> anyhow::Result<()> {
+    let summary_path = bench.dir.join("logs").join(format!("{label}.summary.json"));
+    let extra: &[&str] = if tool == Tool::DsfilesNoFsync {
+        &["--dest-option", "fsync=false"]
+    } else {
+        &[]
+    };
+    let cmd = tools::dsfiles(
+        &bench.dsfiles,
+        demarche.number,
+        &dest.display().to_string(),
+        &summary_path,
+        demarche.env(),
+        extra,
+    );
+    let sample = timed(&cmd, &bench.log(label))?;
+    check_summary(&summary_path, inputs.files, inputs.bytes)?;
+    check_tree(dest, inputs.files, inputs.bytes, "dsfiles")?;
+    let tool_name = if tool == Tool::Dsfiles {
+        "dsfiles sync"
+    } else {
+        "dsfiles sync (fsync=false)"
+    };
+    say(format!(
+        "{label}: {:.2} s, {} MiB",
+        sample.wall_secs,
+        sample.peak_rss_kib / 1024
+    ));
+    rows.push(tool_name, vec![cmd.display()], sample, inputs.bytes);
+    Ok(())
+}
+
+/// One timed curl into `dest`, then md5sum over it; the sum row only when aria2c is compared.
+fn measure_curl(
+    bench: &Bench,
+    inputs: &Inputs,
+    tools: &[Tool],
+    (label, dest): (&str, &Path),
+    rows: &mut Rows,
+) -> anyhow::Result<()> {
+    let cmd = tools::curl(&inputs.curl, dest);
+    let sample = timed(&cmd, &bench.log(label))?;
+    check_tree(dest, inputs.files, inputs.bytes, "curl")?;
+    let md5 = tools::md5sum(&inputs.md5, dest);
+    let hashed = timed(&md5, &bench.log(&format!("{label}-md5sum")))?;
+    say(format!(
+        "{label}: curl {:.2} s + md5sum {:.2} s",
+        sample.wall_secs, hashed.wall_secs
+    ));
+    rows.push("curl", vec![cmd.display()], sample.clone(), inputs.bytes);
+    if tools.contains(&Tool::Aria2) {
+        rows.push(
+            "curl + md5sum",
+            vec![cmd.display(), md5.display()],
+            sample.then(&hashed),
+            inputs.bytes,
+        );
+    }
+    Ok(())
+}
+
+/// One timed aria2c into `dest`, its tree checked.
+fn measure_aria2(
+    bench: &Bench,
+    inputs: &Inputs,
+    (label, dest): (&str, &Path),
+    rows: &mut Rows,
+) -> anyhow::Result<()> {
+    let cmd = tools::aria2c(&inputs.aria2, dest);
+    let sample = timed(&cmd, &bench.log(label))?;
+    check_tree(dest, inputs.files, inputs.bytes, "aria2c")?;
+    say(format!(
+        "{label}: {:.2} s, {} MiB",
+        sample.wall_secs,
+        sample.peak_rss_kib / 1024
+    ));
+    rows.push("aria2c", vec![cmd.display()], sample, inputs.bytes);
+    Ok(())
 }
 
 /// Re-runs dsfiles over a destination that already holds every file: 0 bytes may move.
@@ -745,64 +787,16 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let started_at = first_line(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]));
     let root = workspace_root();
     let dir = target_dir(&root).join("bench");
-    for sub in ["logs", "runs", "inputs", "corpus"] {
-        fs::create_dir_all(dir.join(sub))
-            .with_context(|| format!("cannot create `{}`", dir.join(sub).display()))?;
-    }
-    for (binary, package) in [
-        ("curl", "curl"),
-        ("md5sum", "coreutils"),
-        ("/usr/bin/time", "time"),
-        ("aria2c", "aria2"),
-        ("nginx", "nginx"),
-    ] {
-        ensure_tool(binary, package)?;
-    }
-
-    // The shipped build (`dist`: fat LTO, one codegen unit), not the quick `release` profile
-    // of `cargo run --release`: the bench measures what users run.
-    say("building the shipped binary: cargo build --profile dist -p dsfiles-cli --bin dsfiles");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(&cargo)
-        .args([
-            "build",
-            "--profile",
-            "dist",
-            "-p",
-            "dsfiles-cli",
-            "--bin",
-            "dsfiles",
-        ])
-        .current_dir(&root)
-        .status()
-        .context("cannot run cargo")?;
-    if !status.success() {
-        bail!("cargo build --profile dist --bin dsfiles failed ({status})");
-    }
-    let dsfiles = target_dir(&root).join("dist/dsfiles");
+    prepare(&dir)?;
+    let (cargo, dsfiles) = build_dist(&root)?;
     let hashing = if opts.serve {
         Vec::new()
     } else {
         hash_throughput(&cargo, &root)?
     };
 
-    let (main_spec, small_spec) = specs(opts.quick);
     let corpus_root = dir.join("corpus");
-    let threads = std::thread::available_parallelism().map_or(2, usize::from);
-    let mut corpora: Vec<Corpus> = Vec::new();
-    for spec in [&main_spec, &small_spec] {
-        let t = Instant::now();
-        let c = corpus::ensure(&corpus_root, spec, threads)?;
-        say(format!(
-            "corpus `{}`: {} files, {:.0} MB, {} in {:.1} s",
-            spec.name,
-            c.files.len(),
-            c.total_bytes() as f64 / 1e6,
-            if c.generated { "generated" } else { "reused" },
-            t.elapsed().as_secs_f64()
-        ));
-        corpora.push(c);
-    }
+    let corpora = ensure_corpora(&corpus_root, opts.quick)?;
     let (main, small) = (&corpora[0], &corpora[1]);
 
     let nginx = nginx::Nginx::start(&dir.join("nginx"), &corpus_root)?;
@@ -830,147 +824,23 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             dsfiles: dsfiles.clone(),
             rounds: opts.rounds,
         };
-        let main_inputs = bench.inputs(&main_demarche, main.spec.name)?;
-        let small_inputs = bench.inputs(&small_demarche, small.spec.name)?;
-        let mut cases = Vec::new();
-
-        let all = [Tool::Dsfiles, Tool::Curl, Tool::Aria2, Tool::DsfilesNoFsync];
-        let rows = compare(&bench, main.spec.name, &main_demarche, &main_inputs, &all)?;
-        fs::remove_dir_all(bench.dir.join("runs").join(format!(
-            "{}-dsfiles-r{}",
-            main.spec.name,
-            bench.rounds - 1
-        )))
-        .ok();
-        cases.push(Case {
-            title: format!("{} files, {:.2} GB", main.files.len(), main.total_bytes() as f64 / 1e9),
-            description: format!(
-                "{} files of {}–{} bytes (log-uniform) plus {} of {} MiB, in {} dossiers; each run into a fresh empty directory.",
-                main.spec.files,
-                main.spec.min_size,
-                main.spec.max_size,
-                main.spec.big.len(),
-                main.spec.big.first().copied().unwrap_or(0) >> 20,
-                main.dossiers()
-            ),
-            rows,
-        });
-
-        let mut rows = compare(
+        let cases = measure_cases(
             &bench,
-            small.spec.name,
-            &small_demarche,
-            &small_inputs,
-            &[Tool::Dsfiles, Tool::Curl],
+            &opts,
+            &root,
+            &sims,
+            (main, small),
+            [&main_demarche, &small_demarche, &big_demarche],
+            &big_files,
         )?;
-        let noop = noop_reruns(
-            &bench,
-            small.spec.name,
-            &small_demarche,
-            small.files.len(),
-            small.total_bytes(),
-        )?;
-        rows.extend(noop);
-        cases.push(Case {
-            title: format!("{} files of 4 KiB, and a no-op re-run", small.files.len()),
-            description: format!(
-                "{} files of {} bytes in {} dossiers. The no-op rows re-run dsfiles over the last destination, which holds every file: 0 bytes moved (checked in the summary).",
-                small.files.len(),
-                small.spec.min_size,
-                small.dossiers()
-            ),
-            rows,
-        });
-
-        if opts.object_store {
-            let s3 = match s3::from_env_file(&root) {
-                Some(s3) => s3,
-                None => s3::start_s3s_fs(sims.runtime(), &dir.join("s3s-fs"))?,
-            };
-            say(format!("object-store case: {}", s3.describe));
-            let bytes = big_files.iter().map(|f| f.size).sum();
-            let row = object_store(&bench, &s3, &big_demarche, big_files.len(), bytes);
-            let description = format!(
-                "The large files only, streamed through MD5/SHA-256 into multipart uploads (dsfiles' default part size). Endpoint: {}.",
-                s3.describe
-            );
-            // The in-process store holds every round's objects on disk: stop it and free them.
-            if s3.in_process() {
-                drop(s3);
-                let _ = fs::remove_dir_all(dir.join("s3s-fs"));
-            }
-            cases.push(Case {
-                title: format!(
-                    "Object store: {} files of {} MiB into S3",
-                    big_files.len(),
-                    big_files.first().map_or(0, |f| f.size >> 20)
-                ),
-                description,
-                rows: vec![row?],
-            });
-        }
-
-        if opts.perf {
-            profile(&bench, main.spec.name, &main_demarche, &main_inputs)?;
-            profile(&bench, small.spec.name, &small_demarche, &small_inputs)?;
-        }
-
-        let main_case = &cases[0];
-        let wall = |c: &Case, tool: &str| c.row(tool).and_then(Row::median_wall);
-        let (gb, big_mib) = (
-            main.total_bytes() as f64 / 1e9,
-            big_files.first().map_or(0, |f| f.size >> 20),
-        );
-        let mut targets = vec![
-            ratio_target(
-                &format!("dsfiles wall time vs curl ({gb:.2} GB)"),
-                1.25,
-                wall(main_case, "dsfiles sync"),
-                wall(main_case, "curl"),
-            ),
-            ratio_target(
-                &format!("dsfiles wall time vs curl + md5sum ({gb:.2} GB)"),
-                0.9,
-                wall(main_case, "dsfiles sync"),
-                wall(main_case, "curl + md5sum"),
-            ),
-            rss_target(
-                &format!("dsfiles peak RSS ({gb:.2} GB, {big_mib} MiB files in flight)"),
-                main_case.row("dsfiles sync"),
-            ),
-        ];
-        let s3_row = cases
-            .iter()
-            .find(|c| c.title.starts_with("Object store"))
-            .and_then(|c| c.rows.first());
-        targets.push(rss_target(
-            &format!("dsfiles peak RSS into S3 ({big_mib} MiB files)"),
-            s3_row,
-        ));
-        let small_case = &cases[1];
-        targets.push(ratio_target(
-            &format!(
-                "dsfiles wall time vs curl ({} × 4 KiB, informative)",
-                small.files.len()
-            ),
-            1.25,
-            wall(small_case, "dsfiles sync"),
-            wall(small_case, "curl"),
-        ));
-
+        let targets = targets(&cases, main, small, &big_files);
         Ok(Report {
             hashing,
-            title: if opts.quick { "Quick run (`cargo xtask bench --quick`)".to_owned() } else { "Full run (`cargo xtask bench`)".to_owned() },
+            title: report_title(opts.quick),
             started: started_at.clone(),
             duration_secs: 0.0,
             machine: machine(&root, &dsfiles),
-            setup: vec![
-                format!("Files served by nginx ({} worker processes, `sendfile on`, HTTP/1.1 keep-alive) on http://{}/ from `target/bench/corpus/`; config generated in `target/bench/nginx/nginx.conf`.", 2, nginx.addr),
-                "The DS API is `dsfiles-sim` in the bench process: démarches whose file URLs point straight at nginx, with the corpus' sizes and MD5 checksums. The URL list of curl and aria2c comes from `dsfiles list --format jsonl` of the same démarche.".to_owned(),
-                format!("{} round(s); the order of the tools alternates (forward, then backward); median, min and max per tool. Every run writes into a fresh empty directory under `target/bench/runs/` (same disk as the corpus); `sync` is called before each run so that one run's writeback does not land in the next.", opts.rounds),
-                "Wall time, peak RSS and CPU time from GNU time (`/usr/bin/time -f '%e %M %U %S'`, peak RSS = the process' VmHWM, CPU = user + system time of the process, not of nginx). `curl + md5sum` is curl's run followed by `md5sum --check` of its files (times added, peak RSS the larger of the two).".to_owned(),
-                "dsfiles checks MD5 against DS's checksum and computes SHA-256 of every byte, writes each file under `.dsfiles/tmp/` with `O_DIRECT` (straight to the disk), fsyncs it and renames it into place (the default); the `fsync=false` row writes through the page cache without fsync, as curl does. curl verifies nothing; aria2c verifies MD5 after each download.".to_owned(),
-            ],
+            setup: setup(nginx.addr, opts.rounds),
             cases,
             targets,
         })
@@ -981,6 +851,288 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     drop(nginx);
     let mut report = result?;
     report.duration_secs = started.elapsed().as_secs_f64();
+    write_report(&mut report, &opts, &root, &dir)
+}
+
+/// Measures the main case, the small case and (if asked) the object-store case, then profiles
+/// one dsfiles run per corpus with `--perf`.
+fn measure_cases(
+    bench: &Bench,
+    opts: &Options,
+    root: &Path,
+    sims: &ds::Ds,
+    (main, small): (&Corpus, &Corpus),
+    [main_demarche, small_demarche, big_demarche]: [&ds::Demarche; 3],
+    big_files: &[&corpus::CorpusFile],
+) -> anyhow::Result<Vec<Case>> {
+    let main_inputs = bench.inputs(main_demarche, main.spec.name)?;
+    let small_inputs = bench.inputs(small_demarche, small.spec.name)?;
+    let mut cases = vec![main_case(bench, main, main_demarche, &main_inputs)?];
+    cases.push(small_case(bench, small, small_demarche, &small_inputs)?);
+    if opts.object_store {
+        cases.push(object_store_case(
+            bench,
+            root,
+            sims,
+            big_files,
+            big_demarche,
+        )?);
+    }
+
+    if opts.perf {
+        profile(bench, main.spec.name, main_demarche, &main_inputs)?;
+        profile(bench, small.spec.name, small_demarche, &small_inputs)?;
+    }
+    Ok(cases)
+}
+
+/// The report's title, naming the command that produced it.
+fn report_title(quick: bool) -> String {
+    if quick {
+        "Quick run (`cargo xtask bench --quick`)".to_owned()
+    } else {
+        "Full run (`cargo xtask bench`)".to_owned()
+    }
+}
+
+/// Creates `target/bench/{logs,runs,inputs,corpus}` and checks that the compared tools are installed.
+fn prepare(dir: &Path) -> anyhow::Result<()> {
+    for sub in ["logs", "runs", "inputs", "corpus"] {
+        fs::create_dir_all(dir.join(sub))
+            .with_context(|| format!("cannot create `{}`", dir.join(sub).display()))?;
+    }
+    for (binary, package) in [
+        ("curl", "curl"),
+        ("md5sum", "coreutils"),
+        ("/usr/bin/time", "time"),
+        ("aria2c", "aria2"),
+        ("nginx", "nginx"),
+    ] {
+        ensure_tool(binary, package)?;
+    }
+    Ok(())
+}
+
+/// Builds the shipped `dsfiles` binary; returns the cargo command and the binary's path.
+fn build_dist(root: &Path) -> anyhow::Result<(String, PathBuf)> {
+    // The shipped build (`dist`: fat LTO, one codegen unit), not the quick `release` profile
+    // of `cargo run --release`: the bench measures what users run.
+    say("building the shipped binary: cargo build --profile dist -p dsfiles-cli --bin dsfiles");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(&cargo)
+        .args([
+            "build",
+            "--profile",
+            "dist",
+            "-p",
+            "dsfiles-cli",
+            "--bin",
+            "dsfiles",
+        ])
+        .current_dir(root)
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("cargo build --profile dist --bin dsfiles failed ({status})");
+    }
+    let dsfiles = target_dir(root).join("dist/dsfiles");
+    Ok((cargo, dsfiles))
+}
+
+/// Generates (or reuses) the main and the small corpus, in that order.
+fn ensure_corpora(corpus_root: &Path, quick: bool) -> anyhow::Result<Vec<Corpus>> {
+    let (main_spec, small_spec) = specs(quick);
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    let mut corpora: Vec<Corpus> = Vec::new();
+    for spec in [&main_spec, &small_spec] {
+        let t = Instant::now();
+        let c = corpus::ensure(corpus_root, spec, threads)?;
+        say(format!(
+            "corpus `{}`: {} files, {:.0} MB, {} in {:.1} s",
+            spec.name,
+            c.files.len(),
+            c.total_bytes() as f64 / 1e6,
+            if c.generated { "generated" } else { "reused" },
+            t.elapsed().as_secs_f64()
+        ));
+        corpora.push(c);
+    }
+    Ok(corpora)
+}
+
+/// The main case: every tool on the main corpus, each run into a fresh empty directory.
+fn main_case(
+    bench: &Bench,
+    main: &Corpus,
+    main_demarche: &ds::Demarche,
+    main_inputs: &Inputs,
+) -> anyhow::Result<Case> {
+    let all = [Tool::Dsfiles, Tool::Curl, Tool::Aria2, Tool::DsfilesNoFsync];
+    let rows = compare(bench, main.spec.name, main_demarche, main_inputs, &all)?;
+    fs::remove_dir_all(bench.dir.join("runs").join(format!(
+        "{}-dsfiles-r{}",
+        main.spec.name,
+        bench.rounds - 1
+    )))
+    .ok();
+    Ok(Case {
+        title: format!(
+            "{} files, {:.2} GB",
+            main.files.len(),
+            main.total_bytes() as f64 / 1e9
+        ),
+        description: format!(
+            "{} files of {}–{} bytes (log-uniform) plus {} of {} MiB, in {} dossiers; each run into a fresh empty directory.",
+            main.spec.files,
+            main.spec.min_size,
+            main.spec.max_size,
+            main.spec.big.len(),
+            main.spec.big.first().copied().unwrap_or(0) >> 20,
+            main.dossiers()
+        ),
+        rows,
+    })
+}
+
+/// The small case: dsfiles and curl on 4 KiB files, then dsfiles' no-op re-runs.
+fn small_case(
+    bench: &Bench,
+    small: &Corpus,
+    small_demarche: &ds::Demarche,
+    small_inputs: &Inputs,
+) -> anyhow::Result<Case> {
+    let mut rows = compare(
+        bench,
+        small.spec.name,
+        small_demarche,
+        small_inputs,
+        &[Tool::Dsfiles, Tool::Curl],
+    )?;
+    let noop = noop_reruns(
+        bench,
+        small.spec.name,
+        small_demarche,
+        small.files.len(),
+        small.total_bytes(),
+    )?;
+    rows.extend(noop);
+    Ok(Case {
+        title: format!("{} files of 4 KiB, and a no-op re-run", small.files.len()),
+        description: format!(
+            "{} files of {} bytes in {} dossiers. The no-op rows re-run dsfiles over the last destination, which holds every file: 0 bytes moved (checked in the summary).",
+            small.files.len(),
+            small.spec.min_size,
+            small.dossiers()
+        ),
+        rows,
+    })
+}
+
+/// The object-store case: the large files into S3 (the emulator of `.emulators/env`, or s3s-fs).
+fn object_store_case(
+    bench: &Bench,
+    root: &Path,
+    sims: &ds::Ds,
+    big_files: &[&corpus::CorpusFile],
+    big_demarche: &ds::Demarche,
+) -> anyhow::Result<Case> {
+    let s3 = match s3::from_env_file(root) {
+        Some(s3) => s3,
+        None => s3::start_s3s_fs(sims.runtime(), &bench.dir.join("s3s-fs"))?,
+    };
+    say(format!("object-store case: {}", s3.describe));
+    let bytes = big_files.iter().map(|f| f.size).sum();
+    let row = object_store(bench, &s3, big_demarche, big_files.len(), bytes);
+    let description = format!(
+        "The large files only, streamed through MD5/SHA-256 into multipart uploads (dsfiles' default part size). Endpoint: {}.",
+        s3.describe
+    );
+    // The in-process store holds every round's objects on disk: stop it and free them.
+    if s3.in_process() {
+        drop(s3);
+        let _ = fs::remove_dir_all(bench.dir.join("s3s-fs"));
+    }
+    Ok(Case {
+        title: format!(
+            "Object store: {} files of {} MiB into S3",
+            big_files.len(),
+            big_files.first().map_or(0, |f| f.size >> 20)
+        ),
+        description,
+        rows: vec![row?],
+    })
+}
+
+/// The targets the report checks, from the measured cases (main first, small second).
+fn targets(
+    cases: &[Case],
+    main: &Corpus,
+    small: &Corpus,
+    big_files: &[&corpus::CorpusFile],
+) -> Vec<Target> {
+    let main_case = &cases[0];
+    let wall = |c: &Case, tool: &str| c.row(tool).and_then(Row::median_wall);
+    let (gb, big_mib) = (
+        main.total_bytes() as f64 / 1e9,
+        big_files.first().map_or(0, |f| f.size >> 20),
+    );
+    let mut targets = vec![
+        ratio_target(
+            &format!("dsfiles wall time vs curl ({gb:.2} GB)"),
+            1.25,
+            wall(main_case, "dsfiles sync"),
+            wall(main_case, "curl"),
+        ),
+        ratio_target(
+            &format!("dsfiles wall time vs curl + md5sum ({gb:.2} GB)"),
+            0.9,
+            wall(main_case, "dsfiles sync"),
+            wall(main_case, "curl + md5sum"),
+        ),
+        rss_target(
+            &format!("dsfiles peak RSS ({gb:.2} GB, {big_mib} MiB files in flight)"),
+            main_case.row("dsfiles sync"),
+        ),
+    ];
+    let s3_row = cases
+        .iter()
+        .find(|c| c.title.starts_with("Object store"))
+        .and_then(|c| c.rows.first());
+    targets.push(rss_target(
+        &format!("dsfiles peak RSS into S3 ({big_mib} MiB files)"),
+        s3_row,
+    ));
+    let small_case = &cases[1];
+    targets.push(ratio_target(
+        &format!(
+            "dsfiles wall time vs curl ({} × 4 KiB, informative)",
+            small.files.len()
+        ),
+        1.25,
+        wall(small_case, "dsfiles sync"),
+        wall(small_case, "curl"),
+    ));
+    targets
+}
+
+/// The report's description of the setup.
+fn setup(nginx_addr: std::net::SocketAddr, rounds: usize) -> Vec<String> {
+    vec![
+        format!("Files served by nginx ({} worker processes, `sendfile on`, HTTP/1.1 keep-alive) on http://{}/ from `target/bench/corpus/`; config generated in `target/bench/nginx/nginx.conf`.", 2, nginx_addr),
+        "The DS API is `dsfiles-sim` in the bench process: démarches whose file URLs point straight at nginx, with the corpus' sizes and MD5 checksums. The URL list of curl and aria2c comes from `dsfiles list --format jsonl` of the same démarche.".to_owned(),
+        format!("{} round(s); the order of the tools alternates (forward, then backward); median, min and max per tool. Every run writes into a fresh empty directory under `target/bench/runs/` (same disk as the corpus); `sync` is called before each run so that one run's writeback does not land in the next.", rounds),
+        "Wall time, peak RSS and CPU time from GNU time (`/usr/bin/time -f '%e %M %U %S'`, peak RSS = the process' VmHWM, CPU = user + system time of the process, not of nginx). `curl + md5sum` is curl's run followed by `md5sum --check` of its files (times added, peak RSS the larger of the two).".to_owned(),
+        "dsfiles checks MD5 against DS's checksum and computes SHA-256 of every byte, writes each file under `.dsfiles/tmp/` with `O_DIRECT` (straight to the disk), fsyncs it and renames it into place (the default); the `fsync=false` row writes through the page cache without fsync, as curl does. curl verifies nothing; aria2c verifies MD5 after each download.".to_owned(),
+    ]
+}
+
+/// Shows commands relative to the workspace root, writes the report and prints each target.
+fn write_report(
+    report: &mut Report,
+    opts: &Options,
+    root: &Path,
+    dir: &Path,
+) -> anyhow::Result<()> {
     // Commands as executed, with paths shown relative to the workspace root (where they were run from).
     let prefix = format!("{}/", root.display());
     for row in report.cases.iter_mut().flat_map(|c| c.rows.iter_mut()) {
@@ -997,7 +1149,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
     });
     let existing = fs::read_to_string(&out).unwrap_or_default();
-    fs::write(&out, report::splice(&existing, &report::render(&report)))
+    fs::write(&out, report::splice(&existing, &report::render(report)))
         .with_context(|| format!("cannot write `{}`", out.display()))?;
     for t in &report.targets {
         say(format!(

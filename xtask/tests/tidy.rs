@@ -160,15 +160,9 @@ const FUNCTION_LINES: usize = 100;
 /// Functions over [`FUNCTION_LINES`] today, each with the length it may not exceed: the list
 /// only shrinks. Splitting one below the limit means deleting its line here (the test says so).
 const LONG_FUNCTIONS: &[(&str, usize)] = &[
+    // MD5's 64 steps written out in RFC 1321's order, four rounds of sixteen: one table to check
+    // against the RFC, kept whole on purpose (see the module doc of hash/md5.rs).
     ("crates/dsfiles-core/src/hash/md5.rs::compress", 111),
-    ("crates/dsfiles-sim/src/server.rs::file", 145),
-    ("crates/dsfiles-sim/src/server.rs::graphql", 129),
-    (
-        "crates/dsfiles-sink/src/testing/gcs_fake.rs::object_route",
-        146,
-    ),
-    ("xtask/src/bench.rs::compare", 103),
-    ("xtask/src/bench.rs::run", 280),
 ];
 
 /// Every `.rs` file under `dir`, skipping build output and test-only files.

@@ -63,7 +63,31 @@ fn html(status: StatusCode, title: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "text/html")], body).into_response()
 }
 
+/// `POST /api/v2/graphql`: request faults, then the token, then the query.
 async fn graphql(AxState(world): AxState<Arc<World>>, headers: HeaderMap, body: Bytes) -> Response {
+    let pad_to = match request_faults(&world).await {
+        Ok(pad_to) => pad_to,
+        Err(response) => return response,
+    };
+    if let Some(response) = token_refusal(&world, &headers) {
+        return response;
+    }
+    let request: crate::ds::GraphqlRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &format!("invalid JSON body: {e}"),
+            );
+        }
+    };
+    answer_query(world, request, pad_to).await
+}
+
+/// Fires this request's faults: sleeps for every `SlowApi`, then answers the first refusing
+/// fault (`Err`), or gives the `GiganticPage` size to pad the answer to.
+async fn request_faults(world: &World) -> Result<Option<u64>, Response> {
     let seq = world.stats.graphql_requests.fetch_add(1, Ordering::Relaxed) + 1;
     let fired = world.fire(
         Scope::Request,
@@ -83,48 +107,56 @@ async fn graphql(AxState(world): AxState<Arc<World>>, headers: HeaderMap, body: 
         match fault {
             Fault::HostileRateLimit { reset, retry_after } => {
                 world.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                return hostile_rate_limit(&reset, retry_after.as_deref());
+                return Err(hostile_rate_limit(&reset, retry_after.as_deref()));
             }
             Fault::GiganticPage { bytes } => pad_to = Some(bytes),
             Fault::RateLimited {
                 reset_in_secs,
                 retry_after,
-            } => {
-                world.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                let reset = world
-                    .clock
-                    .now()
-                    .timestamp()
-                    .saturating_add_unsigned(reset_in_secs);
-                let mut response = (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    [(header::CONTENT_TYPE, "text/plain")],
-                    "Too many requests\n",
-                )
-                    .into_response();
-                let h = response.headers_mut();
-                h.insert("ratelimit-limit", HeaderValue::from_static("400"));
-                h.insert("ratelimit-remaining", HeaderValue::from_static("0"));
-                h.insert("ratelimit-reset", HeaderValue::from(reset));
-                if retry_after {
-                    h.insert(header::RETRY_AFTER, HeaderValue::from(reset_in_secs));
-                }
-                return response;
-            }
+            } => return Err(rate_limited(world, reset_in_secs, retry_after)),
             Fault::BadGateway => {
                 world.stats.server_errors.fetch_add(1, Ordering::Relaxed);
-                return html(StatusCode::BAD_GATEWAY, "502 Bad Gateway");
+                return Err(html(StatusCode::BAD_GATEWAY, "502 Bad Gateway"));
             }
             Fault::ServiceUnavailable => {
                 world.stats.server_errors.fetch_add(1, Ordering::Relaxed);
-                return html(
+                return Err(html(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "503 Service Temporarily Unavailable",
-                );
+                ));
             }
             _ => {}
         }
     }
+    Ok(pad_to)
+}
+
+/// [`Fault::RateLimited`]: DS's 429 with its `ratelimit-*` headers, `Retry-After` if asked.
+fn rate_limited(world: &World, reset_in_secs: u64, retry_after: bool) -> Response {
+    world.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+    let reset = world
+        .clock
+        .now()
+        .timestamp()
+        .saturating_add_unsigned(reset_in_secs);
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::CONTENT_TYPE, "text/plain")],
+        "Too many requests\n",
+    )
+        .into_response();
+    let h = response.headers_mut();
+    h.insert("ratelimit-limit", HeaderValue::from_static("400"));
+    h.insert("ratelimit-remaining", HeaderValue::from_static("0"));
+    h.insert("ratelimit-reset", HeaderValue::from(reset));
+    if retry_after {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(reset_in_secs));
+    }
+    response
+}
+
+/// DS's refusal of the bearer token, if any: missing (403), expired (401), not the world's (403).
+fn token_refusal(world: &World, headers: &HeaderMap) -> Option<Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -133,38 +165,38 @@ async fn graphql(AxState(world): AxState<Arc<World>>, headers: HeaderMap, body: 
         .filter(|t| !t.is_empty());
     let Some(token) = token else {
         world.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
-        return json_error(
+        return Some(json_error(
             StatusCode::FORBIDDEN,
             "forbidden",
             "Without a token, only persisted queries are allowed",
-        );
+        ));
     };
     if world.expired_tokens.iter().any(|t| t == token) {
         world.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
-        return json_error(
+        return Some(json_error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "Le jeton utilisé a expiré",
-        );
+        ));
     }
     if world.token.as_ref().is_some_and(|t| t != token) {
         world.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
-        return json_error(
+        return Some(json_error(
             StatusCode::FORBIDDEN,
             "forbidden",
             "Le jeton utilisé est invalide",
-        );
+        ));
     }
-    let request: crate::ds::GraphqlRequest = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(e) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                &format!("invalid JSON body: {e}"),
-            );
-        }
-    };
+    None
+}
+
+/// Runs the query off the async threads and answers it, padded if asked; a simulator bug
+/// becomes a counted, logged 500.
+async fn answer_query(
+    world: Arc<World>,
+    request: crate::ds::GraphqlRequest,
+    pad_to: Option<u64>,
+) -> Response {
     let worker = Arc::clone(&world);
     let result = tokio::task::spawn_blocking(move || crate::ds::run(&worker, &request)).await;
     match result {
@@ -421,6 +453,7 @@ fn hostile_response(
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+/// `GET`/`HEAD` of a signed file URL: link checks, download faults, then the (ranged) body.
 async fn file(
     AxState(world): AxState<Arc<World>>,
     method: Method,
@@ -439,93 +472,149 @@ async fn file(
     } else {
         world.stats.file_requests.fetch_add(1, Ordering::Relaxed) + 1
     };
-    let (Some((id, generation)), Some(Query(link))) = (parse_blob(&blob), link.ok()) else {
-        return (StatusCode::NOT_FOUND, "NoSuchKey\n").into_response();
+    let (id, content, content_type, dossier) = match signed_content(&world, &blob, link) {
+        Ok(found) => found,
+        Err(response) => return *response,
     };
-    if !world.verify(
-        &format!("file|{blob}|{}|{}", link.expires, link.n),
-        &link.sig,
-    ) {
-        return (StatusCode::FORBIDDEN, "SignatureDoesNotMatch\n").into_response();
-    }
-    let Some((content, content_type, dossier)) = world.content(id, generation) else {
-        return (StatusCode::NOT_FOUND, "NoSuchKey\n").into_response();
-    };
-    let expired_response = |world: &World| {
-        world.stats.expired_urls.fetch_add(1, Ordering::Relaxed);
-        (StatusCode::UNAUTHORIZED, "Temp URL invalid\n").into_response()
-    };
-    if world.is_expired(link.expires, link.n) {
-        return expired_response(&world);
-    }
-    let len = content.len();
-    let mut damage = Damage::default();
-    let mut hostile = None;
-    if !head {
-        let subject = Subject {
-            seq,
-            file: Some(id),
-            dossier: Some(dossier),
-        };
-        let fired = world.fire(Scope::Download, &subject, |_| true);
-        for fault in fired {
-            match fault {
-                Fault::SlowFile { delay_ms } => {
-                    tokio::time::sleep(Duration::from_millis(delay_ms)).await
-                }
-                Fault::ExpiredUrl => return expired_response(&world),
-                Fault::ExpireAllUrls => {
-                    world.expire_all_urls();
-                    return expired_response(&world);
-                }
-                Fault::ResetMidBody => {
-                    damage = Damage {
-                        cut_after: Some(len / 2),
-                        reset: true,
-                        ..damage
-                    }
-                }
-                Fault::TruncatedBody => {
-                    damage = Damage {
-                        cut_after: Some(len / 2),
-                        reset: false,
-                        ..damage
-                    }
-                }
-                Fault::Corrupt { varying } => {
-                    let attempt = {
-                        let mut faults = world.faults();
-                        let counter = faults.attempts.entry(id).or_default();
-                        *counter += 1;
-                        *counter
-                    };
-                    let (at, mask) = if varying {
-                        (
-                            (len / 2 + attempt * 7) % len.max(1),
-                            (attempt % 255 + 1) as u8,
-                        )
-                    } else {
-                        (len / 2, 0xFF)
-                    };
-                    damage.corrupt = (len > 0).then_some((at, mask));
-                }
-                Fault::RedirectTo { url } => {
-                    return (StatusCode::FOUND, [(header::LOCATION, url)]).into_response();
-                }
-                Fault::EndlessBody => hostile = Some(Hostile::Endless),
-                Fault::DripBody { interval_ms } => hostile = Some(Hostile::Drip { interval_ms }),
-                Fault::LongerBody { extra } => hostile = Some(Hostile::Longer { extra }),
-                _ => {}
-            }
+    let (damage, hostile) = if head {
+        (Damage::default(), None)
+    } else {
+        match download_faults(&world, seq, id, dossier, content.len()).await {
+            Ok(shaped) => shaped,
+            Err(response) => return response,
         }
-    }
+    };
     if let Some(hostile) = hostile {
         return hostile_response(hostile, content, content_type, world);
     }
     let range = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_range(v, len));
+        .and_then(|v| parse_range(v, content.len()));
+    ranged_response(range, head, content, content_type, damage, world)
+}
+
+/// The file behind a signed link `(id, content, content type, dossier)`, or the refusal:
+/// 404 for an unknown blob or a missing query, 403 for a bad signature, 401 once expired.
+fn signed_content(
+    world: &World,
+    blob: &str,
+    link: Result<Query<Link>, QueryRejection>,
+) -> Result<(u64, Content, String, u64), Box<Response>> {
+    let (Some((id, generation)), Some(Query(link))) = (parse_blob(blob), link.ok()) else {
+        return Err(Box::new(
+            (StatusCode::NOT_FOUND, "NoSuchKey\n").into_response(),
+        ));
+    };
+    if !world.verify(
+        &format!("file|{blob}|{}|{}", link.expires, link.n),
+        &link.sig,
+    ) {
+        return Err(Box::new(
+            (StatusCode::FORBIDDEN, "SignatureDoesNotMatch\n").into_response(),
+        ));
+    }
+    let Some((content, content_type, dossier)) = world.content(id, generation) else {
+        return Err(Box::new(
+            (StatusCode::NOT_FOUND, "NoSuchKey\n").into_response(),
+        ));
+    };
+    if world.is_expired(link.expires, link.n) {
+        return Err(Box::new(expired_response(world)));
+    }
+    Ok((id, content, content_type, dossier))
+}
+
+/// DS's answer to an expired signed URL, counted in `expired_urls`.
+fn expired_response(world: &World) -> Response {
+    world.stats.expired_urls.fetch_add(1, Ordering::Relaxed);
+    (StatusCode::UNAUTHORIZED, "Temp URL invalid\n").into_response()
+}
+
+/// Fires this download's faults in order: the damage and hostile shape of the body of `len`
+/// bytes, or the response that replaces it (expiry, redirect).
+async fn download_faults(
+    world: &World,
+    seq: u64,
+    id: u64,
+    dossier: u64,
+    len: u64,
+) -> Result<(Damage, Option<Hostile>), Response> {
+    let subject = Subject {
+        seq,
+        file: Some(id),
+        dossier: Some(dossier),
+    };
+    let mut damage = Damage::default();
+    let mut hostile = None;
+    for fault in world.fire(Scope::Download, &subject, |_| true) {
+        match fault {
+            Fault::SlowFile { delay_ms } => {
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await
+            }
+            Fault::ExpiredUrl => return Err(expired_response(world)),
+            Fault::ExpireAllUrls => {
+                world.expire_all_urls();
+                return Err(expired_response(world));
+            }
+            Fault::ResetMidBody => {
+                damage = Damage {
+                    cut_after: Some(len / 2),
+                    reset: true,
+                    ..damage
+                }
+            }
+            Fault::TruncatedBody => {
+                damage = Damage {
+                    cut_after: Some(len / 2),
+                    reset: false,
+                    ..damage
+                }
+            }
+            Fault::Corrupt { varying } => damage.corrupt = corruption(world, id, len, varying),
+            Fault::RedirectTo { url } => {
+                return Err((StatusCode::FOUND, [(header::LOCATION, url)]).into_response());
+            }
+            Fault::EndlessBody => hostile = Some(Hostile::Endless),
+            Fault::DripBody { interval_ms } => hostile = Some(Hostile::Drip { interval_ms }),
+            Fault::LongerBody { extra } => hostile = Some(Hostile::Longer { extra }),
+            _ => {}
+        }
+    }
+    Ok((damage, hostile))
+}
+
+/// [`Fault::Corrupt`]: the offset and XOR mask of the flipped byte, the same every attempt or
+/// (`varying`) moving with the file's attempt counter; `None` for an empty file.
+fn corruption(world: &World, id: u64, len: u64, varying: bool) -> Option<(u64, u8)> {
+    let attempt = {
+        let mut faults = world.faults();
+        let counter = faults.attempts.entry(id).or_default();
+        *counter += 1;
+        *counter
+    };
+    let (at, mask) = if varying {
+        (
+            (len / 2 + attempt * 7) % len.max(1),
+            (attempt % 255 + 1) as u8,
+        )
+    } else {
+        (len / 2, 0xFF)
+    };
+    (len > 0).then_some((at, mask))
+}
+
+/// The whole file or the asked range (416 if unsatisfiable), with its headers; damage is
+/// scaled to the served body; `HEAD` gets the headers alone.
+fn ranged_response(
+    range: Option<Result<(u64, u64), ()>>,
+    head: bool,
+    content: Content,
+    content_type: String,
+    mut damage: Damage,
+    world: Arc<World>,
+) -> Response {
+    let len = content.len();
     let (status, start, end_inclusive) = match range {
         Some(Ok((s, e))) => (StatusCode::PARTIAL_CONTENT, s, e),
         Some(Err(())) => {
@@ -560,7 +649,7 @@ async fn file(
     let body = if head {
         Body::empty()
     } else {
-        body_stream(content, start, body_len, damage, Arc::clone(&world))
+        body_stream(content, start, body_len, damage, world)
     };
     builder
         .body(body)

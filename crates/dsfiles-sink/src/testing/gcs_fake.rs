@@ -206,6 +206,7 @@ async fn bucket_route(
     xml(StatusCode::OK, body)
 }
 
+/// One object URL: dispatches on method and query to the multipart step or object operation.
 async fn object_route(
     State(state): State<AppState>,
     method: Method,
@@ -218,129 +219,25 @@ async fn object_route(
         return error(StatusCode::INTERNAL_SERVER_ERROR, "Poisoned");
     };
     let inner = &mut *inner;
-    let id = (bucket.clone(), key.clone());
+    let pending = &*state.pending;
+    let id = (bucket, key);
     match (
         method.clone(),
         query.get("uploadId"),
         query.contains_key("uploads"),
     ) {
-        // Part upload.
-        (Method::PUT, Some(upload_id), _) => {
-            let Some(number) = query
-                .get("partNumber")
-                .and_then(|n| n.parse::<usize>().ok())
-            else {
-                return error(StatusCode::BAD_REQUEST, "InvalidArgument");
-            };
-            let Some(upload) = inner.uploads.get_mut(upload_id) else {
-                return error(StatusCode::NOT_FOUND, "NoSuchUpload");
-            };
-            let etag = format!("\"part-{number}-{}\"", body.len());
-            upload.parts.insert(number, body);
-            inner.parts_received += 1;
-            (StatusCode::OK, [(header::ETAG, etag)]).into_response()
-        }
-        // Initiate a multipart upload.
-        (Method::POST, None, true) => {
-            inner.next_id += 1;
-            let upload_id = format!("upload-{}", inner.next_id);
-            inner.uploads.insert(
-                upload_id.clone(),
-                Upload {
-                    bucket: bucket.clone(),
-                    key: key.clone(),
-                    headers: kept_headers(&headers),
-                    parts: BTreeMap::new(),
-                },
-            );
-            state.pending.send_replace(inner.uploads.len());
-            xml(
-                StatusCode::OK,
-                format!(
-                    "<?xml version='1.0' encoding='UTF-8'?><InitiateMultipartUploadResult><Bucket>{}</Bucket><Key>{}</Key><UploadId>{upload_id}</UploadId></InitiateMultipartUploadResult>",
-                    escape(&bucket),
-                    escape(&key)
-                ),
-            )
-        }
-        // Complete: assemble the parts listed in the request, in order.
+        (Method::PUT, Some(upload_id), _) => put_part(inner, upload_id, &query, body),
+        (Method::POST, None, true) => initiate_upload(inner, pending, id, &headers),
         (Method::POST, Some(upload_id), _) => {
-            let Some(upload) = inner.uploads.remove(upload_id) else {
-                return error(StatusCode::NOT_FOUND, "NoSuchUpload");
-            };
-            state.pending.send_replace(inner.uploads.len());
-            let text = String::from_utf8_lossy(&body);
-            let numbers: Vec<usize> = text
-                .split("<PartNumber>")
-                .skip(1)
-                .filter_map(|s| s.split("</PartNumber>").next()?.trim().parse().ok())
-                .collect();
-            let mut data = Vec::new();
-            for n in &numbers {
-                match upload.parts.get(n) {
-                    Some(part) => data.extend_from_slice(part),
-                    None => return error(StatusCode::BAD_REQUEST, "InvalidPart"),
-                }
-            }
-            inner.next_id += 1;
-            let etag = format!("\"obj-{}\"", inner.next_id);
-            inner.objects.insert(
-                (upload.bucket, upload.key),
-                Object {
-                    data: Bytes::from(data),
-                    headers: upload.headers,
-                    etag: etag.clone(),
-                    generation: inner.next_id,
-                },
-            );
-            xml(
-                StatusCode::OK,
-                format!(
-                    "<?xml version='1.0' encoding='UTF-8'?><CompleteMultipartUploadResult><Bucket>{}</Bucket><Key>{}</Key><ETag>{}</ETag></CompleteMultipartUploadResult>",
-                    escape(&bucket),
-                    escape(&key),
-                    escape(&etag)
-                ),
-            )
+            complete_upload(inner, pending, upload_id, &id, &body)
         }
         // Abort.
         (Method::DELETE, Some(upload_id), _) => {
             inner.uploads.remove(upload_id);
-            state.pending.send_replace(inner.uploads.len());
+            pending.send_replace(inner.uploads.len());
             StatusCode::NO_CONTENT.into_response()
         }
-        // Single-request upload.
-        (Method::PUT, None, false) => {
-            if let Some(wanted) = headers.get("x-goog-if-generation-match") {
-                let current = inner.objects.get(&id).map_or(0, |o| o.generation);
-                if wanted.to_str().ok() != Some(current.to_string().as_str()) {
-                    return error(StatusCode::PRECONDITION_FAILED, "PreconditionFailed");
-                }
-            }
-            inner.next_id += 1;
-            let generation = inner.next_id;
-            let etag = format!("\"obj-{generation}\"");
-            inner.objects.insert(
-                id,
-                Object {
-                    data: body,
-                    headers: kept_headers(&headers),
-                    etag: etag.clone(),
-                    generation,
-                },
-            );
-            (
-                StatusCode::OK,
-                [
-                    (header::ETAG, etag),
-                    (
-                        header::HeaderName::from_static("x-goog-generation"),
-                        generation.to_string(),
-                    ),
-                ],
-            )
-                .into_response()
-        }
+        (Method::PUT, None, false) => put_object(inner, id, &headers, body),
         (Method::GET | Method::HEAD, None, false) => match inner.objects.get(&id) {
             Some(object) => get_object(object, &headers, method == Method::HEAD),
             None => error(StatusCode::NOT_FOUND, "NoSuchKey"),
@@ -351,6 +248,140 @@ async fn object_route(
         },
         _ => error(StatusCode::NOT_IMPLEMENTED, "NotImplemented"),
     }
+}
+
+/// Part upload: stores part `partNumber` of a known upload.
+fn put_part(
+    inner: &mut Inner,
+    upload_id: &str,
+    query: &HashMap<String, String>,
+    body: Bytes,
+) -> Response {
+    let Some(number) = query
+        .get("partNumber")
+        .and_then(|n| n.parse::<usize>().ok())
+    else {
+        return error(StatusCode::BAD_REQUEST, "InvalidArgument");
+    };
+    let Some(upload) = inner.uploads.get_mut(upload_id) else {
+        return error(StatusCode::NOT_FOUND, "NoSuchUpload");
+    };
+    let etag = format!("\"part-{number}-{}\"", body.len());
+    upload.parts.insert(number, body);
+    inner.parts_received += 1;
+    (StatusCode::OK, [(header::ETAG, etag)]).into_response()
+}
+
+/// Initiates a multipart upload of `(bucket, key)`, keeping the request's headers for the object.
+fn initiate_upload(
+    inner: &mut Inner,
+    pending: &tokio::sync::watch::Sender<usize>,
+    (bucket, key): (String, String),
+    headers: &HeaderMap,
+) -> Response {
+    inner.next_id += 1;
+    let upload_id = format!("upload-{}", inner.next_id);
+    let body = format!(
+        "<?xml version='1.0' encoding='UTF-8'?><InitiateMultipartUploadResult><Bucket>{}</Bucket><Key>{}</Key><UploadId>{upload_id}</UploadId></InitiateMultipartUploadResult>",
+        escape(&bucket),
+        escape(&key)
+    );
+    inner.uploads.insert(
+        upload_id,
+        Upload {
+            bucket,
+            key,
+            headers: kept_headers(headers),
+            parts: BTreeMap::new(),
+        },
+    );
+    pending.send_replace(inner.uploads.len());
+    xml(StatusCode::OK, body)
+}
+
+/// Completes an upload: assembles the parts listed in the request, in order, into the object.
+fn complete_upload(
+    inner: &mut Inner,
+    pending: &tokio::sync::watch::Sender<usize>,
+    upload_id: &str,
+    (bucket, key): &(String, String),
+    body: &Bytes,
+) -> Response {
+    let Some(upload) = inner.uploads.remove(upload_id) else {
+        return error(StatusCode::NOT_FOUND, "NoSuchUpload");
+    };
+    pending.send_replace(inner.uploads.len());
+    let text = String::from_utf8_lossy(body);
+    let numbers: Vec<usize> = text
+        .split("<PartNumber>")
+        .skip(1)
+        .filter_map(|s| s.split("</PartNumber>").next()?.trim().parse().ok())
+        .collect();
+    let mut data = Vec::new();
+    for n in &numbers {
+        match upload.parts.get(n) {
+            Some(part) => data.extend_from_slice(part),
+            None => return error(StatusCode::BAD_REQUEST, "InvalidPart"),
+        }
+    }
+    inner.next_id += 1;
+    let etag = format!("\"obj-{}\"", inner.next_id);
+    inner.objects.insert(
+        (upload.bucket, upload.key),
+        Object {
+            data: Bytes::from(data),
+            headers: upload.headers,
+            etag: etag.clone(),
+            generation: inner.next_id,
+        },
+    );
+    xml(
+        StatusCode::OK,
+        format!(
+            "<?xml version='1.0' encoding='UTF-8'?><CompleteMultipartUploadResult><Bucket>{}</Bucket><Key>{}</Key><ETag>{}</ETag></CompleteMultipartUploadResult>",
+            escape(bucket),
+            escape(key),
+            escape(&etag)
+        ),
+    )
+}
+
+/// Single-request upload, refused (412) when `x-goog-if-generation-match` is not the current one.
+fn put_object(
+    inner: &mut Inner,
+    id: (String, String),
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(wanted) = headers.get("x-goog-if-generation-match") {
+        let current = inner.objects.get(&id).map_or(0, |o| o.generation);
+        if wanted.to_str().ok() != Some(current.to_string().as_str()) {
+            return error(StatusCode::PRECONDITION_FAILED, "PreconditionFailed");
+        }
+    }
+    inner.next_id += 1;
+    let generation = inner.next_id;
+    let etag = format!("\"obj-{generation}\"");
+    inner.objects.insert(
+        id,
+        Object {
+            data: body,
+            headers: kept_headers(headers),
+            etag: etag.clone(),
+            generation,
+        },
+    );
+    (
+        StatusCode::OK,
+        [
+            (header::ETAG, etag),
+            (
+                header::HeaderName::from_static("x-goog-generation"),
+                generation.to_string(),
+            ),
+        ],
+    )
+        .into_response()
 }
 
 fn get_object(object: &Object, request: &HeaderMap, head: bool) -> Response {
