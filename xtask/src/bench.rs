@@ -457,6 +457,25 @@ impl Rows {
     }
 }
 
+/// The `dsfiles sync` of run `label` into `dest`, and where its summary goes.
+fn dsfiles_sync(
+    bench: &Bench,
+    demarche: &ds::Demarche,
+    (label, dest): (&str, &Path),
+    extra: &[&str],
+) -> (measure::Cmd, PathBuf) {
+    let summary_path = bench.dir.join("logs").join(format!("{label}.summary.json"));
+    let cmd = tools::dsfiles(
+        &bench.dsfiles,
+        demarche.number,
+        &dest.display().to_string(),
+        &summary_path,
+        demarche.env(),
+        extra,
+    );
+    (cmd, summary_path)
+}
+
 /// One timed `dsfiles sync` (with or without fsync) into `dest`, its summary and tree checked.
 fn measure_dsfiles(
     bench: &Bench,
@@ -466,20 +485,12 @@ fn measure_dsfiles(
     (label, dest): (&str, &Path),
     rows: &mut Rows,
 ) -> anyhow::Result<()> {
-    let summary_path = bench.dir.join("logs").join(format!("{label}.summary.json"));
     let extra: &[&str] = if tool == Tool::DsfilesNoFsync {
         &["--dest-option", "fsync=false"]
     } else {
         &[]
     };
-    let cmd = tools::dsfiles(
-        &bench.dsfiles,
-        demarche.number,
-        &dest.display().to_string(),
-        &summary_path,
-        demarche.env(),
-        extra,
-    );
+    let (cmd, summary_path) = dsfiles_sync(bench, demarche, (label, dest), extra);
     let sample = timed(&cmd, &bench.log(label))?;
     check_summary(&summary_path, inputs.files, inputs.bytes)?;
     check_tree(dest, inputs.files, inputs.bytes, "dsfiles")?;
@@ -573,15 +584,7 @@ fn noop_reruns(
                 "{name}-noop{}-r{round}",
                 if extra.is_empty() { "" } else { "-full" }
             );
-            let summary_path = bench.dir.join("logs").join(format!("{label}.summary.json"));
-            let cmd = tools::dsfiles(
-                &bench.dsfiles,
-                demarche.number,
-                &dest.display().to_string(),
-                &summary_path,
-                demarche.env(),
-                extra,
-            );
+            let (cmd, summary_path) = dsfiles_sync(bench, demarche, (&label, &dest), extra);
             settle();
             let sample = timed(&cmd, &bench.log(&label))?;
             let s = check_summary(&summary_path, 0, 0)?;

@@ -131,6 +131,16 @@ async fn request_faults(world: &World) -> Result<Option<u64>, Response> {
     Ok(pad_to)
 }
 
+/// A bare 429, before its rate-limit headers.
+fn too_many_requests() -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::CONTENT_TYPE, "text/plain")],
+        "Too many requests\n",
+    )
+        .into_response()
+}
+
 /// [`Fault::RateLimited`]: DS's 429 with its `ratelimit-*` headers, `Retry-After` if asked.
 fn rate_limited(world: &World, reset_in_secs: u64, retry_after: bool) -> Response {
     world.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
@@ -139,12 +149,7 @@ fn rate_limited(world: &World, reset_in_secs: u64, retry_after: bool) -> Respons
         .now()
         .timestamp()
         .saturating_add_unsigned(reset_in_secs);
-    let mut response = (
-        StatusCode::TOO_MANY_REQUESTS,
-        [(header::CONTENT_TYPE, "text/plain")],
-        "Too many requests\n",
-    )
-        .into_response();
+    let mut response = too_many_requests();
     let h = response.headers_mut();
     h.insert("ratelimit-limit", HeaderValue::from_static("400"));
     h.insert("ratelimit-remaining", HeaderValue::from_static("0"));
@@ -234,12 +239,7 @@ fn json_answer(world: &World, body: &serde_json::Value) -> Response {
 
 /// [`Fault::HostileRateLimit`]: a 429 carrying the raw header values it was given.
 fn hostile_rate_limit(reset: &str, retry_after: Option<&str>) -> Response {
-    let mut response = (
-        StatusCode::TOO_MANY_REQUESTS,
-        [(header::CONTENT_TYPE, "text/plain")],
-        "Too many requests\n",
-    )
-        .into_response();
+    let mut response = too_many_requests();
     let h = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(reset) {
         h.insert("ratelimit-reset", value);
