@@ -29,6 +29,8 @@ mod removal;
 pub mod seda;
 mod state;
 mod sync;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod verify;
 pub mod wire;
 

@@ -1,5 +1,3 @@
-use std::path::PathBuf;
-
 use chrono::{DateTime, TimeZone as _, Utc};
 
 use super::format::identify;
@@ -8,47 +6,12 @@ use super::*;
 use crate::extract::Source;
 use crate::wire::DossierData;
 
-/// The SEDA 2.2 schemas: `DSFILES_SEDA_SCHEMAS`, else the copy in `fixtures/seda/2.2`.
-pub(crate) fn schemas() -> PathBuf {
-    match std::env::var_os("DSFILES_SEDA_SCHEMAS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/seda/2.2"),
-    }
-}
-
-/// Validates `xml` against SEDA 2.2 with xmllint (offline, through the catalog). Without
-/// xmllint: a failure under `CI=true`, else skipped with a note.
+/// Validates `xml` against SEDA 2.2 (see [`crate::testing::assert_valid_seda`]).
 pub(crate) fn validate(xml: &[u8]) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("manifest.xml");
     std::fs::write(&path, xml).unwrap();
-    let schemas = schemas();
-    let out = std::process::Command::new("xmllint")
-        .env("XML_CATALOG_FILES", schemas.join("catalog.xml"))
-        .arg("--nonet")
-        .arg("--noout")
-        .arg("--schema")
-        .arg(schemas.join("seda-2.2-main.xsd"))
-        .arg(&path)
-        .output();
-    match out {
-        Ok(out) => assert!(
-            out.status.success(),
-            "manifest.xml is not valid SEDA 2.2:\n{}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(xml)
-        ),
-        Err(e) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "xmllint is required under CI=true: {e}"
-            );
-            #[allow(clippy::print_stderr, reason = "the test says what it skipped")]
-            {
-                eprintln!("xmllint not found ({e}): schema validation skipped");
-            }
-        }
-    }
+    crate::testing::assert_valid_seda(&path);
 }
 
 fn profile(extra: &str) -> Profile {

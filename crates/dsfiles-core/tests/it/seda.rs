@@ -3,7 +3,7 @@
 //! (Python's `zipfile`), re-runs write nothing, a changed dossier gets a new version, and a
 //! dossier whose file is missing or corrupt in the destination fails alone.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use bytes::Bytes;
 use dsfiles_core::extract::DossierContext;
 use dsfiles_core::seda::{self, Profile, SedaOptions};
 use dsfiles_core::sink::{LocalSink, Sink, SinkOptions};
+use dsfiles_core::testing::assert_valid_seda;
 use dsfiles_core::{CancellationToken, Shard, wire};
 use dsfiles_sim::SimConfig;
 use sha2::Digest as _;
@@ -146,32 +147,6 @@ assert sorted(uris) == sorted(names[:-1]), (uris, names)
 print(len(uris))
 "#;
 
-/// Validates `manifest` against SEDA 2.2 (see `fixtures/seda/README.md`).
-fn validate(manifest: &Path) {
-    let schemas = match std::env::var_os("DSFILES_SEDA_SCHEMAS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/seda/2.2"),
-    };
-    let out = Command::new("xmllint")
-        .env("XML_CATALOG_FILES", schemas.join("catalog.xml"))
-        .args(["--nonet", "--noout", "--schema"])
-        .arg(schemas.join("seda-2.2-main.xsd"))
-        .arg(manifest)
-        .output();
-    match out {
-        Ok(out) => assert!(
-            out.status.success(),
-            "{} is not valid SEDA 2.2: {}",
-            manifest.display(),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "xmllint is required under CI=true: {e}"
-        ),
-    }
-}
-
 /// `unzip -t`, a second independent reader, where installed.
 fn unzip_test(zip: &Path) {
     if let Ok(out) = Command::new("unzip").arg("-tqq").arg(zip).output() {
@@ -197,7 +172,7 @@ pub(crate) fn check_packages(out: &Out, report: &wire::SedaReport) -> u64 {
             .unwrap();
         assert_eq!(count, p.objects, "{}", p.key);
         assert_eq!(std::fs::metadata(&zip).unwrap().len(), p.bytes);
-        validate(&manifest);
+        assert_valid_seda(&manifest);
         std::fs::remove_file(&manifest).unwrap();
         unzip_test(&zip);
         objects += count;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
+use dsfiles_core::testing::assert_valid_seda;
 use dsfiles_server::api::{JobKind, JobRecord, JobState};
 use serde_json::{Value, json};
 
@@ -114,33 +115,10 @@ fn check_packages(out: &Path) -> usize {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        validate(&manifest);
+        assert_valid_seda(&manifest);
         std::fs::remove_file(&manifest).expect("rm manifest");
     }
     zips.len()
-}
-
-/// xmllint against the vendored SEDA 2.2 schemas (required under `CI=true`).
-fn validate(manifest: &Path) {
-    let schemas = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/seda/2.2");
-    let out = Command::new("xmllint")
-        .env("XML_CATALOG_FILES", schemas.join("catalog.xml"))
-        .args(["--nonet", "--noout", "--schema"])
-        .arg(schemas.join("seda-2.2-main.xsd"))
-        .arg(manifest)
-        .output();
-    match out {
-        Ok(out) => assert!(
-            out.status.success(),
-            "{} is not valid SEDA 2.2: {}",
-            manifest.display(),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "xmllint is required under CI=true: {e}"
-        ),
-    }
 }
 
 /// The finished seda job: succeeded, its counts those of the packages in `out`.
