@@ -31,8 +31,22 @@ fn report(output: &Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(output)))
 }
 
-#[test]
-fn packages_then_nothing_then_a_failure() {
+/// Every DS state, so that the simulator's dossiers are all packaged.
+const ALL_STATES: [&str; 2] = [
+    "--states",
+    "en_construction,en_instruction,accepte,refuse,sans_suite",
+];
+
+/// The simulator's démarche synced into `dest`, and a `profile` in `work` for packages in `out`.
+struct Synced {
+    sim: Sim,
+    dest: tempfile::TempDir,
+    work: tempfile::TempDir,
+    profile: std::path::PathBuf,
+    out: std::path::PathBuf,
+}
+
+fn synced() -> Synced {
     let sim = Sim::start(SimConfig::default());
     let dest = tempfile::tempdir().unwrap();
     let synced = sim.sync(dest.path(), &[]);
@@ -41,10 +55,25 @@ fn packages_then_nothing_then_a_failure() {
     let profile = work.path().join("profile.toml");
     std::fs::write(&profile, PROFILE).unwrap();
     let out = work.path().join("out");
-    let all = [
-        "--states",
-        "en_construction,en_instruction,accepte,refuse,sans_suite",
-    ];
+    Synced {
+        sim,
+        dest,
+        work,
+        profile,
+        out,
+    }
+}
+
+#[test]
+fn packages_then_nothing_then_a_failure() {
+    let Synced {
+        sim,
+        dest,
+        work,
+        profile,
+        out,
+    } = synced();
+    let all = ALL_STATES;
 
     let first = seda(dest.path(), &out, &profile, &all);
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
@@ -118,18 +147,15 @@ fn a_bad_profile_or_state_is_a_usage_error() {
 /// `kill -9` of the first, a rerun on this machine takes its lease over at once.
 #[test]
 fn a_second_seda_into_one_out_exits_5_and_a_killed_runs_lease_is_taken_over() {
-    let sim = Sim::start(SimConfig::default());
-    let dest = tempfile::tempdir().unwrap();
-    let synced = sim.sync(dest.path(), &[]);
-    assert_eq!(synced.status.code(), Some(0), "{}", stderr(&synced));
-    let work = tempfile::tempdir().unwrap();
-    let profile = work.path().join("profile.toml");
-    std::fs::write(&profile, PROFILE).unwrap();
-    let out = work.path().join("out");
-    let all = [
-        "--states",
-        "en_construction,en_instruction,accepte,refuse,sans_suite",
-    ];
+    // Bound, not `_`: the simulator and the profile's directory live to the end of the test.
+    let Synced {
+        sim: _sim,
+        dest,
+        work: _work,
+        profile,
+        out,
+    } = synced();
+    let all = ALL_STATES;
     let victim = all_paths(dest.path())
         .into_iter()
         .filter(|p| !p.starts_with(".dsfiles") && !p.ends_with("dossier.json"))
