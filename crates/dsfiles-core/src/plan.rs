@@ -18,7 +18,7 @@
 //!   variant of the rendered key is not a change). Layouts of file values only never move a
 //!   stored file: its key stays the one it was stored at.
 //!
-//! Keys are decided twice: here, from the layout, reserved in the run's allocator before any
+//! Keys are decided twice: here, from the layout, reserved in the allocator before any
 //! download; and, for a file that must be staged (a `{sha256}` layout, a new key already
 //! occupied in the destination), again after its download in `sync/publish.rs`, by comparing
 //! SHA-256 and size with what sits at the key (that module's doc has the rule).

@@ -6,8 +6,8 @@
 //! writes through a `FencedSink` that refuses writes once the lease is lost.
 //!
 //! A run is three steps, each a function of this file: [`prepare`] (read the démarche's state,
-//! clear its staging leftovers, decide the listing window, fetch the recheck list), [`drive`]
-//! (list dossiers and process them), [`finish`] (deleted dossiers, recheck list, sync point,
+//! clear its staging leftovers, decide the listing window), [`drive`] (fetch the recheck list's
+//! dossiers, list the others, process them), [`finish`] (deleted dossiers, recheck list, sync point,
 //! report). The rest lives in submodules:
 //!
 //! - `layout`: which layout and dossier.json choice the run uses (given, or what the
@@ -21,10 +21,12 @@
 //! - `bookkeeping`: what a run carries to the next (sync point, recheck list, deleted
 //!   dossiers, staging leftovers).
 //!
-//! Keys are decided twice: planning reserves each file's key from the layout in the run's
+//! Keys are decided twice: planning reserves each file's key from the layout in a
 //! `KeyAllocator` before any download (`dossier`); a staged file's final key is decided again
 //! after its download, by comparing SHA-256 and size with what sits there, under the same
-//! allocator's mutex (`publish`, whose module doc has the whole rule).
+//! allocator's mutex (`publish`, whose module doc has the whole rule). The allocator is the
+//! dossier's own when the layout keeps dossiers apart (the default layout and `ds-export` do),
+//! else the run's.
 //!
 //! Concurrency: the listing is polled in the same loop that owns a [`JoinSet`] of dossier
 //! tasks; at most one page of dossiers waits in a buffer, at most `2 × jobs` dossiers are in
@@ -40,7 +42,7 @@ mod layout;
 mod publish;
 mod tally;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,7 +54,7 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use self::bookkeeping::Rechecked;
+use self::bookkeeping::Rechecks;
 use self::layout::Naming;
 use self::publish::Publisher;
 use self::tally::{DossierOutcome, RunFacts, Totals};
@@ -143,12 +145,13 @@ struct Prepared {
     /// Whether the listing sees every dossier (then the sync point may advance).
     complete: bool,
     state: DemarcheState,
-    rechecked: Rechecked,
+    /// The previous run's recheck list, fetched by [`drive`] before the listing.
+    rechecks: Rechecks,
     totals: Totals,
 }
 
 /// Reads the démarche's state, clears its staging leftovers, decides the listing window and
-/// fetches the dossiers of the recheck list.
+/// which dossiers of the recheck list to fetch.
 async fn prepare(
     client: ds::Client,
     sink: Arc<dyn Sink>,
@@ -193,7 +196,7 @@ async fn prepare(
         api_endpoint: client.endpoint().clone(),
     };
     let run = Arc::new(Run {
-        publisher: Publisher::new(setup, &opts, &naming.layout).await?,
+        publisher: Publisher::new(setup, &opts, &naming).await?,
         include: extract::Include {
             generated: filter.include_generated,
             entreprise: filter.include_entreprise,
@@ -211,7 +214,8 @@ async fn prepare(
         progress,
         cancel,
     });
-    let mut prepared = Prepared {
+    let rechecks = rechecks(&run.opts, &filter, &state);
+    Ok(Prepared {
         run,
         run_id,
         started_at,
@@ -219,11 +223,9 @@ async fn prepare(
         filter,
         complete,
         state,
-        rechecked: Rechecked::default(),
+        rechecks,
         totals: Totals::default(),
-    };
-    recheck(&mut prepared).await?;
-    Ok(prepared)
+    })
 }
 
 /// Refuses a layout naming a champ or annotation label the démarche's active revision does
@@ -262,26 +264,23 @@ async fn check_labels(
     Ok(())
 }
 
-/// Fetches the previous run's recheck list (pending scans, earlier failures), many dossiers
-/// per request: DS did not necessarily update them, so the listing would miss them. Only for
-/// incremental runs over the whole démarche (a full run lists them anyway).
-async fn recheck(prepared: &mut Prepared) -> Result<(), Error> {
-    let run = &prepared.run;
-    let calls = run.client.stats().api_calls;
-    let previous = &prepared.state.recheck;
-    if previous.demarche == run.opts.demarche
-        && prepared.filter.dossiers.is_empty()
-        && prepared.filter.updated_since.is_some()
+/// The previous run's recheck list, for incremental runs over the whole démarche only (a full
+/// run lists those dossiers anyway).
+fn rechecks(opts: &SyncOptions, filter: &ds::DossierFilter, state: &DemarcheState) -> Rechecks {
+    let previous = &state.recheck;
+    if previous.demarche == opts.demarche
+        && filter.dossiers.is_empty()
+        && filter.updated_since.is_some()
     {
-        let totals = &mut prepared.totals;
-        prepared.rechecked = bookkeeping::fetch_rechecks(run, &previous.dossiers, totals).await?;
+        Rechecks::new(&previous.dossiers)
+    } else {
+        Rechecks::default()
     }
-    prepared.totals.api.recheck = run.client.stats().api_calls.saturating_sub(calls);
-    Ok(())
 }
 
-/// Lists the dossiers of the window and processes them (the recheck list's first); returns
-/// the listing's error, if it stopped early. `Err` when it failed before giving anything.
+/// Fetches the recheck list's dossiers, then lists the dossiers of the window, and processes
+/// them; returns the error that stopped either early. `Err` when it failed before giving
+/// anything.
 async fn drive(prepared: &mut Prepared) -> Result<Option<ds::Error>, Error> {
     let run = Arc::clone(&prepared.run);
     let calls = run.client.stats().api_calls;
@@ -291,37 +290,40 @@ async fn drive(prepared: &mut Prepared) -> Result<Option<ds::Error>, Error> {
     let mut driver = Driver {
         run: Arc::clone(&run),
         pages: Box::pin(pages),
-        buffer: std::mem::take(&mut prepared.rechecked.found).into(),
+        buffer: VecDeque::new(),
+        rechecks: std::mem::take(&mut prepared.rechecks),
         tasks: JoinSet::new(),
         in_flight: HashMap::new(),
-        seen: HashSet::new(),
         listing_done: false,
         listing_error: None,
         received: 0,
     };
     let totals = &mut prepared.totals;
     let result = driver.run(totals).await;
+    prepared.rechecks = std::mem::take(&mut driver.rechecks);
     totals.api.refresh = run.refreshes.load(Ordering::Relaxed);
     totals.api.listing = run
         .client
         .stats()
         .api_calls
         .saturating_sub(calls)
-        .saturating_sub(totals.api.refresh);
+        .saturating_sub(totals.api.refresh)
+        .saturating_sub(totals.api.recheck);
     result.map(|()| driver.listing_error)
 }
 
 type Pages = Pin<Box<dyn Stream<Item = Result<ds::DossierBatch, ds::Error>> + Send>>;
 
-/// The loop of [`drive`]: dossiers waiting, tasks in flight, what the listing gave.
+/// The loop of [`drive`]: dossiers waiting, tasks in flight, what the recheck list and the
+/// listing gave. The recheck list's dossiers come first, a request at a time; the listing is
+/// read only once they are all asked for, and skips the dossiers they gave.
 struct Driver {
     run: Arc<Run>,
     pages: Pages,
     buffer: VecDeque<Value>,
+    rechecks: Rechecks,
     tasks: JoinSet<DossierOutcome>,
     in_flight: HashMap<tokio::task::Id, u64>,
-    /// Dossiers given a task (the recheck list's may be listed again).
-    seen: HashSet<u64>,
     listing_done: bool,
     listing_error: Option<ds::Error>,
     received: u64,
@@ -332,14 +334,21 @@ impl Driver {
         let max_in_flight = self.run.opts.jobs.saturating_mul(2).max(4);
         loop {
             self.spawn(max_in_flight, totals);
-            if self.listing_done && self.buffer.is_empty() && self.tasks.is_empty() {
+            let idle = self.buffer.is_empty() && self.tasks.is_empty();
+            if self.listing_done && self.rechecks.is_done() && idle {
                 return Ok(());
             }
-            let listing = !self.listing_done && self.buffer.len() < BUFFERED_DOSSIERS;
+            let room = self.buffer.len() < BUFFERED_DOSSIERS;
+            if room && !self.rechecks.is_done() && !self.run.cancel.is_cancelled() {
+                self.recheck(totals).await?;
+                continue;
+            }
+            let listing = !self.listing_done && room;
             tokio::select! {
                 biased;
                 () = self.run.cancel.cancelled(), if !self.listing_done => {
                     self.listing_done = true;
+                    self.rechecks.stop();
                     self.buffer.clear();
                 }
                 Some(joined) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
@@ -362,9 +371,6 @@ impl Driver {
                 totals.warn(&self.run.progress, message.to_owned());
                 continue;
             };
-            if !self.seen.insert(number) {
-                continue;
-            }
             let task = dossier::process(Arc::clone(&self.run), number, dossier);
             let handle = self.tasks.spawn(task);
             self.in_flight.insert(handle.id(), number);
@@ -416,17 +422,49 @@ impl Driver {
                     let message = format!("DS returned an error with the dossiers: {error}");
                     totals.warn(&self.run.progress, message);
                 }
-                self.buffer.extend(batch.dossiers);
+                let fetched = &self.rechecks.fetched;
+                let number = |d: &Value| d.get("number").and_then(Value::as_u64);
+                let listed = batch.dossiers.into_iter();
+                self.buffer
+                    .extend(listed.filter(|d| number(d).is_none_or(|n| !fetched.contains(&n))));
             }
-            Some(Err(e)) => {
-                self.listing_done = true;
-                if self.received == 0 && self.tasks.is_empty() && self.buffer.is_empty() {
-                    return Err(e.into());
-                }
-                self.listing_error = Some(e);
-            }
+            Some(Err(e)) => self.stopped(e)?,
             None => self.listing_done = true,
         }
+        Ok(())
+    }
+
+    /// The recheck list's next request: its dossiers join the buffer; its API calls are
+    /// counted apart from the URL refreshes that dossier tasks make meanwhile.
+    async fn recheck(&mut self, totals: &mut Totals) -> Result<(), Error> {
+        let stats = |run: &Run| {
+            (
+                run.client.stats().api_calls,
+                run.refreshes.load(Ordering::Relaxed),
+            )
+        };
+        let (calls, refreshes) = stats(&self.run);
+        let fetched = self.rechecks.next(&self.run, totals).await;
+        let (calls_after, refreshes_after) = stats(&self.run);
+        let own = (calls_after.saturating_sub(calls))
+            .saturating_sub(refreshes_after.saturating_sub(refreshes));
+        totals.api.recheck = totals.api.recheck.saturating_add(own);
+        match fetched {
+            Ok(dossiers) => self.buffer.extend(dossiers),
+            Err(e) => self.stopped(e)?,
+        }
+        Ok(())
+    }
+
+    /// DS refused the recheck list or the listing: nothing more is asked; `Err` if nothing
+    /// came before (the run fails as a whole), else the run finishes what it has.
+    fn stopped(&mut self, e: ds::Error) -> Result<(), Error> {
+        self.listing_done = true;
+        self.rechecks.stop();
+        if self.received == 0 && self.tasks.is_empty() && self.buffer.is_empty() {
+            return Err(e.into());
+        }
+        self.listing_error = Some(e);
         Ok(())
     }
 }
@@ -448,7 +486,7 @@ async fn finish(prepared: Prepared, listing_error: Option<ds::Error>) -> Result<
     }
     totals.api.deleted = run.client.stats().api_calls.saturating_sub(calls);
     let previous = (state.recheck, state.recheck_legacy);
-    let dropped = &prepared.rechecked.dropped;
+    let dropped = &prepared.rechecks.dropped;
     bookkeeping::write_recheck(&run, previous, dropped, &mut totals).await;
     let advance = prepared.complete && !cancelled && listing_error.is_none() && totals.clean();
     if advance {

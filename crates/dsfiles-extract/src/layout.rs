@@ -271,6 +271,34 @@ impl Layout {
             .any(|part| matches!(part, Part::Dossier(_)))
     }
 
+    /// The directory that holds every key this layout renders for one dossier and no key of
+    /// any other dossier's, as a [`DossierDir`]; `None` when keys of two dossiers may meet.
+    /// See [`DossierDir`] for the rule.
+    pub fn dossier_dir(&self, demarche: u64) -> Option<DossierDir> {
+        if self.ds_export {
+            // Every key of `ds_export::render` starts `dossier-<n>/`.
+            return Some(DossierDir {
+                parents: Vec::new(),
+                before: "dossier-".to_owned(),
+                after: String::new(),
+            });
+        }
+        let holder = (self.components.iter())
+            .position(|parts| parts.contains(&Part::Value(Placeholder::Dossier)))?;
+        let (parents, holder) = (self.components.get(..holder)?, self.components.get(holder)?);
+        let parents = parents
+            .iter()
+            .enumerate()
+            .map(|(i, parts)| constant_component(i, parts, demarche))
+            .collect::<Option<Vec<String>>>()?;
+        let (before, after) = dossier_component(holder)?;
+        Some(DossierDir {
+            parents,
+            before,
+            after,
+        })
+    }
+
     /// Renders the template, `push` writing each file placeholder's value.
     fn render_with(
         &self,
@@ -299,6 +327,72 @@ impl Layout {
         }
         RelKey(out.join("/"))
     }
+}
+
+/// Where one dossier's keys live, for layouts that keep dossiers apart
+/// ([`Layout::dossier_dir`]): under `parents/{before}{n}{after}` for dossier `n`.
+///
+/// Rule: a template keeps dossiers apart when a component holds `{dossier}` with at most
+/// short literal text around it made of `[A-Za-z0-9_-]` (the text before ending with `-` or
+/// `_`, so no Windows device name like `COM1` appears), and every component before it is
+/// constant within a démarche (literal text and `{demarche}`). Then sanitizing changes none of
+/// these components, none of them is ever dropped as empty, and two dossiers' keys differ at
+/// the same component whatever the rest renders (case folding cannot merge them: only the
+/// digits differ). So no key, file or directory, of one dossier can be taken by another's,
+/// and collision-free naming needs to know only the dossier's own keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DossierDir {
+    /// The constant components before the dossier's, as rendered.
+    pub parents: Vec<String>,
+    /// The literal text before the dossier number in its component.
+    pub before: String,
+    /// The literal text after it.
+    pub after: String,
+}
+
+/// Literal text allowed around `{dossier}` in [`DossierDir`]'s rule.
+const MAX_DOSSIER_AFFIX: usize = 32;
+
+/// The rendered component `i` when it is the same for every dossier of `demarche`.
+fn constant_component(i: usize, parts: &[Part], demarche: u64) -> Option<String> {
+    let mut text = String::new();
+    for part in parts {
+        match part {
+            Part::Literal(s) => text.push_str(s),
+            Part::Value(Placeholder::Demarche) => text.push_str(&demarche.to_string()),
+            _ => return None,
+        }
+    }
+    let mut component = sanitize_component(&text);
+    if i == 0 && component.eq_ignore_ascii_case(STATE_DIR) {
+        component.replace_range(..1, "_");
+    }
+    Some(component)
+}
+
+/// The literal text around `{dossier}` in `parts`, when [`DossierDir`]'s rule allows it.
+fn dossier_component(parts: &[Part]) -> Option<(String, String)> {
+    let affix = |part: Option<&Part>| match part {
+        None => Some(String::new()),
+        Some(Part::Literal(s))
+            if s.len() <= MAX_DOSSIER_AFFIX
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            Some(s.clone())
+        }
+        Some(_) => None,
+    };
+    let (before, after) = match parts {
+        [Part::Value(Placeholder::Dossier)] => (None, None),
+        [b, Part::Value(Placeholder::Dossier)] => (Some(b), None),
+        [Part::Value(Placeholder::Dossier), a] => (None, Some(a)),
+        [b, Part::Value(Placeholder::Dossier), a] => (Some(b), Some(a)),
+        _ => return None,
+    };
+    let (before, after) = (affix(before)?, affix(after)?);
+    let separated = before.is_empty() || before.ends_with(['-', '_']);
+    separated.then_some((before, after))
 }
 
 /// The part written `{name}` in `template`: a file placeholder or a dossier one.
@@ -437,6 +531,11 @@ impl DataLayout {
 
     pub fn template(&self) -> &str {
         self.0.template()
+    }
+
+    /// As [`Layout::dossier_dir`].
+    pub fn dossier_dir(&self, demarche: u64) -> Option<DossierDir> {
+        self.0.dossier_dir(demarche)
     }
 
     /// The sanitized key of the `dossier.json` of dossier `dossier` of `demarche` in `state`.

@@ -30,7 +30,7 @@ pub use context::{
 };
 pub use error::Error;
 pub use extract::extract;
-pub use layout::{DataLayout, Layout, PLACEHOLDERS, RelKey};
+pub use layout::{DataLayout, DossierDir, Layout, PLACEHOLDERS, RelKey};
 pub use naming::{DOSSIER_PLACEHOLDERS, LabelRef};
 pub use record::{FileRecord, Include, Source};
 pub use sanitize::{FALLBACK_NAME, MAX_COMPONENT_BYTES, sanitize_component};

@@ -1,6 +1,7 @@
 //! What a run carries to the next one, in the destination under `.dsfiles/`: the listing
-//! window from the sync point, the recheck list (read and fetched at the start, written at the
-//! end), the dossiers DS deleted, and the staging leftovers of a killed run.
+//! window from the sync point, the recheck list (read at the start, fetched a request at a
+//! time before the listing, written at the end), the dossiers DS deleted, and the staging
+//! leftovers of a killed run.
 //!
 //! Rules: the sync point moves only after a complete run (unfiltered, not cancelled, no
 //! failure, no warning), to that run's *start*; the next `--since auto` run lists from there
@@ -8,7 +9,7 @@
 //! processed without a reason to look again, or when DS says it is no dossier of the démarche;
 //! one DS could not return stays.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
@@ -59,38 +60,58 @@ pub(super) fn window(
     (filter, complete)
 }
 
-/// What fetching the previous run's recheck list gave.
+/// The previous run's recheck list (pending scans, earlier failures), fetched
+/// [`ds::DOSSIERS_PER_REQUEST`] dossiers per request as the run needs them
+/// (`Client::dossiers_by_number`): DS did not necessarily update these dossiers, so the
+/// listing would miss them. At most one request's dossiers are held at a time; the sets keep
+/// only numbers.
 #[derive(Debug, Default)]
-pub(super) struct Rechecked {
-    /// The dossiers DS returned, to process before the listing's.
-    pub found: Vec<Value>,
+pub(super) struct Rechecks {
+    /// Numbers still to fetch.
+    pending: VecDeque<u64>,
+    /// Dossiers DS returned (given a task: the listing's copy of them is skipped).
+    pub fetched: HashSet<u64>,
     /// Numbers that are no dossier of the démarche (deleted, another démarche's): off the list.
     pub dropped: HashSet<u64>,
 }
 
-/// Fetches the previous run's recheck list, [`ds::DOSSIERS_PER_REQUEST`] dossiers per request
-/// (`Client::dossiers_by_number`), with the semantics of one `dossier(number)` each: not found
-/// → dropped from the list; a transient or API error → a warning, and the dossier stays on the
-/// list (`totals.recheck`); anything else (token, access) → the run fails. A request that
-/// fails as a whole does the same for each of its dossiers.
-pub(super) async fn fetch_rechecks(
-    run: &Run,
-    numbers: &[u64],
-    totals: &mut Totals,
-) -> Result<Rechecked, Error> {
-    let mut out = Rechecked::default();
-    for chunk in numbers.chunks(ds::DOSSIERS_PER_REQUEST) {
-        if run.cancel.is_cancelled() {
-            break;
+impl Rechecks {
+    pub fn new(numbers: &[u64]) -> Rechecks {
+        Rechecks {
+            pending: numbers.iter().copied().collect(),
+            ..Rechecks::default()
         }
+    }
+
+    /// Whether every number has been asked for.
+    pub fn is_done(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Stops asking (the run is cancelled).
+    pub fn stop(&mut self) {
+        self.pending.clear();
+    }
+
+    /// The next request's dossiers, with the semantics of one `dossier(number)` each: not
+    /// found → dropped from the list; a transient or API error → a warning, and the dossier
+    /// stays on the list (`totals.recheck`); anything else (token, access) → `Err`, the run
+    /// stops. A request that fails as a whole does the same for each of its dossiers.
+    pub async fn next(&mut self, run: &Run, totals: &mut Totals) -> Result<Vec<Value>, ds::Error> {
+        let take = self.pending.len().min(ds::DOSSIERS_PER_REQUEST);
+        let chunk: Vec<u64> = self.pending.drain(..take).collect();
+        let mut found = Vec::new();
         match run
             .client
-            .dossiers_by_number(chunk, &run.refresh_filter)
+            .dossiers_by_number(&chunk, &run.refresh_filter)
             .await
         {
             Ok(settled) => {
                 for (number, result) in settled {
-                    settle(run, number, result, &mut out, totals)?;
+                    if let Some(dossier) = settle(run, number, result, self, totals)? {
+                        self.fetched.insert(number);
+                        found.push(dossier);
+                    }
                 }
             }
             Err(e) if recoverable(&e) => {
@@ -102,22 +123,23 @@ pub(super) async fn fetch_rechecks(
                     fetch::error_chain(&e)
                 );
                 totals.warn(&run.progress, message);
-                totals.recheck.extend_from_slice(chunk);
+                totals.recheck.extend_from_slice(&chunk);
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
+        Ok(found)
     }
-    Ok(out)
 }
 
-/// Sorts out what DS said about one dossier of the recheck list ([`fetch_rechecks`]).
+/// Sorts out what DS said about one dossier of the recheck list ([`Rechecks::next`]): the
+/// dossier to process, if any.
 fn settle(
     run: &Run,
     number: u64,
     result: Result<Option<Value>, ds::Error>,
-    out: &mut Rechecked,
+    rechecks: &mut Rechecks,
     totals: &mut Totals,
-) -> Result<(), Error> {
+) -> Result<Option<Value>, ds::Error> {
     match result {
         Ok(Some(dossier)) => match dossier.pointer("/demarche/number").and_then(Value::as_u64) {
             Some(other) if other != run.opts.demarche => {
@@ -126,17 +148,17 @@ fn settle(
                     demarche = other,
                     "a dossier of the recheck list belongs to another démarche: dropped"
                 );
-                out.dropped.insert(number);
+                rechecks.dropped.insert(number);
             }
-            _ => out.found.push(dossier),
+            _ => return Ok(Some(dossier)),
         },
         Ok(None) => {
-            out.dropped.insert(number);
+            rechecks.dropped.insert(number);
         }
         // Config: a number DS cannot even take (beyond its `Int`): no dossier.
         Err(e) if matches!(e.kind(), ds::ErrorKind::NotFound | ds::ErrorKind::Config) => {
             tracing::warn!(dossier = number, "dropped from the recheck list: {e}");
-            out.dropped.insert(number);
+            rechecks.dropped.insert(number);
         }
         Err(e) if recoverable(&e) => {
             let reason = fetch::error_chain(&e);
@@ -146,9 +168,9 @@ fn settle(
             );
             totals.recheck.push(number);
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Whether a DS error leaves the run going (the dossiers concerned are tried again next run).

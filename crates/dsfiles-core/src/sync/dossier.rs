@@ -6,7 +6,7 @@
 //! cancelled), and only if it changed. A failed or cancelled file keeps its previous entry, and
 //! the dossier keeps its previous update time, so that the next run does not take its
 //! unverified files for unchanged. Keys are decided twice: here, by [`plan::plan`] with the
-//! run's allocator before any download; again after a staged download, in `super::publish`
+//! dossier's allocator (the run's when the layout lets dossiers meet) before any download; again after a staged download, in `super::publish`
 //! (its module doc has the rule).
 
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::Run;
 use super::data::{self, DataInput};
-use super::publish::{DossierRefresh, Settled};
+use super::publish::{DossierRefresh, Keys, Settled};
 use super::tally::{DossierOutcome, Tally};
 use crate::Error;
 use crate::extract::{self, DossierContext, FileRecord, RelKey};
@@ -61,13 +61,22 @@ pub(super) async fn process(run: Arc<Run>, number: u64, dossier: Value) -> Dossi
         updated_at,
         context: context.as_ref().ok(),
     };
-    let (planned, data_key) = plan(&run, records, planning, data_key, &mut out);
+    let keys = run.publisher.dossier_keys();
+    let (planned, data_key) = plan((&run, &keys), records, planning, data_key, &mut out);
     for warning in &planned.warnings {
         tracing::warn!(dossier = number, "{warning}");
     }
     let (mut files, downloads, moves) = sort_actions(&run, number, planned.actions, &mut out.tally);
     let ctx = context.as_ref().ok();
-    let mut incomplete = publish(&run, number, downloads, ctx, &mut files, &mut out.tally).await;
+    let mut incomplete = publish(
+        &run,
+        number,
+        downloads,
+        (ctx, &keys),
+        &mut files,
+        &mut out.tally,
+    )
+    .await;
     incomplete |= move_files(&run, number, moves, &mut files, &mut out.tally).await;
     for removed in planned.removed {
         out.tally.removed = out.tally.removed.saturating_add(1);
@@ -164,11 +173,11 @@ struct Planning<'a> {
     context: Option<&'a DossierContext>,
 }
 
-/// Plans the dossier's files against its shard: the first decision on keys, in the run's
-/// allocator, which first holds the shard's own keys, then the dossier.json's `data_key`
+/// Plans the dossier's files against its shard: the first decision on keys, in the dossier's
+/// allocator (`Publisher::dossier_keys`), which first holds the shard's own keys, then the dossier.json's `data_key`
 /// (returned unless a stored file holds it: that is a failure of the dossier.json).
 fn plan(
-    run: &Run,
+    (run, keys): (&Run, &Keys),
     records: Vec<FileRecord>,
     planning: Planning<'_>,
     data_key: Option<RelKey>,
@@ -179,7 +188,7 @@ fn plan(
         updated_at,
         context,
     } = planning;
-    run.publisher.with_keys(|keys| {
+    keys.with(|keys| {
         if let Some(shard) = old {
             out.tally
                 .warnings
@@ -339,7 +348,7 @@ async fn publish(
     run: &Run,
     number: u64,
     downloads: Vec<Download>,
-    context: Option<&DossierContext>,
+    (context, keys): (Option<&DossierContext>, &Keys),
     files: &mut Vec<ShardFile>,
     tally: &mut Tally,
 ) -> bool {
@@ -360,7 +369,7 @@ async fn publish(
                 (
                     file_id,
                     previous,
-                    run.publisher.publish(d, refresher, context).await,
+                    run.publisher.publish(d, refresher, context, keys).await,
                 )
             }
         })

@@ -38,6 +38,18 @@ pub(super) struct Naming {
     pub used: LayoutUsed,
 }
 
+impl Naming {
+    /// Whether the file layout keeps dossiers apart and dossier.json, if any, goes into the
+    /// same dossier directory ([`crate::extract::DossierDir`]): then no key of one dossier can
+    /// meet another's.
+    pub fn keeps_dossiers_apart(&self, demarche: u64) -> bool {
+        let Some(dir) = self.layout.dossier_dir(demarche) else {
+            return false;
+        };
+        (self.data_layout.as_ref()).is_none_or(|data| data.dossier_dir(demarche) == Some(dir))
+    }
+}
+
 /// The run's [`Naming`] from its options and the destination's `recorded` one (see the module
 /// docs); `Err` naming `key` when the record cannot be used.
 pub(super) fn resolve(

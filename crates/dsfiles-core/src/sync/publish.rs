@@ -3,14 +3,23 @@
 //! deletions that publishing entails (superseded objects, pruned files).
 //!
 //! **Keys are decided twice.** Planning (`super::dossier`, [`crate::plan`]) reserves each
-//! file's key from the layout in the run's [`KeyAllocator`] before any download, against the
-//! shards read and the run's other reservations. That cannot see what else sits in the
+//! file's key from the layout in a [`KeyAllocator`] ("Which allocator" below) before any
+//! download, against the shards read and the other reservations. That cannot see what else sits in the
 //! destination, nor render a `{sha256}` layout. So a file whose planned key is new and already
 //! occupied, or whose layout needs its SHA-256, is staged, and its final key decided again
 //! here after the download ([`Publisher::free_key`]): an object at the key with the same size
 //! and SHA-256 is this file (an earlier run's) and is replaced; anything else is foreign, kept,
 //! and the next numbered variant is reserved in the same allocator, under its mutex (never
 //! held across an `.await`). No file ever overwrites another.
+//!
+//! **Which allocator.** When the layout (and the dossier.json's) keeps dossiers apart
+//! ([`extract::DossierDir`]: every key of dossier `n` lies in a directory no other dossier's key
+//! can reach), each dossier plans in an allocator of its own, dropped with the dossier: the run
+//! holds no key of the démarche, and its memory does not grow with it. Otherwise the dossiers
+//! share the run's allocator, which holds every key of the dossiers seen so far. Either way the
+//! destination stays the arbiter for what no allocator holds (objects of dossiers not read this
+//! run, foreign objects, keys left by a layout used before): a new key that is occupied is
+//! staged and decided by its content, as above.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,6 +31,7 @@ use futures::{FutureExt as _, StreamExt as _};
 use tokio::sync::{OnceCell, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use super::layout::Naming;
 use super::tally::Tally;
 use crate::extract::{self, DossierContext, FileRecord, KeyAllocator, RelKey};
 use crate::fetch::{self, Dest, FetchFailure, Fetched, Fetcher, Refresh};
@@ -56,9 +66,9 @@ pub(super) struct Publisher {
     fetcher: Fetcher,
     progress: Progress,
     cancel: CancellationToken,
-    /// Keys held in the destination (from the shards read) and reserved by this run.
-    /// Never locked across an `.await`.
-    keys: Mutex<KeyAllocator>,
+    /// The run's one allocator when the layout lets dossiers' keys meet; `None` when it keeps
+    /// them apart ([`extract::DossierDir`]): then each dossier gets its own ([`Keys`]).
+    shared_keys: Option<Keys>,
     /// One permit per concurrent download, across dossiers.
     downloads: Arc<Semaphore>,
     /// Set once the démarche's staging marker is known to exist (written before the first
@@ -77,6 +87,19 @@ pub(super) struct Setup {
     pub api_endpoint: url::Url,
 }
 
+/// A [`KeyAllocator`] shared by the tasks that decide keys in it: the run's, or one
+/// dossier's. Never locked across an `.await`.
+#[derive(Clone, Default)]
+pub(super) struct Keys(Arc<Mutex<KeyAllocator>>);
+
+impl Keys {
+    /// Runs `f` with the allocator locked.
+    pub fn with<T>(&self, f: impl FnOnce(&mut KeyAllocator) -> T) -> T {
+        let mut keys = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut keys)
+    }
+}
+
 impl Publisher {
     /// Layouts with `{sha256}` stage every file: their staging marker is written here (a
     /// run-level failure). Other layouts stage a file only when its new key is occupied, and
@@ -84,8 +107,9 @@ impl Publisher {
     pub async fn new(
         setup: Setup,
         opts: &crate::SyncOptions,
-        layout: &extract::Layout,
+        naming: &Naming,
     ) -> Result<Publisher, crate::Error> {
+        let layout = &naming.layout;
         let staging_marker = if layout.needs_sha256() {
             state::put_marker(setup.sink.as_ref(), &staging_marker(opts.demarche)).await?;
             OnceCell::new_with(Some(()))
@@ -102,7 +126,7 @@ impl Publisher {
             run_id: setup.run_id,
             progress: setup.progress,
             cancel: setup.cancel,
-            keys: Mutex::new(KeyAllocator::new()),
+            shared_keys: (!naming.keeps_dossiers_apart(opts.demarche)).then(Keys::default),
             downloads: Arc::new(Semaphore::new(opts.jobs)),
             staging_marker,
         })
@@ -112,10 +136,10 @@ impl Publisher {
         self.sink.as_ref()
     }
 
-    /// The first decision on keys (see the module doc): `f` plans with the run's allocator.
-    pub fn with_keys<T>(&self, f: impl FnOnce(&mut KeyAllocator) -> T) -> T {
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut keys)
+    /// The allocator a dossier's keys are decided in, twice (module doc): the run's shared
+    /// one, or a new one of the dossier's own when the layout keeps dossiers apart.
+    pub fn dossier_keys(&self) -> Keys {
+        self.shared_keys.clone().unwrap_or_default()
     }
 
     /// Publishes one planned file once one of the run's download permits is free (held for
@@ -125,13 +149,14 @@ impl Publisher {
         d: Download,
         refresher: &dyn Refresh,
         context: Option<&DossierContext>,
+        keys: &Keys,
     ) -> Settled {
         let permit = tokio::select! {
             () = self.cancel.cancelled() => return Settled::Cancelled,
             permit = Arc::clone(&self.downloads).acquire_owned() => permit,
         };
         match permit {
-            Ok(_permit) => self.download(d, refresher, context).await,
+            Ok(_permit) => self.download(d, refresher, context, keys).await,
             Err(_) => Settled::Cancelled,
         }
     }
@@ -148,11 +173,12 @@ impl Publisher {
         mut d: Download,
         refresher: &dyn Refresh,
         context: Option<&DossierContext>,
+        keys: &Keys,
     ) -> Settled {
         let file_id = d.record.file_id();
         let key = match &d.key {
             Some(key) => key.clone(),
-            None => return self.download_staged(d, refresher, context).await,
+            None => return self.download_staged(d, refresher, context, keys).await,
         };
         if let Some(previous) = d.previous.as_ref().filter(|_| !d.new_key) {
             // Replacing in place: only an object dsfiles stored (else the key is taken, the
@@ -162,13 +188,13 @@ impl Publisher {
             {
                 tracing::warn!(key = key.as_str(), file_id, "not replaced: {why}");
                 d.previous = None;
-                return self.download_staged(d, refresher, context).await;
+                return self.download_staged(d, refresher, context, keys).await;
             }
         }
         if d.new_key {
             match self.sink.stat(key.as_str()).await {
                 Ok(None) => {}
-                Ok(Some(_)) => return self.download_staged(d, refresher, context).await,
+                Ok(Some(_)) => return self.download_staged(d, refresher, context, keys).await,
                 Err(e) => {
                     return Settled::Failed {
                         reason: format!(
@@ -213,6 +239,7 @@ impl Publisher {
         d: Download,
         refresher: &dyn Refresh,
         context: Option<&DossierContext>,
+        keys: &Keys,
     ) -> Settled {
         let file_id = d.record.file_id();
         let failed_key = d
@@ -249,13 +276,13 @@ impl Publisher {
         };
         let (base, key) = planned.unwrap_or_else(|| {
             let base = (self.layout).render_in(&fetched.record, Some(&fetched.sha256), context);
-            let key = self.with_keys(|keys| keys.allocate(&file_id, &base));
+            let key = keys.with(|keys| keys.allocate(&file_id, &base));
             (base, key)
         });
         let published = self
             .publish_staged(
                 &staging,
-                &file_id,
+                (&file_id, keys),
                 (&base, &key),
                 d.previous.as_ref(),
                 &fetched,
@@ -296,7 +323,7 @@ impl Publisher {
     async fn publish_staged(
         &self,
         staging: &str,
-        file_id: &str,
+        (file_id, keys): (&str, &Keys),
         (base, key): (&RelKey, &RelKey),
         previous: Option<&ShardFile>,
         fetched: &Fetched,
@@ -305,7 +332,9 @@ impl Publisher {
             // Same bytes already at the same key.
             return Ok(key.clone());
         }
-        let key = self.free_key(file_id, base, key.clone(), fetched).await?;
+        let key = self
+            .free_key((file_id, keys), base, key.clone(), fetched)
+            .await?;
         self.copy(staging, key.as_str(), fetched).await?;
         Ok(key)
     }
@@ -409,7 +438,7 @@ impl Publisher {
     /// announced, which can be wrong.
     async fn free_key(
         &self,
-        file_id: &str,
+        (file_id, keys): (&str, &Keys),
         base: &RelKey,
         mut key: RelKey,
         fetched: &Fetched,
@@ -439,12 +468,13 @@ impl Publisher {
                 file_id,
                 "the key is taken by another object: numbering"
             );
-            let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-            keys.release(file_id);
-            if let Err(e) = keys.insert_existing(&format!("foreign:{key}"), key.clone()) {
-                return Err(format!("cannot reserve `{key}`: {e}"));
-            }
-            key = keys.allocate(file_id, base);
+            key = keys.with(|keys| {
+                keys.release(file_id);
+                match keys.insert_existing(&format!("foreign:{key}"), key.clone()) {
+                    Ok(()) => Ok(keys.allocate(file_id, base)),
+                    Err(e) => Err(format!("cannot reserve `{key}`: {e}")),
+                }
+            })?;
         }
         Err(format!("no free key found near `{base}`"))
     }

@@ -568,3 +568,93 @@ fn naming_examples_of_the_documentation() {
         assert_eq!(key.as_str(), expected, "{template}");
     }
 }
+
+#[test]
+fn dossier_dirs_are_found_only_where_dossiers_cannot_meet() {
+    let dir = |parents: &[&str], before: &str, after: &str| {
+        Some(DossierDir {
+            parents: parents.iter().map(|p| (*p).to_owned()).collect(),
+            before: before.to_owned(),
+            after: after.to_owned(),
+        })
+    };
+    let cases: &[(&str, Option<DossierDir>)] = &[
+        (Layout::DEFAULT, dir(&[], "", "")),
+        ("ds-export", dir(&[], "dossier-", "")),
+        ("{demarche}/{dossier}/{filename}", dir(&["7"], "", "")),
+        (
+            "archives/d{demarche}/{dossier}/{filename}",
+            dir(&["archives", "d7"], "", ""),
+        ),
+        (".dsfiles/{dossier}/{filename}", dir(&["_dsfiles"], "", "")),
+        ("dossier-{dossier}/{filename}", dir(&[], "dossier-", "")),
+        ("d_{dossier}-x/{filename}", dir(&[], "d_", "-x")),
+        ("{dossier}/dossier.json", dir(&[], "", "")),
+        // Nothing keeps the dossiers apart.
+        ("{label}/{filename}", None),
+        ("{filename}", None),
+        // Something before the dossier varies, or may be dropped.
+        ("{state}/{dossier}/{filename}", None),
+        ("{row}/{dossier}/{filename}", None),
+        ("{groupe}/{dossier}/{filename}", None),
+        // The dossier's component mixes in other values, or text that sanitizing may change.
+        ("{dossier}-{label}/{filename}", None),
+        ("{label}{dossier}/{filename}", None),
+        ("d{dossier}/{filename}", None),
+        ("COM{dossier}/{filename}", None),
+        ("d.{dossier}/{filename}", None),
+        ("{dossier} /{filename}", None),
+        ("{dossier}{dossier}/{filename}", None),
+    ];
+    for (template, expected) in cases {
+        let layout = Layout::parse(template).unwrap_or_else(|e| panic!("{template}: {e}"));
+        assert_eq!(&layout.dossier_dir(7), expected, "{template}");
+    }
+    let data = DataLayout::parse("{demarche}/{dossier}/dossier.json").expect("parses");
+    assert_eq!(data.dossier_dir(7), dir(&["7"], "", ""));
+}
+
+/// For every layout with a dossier directory, keys of different dossiers never meet: neither
+/// equal once case-folded, nor one a directory of the other.
+#[test]
+fn property_dossier_dirs_keep_dossiers_apart() {
+    let layouts = [
+        Layout::DEFAULT,
+        "ds-export",
+        "{demarche}/{dossier}/{label}{filename}",
+        "dossier-{dossier}/{filename}",
+        "{dossier}",
+    ];
+    let names = [
+        "a.pdf",
+        "A.PDF",
+        "12",
+        "12/x",
+        "..",
+        "dossier-12",
+        "",
+        "é.pdf",
+    ];
+    let dossiers = [1, 2, 12, 21, 112, 121];
+    for template in layouts {
+        let layout = Layout::parse(template).unwrap_or_else(|e| panic!("{template}: {e}"));
+        assert!(layout.dossier_dir(7).is_some(), "{template}");
+        let mut keys = Vec::new();
+        for dossier in dossiers {
+            for name in names {
+                let mut r = record();
+                (r.dossier, r.filename, r.label) = (dossier, name.to_owned(), name.to_owned());
+                keys.push((dossier, layout.render(&r, None).as_str().to_lowercase()));
+            }
+        }
+        for (d1, k1) in &keys {
+            for (d2, k2) in keys.iter().filter(|(d2, _)| d2 != d1) {
+                let meet = k1 == k2 || k2.starts_with(&format!("{k1}/"));
+                assert!(
+                    !meet,
+                    "{template}: dossier {d1}'s `{k1}` meets dossier {d2}'s `{k2}`"
+                );
+            }
+        }
+    }
+}
