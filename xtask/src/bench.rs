@@ -1,6 +1,8 @@
 //! `cargo xtask bench [--quick] [--rounds N] [--no-object-store] [--perf] [--out FILE]`: dsfiles against
 //! curl, curl + md5sum and aria2c on a corpus served by nginx on loopback, with a DS simulator
 //! listing the same files; results and the exact commands go to `docs/benchmarks.md`.
+//! `--scale` measures one large démarche instead ([`scale`]), into its own block of the same
+//! file.
 //!
 //! Every server it starts (nginx, the simulators) is stopped when it returns, on failure too:
 //! nginx by PID from its guard's `Drop`, the simulators with their runtime.
@@ -11,6 +13,7 @@ mod measure;
 mod nginx;
 mod report;
 mod s3;
+mod scale;
 mod tools;
 
 use std::fs;
@@ -28,7 +31,8 @@ use tools::Inputs;
 
 const USAGE: &str =
     "usage: cargo xtask bench [--quick] [--rounds N] [--no-object-store] [--perf] [--out FILE]
-       cargo xtask bench [--quick] --serve";
+       cargo xtask bench [--quick] --serve
+       cargo xtask bench --scale [--dossiers N] [--no-object-store] [--out FILE]";
 
 /// Progress lines on stderr (the binary's only output besides the report file).
 pub(crate) fn say(line: impl std::fmt::Display) {
@@ -44,6 +48,8 @@ struct Options {
     perf: bool,
     /// Start nginx and the simulators, write `target/bench/serve.env`, and wait (for profiling by hand).
     serve: bool,
+    /// The scale runs instead (`scale`), on this many dossiers.
+    scale: Option<usize>,
     out: Option<PathBuf>,
 }
 
@@ -54,6 +60,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<Options> {
         object_store: true,
         perf: false,
         serve: false,
+        scale: None,
         out: None,
     };
     let mut it = args.iter();
@@ -63,6 +70,15 @@ fn parse_args(args: &[String]) -> anyhow::Result<Options> {
             "--no-object-store" => opts.object_store = false,
             "--perf" => opts.perf = true,
             "--serve" => opts.serve = true,
+            "--scale" => {
+                opts.scale.get_or_insert(scale::DEFAULT_DOSSIERS);
+            }
+            "--dossiers" => {
+                let n = it.next().context(USAGE)?;
+                let n = n.parse().ok().filter(|&n| n > 0);
+                opts.scale =
+                    Some(n.with_context(|| format!("`--dossiers`: a positive number\n{USAGE}"))?);
+            }
             "--rounds" => {
                 let n = it.next().context(USAGE)?;
                 opts.rounds = n
@@ -790,6 +806,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let started_at = first_line(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]));
     let root = workspace_root();
     let dir = target_dir(&root).join("bench");
+    if let Some(dossiers) = opts.scale {
+        return run_scale(&opts, dossiers, &root, &dir);
+    }
     prepare(&dir)?;
     let (cargo, dsfiles) = build_dist(&root)?;
     let hashing = if opts.serve {
@@ -855,6 +874,18 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let mut report = result?;
     report.duration_secs = started.elapsed().as_secs_f64();
     write_report(&mut report, &opts, &root, &dir)
+}
+
+/// `--scale`: the shipped binary on one large démarche ([`scale`]).
+fn run_scale(opts: &Options, dossiers: usize, root: &Path, dir: &Path) -> anyhow::Result<()> {
+    ensure_tool("/usr/bin/time", "time")?;
+    let (_, dsfiles) = build_dist(root)?;
+    let scale = scale::ScaleOptions {
+        dossiers,
+        object_store: opts.object_store,
+    };
+    let out = (opts.out.clone()).unwrap_or_else(|| root.join("docs/benchmarks.md"));
+    scale::run(&scale, (root, dir), &dsfiles, &out)
 }
 
 /// Measures the main case, the small case and (if asked) the object-store case, then profiles

@@ -2,9 +2,11 @@
 //! manifest.
 //!
 //! Rule: memory stays flat whatever the size of the destination: shards are read from the
-//! listing [`SHARDS_PER_BATCH`] at a time (never all keys at once), one shard's files are
-//! checked at a time, and the report keeps counts plus at most [`VERIFY_LISTED`] missing and
-//! corrupt entries.
+//! listing [`SHARDS_PER_BATCH`] at a time (never all keys at once), at most
+//! [`SHARDS_IN_FLIGHT`] shards are checked at once (each [`CONCURRENT_FILES`] files at a time:
+//! on an object store every read is a round trip), and the report keeps counts plus at most
+//! [`VERIFY_LISTED`] missing and corrupt entries. Shards are merged into the report in dossier
+//! order, so the listed entries are the same whatever finishes first.
 
 use std::sync::Arc;
 
@@ -22,8 +24,10 @@ use crate::wire::{
 };
 use crate::{Error, Progress};
 
-/// Files hashed concurrently.
+/// Files hashed concurrently per shard.
 const CONCURRENT_FILES: usize = 4;
+/// Shards checked concurrently.
+const SHARDS_IN_FLIGHT: usize = 8;
 /// Shard keys taken from the listing before their files are checked.
 const SHARDS_PER_BATCH: usize = 1000;
 
@@ -45,21 +49,7 @@ pub async fn verify(
     cancel: CancellationToken,
 ) -> Result<VerifyReport, Error> {
     let started_at = Utc::now();
-    let mut report = VerifyReport {
-        version: WIRE_VERSION,
-        dest: sink.describe(),
-        started_at,
-        finished_at: started_at,
-        dossiers: 0,
-        ok: 0,
-        unverifiable: 0,
-        missing: Vec::new(),
-        corrupt: Vec::new(),
-        missing_count: 0,
-        corrupt_count: 0,
-        bytes_read: 0,
-        cancelled: false,
-    };
+    let mut report = empty_report(&sink.describe(), started_at);
     let mut batches = sink.list(DOSSIERS_PREFIX).chunks(SHARDS_PER_BATCH);
     while let Some(batch) = batches.next().await {
         let mut keys = Vec::with_capacity(batch.len());
@@ -70,11 +60,18 @@ pub async fn verify(
             }
         }
         keys.sort_by_key(|k| dossier_of_shard_key(k));
-        for key in keys {
-            if cancel.is_cancelled() {
-                break;
-            }
-            verify_shard(sink.as_ref(), key, &mut report, &progress, &cancel).await?;
+        let (sink, progress, cancel) = (sink.as_ref(), &progress, &cancel);
+        let mut shards = futures::stream::iter(keys)
+            .map(|key| async move {
+                let mut part = empty_report("", started_at);
+                if !cancel.is_cancelled() {
+                    verify_shard(sink, key, &mut part, progress, cancel).await?;
+                }
+                Ok::<_, Error>(part)
+            })
+            .buffered(SHARDS_IN_FLIGHT);
+        while let Some(part) = shards.next().await {
+            merge(&mut report, part?);
         }
         if cancel.is_cancelled() {
             break;
@@ -160,6 +157,39 @@ async fn verify_shard(
         }
     }
     Ok(())
+}
+
+/// A report with nothing counted yet.
+fn empty_report(dest: &str, started_at: chrono::DateTime<Utc>) -> VerifyReport {
+    VerifyReport {
+        version: WIRE_VERSION,
+        dest: dest.to_owned(),
+        started_at,
+        finished_at: started_at,
+        dossiers: 0,
+        ok: 0,
+        unverifiable: 0,
+        missing: Vec::new(),
+        corrupt: Vec::new(),
+        missing_count: 0,
+        corrupt_count: 0,
+        bytes_read: 0,
+        cancelled: false,
+    }
+}
+
+/// Adds a shard's partial report to `report`, keeping the lists short.
+fn merge(report: &mut VerifyReport, part: VerifyReport) {
+    report.dossiers += part.dossiers;
+    report.ok += part.ok;
+    report.unverifiable += part.unverifiable;
+    report.bytes_read = report.bytes_read.saturating_add(part.bytes_read);
+    report.missing_count += part.missing_count;
+    let room = VERIFY_LISTED.saturating_sub(report.missing.len());
+    report.missing.extend(part.missing.into_iter().take(room));
+    report.corrupt_count += part.corrupt_count;
+    let room = VERIFY_LISTED.saturating_sub(report.corrupt.len());
+    report.corrupt.extend(part.corrupt.into_iter().take(room));
 }
 
 /// Counts a corrupt file or shard, listing it while the list is short.

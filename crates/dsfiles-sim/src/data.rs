@@ -184,6 +184,8 @@ pub(crate) struct State {
     files_per_dossier: (usize, usize),
     max_file_size: u64,
     pending_scans: u64,
+    /// Seconds between two dossiers' creation dates ([`dossier_spacing`]).
+    pub(crate) spacing_secs: u64,
     next_number: u64,
     next_index: u64,
     next_id: u64,
@@ -242,6 +244,16 @@ pub(crate) fn ds_date(at: DateTime<Utc>) -> String {
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// Seconds between two dossiers' creation dates: six hours, closer for démarches of more
+/// than about 2,900 dossiers so that every date stays within two years of [`base_time`] (in
+/// the past: a date in the future would make every incremental run list the dossier again).
+fn dossier_spacing(dossiers: usize) -> u64 {
+    const SIX_HOURS: u64 = 6 * 3600;
+    const TWO_YEARS: u64 = 2 * 365 * 24 * 3600;
+    let dossiers = u64::try_from(dossiers.max(1)).unwrap_or(u64::MAX);
+    (TWO_YEARS / dossiers).clamp(1, SIX_HOURS)
 }
 
 fn base_time() -> DateTime<Utc> {
@@ -412,6 +424,7 @@ impl State {
             ),
             max_file_size: config.max_file_size.max(1),
             pending_scans: u64::from(config.pending_scans),
+            spacing_secs: dossier_spacing(config.dossiers),
             next_number: 1_000_000 + mix(&[config.seed, 1]) % 1000,
             next_index: 0,
             next_id: 0,

@@ -101,6 +101,26 @@ impl Ds {
         Ok(demarche)
     }
 
+    /// Starts a simulator generating its own démarche and files (`config`), served by its
+    /// own file host.
+    pub fn start_generated(&mut self, config: SimConfig) -> anyhow::Result<Demarche> {
+        let sim = self
+            .runtime
+            .block_on(dsfiles_sim::start(config))
+            .context("cannot start the DS simulator")?;
+        let totals = sim.totals();
+        let demarche = Demarche {
+            number: sim.demarche(),
+            endpoint: sim.endpoint().to_string(),
+            token: sim.token(),
+            file_host: sim.file_host().to_string(),
+            files: usize::try_from(totals.files).context("too many files")?,
+            bytes: totals.bytes,
+        };
+        self.sims.push(sim);
+        Ok(demarche)
+    }
+
     /// The runtime the simulators run on (other in-process servers may share it).
     pub fn runtime(&self) -> &tokio::runtime::Runtime {
         &self.runtime

@@ -168,9 +168,14 @@ pub fn render(report: &Report) -> String {
 
 /// Replaces the generated block of `doc` (or appends one) with `block`.
 pub fn splice(doc: &str, block: &str) -> String {
-    match (doc.find(BEGIN), doc.find(END)) {
+    splice_between(doc, (BEGIN, END), block)
+}
+
+/// Replaces the block of `doc` from `begin` to `end` (or appends one) with `block`.
+pub fn splice_between(doc: &str, (begin, end): (&str, &str), block: &str) -> String {
+    match (doc.find(begin), doc.find(end)) {
         (Some(b), Some(e)) if e > b => {
-            let after = &doc[e + END.len()..];
+            let after = &doc[e + end.len()..];
             format!("{}{}{}", &doc[..b], block.trim_end_matches('\n'), after)
         }
         _ => {

@@ -3,11 +3,11 @@
 //! names, sizes, bytes — the ground truth tests compare with, which must never move), and
 //! everything (the JSON too, which legitimately grows with new dossier data).
 
-use chrono::TimeZone as _;
+use chrono::{TimeZone as _, Utc};
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
-use super::{DossierExtras, State};
+use super::{DossierExtras, State, base_time, dossier_spacing};
 use crate::SimConfig;
 
 /// Everything the state holds about its dossiers and files, as one JSON document.
@@ -132,4 +132,30 @@ fn a_touch_moves_the_dossier_dates_not_the_champs() {
     }
     assert_eq!(after["champs"], before["champs"]);
     assert_eq!(after["dateDepot"], before["dateDepot"]);
+}
+
+#[test]
+fn dossier_dates_stay_in_the_past_whatever_the_size() {
+    let hours = |h: u64| h * 3600;
+    for (dossiers, spacing) in [
+        (0, hours(6)),
+        (12, hours(6)),
+        (2_920, hours(6)),
+        (100_000, 630),
+    ] {
+        assert_eq!(dossier_spacing(dossiers), spacing, "{dossiers} dossiers");
+    }
+    // The last dossier's latest update: its creation (plus up to an hour) and 40 days.
+    for dossiers in [12, 5_000, 100_000, 10_000_000] {
+        let last = u64::try_from(dossiers).expect("fits") * dossier_spacing(dossiers);
+        let latest = base_time()
+            + chrono::Duration::seconds(
+                i64::try_from(last + hours(1) + hours(40 * 24)).expect("fits"),
+            );
+        let before = Utc
+            .with_ymd_and_hms(2026, 3, 1, 0, 0, 0)
+            .single()
+            .expect("a date");
+        assert!(latest < before, "{dossiers} dossiers: {latest}");
+    }
 }

@@ -1,0 +1,412 @@
+//! `cargo xtask bench --scale [--dossiers N] [--no-object-store]`: dsfiles on one large
+//! démarche of the simulator (in this process): `N` dossiers (default 100,000) of 8–12 files of
+//! at most 512 bytes, about 1M files, 3% of them pending a virus scan. Into local disk and an
+//! S3 endpoint (s3s-fs in this process): the first sync, a no-op `--since auto` run, a no-op
+//! `--full` run and `verify`; then `list`. Each run is timed by GNU time like the other cases;
+//! the API calls come from the run's own summary. Results go to `docs/benchmarks.md` between
+//! [`BEGIN`] and [`END`], which the other bench leaves alone.
+//!
+//! Rule: a run that fails, or a sync that leaves a file failed, fails the bench (a number that
+//! measures an error is no number).
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use dsfiles_sim::SimConfig;
+
+use super::measure::{Cmd, Sample, timed};
+use super::{ds, report, s3, say, summary, tools};
+
+pub const BEGIN: &str = "<!-- bench:scale:begin -->";
+pub const END: &str = "<!-- bench:scale:end -->";
+
+/// What `--scale` measures.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScaleOptions {
+    pub dossiers: usize,
+    pub object_store: bool,
+}
+
+/// The simulated démarche of the scale runs.
+fn config(dossiers: usize) -> SimConfig {
+    SimConfig {
+        demarche: 4242,
+        dossiers,
+        files_per_dossier: 8..=12,
+        max_file_size: 512,
+        pending_scans: 3,
+        hostile_filenames: false,
+        ..SimConfig::default()
+    }
+}
+
+/// One measured run.
+#[derive(Debug)]
+struct Row {
+    dest: &'static str,
+    run: &'static str,
+    command: String,
+    sample: Sample,
+    /// Files the run went through (stored, or looked at).
+    files: u64,
+    /// What the run's summary says of its API calls and dossiers, if it has one.
+    calls: Option<Calls>,
+}
+
+/// API calls of a sync, by purpose, and the dossiers it looked at (one manifest shard read
+/// each).
+#[derive(Debug, PartialEq, Eq)]
+struct Calls {
+    listing: u64,
+    recheck: u64,
+    refresh: u64,
+    deleted: u64,
+    dossiers: u64,
+}
+
+/// Runs every case and writes the report; `dsfiles` is the shipped binary.
+pub fn run(
+    opts: &ScaleOptions,
+    (root, dir): (&Path, &Path),
+    dsfiles: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let dir = dir.join("scale");
+    fs::create_dir_all(dir.join("logs"))
+        .with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let mut sims = ds::Ds::new()?;
+    let started = std::time::Instant::now();
+    let demarche = sims.start_generated(config(opts.dossiers))?;
+    say(format!(
+        "scale: {} dossiers, {} files, {:.0} MB generated in {:.1} s",
+        opts.dossiers,
+        demarche.files,
+        demarche.bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    ));
+    let result = measure_all(opts, &dir, dsfiles, &demarche, &sims);
+    sims.shutdown();
+    let mut rows = result?;
+    // Commands as run from the workspace root, with paths relative to it.
+    let prefix = format!("{}/", root.display());
+    for row in &mut rows {
+        row.command = row.command.replace(&prefix, "");
+    }
+    let block = render(opts, &demarche, &rows);
+    let existing = fs::read_to_string(out).unwrap_or_default();
+    fs::write(out, report::splice_between(&existing, (BEGIN, END), &block))
+        .with_context(|| format!("cannot write `{}`", out.display()))?;
+    say(format!("scale report written to `{}`", out.display()));
+    Ok(())
+}
+
+/// Every destination's runs, then `list`.
+fn measure_all(
+    opts: &ScaleOptions,
+    dir: &Path,
+    dsfiles: &Path,
+    demarche: &ds::Demarche,
+    sims: &ds::Ds,
+) -> anyhow::Result<Vec<Row>> {
+    let local = dir.join("local");
+    if local.exists() {
+        fs::remove_dir_all(&local)
+            .with_context(|| format!("cannot empty `{}`", local.display()))?;
+    }
+    let bench = Runner { dir, dsfiles };
+    let mut rows = bench.destination("local", &local.display().to_string(), demarche, &[])?;
+    if opts.object_store {
+        let s3 = s3::start_s3s_fs(sims.runtime(), &dir.join("s3s-fs"))?;
+        let dest = format!("s3://{}/scale", s3.bucket);
+        rows.extend(bench.destination("S3 (s3s-fs)", &dest, demarche, &s3.env)?);
+    }
+    rows.push(bench.list(demarche)?);
+    Ok(rows)
+}
+
+struct Runner<'a> {
+    dir: &'a Path,
+    dsfiles: &'a Path,
+}
+
+impl Runner<'_> {
+    fn log(&self, name: &str) -> PathBuf {
+        self.dir.join("logs").join(format!("{name}.log"))
+    }
+
+    /// First sync, no-op auto and full re-runs, and verify, into `dest`.
+    fn destination(
+        &self,
+        label: &'static str,
+        dest: &str,
+        demarche: &ds::Demarche,
+        dest_env: &[(String, String)],
+    ) -> anyhow::Result<Vec<Row>> {
+        let name = if dest.starts_with("s3://") {
+            "s3"
+        } else {
+            "local"
+        };
+        let mut rows = Vec::new();
+        let runs = [
+            ("first sync", "first", "auto"),
+            ("no-op --since auto", "auto", "auto"),
+            ("no-op --full", "full", "full"),
+        ];
+        for (run, short, since) in runs {
+            let log = format!("{name}-{short}");
+            let summary_path = self.log(&format!("{log}.summary")).with_extension("json");
+            let mut env = demarche.env();
+            env.extend(dest_env.iter().cloned());
+            let extra = ["--since", since, "--requests-per-minute", "0"];
+            let cmd = tools::dsfiles(
+                self.dsfiles,
+                demarche.number,
+                dest,
+                &summary_path,
+                env,
+                &extra,
+            );
+            let sample = timed(&cmd, &self.log(&log))?;
+            let calls = sync_calls(&summary(&summary_path)?, &summary_path)?;
+            say(format!(
+                "scale {label}, {run}: {:.1} s, {} MiB",
+                sample.wall_secs,
+                sample.peak_rss_kib / 1024
+            ));
+            let files = demarche.files as u64;
+            rows.push(Row {
+                dest: label,
+                run,
+                command: cmd.display(),
+                sample,
+                files,
+                calls: Some(calls),
+            });
+        }
+        rows.push(self.verify(label, name, dest, dest_env)?);
+        Ok(rows)
+    }
+
+    /// `dsfiles verify` of `dest`, which must find every file intact.
+    fn verify(
+        &self,
+        label: &'static str,
+        name: &str,
+        dest: &str,
+        dest_env: &[(String, String)],
+    ) -> anyhow::Result<Row> {
+        let summary_path = self
+            .log(&format!("{name}-verify.summary"))
+            .with_extension("json");
+        let mut cmd = Cmd::new(
+            self.dsfiles.display().to_string(),
+            &["--quiet", "verify", "--dest", dest, "--summary-json"],
+        );
+        cmd.args.push(summary_path.display().to_string());
+        cmd.env = dest_env.to_vec();
+        let sample = timed(&cmd, &self.log(&format!("{name}-verify")))?;
+        let checked = summary(&summary_path)?;
+        let ok = checked
+            .get("ok")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        say(format!(
+            "scale {label}, verify: {:.1} s, {ok} files ok",
+            sample.wall_secs
+        ));
+        if ok == 0 {
+            bail!(
+                "verify of `{dest}` checked no file: `{}`",
+                summary_path.display()
+            );
+        }
+        Ok(Row {
+            dest: label,
+            run: "verify",
+            command: cmd.display(),
+            sample,
+            files: ok,
+            calls: None,
+        })
+    }
+
+    /// `dsfiles list` of the démarche (from DS, JSON Lines counted, not kept).
+    fn list(&self, demarche: &ds::Demarche) -> anyhow::Result<Row> {
+        let count = self.log("list.count");
+        let script = format!("set -o pipefail; \"$@\" | wc -l > '{}'", count.display());
+        let mut cmd = Cmd::new("bash", &["-c", &script, "bash"]);
+        cmd.args.extend([
+            self.dsfiles.display().to_string(),
+            "--quiet".into(),
+            "list".into(),
+            "--demarche".into(),
+            demarche.number.to_string(),
+            "--requests-per-minute".into(),
+            "0".into(),
+        ]);
+        cmd.env = demarche.env();
+        let sample = timed(&cmd, &self.log("list"))?;
+        let text = fs::read_to_string(&count)
+            .with_context(|| format!("cannot read `{}`", count.display()))?;
+        let files: u64 = text
+            .trim()
+            .parse()
+            .with_context(|| format!("`{}`: not a count", count.display()))?;
+        if files == 0 {
+            bail!("dsfiles list printed no file");
+        }
+        say(format!(
+            "scale list: {:.1} s, {files} files",
+            sample.wall_secs
+        ));
+        Ok(Row {
+            dest: "DS",
+            run: "list",
+            command: cmd.display(),
+            sample,
+            files,
+            calls: None,
+        })
+    }
+}
+
+/// The API calls and dossiers of a sync's `--summary-json`; `Err` when a file failed.
+fn sync_calls(summary: &serde_json::Value, path: &Path) -> anyhow::Result<Calls> {
+    let failed = summary
+        .get("failed")
+        .and_then(serde_json::Value::as_array)
+        .map_or(0, Vec::len);
+    if failed > 0 {
+        bail!("the sync left {failed} files failed: `{}`", path.display());
+    }
+    let number = |pointer: &str| summary.pointer(pointer).and_then(serde_json::Value::as_u64);
+    let calls = (|| {
+        Some(Calls {
+            listing: number("/api_calls/listing")?,
+            recheck: number("/api_calls/recheck")?,
+            refresh: number("/api_calls/refresh")?,
+            deleted: number("/api_calls/deleted")?,
+            dossiers: number("/dossiers")?,
+        })
+    })();
+    calls.with_context(|| format!("`{}` has no `api_calls` or `dossiers`", path.display()))
+}
+
+/// The block of `docs/benchmarks.md` between [`BEGIN`] and [`END`].
+fn render(opts: &ScaleOptions, demarche: &ds::Demarche, rows: &[Row]) -> String {
+    let mut out = format!("{BEGIN}\n## Scale (`cargo xtask bench --scale");
+    if opts.dossiers != DEFAULT_DOSSIERS {
+        let _ = write!(out, " --dossiers {}", opts.dossiers);
+    }
+    let _ = writeln!(
+        out,
+        "`)\n\n{} dossiers, {} files ({:.0} MB), 3% pending a virus scan, from the simulator in the \
+         bench process; `--jobs {}`, `--requests-per-minute 0`, `--no-data`. Files/s counts the \
+         files the run went through (stored, or found unchanged); CPU is user + system time of \
+         the dsfiles process; API calls are the run's own count (listing + recheck + URL refresh + \
+         deleted dossiers); one manifest shard is read per dossier looked at.\n",
+        opts.dossiers,
+        demarche.files,
+        demarche.bytes as f64 / 1e6,
+        tools::JOBS
+    );
+    out.push_str("| destination | run | wall s | files/s | peak RSS MiB | CPU s | API calls | dossiers looked at |\n|---|---|---|---|---|---|---|---|\n");
+    for row in rows {
+        out.push_str(&row_line(row));
+    }
+    out.push_str("\nCommands:\n\n```\n");
+    for row in rows {
+        let _ = writeln!(out, "{}", row.command);
+    }
+    let _ = writeln!(out, "```\n{END}");
+    out
+}
+
+/// The default `--dossiers`.
+pub const DEFAULT_DOSSIERS: usize = 100_000;
+
+fn row_line(row: &Row) -> String {
+    let s = &row.sample;
+    let (calls, dossiers) = match &row.calls {
+        Some(c) => (
+            format!(
+                "{} ({} + {} + {} + {})",
+                c.listing + c.recheck + c.refresh + c.deleted,
+                c.listing,
+                c.recheck,
+                c.refresh,
+                c.deleted
+            ),
+            c.dossiers.to_string(),
+        ),
+        None => ("—".to_owned(), "—".to_owned()),
+    };
+    format!(
+        "| {} | {} | {:.1} | {:.0} | {} | {:.1} | {calls} | {dossiers} |\n",
+        row.dest,
+        row.run,
+        s.wall_secs,
+        row.files as f64 / s.wall_secs.max(0.001),
+        s.peak_rss_kib / 1024,
+        s.cpu_secs
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sync_summary_gives_its_calls_and_a_failed_file_fails_the_bench() {
+        let path = Path::new("s.json");
+        let ok = serde_json::json!({
+            "dossiers": 17, "failed": [],
+            "api_calls": {"listing": 3, "recheck": 2, "refresh": 1, "deleted": 1}
+        });
+        let calls = sync_calls(&ok, path).expect("calls");
+        assert_eq!(
+            calls,
+            Calls {
+                listing: 3,
+                recheck: 2,
+                refresh: 1,
+                deleted: 1,
+                dossiers: 17
+            }
+        );
+        let failed = serde_json::json!({"dossiers": 1, "failed": [{}], "api_calls": {}});
+        let err = sync_calls(&failed, path).expect_err("a failed file");
+        assert!(err.to_string().contains("1 files failed"), "{err}");
+        let old = serde_json::json!({"dossiers": 1, "failed": []});
+        assert!(sync_calls(&old, path).is_err());
+    }
+
+    #[test]
+    fn rows_show_calls_by_purpose() {
+        let row = Row {
+            dest: "local",
+            run: "no-op --full",
+            command: String::new(),
+            sample: Sample {
+                wall_secs: 2.0,
+                peak_rss_kib: 40 * 1024,
+                cpu_secs: 1.5,
+            },
+            files: 1000,
+            calls: Some(Calls {
+                listing: 10,
+                recheck: 0,
+                refresh: 0,
+                deleted: 1,
+                dossiers: 100,
+            }),
+        };
+        assert_eq!(
+            row_line(&row),
+            "| local | no-op --full | 2.0 | 500 | 40 | 1.5 | 11 (10 + 0 + 0 + 1) | 100 |\n"
+        );
+    }
+}
