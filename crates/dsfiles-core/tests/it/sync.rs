@@ -336,6 +336,34 @@ async fn sha256_layouts_stage_then_publish() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A layout that lets dossiers meet (no dossier directory) shares one key allocator across
+/// the run: the same names in different dossiers get numbered variants, never one key twice.
+#[tokio::test]
+async fn layouts_that_let_dossiers_meet_give_every_file_its_own_key() -> anyhow::Result<()> {
+    let env = env(SimConfig::default()).await?;
+    let mut opts = env.options();
+    let layout = dsfiles_core::extract::Layout::parse("{source}/{filename}")?;
+    assert!(layout.dossier_dir(opts.demarche).is_none());
+    opts.layout = Some(layout);
+    let report = env.sync(opts).await?;
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    let stored: Vec<String> = (env.shards().await?.values())
+        .flat_map(|s| s.files.iter().map(|f| f.key.clone()))
+        .collect();
+    let folded: std::collections::BTreeSet<String> =
+        stored.iter().map(|k| k.to_lowercase()).collect();
+    assert_eq!(folded.len(), stored.len(), "a key given twice: {stored:?}");
+    assert_eq!(stored.len(), env.sim.expected_files(false, false).len());
+    assert!(
+        stored.iter().any(|k| k.contains(" (2)")),
+        "the simulator's names repeat across dossiers, so some key must be numbered: {stored:?}"
+    );
+    for key in &stored {
+        assert!(env.dir.path().join(key).is_file(), "`{key}` is not stored");
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_foreign_object_is_never_overwritten() -> anyhow::Result<()> {
     let env = env(SimConfig::default()).await?;
