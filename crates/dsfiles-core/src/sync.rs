@@ -6,9 +6,9 @@
 //! writes through a `FencedSink` that refuses writes once the lease is lost.
 //!
 //! A run is three steps, each a function of this file: [`prepare`] (read the démarche's state,
-//! clear its staging leftovers, decide the listing window), [`drive`] (fetch the recheck list's
-//! dossiers, list the others, process them), [`finish`] (deleted dossiers, recheck list, sync point,
-//! report). The rest lives in submodules:
+//! clear its staging leftovers, decide the listing window), [`drive`] (fetch the recheck
+//! list's dossiers, list the others, process them), [`finish`] (deleted dossiers, recheck
+//! list, sync point, report). The rest lives in submodules:
 //!
 //! - `layout`: which layout and dossier.json choice the run uses (given, or what the
 //!   destination was last synced with) and the record of it;

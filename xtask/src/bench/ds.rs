@@ -85,40 +85,42 @@ impl Ds {
         };
         let mut config = SimConfig::external_files(base, dossiers);
         config.demarche = number;
-        let sim = self
-            .runtime
-            .block_on(dsfiles_sim::start(config))
-            .context("cannot start the DS simulator")?;
-        let demarche = Demarche {
+        let sim = self.launch(config)?;
+        Ok(Demarche {
             number,
             endpoint: sim.endpoint().to_string(),
             token: sim.token(),
             file_host,
             files: files.len(),
             bytes: files.iter().map(|f| f.size).sum(),
-        };
-        self.sims.push(sim);
-        Ok(demarche)
+        })
     }
 
     /// Starts a simulator generating its own démarche and files (`config`), served by its
     /// own file host.
     pub fn start_generated(&mut self, config: SimConfig) -> anyhow::Result<Demarche> {
-        let sim = self
-            .runtime
-            .block_on(dsfiles_sim::start(config))
-            .context("cannot start the DS simulator")?;
+        let sim = self.launch(config)?;
         let totals = sim.totals();
-        let demarche = Demarche {
+        Ok(Demarche {
             number: sim.demarche(),
             endpoint: sim.endpoint().to_string(),
             token: sim.token(),
             file_host: sim.file_host().to_string(),
             files: usize::try_from(totals.files).context("too many files")?,
             bytes: totals.bytes,
-        };
+        })
+    }
+
+    /// Starts a simulator on this runtime and keeps it until [`Ds::shutdown`].
+    fn launch(&mut self, config: SimConfig) -> anyhow::Result<&SimHandle> {
+        let sim = self
+            .runtime
+            .block_on(dsfiles_sim::start(config))
+            .context("cannot start the DS simulator")?;
         self.sims.push(sim);
-        Ok(demarche)
+        self.sims
+            .last()
+            .context("the simulator just started is kept")
     }
 
     /// The runtime the simulators run on (other in-process servers may share it).

@@ -2,7 +2,7 @@
 //! from the dossier as DS returned it and the files its new shard records.
 //!
 //! Rules:
-//! - Its key is the data layout's, reserved in the dossier's [`KeyAllocator`] before the dossier's
+//! - Its key is the data layout's, reserved in the dossier's [`KeyAllocator`] before its
 //!   files are planned ([`reserve`]): a new file never takes it, and a file already stored
 //!   there (it was named `dossier.json` before dossier.json existed) keeps it, the dossier.json
 //!   then failing with a message that names the key.

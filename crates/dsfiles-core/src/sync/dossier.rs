@@ -6,8 +6,8 @@
 //! cancelled), and only if it changed. A failed or cancelled file keeps its previous entry, and
 //! the dossier keeps its previous update time, so that the next run does not take its
 //! unverified files for unchanged. Keys are decided twice: here, by [`plan::plan`] with the
-//! dossier's allocator (the run's when the layout lets dossiers meet) before any download; again after a staged download, in `super::publish`
-//! (its module doc has the rule).
+//! dossier's allocator (the run's when the layout lets dossiers meet) before any download;
+//! again after a staged download, in `super::publish` (its module doc has the rule).
 
 use std::sync::Arc;
 
@@ -174,8 +174,9 @@ struct Planning<'a> {
 }
 
 /// Plans the dossier's files against its shard: the first decision on keys, in the dossier's
-/// allocator (`Publisher::dossier_keys`), which first holds the shard's own keys, then the dossier.json's `data_key`
-/// (returned unless a stored file holds it: that is a failure of the dossier.json).
+/// allocator (`Publisher::dossier_keys`), which first holds the shard's own keys, then the
+/// dossier.json's `data_key` (returned unless a stored file holds it: that is a failure of the
+/// dossier.json).
 fn plan(
     (run, keys): (&Run, &Keys),
     records: Vec<FileRecord>,

@@ -4,8 +4,8 @@
 //!
 //! **Keys are decided twice.** Planning (`super::dossier`, [`crate::plan`]) reserves each
 //! file's key from the layout in a [`KeyAllocator`] ("Which allocator" below) before any
-//! download, against the shards read and the other reservations. That cannot see what else sits in the
-//! destination, nor render a `{sha256}` layout. So a file whose planned key is new and already
+//! download, against the shards read and the other reservations. That cannot see what else
+//! sits in the destination, nor render a `{sha256}` layout. So a file whose planned key is new and already
 //! occupied, or whose layout needs its SHA-256, is staged, and its final key decided again
 //! here after the download ([`Publisher::free_key`]): an object at the key with the same size
 //! and SHA-256 is this file (an earlier run's) and is replaced; anything else is foreign, kept,
