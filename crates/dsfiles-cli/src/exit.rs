@@ -107,7 +107,7 @@ impl Exit {
             dsfiles_core::RunStatus::LeaseLost => Exit::Busy,
             dsfiles_core::RunStatus::Cancelled => Exit::Cancelled,
             dsfiles_core::RunStatus::FilesFailed
-                if report.failed.is_empty() && !report.warnings.is_empty() =>
+                if report.counts.failed == 0 && report.counts.warnings > 0 =>
             {
                 Exit::Api
             }

@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "{} files stored, {} failed, {} bytes in {:.2}s; exit status {:?}",
         report.stored,
-        report.failed.len(),
+        report.counts.failed,
         report.bytes_downloaded,
         report.duration_secs,
         report.exit_status(false),

@@ -18,6 +18,7 @@
 //! - `data`: the dossier's `dossier.json`, written after its files, only when it changed;
 //! - `publish`: downloads, staging, the key decided after a staged download, copies, deletions;
 //! - `tally`: what a dossier and the run count, and the report built from it;
+//! - `lists`: the report's lists, their first entries held, every entry spooled to a file;
 //! - `bookkeeping`: what a run carries to the next (sync point, recheck list, deleted
 //!   dossiers, staging leftovers).
 //!
@@ -39,6 +40,7 @@ mod data;
 mod dossier;
 mod fields;
 mod layout;
+mod lists;
 mod publish;
 mod tally;
 
@@ -215,6 +217,7 @@ async fn prepare(
         cancel,
     });
     let rechecks = rechecks(&run.opts, &filter, &state);
+    let totals = Totals::new(&state.recheck.dossiers);
     Ok(Prepared {
         run,
         run_id,
@@ -224,7 +227,7 @@ async fn prepare(
         complete,
         state,
         rechecks,
-        totals: Totals::default(),
+        totals,
     })
 }
 
@@ -390,7 +393,7 @@ impl Driver {
             }
             Err(e) => {
                 let dossier = self.in_flight.remove(&e.id()).unwrap_or_default();
-                totals.tally.failed.push(Failure {
+                totals.fail(Failure {
                     dossier,
                     file_id: None,
                     key: shard_key(dossier),
@@ -493,6 +496,10 @@ async fn finish(prepared: Prepared, listing_error: Option<ds::Error>) -> Result<
         let (started_at, run_id) = (prepared.started_at, &prepared.run_id);
         bookkeeping::write_sync_point(&run, started_at, run_id, &mut totals).await;
     }
+    let lists = totals
+        .lists
+        .publish(run.publisher.sink(), &prepared.run_id)
+        .await;
     let facts = RunFacts {
         run_id: prepared.run_id,
         demarche: run.opts.demarche,
@@ -506,7 +513,7 @@ async fn finish(prepared: Prepared, listing_error: Option<ds::Error>) -> Result<
         cancelled,
         layout: run.naming.used.clone(),
     };
-    let report = tally::report(facts, totals);
+    let report = tally::report(facts, totals, lists);
     let report_key = format!("{RUNS_PREFIX}{}.json", report.run_id);
     if let Err(e) = state::write(run.publisher.sink(), &report_key, &report).await {
         let reason = fetch::error_chain(&e);

@@ -15,6 +15,7 @@
 //! | `.dsfiles/demarches/{demarche}/lease` | [`Lease`]: who is syncing the démarche into this destination right now ([`crate::lease`]) |
 //! | `.dsfiles/staging/{demarche}/` | files of the démarche's runs being staged |
 //! | `.dsfiles/runs/{run_id}.json` | [`SyncReport`] of each run |
+//! | `.dsfiles/runs/{run_id}.lists.jsonl` | every entry of a run's report lists, one [`ReportLine`] per line, when one list was longer than [`REPORT_LISTED`] |
 //! | `.dsfiles/seda/{dossier}.json` (in `dsfiles seda`'s OUT) | [`SedaRecord`]: the packages written for a dossier |
 //! | `.dsfiles/seda/lease` (in `dsfiles seda`'s OUT) | [`Lease`]: which `seda` run is writing into this OUT right now ([`SEDA_LEASE_KEY`]) |
 //!
@@ -425,12 +426,22 @@ pub struct SyncReport {
     /// (absent in older reports: 0).
     #[serde(default)]
     pub moved: u64,
-    /// Files not stored because of their virus scan (see `allow_unscanned`).
+    /// Files not stored because of their virus scan (see `allow_unscanned`). Like every list
+    /// of the report, the first [`REPORT_LISTED`] only: `counts` counts them all, and `lists`
+    /// names the object holding them all when one list was longer.
     pub skipped_unscanned: Vec<Skipped>,
     pub flagged: Vec<Flagged>,
     pub failed: Vec<Failure>,
     /// Dossiers DS reported deleted in the listed window.
     pub deleted_dossiers: Vec<u64>,
+    /// How many entries each list has in all (absent in older reports, whose lists were
+    /// complete: all zero).
+    #[serde(default)]
+    pub counts: ListCounts,
+    /// The key of the object holding every entry of every list (`.dsfiles/runs/{run_id}.lists.jsonl`,
+    /// one [`ReportLine`] per line), written when a list was longer than [`REPORT_LISTED`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lists: Option<String>,
     /// Stored files no longer in DS (marked `removed_upstream`, or deleted with prune).
     pub removed_upstream: u64,
     /// Whether prune deleted files of removed files and deleted dossiers.
@@ -460,6 +471,37 @@ pub struct SyncReport {
     /// older reports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layout: Option<LayoutUsed>,
+}
+
+/// Longest list a [`SyncReport`] keeps in memory and in its JSON, so that a run over a million
+/// files holds a report of bounded size whatever goes wrong; every entry is in the report's
+/// `lists` object.
+pub const REPORT_LISTED: usize = 1000;
+
+/// How many entries each list of a [`SyncReport`] has in all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListCounts {
+    pub skipped_unscanned: u64,
+    pub flagged: u64,
+    /// Of the flagged files, those whose bytes are not what DS announced (`--strict`).
+    pub checksum_mismatch: u64,
+    pub failed: u64,
+    pub deleted_dossiers: u64,
+    pub kept: u64,
+    pub warnings: u64,
+}
+
+/// One line of a run's `lists` object: an entry of one of the report's lists, tagged with the
+/// list's name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "list", rename_all = "snake_case")]
+pub enum ReportLine {
+    SkippedUnscanned(Skipped),
+    Flagged(Flagged),
+    Failed(Failure),
+    DeletedDossier { dossier: u64 },
+    Kept(Kept),
+    Warning { message: String },
 }
 
 /// A run's DS API requests by purpose, retries included. A no-op `--since auto` run costs
@@ -507,13 +549,16 @@ impl SyncReport {
             RunStatus::LeaseLost
         } else if self.cancelled {
             RunStatus::Cancelled
-        } else if !self.failed.is_empty()
+        } else if self.counts.failed > 0
+            || !self.failed.is_empty()
+            || self.counts.warnings > 0
             || !self.warnings.is_empty()
             || (strict
-                && self
-                    .flagged
-                    .iter()
-                    .any(|f| f.flag == FileStatus::ChecksumMismatch))
+                && (self.counts.checksum_mismatch > 0
+                    || self
+                        .flagged
+                        .iter()
+                        .any(|f| f.flag == FileStatus::ChecksumMismatch)))
         {
             RunStatus::FilesFailed
         } else {

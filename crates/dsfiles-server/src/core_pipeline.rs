@@ -302,7 +302,7 @@ impl Pipeline for CorePipeline {
                 files_planned: report.files_planned,
                 files_stored: report.stored,
                 files_skipped: report.skipped_unchanged,
-                files_failed: report.failed.len() as u64,
+                files_failed: report.counts.failed,
                 bytes_downloaded: report.bytes_downloaded,
                 ..live.counters()
             },

@@ -11,8 +11,8 @@ use anyhow::Context as _;
 use crate::logging;
 use crate::progress::human_bytes;
 
-/// At most this many flagged or skipped files are named one by one; the rest are counted
-/// (all of them are in `--summary-json`).
+/// At most this many entries of a list are named one by one; the rest are counted (the report
+/// in `--summary-json` has the first `REPORT_LISTED`, its `lists` object all of them).
 const MAX_LISTED: usize = 50;
 
 pub fn print_sync(report: &SyncReport, quiet: bool) {
@@ -21,20 +21,23 @@ pub fn print_sync(report: &SyncReport, quiet: bool) {
         headline(&mut out, report);
         details(&mut out, report);
     }
-    for warning in &report.warnings {
-        let _ = writeln!(out, "  DS warning: {warning}");
-    }
+    let warnings = (&report.warnings[..], report.counts.warnings);
+    listed(&mut out, report, warnings, "DS warnings", |warning| {
+        format!("DS warning: {warning}")
+    });
     // Objects the manifest named but dsfiles did not write (a tampered manifest, or another
     // writer): printed even with --quiet, the operator should look at them.
-    listed(&mut out, &report.kept, "left in place", |kept| {
+    let kept = (&report.kept[..], report.counts.kept);
+    listed(&mut out, report, kept, "left in place", |kept| {
         format!(
             "left in place `{}` (dossier {}): {}",
             kept.key, kept.dossier, kept.reason
         )
     });
-    for failure in &report.failed {
-        let _ = writeln!(out, "  failed `{}`: {}", failure.key, failure.reason);
-    }
+    let failed = (&report.failed[..], report.counts.failed);
+    listed(&mut out, report, failed, "failed", |failure| {
+        format!("failed `{}`: {}", failure.key, failure.reason)
+    });
     if !out.is_empty() {
         logging::write_stderr(out.as_bytes()).ok();
     }
@@ -68,8 +71,8 @@ fn headline(out: &mut String, report: &SyncReport) {
         report.dossiers,
         report.stored,
         report.skipped_unchanged,
-        report.flagged.len(),
-        report.failed.len(),
+        report.counts.flagged,
+        report.counts.failed,
         human_bytes(report.bytes_downloaded),
         report.duration_secs,
         report.mb_per_sec,
@@ -94,23 +97,23 @@ fn details(out: &mut String, report: &SyncReport) {
     if let Some(used) = &report.layout {
         naming(out, used);
     }
-    listed(out, &report.flagged, "flagged", |flagged| {
+    let flagged = (&report.flagged[..], report.counts.flagged);
+    listed(out, report, flagged, "flagged", |flagged| {
         format!(
             "flagged {} `{}`: {}",
             flagged.flag, flagged.key, flagged.detail
         )
     });
-    listed(
-        out,
-        &report.skipped_unscanned,
-        "not downloaded",
-        |skipped| {
-            format!(
-                "not downloaded (virus scan `{}`): dossier {} `{}` (--allow-unscanned downloads it)",
-                skipped.virus_scan, skipped.dossier, skipped.filename
-            )
-        },
+    let unscanned = (
+        &report.skipped_unscanned[..],
+        report.counts.skipped_unscanned,
     );
+    listed(out, report, unscanned, "not downloaded", |skipped| {
+        format!(
+            "not downloaded (virus scan `{}`): dossier {} `{}` (--allow-unscanned downloads it)",
+            skipped.virus_scan, skipped.dossier, skipped.filename
+        )
+    });
     if report.moved > 0 {
         let _ = writeln!(
             out,
@@ -148,11 +151,11 @@ fn details(out: &mut String, report: &SyncReport) {
              during the run, which stopped writing; the files stored before are kept"
         );
     }
-    if !report.deleted_dossiers.is_empty() || report.removed_upstream > 0 {
+    if report.counts.deleted_dossiers > 0 || report.removed_upstream > 0 {
         let _ = writeln!(
             out,
             "  {} dossiers deleted on DS, {} stored files no longer in DS{}",
-            report.deleted_dossiers.len(),
+            report.counts.deleted_dossiers,
             report.removed_upstream,
             if report.pruned {
                 " (pruned)"
@@ -163,17 +166,26 @@ fn details(out: &mut String, report: &SyncReport) {
     }
 }
 
-/// The first [`MAX_LISTED`] `items`, one indented line each, then how many more there are.
-fn listed<T>(out: &mut String, items: &[T], what: &str, line: impl Fn(&T) -> String) {
+/// The first [`MAX_LISTED`] `items`, one indented line each, then how many more of the
+/// `total` there are and where they all are (the report lists its first `REPORT_LISTED`, its
+/// `lists` object every one).
+fn listed<T>(
+    out: &mut String,
+    report: &SyncReport,
+    (items, total): (&[T], u64),
+    what: &str,
+    line: impl Fn(&T) -> String,
+) {
     for item in items.iter().take(MAX_LISTED) {
         let _ = writeln!(out, "  {}", line(item));
     }
-    if items.len() > MAX_LISTED {
-        let _ = writeln!(
-            out,
-            "  ... and {} more {what} (see --summary-json)",
-            items.len() - MAX_LISTED
-        );
+    let shown = items.len().min(MAX_LISTED) as u64;
+    if total > shown {
+        let all = match &report.lists {
+            Some(key) => format!("`{key}` in the destination lists them all"),
+            None => "see --summary-json".to_owned(),
+        };
+        let _ = writeln!(out, "  ... and {} more {what} ({all})", total - shown);
     }
 }
 

@@ -23,8 +23,8 @@ use crate::removal;
 use crate::sink::Sink;
 use crate::state;
 use crate::wire::{
-    Event, FileStatus, Recheck, STAGING_PREFIX, Shard, SyncPoint, WIRE_VERSION, recheck_key,
-    shard_key, staging_marker, staging_prefix, sync_point_key,
+    Event, FileStatus, Recheck, ReportLine, STAGING_PREFIX, Shard, SyncPoint, WIRE_VERSION,
+    recheck_key, shard_key, staging_marker, staging_prefix, sync_point_key,
 };
 use crate::{Error, ds};
 
@@ -225,13 +225,16 @@ pub(super) async fn deleted_dossiers(run: &Run, since: Option<DateTime<Utc>>, to
             if run.cancel.is_cancelled() {
                 return;
             }
-            totals.deleted.push(deleted.number);
+            let dossier = deleted.number;
+            totals.lists.push(ReportLine::DeletedDossier { dossier });
             run.progress.event(&Event::DossierDeleted {
                 number: deleted.number,
             });
-            if let Err(message) = record_deleted(run, &deleted, &mut totals.tally).await {
+            let mut tally = Tally::default();
+            if let Err(message) = record_deleted(run, &deleted, &mut tally).await {
                 totals.warn(&run.progress, message);
             }
+            totals.add(tally);
         }
     }
 }
@@ -260,7 +263,7 @@ async fn record_deleted(
     let mut kept = Vec::new();
     for mut file in std::mem::take(&mut shard.files) {
         if file.status != FileStatus::RemovedUpstream {
-            tally.removed = tally.removed.saturating_add(1);
+            tally.counts.removed = tally.counts.removed.saturating_add(1);
         }
         file.status = FileStatus::RemovedUpstream;
         if !run.opts.prune || run.publisher.prune(number, &file, tally).await {
@@ -281,23 +284,17 @@ async fn record_deleted(
 }
 
 /// Writes the démarche's recheck list: the `previous` entries (with whether they were read
-/// from the legacy key) neither processed now nor `dropped`, plus this run's
-/// (`totals.recheck`).
+/// from the legacy key) neither processed now (`totals.unprocessed`) nor `dropped`, plus this
+/// run's (`totals.recheck`).
 pub(super) async fn write_recheck(
     run: &Run,
     (previous, legacy): (Recheck, bool),
     dropped: &HashSet<u64>,
     totals: &mut Totals,
 ) {
-    let processed: HashSet<u64> = totals.processed.iter().copied().collect();
     let mut later: BTreeSet<u64> = totals.recheck.iter().copied().collect();
     if previous.demarche == run.opts.demarche {
-        later.extend(
-            previous
-                .dossiers
-                .iter()
-                .filter(|n| !processed.contains(n) && !dropped.contains(n)),
-        );
+        later.extend((totals.unprocessed.iter()).filter(|n| !dropped.contains(n)));
     }
     let recheck = Recheck {
         version: WIRE_VERSION,

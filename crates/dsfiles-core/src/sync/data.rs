@@ -64,7 +64,7 @@ pub(super) async fn write(run: &Run, input: DataInput<'_>, tally: &mut Tally) ->
         && old.key == input.key.as_str()
         && old.sha256 == sha256
     {
-        tally.data_unchanged += 1;
+        tally.counts.data_unchanged += 1;
         return input.old;
     }
     let sink = run.publisher.sink();
@@ -84,7 +84,7 @@ pub(super) async fn write(run: &Run, input: DataInput<'_>, tally: &mut Tally) ->
         fail(tally, input.number, key, reason);
         return input.old;
     }
-    tally.data_stored += 1;
+    tally.counts.data_stored += 1;
     if let Some(old) = input.old.filter(|old| old.key != entry.key) {
         remove_superseded(run, input.number, &old, tally).await;
     }

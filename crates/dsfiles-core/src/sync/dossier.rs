@@ -55,7 +55,7 @@ pub(super) async fn process(run: Arc<Run>, number: u64, dossier: Value) -> Dossi
     };
     let data_key =
         (run.naming.data_layout.as_ref()).map(|l| l.render(run.opts.demarche, number, &state));
-    out.tally.files = records.len() as u64;
+    out.tally.counts.files = records.len() as u64;
     let planning = Planning {
         old: old.as_ref(),
         updated_at,
@@ -79,7 +79,7 @@ pub(super) async fn process(run: Arc<Run>, number: u64, dossier: Value) -> Dossi
     .await;
     incomplete |= move_files(&run, number, moves, &mut files, &mut out.tally).await;
     for removed in planned.removed {
-        out.tally.removed = out.tally.removed.saturating_add(1);
+        out.tally.counts.removed = out.tally.counts.removed.saturating_add(1);
         if !run.opts.prune || run.publisher.prune(number, &removed, &mut out.tally).await {
             files.push(removed);
         }
@@ -263,13 +263,13 @@ fn sort_actions(
         match action {
             Action::Unchanged { entry } => {
                 skipped(&entry.key, "unchanged".to_owned());
-                tally.unchanged += 1;
+                tally.counts.unchanged += 1;
                 tally.flag(number, &entry, None);
                 files.push(entry);
             }
             Action::Update { entry } => {
                 skipped(&entry.key, "status_updated".to_owned());
-                tally.updated += 1;
+                tally.counts.updated += 1;
                 tally.flag(number, &entry, None);
                 files.push(entry);
             }
@@ -324,7 +324,7 @@ async fn move_files(
             .await
         {
             Ok(moved) => {
-                tally.moved += 1;
+                tally.counts.moved += 1;
                 files.push(moved);
             }
             Err(reason) => {
@@ -415,8 +415,8 @@ async fn stored(
     files: &mut Vec<ShardFile>,
     tally: &mut Tally,
 ) {
-    tally.stored += 1;
-    tally.bytes = tally.bytes.saturating_add(entry.size);
+    tally.counts.stored += 1;
+    tally.counts.bytes = tally.counts.bytes.saturating_add(entry.size);
     run.progress.event(&Event::FileStored {
         key: entry.key.clone(),
         bytes: entry.size,

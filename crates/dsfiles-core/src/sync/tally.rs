@@ -3,19 +3,21 @@
 //! Rule: counts saturate (sizes come from DS: `byteSizeBigInt` can be near `u64::MAX`), and a
 //! dossier's outcome is merged into the run's totals once, when its task ends.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::lists::Lists;
 use crate::wire::{
-    ApiCalls, Event, Failure, FileStatus, Flagged, Kept, LayoutUsed, ShardFile, Skipped,
-    SyncReport, WIRE_VERSION, shard_key,
+    ApiCalls, Event, Failure, FileStatus, Flagged, Kept, LayoutUsed, ReportLine, ShardFile,
+    Skipped, SyncReport, WIRE_VERSION, shard_key,
 };
 use crate::{Progress, ds};
 
-/// Counts and lists that both a dossier's outcome and the run's totals keep.
+/// What a run counts besides its lists; a dossier's and the run's alike.
 #[derive(Debug, Default)]
-pub(super) struct Tally {
+pub(super) struct Counts {
     pub files: u64,
     pub stored: u64,
     pub unchanged: u64,
@@ -27,15 +29,10 @@ pub(super) struct Tally {
     pub data_unchanged: u64,
     /// Stored files moved to a new key (a dossier value of the layout changed).
     pub moved: u64,
-    pub unscanned: Vec<Skipped>,
-    pub flagged: Vec<Flagged>,
-    pub failed: Vec<Failure>,
-    pub kept: Vec<Kept>,
-    pub warnings: Vec<String>,
 }
 
-impl Tally {
-    fn add(&mut self, o: Tally) {
+impl Counts {
+    fn add(&mut self, o: &Counts) {
         self.files = self.files.saturating_add(o.files);
         self.stored = self.stored.saturating_add(o.stored);
         self.unchanged = self.unchanged.saturating_add(o.unchanged);
@@ -45,11 +42,41 @@ impl Tally {
         self.data_stored = self.data_stored.saturating_add(o.data_stored);
         self.data_unchanged = self.data_unchanged.saturating_add(o.data_unchanged);
         self.moved = self.moved.saturating_add(o.moved);
-        self.unscanned.extend(o.unscanned);
-        self.flagged.extend(o.flagged);
-        self.failed.extend(o.failed);
-        self.kept.extend(o.kept);
-        self.warnings.extend(o.warnings);
+    }
+}
+
+/// What one dossier (or the deleted-dossiers pass) counts and lists. Its lists are bounded by
+/// the dossier's files; the run's are [`Lists`].
+#[derive(Debug, Default)]
+pub(super) struct Tally {
+    pub counts: Counts,
+    pub unscanned: Vec<Skipped>,
+    pub flagged: Vec<Flagged>,
+    pub failed: Vec<Failure>,
+    pub kept: Vec<Kept>,
+    pub warnings: Vec<String>,
+}
+
+impl Tally {
+    /// The tally's list entries, in the order of the report's lists.
+    fn into_lines(self) -> impl Iterator<Item = ReportLine> {
+        let Tally {
+            unscanned,
+            flagged,
+            failed,
+            kept,
+            warnings,
+            ..
+        } = self;
+        (unscanned.into_iter().map(ReportLine::SkippedUnscanned))
+            .chain(flagged.into_iter().map(ReportLine::Flagged))
+            .chain(failed.into_iter().map(ReportLine::Failed))
+            .chain(kept.into_iter().map(ReportLine::Kept))
+            .chain(
+                warnings
+                    .into_iter()
+                    .map(|message| ReportLine::Warning { message }),
+            )
     }
 
     /// Records that the object at `entry.key` was left in place, and why.
@@ -139,26 +166,52 @@ impl DossierOutcome {
     }
 }
 
-/// The run's tally.
+/// The run's tally: counts, and lists whose memory does not grow with the démarche.
 #[derive(Debug, Default)]
 pub(super) struct Totals {
     /// Dossiers processed (each once).
-    pub processed: Vec<u64>,
-    pub tally: Tally,
-    /// Dossiers DS reported deleted.
-    pub deleted: Vec<u64>,
+    pub dossiers: u64,
+    pub counts: Counts,
+    pub lists: Lists,
     /// Dossiers to put on the recheck list.
     pub recheck: Vec<u64>,
+    /// The previous recheck list's dossiers not processed yet: they stay on the list.
+    pub unprocessed: HashSet<u64>,
     pub api: ApiCalls,
 }
 
 impl Totals {
+    pub fn new(previous_recheck: &[u64]) -> Totals {
+        Totals {
+            unprocessed: previous_recheck.iter().copied().collect(),
+            ..Totals::default()
+        }
+    }
+
     pub fn merge(&mut self, o: DossierOutcome) {
-        self.processed.push(o.dossier);
-        self.tally.add(o.tally);
+        self.dossiers = self.dossiers.saturating_add(1);
+        self.unprocessed.remove(&o.dossier);
+        self.counts.add(&o.tally.counts);
+        self.add_lines(o.tally);
         if o.recheck {
             self.recheck.push(o.dossier);
         }
+    }
+
+    /// Adds the counts and the list entries of a tally that is no dossier's outcome.
+    pub fn add(&mut self, tally: Tally) {
+        self.counts.add(&tally.counts);
+        self.add_lines(tally);
+    }
+
+    fn add_lines(&mut self, tally: Tally) {
+        for line in tally.into_lines() {
+            self.lists.push(line);
+        }
+    }
+
+    pub fn fail(&mut self, failure: Failure) {
+        self.lists.push(ReportLine::Failed(failure));
     }
 
     pub fn warn(&mut self, progress: &Progress, message: String) {
@@ -166,12 +219,12 @@ impl Totals {
         progress.event(&Event::Warning {
             message: message.clone(),
         });
-        self.tally.warnings.push(message);
+        self.lists.push(ReportLine::Warning { message });
     }
 
     /// Whether nothing went wrong that the next run must see again (the sync point may move).
     pub fn clean(&self) -> bool {
-        self.tally.failed.is_empty() && self.tally.warnings.is_empty()
+        self.lists.counts.failed == 0 && self.lists.counts.warnings == 0
     }
 }
 
@@ -190,10 +243,17 @@ pub(super) struct RunFacts {
     pub layout: LayoutUsed,
 }
 
-/// The run's report.
-pub(super) fn report(facts: RunFacts, totals: Totals) -> SyncReport {
+/// The run's report; `lists` names the object holding every list entry when a list is longer
+/// than the report shows.
+pub(super) fn report(facts: RunFacts, totals: Totals, lists: Option<String>) -> SyncReport {
     let duration = facts.elapsed.as_secs_f64();
-    let tally = totals.tally;
+    let Totals {
+        dossiers,
+        counts,
+        lists: all,
+        api,
+        ..
+    } = totals;
     SyncReport {
         version: WIRE_VERSION,
         run_id: facts.run_id,
@@ -202,31 +262,33 @@ pub(super) fn report(facts: RunFacts, totals: Totals) -> SyncReport {
         since: facts.since,
         started_at: facts.started_at,
         finished_at: Utc::now(),
-        dossiers: totals.processed.len() as u64,
-        files_planned: tally.files,
-        stored: tally.stored,
-        skipped_unchanged: tally.unchanged,
-        updated: tally.updated,
-        data_stored: tally.data_stored,
-        data_unchanged: tally.data_unchanged,
-        moved: tally.moved,
-        skipped_unscanned: tally.unscanned,
-        flagged: tally.flagged,
-        failed: tally.failed,
-        deleted_dossiers: totals.deleted,
-        removed_upstream: tally.removed,
+        dossiers,
+        files_planned: counts.files,
+        stored: counts.stored,
+        skipped_unchanged: counts.unchanged,
+        updated: counts.updated,
+        data_stored: counts.data_stored,
+        data_unchanged: counts.data_unchanged,
+        moved: counts.moved,
+        skipped_unscanned: all.unscanned.0,
+        flagged: all.flagged.0,
+        failed: all.failed.0,
+        deleted_dossiers: all.deleted.0,
+        counts: all.counts,
+        lists,
+        removed_upstream: counts.removed,
         pruned: facts.pruned,
-        kept: tally.kept,
-        warnings: tally.warnings,
-        bytes_downloaded: tally.bytes,
+        kept: all.kept.0,
+        warnings: all.warnings.0,
+        bytes_downloaded: counts.bytes,
         duration_secs: duration,
         mb_per_sec: if duration > 0.0 {
-            tally.bytes as f64 / 1e6 / duration
+            counts.bytes as f64 / 1e6 / duration
         } else {
             0.0
         },
         api: facts.api,
-        api_calls: totals.api,
+        api_calls: api,
         sync_point_advanced: facts.sync_point_advanced,
         cancelled: facts.cancelled,
         lease_lost: false,

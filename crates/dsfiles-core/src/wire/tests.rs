@@ -146,6 +146,8 @@ fn report() -> SyncReport {
         flagged: vec![],
         failed: vec![],
         deleted_dossiers: vec![],
+        counts: crate::wire::ListCounts::default(),
+        lists: None,
         removed_upstream: 0,
         pruned: false,
         kept: vec![],
@@ -203,6 +205,35 @@ fn exit_status() {
         ..cancelled
     };
     assert_eq!(lost.exit_status(false), RunStatus::LeaseLost);
+}
+
+/// The counts decide, not the (capped) lists: a run whose failures or mismatches are all past
+/// the listed ones still fails.
+#[test]
+fn exit_status_counts_what_the_lists_do_not_show() {
+    let counted = |counts| SyncReport { counts, ..report() };
+    let failed = counted(crate::wire::ListCounts {
+        failed: 1,
+        ..Default::default()
+    });
+    assert_eq!(failed.exit_status(false), RunStatus::FilesFailed);
+    let warned = counted(crate::wire::ListCounts {
+        warnings: 1,
+        ..Default::default()
+    });
+    assert_eq!(warned.exit_status(false), RunStatus::FilesFailed);
+    let mismatch = counted(crate::wire::ListCounts {
+        flagged: 1,
+        checksum_mismatch: 1,
+        ..Default::default()
+    });
+    assert_eq!(mismatch.exit_status(false), RunStatus::Ok);
+    assert_eq!(mismatch.exit_status(true), RunStatus::FilesFailed);
+    let pending = counted(crate::wire::ListCounts {
+        flagged: 5,
+        ..Default::default()
+    });
+    assert_eq!(pending.exit_status(true), RunStatus::Ok);
 }
 
 #[test]

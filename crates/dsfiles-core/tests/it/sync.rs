@@ -27,6 +27,17 @@ async fn full_sync_equals_ground_truth_and_a_rerun_moves_nothing() -> anyhow::Re
     let mut deleted = report.deleted_dossiers.clone();
     deleted.sort();
     assert_eq!(deleted, env.sim.deleted_dossiers());
+    // Short lists: the report is complete, its counts are its lists' lengths.
+    let c = report.counts;
+    let listed = |n: usize| n as u64;
+    assert_eq!(c.flagged, listed(report.flagged.len()));
+    assert_eq!(c.checksum_mismatch, 1);
+    assert_eq!(c.skipped_unscanned, listed(report.skipped_unscanned.len()));
+    assert_eq!(c.deleted_dossiers, listed(deleted.len()));
+    assert_eq!(
+        (c.failed, c.warnings, report.lists.as_deref()),
+        (0, 0, None)
+    );
     assert!(report.sync_point_advanced);
     env.assert_ground_truth(&[]).await?;
     assert!(
@@ -562,4 +573,39 @@ async fn read_recheck(env: &crate::support::Env) -> anyhow::Result<wire::Recheck
     let key = wire::recheck_key(env.sim.demarche());
     let bytes = env.sink.get_small(&key).await?.unwrap_or_default();
     Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// A list longer than the report keeps (every file pending a scan is
+/// flagged): the report names its first
+/// entries and counts them all, and the destination holds every entry, one JSON line each.
+#[tokio::test]
+async fn a_list_longer_than_the_report_is_written_whole_next_to_it() -> anyhow::Result<()> {
+    let env = env(SimConfig {
+        dossiers: 110,
+        files_per_dossier: 10..=10,
+        pending_scans: 100,
+        ..SimConfig::default()
+    })
+    .await?;
+    let report = env.sync(env.options()).await?;
+    let total = report.counts.flagged;
+    assert!(total > wire::REPORT_LISTED as u64, "{:?}", report.counts);
+    assert_eq!(report.flagged.len(), wire::REPORT_LISTED);
+    let key = report.lists.clone().expect("the lists object is named");
+    assert_eq!(key, format!(".dsfiles/runs/{}.lists.jsonl", report.run_id));
+    let bytes = env.sink.get_small(&key).await?.expect("the lists object");
+    let mut flagged = Vec::new();
+    for line in std::str::from_utf8(&bytes)?.lines() {
+        if let wire::ReportLine::Flagged(f) = serde_json::from_str(line)? {
+            flagged.push(f);
+        }
+    }
+    assert_eq!(flagged.len() as u64, total);
+    assert_eq!(flagged[..wire::REPORT_LISTED], report.flagged[..]);
+    let pending = flagged.iter().filter(|f| f.flag == FileStatus::Pending);
+    assert_eq!(
+        pending.count() as u64,
+        total - report.counts.checksum_mismatch
+    );
+    Ok(())
 }
