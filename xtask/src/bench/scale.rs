@@ -301,6 +301,9 @@ fn render(opts: &ScaleOptions, demarche: &ds::Demarche, rows: &[Row]) -> String 
     if opts.dossiers != DEFAULT_DOSSIERS {
         let _ = write!(out, " --dossiers {}", opts.dossiers);
     }
+    if !opts.object_store {
+        out.push_str(" --no-object-store");
+    }
     let _ = writeln!(
         out,
         "`)\n\n{} dossiers, {} files ({:.0} MB), 3% pending a virus scan, from the simulator in the \
@@ -313,6 +316,13 @@ fn render(opts: &ScaleOptions, demarche: &ds::Demarche, rows: &[Row]) -> String 
         demarche.bytes as f64 / 1e6,
         tools::JOBS
     );
+    if !opts.object_store {
+        out.push_str(
+            "Local disk only (`--no-object-store`): at this size s3s-fs walks the whole bucket for \
+             every ListObjectsV2 page, so `verify` of an S3 destination outlasts object_store's \
+             retry timeout there.\n\n",
+        );
+    }
     out.push_str("| destination | run | wall s | files/s | peak RSS MiB | CPU s | API calls | dossiers looked at |\n|---|---|---|---|---|---|---|---|\n");
     for row in rows {
         out.push_str(&row_line(row));
