@@ -33,7 +33,8 @@ pub(crate) enum Width {
     /// 8 lanes of 32 bits in a 256-bit register.
     Avx2,
     /// 16 lanes in a 512-bit register (AVX-512F), with one-instruction round functions
-    /// (`vpternlogd`) and rotations (`vprold`).
+    /// (`vpternlogd`) and rotations (`vprold`); 8 or fewer streams use the same instructions
+    /// on 256-bit registers (AVX-512VL).
     Avx512,
 }
 
@@ -59,6 +60,7 @@ impl Width {
             #[cfg(target_arch = "x86_64")]
             Width::Avx512 => {
                 std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
                     && std::arch::is_x86_feature_detected!("avx2")
             }
             #[cfg(not(target_arch = "x86_64"))]
@@ -132,6 +134,11 @@ pub(crate) fn compress(width: Width, lanes: &mut Lanes, n: usize) {
         if width == Width::Avx512 && n > 8 && Width::Avx512.supported() {
             // SAFETY: the CPU has AVX-512F, checked on the line above.
             unsafe { x86::compress16(lanes) };
+            return;
+        }
+        if width == Width::Avx512 && n > 1 && Width::Avx512.supported() {
+            // SAFETY: the CPU has AVX-512F and AVX-512VL, checked on the line above.
+            unsafe { x86::compress8_vl::<0>(lanes) };
             return;
         }
         if width >= Width::Avx2 && n > 1 && Width::Avx2.supported() {
@@ -232,29 +239,54 @@ mod x86 {
     use super::Lanes;
     use super::md5::K;
 
+    /// The body of an 8-lane kernel over the lanes from `$at` (0 or 8): the kernel defines
+    /// `round!` (F, G, H, I of three vectors) and `rotl!` (a constant rotation) before it.
+    macro_rules! eight_lanes {
+        ($lanes:ident, $at:ident) => {{
+            const { assert!($at == 0 || $at == 8) };
+            // Every load and store goes through these two: 8 lanes from `$at` ≤ 8 of a
+            // `[u32; 16]`.
+            macro_rules! load {
+                ($row:expr) => {
+                    // SAFETY: `$row` is a `&[u32; 16]` and $at + 8 ≤ 16, so the 32 bytes
+                    // read are in it; `loadu` needs no alignment.
+                    unsafe { _mm256_loadu_si256($row.as_ptr().add($at).cast()) }
+                };
+            }
+            macro_rules! store {
+                ($row:expr, $v:expr) => {
+                    // SAFETY: as in `load!`, for a `&mut [u32; 16]`.
+                    unsafe { _mm256_storeu_si256($row.as_mut_ptr().add($at).cast(), $v) }
+                };
+            }
+            let mut m = [_mm256_setzero_si256(); 16];
+            for (v, row) in m.iter_mut().zip(&$lanes.words) {
+                *v = load!(row);
+            }
+            macro_rules! step {
+                ($r:ident, $a:ident, $b:ident, $c:ident, $d:ident, $i:literal, $m:literal, $s:literal) => {
+                    let mk = _mm256_add_epi32(m[$m], _mm256_set1_epi32(K[$i] as i32));
+                    let t = _mm256_add_epi32(_mm256_add_epi32($a, mk), round!($r, $b, $c, $d));
+                    $a = _mm256_add_epi32($b, rotl!(t, $s));
+                };
+            }
+            let [a0, b0, c0, d0] = [
+                load!(&$lanes.state[0]),
+                load!(&$lanes.state[1]),
+                load!(&$lanes.state[2]),
+                load!(&$lanes.state[3]),
+            ];
+            let (mut a, mut b, mut c, mut d) = (a0, b0, c0, d0);
+            md5_steps!(step, a, b, c, d);
+            for (row, (v, v0)) in $lanes.state.iter_mut().zip([(a, a0), (b, b0), (c, c0), (d, d0)]) {
+                store!(row, _mm256_add_epi32(v, v0));
+            }
+        }};
+    }
+
     /// One AVX2 compression of the 8 lanes from `AT` (0 or 8).
     #[target_feature(enable = "avx2")]
     pub(super) fn compress8<const AT: usize>(lanes: &mut Lanes) {
-        const { assert!(AT == 0 || AT == 8) };
-        // Every load and store goes through these two: 8 lanes from `AT` ≤ 8 of a `[u32; 16]`.
-        macro_rules! load {
-            ($row:expr) => {
-                // SAFETY: `$row` is a `&[u32; 16]` and AT + 8 ≤ 16, so the 32 bytes read are
-                // in it; `loadu` needs no alignment.
-                unsafe { _mm256_loadu_si256($row.as_ptr().add(AT).cast()) }
-            };
-        }
-        macro_rules! store {
-            ($row:expr, $v:expr) => {
-                // SAFETY: as in `load!`, for a `&mut [u32; 16]`.
-                unsafe { _mm256_storeu_si256($row.as_mut_ptr().add(AT).cast(), $v) }
-            };
-        }
-        let mut m = [_mm256_setzero_si256(); 16];
-        for (v, row) in m.iter_mut().zip(&lanes.words) {
-            *v = load!(row);
-        }
-        let ones = _mm256_set1_epi32(-1);
         macro_rules! round {
             (F, $b:ident, $c:ident, $d:ident) => {
                 _mm256_xor_si256($d, _mm256_and_si256($b, _mm256_xor_si256($c, $d)))
@@ -266,35 +298,47 @@ mod x86 {
                 _mm256_xor_si256($b, _mm256_xor_si256($c, $d))
             };
             (I, $b:ident, $c:ident, $d:ident) => {
-                _mm256_xor_si256($c, _mm256_or_si256($b, _mm256_xor_si256($d, ones)))
+                _mm256_xor_si256(
+                    $c,
+                    _mm256_or_si256($b, _mm256_xor_si256($d, _mm256_set1_epi32(-1))),
+                )
             };
         }
-        macro_rules! step {
-            ($r:ident, $a:ident, $b:ident, $c:ident, $d:ident, $i:literal, $m:literal, $s:literal) => {
-                let mk = _mm256_add_epi32(m[$m], _mm256_set1_epi32(K[$i] as i32));
-                let t = _mm256_add_epi32(_mm256_add_epi32($a, mk), round!($r, $b, $c, $d));
-                let t = _mm256_or_si256(
-                    _mm256_slli_epi32::<$s>(t),
-                    _mm256_srli_epi32::<{ 32 - $s }>(t),
-                );
-                $a = _mm256_add_epi32($b, t);
+        macro_rules! rotl {
+            ($t:ident, $s:literal) => {
+                _mm256_or_si256(
+                    _mm256_slli_epi32::<$s>($t),
+                    _mm256_srli_epi32::<{ 32 - $s }>($t),
+                )
             };
         }
-        let [a0, b0, c0, d0] = [
-            load!(&lanes.state[0]),
-            load!(&lanes.state[1]),
-            load!(&lanes.state[2]),
-            load!(&lanes.state[3]),
-        ];
-        let (mut a, mut b, mut c, mut d) = (a0, b0, c0, d0);
-        md5_steps!(step, a, b, c, d);
-        for (row, (v, v0)) in lanes
-            .state
-            .iter_mut()
-            .zip([(a, a0), (b, b0), (c, c0), (d, d0)])
-        {
-            store!(row, _mm256_add_epi32(v, v0));
+        eight_lanes!(lanes, AT)
+    }
+
+    /// One compression of the 8 lanes from `AT` (0 or 8) in 256-bit registers with AVX-512VL's
+    /// one-instruction round functions and rotations (see [`compress16`]).
+    #[target_feature(enable = "avx512f,avx512vl")]
+    pub(super) fn compress8_vl<const AT: usize>(lanes: &mut Lanes) {
+        macro_rules! round {
+            (F, $b:ident, $c:ident, $d:ident) => {
+                _mm256_ternarylogic_epi32::<0xCA>($b, $c, $d)
+            };
+            (G, $b:ident, $c:ident, $d:ident) => {
+                _mm256_ternarylogic_epi32::<0xE4>($b, $c, $d)
+            };
+            (H, $b:ident, $c:ident, $d:ident) => {
+                _mm256_ternarylogic_epi32::<0x96>($b, $c, $d)
+            };
+            (I, $b:ident, $c:ident, $d:ident) => {
+                _mm256_ternarylogic_epi32::<0x39>($b, $c, $d)
+            };
         }
+        macro_rules! rotl {
+            ($t:ident, $s:literal) => {
+                _mm256_rol_epi32::<$s>($t)
+            };
+        }
+        eight_lanes!(lanes, AT)
     }
 
     /// One AVX-512 compression of all 16 lanes.
