@@ -6,10 +6,14 @@
 //! 4 KB file to another thread costs more than hashing it. Past that, SHA-256 (`sha2`, on the
 //! CPU's SHA extensions where there are any) is updated with each chunk as it arrives, and MD5
 //! chunks go to the engine in batches of about [`BATCH`] bytes, because a thread hand-off costs
-//! microseconds (a wake-up on each side). At most [`QUEUE`] batches wait in the engine per
-//! stream, so the memory held per stream stays below about `(QUEUE + 1) × (BATCH + one network
-//! chunk)`, and a slow engine slows the download down instead of buffering it. The chunks are
-//! [`Bytes`]: the engine reads the very buffers the download received, no copy.
+//! microseconds (a wake-up on each side). The chunks are [`Bytes`]: the engine reads the very
+//! buffers the download received, no copy, so the engine keeps each network buffer alive until
+//! it is hashed, and the memory it holds is counted in bytes, not batches: the network's chunks
+//! are as large as hyper's read buffer (up to about 400 KiB; 340 KiB on average and 680 KiB at
+//! most in the bench's 2.2 GB case), so one chunk makes a batch and a count of batches would
+//! bound nothing. Per stream, at most [`IN_ENGINE`] bytes (or one larger batch) wait in the
+//! engine plus the batch the download is filling, i.e. about `2 × max(BATCH, one chunk)`, and a
+//! slow engine slows the download down instead of buffering it.
 //!
 //! MD5 is this crate's own ([`md5`]: faster than the `md-5` crate; [`simd`] for several streams
 //! at once). If the engine's thread cannot be started, large streams are hashed inline too.
@@ -35,8 +39,10 @@ pub const INLINE_LIMIT: usize = 64 * 1024;
 /// Bytes handed to the MD5 engine at once (the last batch of a stream may be smaller, a batch
 /// ends with the chunk that reaches this size).
 pub const BATCH: usize = 256 * 1024;
-/// Batches waiting in the MD5 engine per stream.
-pub const QUEUE: usize = 2;
+/// Bytes of one stream the MD5 engine holds at most, queued or being hashed; a single batch
+/// larger than this is let in alone (see [`engine`]'s invariant). One batch: the engine hashes
+/// it while the download reads the next, and no more is needed to keep both busy.
+pub const IN_ENGINE: usize = BATCH;
 
 /// Digests of the bytes that went through a [`Hasher`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,7 +84,7 @@ impl Hasher {
         }
     }
 
-    /// Adds `chunk`; waits while the MD5 engine has [`QUEUE`] batches of this stream.
+    /// Adds `chunk`; waits while the MD5 engine holds [`IN_ENGINE`] bytes of this stream.
     pub async fn update(&mut self, chunk: Bytes) {
         if chunk.is_empty() {
             return;

@@ -8,12 +8,16 @@
 //! alone runs the scalar MD5 over its contiguous blocks in place. Padding is per stream, with the
 //! scalar [`Md5`], when its `finish` arrives and everything sent before it is hashed.
 //!
-//! **Invariant: a stream holds at most [`QUEUE`] batches in the engine.** [`Stream::send`] takes
-//! one of `QUEUE` permits of the stream's semaphore and the permit travels with the batch; the
-//! engine drops it once the batch is hashed. A download therefore waits for the engine instead
-//! of buffering ahead of it, whatever the number of streams. If the engine thread is gone (it
-//! panicked), its channel drops every queued batch with its permit, nobody waits forever, and
-//! [`Stream::finish`] reports the error.
+//! **Invariant: a stream holds at most [`IN_ENGINE`] bytes in the engine, or one batch if that
+//! batch alone is larger.** [`Stream::send`] takes one permit of the stream's semaphore
+//! (`IN_ENGINE` in all) per byte of the batch, capped at `IN_ENGINE`, and the permit travels
+//! with the batch; the engine drops it once the batch is hashed, or once less than a block of it
+//! is left: that tail is copied into the stream's `carry` (`Member::stash_tail`), since it is
+//! only hashed with the next batch's first bytes, and the next batch may be the one waiting for
+//! the permit. A download therefore waits for the engine instead of buffering ahead of it,
+//! whatever the number of streams. If the engine thread is gone (it panicked), its channel
+//! drops every queued batch with its permit, nobody waits forever, and [`Stream::finish`]
+//! reports the error.
 //!
 //! Why one thread for all streams: the vector lanes are only filled by streams side by side,
 //! and a hand-off costs a wake-up on each side, so one per batch (256 KiB) for MD5 is the least;
@@ -26,7 +30,7 @@ use std::sync::{Arc, OnceLock, mpsc};
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-use super::QUEUE;
+use super::IN_ENGINE;
 use super::md5::{self, Md5};
 use super::simd::{self, Lanes, MAX_LANES, Width};
 use crate::Error;
@@ -110,7 +114,7 @@ impl Engine {
         Stream {
             tx: self.tx.clone(),
             id,
-            permits: Arc::new(Semaphore::new(QUEUE)),
+            permits: Arc::new(Semaphore::new(IN_ENGINE)),
             finished: false,
         }
     }
@@ -121,7 +125,7 @@ impl Engine {
         Stream {
             tx: self.tx.clone(),
             id: u64::MAX,
-            permits: Arc::new(Semaphore::new(QUEUE)),
+            permits: Arc::new(Semaphore::new(IN_ENGINE)),
             finished: false,
         }
     }
@@ -156,10 +160,14 @@ pub(crate) struct Stream {
 }
 
 impl Stream {
-    /// Queues `chunks`; waits while [`QUEUE`] batches of this stream are not hashed yet.
+    /// Queues `chunks`; waits while the engine holds too many bytes of this stream for them to
+    /// fit in [`IN_ENGINE`] (a batch larger than that waits until the engine holds none).
     pub(crate) async fn send(&self, chunks: Vec<Bytes>) {
-        // The semaphore is never closed, so this waits only for a permit.
-        let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
+        let len: usize = chunks.iter().map(Bytes::len).sum();
+        // At most all the permits there are, so a larger batch goes in alone (`IN_ENGINE` is
+        // far below `u32::MAX`). The semaphore is never closed: this waits only for permits.
+        let want = u32::try_from(len.min(IN_ENGINE)).unwrap_or(u32::MAX);
+        let Ok(permit) = Arc::clone(&self.permits).acquire_many_owned(want).await else {
             return;
         };
         let _ = self.tx.send(Msg::Batch {
@@ -312,6 +320,7 @@ impl Worker {
             let member = &mut self.members[i];
             member.state = self.lanes.state(lane);
             member.compressed = member.compressed.wrapping_add(64 * rounds as u64);
+            member.stash_tail();
         }
         self.counters
             .simd_blocks
@@ -358,6 +367,20 @@ impl Member {
         self.available += chunks.iter().map(Bytes::len).sum::<usize>();
         self.queue.push_back((chunks, permit));
         self.skip_read();
+        self.stash_tail();
+    }
+
+    /// Once less than a block is left, copies it into `carry` and lets go of the batches it
+    /// came from. Without this the last batch would keep its permits until the next batch
+    /// completes its block, and that batch may be waiting for those very permits.
+    fn stash_tail(&mut self) {
+        if self.available < 64 && !self.queue.is_empty() {
+            let mut tail = [0u8; 64];
+            let n = self.read(&mut tail);
+            self.carry[..n].copy_from_slice(&tail[..n]);
+            self.carried = n;
+            self.available = n;
+        }
     }
 
     /// Moves past read chunks and batches (dropping a batch's permit lets its sender go on).
@@ -428,6 +451,7 @@ impl Member {
             self.compressed = self.compressed.wrapping_add(64 * blocks as u64);
             done += blocks;
         }
+        self.stash_tail();
         done
     }
 
