@@ -1106,6 +1106,7 @@ fn targets(
 ) -> Vec<Target> {
     let main_case = &cases[0];
     let wall = |c: &Case, tool: &str| c.row(tool).and_then(Row::median_wall);
+    let cpu = |c: &Case, tool: &str| c.row(tool).and_then(Row::median_cpu);
     let (gb, big_mib) = (
         main.total_bytes() as f64 / 1e9,
         big_files.first().map_or(0, |f| f.size >> 20),
@@ -1122,6 +1123,12 @@ fn targets(
             0.9,
             wall(main_case, "dsfiles sync"),
             wall(main_case, "curl + md5sum"),
+        ),
+        ratio_target(
+            &format!("dsfiles CPU time vs curl ({gb:.2} GB)"),
+            1.5,
+            cpu(main_case, "dsfiles sync"),
+            cpu(main_case, "curl"),
         ),
         rss_target(
             &format!("dsfiles peak RSS ({gb:.2} GB, {big_mib} MiB files in flight)"),
@@ -1145,6 +1152,12 @@ fn targets(
         1.25,
         wall(small_case, "dsfiles sync"),
         wall(small_case, "curl"),
+    ));
+    targets.push(ratio_target(
+        &format!("dsfiles CPU time vs curl ({} × 4 KiB)", small.files.len()),
+        1.3,
+        cpu(small_case, "dsfiles sync"),
+        cpu(small_case, "curl"),
     ));
     targets
 }

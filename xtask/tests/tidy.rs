@@ -281,3 +281,59 @@ fn the_function_scanner_reads_rustfmt_layout() {
         vec![("a".to_string(), 1, 3), ("b".to_string(), 5, 7)],
     );
 }
+
+/// The one module allowed `unsafe` (multi-buffer MD5; docs/architecture.md, "Unsafe code").
+const UNSAFE_MODULE: &str = "crates/dsfiles-core/src/hash/simd.rs";
+
+/// Every `.rs` file under `dir`, tests included, skipping build output.
+fn all_rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path.is_dir() {
+            if !matches!(name.as_str(), "target" | ".git" | ".emulators") {
+                all_rust_files(&path, out);
+            }
+        } else if name.ends_with(".rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn unsafe_code_lives_in_one_module() {
+    let root = root();
+    let mut files = Vec::new();
+    all_rust_files(&root.join("crates"), &mut files);
+    all_rust_files(&root.join("xtask"), &mut files);
+    let this_file = root.join("xtask/tests/tidy.rs");
+    let word = "unsafe";
+    let mut offenders = Vec::new();
+    let mut seen_module = false;
+    for file in files {
+        let rel = file.strip_prefix(&root).expect("under root");
+        let text = fs::read_to_string(&file).expect("source file");
+        if rel == Path::new(UNSAFE_MODULE) {
+            seen_module = text.contains(word);
+        } else if file != this_file && text.contains(word) {
+            offenders.push(rel.display().to_string());
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "`{word}` outside {UNSAFE_MODULE} (move it there, or argue a second module in docs/architecture.md and here): {offenders:?}"
+    );
+    assert!(
+        seen_module,
+        "{UNSAFE_MODULE} has no `{word}` any more: delete UNSAFE_MODULE and set `unsafe_code = \"forbid\"` again"
+    );
+    let manifest = fs::read_to_string(root.join("Cargo.toml")).expect("Cargo.toml");
+    assert!(
+        manifest.contains("unsafe_code = \"deny\"")
+            || manifest.contains("unsafe_code = \"forbid\""),
+        "the workspace must deny `{word}` code"
+    );
+}

@@ -1,6 +1,10 @@
 //! Throughput of the digests every downloaded byte goes through, one core each:
 //! `cargo bench -p dsfiles-core --bench hash` (run by `cargo xtask bench`, which puts the
 //! figures in docs/benchmarks.md). Prints one line per digest: `NAME<TAB>MB/s`.
+//!
+//! Single-stream MD5 is one chain of dependent steps; the multi-buffer rows hash 8 and 16
+//! streams side by side (`dsfiles_core::hash::md5_side_by_side`, the kernel of the MD5 engine
+//! that serves concurrent downloads) and count the bytes of all of them.
 
 use std::io::Write as _;
 use std::time::Instant;
@@ -24,7 +28,7 @@ fn best(chunk: &[u8], mut f: impl FnMut(&[u8]) -> u8) -> f64 {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; a filter, if any, is ignored: there are three figures.
+    // `cargo bench` passes `--bench`; a filter, if any, is ignored: there are five figures.
     let chunk: Vec<u8> = (0..CHUNK)
         .map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(7) as u8)
         .collect();
@@ -41,12 +45,25 @@ fn main() {
             })
         };
     }
+    // `streams` messages of one chunk each, side by side, until `TOTAL` bytes in all.
+    let side_by_side = |streams: usize| {
+        best(&chunk, |c| {
+            let messages = vec![c; streams];
+            let mut first = 0;
+            for _ in 0..TOTAL / (CHUNK * streams) {
+                first ^= dsfiles_core::hash::md5_side_by_side(&messages)[0][0];
+            }
+            first
+        })
+    };
     let results = [
         (
-            "md5 (dsfiles_core::hash::Md5)",
+            "md5, single stream (dsfiles_core::hash::Md5)",
             throughput!(dsfiles_core::hash::Md5::new()),
         ),
         ("md5 (md-5 crate, asm)", throughput!(md5::Md5::new())),
+        ("md5, multi-buffer, 8 streams", side_by_side(8)),
+        ("md5, multi-buffer, 16 streams", side_by_side(16)),
         ("sha256 (sha2 crate)", throughput!(sha2::Sha256::new())),
     ];
     let mut out = std::io::stdout().lock();

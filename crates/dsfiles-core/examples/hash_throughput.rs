@@ -1,6 +1,6 @@
 //! Hashing throughput on this machine: MD5 alone, SHA-256 alone, both in sequence on one thread
-//! (dsfiles' scheme before `dsfiles_core::hash`), and [`dsfiles_core::hash::Hasher`] (the two
-//! digests on separate threads), over the same in-memory data cut into network-sized chunks.
+//! (dsfiles' scheme before `dsfiles_core::hash`), and [`dsfiles_core::hash::Hasher`] (SHA-256 on
+//! the caller's task, MD5 in the process' MD5 engine), over the same in-memory data cut into network-sized chunks.
 //!
 //! Besides wall-clock MB/s, each line gives MB per CPU-second of the whole process (from
 //! `/proc/self/stat`, Linux only): on a busy machine the wall clock measures the neighbours, the
@@ -79,7 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 hex::encode(sha.finalize())
             )
         });
-        measure("hash::Hasher (two threads, bounded queues)", &mut || {
+        measure("hash::Hasher (inline SHA-256 + MD5 engine)", &mut || {
             runtime.block_on(async {
                 let mut hasher = Hasher::start();
                 for c in &chunks {

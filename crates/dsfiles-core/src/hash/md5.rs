@@ -17,7 +17,7 @@
 //! and on random splits of a stream.
 
 /// The sine-derived constants of RFC 1321, one per step.
-const K: [u32; 64] = [
+pub(super) const K: [u32; 64] = [
     0xd76a_a478,
     0xe8c7_b756,
     0x2420_70db,
@@ -84,7 +84,7 @@ const K: [u32; 64] = [
     0xeb86_d391,
 ];
 
-const INIT: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
+pub(super) const INIT: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
 
 /// One step: `b + ((a + m + k + fun) <<< s)`, with `a + m + k` summed before `fun` arrives.
 #[inline(always)]
@@ -97,7 +97,7 @@ fn step(a: u32, b: u32, mk: u32, fun: u32, s: u32) -> u32 {
 
 /// Applies the compression function to every 64-byte block of `blocks` (a multiple of 64
 /// bytes long).
-fn compress(state: &mut [u32; 4], blocks: &[u8]) {
+pub(super) fn compress(state: &mut [u32; 4], blocks: &[u8]) {
     let [mut a, mut b, mut c, mut d] = *state;
     // Loads, not literals: see the module docs.
     let k: &[u32; 64] = std::hint::black_box(&K);
@@ -240,6 +240,24 @@ impl Md5 {
             pending: 0,
             len: 0,
         }
+    }
+
+    /// The computation after `len` bytes (a multiple of 64, all compressed into `state`): how a
+    /// stream hashed block by block elsewhere (the engine) comes back for its padding.
+    pub(super) fn resume(state: [u32; 4], len: u64) -> Md5 {
+        Md5 {
+            state,
+            block: [0; 64],
+            pending: 0,
+            len,
+        }
+    }
+
+    /// The compressed state, the bytes compressed into it, and the bytes waiting for a whole
+    /// block: what the engine needs to take the stream over.
+    pub(super) fn into_parts(self) -> ([u32; 4], u64, [u8; 64], usize) {
+        let compressed = self.len.wrapping_sub(self.pending as u64);
+        (self.state, compressed, self.block, self.pending)
     }
 
     pub fn update(&mut self, mut data: &[u8]) {

@@ -1,0 +1,466 @@
+//! The MD5 engine: one thread per process, started on first use, that computes the MD5 of every
+//! large stream in flight, several at once with multi-buffer MD5 ([`super::simd`]).
+//!
+//! Streams join ([`Engine::join`]) and leave (their [`Stream`] is finished or dropped) at any
+//! time. Each round the engine takes one 64-byte block from every stream that has a whole block
+//! queued — up to 16, in turn when more are ready — gathers them into the first lanes and runs
+//! the widest kernel the CPU has for that many; streams with nothing queued sit out, and a stream
+//! alone runs the scalar MD5 over its contiguous blocks in place. Padding is per stream, with the
+//! scalar [`Md5`], when its `finish` arrives and everything sent before it is hashed.
+//!
+//! **Invariant: a stream holds at most [`IN_ENGINE`] bytes in the engine, or one batch if that
+//! batch alone is larger.** [`Stream::send`] takes one permit of the stream's semaphore
+//! (`IN_ENGINE` in all) per byte of the batch, capped at `IN_ENGINE`, and the permit travels
+//! with the batch; the engine drops it once the batch is hashed, or once less than a block of it
+//! is left: that tail is copied into the stream's `carry` (`Member::stash_tail`), since it is
+//! only hashed with the next batch's first bytes, and the next batch may be the one waiting for
+//! the permit. A download therefore waits for the engine instead of buffering ahead of it,
+//! whatever the number of streams. If the engine thread is gone (it panicked), its channel
+//! drops every queued batch with its permit, nobody waits forever, and [`Stream::finish`]
+//! reports the error.
+//!
+//! Why one thread for all streams: the vector lanes are only filled by streams side by side,
+//! and a hand-off costs a wake-up on each side, so one per batch (256 KiB) for MD5 is the least;
+//! SHA-256 stays on the download's own task ([`super::Hasher`]).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, mpsc};
+
+use bytes::Bytes;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use super::IN_ENGINE;
+use super::md5::{self, Md5};
+use super::simd::{self, Lanes, MAX_LANES, Width};
+use crate::Error;
+
+/// Blocks per stream hashed before the engine looks at its messages again (16 KiB per lane):
+/// long enough to amortise gathering the lanes, short enough that a stream joining or finishing
+/// waits at most a fraction of a millisecond.
+const BURST: usize = 256;
+
+/// What streams tell the engine, in order per stream (one channel for all).
+enum Msg {
+    Join {
+        id: u64,
+        md5: Md5,
+    },
+    Batch {
+        id: u64,
+        chunks: Vec<Bytes>,
+        permit: OwnedSemaphorePermit,
+    },
+    Finish {
+        id: u64,
+        reply: oneshot::Sender<[u8; 16]>,
+    },
+    Leave {
+        id: u64,
+    },
+}
+
+/// Blocks hashed, by path (for the tests and `Debug`).
+#[derive(Debug, Default)]
+struct Counters {
+    scalar_blocks: AtomicU64,
+    simd_blocks: AtomicU64,
+}
+
+/// A handle on an engine thread; see the module docs.
+pub(crate) struct Engine {
+    tx: mpsc::Sender<Msg>,
+    next_id: AtomicU64,
+    counters: Arc<Counters>,
+}
+
+impl Engine {
+    /// The process' engine, started on first use with the widest kernel the CPU has; `None` if
+    /// its thread could not be started (callers then hash inline).
+    pub(crate) fn global() -> Option<&'static Engine> {
+        static ENGINE: OnceLock<Option<Engine>> = OnceLock::new();
+        ENGINE
+            .get_or_init(|| Engine::start(Width::best()).ok())
+            .as_ref()
+    }
+
+    /// A new engine thread using kernels up to `width`; it ends when the engine and all its
+    /// streams are dropped.
+    pub(crate) fn start(width: Width) -> std::io::Result<Engine> {
+        let (tx, rx) = mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let worker = Worker {
+            width,
+            members: Vec::new(),
+            counters: Arc::clone(&counters),
+            turn: 0,
+            lanes: Box::default(),
+        };
+        std::thread::Builder::new()
+            .name("dsfiles-md5".to_owned())
+            .spawn(move || worker.run(&rx))?;
+        Ok(Engine {
+            tx,
+            next_id: AtomicU64::new(0),
+            counters,
+        })
+    }
+
+    /// A new stream continuing `md5` (what was hashed inline so far).
+    pub(crate) fn join(&self, md5: Md5) -> Stream {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // A send fails only if the thread is gone: `finish` reports it.
+        let _ = self.tx.send(Msg::Join { id, md5 });
+        Stream {
+            tx: self.tx.clone(),
+            id,
+            permits: Arc::new(Semaphore::new(IN_ENGINE)),
+            finished: false,
+        }
+    }
+
+    /// A stream the engine never heard of (its `finish` gets no answer).
+    #[cfg(test)]
+    pub(crate) fn unjoined(&self) -> Stream {
+        Stream {
+            tx: self.tx.clone(),
+            id: u64::MAX,
+            permits: Arc::new(Semaphore::new(IN_ENGINE)),
+            finished: false,
+        }
+    }
+
+    /// Blocks hashed so far: (scalar, in SIMD lanes).
+    #[cfg(test)]
+    pub(crate) fn blocks(&self) -> (u64, u64) {
+        (
+            self.counters.scalar_blocks.load(Ordering::Relaxed),
+            self.counters.simd_blocks.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.counters;
+        f.debug_struct("Engine")
+            .field("scalar_blocks", &c.scalar_blocks.load(Ordering::Relaxed))
+            .field("simd_blocks", &c.simd_blocks.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// One stream's side of the engine.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    tx: mpsc::Sender<Msg>,
+    id: u64,
+    permits: Arc<Semaphore>,
+    finished: bool,
+}
+
+impl Stream {
+    /// Queues `chunks`; waits while the engine holds too many bytes of this stream for them to
+    /// fit in [`IN_ENGINE`] (a batch larger than that waits until the engine holds none).
+    pub(crate) async fn send(&self, chunks: Vec<Bytes>) {
+        let len: usize = chunks.iter().map(Bytes::len).sum();
+        // At most all the permits there are, so a larger batch goes in alone (`IN_ENGINE` is
+        // far below `u32::MAX`). The semaphore is never closed: this waits only for permits.
+        let want = u32::try_from(len.min(IN_ENGINE)).unwrap_or(u32::MAX);
+        let Ok(permit) = Arc::clone(&self.permits).acquire_many_owned(want).await else {
+            return;
+        };
+        let _ = self.tx.send(Msg::Batch {
+            id: self.id,
+            chunks,
+            permit,
+        });
+    }
+
+    /// The MD5 of everything sent.
+    pub(crate) async fn finish(mut self) -> Result<[u8; 16], Error> {
+        self.finished = true;
+        let (reply, answer) = oneshot::channel();
+        let _ = self.tx.send(Msg::Finish { id: self.id, reply });
+        answer.await.map_err(|_| Error::Internal {
+            what: "the MD5 engine",
+            reason: "its thread stopped before the digest was computed".to_owned(),
+        })
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.tx.send(Msg::Leave { id: self.id });
+        }
+    }
+}
+
+/// The engine thread's state.
+struct Worker {
+    width: Width,
+    members: Vec<Member>,
+    counters: Arc<Counters>,
+    /// Where the search for ready streams starts, so that all get lanes in turn.
+    turn: usize,
+    lanes: Box<Lanes>,
+}
+
+impl Worker {
+    fn run(mut self, rx: &mpsc::Receiver<Msg>) {
+        loop {
+            while let Ok(msg) = rx.try_recv() {
+                self.apply(msg);
+            }
+            self.answer_finished();
+            if !self.hash_some() {
+                // Nothing to hash: sleep until a stream says something, or end when all are gone.
+                match rx.recv() {
+                    Ok(msg) => self.apply(msg),
+                    Err(mpsc::RecvError) => return,
+                }
+            }
+        }
+    }
+
+    fn member(&mut self, id: u64) -> Option<&mut Member> {
+        self.members.iter_mut().find(|m| m.id == id)
+    }
+
+    fn apply(&mut self, msg: Msg) {
+        match msg {
+            Msg::Join { id, md5 } => self.members.push(Member::new(id, md5)),
+            Msg::Batch { id, chunks, permit } => {
+                if let Some(member) = self.member(id) {
+                    member.push(chunks, permit);
+                }
+            }
+            // An unknown stream's reply is dropped: its `finish` reports the error.
+            Msg::Finish { id, reply } => {
+                if let Some(member) = self.member(id) {
+                    member.reply = Some(reply);
+                }
+            }
+            Msg::Leave { id } => self.members.retain(|m| m.id != id),
+        }
+    }
+
+    /// Pads and answers every finishing stream with less than a block left.
+    fn answer_finished(&mut self) {
+        let mut k = 0;
+        while k < self.members.len() {
+            if self.members[k].reply.is_some() && self.members[k].available < 64 {
+                let mut member = self.members.swap_remove(k);
+                if let Some(reply) = member.reply.take() {
+                    let _ = reply.send(member.digest());
+                }
+            } else {
+                k += 1;
+            }
+        }
+    }
+
+    /// Hashes up to [`BURST`] blocks of every stream with a whole block queued (up to
+    /// [`MAX_LANES`] streams); false if there was none.
+    fn hash_some(&mut self) -> bool {
+        let ready = self.ready();
+        match ready.as_slice() {
+            [] => return false,
+            [one] => self.scalar(*one),
+            _ if self.width == Width::Scalar => {
+                for &i in &ready {
+                    self.scalar(i);
+                }
+            }
+            _ => self.simd(&ready),
+        }
+        true
+    }
+
+    /// Streams with a whole block queued, starting from this turn's.
+    fn ready(&mut self) -> Vec<usize> {
+        let n = self.members.len();
+        let start = if n == 0 { 0 } else { self.turn % n };
+        self.turn = self.turn.wrapping_add(1);
+        (0..n)
+            .map(|k| (start + k) % n)
+            .filter(|&i| self.members[i].available >= 64)
+            .take(MAX_LANES)
+            .collect()
+    }
+
+    fn scalar(&mut self, i: usize) {
+        let blocks = self.members[i].scalar_burst(BURST);
+        self.counters
+            .scalar_blocks
+            .fetch_add(blocks as u64, Ordering::Relaxed);
+    }
+
+    /// Rounds of one block from each of `ready`, side by side.
+    fn simd(&mut self, ready: &[usize]) {
+        let rounds = ready
+            .iter()
+            .map(|&i| self.members[i].available / 64)
+            .min()
+            .unwrap_or(0)
+            .min(BURST);
+        for (lane, &i) in ready.iter().enumerate() {
+            self.lanes.set_state(lane, self.members[i].state);
+        }
+        let mut block = [0u8; 64];
+        for _ in 0..rounds {
+            for (lane, &i) in ready.iter().enumerate() {
+                self.members[i].read(&mut block);
+                self.lanes.set_block(lane, &block);
+            }
+            simd::compress(self.width, &mut self.lanes, ready.len());
+        }
+        for (lane, &i) in ready.iter().enumerate() {
+            let member = &mut self.members[i];
+            member.state = self.lanes.state(lane);
+            member.compressed = member.compressed.wrapping_add(64 * rounds as u64);
+            member.stash_tail();
+        }
+        self.counters
+            .simd_blocks
+            .fetch_add((rounds * ready.len()) as u64, Ordering::Relaxed);
+    }
+}
+
+/// A stream inside the engine: its MD5 state and the bytes queued for it.
+struct Member {
+    id: u64,
+    state: [u32; 4],
+    /// Bytes compressed into `state` (a multiple of 64).
+    compressed: u64,
+    /// Bytes taken from the queue but not compressed yet (the first `carried`).
+    carry: [u8; 64],
+    carried: usize,
+    /// Batches, each with the permit its sender took; read from `chunk`, `offset` of the first.
+    queue: VecDeque<(Vec<Bytes>, OwnedSemaphorePermit)>,
+    chunk: usize,
+    offset: usize,
+    /// Bytes not compressed yet: `carried` plus the unread bytes of `queue`.
+    available: usize,
+    reply: Option<oneshot::Sender<[u8; 16]>>,
+}
+
+impl Member {
+    fn new(id: u64, md5: Md5) -> Member {
+        let (state, compressed, carry, carried) = md5.into_parts();
+        Member {
+            id,
+            state,
+            compressed,
+            carry,
+            carried,
+            queue: VecDeque::new(),
+            chunk: 0,
+            offset: 0,
+            available: carried,
+            reply: None,
+        }
+    }
+
+    fn push(&mut self, chunks: Vec<Bytes>, permit: OwnedSemaphorePermit) {
+        self.available += chunks.iter().map(Bytes::len).sum::<usize>();
+        self.queue.push_back((chunks, permit));
+        self.skip_read();
+        self.stash_tail();
+    }
+
+    /// Once less than a block is left, copies it into `carry` and lets go of the batches it
+    /// came from. Without this the last batch would keep its permits until the next batch
+    /// completes its block, and that batch may be waiting for those very permits.
+    fn stash_tail(&mut self) {
+        if self.available < 64 && !self.queue.is_empty() {
+            let mut tail = [0u8; 64];
+            let n = self.read(&mut tail);
+            self.carry[..n].copy_from_slice(&tail[..n]);
+            self.carried = n;
+            self.available = n;
+        }
+    }
+
+    /// Moves past read chunks and batches (dropping a batch's permit lets its sender go on).
+    fn skip_read(&mut self) {
+        while let Some((chunks, _)) = self.queue.front() {
+            match chunks.get(self.chunk) {
+                Some(chunk) if self.offset < chunk.len() => return,
+                Some(_) => {
+                    self.chunk += 1;
+                    self.offset = 0;
+                }
+                None => {
+                    self.queue.pop_front();
+                    self.chunk = 0;
+                    self.offset = 0;
+                }
+            }
+        }
+    }
+
+    /// Copies the next `out.len()` bytes (or all there are) into `out`; returns how many.
+    fn read(&mut self, out: &mut [u8]) -> usize {
+        let from_carry = self.carried.min(out.len());
+        out[..from_carry].copy_from_slice(&self.carry[..from_carry]);
+        self.carry.copy_within(from_carry..self.carried, 0);
+        self.carried -= from_carry;
+        let mut filled = from_carry;
+        while filled < out.len() {
+            let Some(chunk) = self.queue.front().and_then(|(c, _)| c.get(self.chunk)) else {
+                break;
+            };
+            let rest = chunk.get(self.offset..).unwrap_or_default();
+            let n = (out.len() - filled).min(rest.len());
+            out[filled..filled + n].copy_from_slice(&rest[..n]);
+            filled += n;
+            self.offset += n;
+            self.skip_read();
+        }
+        self.available -= filled;
+        filled
+    }
+
+    /// Compresses up to `max` blocks with the scalar MD5, in place where they lie whole in a
+    /// chunk; returns how many.
+    fn scalar_burst(&mut self, max: usize) -> usize {
+        let mut done = 0;
+        while done < max && self.available >= 64 {
+            let in_place = match self.queue.front().and_then(|(c, _)| c.get(self.chunk)) {
+                Some(chunk) if self.carried == 0 => {
+                    let rest = chunk.get(self.offset..).unwrap_or_default();
+                    let n = (rest.len() / 64).min(max - done);
+                    md5::compress(&mut self.state, &rest[..n * 64]);
+                    n
+                }
+                _ => 0,
+            };
+            if in_place > 0 {
+                self.offset += in_place * 64;
+                self.available -= in_place * 64;
+                self.skip_read();
+            } else {
+                // The block straddles chunks (or starts in `carry`): assemble it.
+                let mut block = [0u8; 64];
+                self.read(&mut block);
+                md5::compress(&mut self.state, &block);
+            }
+            let blocks = in_place.max(1);
+            self.compressed = self.compressed.wrapping_add(64 * blocks as u64);
+            done += blocks;
+        }
+        self.stash_tail();
+        done
+    }
+
+    /// The digest, once less than a block is left (the rest is padded here).
+    fn digest(&mut self) -> [u8; 16] {
+        let mut tail = [0u8; 64];
+        let n = self.read(&mut tail);
+        let mut md5 = Md5::resume(self.state, self.compressed);
+        md5.update(&tail[..n]);
+        md5.finalize()
+    }
+}
