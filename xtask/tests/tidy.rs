@@ -165,19 +165,29 @@ const LONG_FUNCTIONS: &[(&str, usize)] = &[
     ("crates/dsfiles-core/src/hash/md5.rs::compress", 111),
 ];
 
-/// Every `.rs` file under `dir`, skipping build output and test-only files.
-fn source_files(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Which `.rs` files a rule reads: the shipped code only, or test code too.
+#[derive(Clone, Copy, PartialEq)]
+enum Tests {
+    Skipped,
+    Included,
+}
+
+/// Every `.rs` file under `dir`, skipping build output (and with [`Tests::Skipped`], the
+/// `tests` directories and `tests.rs` files).
+fn rust_files(dir: &Path, tests: Tests, out: &mut Vec<PathBuf>) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
+    let skipped = |name: &str| tests == Tests::Skipped && matches!(name, "tests" | "tests.rs");
     for entry in entries.filter_map(|e| e.ok()) {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
+        if skipped(&name) || matches!(name.as_str(), "target" | ".git" | ".emulators") {
+            continue;
+        }
         if path.is_dir() {
-            if !matches!(name.as_str(), "target" | "tests" | ".git" | ".emulators") {
-                source_files(&path, out);
-            }
-        } else if name.ends_with(".rs") && name != "tests.rs" {
+            rust_files(&path, tests, out);
+        } else if name.ends_with(".rs") {
             out.push(path);
         }
     }
@@ -231,8 +241,8 @@ fn functions(text: &str) -> Vec<(String, usize, usize)> {
 fn functions_read_at_once() {
     let root = root();
     let mut files = Vec::new();
-    source_files(&root.join("crates"), &mut files);
-    source_files(&root.join("xtask/src"), &mut files);
+    rust_files(&root.join("crates"), Tests::Skipped, &mut files);
+    rust_files(&root.join("xtask/src"), Tests::Skipped, &mut files);
     let mut long = Vec::new();
     let mut seen = BTreeSet::new();
     for file in files {
@@ -285,30 +295,12 @@ fn the_function_scanner_reads_rustfmt_layout() {
 /// The one module allowed `unsafe` (multi-buffer MD5; docs/architecture.md, "Unsafe code").
 const UNSAFE_MODULE: &str = "crates/dsfiles-core/src/hash/simd.rs";
 
-/// Every `.rs` file under `dir`, tests included, skipping build output.
-fn all_rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.filter_map(|e| e.ok()) {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if path.is_dir() {
-            if !matches!(name.as_str(), "target" | ".git" | ".emulators") {
-                all_rust_files(&path, out);
-            }
-        } else if name.ends_with(".rs") {
-            out.push(path);
-        }
-    }
-}
-
 #[test]
 fn unsafe_code_lives_in_one_module() {
     let root = root();
     let mut files = Vec::new();
-    all_rust_files(&root.join("crates"), &mut files);
-    all_rust_files(&root.join("xtask"), &mut files);
+    rust_files(&root.join("crates"), Tests::Included, &mut files);
+    rust_files(&root.join("xtask"), Tests::Included, &mut files);
     let this_file = root.join("xtask/tests/tidy.rs");
     let word = "unsafe";
     let mut offenders = Vec::new();
