@@ -17,8 +17,8 @@
 use std::fs::File;
 use std::io::{BufWriter, Seek as _, SeekFrom, Write as _};
 
-use bytes::Bytes;
-use tokio::io::AsyncReadExt as _;
+use futures::StreamExt as _;
+use tokio_util::io::ReaderStream;
 
 use crate::fetch;
 use crate::sink::{ObjectMeta, Sink};
@@ -159,7 +159,6 @@ impl Lists {
 async fn upload(sink: &dyn Sink, key: &str, out: BufWriter<File>) -> Result<(), String> {
     let mut file = out.into_inner().map_err(|e| e.error().to_string())?;
     file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
-    let mut file = tokio::fs::File::from_std(file);
     let meta = ObjectMeta {
         content_type: Some("application/x-ndjson".to_owned()),
         ..ObjectMeta::default()
@@ -168,19 +167,18 @@ async fn upload(sink: &dyn Sink, key: &str, out: BufWriter<File>) -> Result<(), 
         .create(key, &meta)
         .await
         .map_err(|e| fetch::error_chain(&e))?;
-    let mut chunk = vec![0; 256 * 1024];
-    loop {
-        let n = match file.read(&mut chunk).await {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) => {
-                upload.abort().await.ok();
-                return Err(e.to_string());
-            }
+    let mut chunks = ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 * 1024);
+    while let Some(chunk) = chunks.next().await {
+        let written = match chunk {
+            Ok(chunk) => upload
+                .write(chunk)
+                .await
+                .map_err(|e| fetch::error_chain(&e)),
+            Err(e) => Err(e.to_string()),
         };
-        if let Err(e) = upload.write(Bytes::copy_from_slice(&chunk[..n])).await {
+        if let Err(reason) = written {
             upload.abort().await.ok();
-            return Err(fetch::error_chain(&e));
+            return Err(reason);
         }
     }
     upload.commit().await.map_err(|e| fetch::error_chain(&e))

@@ -191,20 +191,16 @@ impl Totals {
     pub fn merge(&mut self, o: DossierOutcome) {
         self.dossiers = self.dossiers.saturating_add(1);
         self.unprocessed.remove(&o.dossier);
-        self.counts.add(&o.tally.counts);
-        self.add_lines(o.tally);
+        self.add(o.tally);
         if o.recheck {
             self.recheck.push(o.dossier);
         }
     }
 
-    /// Adds the counts and the list entries of a tally that is no dossier's outcome.
+    /// Adds a tally's counts and list entries (a dossier's, through [`Totals::merge`], or the
+    /// deleted-dossiers pass's).
     pub fn add(&mut self, tally: Tally) {
         self.counts.add(&tally.counts);
-        self.add_lines(tally);
-    }
-
-    fn add_lines(&mut self, tally: Tally) {
         for line in tally.into_lines() {
             self.lists.push(line);
         }
