@@ -27,6 +27,7 @@ mod plan;
 mod progress;
 mod removal;
 pub mod seda;
+mod shards;
 mod state;
 mod sync;
 #[cfg(any(test, feature = "testing"))]

@@ -62,6 +62,7 @@ use self::publish::Publisher;
 use self::tally::{DossierOutcome, RunFacts, Totals};
 use crate::lease;
 use crate::options::SyncOptions;
+use crate::shards::{Access, Shards};
 use crate::sink::Sink;
 use crate::state::{self, DemarcheState};
 use crate::wire::{Event, Failure, RUNS_PREFIX, SyncReport, shard_key};
@@ -134,6 +135,8 @@ struct Run {
     publisher: Publisher,
     /// The layout, where dossier.json goes, and where they came from.
     naming: Naming,
+    /// The manifest shards, read through segments on object stores (`crate::shards`).
+    shards: Shards,
 }
 
 /// A run about to list: its context, the window, the state read, the first dossiers.
@@ -190,6 +193,7 @@ async fn prepare(
     bookkeeping::remove_staging(sink.as_ref(), opts.demarche).await;
     let (mut filter, complete) = bookkeeping::window(&opts, state.sync_point.as_ref());
     filter.fields = fields::wanted(&naming.layout, naming.data_layout.is_some());
+    let shards = Shards::new(Arc::clone(&sink));
     let setup = publish::Setup {
         sink,
         run_id: run_id.clone(),
@@ -211,6 +215,7 @@ async fn prepare(
         },
         refreshes: AtomicU64::new(0),
         naming,
+        shards,
         client,
         opts,
         progress,
@@ -293,6 +298,10 @@ async fn drive(prepared: &mut Prepared) -> Result<Option<ds::Error>, Error> {
     let mut driver = Driver {
         run: Arc::clone(&run),
         pages: Box::pin(pages),
+        listing_access: match prepared.filter.updated_since {
+            None => Access::Sequential,
+            Some(_) => Access::Random,
+        },
         buffer: VecDeque::new(),
         rechecks: std::mem::take(&mut prepared.rechecks),
         tasks: JoinSet::new(),
@@ -323,7 +332,10 @@ type Pages = Pin<Box<dyn Stream<Item = Result<ds::DossierBatch, ds::Error>> + Se
 struct Driver {
     run: Arc<Run>,
     pages: Pages,
-    buffer: VecDeque<Value>,
+    /// How the listing's dossiers come: in number order (full) or update order.
+    listing_access: Access,
+    /// Dossiers waiting for a task, with how their shards are read.
+    buffer: VecDeque<(Value, Access)>,
     rechecks: Rechecks,
     tasks: JoinSet<DossierOutcome>,
     in_flight: HashMap<tokio::task::Id, u64>,
@@ -366,7 +378,7 @@ impl Driver {
     /// Gives waiting dossiers a task, up to `max_in_flight`.
     fn spawn(&mut self, max_in_flight: usize, totals: &mut Totals) {
         while self.tasks.len() < max_in_flight {
-            let Some(dossier) = self.buffer.pop_front() else {
+            let Some((dossier, access)) = self.buffer.pop_front() else {
                 return;
             };
             let Some(number) = dossier.get("number").and_then(Value::as_u64) else {
@@ -374,7 +386,7 @@ impl Driver {
                 totals.warn(&self.run.progress, message.to_owned());
                 continue;
             };
-            let task = dossier::process(Arc::clone(&self.run), number, dossier);
+            let task = dossier::process(Arc::clone(&self.run), (number, access), dossier);
             let handle = self.tasks.spawn(task);
             self.in_flight.insert(handle.id(), number);
         }
@@ -428,8 +440,9 @@ impl Driver {
                 let fetched = &self.rechecks.fetched;
                 let number = |d: &Value| d.get("number").and_then(Value::as_u64);
                 let listed = batch.dossiers.into_iter();
-                self.buffer
-                    .extend(listed.filter(|d| number(d).is_none_or(|n| !fetched.contains(&n))));
+                let access = self.listing_access;
+                let fresh = listed.filter(|d| number(d).is_none_or(|n| !fetched.contains(&n)));
+                self.buffer.extend(fresh.map(|d| (d, access)));
             }
             Some(Err(e)) => self.stopped(e)?,
             None => self.listing_done = true,
@@ -453,7 +466,9 @@ impl Driver {
             .saturating_sub(refreshes_after.saturating_sub(refreshes));
         totals.api.recheck = totals.api.recheck.saturating_add(own);
         match fetched {
-            Ok(dossiers) => self.buffer.extend(dossiers),
+            Ok(dossiers) => {
+                (self.buffer).extend(dossiers.into_iter().map(|d| (d, Access::Sequential)))
+            }
             Err(e) => self.stopped(e)?,
         }
         Ok(())
@@ -496,6 +511,9 @@ async fn finish(prepared: Prepared, listing_error: Option<ds::Error>) -> Result<
         let (started_at, run_id) = (prepared.started_at, &prepared.run_id);
         bookkeeping::write_sync_point(&run, started_at, run_id, &mut totals).await;
     }
+    if !cancelled {
+        run.shards.compact().await;
+    }
     let lists = totals
         .lists
         .publish(run.publisher.sink(), &prepared.run_id)
@@ -512,6 +530,7 @@ async fn finish(prepared: Prepared, listing_error: Option<ds::Error>) -> Result<
         sync_point_advanced: advance,
         cancelled,
         layout: run.naming.used.clone(),
+        state_objects: run.shards.state_objects(),
     };
     let report = tally::report(facts, totals, lists);
     let report_key = format!("{RUNS_PREFIX}{}.json", report.run_id);

@@ -63,6 +63,35 @@ pub fn shard_key(dossier: u64) -> String {
     format!("{DOSSIERS_PREFIX}{dossier}.json")
 }
 
+/// Where the compacted copies of the shards live, one segment per block of dossier numbers
+/// ([`segment_key`]; `crate`'s `shards` module has the rules).
+pub const SEGMENTS_PREFIX: &str = ".dsfiles/segments/";
+/// Dossier numbers per segment: block `b` holds dossiers `b × 1000` to `b × 1000 + 999`.
+pub const SEGMENT_DOSSIERS: u64 = 1000;
+
+/// The key of the segment of block `block`.
+pub fn segment_key(block: u64) -> String {
+    format!("{SEGMENTS_PREFIX}{block}.jsonl")
+}
+
+/// The first line of a segment: which block, and for each copied shard (in dossier order,
+/// one compact JSON [`Shard`] per following line, same order) the entity tag and size its
+/// shard was listed with when copied.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentHeader {
+    pub version: u32,
+    pub block: u64,
+    pub shards: Vec<SegmentEntry>,
+}
+
+/// One shard copied into a segment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentEntry {
+    pub dossier: u64,
+    pub tag: String,
+    pub size: u64,
+}
+
 /// The key of the [`SyncPoint`] of `demarche`.
 pub fn sync_point_key(demarche: u64) -> String {
     format!("{DEMARCHES_PREFIX}{demarche}/sync.json")
@@ -460,6 +489,9 @@ pub struct SyncReport {
     /// This run's DS API requests, by purpose (absent in older reports: all zero).
     #[serde(default)]
     pub api_calls: ApiCalls,
+    /// The manifest objects this run read and wrote (absent in older reports: all zero).
+    #[serde(default)]
+    pub state_objects: StateObjects,
     /// Whether the sync point was advanced (see [`SyncPoint`]).
     pub sync_point_advanced: bool,
     pub cancelled: bool,
@@ -502,6 +534,21 @@ pub enum ReportLine {
     DeletedDossier { dossier: u64 },
     Kept(Kept),
     Warning { message: String },
+}
+
+/// The manifest objects a run read and wrote besides the shards it wrote: the cost of reading
+/// the state, which segments keep at about two requests per 1,000 dossiers plus one read per
+/// changed dossier on object stores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateObjects {
+    /// Shards read one by one.
+    pub shards_read: u64,
+    /// Segments read.
+    pub segments_read: u64,
+    /// Blocks of shard keys listed to check segments against (one request each, about).
+    pub blocks_listed: u64,
+    /// Segments written (compaction).
+    pub segments_written: u64,
 }
 
 /// A run's DS API requests by purpose, retries included. A no-op `--since auto` run costs

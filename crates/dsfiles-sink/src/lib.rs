@@ -112,6 +112,18 @@ pub trait Sink: Send + Sync + fmt::Debug {
     /// Every object strictly under `prefix` (`""` for everything), as keys relative to the
     /// destination, in no particular order. Uncommitted uploads never appear.
     fn list(&self, prefix: &str) -> BoxStream<'_, Result<ListEntry, Error>>;
+
+    /// The objects under `prefix` whose keys sort after `offset` (a key), in byte order of
+    /// their keys, each with its entity tag; `None` where the backend cannot list that way
+    /// (local disk, the default). One request per 1,000 keys on object stores, so that a
+    /// range of keys is checked without reading its objects (`dsfiles-core`'s segments).
+    fn list_after(
+        &self,
+        _prefix: &str,
+        _offset: &str,
+    ) -> Option<BoxStream<'_, Result<TaggedEntry, Error>>> {
+        None
+    }
 }
 
 /// One object being written. Dropping it without `commit` publishes nothing.
@@ -174,6 +186,15 @@ pub struct ObjectInfo {
 pub struct ListEntry {
     pub key: String,
     pub size: u64,
+}
+
+/// One object listed by [`Sink::list_after`]: with the backend's entity tag, which changes
+/// whenever the object is replaced (`None` if the backend gave none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaggedEntry {
+    pub key: String,
+    pub size: u64,
+    pub tag: Option<String>,
 }
 
 /// Tuning shared by every sink. Set from `--dest-option` keys `part_size`, `parts_in_flight`,

@@ -16,8 +16,8 @@ use tokio::task::JoinSet;
 
 use crate::key::{validate_key, validate_prefix};
 use crate::{
-    ByteStream, Error, ListEntry, ObjectInfo, ObjectMeta, Precondition, Sink, SinkOptions, Upload,
-    Version, VersionRepr,
+    ByteStream, Error, ListEntry, ObjectInfo, ObjectMeta, Precondition, Sink, SinkOptions,
+    TaggedEntry, Upload, Version, VersionRepr,
 };
 
 /// Object metadata key holding DS's checksum (base64 MD5): `x-amz-meta-dsfilesmd5` on S3,
@@ -416,6 +416,36 @@ impl Sink for ObjectStoreSink {
                 std::future::ready(result)
             })
             .boxed()
+    }
+
+    fn list_after(
+        &self,
+        prefix: &str,
+        offset: &str,
+    ) -> Option<BoxStream<'_, Result<TaggedEntry, Error>>> {
+        let paths = self.path(prefix.strip_suffix('/').unwrap_or(prefix));
+        let (root, offset_path) = match paths.and_then(|root| Ok((root, self.path(offset)?))) {
+            Ok(paths) => paths,
+            Err(e) => return Some(futures::stream::once(async move { Err(e) }).boxed()),
+        };
+        let prefix = prefix.to_owned();
+        let listed = self
+            .store
+            .list_with_offset(Some(&root), &offset_path)
+            .filter_map(move |item| {
+                let result = match item {
+                    Ok(meta) => self.relative_key(&meta.location).map(|key| {
+                        Ok(TaggedEntry {
+                            key,
+                            size: meta.size,
+                            tag: meta.e_tag,
+                        })
+                    }),
+                    Err(e) => Some(Err(self.backend("list", &prefix, e))),
+                };
+                std::future::ready(result)
+            });
+        Some(listed.boxed())
     }
 }
 

@@ -16,7 +16,8 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 
 use crate::sink::{
-    ByteStream, Error, ListEntry, ObjectInfo, ObjectMeta, Precondition, Sink, Upload, Version,
+    ByteStream, Error, ListEntry, ObjectInfo, ObjectMeta, Precondition, Sink, TaggedEntry, Upload,
+    Version,
 };
 
 /// Set once the run lost its lease; never cleared.
@@ -124,6 +125,14 @@ impl Sink for FencedSink {
 
     fn list(&self, prefix: &str) -> BoxStream<'_, Result<ListEntry, Error>> {
         self.inner.list(prefix)
+    }
+
+    fn list_after(
+        &self,
+        prefix: &str,
+        offset: &str,
+    ) -> Option<BoxStream<'_, Result<TaggedEntry, Error>>> {
+        self.inner.list_after(prefix, offset)
     }
 }
 

@@ -20,11 +20,12 @@ use super::tally::{Tally, Totals};
 use crate::fetch;
 use crate::options::{SINCE_MARGIN, Since, SyncOptions};
 use crate::removal;
+use crate::shards::Access;
 use crate::sink::Sink;
 use crate::state;
 use crate::wire::{
     Event, FileStatus, Recheck, ReportLine, STAGING_PREFIX, Shard, SyncPoint, WIRE_VERSION,
-    recheck_key, shard_key, staging_marker, staging_prefix, sync_point_key,
+    recheck_key, staging_marker, staging_prefix, sync_point_key,
 };
 use crate::{Error, ds};
 
@@ -247,10 +248,8 @@ async fn record_deleted(
     tally: &mut Tally,
 ) -> Result<(), String> {
     let number = deleted.number;
-    let key = shard_key(number);
-    let sink = run.publisher.sink();
     let failed = |e: Error| format!("cannot record the deletion of dossier `{number}`: {e}");
-    let mut shard: Shard = match state::read(sink, &key).await {
+    let mut shard: Shard = match run.shards.read(number, Access::Random).await {
         Ok(Some(shard)) => shard,
         Ok(None) => return Ok(()),
         Err(e) => return Err(failed(e)),
@@ -278,7 +277,7 @@ async fn record_deleted(
         shard.data = Some(data);
     }
     if shard != before {
-        state::write(sink, &key, &shard).await.map_err(failed)?;
+        run.shards.write(&shard).await.map_err(failed)?;
     }
     Ok(())
 }

@@ -23,13 +23,15 @@ use crate::Error;
 use crate::extract::{self, DossierContext, FileRecord, RelKey};
 use crate::plan::{self, Action, DossierPlan, Download, PlanInput};
 use crate::removal;
-use crate::state;
-use crate::wire::{
-    Event, Failure, FileStatus, Shard, ShardData, ShardFile, Skipped, WIRE_VERSION, shard_key,
-};
+use crate::shards::Access;
+use crate::wire::{Event, Failure, FileStatus, Shard, ShardData, ShardFile, Skipped, WIRE_VERSION};
 
 /// Extract, plan against the shard, download, write the shard.
-pub(super) async fn process(run: Arc<Run>, number: u64, dossier: Value) -> DossierOutcome {
+pub(super) async fn process(
+    run: Arc<Run>,
+    (number, access): (u64, Access),
+    dossier: Value,
+) -> DossierOutcome {
     let mut out = DossierOutcome::new(number);
     let records = match extract::extract(run.opts.demarche, &dossier, run.include) {
         Ok(records) => records,
@@ -50,7 +52,7 @@ pub(super) async fn process(run: Arc<Run>, number: u64, dossier: Value) -> Dossi
         .get("dateDerniereModification")
         .and_then(Value::as_str);
     let state = dossier_state(&records, &dossier);
-    let Some((old, rewrite)) = read_shard(&run, number, &mut out).await else {
+    let Some((old, rewrite)) = read_shard(&run, (number, access), &mut out).await else {
         return out;
     };
     let data_key =
@@ -113,7 +115,7 @@ pub(super) async fn process(run: Arc<Run>, number: u64, dossier: Value) -> Dossi
         || !out.tally.unscanned.is_empty()
         || shard.files.iter().any(|f| f.status == FileStatus::Pending);
     if (rewrite || old.as_ref() != Some(&shard))
-        && let Err(e) = state::write(run.publisher.sink(), &shard_key(number), &shard).await
+        && let Err(e) = run.shards.write(&shard).await
     {
         out.fail(format!(
             "cannot write the manifest of dossier `{number}`: {e}"
@@ -138,10 +140,10 @@ fn dossier_state(records: &[FileRecord], dossier: &Value) -> String {
 /// (the dossier fails).
 async fn read_shard(
     run: &Run,
-    number: u64,
+    (number, access): (u64, Access),
     out: &mut DossierOutcome,
 ) -> Option<(Option<Shard>, bool)> {
-    let mut old: Option<Shard> = match state::read(run.publisher.sink(), &shard_key(number)).await {
+    let mut old: Option<Shard> = match run.shards.read(number, access).await {
         Ok(shard) => shard,
         Err(Error::Manifest { key, reason }) => {
             out.tally.warnings.push(format!(

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use super::lists::Lists;
 use crate::wire::{
     ApiCalls, Event, Failure, FileStatus, Flagged, Kept, LayoutUsed, ReportLine, ShardFile,
-    Skipped, SyncReport, WIRE_VERSION, shard_key,
+    Skipped, StateObjects, SyncReport, WIRE_VERSION, shard_key,
 };
 use crate::{Progress, ds};
 
@@ -237,6 +237,7 @@ pub(super) struct RunFacts {
     pub sync_point_advanced: bool,
     pub cancelled: bool,
     pub layout: LayoutUsed,
+    pub state_objects: StateObjects,
 }
 
 /// The run's report; `lists` names the object holding every list entry when a list is longer
@@ -285,6 +286,7 @@ pub(super) fn report(facts: RunFacts, totals: Totals, lists: Option<String>) -> 
         },
         api: facts.api,
         api_calls: api,
+        state_objects: facts.state_objects,
         sync_point_advanced: facts.sync_point_advanced,
         cancelled: facts.cancelled,
         lease_lost: false,

@@ -157,6 +157,7 @@ fn report() -> SyncReport {
         mb_per_sec: 0.0,
         api: crate::ds::Stats::default(),
         api_calls: crate::wire::ApiCalls::default(),
+        state_objects: crate::wire::StateObjects::default(),
         sync_point_advanced: false,
         cancelled: false,
         lease_lost: false,

@@ -574,6 +574,7 @@ impl Harness {
             .filter(|k| k.starts_with(".dsfiles/"))
             .filter(|k| {
                 !(k.starts_with(wire::DOSSIERS_PREFIX)
+                    || k.starts_with(wire::SEGMENTS_PREFIX)
                     || k.starts_with(wire::RUNS_PREFIX)
                     || *k == wire::sync_point_key(demarche)
                     || *k == wire::recheck_key(demarche)
@@ -926,5 +927,23 @@ impl Sink for CrashSink {
                 }
             })
             .boxed()
+    }
+
+    fn list_after(
+        &self,
+        prefix: &str,
+        offset: &str,
+    ) -> Option<BoxStream<'_, Result<sink::TaggedEntry, sink::Error>>> {
+        let crashed = Arc::clone(&self.crashed);
+        let listed = self.inner.list_after(prefix, offset)?.then(move |item| {
+            let crashed = Arc::clone(&crashed);
+            async move {
+                if crashed.load(Ordering::SeqCst) {
+                    hang().await;
+                }
+                item
+            }
+        });
+        Some(listed.boxed())
     }
 }
