@@ -1,16 +1,20 @@
 //! [`LocalSink`]: a directory on local disk, with the same semantics as the object stores.
 //!
-//! Crash safety: an upload is written to `<root>/.dsfiles/tmp/<shard>/<uuid>.part`, fsynced,
-//! and renamed into place (parents created). A `kill -9` leaves at most temp files, which the
-//! next [`LocalSink::open`] removes (see the lock file below). With fsync on, Linux and a file
-//! system that takes it, temp files are written with `O_DIRECT` (see [`temp_file`]).
+//! Crash safety: an upload is written to `<root>/.dsfiles/tmp/<shard>/<uuid>.part`, made
+//! durable, and renamed into place (parents created): a key names complete, durable bytes or
+//! nothing. A `kill -9` leaves at most temp files, which the next [`LocalSink::open`] removes
+//! (see the lock file below). An upload larger than the write buffer creates its temp file when
+//! the buffer first fills (with fsync on, Linux and a file system that takes it, with
+//! `O_DIRECT`, see [`temp_file`]) and is fsynced at commit; a smaller one touches the disk only
+//! at commit, where the group commit ([`group`]) makes many of them durable with one barrier.
 //!
-//! Directory fsyncs are batched: a commit records the directories whose entries it changed
+//! Directory syncs are batched: a commit records the directories whose entries it changed
 //! (the file's parent, and the parent of every directory it created), and the next
-//! `put_small` fsyncs all of them before it writes anything. The pipeline writes a dossier's
-//! manifest shard with `put_small` after that dossier's files are committed, so after a power
-//! cut a shard never names a file whose directory entry was lost. `put_small` itself, and
-//! dropping the sink, leave nothing pending.
+//! `put_small` makes all of them durable before it writes anything (on Linux one `syncfs`,
+//! [`Shared::sync_entries`]). The pipeline writes a dossier's manifest shard with `put_small`
+//! after that dossier's files are committed, so after a power cut a shard never names a file
+//! whose directory entry was lost. `put_small` itself, and dropping the sink, leave nothing
+//! pending.
 //!
 //! Speed: temp files are spread over [`TMP_SHARDS`] subdirectories of `.dsfiles/tmp/` so that
 //! concurrent uploads do not all take the same directory lock, and a commit is one trip to the
@@ -135,6 +139,8 @@ impl LocalSink {
             .map_err(|e| Error::io("resolve", &root, e))?;
         let tmp = root.join(STATE_DIR).join(TMP_DIR);
         let (lock, clean) = LockGuard::acquire(&root)?;
+        #[cfg(target_os = "linux")]
+        let root_dir = std::fs::File::open(&root).map_err(|e| Error::io("open", &root, e))?;
         let sink = LocalSink {
             shared: Arc::new(Shared {
                 root,
@@ -144,6 +150,9 @@ impl LocalSink {
                     options.fsync && options.direct_io && cfg!(target_os = "linux"),
                 ),
                 next_shard: AtomicUsize::new(0),
+                group: group::Queue::default(),
+                #[cfg(target_os = "linux")]
+                root_dir,
                 dirty: Mutex::default(),
                 gate: RwLock::default(),
                 drains: AtomicU64::new(0),
@@ -239,22 +248,19 @@ impl LocalSink {
         .await
     }
 
+    /// An upload of `key`. Its temp file is created only when its buffer first fills: an
+    /// upload that fits in the buffer goes to disk at commit, with the group commit.
     async fn start(&self, key: &str, dir_sync: DirSync) -> Result<LocalUpload, Error> {
         let target = self.path(key).await?;
-        let shared = Arc::clone(&self.shared);
-        let (temp, file) = blocking("create temp file", &self.shared.tmp, move || {
-            shared.create_temp()
-        })
-        .await?;
         Ok(LocalUpload {
             key: key.to_owned(),
-            temp,
+            temp: None,
             target,
             shared: Arc::clone(&self.shared),
             dir_sync,
             buf: Block::new(WRITE_BUFFER),
-            file: Some(file),
-            temp_ours: true,
+            file: Temp::Unopened,
+            temp_ours: false,
         })
     }
 
@@ -301,6 +307,11 @@ struct Shared {
     direct: AtomicBool,
     /// Round robin over the temp shards.
     next_shard: AtomicUsize,
+    /// Uploads waiting for the group commit.
+    group: group::Queue,
+    /// The root, open: what `syncfs` is called on.
+    #[cfg(target_os = "linux")]
+    root_dir: std::fs::File,
     /// Directories whose entries changed since they were last fsynced (with `fsync` only).
     dirty: Mutex<HashSet<PathBuf>>,
     /// Held shared by a commit from its first directory change until those directories are in
@@ -318,16 +329,27 @@ impl Shared {
         self.tmp.join(format!("{n:02x}"))
     }
 
-    /// Creates a new temp file in the next shard (recreating the shard if it was removed).
-    /// Blocking.
-    fn create_temp(&self) -> Result<(PathBuf, TempFile), Error> {
+    /// Creates a new temp file in the next shard, with `O_DIRECT` if `direct` and the sink
+    /// uses it. Blocking.
+    fn create_temp(&self, direct: bool) -> Result<(PathBuf, TempFile), Error> {
+        let dir = self.temp_dir()?;
+        self.create_temp_in(&dir, direct)
+    }
+
+    /// The next temp shard, once no component of its path is a symlink. Blocking.
+    fn temp_dir(&self) -> Result<PathBuf, Error> {
         let n = self.next_shard.fetch_add(1, Ordering::Relaxed) % TMP_SHARDS;
         refuse_symlinks(&self.root, &format!("{STATE_DIR}/{TMP_DIR}/{n:02x}"))?;
-        let dir = self.shard(n);
+        Ok(self.shard(n))
+    }
+
+    /// Creates a new temp file in `dir`, a [`Shared::temp_dir`] (recreated if it was
+    /// removed). Blocking.
+    fn create_temp_in(&self, dir: &Path, direct: bool) -> Result<(PathBuf, TempFile), Error> {
         let temp = dir.join(format!("{}{TMP_SUFFIX}", uuid::Uuid::new_v4().simple()));
-        let open = || TempFile::create(&temp, self.direct.load(Ordering::Relaxed));
+        let open = || TempFile::create(&temp, direct && self.direct.load(Ordering::Relaxed));
         let file = match open() {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(&dir)
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(dir)
                 .and_then(|()| open())
                 .map_err(|e| Error::io("create temp file", &temp, e))?,
             other => other.map_err(|e| Error::io("create temp file", &temp, e))?,
@@ -450,13 +472,31 @@ impl Shared {
                 .drain()
                 .collect()
         };
-        if let Err(e) = sync_dirs_concurrently(&dirs) {
+        if let Err(e) = self.sync_entries(&dirs) {
             // Which ones reached the disk does not matter: syncing one again is harmless.
             self.mark_dirty(dirs);
             return Err(e);
         }
         *synced = drain;
         Ok(())
+    }
+}
+
+impl Shared {
+    /// Makes the entries of the directories `dirs` durable. On Linux with one `syncfs(2)` of
+    /// the destination's file system, which covers them all: every directory whose entries
+    /// matter received a rename from `.dsfiles/tmp/`, and a rename cannot cross file systems
+    /// (a directory created below a mount point only ever sees renames fail). One flush of the
+    /// disk's cache instead of one per directory. Elsewhere, an fsync each. Blocking.
+    fn sync_entries(&self, dirs: &[PathBuf]) -> Result<(), Error> {
+        if dirs.is_empty() {
+            return Ok(());
+        }
+        #[cfg(target_os = "linux")]
+        return rustix::fs::syncfs(&self.root_dir)
+            .map_err(|e| Error::io("syncfs", &self.root, std::io::Error::from(e)));
+        #[cfg(not(target_os = "linux"))]
+        sync_dirs_concurrently(dirs)
     }
 }
 
@@ -473,9 +513,11 @@ impl Drop for Shared {
 
 /// Threads that fsync the directories of one drain side by side: fsyncs issued together share
 /// one journal commit (ext4, xfs), one after the other each waits for its own.
+#[cfg(not(target_os = "linux"))]
 const SYNC_THREADS: usize = 16;
 
 /// fsyncs every directory of `dirs`, on up to [`SYNC_THREADS`] threads; the first error.
+#[cfg(not(target_os = "linux"))]
 fn sync_dirs_concurrently(dirs: &[PathBuf]) -> Result<(), Error> {
     if dirs.is_empty() {
         return Ok(());
@@ -677,8 +719,11 @@ impl Sink for LocalSink {
     async fn put_small(&self, key: &str, bytes: Bytes) -> Result<(), Error> {
         self.path(key).await?;
         // First make durable what earlier commits changed: a state file written now (such as a
-        // manifest shard) may name their files.
-        self.sync_dirs().await?;
+        // manifest shard) may name their files. An upload that fits in the buffer goes through
+        // the group commit, whose round does this before it renames (see `group`).
+        if !group::covers_earlier_commits(bytes.len() < WRITE_BUFFER) {
+            self.sync_dirs().await?;
+        }
         let mut upload = Box::new(self.start(key, DirSync::Now).await?);
         upload.write(bytes).await?;
         upload.commit().await
@@ -857,22 +902,33 @@ fn relative_key(root: &Path, path: &Path) -> Option<String> {
 
 struct LocalUpload {
     key: String,
-    temp: PathBuf,
+    /// The temp file's path, once created.
+    temp: Option<PathBuf>,
     target: PathBuf,
     shared: Arc<Shared>,
     dir_sync: DirSync,
     /// Bytes not yet written to the temp file (fewer than [`WRITE_BUFFER`] between writes).
     buf: Block,
-    /// The temp file; `None` once committed, aborted or failed.
-    file: Option<TempFile>,
-    /// Whether abort and drop must remove `temp` (false once `commit` has taken it over).
+    file: Temp,
+    /// Whether abort and drop must remove `temp` (from its creation until `commit` takes it
+    /// over).
     temp_ours: bool,
+}
+
+/// Where an upload's bytes are.
+enum Temp {
+    /// All in the buffer: no temp file yet.
+    Unopened,
+    /// The first ones in this temp file, the rest in the buffer.
+    Open(TempFile),
+    /// Committed, aborted or failed.
+    Gone,
 }
 
 #[async_trait::async_trait]
 impl Upload for LocalUpload {
     async fn write(&mut self, chunk: Bytes) -> Result<(), Error> {
-        if self.file.is_none() {
+        if matches!(self.file, Temp::Gone) {
             return Err(Error::UploadFailed {
                 key: self.key.clone(),
             });
@@ -888,66 +944,84 @@ impl Upload for LocalUpload {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), Error> {
-        let Some(file) = self.file.take() else {
-            return Err(Error::UploadFailed {
-                key: self.key.clone(),
-            });
+        let buf = std::mem::take(&mut self.buf);
+        let (key, target) = (self.key.clone(), self.target.clone());
+        let file = match std::mem::replace(&mut self.file, Temp::Gone) {
+            Temp::Gone => return Err(Error::UploadFailed { key }),
+            Temp::Unopened => {
+                let job = group::Job::new(key, target, buf, self.dir_sync);
+                return group::commit(&self.shared, job).await;
+            }
+            Temp::Open(file) => file,
+        };
+        let Some(temp) = self.temp.clone() else {
+            return Err(Error::UploadFailed { key });
         };
         self.temp_ours = false;
-        let buf = std::mem::take(&mut self.buf);
-        let (shared, temp, key, target, dir_sync) = (
-            Arc::clone(&self.shared),
-            self.temp.clone(),
-            self.key.clone(),
-            self.target.clone(),
-            self.dir_sync,
-        );
+        let (shared, dir_sync, path) = (Arc::clone(&self.shared), self.dir_sync, temp.clone());
         let result = blocking("publish", &self.target, move || {
             let place = Place {
                 key: &key,
                 target: &target,
             };
-            publish(&shared, file, buf, &temp, place, dir_sync)
+            publish(&shared, file, buf, &path, place, dir_sync)
         })
         .await;
         if result.is_err() {
-            remove_temp(&self.temp).await;
+            remove_temp(&temp).await;
         }
         result
     }
 
     async fn abort(mut self: Box<Self>) -> Result<(), Error> {
-        self.file = None;
-        if !std::mem::take(&mut self.temp_ours) {
+        self.file = Temp::Gone;
+        let Some(temp) = self
+            .temp
+            .take()
+            .filter(|_| std::mem::take(&mut self.temp_ours))
+        else {
             return Ok(());
-        }
-        match tokio::fs::remove_file(&self.temp).await {
+        };
+        match tokio::fs::remove_file(&temp).await {
             Ok(()) => Ok(()),
             Err(e) if absent(&e) => Ok(()),
-            Err(e) => Err(Error::io("remove temp file", &self.temp, e)),
+            Err(e) => Err(Error::io("remove temp file", &temp, e)),
         }
     }
 }
 
 impl LocalUpload {
-    /// Writes the full buffer to the temp file. On failure the file stays `None`: the upload
-    /// can only be aborted (or dropped).
+    /// Writes the full buffer to the temp file, creating it first if needed. On failure the
+    /// upload is `Gone`: it can only be aborted (or dropped).
     async fn flush(&mut self) -> Result<(), Error> {
-        let Some(mut file) = self.file.take() else {
-            return Err(Error::UploadFailed {
-                key: self.key.clone(),
-            });
+        let file = match std::mem::replace(&mut self.file, Temp::Gone) {
+            Temp::Gone => {
+                return Err(Error::UploadFailed {
+                    key: self.key.clone(),
+                });
+            }
+            Temp::Unopened => None,
+            Temp::Open(file) => Some(file),
         };
         let mut buf = std::mem::take(&mut self.buf);
         let (shared, temp) = (Arc::clone(&self.shared), self.temp.clone());
-        let (file, buf) = blocking("write temp file", &self.temp, move || {
-            file.write_block(&temp, &mut buf)
-                .map_err(|e| Error::io("write temp file", &temp, e))?;
+        let at = temp.clone().unwrap_or_else(|| self.shared.tmp.clone());
+        let written = blocking("write temp file", &at, move || {
+            let (temp, mut file) = match (temp, file) {
+                (Some(temp), Some(file)) => (temp, file),
+                _ => shared.create_temp(true)?,
+            };
+            let written = file.write_block(&temp, &mut buf);
             shared.note_direct(&file);
-            Ok((file, buf))
+            Ok((temp, written.map(|()| (file, buf))))
         })
         .await?;
-        self.file = Some(file);
+        let (temp, written) = written;
+        // From here on the temp file exists: abort and drop remove it.
+        self.temp = Some(temp.clone());
+        self.temp_ours = true;
+        let (file, buf) = written.map_err(|e| Error::io("write temp file", &temp, e))?;
+        self.file = Temp::Open(file);
         self.buf = buf;
         Ok(())
     }
@@ -969,9 +1043,7 @@ struct Place<'a> {
     target: &'a Path,
 }
 
-/// Writes the rest of an upload, fsyncs it, and renames it to `place` (creating parents);
-/// then fsyncs the directories it changed (`DirSync::Now`) or leaves them for the next
-/// [`Shared::sync_dirs`]. Blocking.
+/// Writes the rest of an upload, fsyncs it, and [`settle`]s it. Blocking.
 fn publish(
     shared: &Shared,
     mut file: TempFile,
@@ -980,7 +1052,6 @@ fn publish(
     place: Place<'_>,
     dir_sync: DirSync,
 ) -> Result<(), Error> {
-    let target = place.target;
     file.finish(temp, &mut rest)
         .map_err(|e| Error::io("write temp file", temp, e))?;
     shared.note_direct(&file);
@@ -988,7 +1059,14 @@ fn publish(
         file.sync_data().map_err(|e| Error::io("fsync", temp, e))?;
     }
     drop(file);
-    let parent = target.parent().unwrap_or(&shared.root);
+    settle(shared, temp, place, dir_sync)
+}
+
+/// Renames the durable temp file `temp` to `place` (creating parents); then fsyncs the
+/// directories it changed (`DirSync::Now`) or leaves them for the next
+/// [`Shared::sync_dirs`]. Blocking.
+fn settle(shared: &Shared, temp: &Path, place: Place<'_>, dir_sync: DirSync) -> Result<(), Error> {
+    let parent = place.target.parent().unwrap_or(&shared.root);
     // Directories whose entries this commit changes: the parent of each directory created,
     // then `parent` once the file is renamed into it.
     let mut changed = Vec::new();
@@ -1000,13 +1078,11 @@ fn publish(
     if result.is_ok() {
         changed.push(parent.to_path_buf());
         if dir_sync == DirSync::Now {
-            for (i, dir) in changed.iter().enumerate() {
-                if let Err(e) = sync_dir(dir) {
-                    shared.mark_dirty(changed[i..].iter().cloned());
-                    return Err(Error::io("fsync", dir, e));
-                }
+            let synced = shared.sync_entries(&changed);
+            if synced.is_err() {
+                shared.mark_dirty(changed);
             }
-            return Ok(());
+            return synced;
         }
     }
     // Even after a failed rename: a directory created here must reach the disk before a later
@@ -1048,9 +1124,9 @@ impl Drop for LocalUpload {
     /// Dropped without `commit` or `abort`: remove the temp file right away (nothing was
     /// published; a failure here only leaves a temp file for the next `open`).
     fn drop(&mut self) {
-        self.file = None;
-        if self.temp_ours {
-            let _ = std::fs::remove_file(&self.temp);
+        self.file = Temp::Gone;
+        if let Some(temp) = self.temp.as_ref().filter(|_| self.temp_ours) {
+            let _ = std::fs::remove_file(temp);
         }
     }
 }
@@ -1126,6 +1202,7 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
+mod group;
 mod temp_file;
 
 #[cfg(test)]

@@ -199,6 +199,11 @@ impl TempFile {
         self.file.write_all(data)
     }
 
+    /// The open file (for a barrier that covers it).
+    pub(super) fn as_file(&self) -> &File {
+        &self.file
+    }
+
     /// `fdatasync`: for a direct file, makes its size and block allocation durable.
     pub(super) fn sync_data(&self) -> std::io::Result<()> {
         self.file.sync_data()

@@ -129,7 +129,9 @@ async fn temp_files_are_spread_over_shard_directories_and_cleaned_in_all_of_them
             .create(&format!("{i}.bin"), &ObjectMeta::default())
             .await
             .expect("create");
-        upload.write(Bytes::from_static(b"x")).await.expect("write");
+        // A full buffer: only then does an upload create its temp file.
+        let full = Bytes::from(vec![b'x'; WRITE_BUFFER]);
+        upload.write(full).await.expect("write");
         uploads.push(upload);
     }
     let temps = sink.temp_files().expect("temp files");
@@ -218,7 +220,8 @@ async fn directories_created_by_a_failed_commit_still_get_synced() {
         .create("m/new/f.pdf", &ObjectMeta::default())
         .await
         .expect("create");
-    upload.write(Bytes::from_static(b"1")).await.expect("write");
+    let full = Bytes::from(vec![b'1'; WRITE_BUFFER]);
+    upload.write(full).await.expect("write");
     // The temp file disappears: the commit creates `m/new/`, then its rename fails.
     for temp in sink.temp_files().expect("temp files") {
         std::fs::remove_file(temp).expect("remove temp");
@@ -240,6 +243,106 @@ async fn directories_created_by_a_failed_commit_still_get_synced() {
     assert_eq!(dirty(&sink), ["/", "/m"]);
     commit(&sink, "m/new/g.pdf", b"g").await;
     assert_eq!(dirty(&sink), ["/", "/m", "/m/new"]);
+}
+
+/// Small uploads committed together share rounds of the group commit, and each gets its own
+/// result: one whose parent is a file fails alone, the others are published whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_uploads_share_group_commit_rounds_and_fail_alone() {
+    for fsync in [true, false] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sink = std::sync::Arc::new(open(dir.path(), fsync));
+        commit(&sink, "blocker", b"a file, not a directory").await;
+        let rounds_before = sink.shared.group.rounds();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..64_u32 {
+            let sink = std::sync::Arc::clone(&sink);
+            tasks.spawn(async move {
+                let key = if i == 17 {
+                    "blocker/17.bin".to_owned()
+                } else {
+                    format!("d{}/{i}.bin", i % 4)
+                };
+                let mut upload = sink.create(&key, &ObjectMeta::default()).await?;
+                upload.write(Bytes::from(format!("file {i}"))).await?;
+                upload.commit().await.map(|()| i)
+            });
+        }
+        let mut published = Vec::new();
+        let mut failed = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined.expect("task") {
+                Ok(i) => published.push(i),
+                Err(e) => failed.push(e),
+            }
+        }
+        assert_eq!(published.len(), 63, "fsync {fsync}: {failed:?}");
+        assert!(
+            matches!(
+                &failed[..],
+                [Error::Io { path, .. }] if path.ends_with("blocker/17.bin")
+            ),
+            "{failed:?}"
+        );
+        for i in published {
+            let key = format!("d{}/{i}.bin", i % 4);
+            let stored = sink.get_small(&key).await.expect("read");
+            assert_eq!(stored, Some(Bytes::from(format!("file {i}"))), "{key}");
+        }
+        let rounds = sink.shared.group.rounds() - rounds_before;
+        assert!(
+            (1..64).contains(&rounds),
+            "64 concurrent commits took {rounds} rounds"
+        );
+        assert!(sink.temp_files().expect("temp files").is_empty());
+        if fsync {
+            assert!(
+                !dirty(&sink).is_empty(),
+                "directory fsyncs left to put_small"
+            );
+        }
+    }
+}
+
+/// An upload that never fills its buffer leaves nothing on disk until it commits, and
+/// nothing after an abort or a drop.
+#[tokio::test]
+async fn small_uploads_touch_the_disk_only_at_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = open(dir.path(), true);
+    let mut aborted = sink
+        .create("a.bin", &ObjectMeta::default())
+        .await
+        .expect("create");
+    aborted
+        .write(Bytes::from_static(b"a"))
+        .await
+        .expect("write");
+    let mut dropped = sink
+        .create("b.bin", &ObjectMeta::default())
+        .await
+        .expect("create");
+    dropped
+        .write(Bytes::from_static(b"b"))
+        .await
+        .expect("write");
+    assert!(sink.temp_files().expect("temp files").is_empty());
+    aborted.abort().await.expect("abort");
+    drop(dropped);
+    assert_eq!(sink.head("a.bin").await.expect("head"), None);
+    assert_eq!(sink.head("b.bin").await.expect("head"), None);
+    // Past the buffer the temp file exists, and an abort removes it.
+    let mut large = sink
+        .create("c.bin", &ObjectMeta::default())
+        .await
+        .expect("create");
+    large
+        .write(Bytes::from(vec![0; WRITE_BUFFER + 1]))
+        .await
+        .expect("write");
+    assert_eq!(sink.temp_files().expect("temp files").len(), 1);
+    large.abort().await.expect("abort");
+    assert!(sink.temp_files().expect("temp files").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

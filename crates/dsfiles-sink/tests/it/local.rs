@@ -17,7 +17,9 @@ async fn files_land_at_their_key_and_temp_files_live_under_state_dir() -> Result
     let mut up = sink
         .create("12/champ/a.pdf", &ObjectMeta::default())
         .await?;
-    up.write(Bytes::from_static(b"abc")).await?;
+    // Past the write buffer (256 KiB), so that the upload has a temp file before it commits.
+    let content: Vec<u8> = (0..300 * 1024).map(|i| (i % 251) as u8).collect();
+    up.write(Bytes::from(content.clone())).await?;
     let temps = temp_files(dir.path())?;
     ensure!(
         temps.len() == 1 && temps[0].extension().is_some_and(|e| e == "part"),
@@ -28,7 +30,7 @@ async fn files_land_at_their_key_and_temp_files_live_under_state_dir() -> Result
         "parent created before commit"
     );
     up.commit().await?;
-    ensure!(std::fs::read(dir.path().join("12/champ/a.pdf"))? == b"abc");
+    ensure!(std::fs::read(dir.path().join("12/champ/a.pdf"))? == content);
     ensure!(temp_files(dir.path())?.is_empty());
     // Deleting the last file removes the directories it leaves empty, never the root.
     sink.delete("12/champ/a.pdf").await?;
@@ -85,14 +87,16 @@ async fn two_sinks_of_one_process_share_the_destination() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let first = LocalSink::open(dir.path(), SinkOptions::default())?;
     let mut up = first.create("a.bin", &ObjectMeta::default()).await?;
-    up.write(Bytes::from_static(b"in flight")).await?;
+    // Past the write buffer: the upload has a temp file in flight.
+    let content = vec![7_u8; 300 * 1024];
+    up.write(Bytes::from(content.clone())).await?;
     let second = LocalSink::open(dir.path(), SinkOptions::default())?;
     ensure!(
         temp_files(dir.path())?.len() == 1,
         "the second open removed an in-flight temp file"
     );
     up.commit().await?;
-    ensure!(second.get_small("a.bin").await?.as_deref() == Some(&b"in flight"[..]));
+    ensure!(second.get_small("a.bin").await?.as_deref() == Some(&content[..]));
     drop(first);
     ensure!(
         dir.path().join(".dsfiles/lock").exists(),
