@@ -260,7 +260,6 @@ impl LocalSink {
             dir_sync,
             buf: Block::new(WRITE_BUFFER),
             file: Temp::Unopened,
-            temp_ours: false,
         })
     }
 
@@ -480,9 +479,7 @@ impl Shared {
         *synced = drain;
         Ok(())
     }
-}
 
-impl Shared {
     /// Makes the entries of the directories `dirs` durable. On Linux with one `syncfs(2)` of
     /// the destination's file system, which covers them all: every directory whose entries
     /// matter received a rename from `.dsfiles/tmp/`, and a rename cannot cross file systems
@@ -902,7 +899,8 @@ fn relative_key(root: &Path, path: &Path) -> Option<String> {
 
 struct LocalUpload {
     key: String,
-    /// The temp file's path, once created.
+    /// The temp file, from its creation until `commit` takes it over: abort and drop remove
+    /// it.
     temp: Option<PathBuf>,
     target: PathBuf,
     shared: Arc<Shared>,
@@ -910,9 +908,6 @@ struct LocalUpload {
     /// Bytes not yet written to the temp file (fewer than [`WRITE_BUFFER`] between writes).
     buf: Block,
     file: Temp,
-    /// Whether abort and drop must remove `temp` (from its creation until `commit` takes it
-    /// over).
-    temp_ours: bool,
 }
 
 /// Where an upload's bytes are.
@@ -954,10 +949,9 @@ impl Upload for LocalUpload {
             }
             Temp::Open(file) => file,
         };
-        let Some(temp) = self.temp.clone() else {
+        let Some(temp) = self.temp.take() else {
             return Err(Error::UploadFailed { key });
         };
-        self.temp_ours = false;
         let (shared, dir_sync, path) = (Arc::clone(&self.shared), self.dir_sync, temp.clone());
         let result = blocking("publish", &self.target, move || {
             let place = Place {
@@ -975,11 +969,7 @@ impl Upload for LocalUpload {
 
     async fn abort(mut self: Box<Self>) -> Result<(), Error> {
         self.file = Temp::Gone;
-        let Some(temp) = self
-            .temp
-            .take()
-            .filter(|_| std::mem::take(&mut self.temp_ours))
-        else {
+        let Some(temp) = self.temp.take() else {
             return Ok(());
         };
         match tokio::fs::remove_file(&temp).await {
@@ -1019,7 +1009,6 @@ impl LocalUpload {
         let (temp, written) = written;
         // From here on the temp file exists: abort and drop remove it.
         self.temp = Some(temp.clone());
-        self.temp_ours = true;
         let (file, buf) = written.map_err(|e| Error::io("write temp file", &temp, e))?;
         self.file = Temp::Open(file);
         self.buf = buf;
@@ -1125,7 +1114,7 @@ impl Drop for LocalUpload {
     /// published; a failure here only leaves a temp file for the next `open`).
     fn drop(&mut self) {
         self.file = Temp::Gone;
-        if let Some(temp) = self.temp.as_ref().filter(|_| self.temp_ours) {
+        if let Some(temp) = &self.temp {
             let _ = std::fs::remove_file(temp);
         }
     }

@@ -168,6 +168,24 @@ impl ObjectStoreSink {
         }
     }
 
+    /// One item of a listing of `prefix`, as a key of this sink (`None` when outside it).
+    fn listed(
+        &self,
+        prefix: &str,
+        item: object_store::Result<object_store::ObjectMeta>,
+    ) -> Option<Result<TaggedEntry, Error>> {
+        match item {
+            Ok(meta) => self.relative_key(&meta.location).map(|key| {
+                Ok(TaggedEntry {
+                    key,
+                    size: meta.size,
+                    tag: meta.e_tag,
+                })
+            }),
+            Err(e) => Some(Err(self.backend("list", prefix, e))),
+        }
+    }
+
     fn relative_key(&self, location: &Path) -> Option<String> {
         let mut parts = location.prefix_match(&self.prefix)?;
         let first = parts.next()?;
@@ -403,17 +421,17 @@ impl Sink for ObjectStoreSink {
         self.store
             .list(root.as_ref())
             .filter_map(move |item| {
-                let result = match item {
+                let entry = match item {
                     Ok(meta) if meta.location == full => None,
-                    Ok(meta) => self.relative_key(&meta.location).map(|key| {
-                        Ok(ListEntry {
-                            key,
-                            size: meta.size,
-                        })
-                    }),
-                    Err(e) => Some(Err(self.backend("list", &prefix, e))),
+                    item => self.listed(&prefix, item),
                 };
-                std::future::ready(result)
+                let entry = entry.map(|r| {
+                    r.map(|e| ListEntry {
+                        key: e.key,
+                        size: e.size,
+                    })
+                });
+                std::future::ready(entry)
             })
             .boxed()
     }
@@ -432,19 +450,7 @@ impl Sink for ObjectStoreSink {
         let listed = self
             .store
             .list_with_offset(Some(&root), &offset_path)
-            .filter_map(move |item| {
-                let result = match item {
-                    Ok(meta) => self.relative_key(&meta.location).map(|key| {
-                        Ok(TaggedEntry {
-                            key,
-                            size: meta.size,
-                            tag: meta.e_tag,
-                        })
-                    }),
-                    Err(e) => Some(Err(self.backend("list", &prefix, e))),
-                };
-                std::future::ready(result)
-            });
+            .filter_map(move |item| std::future::ready(self.listed(&prefix, item)));
         Some(listed.boxed())
     }
 }
