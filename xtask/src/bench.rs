@@ -810,7 +810,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         return run_scale(&opts, dossiers, &root, &dir);
     }
     prepare(&dir)?;
-    let (cargo, dsfiles) = build_dist(&root)?;
+    let (cargo, dsfiles) = build_dist(&root, &[])?;
     let hashing = if opts.serve {
         Vec::new()
     } else {
@@ -879,13 +879,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 /// `--scale`: the shipped binary on one large démarche ([`scale`]).
 fn run_scale(opts: &Options, dossiers: usize, root: &Path, dir: &Path) -> anyhow::Result<()> {
     ensure_tool("/usr/bin/time", "time")?;
-    let (_, dsfiles) = build_dist(root)?;
+    let (_, dsfiles) = build_dist(root, &[("dsfiles-sim", "dsfiles-sim")])?;
+    let sim = dsfiles.with_file_name("dsfiles-sim");
     let scale = scale::ScaleOptions {
         dossiers,
         object_store: opts.object_store,
     };
     let out = (opts.out.clone()).unwrap_or_else(|| root.join("docs/benchmarks.md"));
-    scale::run(&scale, (root, dir), &dsfiles, &out)
+    scale::run(&scale, (root, dir), (&dsfiles, &sim), &out)
 }
 
 /// Measures the main case, the small case and (if asked) the object-store case, then profiles
@@ -948,26 +949,34 @@ fn prepare(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Builds the shipped `dsfiles` binary; returns the cargo command and the binary's path.
-fn build_dist(root: &Path) -> anyhow::Result<(String, PathBuf)> {
+fn build_dist(root: &Path, also: &[(&str, &str)]) -> anyhow::Result<(String, PathBuf)> {
     // The shipped build (`dist`: fat LTO, one codegen unit), not the quick `release` profile
-    // of `cargo run --release`: the bench measures what users run.
-    say("building the shipped binary: cargo build --profile dist -p dsfiles-cli --bin dsfiles");
+    // of `cargo run --release`: the bench measures what users run. `also`: more
+    // `(package, binary)` pairs built the same way, into the same directory.
+    let mut args: Vec<&str> = vec![
+        "build",
+        "--profile",
+        "dist",
+        "-p",
+        "dsfiles-cli",
+        "--bin",
+        "dsfiles",
+    ];
+    for (package, bin) in also {
+        args.extend(["-p", package, "--bin", bin]);
+    }
+    say(format!(
+        "building the shipped binaries: cargo {}",
+        args.join(" ")
+    ));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = Command::new(&cargo)
-        .args([
-            "build",
-            "--profile",
-            "dist",
-            "-p",
-            "dsfiles-cli",
-            "--bin",
-            "dsfiles",
-        ])
+        .args(&args)
         .current_dir(root)
         .status()
         .context("cannot run cargo")?;
     if !status.success() {
-        bail!("cargo build --profile dist --bin dsfiles failed ({status})");
+        bail!("cargo {} failed ({status})", args.join(" "));
     }
     let dsfiles = target_dir(root).join("dist/dsfiles");
     Ok((cargo, dsfiles))

@@ -1,5 +1,7 @@
 //! The DS API of the benchmark: the simulator (`dsfiles-sim`) in this process, serving
-//! démarches whose file URLs point at nginx, with the corpus' sizes and checksums.
+//! démarches whose file URLs point at nginx, with the corpus' sizes and checksums; or, for
+//! démarches it generates itself, the shipped `dsfiles-sim` binary as a process of its own
+//! ([`SimProcess`]).
 
 use anyhow::Context as _;
 use dsfiles_sim::{ExternalFile, SimConfig, SimHandle};
@@ -96,21 +98,6 @@ impl Ds {
         })
     }
 
-    /// Starts a simulator generating its own démarche and files (`config`), served by its
-    /// own file host.
-    pub fn start_generated(&mut self, config: SimConfig) -> anyhow::Result<Demarche> {
-        let sim = self.launch(config)?;
-        let totals = sim.totals();
-        Ok(Demarche {
-            number: sim.demarche(),
-            endpoint: sim.endpoint().to_string(),
-            token: sim.token(),
-            file_host: sim.file_host().to_string(),
-            files: usize::try_from(totals.files).context("too many files")?,
-            bytes: totals.bytes,
-        })
-    }
-
     /// Starts a simulator on this runtime and keeps it until [`Ds::shutdown`].
     fn launch(&mut self, config: SimConfig) -> anyhow::Result<&SimHandle> {
         let sim = self
@@ -136,5 +123,120 @@ impl Ds {
                 sim.shutdown().await;
             }
         });
+    }
+}
+
+/// The `dsfiles-sim` binary serving a démarche it generates, until dropped.
+///
+/// Why a process and not [`Ds`]: this crate is built unoptimised (`cargo xtask` runs the dev
+/// profile), and a simulator serving a million files from an unoptimised build takes CPU the
+/// measured `dsfiles` then lacks on a two-core machine. The shipped binary, built as `dsfiles`
+/// is (`dist`), costs what an optimised DS stand-in costs; it still shares the machine.
+#[derive(Debug)]
+pub struct SimProcess {
+    child: std::process::Child,
+}
+
+impl SimProcess {
+    /// Runs `bin args…` (stderr to `log`) and waits for the JSON line it prints once
+    /// listening.
+    pub fn spawn(
+        bin: &std::path::Path,
+        args: &[String],
+        log: &std::path::Path,
+    ) -> anyhow::Result<(SimProcess, Demarche)> {
+        use std::io::BufRead as _;
+        let stderr = std::fs::File::create(log)
+            .with_context(|| format!("cannot create `{}`", log.display()))?;
+        let mut child = std::process::Command::new(bin)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("cannot run `{}`", bin.display()))?;
+        let stdout = child.stdout.take().context("the simulator's stdout")?;
+        // Owned from here: an early return below stops the child.
+        let sim = SimProcess { child };
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .context("cannot read the simulator's stdout")?;
+        if line.trim().is_empty() {
+            let err = std::fs::read_to_string(log).unwrap_or_default();
+            anyhow::bail!("`{}` printed nothing: {}", bin.display(), err.trim());
+        }
+        let demarche = parse_listening(&line)?;
+        Ok((sim, demarche))
+    }
+}
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        // A simulator holds nothing worth a graceful stop; SIGKILL, then reap.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The démarche of `dsfiles-sim`'s JSON line (`endpoint`, `token`, `demarche`, `files`,
+/// `bytes`, `file_host`).
+fn parse_listening(line: &str) -> anyhow::Result<Demarche> {
+    let value: serde_json::Value = serde_json::from_str(line.trim())
+        .with_context(|| format!("the simulator printed `{}`, not JSON", line.trim()))?;
+    let text = |name: &str| {
+        value
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .with_context(|| format!("the simulator's line has no `{name}`: {value}"))
+    };
+    let number = |name: &str| {
+        value
+            .get(name)
+            .and_then(serde_json::Value::as_u64)
+            .with_context(|| format!("the simulator's line has no `{name}`: {value}"))
+    };
+    Ok(Demarche {
+        number: number("demarche")?,
+        endpoint: text("endpoint")?,
+        token: text("token")?,
+        file_host: text("file_host")?,
+        files: usize::try_from(number("files")?).context("too many files")?,
+        bytes: number("bytes")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_simulators_line_gives_the_demarche_and_anything_else_is_refused() {
+        let line = r#"{"endpoint":"http://127.0.0.1:1/api/v2/graphql","token":"t","demarche":4242,"dossiers":2,"files":21,"bytes":900,"file_host":"127.0.0.1:2"}"#;
+        let d = parse_listening(line).expect("a demarche");
+        assert_eq!(
+            (
+                d.number,
+                d.endpoint.as_str(),
+                d.token.as_str(),
+                d.file_host.as_str()
+            ),
+            (
+                4242,
+                "http://127.0.0.1:1/api/v2/graphql",
+                "t",
+                "127.0.0.1:2"
+            )
+        );
+        assert_eq!((d.files, d.bytes), (21, 900));
+        for bad in [
+            "",
+            "listening",
+            r#"{"endpoint":"x"}"#,
+            r#"{"endpoint":"x","token":"t","demarche":"1","files":1,"bytes":1,"file_host":"h"}"#,
+        ] {
+            assert!(parse_listening(bad).is_err(), "{bad:?}");
+        }
     }
 }

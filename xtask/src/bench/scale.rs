@@ -1,5 +1,5 @@
 //! `cargo xtask bench --scale [--dossiers N] [--no-object-store]`: dsfiles on one large
-//! démarche of the simulator (in this process): `N` dossiers (default 100,000) of 8–12 files of
+//! démarche of the simulator (the shipped `dsfiles-sim` binary, [`ds::SimProcess`]): `N` dossiers (default 100,000) of 8–12 files of
 //! at most 512 bytes, about 1M files, 3% of them pending a virus scan. Into local disk and an
 //! S3 endpoint (s3s-fs in this process): the first sync, a no-op `--since auto` run, a no-op
 //! `--full` run and `verify`; then `list`. Each run is timed by GNU time like the other cases;
@@ -14,7 +14,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use dsfiles_sim::SimConfig;
 
 use super::measure::{Cmd, Sample, timed};
 use super::{ds, report, s3, say, summary, tools};
@@ -29,17 +28,29 @@ pub struct ScaleOptions {
     pub object_store: bool,
 }
 
-/// The simulated démarche of the scale runs.
-fn config(dossiers: usize) -> SimConfig {
-    SimConfig {
-        demarche: 4242,
-        dossiers,
-        files_per_dossier: 8..=12,
-        max_file_size: 512,
-        pending_scans: 3,
-        hostile_filenames: false,
-        ..SimConfig::default()
-    }
+/// The flags of `dsfiles-sim` for the démarche of the scale runs: `dossiers` dossiers of 8–12
+/// files of at most 512 bytes, 3% of them pending a virus scan, no hostile filenames (they
+/// are the hostile-input tests' job, not the scale runs').
+fn sim_args(dossiers: usize) -> Vec<String> {
+    let dossiers = dossiers.to_string();
+    [
+        "--quiet",
+        "--demarche",
+        "4242",
+        "--dossiers",
+        &dossiers,
+        "--files-per-dossier",
+        "8..12",
+        "--max-file-size",
+        "512",
+        "--pending-scans",
+        "3",
+        "--no-hostile-filenames",
+        "--listen",
+        "127.0.0.1:0",
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 /// One measured run.
@@ -70,15 +81,17 @@ struct Calls {
 pub fn run(
     opts: &ScaleOptions,
     (root, dir): (&Path, &Path),
-    dsfiles: &Path,
+    (dsfiles, sim): (&Path, &Path),
     out: &Path,
 ) -> anyhow::Result<()> {
     let dir = dir.join("scale");
     fs::create_dir_all(dir.join("logs"))
         .with_context(|| format!("cannot create `{}`", dir.display()))?;
-    let mut sims = ds::Ds::new()?;
+    // The in-process servers (s3s-fs) run here; the simulator is a process of its own.
+    let sims = ds::Ds::new()?;
     let started = std::time::Instant::now();
-    let demarche = sims.start_generated(config(opts.dossiers))?;
+    let log = dir.join("logs/dsfiles-sim.log");
+    let (simulator, demarche) = ds::SimProcess::spawn(sim, &sim_args(opts.dossiers), &log)?;
     say(format!(
         "scale: {} dossiers, {} files, {:.0} MB generated in {:.1} s",
         opts.dossiers,
@@ -87,6 +100,7 @@ pub fn run(
         started.elapsed().as_secs_f64()
     ));
     let result = measure_all(opts, &dir, dsfiles, &demarche, &sims);
+    drop(simulator);
     sims.shutdown();
     let mut rows = result?;
     // Commands as run from the workspace root, with paths relative to it.
@@ -306,8 +320,9 @@ fn render(opts: &ScaleOptions, demarche: &ds::Demarche, rows: &[Row]) -> String 
     }
     let _ = writeln!(
         out,
-        "`)\n\n{} dossiers, {} files ({:.0} MB), 3% pending a virus scan, from the simulator in the \
-         bench process; `--jobs {}`, `--requests-per-minute 0`, `--no-data`. Files/s counts the \
+        "`)\n\n{} dossiers, {} files ({:.0} MB), 3% pending a virus scan, served by the shipped \
+         `dsfiles-sim` (built as `dsfiles` is, a process of its own on the same two cores); \
+         `--jobs {}`, `--requests-per-minute 0`, `--no-data`. Files/s counts the \
          files the run went through (stored, or found unchanged); CPU is user + system time of \
          the dsfiles process; API calls are the run's own count (listing + recheck + URL refresh + \
          deleted dossiers); one manifest shard is read per dossier looked at.\n",
