@@ -25,7 +25,8 @@ pub const END: &str = "<!-- bench:scale:end -->";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScaleOptions {
     pub dossiers: usize,
-    pub object_store: bool,
+    /// Dossiers of the S3 démarche (same shape, its own simulator); `None`: no S3 runs.
+    pub object_store: Option<usize>,
 }
 
 /// The flags of `dsfiles-sim` for the démarche of the scale runs: `dossiers` dossiers of 8–12
@@ -75,6 +76,9 @@ struct Calls {
     refresh: u64,
     deleted: u64,
     dossiers: u64,
+    /// Manifest objects read: shards, and segments (each the copy of up to 1,000 shards).
+    shards_read: u64,
+    segments_read: u64,
 }
 
 /// Runs every case and writes the report; `dsfiles` is the shipped binary.
@@ -87,28 +91,22 @@ pub fn run(
     let dir = dir.join("scale");
     fs::create_dir_all(dir.join("logs"))
         .with_context(|| format!("cannot create `{}`", dir.display()))?;
-    // The in-process servers (s3s-fs) run here; the simulator is a process of its own.
+    // The in-process servers (s3s-fs) run here; the simulators are processes of their own.
     let sims = ds::Ds::new()?;
-    let started = std::time::Instant::now();
-    let log = dir.join("logs/dsfiles-sim.log");
-    let (simulator, demarche) = ds::SimProcess::spawn(sim, &sim_args(opts.dossiers), &log)?;
-    say(format!(
-        "scale: {} dossiers, {} files, {:.0} MB generated in {:.1} s",
-        opts.dossiers,
-        demarche.files,
-        demarche.bytes as f64 / 1e6,
-        started.elapsed().as_secs_f64()
-    ));
-    let result = measure_all(opts, &dir, dsfiles, &demarche, &sims);
-    drop(simulator);
+    let bench = Runner {
+        dir: &dir,
+        dsfiles,
+        sim,
+    };
+    let result = bench.measure_all(opts, &sims);
     sims.shutdown();
-    let mut rows = result?;
+    let (mut rows, demarches) = result?;
     // Commands as run from the workspace root, with paths relative to it.
     let prefix = format!("{}/", root.display());
     for row in &mut rows {
         row.command = row.command.replace(&prefix, "");
     }
-    let block = render(opts, &demarche, &rows);
+    let block = render(opts, &demarches, &rows);
     let existing = fs::read_to_string(out).unwrap_or_default();
     fs::write(out, report::splice_between(&existing, (BEGIN, END), &block))
         .with_context(|| format!("cannot write `{}`", out.display()))?;
@@ -116,36 +114,61 @@ pub fn run(
     Ok(())
 }
 
-/// Every destination's runs, then `list`.
-fn measure_all(
-    opts: &ScaleOptions,
-    dir: &Path,
-    dsfiles: &Path,
-    demarche: &ds::Demarche,
-    sims: &ds::Ds,
-) -> anyhow::Result<Vec<Row>> {
-    let local = dir.join("local");
-    if local.exists() {
-        fs::remove_dir_all(&local)
-            .with_context(|| format!("cannot empty `{}`", local.display()))?;
-    }
-    let bench = Runner { dir, dsfiles };
-    let mut rows = bench.destination("local", &local.display().to_string(), demarche, &[])?;
-    if opts.object_store {
-        let s3 = s3::start_s3s_fs(sims.runtime(), &dir.join("s3s-fs"))?;
-        let dest = format!("s3://{}/scale", s3.bucket);
-        rows.extend(bench.destination("S3 (s3s-fs)", &dest, demarche, &s3.env)?);
-    }
-    rows.push(bench.list(demarche)?);
-    Ok(rows)
-}
-
 struct Runner<'a> {
     dir: &'a Path,
     dsfiles: &'a Path,
+    /// The shipped `dsfiles-sim`.
+    sim: &'a Path,
 }
 
+/// The démarches measured: the main one, and the S3 one if any.
+type Demarches = (ds::Demarche, Option<ds::Demarche>);
+
 impl Runner<'_> {
+    /// Local disk's runs and `list` on the main démarche, then S3's on its own.
+    fn measure_all(
+        &self,
+        opts: &ScaleOptions,
+        sims: &ds::Ds,
+    ) -> anyhow::Result<(Vec<Row>, Demarches)> {
+        let local = self.dir.join("local");
+        if local.exists() {
+            fs::remove_dir_all(&local)
+                .with_context(|| format!("cannot empty `{}`", local.display()))?;
+        }
+        let (simulator, main) = self.simulator("main", opts.dossiers)?;
+        let mut rows = self.destination("local", &local.display().to_string(), &main, &[])?;
+        rows.push(self.list(&main)?);
+        drop(simulator);
+        let Some(dossiers) = opts.object_store else {
+            return Ok((rows, (main, None)));
+        };
+        let (simulator, small) = self.simulator("s3", dossiers)?;
+        let s3 = s3::start_s3s_fs(sims.runtime(), &self.dir.join("s3s-fs"))?;
+        let dest = format!("s3://{}/scale", s3.bucket);
+        rows.extend(self.destination("S3 (s3s-fs)", &dest, &small, &s3.env)?);
+        drop(simulator);
+        Ok((rows, (main, Some(small))))
+    }
+
+    /// A simulator serving `dossiers` dossiers, until dropped.
+    fn simulator(
+        &self,
+        name: &str,
+        dossiers: usize,
+    ) -> anyhow::Result<(ds::SimProcess, ds::Demarche)> {
+        let started = std::time::Instant::now();
+        let log = self.log(&format!("dsfiles-sim-{name}"));
+        let (simulator, demarche) = ds::SimProcess::spawn(self.sim, &sim_args(dossiers), &log)?;
+        say(format!(
+            "scale: {dossiers} dossiers, {} files, {:.0} MB generated in {:.1} s",
+            demarche.files,
+            demarche.bytes as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        ));
+        Ok((simulator, demarche))
+    }
+
     fn log(&self, name: &str) -> PathBuf {
         self.dir.join("logs").join(format!("{name}.log"))
     }
@@ -304,19 +327,25 @@ fn sync_calls(summary: &serde_json::Value, path: &Path) -> anyhow::Result<Calls>
             refresh: number("/api_calls/refresh")?,
             deleted: number("/api_calls/deleted")?,
             dossiers: number("/dossiers")?,
+            shards_read: number("/state_objects/shards_read")?,
+            segments_read: number("/state_objects/segments_read")?,
         })
     })();
     calls.with_context(|| format!("`{}` has no `api_calls` or `dossiers`", path.display()))
 }
 
 /// The block of `docs/benchmarks.md` between [`BEGIN`] and [`END`].
-fn render(opts: &ScaleOptions, demarche: &ds::Demarche, rows: &[Row]) -> String {
+fn render(opts: &ScaleOptions, (demarche, s3): &Demarches, rows: &[Row]) -> String {
     let mut out = format!("{BEGIN}\n## Scale (`cargo xtask bench --scale");
     if opts.dossiers != DEFAULT_DOSSIERS {
         let _ = write!(out, " --dossiers {}", opts.dossiers);
     }
-    if !opts.object_store {
-        out.push_str(" --no-object-store");
+    match opts.object_store {
+        None => out.push_str(" --no-object-store"),
+        Some(n) if n != DEFAULT_S3_DOSSIERS => {
+            let _ = write!(out, " --s3-dossiers {n}");
+        }
+        Some(_) => {}
     }
     let _ = writeln!(
         out,
@@ -325,20 +354,30 @@ fn render(opts: &ScaleOptions, demarche: &ds::Demarche, rows: &[Row]) -> String 
          `--jobs {}`, `--requests-per-minute 0`, `--no-data`. Files/s counts the \
          files the run went through (stored, or found unchanged); CPU is user + system time of \
          the dsfiles process; API calls are the run's own count (listing + recheck + URL refresh + \
-         deleted dossiers); one manifest shard is read per dossier looked at.\n",
+         deleted dossiers); state objects are the manifest objects the run read (shards + \
+         segments, each segment the copy of up to 1,000 shards).\n",
         opts.dossiers,
         demarche.files,
         demarche.bytes as f64 / 1e6,
         tools::JOBS
     );
-    if !opts.object_store {
-        out.push_str(
-            "Local disk only (`--no-object-store`): at this size s3s-fs walks the whole bucket for \
-             every ListObjectsV2 page, so `verify` of an S3 destination outlasts object_store's \
-             retry timeout there.\n\n",
-        );
+    match s3 {
+        None => out.push_str("Local disk only (`--no-object-store`).\n\n"),
+        Some(s3) => {
+            let _ = writeln!(
+                out,
+                "The S3 rows sync a démarche of the same shape but {} dossiers, {} files, into \
+                 s3s-fs 0.14.1 in the bench process (`--s3-dossiers N` sets the size): s3s-fs \
+                 walks its whole bucket for every ListObjectsV2 page, so at a million objects the \
+                 emulator, not dsfiles, would set the time; and its listings carry no entity tags, \
+                 so every shard is read there (segments need tags: docs/architecture.md, \
+                 \"Segments\").\n",
+                opts.object_store.unwrap_or_default(),
+                s3.files
+            );
+        }
     }
-    out.push_str("| destination | run | wall s | files/s | peak RSS MiB | CPU s | API calls | dossiers looked at |\n|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| destination | run | wall s | files/s | peak RSS MiB | CPU s | API calls | dossiers looked at | state objects read |\n|---|---|---|---|---|---|---|---|---|\n");
     for row in rows {
         out.push_str(&row_line(row));
     }
@@ -350,12 +389,15 @@ fn render(opts: &ScaleOptions, demarche: &ds::Demarche, rows: &[Row]) -> String 
     out
 }
 
+/// The default `--s3-dossiers`: s3s-fs lists in time proportional to its bucket per page.
+pub const DEFAULT_S3_DOSSIERS: usize = 10_000;
+
 /// The default `--dossiers`.
 pub const DEFAULT_DOSSIERS: usize = 100_000;
 
 fn row_line(row: &Row) -> String {
     let s = &row.sample;
-    let (calls, dossiers) = match &row.calls {
+    let (calls, dossiers, state) = match &row.calls {
         Some(c) => (
             format!(
                 "{} ({} + {} + {} + {})",
@@ -366,11 +408,17 @@ fn row_line(row: &Row) -> String {
                 c.deleted
             ),
             c.dossiers.to_string(),
+            format!(
+                "{} ({} + {})",
+                c.shards_read + c.segments_read,
+                c.shards_read,
+                c.segments_read
+            ),
         ),
-        None => ("—".to_owned(), "—".to_owned()),
+        None => ("—".to_owned(), "—".to_owned(), "—".to_owned()),
     };
     format!(
-        "| {} | {} | {:.1} | {:.0} | {} | {:.1} | {calls} | {dossiers} |\n",
+        "| {} | {} | {:.1} | {:.0} | {} | {:.1} | {calls} | {dossiers} | {state} |\n",
         row.dest,
         row.run,
         s.wall_secs,
@@ -389,7 +437,8 @@ mod tests {
         let path = Path::new("s.json");
         let ok = serde_json::json!({
             "dossiers": 17, "failed": [],
-            "api_calls": {"listing": 3, "recheck": 2, "refresh": 1, "deleted": 1}
+            "api_calls": {"listing": 3, "recheck": 2, "refresh": 1, "deleted": 1},
+            "state_objects": {"shards_read": 5, "segments_read": 2, "blocks_listed": 2}
         });
         let calls = sync_calls(&ok, path).expect("calls");
         assert_eq!(
@@ -399,7 +448,9 @@ mod tests {
                 recheck: 2,
                 refresh: 1,
                 deleted: 1,
-                dossiers: 17
+                dossiers: 17,
+                shards_read: 5,
+                segments_read: 2,
             }
         );
         let failed = serde_json::json!({"dossiers": 1, "failed": [{}], "api_calls": {}});
@@ -427,11 +478,13 @@ mod tests {
                 refresh: 0,
                 deleted: 1,
                 dossiers: 100,
+                shards_read: 3,
+                segments_read: 1,
             }),
         };
         assert_eq!(
             row_line(&row),
-            "| local | no-op --full | 2.0 | 500 | 40 | 1.5 | 11 (10 + 0 + 0 + 1) | 100 |\n"
+            "| local | no-op --full | 2.0 | 500 | 40 | 1.5 | 11 (10 + 0 + 0 + 1) | 100 | 4 (3 + 1) |\n"
         );
     }
 }
