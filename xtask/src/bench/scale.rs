@@ -1,10 +1,14 @@
-//! `cargo xtask bench --scale [--dossiers N] [--no-object-store]`: dsfiles on one large
-//! démarche of the simulator (the shipped `dsfiles-sim` binary, [`ds::SimProcess`]): `N` dossiers (default 100,000) of 8–12 files of
-//! at most 512 bytes, about 1M files, 3% of them pending a virus scan. Into local disk and an
-//! S3 endpoint (s3s-fs in this process): the first sync, a no-op `--since auto` run, a no-op
-//! `--full` run and `verify`; then `list`. Each run is timed by GNU time like the other cases;
-//! the API calls come from the run's own summary. Results go to `docs/benchmarks.md` between
-//! [`BEGIN`] and [`END`], which the other bench leaves alone.
+//! `cargo xtask bench --scale [--dossiers N] [--s3-dossiers N | --no-object-store]`: dsfiles
+//! on one large démarche of the simulator (the shipped `dsfiles-sim` binary,
+//! [`ds::SimProcess`]): `N` dossiers (default 100,000) of 8–12 files of at most 512 bytes,
+//! about 1M files, 3% of them pending a virus scan. Into local disk: the first sync, a no-op
+//! `--since auto` run, a no-op `--full` run and `verify`; then `list`. Then the same four runs
+//! into an S3 endpoint (s3s-fs in this process), on a démarche of the same shape with
+//! `--s3-dossiers` dossiers (default [`DEFAULT_S3_DOSSIERS`]): s3s-fs walks its whole bucket
+//! for every listing page, so at a million objects it would measure itself. Each run is timed
+//! by GNU time like the other cases; the API calls and state objects read come from the run's
+//! own summary. Results go to `docs/benchmarks.md` between [`BEGIN`] and [`END`], which the
+//! other bench leaves alone.
 //!
 //! Rule: a run that fails, or a sync that leaves a file failed, fails the bench (a number that
 //! measures an error is no number).
