@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::AppState;
 use crate::api::{FilePage, ListedFile, check_ds_number, parse_rfc3339};
 use crate::error::{ApiError, ApiPath, ApiQuery};
-use crate::pipeline::{PipelineError, PipelineErrorKind};
+use crate::pipeline::{PagedFile, PipelineError, PipelineErrorKind};
 
 pub(crate) const DEFAULT_LIMIT: usize = 100;
 pub(crate) const MAX_LIMIT: usize = 1000;
@@ -98,62 +98,23 @@ pub(crate) async fn list_files(
     ApiPath(demarche): ApiPath<u64>,
     ApiQuery(query): ApiQuery<FilesQuery>,
 ) -> Result<Response, ApiError> {
-    check_ds_number("demarche", demarche).map_err(ApiError::invalid)?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(ApiError::invalid(format!(
-            "`limit` must be between 1 and {MAX_LIMIT}, got `{limit}`"
-        )));
-    }
-    let since = match query.since.as_deref() {
-        None | Some("") => None,
-        Some(text) => Some(parse_rfc3339(text).ok_or_else(|| {
-            ApiError::invalid(format!(
-                "`since` `{}` is not an RFC 3339 date",
-                text.chars().take(64).collect::<String>()
-            ))
-        })?),
-    };
-    let cursor = match query.cursor.as_deref() {
-        None | Some("") => None,
-        Some(text) => {
-            let cursor = Cursor::decode(text).ok_or_else(invalid_cursor)?;
-            if cursor.demarche != demarche || (query.since.is_some() && cursor.since != since) {
-                return Err(invalid_cursor());
-            }
-            Some(cursor)
-        }
-    };
-    let since = cursor.as_ref().map_or(since, |c| c.since);
+    let Checked {
+        limit,
+        since,
+        cursor,
+    } = checked_query(demarche, &query)?;
     let cancel = CancellationToken::new();
     let _stop = cancel.clone().drop_guard();
     let resume = cursor.as_ref().and_then(|c| c.ds_page.clone());
-    // The DS page of the last record returned (the cursor's own until one is).
-    let mut last_page = resume.clone();
     let mut stream = state
         .jobs()
         .pipeline()
-        .list_files(demarche, since, resume, cancel);
+        .list_files(demarche, since, resume.clone(), cancel);
     if let Some(cursor) = &cursor {
-        loop {
-            match stream.next().await {
-                Some(Ok(item)) if item.file.file_id == cursor.after => break,
-                Some(Ok(_)) => {}
-                Some(Err(err)) if err.kind == PipelineErrorKind::ResumeRejected => {
-                    tracing::debug!(demarche, error = %err.message, "DS refused a cursor's page");
-                    return Err(cursor_expired(
-                        "DS no longer accepts the position this cursor holds",
-                    ));
-                }
-                Some(Err(err)) => return Err(pipeline_error(demarche, err)),
-                None => {
-                    return Err(cursor_expired(
-                        "the file this cursor points after is no longer listed",
-                    ));
-                }
-            }
-        }
+        skip_past(&mut stream, demarche, cursor).await?;
     }
+    // The DS page of the last record returned (the cursor's own until one is).
+    let mut last_page = resume;
     let mut files: Vec<ListedFile> = Vec::with_capacity(limit.min(256));
     let mut more = false;
     while let Some(item) = stream.next().await {
@@ -181,6 +142,79 @@ pub(crate) async fn list_files(
         _ => None,
     };
     Ok(axum::Json(FilePage { files, next_cursor }).into_response())
+}
+
+/// A `GET …/files` query, checked.
+struct Checked {
+    limit: usize,
+    /// The listing window: the cursor's when there is one.
+    since: Option<DateTime<Utc>>,
+    cursor: Option<Cursor>,
+}
+
+/// The page size, the listing window and the cursor of a `GET …/files` query, each checked:
+/// a cursor must be one issued for this démarche and (if `since` is given again) this window,
+/// whose `since` it then carries.
+fn checked_query(demarche: u64, query: &FilesQuery) -> Result<Checked, ApiError> {
+    check_ds_number("demarche", demarche).map_err(ApiError::invalid)?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::invalid(format!(
+            "`limit` must be between 1 and {MAX_LIMIT}, got `{limit}`"
+        )));
+    }
+    let since = match query.since.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(parse_rfc3339(text).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "`since` `{}` is not an RFC 3339 date",
+                text.chars().take(64).collect::<String>()
+            ))
+        })?),
+    };
+    let cursor = match query.cursor.as_deref() {
+        None | Some("") => None,
+        Some(text) => {
+            let cursor = Cursor::decode(text).ok_or_else(invalid_cursor)?;
+            if cursor.demarche != demarche || (query.since.is_some() && cursor.since != since) {
+                return Err(invalid_cursor());
+            }
+            Some(cursor)
+        }
+    };
+    let since = cursor.as_ref().map_or(since, |c| c.since);
+    Ok(Checked {
+        limit,
+        since,
+        cursor,
+    })
+}
+
+/// Reads `stream` up to and including the file `cursor` points after; `cursor_expired` when
+/// DS refuses the cursor's page or the file is no longer listed.
+async fn skip_past(
+    stream: &mut (impl futures::Stream<Item = Result<PagedFile, PipelineError>> + Unpin),
+    demarche: u64,
+    cursor: &Cursor,
+) -> Result<(), ApiError> {
+    loop {
+        match stream.next().await {
+            Some(Ok(item)) if item.file.file_id == cursor.after => return Ok(()),
+            Some(Ok(_)) => {}
+            Some(Err(err)) if err.kind == PipelineErrorKind::ResumeRejected => {
+                tracing::debug!(demarche, error = %err.message, "DS refused a cursor's page");
+                return Err(cursor_expired(
+                    "DS no longer accepts the position this cursor holds",
+                ));
+            }
+            Some(Err(err)) => return Err(pipeline_error(demarche, err)),
+            None => {
+                return Err(cursor_expired(
+                    "the file this cursor points after is no longer listed",
+                ));
+            }
+        }
+    }
 }
 
 /// DS failures while listing, as HTTP answers naming the démarche.

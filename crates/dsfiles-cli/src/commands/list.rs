@@ -67,68 +67,22 @@ pub async fn run(args: ListArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
     let cancel = CancellationToken::new();
     let _ctrl_c = crate::signals::cancel_on_ctrl_c(cancel.clone(), global.quiet);
     let stream = dsfiles_core::list(client.clone(), opts, cancel.clone());
-    let mut stream = std::pin::pin!(stream);
 
     let stdout = std::io::stdout();
     let mut out = format::Writer::new(args.format, std::io::BufWriter::new(stdout.lock()));
-    let interactive = std::io::stdout().is_terminal();
     let mut tally = Tally::default();
-    loop {
-        // Flush whatever is buffered before waiting for DS: records appear page by page.
-        let item = match stream.next().now_or_never() {
-            Some(item) => item,
-            None => {
-                if let Err(err) = out.flush() {
-                    return output_closed(err, &cancel);
-                }
-                stream.next().await
-            }
-        };
-        let Some(item) = item else { break };
-        match item {
-            Ok(ListItem::Record(record)) => {
-                tally.files += 1;
-                tally.bytes += record.byte_size;
-                if let Err(err) = write_record(&mut out, &record, interactive) {
-                    return output_closed(err, &cancel);
-                }
-            }
-            Ok(ListItem::Dossier { .. }) => tally.dossiers += 1,
-            Ok(ListItem::Warning(message)) => {
-                tally.warnings += 1;
-                tracing::warn!("{message}");
-            }
-            // Cancelled with Ctrl-C: what was listed so far is out; summarize it.
-            Err(_) if cancel.is_cancelled() => break,
-            Err(err) => {
-                let _ = out.flush();
-                return Err(anyhow::Error::new(err)
-                    .context(format!("cannot list démarche `{}`", args.demarche)));
-            }
+    let written = write_all(stream, &mut out, &mut tally, &cancel).await;
+    let written = written.and_then(|()| out.finish().map_err(Stop::Output));
+    match written {
+        Ok(()) => {}
+        Err(Stop::Output(err)) => return output_closed(err, &cancel),
+        Err(Stop::Listing(err)) => {
+            return Err(anyhow::Error::new(err)
+                .context(format!("cannot list démarche `{}`", args.demarche)));
         }
     }
-    if let Err(err) = out.finish() {
-        return output_closed(err, &cancel);
-    }
-    let stats = client.stats();
     if !global.quiet {
-        let line = format!(
-            "{}{} dossiers, {} files, {}; {} API calls, {} retries{}\n",
-            if cancel.is_cancelled() {
-                "cancelled: listed so far: "
-            } else {
-                ""
-            },
-            tally.dossiers,
-            tally.files,
-            human_bytes(tally.bytes),
-            stats.api_calls,
-            stats.retries,
-            match tally.warnings {
-                0 => String::new(),
-                n => format!("; {n} warnings (see above)"),
-            }
-        );
+        let line = summary_line(&tally, &client.stats(), cancel.is_cancelled());
         crate::logging::write_stderr(line.as_bytes()).ok();
     }
     if cancel.is_cancelled() {
@@ -142,6 +96,81 @@ pub async fn run(args: ListArgs, global: &GlobalArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Api);
     }
     Ok(Exit::Success)
+}
+
+/// Why [`write_all`] stopped before the end of the listing.
+enum Stop {
+    /// Writing to stdout failed (a closed pipe among others).
+    Output(std::io::Error),
+    /// DS's listing failed.
+    Listing(dsfiles_core::Error),
+}
+
+impl From<std::io::Error> for Stop {
+    fn from(err: std::io::Error) -> Stop {
+        Stop::Output(err)
+    }
+}
+
+/// Writes every record of `stream` to `out`, counting in `tally`, until the listing ends or
+/// Ctrl-C cancels it (what was listed so far is out). Records appear page by page: whatever
+/// is buffered is flushed before waiting for DS, and after each record on a terminal.
+async fn write_all(
+    stream: impl futures::Stream<Item = Result<ListItem, dsfiles_core::Error>>,
+    out: &mut format::Writer<impl Write, FileRecord>,
+    tally: &mut Tally,
+    cancel: &CancellationToken,
+) -> Result<(), Stop> {
+    let mut stream = std::pin::pin!(stream);
+    let interactive = std::io::stdout().is_terminal();
+    loop {
+        let item = match stream.next().now_or_never() {
+            Some(item) => item,
+            None => {
+                out.flush()?;
+                stream.next().await
+            }
+        };
+        match item {
+            None => return Ok(()),
+            Some(Ok(ListItem::Record(record))) => {
+                tally.files += 1;
+                tally.bytes += record.byte_size;
+                write_record(out, &record, interactive)?;
+            }
+            Some(Ok(ListItem::Dossier { .. })) => tally.dossiers += 1,
+            Some(Ok(ListItem::Warning(message))) => {
+                tally.warnings += 1;
+                tracing::warn!("{message}");
+            }
+            Some(Err(_)) if cancel.is_cancelled() => return Ok(()),
+            Some(Err(err)) => {
+                let _ = out.flush();
+                return Err(Stop::Listing(err));
+            }
+        }
+    }
+}
+
+/// The summary on stderr: what was listed (so far, if `cancelled`), and what it cost.
+fn summary_line(tally: &Tally, stats: &ds::Stats, cancelled: bool) -> String {
+    format!(
+        "{}{} dossiers, {} files, {}; {} API calls, {} retries{}\n",
+        if cancelled {
+            "cancelled: listed so far: "
+        } else {
+            ""
+        },
+        tally.dossiers,
+        tally.files,
+        human_bytes(tally.bytes),
+        stats.api_calls,
+        stats.retries,
+        match tally.warnings {
+            0 => String::new(),
+            n => format!("; {n} warnings (see above)"),
+        }
+    )
 }
 
 fn write_record(
@@ -164,4 +193,44 @@ fn output_closed(err: std::io::Error, cancel: &CancellationToken) -> anyhow::Res
         return Ok(Exit::Success);
     }
     Err(anyhow::Error::new(err).context("cannot write to stdout"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_says_what_was_listed_what_it_cost_and_whether_it_is_all() {
+        let stats = ds::Stats {
+            api_calls: 7,
+            retries: 1,
+            ..ds::Stats::default()
+        };
+        let tally = |warnings| Tally {
+            dossiers: 3,
+            files: 12,
+            bytes: 2048,
+            warnings,
+        };
+        let table = [
+            (
+                0,
+                false,
+                "3 dossiers, 12 files, 2.0 KiB; 7 API calls, 1 retries\n",
+            ),
+            (
+                0,
+                true,
+                "cancelled: listed so far: 3 dossiers, 12 files, 2.0 KiB; 7 API calls, 1 retries\n",
+            ),
+            (
+                2,
+                false,
+                "3 dossiers, 12 files, 2.0 KiB; 7 API calls, 1 retries; 2 warnings (see above)\n",
+            ),
+        ];
+        for (warnings, cancelled, expected) in table {
+            assert_eq!(summary_line(&tally(warnings), &stats, cancelled), expected);
+        }
+    }
 }

@@ -33,53 +33,114 @@ pub(super) async fn process(
     dossier: Value,
 ) -> DossierOutcome {
     let mut out = DossierOutcome::new(number);
-    let records = match extract::extract(run.opts.demarche, &dossier, run.include) {
+    let Some(mut read) = read(&run, (number, access), &dossier, &mut out).await else {
+        return out;
+    };
+    let records = std::mem::take(&mut read.records);
+    let files = settle_files(&run, &read, records, &mut out).await;
+    finish(&run, read, files, &mut out).await;
+    out
+}
+
+/// A dossier as read before planning: its records, what its layout placeholders and
+/// dossier.json are made of, and its shard.
+struct Read<'a> {
+    records: Vec<FileRecord>,
+    context: Result<DossierContext, extract::Error>,
+    /// DS's `dateDerniereModification`.
+    updated_at: Option<&'a str>,
+    state: String,
+    /// The shard as stored (`None`: absent or unreadable, then rebuilt).
+    old: Option<Shard>,
+    /// Whether the shard must be rewritten even if nothing else changes (unusable entries
+    /// were dropped from `old`).
+    rewrite: bool,
+    /// Where the dossier.json goes, if the run writes one.
+    data_key: Option<RelKey>,
+}
+
+/// Extracts the dossier's records and context and reads its shard; `None` when the dossier
+/// fails (`out` says why).
+async fn read<'a>(
+    run: &Run,
+    (number, access): (u64, Access),
+    dossier: &'a Value,
+    out: &mut DossierOutcome,
+) -> Option<Read<'a>> {
+    let records = match extract::extract(run.opts.demarche, dossier, run.include) {
         Ok(records) => records,
         Err(e) => {
             out.fail(format!("dossier `{number}` cannot be read: {e}"));
-            return out;
+            return None;
         }
     };
-    // What the layout's dossier placeholders and dossier.json are made of.
-    let context = extract::context(run.opts.demarche, &dossier);
+    let context = extract::context(run.opts.demarche, dossier);
     if let Err(e) = &context
         && run.naming.layout.needs_context()
     {
         out.fail(format!("dossier `{number}` cannot be read: {e}"));
-        return out;
+        return None;
     }
-    let updated_at = dossier
-        .get("dateDerniereModification")
-        .and_then(Value::as_str);
-    let state = dossier_state(&records, &dossier);
-    let Some((old, rewrite)) = read_shard(&run, (number, access), &mut out).await else {
-        return out;
-    };
+    let state = dossier_state(&records, dossier);
+    let (old, rewrite) = read_shard(run, (number, access), out).await?;
     let data_key =
         (run.naming.data_layout.as_ref()).map(|l| l.render(run.opts.demarche, number, &state));
     out.tally.counts.files = records.len() as u64;
+    Some(Read {
+        records,
+        context,
+        updated_at: dossier
+            .get("dateDerniereModification")
+            .and_then(Value::as_str),
+        state,
+        old,
+        rewrite,
+        data_key,
+    })
+}
+
+/// The shard's new entries, once every file is settled.
+struct Files {
+    entries: Vec<ShardFile>,
+    /// Whether a file failed or was cancelled (then the dossier keeps its previous update
+    /// time).
+    incomplete: bool,
+    /// The dossier.json's key, unless a stored file holds it.
+    data_key: Option<RelKey>,
+}
+
+/// Plans the dossier's `records` against its shard, publishes the downloads and moves, and
+/// prunes what DS removed.
+async fn settle_files(
+    run: &Run,
+    read: &Read<'_>,
+    records: Vec<FileRecord>,
+    out: &mut DossierOutcome,
+) -> Files {
+    let number = out.dossier;
+    let context = read.context.as_ref().ok();
     let planning = Planning {
-        old: old.as_ref(),
-        updated_at,
-        context: context.as_ref().ok(),
+        old: read.old.as_ref(),
+        updated_at: read.updated_at,
+        context,
     };
     let keys = run.publisher.dossier_keys();
-    let (planned, data_key) = plan((&run, &keys), records, planning, data_key, &mut out);
+    let data_key = read.data_key.clone();
+    let (planned, data_key) = plan((run, &keys), records, planning, data_key, out);
     for warning in &planned.warnings {
         tracing::warn!(dossier = number, "{warning}");
     }
-    let (mut files, downloads, moves) = sort_actions(&run, number, planned.actions, &mut out.tally);
-    let ctx = context.as_ref().ok();
+    let (mut files, downloads, moves) = sort_actions(run, number, planned.actions, &mut out.tally);
     let mut incomplete = publish(
-        &run,
+        run,
         number,
         downloads,
-        (ctx, &keys),
+        (context, &keys),
         &mut files,
         &mut out.tally,
     )
     .await;
-    incomplete |= move_files(&run, number, moves, &mut files, &mut out.tally).await;
+    incomplete |= move_files(run, number, moves, &mut files, &mut out.tally).await;
     for removed in planned.removed {
         out.tally.counts.removed = out.tally.counts.removed.saturating_add(1);
         if !run.opts.prune || run.publisher.prune(number, &removed, &mut out.tally).await {
@@ -87,6 +148,25 @@ pub(super) async fn process(
         }
     }
     files.sort_by(|a, b| a.file_id.cmp(&b.file_id));
+    Files {
+        entries: files,
+        incomplete,
+        data_key,
+    }
+}
+
+/// Builds the dossier's new shard, writes its dossier.json, decides whether it is checked
+/// again next run, and writes the shard if it changed.
+async fn finish(run: &Run, read: Read<'_>, files: Files, out: &mut DossierOutcome) {
+    let Read {
+        context,
+        updated_at,
+        state,
+        old,
+        rewrite,
+        ..
+    } = read;
+    let number = out.dossier;
     let mut shard = Shard {
         version: WIRE_VERSION,
         demarche: run.opts.demarche,
@@ -94,23 +174,23 @@ pub(super) async fn process(
         state,
         // A dossier with a failed or cancelled file keeps its previous update time, so
         // that its unverifiable files are not taken for unchanged next time.
-        updated_at: if incomplete {
+        updated_at: if files.incomplete {
             old.as_ref().and_then(|s| s.updated_at.clone())
         } else {
             updated_at.map(str::to_owned)
         },
         deleted_at: None,
-        files,
+        files: files.entries,
         data: old.as_ref().and_then(|s| s.data.clone()),
     };
     let failures = out.tally.failed.len();
-    if let Some(key) = data_key {
-        shard.data = write_data(&run, context, key, &shard, &mut out.tally).await;
+    if let Some(key) = files.data_key {
+        shard.data = write_data(run, context, key, &shard, &mut out.tally).await;
     }
     // Checked again next run even if DS does not update the dossier: a pending scan may end
     // in a rewrite, and a file left out for its scan is stored once DS calls it safe (DS
     // does not touch the dossier's update time when a scan result changes).
-    out.recheck |= incomplete
+    out.recheck |= files.incomplete
         || out.tally.failed.len() > failures
         || !out.tally.unscanned.is_empty()
         || shard.files.iter().any(|f| f.status == FileStatus::Pending);
@@ -121,7 +201,6 @@ pub(super) async fn process(
             "cannot write the manifest of dossier `{number}`: {e}"
         ));
     }
-    out
 }
 
 /// The dossier's state, as its records give it, else as the dossier says.
