@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 
 use apollo_compiler::Schema;
+use apollo_compiler::executable::{ExecutableDocument, Operation};
 use apollo_compiler::parser::Parser;
 use apollo_compiler::validation::Valid;
 use base64::Engine as _;
@@ -64,62 +65,13 @@ fn diagnostics_response(
 
 /// Runs one request to a response body (HTTP 200). `Err` is a simulator bug.
 pub(crate) fn run(world: &World, request: &GraphqlRequest) -> Result<Value, String> {
-    let ast = match Parser::new().parse_ast(&request.query, "query.graphql") {
-        Ok(ast) => ast,
-        Err(with_errors) => {
-            return Ok(diagnostics_response(
-                "graphql_parse_failed",
-                &with_errors.errors,
-            ));
-        }
-    };
-    let document = match ast.to_executable_validate(&world.schema) {
+    let document = match validated(world, request) {
         Ok(document) => document,
-        Err(with_errors) => {
-            return Ok(diagnostics_response(
-                "graphql_validation_failed",
-                &with_errors.errors,
-            ));
-        }
+        Err(body) => return Ok(body),
     };
-    let operation = match document.operations.get(request.operation_name.as_deref()) {
-        Ok(operation) => operation,
-        Err(e) => {
-            return Ok(
-                json!({"errors": [request_error("bad_request", e.message().to_string(), None)]}),
-            );
-        }
-    };
-    if !operation.is_query() {
-        return Ok(
-            json!({"errors": [request_error("unsupported", "The simulator only answers queries", None)]}),
-        );
-    }
-    let raw: apollo_compiler::response::JsonMap = match serde_json::from_value(Value::Object(
-        request.variables.clone().unwrap_or_default(),
-    )) {
-        Ok(map) => map,
-        Err(e) => {
-            return Ok(
-                json!({"errors": [request_error("bad_request", format!("variables: {e}"), None)]}),
-            );
-        }
-    };
-    let coerced = match apollo_compiler::request::coerce_variable_values(
-        &world.schema,
-        operation,
-        &raw,
-    ) {
-        Ok(coerced) => coerced,
-        Err(e) => {
-            return Ok(
-                json!({"errors": [request_error("invalid_variables", e.message().to_string(), None)]}),
-            );
-        }
-    };
-    let variables = match serde_json::to_value(coerced.into_inner()) {
-        Ok(Value::Object(map)) => map,
-        other => return Err(format!("coerced variables are not an object: {other:?}")),
+    let (operation, variables) = match operation_and_variables(world, &document, request)? {
+        Ok(checked) => checked,
+        Err(body) => return Ok(body),
     };
     let state = world.read_state();
     let resolver = DsResolver {
@@ -139,6 +91,54 @@ pub(crate) fn run(world: &World, request: &GraphqlRequest) -> Result<Value, Stri
         body["errors"] = Value::Array(response.errors);
     }
     Ok(body)
+}
+
+/// The request's document, parsed and validated against DS's schema; `Err` is the error
+/// response DS gives.
+fn validated(world: &World, request: &GraphqlRequest) -> Result<Valid<ExecutableDocument>, Value> {
+    let ast = Parser::new()
+        .parse_ast(&request.query, "query.graphql")
+        .map_err(|with_errors| diagnostics_response("graphql_parse_failed", &with_errors.errors))?;
+    ast.to_executable_validate(&world.schema)
+        .map_err(|with_errors| {
+            diagnostics_response("graphql_validation_failed", &with_errors.errors)
+        })
+}
+
+/// An operation to run, and its variables.
+type Runnable<'d> = (&'d Operation, Map<String, Value>);
+
+/// The operation to run (a query) and its variables, coerced to the schema's types; the
+/// inner `Err` is the error response DS gives, the outer one a simulator bug.
+fn operation_and_variables<'d>(
+    world: &World,
+    document: &'d Valid<ExecutableDocument>,
+    request: &GraphqlRequest,
+) -> Result<Result<Runnable<'d>, Value>, String> {
+    let refuse =
+        |code: &str, message: String| json!({"errors": [request_error(code, message, None)]});
+    let operation = match document.operations.get(request.operation_name.as_deref()) {
+        Ok(operation) => operation,
+        Err(e) => return Ok(Err(refuse("bad_request", e.message().to_string()))),
+    };
+    if !operation.is_query() {
+        let message = "The simulator only answers queries".to_owned();
+        return Ok(Err(refuse("unsupported", message)));
+    }
+    let variables = Value::Object(request.variables.clone().unwrap_or_default());
+    let raw: apollo_compiler::response::JsonMap = match serde_json::from_value(variables) {
+        Ok(map) => map,
+        Err(e) => return Ok(Err(refuse("bad_request", format!("variables: {e}")))),
+    };
+    let coerced =
+        match apollo_compiler::request::coerce_variable_values(&world.schema, operation, &raw) {
+            Ok(coerced) => coerced,
+            Err(e) => return Ok(Err(refuse("invalid_variables", e.message().to_string()))),
+        };
+    match serde_json::to_value(coerced.into_inner()) {
+        Ok(Value::Object(map)) => Ok(Ok((operation, map))),
+        other => Err(format!("coerced variables are not an object: {other:?}")),
+    }
 }
 
 struct DsResolver<'s> {
