@@ -358,8 +358,8 @@ fn render(opts: &ScaleOptions, (demarche, s3): &Demarches, rows: &[Row]) -> Stri
          `--jobs {}`, `--requests-per-minute 0`, `--no-data`. Files/s counts the \
          files the run went through (stored, or found unchanged); CPU is user + system time of \
          the dsfiles process; API calls are the run's own count (listing + recheck + URL refresh + \
-         deleted dossiers); state objects are the manifest objects the run read (shards + \
-         segments, each segment the copy of up to 1,000 shards).\n",
+         deleted dossiers); state objects are the manifest reads the run asked of the destination \
+         (shards, found or not + segments, each segment the copy of up to 1,000 shards).\n",
         opts.dossiers,
         demarche.files,
         demarche.bytes as f64 / 1e6,
