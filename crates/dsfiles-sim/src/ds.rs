@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use apollo_compiler::Schema;
 use apollo_compiler::executable::{ExecutableDocument, Operation};
 use apollo_compiler::parser::Parser;
+use apollo_compiler::response::JsonMap;
 use apollo_compiler::validation::Valid;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -69,9 +70,13 @@ pub(crate) fn run(world: &World, request: &GraphqlRequest) -> Result<Value, Stri
         Ok(document) => document,
         Err(body) => return Ok(body),
     };
-    let (operation, variables) = match operation_and_variables(world, &document, request)? {
+    let (operation, coerced) = match operation_and_variables(world, &document, request) {
         Ok(checked) => checked,
         Err(body) => return Ok(body),
+    };
+    let variables = match serde_json::to_value(coerced.into_inner()) {
+        Ok(Value::Object(map)) => map,
+        other => return Err(format!("coerced variables are not an object: {other:?}")),
     };
     let state = world.read_state();
     let resolver = DsResolver {
@@ -105,40 +110,29 @@ fn validated(world: &World, request: &GraphqlRequest) -> Result<Valid<Executable
         })
 }
 
-/// An operation to run, and its variables.
-type Runnable<'d> = (&'d Operation, Map<String, Value>);
-
-/// The operation to run (a query) and its variables, coerced to the schema's types; the
-/// inner `Err` is the error response DS gives, the outer one a simulator bug.
+/// The operation to run (a query) and its variables, coerced to the schema's types; `Err` is
+/// the error response DS gives.
 fn operation_and_variables<'d>(
     world: &World,
     document: &'d Valid<ExecutableDocument>,
     request: &GraphqlRequest,
-) -> Result<Result<Runnable<'d>, Value>, String> {
+) -> Result<(&'d Operation, Valid<JsonMap>), Value> {
     let refuse =
         |code: &str, message: String| json!({"errors": [request_error(code, message, None)]});
     let operation = match document.operations.get(request.operation_name.as_deref()) {
         Ok(operation) => operation,
-        Err(e) => return Ok(Err(refuse("bad_request", e.message().to_string()))),
+        Err(e) => return Err(refuse("bad_request", e.message().to_string())),
     };
     if !operation.is_query() {
         let message = "The simulator only answers queries".to_owned();
-        return Ok(Err(refuse("unsupported", message)));
+        return Err(refuse("unsupported", message));
     }
     let variables = Value::Object(request.variables.clone().unwrap_or_default());
-    let raw: apollo_compiler::response::JsonMap = match serde_json::from_value(variables) {
-        Ok(map) => map,
-        Err(e) => return Ok(Err(refuse("bad_request", format!("variables: {e}")))),
-    };
-    let coerced =
-        match apollo_compiler::request::coerce_variable_values(&world.schema, operation, &raw) {
-            Ok(coerced) => coerced,
-            Err(e) => return Ok(Err(refuse("invalid_variables", e.message().to_string()))),
-        };
-    match serde_json::to_value(coerced.into_inner()) {
-        Ok(Value::Object(map)) => Ok(Ok((operation, map))),
-        other => Err(format!("coerced variables are not an object: {other:?}")),
-    }
+    let raw: JsonMap = serde_json::from_value(variables)
+        .map_err(|e| refuse("bad_request", format!("variables: {e}")))?;
+    let coerced = apollo_compiler::request::coerce_variable_values(&world.schema, operation, &raw)
+        .map_err(|e| refuse("invalid_variables", e.message().to_string()))?;
+    Ok((operation, coerced))
 }
 
 struct DsResolver<'s> {

@@ -8,9 +8,11 @@ use dsfiles_sim::{ExternalFile, SimConfig, SimHandle};
 
 use super::corpus::CorpusFile;
 
-/// A démarche served by a simulator, as `dsfiles` sees it.
-#[derive(Debug, Clone)]
+/// A démarche served by a simulator, as `dsfiles` sees it; also the fields of `dsfiles-sim`'s
+/// ready line (`{"endpoint":…,"token":…,"demarche":…,"files":…,"bytes":…,"file_host":…}`).
+#[derive(Debug, Clone, serde::Deserialize)]
 pub struct Demarche {
+    #[serde(rename = "demarche")]
     pub number: u64,
     pub endpoint: String,
     pub token: String,
@@ -179,32 +181,10 @@ impl Drop for SimProcess {
     }
 }
 
-/// The démarche of `dsfiles-sim`'s JSON line (`endpoint`, `token`, `demarche`, `files`,
-/// `bytes`, `file_host`).
+/// The démarche of `dsfiles-sim`'s ready line.
 fn parse_listening(line: &str) -> anyhow::Result<Demarche> {
-    let value: serde_json::Value = serde_json::from_str(line.trim())
-        .with_context(|| format!("the simulator printed `{}`, not JSON", line.trim()))?;
-    let text = |name: &str| {
-        value
-            .get(name)
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned)
-            .with_context(|| format!("the simulator's line has no `{name}`: {value}"))
-    };
-    let number = |name: &str| {
-        value
-            .get(name)
-            .and_then(serde_json::Value::as_u64)
-            .with_context(|| format!("the simulator's line has no `{name}`: {value}"))
-    };
-    Ok(Demarche {
-        number: number("demarche")?,
-        endpoint: text("endpoint")?,
-        token: text("token")?,
-        file_host: text("file_host")?,
-        files: usize::try_from(number("files")?).context("too many files")?,
-        bytes: number("bytes")?,
-    })
+    serde_json::from_str(line.trim())
+        .with_context(|| format!("the simulator's ready line `{}`", line.trim()))
 }
 
 #[cfg(test)]

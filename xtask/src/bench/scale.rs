@@ -85,7 +85,7 @@ struct Calls {
     segments_read: u64,
 }
 
-/// Runs every case and writes the report; `dsfiles` is the shipped binary.
+/// Runs every case and writes the report; `dsfiles` and `sim` are the shipped binaries.
 pub fn run(
     opts: &ScaleOptions,
     (root, dir): (&Path, &Path),
@@ -335,7 +335,12 @@ fn sync_calls(summary: &serde_json::Value, path: &Path) -> anyhow::Result<Calls>
             segments_read: number("/state_objects/segments_read")?,
         })
     })();
-    calls.with_context(|| format!("`{}` has no `api_calls` or `dossiers`", path.display()))
+    calls.with_context(|| {
+        format!(
+            "`{}` has no `api_calls`, `dossiers` or `state_objects`",
+            path.display()
+        )
+    })
 }
 
 /// The block of `docs/benchmarks.md` between [`BEGIN`] and [`END`].

@@ -33,19 +33,17 @@ pub(super) async fn process(
     dossier: Value,
 ) -> DossierOutcome {
     let mut out = DossierOutcome::new(number);
-    let Some(mut read) = read(&run, (number, access), &dossier, &mut out).await else {
+    let Some((read, records)) = read(&run, (number, access), &dossier, &mut out).await else {
         return out;
     };
-    let records = std::mem::take(&mut read.records);
     let files = settle_files(&run, &read, records, &mut out).await;
     finish(&run, read, files, &mut out).await;
     out
 }
 
-/// A dossier as read before planning: its records, what its layout placeholders and
+/// A dossier as read before planning (its records aside): what its layout placeholders and
 /// dossier.json are made of, and its shard.
 struct Read<'a> {
-    records: Vec<FileRecord>,
     context: Result<DossierContext, extract::Error>,
     /// DS's `dateDerniereModification`.
     updated_at: Option<&'a str>,
@@ -55,18 +53,16 @@ struct Read<'a> {
     /// Whether the shard must be rewritten even if nothing else changes (unusable entries
     /// were dropped from `old`).
     rewrite: bool,
-    /// Where the dossier.json goes, if the run writes one.
-    data_key: Option<RelKey>,
 }
 
-/// Extracts the dossier's records and context and reads its shard; `None` when the dossier
+/// Extracts the dossier's context and records and reads its shard; `None` when the dossier
 /// fails (`out` says why).
 async fn read<'a>(
     run: &Run,
     (number, access): (u64, Access),
     dossier: &'a Value,
     out: &mut DossierOutcome,
-) -> Option<Read<'a>> {
+) -> Option<(Read<'a>, Vec<FileRecord>)> {
     let records = match extract::extract(run.opts.demarche, dossier, run.include) {
         Ok(records) => records,
         Err(e) => {
@@ -83,11 +79,8 @@ async fn read<'a>(
     }
     let state = dossier_state(&records, dossier);
     let (old, rewrite) = read_shard(run, (number, access), out).await?;
-    let data_key =
-        (run.naming.data_layout.as_ref()).map(|l| l.render(run.opts.demarche, number, &state));
     out.tally.counts.files = records.len() as u64;
-    Some(Read {
-        records,
+    let read = Read {
         context,
         updated_at: dossier
             .get("dateDerniereModification")
@@ -95,8 +88,8 @@ async fn read<'a>(
         state,
         old,
         rewrite,
-        data_key,
-    })
+    };
+    Some((read, records))
 }
 
 /// The shard's new entries, once every file is settled.
@@ -125,7 +118,8 @@ async fn settle_files(
         context,
     };
     let keys = run.publisher.dossier_keys();
-    let data_key = read.data_key.clone();
+    let data_key =
+        (run.naming.data_layout.as_ref()).map(|l| l.render(run.opts.demarche, number, &read.state));
     let (planned, data_key) = plan((run, &keys), records, planning, data_key, out);
     for warning in &planned.warnings {
         tracing::warn!(dossier = number, "{warning}");
