@@ -2,9 +2,10 @@
 //! `cargo bench -p dsfiles-core --bench hash` (run by `cargo xtask bench`, which puts the
 //! figures in docs/benchmarks.md). Prints one line per digest: `NAME<TAB>MB/s`.
 //!
-//! Single-stream MD5 is one chain of dependent steps; the multi-buffer rows hash 8 and 16
-//! streams side by side (`dsfiles_core::hash::md5_side_by_side`, the kernel of the MD5 engine
-//! that serves concurrent downloads) and count the bytes of all of them.
+//! Single-stream MD5 is one chain of dependent steps; the other MD5 rows hash 2, 3, 8 and 16
+//! streams side by side (`dsfiles_core::hash::md5_side_by_side`, the kernels of the MD5 engine
+//! that serves concurrent downloads: two or three interleaved in general-purpose registers,
+//! more in vector lanes) and count the bytes of all of them.
 
 use std::io::Write as _;
 use std::time::Instant;
@@ -28,7 +29,7 @@ fn best(chunk: &[u8], mut f: impl FnMut(&[u8]) -> u8) -> f64 {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; a filter, if any, is ignored: there are five figures.
+    // `cargo bench` passes `--bench`; a filter, if any, is ignored: there are seven figures.
     let chunk: Vec<u8> = (0..CHUNK)
         .map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(7) as u8)
         .collect();
@@ -62,6 +63,14 @@ fn main() {
             throughput!(dsfiles_core::hash::Md5::new()),
         ),
         ("md5 (md-5 crate, asm)", throughput!(md5::Md5::new())),
+        (
+            "md5, 2 streams interleaved (scalar registers)",
+            side_by_side(2),
+        ),
+        (
+            "md5, 3 streams interleaved (scalar registers)",
+            side_by_side(3),
+        ),
         ("md5, multi-buffer, 8 streams", side_by_side(8)),
         ("md5, multi-buffer, 16 streams", side_by_side(16)),
         ("sha256 (sha2 crate)", throughput!(sha2::Sha256::new())),

@@ -19,6 +19,7 @@
 //! at once). If the engine's thread cannot be started, large streams are hashed inline too.
 
 mod engine;
+mod gather;
 mod md5;
 mod simd;
 

@@ -114,7 +114,7 @@ pub fn render(report: &Report) -> String {
     if !report.hashing.is_empty() {
         let _ = writeln!(
             out,
-            "\n**Digests, one core** (`cargo bench -p dsfiles-core --bench hash`: 1 GiB in 256 KiB pieces, best of 3; multi-buffer rows: MB/s over all the streams hashed side by side)\n\n| digest | MB/s |\n|---|---:|"
+            "\n**Digests, one core** (`cargo bench -p dsfiles-core --bench hash`: 1 GiB in 256 KiB pieces, best of 3; rows of several streams: MB/s over all the streams hashed side by side)\n\n| digest | MB/s |\n|---|---:|"
         );
         for (name, mbps) in &report.hashing {
             let _ = writeln!(out, "| {name} | {mbps:.0} |");

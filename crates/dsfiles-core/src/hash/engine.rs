@@ -3,10 +3,11 @@
 //!
 //! Streams join ([`Engine::join`]) and leave (their [`Stream`] is finished or dropped) at any
 //! time. Each round the engine takes one 64-byte block from every stream that has a whole block
-//! queued — up to 16, in turn when more are ready — gathers them into the first lanes and runs
-//! the widest kernel the CPU has for that many; streams with nothing queued sit out, and a stream
-//! alone runs the scalar MD5 over its contiguous blocks in place. Padding is per stream, with the
-//! scalar [`Md5`], when its `finish` arrives and everything sent before it is hashed.
+//! queued — as many as one compression serves (16 with AVX-512, 8 with AVX2, 3 without), in
+//! turn when more are ready — gathers them into the first lanes and runs the cheapest kernel for
+//! that many ([`simd::compress`]); streams with nothing queued sit out, and a stream alone runs
+//! the scalar MD5 over its contiguous blocks in place. Padding is per stream, with the scalar
+//! [`Md5`], when its `finish` arrives and everything sent before it is hashed.
 //!
 //! **Invariant: a stream holds at most [`IN_ENGINE`] bytes in the engine, or one batch if that
 //! batch alone is larger.** [`Stream::send`] takes one permit of the stream's semaphore
@@ -19,6 +20,9 @@
 //! drops every queued batch with its permit, nobody waits forever, and [`Stream::finish`]
 //! reports the error.
 //!
+//! The engine does not hash a batch the moment it arrives: it waits a little for other streams
+//! to fill its lanes, by the rules of [`super::gather`] (never long enough to block a download).
+//!
 //! Why one thread for all streams: the vector lanes are only filled by streams side by side,
 //! and a hand-off costs a wake-up on each side, so one per batch (256 KiB) for MD5 is the least;
 //! SHA-256 stays on the download's own task ([`super::Hasher`]).
@@ -26,13 +30,15 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use super::IN_ENGINE;
+use super::gather::{self, Next, Ready};
 use super::md5::{self, Md5};
-use super::simd::{self, Lanes, MAX_LANES, Width};
+use super::simd::{self, Lanes, Width};
 use crate::Error;
 
 /// Blocks per stream hashed before the engine looks at its messages again (16 KiB per lane):
@@ -214,14 +220,45 @@ impl Worker {
                 self.apply(msg);
             }
             self.answer_finished();
-            if !self.hash_some() {
+            match self.next() {
+                Next::Hash => self.hash_some(),
                 // Nothing to hash: sleep until a stream says something, or end when all are gone.
-                match rx.recv() {
+                Next::Sleep => match rx.recv() {
                     Ok(msg) => self.apply(msg),
                     Err(mpsc::RecvError) => return,
+                },
+                Next::WaitUntil(deadline) => {
+                    let wait = deadline.saturating_duration_since(Instant::now());
+                    match rx.recv_timeout(wait) {
+                        Ok(msg) => self.apply(msg),
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        // Nobody is left to send: hash what is queued, then sleep ends the loop.
+                        Err(mpsc::RecvTimeoutError::Disconnected) => self.hash_some(),
+                    }
                 }
             }
         }
+    }
+
+    /// Hash now, wait for company, or sleep ([`gather::next`]).
+    fn next(&self) -> Next {
+        let ready: Vec<Ready> = self
+            .members
+            .iter()
+            .filter_map(|m| {
+                let deadline = m.queue.front()?.deadline;
+                (m.available >= 64).then_some(Ready {
+                    finishing: m.reply.is_some(),
+                    deadline,
+                })
+            })
+            .collect();
+        gather::next(
+            &ready,
+            self.members.len(),
+            self.width.lanes(),
+            Instant::now(),
+        )
     }
 
     fn member(&mut self, id: u64) -> Option<&mut Member> {
@@ -261,24 +298,19 @@ impl Worker {
         }
     }
 
-    /// Hashes up to [`BURST`] blocks of every stream with a whole block queued (up to
-    /// [`MAX_LANES`] streams); false if there was none.
-    fn hash_some(&mut self) -> bool {
+    /// Hashes up to [`BURST`] blocks of every stream with a whole block queued (as many as one
+    /// compression serves).
+    fn hash_some(&mut self) {
         let ready = self.ready();
         match ready.as_slice() {
-            [] => return false,
+            [] => {}
             [one] => self.scalar(*one),
-            _ if self.width == Width::Scalar => {
-                for &i in &ready {
-                    self.scalar(i);
-                }
-            }
             _ => self.simd(&ready),
         }
-        true
     }
 
-    /// Streams with a whole block queued, starting from this turn's.
+    /// Streams with a whole block queued, starting from this turn's, as many as a compression
+    /// serves.
     fn ready(&mut self) -> Vec<usize> {
         let n = self.members.len();
         let start = if n == 0 { 0 } else { self.turn % n };
@@ -286,7 +318,7 @@ impl Worker {
         (0..n)
             .map(|k| (start + k) % n)
             .filter(|&i| self.members[i].available >= 64)
-            .take(MAX_LANES)
+            .take(self.width.lanes())
             .collect()
     }
 
@@ -308,11 +340,9 @@ impl Worker {
         for (lane, &i) in ready.iter().enumerate() {
             self.lanes.set_state(lane, self.members[i].state);
         }
-        let mut block = [0u8; 64];
         for _ in 0..rounds {
             for (lane, &i) in ready.iter().enumerate() {
-                self.members[i].read(&mut block);
-                self.lanes.set_block(lane, &block);
+                self.members[i].next_block(&mut self.lanes, lane);
             }
             simd::compress(self.width, &mut self.lanes, ready.len());
         }
@@ -328,6 +358,15 @@ impl Worker {
     }
 }
 
+/// A batch queued in the engine.
+struct Queued {
+    chunks: Vec<Bytes>,
+    /// Its sender's permits ([`IN_ENGINE`]), given back when the batch is dropped.
+    _permit: OwnedSemaphorePermit,
+    /// When it has waited long enough for other streams ([`gather`]).
+    deadline: Instant,
+}
+
 /// A stream inside the engine: its MD5 state and the bytes queued for it.
 struct Member {
     id: u64,
@@ -338,7 +377,9 @@ struct Member {
     carry: [u8; 64],
     carried: usize,
     /// Batches, each with the permit its sender took; read from `chunk`, `offset` of the first.
-    queue: VecDeque<(Vec<Bytes>, OwnedSemaphorePermit)>,
+    queue: VecDeque<Queued>,
+    /// When the last batch arrived (for the next one's patience, [`gather::patience`]).
+    last_batch: Option<Instant>,
     chunk: usize,
     offset: usize,
     /// Bytes not compressed yet: `carried` plus the unread bytes of `queue`.
@@ -356,6 +397,7 @@ impl Member {
             carry,
             carried,
             queue: VecDeque::new(),
+            last_batch: None,
             chunk: 0,
             offset: 0,
             available: carried,
@@ -365,7 +407,13 @@ impl Member {
 
     fn push(&mut self, chunks: Vec<Bytes>, permit: OwnedSemaphorePermit) {
         self.available += chunks.iter().map(Bytes::len).sum::<usize>();
-        self.queue.push_back((chunks, permit));
+        let now = Instant::now();
+        let deadline = now + gather::patience(self.last_batch.replace(now), now);
+        self.queue.push_back(Queued {
+            chunks,
+            _permit: permit,
+            deadline,
+        });
         self.skip_read();
         self.stash_tail();
     }
@@ -385,7 +433,7 @@ impl Member {
 
     /// Moves past read chunks and batches (dropping a batch's permit lets its sender go on).
     fn skip_read(&mut self) {
-        while let Some((chunks, _)) = self.queue.front() {
+        while let Some(Queued { chunks, .. }) = self.queue.front() {
             match chunks.get(self.chunk) {
                 Some(chunk) if self.offset < chunk.len() => return,
                 Some(_) => {
@@ -401,6 +449,27 @@ impl Member {
         }
     }
 
+    /// Puts the next whole block (there must be one) in `lane` of `lanes`: straight from its
+    /// chunk when it lies in one, the common case, else assembled by [`Member::read`].
+    fn next_block(&mut self, lanes: &mut Lanes, lane: usize) {
+        if self.carried == 0 {
+            let chunk = self.queue.front().and_then(|q| q.chunks.get(self.chunk));
+            let at = self.offset;
+            if let Some((block, len)) = chunk.and_then(|c| Some((c.get(at..at + 64)?, c.len()))) {
+                lanes.set_block(lane, block);
+                self.offset += 64;
+                self.available -= 64;
+                if self.offset == len {
+                    self.skip_read();
+                }
+                return;
+            }
+        }
+        let mut block = [0u8; 64];
+        self.read(&mut block);
+        lanes.set_block(lane, &block);
+    }
+
     /// Copies the next `out.len()` bytes (or all there are) into `out`; returns how many.
     fn read(&mut self, out: &mut [u8]) -> usize {
         let from_carry = self.carried.min(out.len());
@@ -409,7 +478,7 @@ impl Member {
         self.carried -= from_carry;
         let mut filled = from_carry;
         while filled < out.len() {
-            let Some(chunk) = self.queue.front().and_then(|(c, _)| c.get(self.chunk)) else {
+            let Some(chunk) = self.queue.front().and_then(|q| q.chunks.get(self.chunk)) else {
                 break;
             };
             let rest = chunk.get(self.offset..).unwrap_or_default();
@@ -428,7 +497,7 @@ impl Member {
     fn scalar_burst(&mut self, max: usize) -> usize {
         let mut done = 0;
         while done < max && self.available >= 64 {
-            let in_place = match self.queue.front().and_then(|(c, _)| c.get(self.chunk)) {
+            let in_place = match self.queue.front().and_then(|q| q.chunks.get(self.chunk)) {
                 Some(chunk) if self.carried == 0 => {
                     let rest = chunk.get(self.offset..).unwrap_or_default();
                     let n = (rest.len() / 64).min(max - done);

@@ -88,7 +88,7 @@ pub(super) const INIT: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032
 
 /// One step: `b + ((a + m + k + fun) <<< s)`, with `a + m + k` summed before `fun` arrives.
 #[inline(always)]
-fn step(a: u32, b: u32, mk: u32, fun: u32, s: u32) -> u32 {
+pub(super) fn step(a: u32, b: u32, mk: u32, fun: u32, s: u32) -> u32 {
     mk.wrapping_add(a)
         .wrapping_add(fun)
         .rotate_left(s)

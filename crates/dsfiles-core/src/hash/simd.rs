@@ -28,13 +28,14 @@ pub(crate) const MAX_LANES: usize = 16;
 /// A kernel: how many streams one compression serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Width {
-    /// This crate's scalar MD5, one stream at a time.
+    /// This crate's scalar MD5, up to three streams interleaved ([`compress`]).
     Scalar,
     /// 8 lanes of 32 bits in a 256-bit register.
     Avx2,
     /// 16 lanes in a 512-bit register (AVX-512F), with one-instruction round functions
-    /// (`vpternlogd`) and rotations (`vprold`); 8 or fewer streams use the same instructions
-    /// on 256-bit registers (AVX-512VL).
+    /// (`vpternlogd`) and rotations (`vprold`). Any two or more streams use all 16 lanes: on
+    /// the bench machine (AMD EPYC) one 16-lane compression took 150 ns and an 8-lane one in
+    /// 256-bit registers 164 ns, so a narrower kernel saved nothing.
     Avx512,
 }
 
@@ -45,6 +46,15 @@ impl Width {
             .into_iter()
             .filter(|w| w.supported())
             .collect()
+    }
+
+    /// Streams one compression of this width serves at most.
+    pub(crate) fn lanes(self) -> usize {
+        match self {
+            Width::Scalar => 3,
+            Width::Avx2 => 8,
+            Width::Avx512 => MAX_LANES,
+        }
     }
 
     /// The widest width this CPU runs.
@@ -60,7 +70,6 @@ impl Width {
             #[cfg(target_arch = "x86_64")]
             Width::Avx512 => {
                 std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512vl")
                     && std::arch::is_x86_feature_detected!("avx2")
             }
             #[cfg(not(target_arch = "x86_64"))]
@@ -104,14 +113,24 @@ impl Lanes {
 
     /// Sets the block `lane` compresses next: the first 64 bytes of `block` (zeros past its end).
     pub(crate) fn set_block(&mut self, lane: usize, block: &[u8]) {
-        let mut words = block.chunks_exact(4);
-        for row in &mut self.words {
-            let word = words
-                .next()
-                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-            if let Some(slot) = row.get_mut(lane) {
-                *slot = word;
+        match block.first_chunk::<64>() {
+            Some(whole) => self.set_whole_block(lane, whole),
+            None => {
+                let mut padded = [0u8; 64];
+                padded[..block.len()].copy_from_slice(block);
+                self.set_whole_block(lane, &padded);
             }
+        }
+    }
+
+    /// [`Lanes::set_block`] of a whole block: the engine's path for every block it hashes side
+    /// by side, written so that no index is checked after the first line.
+    fn set_whole_block(&mut self, lane: usize, block: &[u8; 64]) {
+        if lane >= MAX_LANES {
+            return;
+        }
+        for (row, b) in self.words.iter_mut().zip(block.chunks_exact(4)) {
+            row[lane] = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         }
     }
 
@@ -125,23 +144,27 @@ impl Lanes {
     }
 }
 
-/// Compresses the block of each lane `0..n` into its state, with `width` if the CPU has it (the
-/// next narrower width otherwise). Lanes from `n` on may change; their results mean nothing.
+/// Compresses the block of each lane `0..n` into its state, with the cheapest kernel for `n`
+/// streams that `width` and the CPU allow. Lanes from `n` on may change; their results mean
+/// nothing.
+///
+/// The choice, from the kernels' cost on the bench machine (AMD EPYC, ns per compression, timed
+/// by hand in a release build): one stream, the scalar MD5 (70–85); two or three, interleaved in
+/// general-purpose registers (71–79 for two, 87–98 for three; four: 126, more than a vector);
+/// more, the vector kernel (140–160 for any number up to 16 with AVX-512, 185 for up to 8 with
+/// AVX2); without one, the scalar MD5 lane after lane. The digest bench
+/// (`cargo bench -p dsfiles-core --bench hash`) gives the throughput of each for 2, 3, 8 and 16
+/// streams.
 pub(crate) fn compress(width: Width, lanes: &mut Lanes, n: usize) {
     let n = n.min(MAX_LANES);
     #[cfg(target_arch = "x86_64")]
     {
-        if width == Width::Avx512 && n > 8 && Width::Avx512.supported() {
+        if width == Width::Avx512 && n > 3 && Width::Avx512.supported() {
             // SAFETY: the CPU has AVX-512F, checked on the line above.
             unsafe { x86::compress16(lanes) };
             return;
         }
-        if width == Width::Avx512 && n > 1 && Width::Avx512.supported() {
-            // SAFETY: the CPU has AVX-512F and AVX-512VL, checked on the line above.
-            unsafe { x86::compress8_vl::<0>(lanes) };
-            return;
-        }
-        if width >= Width::Avx2 && n > 1 && Width::Avx2.supported() {
+        if width >= Width::Avx2 && n > 3 && Width::Avx2.supported() {
             // SAFETY: the CPU has AVX2, checked on the line above.
             unsafe { x86::compress8::<0>(lanes) };
             if n > 8 {
@@ -152,17 +175,22 @@ pub(crate) fn compress(width: Width, lanes: &mut Lanes, n: usize) {
         }
     }
     let _ = width;
-    for lane in 0..n {
-        let mut state = lanes.state(lane);
-        md5::compress(&mut state, &lanes.block(lane));
-        lanes.set_state(lane, state);
+    match n {
+        2 => compress_interleaved::<2>(lanes),
+        3 => compress_interleaved::<3>(lanes),
+        _ => {
+            for lane in 0..n {
+                let mut state = lanes.state(lane);
+                md5::compress(&mut state, &lanes.block(lane));
+                lanes.set_state(lane, state);
+            }
+        }
     }
 }
 
 /// RFC 1321's 64 steps, in its order: `$step!(ROUND, a, b, c, d, step, message word, rotation)`.
 /// Each kernel defines `$step` for its registers; the constants stay literals, so rotations
 /// are immediates.
-#[cfg(target_arch = "x86_64")]
 macro_rules! md5_steps {
     ($step:ident, $a:ident, $b:ident, $c:ident, $d:ident) => {
         $step!(F, $a, $b, $c, $d, 0, 0, 7);
@@ -230,6 +258,52 @@ macro_rules! md5_steps {
         $step!(I, $c, $d, $a, $b, 62, 2, 15);
         $step!(I, $b, $c, $d, $a, 63, 9, 21);
     };
+}
+
+/// The compressions of `N` lanes interleaved step by step in general-purpose registers: one
+/// stream's MD5 is a chain of dependent steps that leaves most of a core's execution units idle,
+/// and a second or third chain fills them. For two or three streams, where a vector kernel
+/// would run mostly empty lanes; no `unsafe`, any CPU.
+fn compress_interleaved<const N: usize>(lanes: &mut Lanes) {
+    // Loads, not literals: see `super::md5`'s docs.
+    let k: &[u32; 64] = std::hint::black_box(&md5::K);
+    let w = &lanes.words;
+    let row = |r: usize| std::array::from_fn::<u32, N, _>(|l| lanes.state[r][l]);
+    let (a0, b0, c0, d0) = (row(0), row(1), row(2), row(3));
+    let (mut a, mut b, mut c, mut d) = (a0, b0, c0, d0);
+    macro_rules! step {
+        (F, $a:ident, $b:ident, $c:ident, $d:ident, $i:literal, $m:literal, $s:literal) => {
+            for l in 0..N {
+                let fun = $d[l] ^ ($b[l] & ($c[l] ^ $d[l]));
+                $a[l] = md5::step($a[l], $b[l], w[$m][l].wrapping_add(k[$i]), fun, $s);
+            }
+        };
+        (G, $a:ident, $b:ident, $c:ident, $d:ident, $i:literal, $m:literal, $s:literal) => {
+            for l in 0..N {
+                // As in `md5::compress`: the half that does not wait for `b` goes in early.
+                let mk = w[$m][l].wrapping_add(k[$i]).wrapping_add($c[l] & !$d[l]);
+                $a[l] = md5::step($a[l], $b[l], mk, $b[l] & $d[l], $s);
+            }
+        };
+        (H, $a:ident, $b:ident, $c:ident, $d:ident, $i:literal, $m:literal, $s:literal) => {
+            for l in 0..N {
+                let fun = $b[l] ^ ($c[l] ^ $d[l]);
+                $a[l] = md5::step($a[l], $b[l], w[$m][l].wrapping_add(k[$i]), fun, $s);
+            }
+        };
+        (I, $a:ident, $b:ident, $c:ident, $d:ident, $i:literal, $m:literal, $s:literal) => {
+            for l in 0..N {
+                let fun = $c[l] ^ ($b[l] | !$d[l]);
+                $a[l] = md5::step($a[l], $b[l], w[$m][l].wrapping_add(k[$i]), fun, $s);
+            }
+        };
+    }
+    md5_steps!(step, a, b, c, d);
+    for (r, (v, v0)) in [(a, a0), (b, b0), (c, c0), (d, d0)].into_iter().enumerate() {
+        for l in 0..N {
+            lanes.state[r][l] = v[l].wrapping_add(v0[l]);
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -315,32 +389,6 @@ mod x86 {
         eight_lanes!(lanes, AT)
     }
 
-    /// One compression of the 8 lanes from `AT` (0 or 8) in 256-bit registers with AVX-512VL's
-    /// one-instruction round functions and rotations (see [`compress16`]).
-    #[target_feature(enable = "avx512f,avx512vl")]
-    pub(super) fn compress8_vl<const AT: usize>(lanes: &mut Lanes) {
-        macro_rules! round {
-            (F, $b:ident, $c:ident, $d:ident) => {
-                _mm256_ternarylogic_epi32::<0xCA>($b, $c, $d)
-            };
-            (G, $b:ident, $c:ident, $d:ident) => {
-                _mm256_ternarylogic_epi32::<0xE4>($b, $c, $d)
-            };
-            (H, $b:ident, $c:ident, $d:ident) => {
-                _mm256_ternarylogic_epi32::<0x96>($b, $c, $d)
-            };
-            (I, $b:ident, $c:ident, $d:ident) => {
-                _mm256_ternarylogic_epi32::<0x39>($b, $c, $d)
-            };
-        }
-        macro_rules! rotl {
-            ($t:ident, $s:literal) => {
-                _mm256_rol_epi32::<$s>($t)
-            };
-        }
-        eight_lanes!(lanes, AT)
-    }
-
     /// One AVX-512 compression of all 16 lanes.
     #[target_feature(enable = "avx512f")]
     pub(super) fn compress16(lanes: &mut Lanes) {
@@ -357,6 +405,13 @@ mod x86 {
                 unsafe { _mm512_storeu_si512($row.as_mut_ptr().cast(), $v) }
             };
         }
+        // `m + K` must be summed off the chain of dependent steps, as in the scalar MD5
+        // (`super::md5`'s docs). Reading K through `black_box` is not enough here: LLVM still
+        // moves its add after the round function's. An add under a mask that LLVM cannot see is
+        // all ones it leaves where it is. 148 ns per compression instead of 166 on the bench
+        // machine.
+        let k: &[u32; 64] = std::hint::black_box(&K);
+        let all: __mmask16 = std::hint::black_box(u16::MAX);
         let mut m = [_mm512_setzero_si512(); 16];
         for (v, row) in m.iter_mut().zip(&lanes.words) {
             *v = load!(row);
@@ -379,8 +434,9 @@ mod x86 {
         }
         macro_rules! step {
             ($r:ident, $a:ident, $b:ident, $c:ident, $d:ident, $i:literal, $m:literal, $s:literal) => {
-                let mk = _mm512_add_epi32(m[$m], _mm512_set1_epi32(K[$i] as i32));
-                let t = _mm512_add_epi32(_mm512_add_epi32($a, mk), round!($r, $b, $c, $d));
+                let mk = _mm512_add_epi32(m[$m], _mm512_set1_epi32(k[$i] as i32));
+                let amk = _mm512_add_epi32($a, mk);
+                let t = _mm512_mask_add_epi32(amk, all, amk, round!($r, $b, $c, $d));
                 $a = _mm512_add_epi32($b, _mm512_rol_epi32::<$s>(t));
             };
         }
