@@ -319,18 +319,74 @@ struct Bench {
     dir: PathBuf,
     dsfiles: PathBuf,
     rounds: usize,
+    /// When the bench last deleted files ([`Bench::remove`]), for [`Bench::settle`].
+    last_removal: std::cell::Cell<Option<Instant>>,
 }
 
+/// How long no measured run starts after the bench deleted files. ext4 without a journal (the
+/// bench machine's disk) skips inodes freed in the last 60 seconds one by one when it allocates
+/// new ones (`recently_deleted` in the kernel's `fs/ext4/ialloc.c`; 300 s more while the inode
+/// table is not written back, hence the `sync` first): a run started right after another run's
+/// 10,000 files were deleted spent most of its system time there (from 0.7 s to 9.9 s for
+/// curl's 10,000 files in one bench), measuring the deletion instead of the tool.
+const AFTER_REMOVAL: std::time::Duration = std::time::Duration::from_secs(65);
+
 impl Bench {
+    fn new(dir: PathBuf, dsfiles: PathBuf, rounds: usize) -> Bench {
+        Bench {
+            dir,
+            dsfiles,
+            rounds,
+            last_removal: std::cell::Cell::new(None),
+        }
+    }
+
     /// A fresh, empty directory for one run, on the same disk as the corpus.
     fn fresh_dir(&self, name: &str) -> anyhow::Result<PathBuf> {
         let dir = self.dir.join("runs").join(name);
-        if dir.exists() {
-            fs::remove_dir_all(&dir)
-                .with_context(|| format!("cannot empty `{}`", dir.display()))?;
-        }
+        self.remove(&dir)?;
         fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
         Ok(dir)
+    }
+
+    /// Deletes `dir` if it exists, and remembers when ([`AFTER_REMOVAL`]).
+    fn remove(&self, dir: &Path) -> anyhow::Result<()> {
+        if dir.exists() {
+            fs::remove_dir_all(dir)
+                .with_context(|| format!("cannot remove `{}`", dir.display()))?;
+            self.last_removal.set(Some(Instant::now()));
+        }
+        Ok(())
+    }
+
+    /// Before a measured run: writes back what earlier runs left in the page cache, and waits
+    /// until [`AFTER_REMOVAL`] has passed since the last deletion.
+    fn settle(&self) {
+        let _ = Command::new("sync").status();
+        let Some(at) = self.last_removal.get() else {
+            return;
+        };
+        let wait = AFTER_REMOVAL.saturating_sub(at.elapsed());
+        if !wait.is_zero() {
+            say(format!(
+                "waiting {} s: files were deleted, and this disk pays for it in the next run",
+                wait.as_secs()
+            ));
+            std::thread::sleep(wait);
+        }
+    }
+
+    /// Deletes the directories of `kept` when the disk has less than `need` bytes free, so that
+    /// a case keeps its runs' directories (deleting them between runs would make every run wait
+    /// [`AFTER_REMOVAL`]) as long as it has room.
+    fn make_room(&self, kept: &mut Vec<PathBuf>, need: u64) -> anyhow::Result<()> {
+        if free_bytes(&self.dir)? >= need {
+            return Ok(());
+        }
+        for dir in kept.drain(..) {
+            self.remove(&dir)?;
+        }
+        Ok(())
     }
 
     fn log(&self, name: &str) -> PathBuf {
@@ -369,8 +425,18 @@ impl Bench {
 }
 
 /// Flushes dirty pages so that one run's writeback does not land in the next one's time.
-fn settle() {
-    let _ = Command::new("sync").status();
+/// Bytes free on the file system of `dir` (`df`, as GNU coreutils prints it).
+fn free_bytes(dir: &Path) -> anyhow::Result<u64> {
+    let out = run_quiet(Command::new("df").args(["--output=avail", "-B1"]).arg(dir))?;
+    out.lines()
+        .nth(1)
+        .and_then(|line| line.trim().parse().ok())
+        .with_context(|| {
+            format!(
+                "cannot read the free space of `{}` from df: `{out}`",
+                dir.display()
+            )
+        })
 }
 
 fn check_tree(dir: &Path, files: usize, bytes: u64, tool: &str) -> anyhow::Result<()> {
@@ -436,11 +502,15 @@ fn compare(
     tools: &[Tool],
 ) -> anyhow::Result<Vec<Row>> {
     let mut rows = Rows::default();
+    let mut kept = Vec::new();
+    // Room for one more run, and 2 GB to spare.
+    let need = demarche.bytes + demarche.bytes / 10 + (2 << 30);
     for round in 0..bench.rounds {
         for tool in round_order(tools, round) {
             let label = format!("{name}-{tool:?}-r{round}").to_lowercase();
+            bench.make_room(&mut kept, need)?;
             let dest = bench.fresh_dir(&label)?;
-            settle();
+            bench.settle();
             match tool {
                 Tool::Dsfiles | Tool::DsfilesNoFsync => {
                     measure_dsfiles(bench, demarche, inputs, tool, (&label, &dest), &mut rows)?
@@ -448,12 +518,15 @@ fn compare(
                 Tool::Curl => measure_curl(bench, inputs, tools, (&label, &dest), &mut rows)?,
                 Tool::Aria2 => measure_aria2(bench, inputs, (&label, &dest), &mut rows)?,
             }
-            // Keep the last dsfiles destination of the small corpus for the no-op re-run.
+            // The last dsfiles destination stays for the no-op re-runs; the others are deleted
+            // when the case ends, or earlier if the disk runs out of room.
             if !(tool == Tool::Dsfiles && round + 1 == bench.rounds) {
-                fs::remove_dir_all(&dest)
-                    .with_context(|| format!("cannot remove `{}`", dest.display()))?;
+                kept.push(dest);
             }
         }
+    }
+    for dir in &kept {
+        bench.remove(dir)?;
     }
     Ok(rows.0)
 }
@@ -614,7 +687,7 @@ fn noop_reruns(
                 if extra.is_empty() { "" } else { "-full" }
             );
             let (cmd, summary_path) = dsfiles_sync(bench, demarche, (&label, &dest), extra);
-            settle();
+            bench.settle();
             let sample = timed(&cmd, &bench.log(&label))?;
             let s = check_summary(&summary_path, 0, 0)?;
             let skipped = counter(&s, "skipped_unchanged");
@@ -632,7 +705,7 @@ fn noop_reruns(
         rows.push(row);
     }
     check_tree(&dest, files, bytes, "dsfiles (after the no-op re-runs)")?;
-    fs::remove_dir_all(&dest).with_context(|| format!("cannot remove `{}`", dest.display()))?;
+    bench.remove(&dest)?;
     Ok(rows)
 }
 
@@ -705,10 +778,10 @@ fn profile(
     cmd.args.push(sync.program.clone());
     cmd.args.extend(sync.args.iter().cloned());
     cmd.env = sync.env.clone();
-    settle();
+    bench.settle();
     timed(&cmd, &bench.log(&format!("{name}-perf")))?;
     check_summary(&summary_path, inputs.files, inputs.bytes)?;
-    fs::remove_dir_all(&dest).with_context(|| format!("cannot remove `{}`", dest.display()))?;
+    bench.remove(&dest)?;
     let text = run_quiet(
         Command::new(&perf)
             .arg("report")
@@ -854,11 +927,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     }
 
     let result = (|| -> anyhow::Result<Report> {
-        let bench = Bench {
-            dir: dir.clone(),
-            dsfiles: dsfiles.clone(),
-            rounds: opts.rounds,
-        };
+        let bench = Bench::new(dir.clone(), dsfiles.clone(), opts.rounds);
         let cases = measure_cases(
             &bench,
             &opts,
@@ -1027,12 +1096,11 @@ fn main_case(
 ) -> anyhow::Result<Case> {
     let all = [Tool::Dsfiles, Tool::Curl, Tool::Aria2, Tool::DsfilesNoFsync];
     let rows = compare(bench, main.spec.name, main_demarche, main_inputs, &all)?;
-    fs::remove_dir_all(bench.dir.join("runs").join(format!(
+    bench.remove(&bench.dir.join("runs").join(format!(
         "{}-dsfiles-r{}",
         main.spec.name,
         bench.rounds - 1
-    )))
-    .ok();
+    )))?;
     Ok(Case {
         title: format!(
             "{} files, {:.2} GB",
@@ -1192,7 +1260,7 @@ fn setup(nginx_addr: std::net::SocketAddr, rounds: usize) -> Vec<String> {
     vec![
         format!("Files served by nginx ({} worker processes, `sendfile on`, HTTP/1.1 keep-alive) on http://{}/ from `target/bench/corpus/`; config generated in `target/bench/nginx/nginx.conf`.", 2, nginx_addr),
         "The DS API is `dsfiles-sim` in the bench process (optimised even in this dev build: `[profile.dev.package.dsfiles-sim]` in Cargo.toml): démarches whose file URLs point straight at nginx, with the corpus' sizes and MD5 checksums. The URL list of curl and aria2c comes from `dsfiles list --format jsonl` of the same démarche.".to_owned(),
-        format!("{} round(s); the order of the tools alternates (forward, then backward); median, min and max per tool. Every run writes into a fresh empty directory under `target/bench/runs/` (same disk as the corpus); `sync` is called before each run so that one run's writeback does not land in the next.", rounds),
+        format!("{} round(s); the order of the tools alternates (forward, then backward); median, min and max per tool. Every run writes into a fresh empty directory under `target/bench/runs/` (same disk as the corpus); `sync` is called before each run so that one run's writeback does not land in the next. Run directories are kept until their case ends (or the disk runs short) and no run starts within 65 s of a deletion: ext4 without a journal makes the next 60 s of inode allocations skip the freed inodes one by one.", rounds),
         "Wall time, peak RSS and CPU time from GNU time (`/usr/bin/time -f '%e %M %U %S'`, peak RSS = the process' VmHWM, CPU = user + system time of the process, not of nginx). `curl + md5sum` is curl's run followed by `md5sum --check` of its files (times added, peak RSS the larger of the two).".to_owned(),
         "dsfiles checks MD5 against DS's checksum and computes SHA-256 of every byte, writes each file under `.dsfiles/tmp/` with `O_DIRECT` (straight to the disk), fsyncs it and renames it into place (the default); the `fsync=false` row writes through the page cache without fsync, as curl does. curl verifies nothing; aria2c verifies MD5 after each download.".to_owned(),
     ]
