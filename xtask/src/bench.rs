@@ -424,7 +424,6 @@ impl Bench {
     }
 }
 
-/// Flushes dirty pages so that one run's writeback does not land in the next one's time.
 /// Bytes free on the file system of `dir` (`df`, as GNU coreutils prints it).
 fn free_bytes(dir: &Path) -> anyhow::Result<u64> {
     let out = run_quiet(Command::new("df").args(["--output=avail", "-B1"]).arg(dir))?;

@@ -145,7 +145,7 @@ mod tests {
                 1,
                 t0,
                 Next::Hash,
-                "a scalar engine has one lane: never waits",
+                "one lane: never waits",
             ),
             (
                 vec![waiting(1)],
