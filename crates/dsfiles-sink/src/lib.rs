@@ -21,6 +21,9 @@
 
 mod error;
 mod key;
+
+/// Stats in flight at once in [`Sink::stat_many`]'s default.
+const STAT_CONCURRENCY: usize = 8;
 mod local;
 mod object;
 mod open;
@@ -79,6 +82,18 @@ pub trait Sink: Send + Sync + fmt::Debug {
 
     /// Size plus the attributes stored with the object, where the backend keeps them.
     async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, Error>;
+
+    /// [`Sink::stat`] of each of `keys`, in order, asked together: local disk answers them
+    /// in one trip to its blocking threads (a sync checks every new key of a dossier before
+    /// writing it); the default asks `stat` for a few at a time.
+    async fn stat_many(&self, keys: &[&str]) -> Vec<Result<Option<ObjectInfo>, Error>> {
+        use futures::StreamExt as _;
+        let each: Vec<_> = keys.iter().map(|key| self.stat(key)).collect();
+        futures::stream::iter(each)
+            .buffered(STAT_CONCURRENCY)
+            .collect()
+            .await
+    }
 
     /// Atomically replaces the object at `key` (for small state files such as the manifest).
     async fn put_small(&self, key: &str, bytes: Bytes) -> Result<(), Error>;

@@ -22,10 +22,11 @@
 //!
 //! Symbolic links: the root may be one (the operator chose it; `open` resolves it), but no
 //! component below it may be, since a symlinked directory would send writes, reads and deletes
-//! outside the destination. Every operation first `lstat`s each existing component of its key
-//! ([`refuse_symlinks`]) and fails with [`Error::Symlink`]; a commit checks again on its
-//! blocking thread right before it creates parents and renames; reads open the last component
-//! with `O_NOFOLLOW` (Linux); listing never descends into a symlinked directory and lists no
+//! outside the destination. Every operation `lstat`s each existing component of its key
+//! ([`refuse_symlinks`]) before it uses the key's path, and fails with [`Error::Symlink`]: an
+//! upload at its commit, on its blocking thread, right before it creates parents and renames
+//! (until then it writes only under `.dsfiles/tmp/`, whose directories `open` and each new
+//! temp file check); reads open the last component with `O_NOFOLLOW` (Linux); listing never descends into a symlinked directory and lists no
 //! symlink. What remains is a race: a process that can write the destination can swap a
 //! checked directory for a symlink between the check and the call that uses the path.
 //! Closing it needs a walk with `openat(O_NOFOLLOW)` and `*at` calls, which this sink does
@@ -250,8 +251,14 @@ impl LocalSink {
 
     /// An upload of `key`. Its temp file is created only when its buffer first fills: an
     /// upload that fits in the buffer goes to disk at commit, with the group commit.
-    async fn start(&self, key: &str, dir_sync: DirSync) -> Result<LocalUpload, Error> {
-        let target = self.path(key).await?;
+    ///
+    /// No trip to the disk: until its commit an upload writes only under `.dsfiles/tmp/`, and
+    /// the commit checks `key` for symlinks right before it creates parents and renames (see
+    /// the module doc), so a check here would only fail earlier, at the price of one trip to
+    /// the blocking pool for every file of a sync.
+    fn start(&self, key: &str, dir_sync: DirSync) -> Result<LocalUpload, Error> {
+        validate_key(key)?;
+        let target = self.shared.root.join(key);
         Ok(LocalUpload {
             key: key.to_owned(),
             temp: None,
@@ -590,20 +597,79 @@ fn create_dirs(dir: &Path, changed: &mut Vec<PathBuf>) -> std::io::Result<()> {
     }
 }
 
+/// [`Sink::stat`] of a valid `key` under `root`. Blocking.
+fn stat_file(root: &Path, key: &str) -> Result<Option<ObjectInfo>, Error> {
+    refuse_symlinks(root, key)?;
+    let path = root.join(key);
+    match std::fs::symlink_metadata(&path) {
+        Ok(meta) if meta.is_file() => Ok(Some(ObjectInfo {
+            size: meta.len(),
+            meta: ObjectMeta::default(),
+        })),
+        Ok(_) => Ok(None),
+        Err(e) if absent(&e) => Ok(None),
+        Err(e) => Err(Error::io("stat", path, e)),
+    }
+}
+
+/// The whole file at `path`, `None` when there is no file (a directory is none), the last
+/// component not followed if it is a symlink (Linux). Blocking.
+fn read_file(path: &Path) -> Result<Option<Vec<u8>>, Error> {
+    use std::io::Read as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(target_os = "linux")]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    let mut file = match options.open(path) {
+        Ok(file) => file,
+        Err(e) if absent(&e) => return Ok(None),
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
+    let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut bytes)
+        .map_err(|e| Error::io("read", path, e))?;
+    Ok(Some(bytes))
+}
+
 /// Fails with [`Error::Symlink`] when a component of `key` below `root` is a symbolic link.
 /// Components that do not exist (yet) end the check. Blocking: one `lstat` per component.
 fn refuse_symlinks(root: &Path, key: &str) -> Result<(), Error> {
+    refuse_symlinks_seen(root, key, &mut Seen::default())
+}
+
+/// Directories found to be real directories (not symlinks) by the [`refuse_symlinks`] checks
+/// of one group-commit round, which the round's other files need not `lstat` again: a round
+/// lasts milliseconds, and the race the module doc names (a directory swapped after its
+/// check) is the same race, over that round.
+#[derive(Default)]
+struct Seen(HashSet<PathBuf>);
+
+/// [`refuse_symlinks`], trusting the directories in `seen` and adding those it finds.
+fn refuse_symlinks_seen(root: &Path, key: &str, seen: &mut Seen) -> Result<(), Error> {
     let mut path = root.to_path_buf();
     let mut end = 0;
-    for component in key.split('/') {
+    let mut components = key.split('/').peekable();
+    while let Some(component) = components.next() {
         path.push(component);
         end += component.len();
+        let dir = components.peek().is_some();
+        if dir && seen.0.contains(&path) {
+            end += 1;
+            continue;
+        }
         match std::fs::symlink_metadata(&path) {
             Ok(meta) if meta.file_type().is_symlink() => {
                 return Err(Error::Symlink {
                     key: key.to_owned(),
                     component: key.get(..end).unwrap_or(key).to_owned(),
                 });
+            }
+            Ok(meta) if dir && meta.is_dir() => {
+                seen.0.insert(path.clone());
             }
             Ok(_) => {}
             Err(e) if absent(&e) => return Ok(()),
@@ -653,7 +719,7 @@ impl Sink for LocalSink {
     }
 
     async fn create(&self, key: &str, _meta: &ObjectMeta) -> Result<Box<dyn Upload>, Error> {
-        Ok(Box::new(self.start(key, DirSync::Deferred).await?))
+        Ok(Box::new(self.start(key, DirSync::Deferred)?))
     }
 
     async fn get(&self, key: &str) -> Result<ByteStream, Error> {
@@ -701,42 +767,52 @@ impl Sink for LocalSink {
     }
 
     async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, Error> {
-        let path = self.path(key).await?;
-        match tokio::fs::symlink_metadata(&path).await {
-            Ok(meta) if meta.is_file() => Ok(Some(ObjectInfo {
-                size: meta.len(),
-                meta: ObjectMeta::default(),
-            })),
-            Ok(_) => Ok(None),
-            Err(e) if absent(&e) => Ok(None),
-            Err(e) => Err(Error::io("stat", path, e)),
-        }
+        validate_key(key)?;
+        let (root, key) = (self.shared.root.clone(), key.to_owned());
+        blocking("stat", &self.shared.root, move || stat_file(&root, &key)).await
+    }
+
+    async fn stat_many(&self, keys: &[&str]) -> Vec<Result<Option<ObjectInfo>, Error>> {
+        let (root, owned) = (self.shared.root.clone(), keys.iter().map(|k| k.to_string()));
+        let owned: Vec<String> = owned.collect();
+        let all = blocking("stat", &self.shared.root, move || {
+            let stat = |key: &String| validate_key(key).and_then(|()| stat_file(&root, key));
+            Ok(owned.iter().map(stat).collect())
+        });
+        all.await.unwrap_or_else(|e| {
+            let reason = e.to_string();
+            let failed = |_| {
+                Err(Error::io(
+                    "stat",
+                    &self.shared.root,
+                    std::io::Error::other(reason.clone()),
+                ))
+            };
+            keys.iter().map(failed).collect()
+        })
     }
 
     async fn put_small(&self, key: &str, bytes: Bytes) -> Result<(), Error> {
-        self.path(key).await?;
         // First make durable what earlier commits changed: a state file written now (such as a
         // manifest shard) may name their files. An upload that fits in the buffer goes through
         // the group commit, whose round does this before it renames (see `group`).
         if !group::covers_earlier_commits(bytes.len() < WRITE_BUFFER) {
             self.sync_dirs().await?;
         }
-        let mut upload = Box::new(self.start(key, DirSync::Now).await?);
+        let mut upload = Box::new(self.start(key, DirSync::Now)?);
         upload.write(bytes).await?;
         upload.commit().await
     }
 
+    /// One trip to the blocking pool (a sync reads a manifest shard per dossier).
     async fn get_small(&self, key: &str) -> Result<Option<Bytes>, Error> {
-        let mut stream = match self.get(key).await {
-            Ok(stream) => stream,
-            Err(Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let mut bytes = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            bytes.extend_from_slice(&chunk?);
-        }
-        Ok(Some(Bytes::from(bytes)))
+        validate_key(key)?;
+        let (root, key) = (self.shared.root.clone(), key.to_owned());
+        blocking("read", &self.shared.root, move || {
+            refuse_symlinks(&root, &key)?;
+            read_file(&root.join(&key)).map(|read| read.map(Bytes::from))
+        })
+        .await
     }
 
     async fn delete(&self, key: &str) -> Result<(), Error> {
@@ -1048,19 +1124,26 @@ fn publish(
         file.sync_data().map_err(|e| Error::io("fsync", temp, e))?;
     }
     drop(file);
-    settle(shared, temp, place, dir_sync)
+    settle(shared, temp, place, dir_sync, &mut Seen::default())
 }
 
 /// Renames the durable temp file `temp` to `place` (creating parents); then fsyncs the
 /// directories it changed (`DirSync::Now`) or leaves them for the next
-/// [`Shared::sync_dirs`]. Blocking.
-fn settle(shared: &Shared, temp: &Path, place: Place<'_>, dir_sync: DirSync) -> Result<(), Error> {
+/// [`Shared::sync_dirs`]. `seen`: the directories already checked for symlinks in this
+/// group-commit round. Blocking.
+fn settle(
+    shared: &Shared,
+    temp: &Path,
+    place: Place<'_>,
+    dir_sync: DirSync,
+    seen: &mut Seen,
+) -> Result<(), Error> {
     let parent = place.target.parent().unwrap_or(&shared.root);
     // Directories whose entries this commit changes: the parent of each directory created,
     // then `parent` once the file is renamed into it.
     let mut changed = Vec::new();
     let _changing = shared.gate.read().unwrap_or_else(PoisonError::into_inner);
-    let result = rename_into_place(&shared.root, temp, place, &mut changed);
+    let result = rename_into_place(&shared.root, temp, place, (&mut changed, seen));
     if !shared.fsync {
         return result;
     }
@@ -1088,14 +1171,14 @@ fn rename_into_place(
     root: &Path,
     temp: &Path,
     place: Place<'_>,
-    changed: &mut Vec<PathBuf>,
+    (changed, seen): (&mut Vec<PathBuf>, &mut Seen),
 ) -> Result<(), Error> {
     let target = place.target;
     let parent = target.parent().unwrap_or(root);
     let mut attempt = 0;
     loop {
         attempt += 1;
-        refuse_symlinks(root, place.key)?;
+        refuse_symlinks_seen(root, place.key, seen)?;
         match create_dirs(parent, changed) {
             Ok(()) => {}
             Err(e) if absent(&e) && attempt < RENAME_ATTEMPTS => continue,

@@ -90,6 +90,10 @@ impl Sink for FencedSink {
         self.inner.stat(key).await
     }
 
+    async fn stat_many(&self, keys: &[&str]) -> Vec<Result<Option<ObjectInfo>, Error>> {
+        self.inner.stat_many(keys).await
+    }
+
     async fn put_small(&self, key: &str, bytes: Bytes) -> Result<(), Error> {
         self.fence.check(key)?;
         self.inner.put_small(key, bytes).await

@@ -436,16 +436,19 @@ async fn publish(
         requests: &run.refreshes,
         cache: tokio::sync::Mutex::new(None),
     };
+    let free = run.publisher.free_keys(&downloads).await;
     let mut pending: FuturesUnordered<_> = downloads
         .into_iter()
         .map(|d| {
-            let refresher = &refresher;
+            let (refresher, free) = (&refresher, &free);
             async move {
                 let (file_id, previous) = (d.record.file_id(), d.previous.clone());
                 (
                     file_id,
                     previous,
-                    run.publisher.publish(d, refresher, context, keys).await,
+                    run.publisher
+                        .publish(d, refresher, context, (keys, free))
+                        .await,
                 )
             }
         })

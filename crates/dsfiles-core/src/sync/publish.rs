@@ -21,6 +21,7 @@
 //! run, foreign objects, keys left by a layout used before): a new key that is occupied is
 //! staged and decided by its content, as above.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -142,21 +143,43 @@ impl Publisher {
         self.shared_keys.clone().unwrap_or_default()
     }
 
+    /// The new keys of a dossier's `downloads` that the destination shows free, asked all at
+    /// once ([`Sink::stat_many`]: one trip on local disk instead of one per file). A new key
+    /// not in the set (taken, or the check failed) is checked again by its own download.
+    pub async fn free_keys(&self, downloads: &[Download]) -> HashSet<RelKey> {
+        let new: Vec<&RelKey> = downloads
+            .iter()
+            .filter(|d| d.new_key)
+            .filter_map(|d| d.key.as_ref())
+            .collect();
+        if new.is_empty() {
+            return HashSet::new();
+        }
+        let asked: Vec<&str> = new.iter().map(|k| k.as_str()).collect();
+        let found = self.sink.stat_many(&asked).await;
+        let free = new
+            .into_iter()
+            .zip(found)
+            .filter(|(_, f)| matches!(f, Ok(None)));
+        free.map(|(key, _)| key.clone()).collect()
+    }
+
     /// Publishes one planned file once one of the run's download permits is free (held for
-    /// the download); `Cancelled` if the run is cancelled first.
+    /// the download); `Cancelled` if the run is cancelled first. `free`: keys known free
+    /// ([`Publisher::free_keys`]).
     pub async fn publish(
         &self,
         d: Download,
         refresher: &dyn Refresh,
         context: Option<&DossierContext>,
-        keys: &Keys,
+        (keys, free): (&Keys, &HashSet<RelKey>),
     ) -> Settled {
         let permit = tokio::select! {
             () = self.cancel.cancelled() => return Settled::Cancelled,
             permit = Arc::clone(&self.downloads).acquire_owned() => permit,
         };
         match permit {
-            Ok(_permit) => self.download(d, refresher, context, keys).await,
+            Ok(_permit) => self.download(d, refresher, context, (keys, free)).await,
             Err(_) => Settled::Cancelled,
         }
     }
@@ -173,7 +196,7 @@ impl Publisher {
         mut d: Download,
         refresher: &dyn Refresh,
         context: Option<&DossierContext>,
-        keys: &Keys,
+        (keys, free): (&Keys, &HashSet<RelKey>),
     ) -> Settled {
         let file_id = d.record.file_id();
         let key = match &d.key {
@@ -191,7 +214,7 @@ impl Publisher {
                 return self.download_staged(d, refresher, context, keys).await;
             }
         }
-        if d.new_key {
+        if d.new_key && !free.contains(&key) {
             match self.sink.stat(key.as_str()).await {
                 Ok(None) => {}
                 Ok(Some(_)) => return self.download_staged(d, refresher, context, keys).await,

@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::oneshot;
 
 use super::temp_file::{Block, TempFile};
-use super::{DirSync, Error, Place, Shared, settle};
+use super::{DirSync, Error, Place, Seen, Shared, settle};
 
 /// Uploads waiting for a leader, and whether one is at work.
 #[derive(Default)]
@@ -178,7 +178,7 @@ fn round(shared: &Shared, jobs: Vec<Job>) {
     } else {
         Ok(())
     };
-    let mut renamed_now = Vec::new();
+    let (mut renamed_now, mut seen) = (Vec::new(), Seen::default());
     for (w, durable) in synced {
         let Written { job, temp, file } = w;
         drop(file);
@@ -196,7 +196,7 @@ fn round(shared: &Shared, jobs: Vec<Job>) {
                 key: &job.key,
                 target: &job.target,
             };
-            settle(shared, &temp, place, DirSync::Deferred)
+            settle(shared, &temp, place, DirSync::Deferred, &mut seen)
         });
         if result.is_err() {
             let _ = std::fs::remove_file(&temp); // Else removed by the next `open`.

@@ -445,3 +445,49 @@ async fn direct_io_only_with_fsync_and_never_changes_the_bytes() {
         assert!(sink.temp_files().expect("temp files").is_empty());
     }
 }
+
+/// A group-commit round checks a directory for symlinks once and trusts it for the round's
+/// other files; a directory it has not found real, and every key's last component, are
+/// checked each time.
+#[cfg(unix)]
+#[test]
+fn a_round_trusts_only_the_directories_it_found_real() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("real/sub")).expect("mkdir");
+    std::os::unix::fs::symlink(outside.path(), root.join("linked")).expect("symlink");
+    std::os::unix::fs::symlink(outside.path(), root.join("real/file.pdf")).expect("symlink");
+    let refused = |key: &str, seen: &mut Seen| match refuse_symlinks_seen(root, key, seen) {
+        Err(Error::Symlink { component, .. }) => Some(component),
+        _ => None,
+    };
+    let mut seen = Seen::default();
+    refuse_symlinks_seen(root, "real/sub/a.pdf", &mut seen).expect("no symlink");
+    let found: HashSet<PathBuf> = seen.0.iter().cloned().collect();
+    let expected = HashSet::from([root.join("real"), root.join("real/sub")]);
+    assert_eq!(found, expected, "the directories found real");
+    assert_eq!(
+        refused("linked/a.pdf", &mut seen).as_deref(),
+        Some("linked")
+    );
+    assert_eq!(
+        refused("real/file.pdf", &mut seen).as_deref(),
+        Some("real/file.pdf"),
+        "the last component is never trusted"
+    );
+    assert!(
+        !seen.0.contains(&root.join("linked")),
+        "a symlink is never seen"
+    );
+    // Missing components end the check without being remembered.
+    refuse_symlinks_seen(root, "new/dir/a.pdf", &mut seen).expect("absent");
+    assert!(!seen.0.contains(&root.join("new")));
+    // A directory swapped for a symlink: a new round (a new `Seen`) refuses it.
+    std::fs::remove_dir_all(root.join("real")).expect("rm");
+    std::os::unix::fs::symlink(outside.path(), root.join("real")).expect("symlink");
+    assert_eq!(
+        refused("real/sub/a.pdf", &mut Seen::default()).as_deref(),
+        Some("real")
+    );
+}

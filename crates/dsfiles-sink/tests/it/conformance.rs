@@ -38,6 +38,7 @@ pub async fn run(sink: &dyn Sink, caps: Caps) -> Result<()> {
     overwrite(sink).await.context("overwrite")?;
     small_files(sink).await.context("small_files")?;
     missing_objects(sink).await.context("missing_objects")?;
+    stat_many(sink).await.context("stat_many")?;
     ranges(sink).await.context("ranges")?;
     listing(sink).await.context("listing")?;
     delete(sink).await.context("delete")?;
@@ -280,6 +281,32 @@ async fn missing_objects(sink: &dyn Sink) -> Result<()> {
         Err(Error::NotFound { .. }) => {}
         other => bail!("get_range: expected NotFound, got {other:?}"),
     }
+    Ok(())
+}
+
+/// `stat_many` answers what `stat` answers for each key, in order, an invalid key failing
+/// alone.
+async fn stat_many(sink: &dyn Sink) -> Result<()> {
+    sink.put_small("many/a.bin", Bytes::from_static(b"abc"))
+        .await?;
+    sink.put_small("many/sub/b.bin", Bytes::from_static(b"hello"))
+        .await?;
+    let keys = ["many/sub/b.bin", "many/none.bin", "../out", "many/a.bin"];
+    let found = sink.stat_many(&keys).await;
+    ensure!(found.len() == keys.len(), "{} answers", found.len());
+    let sizes: Vec<_> = found
+        .iter()
+        .map(|f| f.as_ref().map(|info| info.as_ref().map(|i| i.size)))
+        .collect();
+    ensure!(matches!(sizes[0], Ok(Some(5))), "b.bin: {:?}", sizes[0]);
+    ensure!(matches!(sizes[1], Ok(None)), "none.bin: {:?}", sizes[1]);
+    ensure!(
+        matches!(found[2], Err(Error::InvalidKey { .. })),
+        "../out: {:?}",
+        found[2]
+    );
+    ensure!(matches!(sizes[3], Ok(Some(3))), "a.bin: {:?}", sizes[3]);
+    ensure!(sink.stat_many(&[]).await.is_empty(), "no keys");
     Ok(())
 }
 

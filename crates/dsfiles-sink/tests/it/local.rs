@@ -193,8 +193,13 @@ async fn symlinks_inside_the_destination_are_refused() -> Result<()> {
         check("delete", sink.delete(key).await, component)?;
         let bytes = Bytes::from_static(b"overwritten");
         check("put_small", sink.put_small(key, bytes).await, component)?;
-        let upload = sink.create(key, &ObjectMeta::default()).await;
-        check("create", upload.map(|_| ()), component)?;
+        // An upload writes only under `.dsfiles/tmp/` until its commit, which checks.
+        let mut upload = sink.create(key, &ObjectMeta::default()).await?;
+        upload.write(Bytes::from_static(b"overwritten")).await?;
+        check("commit", upload.commit().await, component)?;
+        let mut large = sink.create(key, &ObjectMeta::default()).await?;
+        large.write(Bytes::from(vec![7u8; 600 * 1024])).await?;
+        check("commit (large)", large.commit().await, component)?;
     }
     let listed = sink.list("linked/").collect::<Vec<_>>().await;
     ensure!(
