@@ -331,6 +331,22 @@ struct Bench {
 /// curl's 10,000 files in one bench), measuring the deletion instead of the tool.
 const AFTER_REMOVAL: std::time::Duration = std::time::Duration::from_secs(65);
 
+/// [`Bench::settle`] for a deletion made at `removed` (if any).
+pub(crate) fn settle_after(removed: Option<Instant>) {
+    let _ = Command::new("sync").status();
+    let Some(at) = removed else {
+        return;
+    };
+    let wait = AFTER_REMOVAL.saturating_sub(at.elapsed());
+    if !wait.is_zero() {
+        say(format!(
+            "waiting {} s: files were deleted, and this disk pays for it in the next run",
+            wait.as_secs()
+        ));
+        std::thread::sleep(wait);
+    }
+}
+
 impl Bench {
     fn new(dir: PathBuf, dsfiles: PathBuf, rounds: usize) -> Bench {
         Bench {
@@ -362,18 +378,7 @@ impl Bench {
     /// Before a measured run: writes back what earlier runs left in the page cache, and waits
     /// until [`AFTER_REMOVAL`] has passed since the last deletion.
     fn settle(&self) {
-        let _ = Command::new("sync").status();
-        let Some(at) = self.last_removal.get() else {
-            return;
-        };
-        let wait = AFTER_REMOVAL.saturating_sub(at.elapsed());
-        if !wait.is_zero() {
-            say(format!(
-                "waiting {} s: files were deleted, and this disk pays for it in the next run",
-                wait.as_secs()
-            ));
-            std::thread::sleep(wait);
-        }
+        settle_after(self.last_removal.get());
     }
 
     /// Deletes the directories of `kept` when the disk has less than `need` bytes free, so that

@@ -136,11 +136,15 @@ impl Runner<'_> {
         sims: &ds::Ds,
     ) -> anyhow::Result<(Vec<Row>, Demarches)> {
         let local = self.dir.join("local");
+        let mut removed = None;
         if local.exists() {
             fs::remove_dir_all(&local)
                 .with_context(|| format!("cannot empty `{}`", local.display()))?;
+            removed = Some(std::time::Instant::now());
         }
         let (simulator, main) = self.simulator("main", opts.dossiers)?;
+        // The last run's million files were just deleted: see `AFTER_REMOVAL`.
+        super::settle_after(removed);
         let mut rows = self.destination("local", &local.display().to_string(), &main, &[])?;
         rows.push(self.list(&main)?);
         drop(simulator);
