@@ -160,31 +160,7 @@ pub(crate) fn plan(input: PlanInput<'_>, layout: &Layout, keys: &mut KeyAllocato
             actions.push(moved(kept, &record, layout, input.context, keys));
             continue;
         }
-        let key = if layout.needs_sha256() {
-            None
-        } else {
-            let rendered = layout.render_in(&record, None, input.context);
-            Some(keys.allocate(&file_id, &rendered))
-        };
-        if let (Some(key), Some(entry)) = (&key, &entry)
-            && key.as_str() != entry.key
-            && let Ok(old) = RelKey::parse(&entry.key)
-        {
-            // The old object stays until the new one is published: keep it reserved.
-            let _ = keys.insert_existing(&format!("{file_id}#superseded"), old);
-        }
-        let new_key = match (&key, &entry) {
-            (Some(key), Some(entry)) => key.as_str() != entry.key,
-            _ => true,
-        };
-        let status = good_status(&record);
-        actions.push(Action::Download(Download {
-            record,
-            key,
-            previous: entry,
-            new_key,
-            status,
-        }));
+        actions.push(download(record, entry, (layout, input.context), keys));
     }
 
     let removed = input
@@ -207,6 +183,43 @@ pub(crate) fn plan(input: PlanInput<'_>, layout: &Layout, keys: &mut KeyAllocato
         removed,
         warnings,
     }
+}
+
+/// The download of `record` (whose manifest entry is `entry`): its key rendered and reserved
+/// in `keys` (none yet for a `{sha256}` layout), and the key it leaves kept reserved until the
+/// new object is published.
+fn download(
+    record: FileRecord,
+    entry: Option<ShardFile>,
+    (layout, context): (&Layout, Option<&DossierContext>),
+    keys: &mut KeyAllocator,
+) -> Action {
+    let file_id = record.file_id();
+    let key = if layout.needs_sha256() {
+        None
+    } else {
+        let rendered = layout.render_in(&record, None, context);
+        Some(keys.allocate(&file_id, &rendered))
+    };
+    if let (Some(key), Some(entry)) = (&key, &entry)
+        && key.as_str() != entry.key
+        && let Ok(old) = RelKey::parse(&entry.key)
+    {
+        // The old object stays until the new one is published: keep it reserved.
+        let _ = keys.insert_existing(&format!("{file_id}#superseded"), old);
+    }
+    let new_key = match (&key, &entry) {
+        (Some(key), Some(entry)) => key.as_str() != entry.key,
+        _ => true,
+    };
+    let status = good_status(&record);
+    Action::Download(Download {
+        record,
+        key,
+        previous: entry,
+        new_key,
+        status,
+    })
 }
 
 /// The action for a stored file that needs no download (`Unchanged` or `Update`), if so.

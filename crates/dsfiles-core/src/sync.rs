@@ -180,16 +180,7 @@ async fn prepare(
     if let Some(warning) = &state.warning {
         tracing::warn!("{warning}");
     }
-    let (naming, recorded) = layout::decide(sink.as_ref(), &opts).await?;
-    check_labels(&client, opts.demarche, &naming.layout).await?;
-    layout::record(
-        sink.as_ref(),
-        opts.demarche,
-        &naming,
-        recorded.as_ref(),
-        &run_id,
-    )
-    .await?;
+    let naming = decide_naming(&client, sink.as_ref(), &opts, &run_id).await?;
     bookkeeping::remove_staging(sink.as_ref(), opts.demarche).await;
     let (mut filter, complete) = bookkeeping::window(&opts, state.sync_point.as_ref());
     filter.fields = fields::wanted(&naming.layout, naming.data_layout.is_some());
@@ -207,12 +198,7 @@ async fn prepare(
             generated: filter.include_generated,
             entreprise: filter.include_entreprise,
         },
-        refresh_filter: ds::DossierFilter {
-            include_generated: filter.include_generated,
-            include_entreprise: filter.include_entreprise,
-            fields: filter.fields,
-            ..ds::DossierFilter::default()
-        },
+        refresh_filter: refresh_filter(&filter),
         refreshes: AtomicU64::new(0),
         naming,
         shards,
@@ -234,6 +220,31 @@ async fn prepare(
         rechecks,
         totals,
     })
+}
+
+/// The run's layouts (the one asked for, or the one the destination recorded), checked
+/// against the démarche's labels and recorded in the destination.
+async fn decide_naming(
+    client: &ds::Client,
+    sink: &dyn Sink,
+    opts: &SyncOptions,
+    run_id: &str,
+) -> Result<Naming, Error> {
+    let (naming, recorded) = layout::decide(sink, opts).await?;
+    check_labels(client, opts.demarche, &naming.layout).await?;
+    layout::record(sink, opts.demarche, &naming, recorded.as_ref(), run_id).await?;
+    Ok(naming)
+}
+
+/// What a single dossier's fresh read (URL refresh, recheck) asks DS for: what the run's
+/// listing asks.
+fn refresh_filter(listing: &ds::DossierFilter) -> ds::DossierFilter {
+    ds::DossierFilter {
+        include_generated: listing.include_generated,
+        include_entreprise: listing.include_entreprise,
+        fields: listing.fields,
+        ..ds::DossierFilter::default()
+    }
 }
 
 /// Refuses a layout naming a champ or annotation label the démarche's active revision does

@@ -347,6 +347,35 @@ impl DsResolver<'_> {
     }
 }
 
+/// `Dossier.champs(id:)` and its kin: the items of `parent`'s `field` whose id is `id`.
+fn items_with_id(parent: &Value, field: &str, id: &str) -> Value {
+    let items = parent
+        .get(field)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let matching = items
+        .iter()
+        .filter(|item| item.get("id").and_then(Value::as_str) == Some(id));
+    Value::Array(matching.cloned().collect())
+}
+
+/// `File.byteSize`, DS's deprecated `Int`: an `invalid_null` error past 2^31 - 1, as DS
+/// answers; `None` when the file has no size.
+fn byte_size(parent: &Value) -> Option<Result<Value, FieldError>> {
+    let size = parent
+        .get("byteSizeBigInt")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<i64>().ok())?;
+    Some(match i32::try_from(size) {
+        Ok(n) => Ok(json!(n)),
+        Err(_) => Err(FieldError::new(
+            "invalid_null",
+            format!("Integer out of range for File.byteSize: `{size}` (use byteSizeBigInt)"),
+        )),
+    })
+}
+
 impl Resolver for DsResolver<'_> {
     fn resolve<'v>(
         &'v self,
@@ -400,34 +429,9 @@ impl Resolver for DsResolver<'_> {
             }
             ("Dossier", "champs" | "annotations" | "messages" | "avis") => {
                 let id = args.get("id").and_then(Value::as_str)?;
-                let items = parent
-                    .get(field)
-                    .and_then(Value::as_array)
-                    .map(Vec::as_slice)
-                    .unwrap_or_default();
-                owned(Ok(Value::Array(
-                    items
-                        .iter()
-                        .filter(|item| item.get("id").and_then(Value::as_str) == Some(id))
-                        .cloned()
-                        .collect(),
-                )))
+                owned(Ok(items_with_id(parent, field, id)))
             }
-            ("File", "byteSize") => {
-                let size = parent
-                    .get("byteSizeBigInt")
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse::<i64>().ok())?;
-                Some(match i32::try_from(size) {
-                    Ok(n) => Ok(Cow::Owned(json!(n))),
-                    Err(_) => Err(FieldError::new(
-                        "invalid_null",
-                        format!(
-                            "Integer out of range for File.byteSize: `{size}` (use byteSizeBigInt)"
-                        ),
-                    )),
-                })
-            }
+            ("File", "byteSize") => owned(byte_size(parent)?),
             _ => None,
         }
     }

@@ -198,22 +198,8 @@ impl Run {
             }
             Err(e) => return failed(Some(key), error_chain(&e)),
         };
-        if let Some(demarche) = self.opts.demarche.filter(|d| *d != shard.demarche) {
-            let reason = format!(
-                "dossier `{dossier}` is of démarche `{}`: not packaged (démarche: {demarche})",
-                shard.demarche
-            );
-            if !self.opts.dossiers.is_empty() {
-                report.warnings.push(reason.clone());
-            }
-            return Ok(Prepared::Skip(reason));
-        }
-        if !self.opts.states.contains(&shard.state) {
-            let reason = format!(
-                "dossier `{dossier}` is `{}`: not packaged (states: {})",
-                shard.state,
-                self.opts.states.join(",")
-            );
+        if let Some(reason) = self.excluded(dossier, &shard) {
+            // Named on the command line: say why it has no package.
             if !self.opts.dossiers.is_empty() {
                 report.warnings.push(reason.clone());
             }
@@ -263,6 +249,25 @@ impl Run {
             date: Utc::now(),
         };
         Ok(Prepared::Package(Box::new(job), record, fingerprint))
+    }
+
+    /// Why the dossier of `shard` is not packaged (another démarche, or a state not asked
+    /// for), if it is not.
+    fn excluded(&self, dossier: u64, shard: &Shard) -> Option<String> {
+        if let Some(demarche) = self.opts.demarche.filter(|d| *d != shard.demarche) {
+            return Some(format!(
+                "dossier `{dossier}` is of démarche `{}`: not packaged (démarche: {demarche})",
+                shard.demarche
+            ));
+        }
+        if !self.opts.states.contains(&shard.state) {
+            return Some(format!(
+                "dossier `{dossier}` is `{}`: not packaged (states: {})",
+                shard.state,
+                self.opts.states.join(",")
+            ));
+        }
+        None
     }
 
     /// Why the up-to-date package `latest` must be written again (it is gone from OUT, or
