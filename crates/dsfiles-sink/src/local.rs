@@ -598,18 +598,14 @@ fn create_dirs(dir: &Path, changed: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 /// [`Sink::stat`] of a valid `key` under `root`. Blocking.
-fn stat_file(root: &Path, key: &str) -> Result<Option<ObjectInfo>, Error> {
-    refuse_symlinks(root, key)?;
-    let path = root.join(key);
-    match std::fs::symlink_metadata(&path) {
-        Ok(meta) if meta.is_file() => Ok(Some(ObjectInfo {
-            size: meta.len(),
-            meta: ObjectMeta::default(),
-        })),
-        Ok(_) => Ok(None),
-        Err(e) if absent(&e) => Ok(None),
-        Err(e) => Err(Error::io("stat", path, e)),
-    }
+/// `seen`: what earlier keys of the same call found. One `lstat` per component, the last
+/// one's answering the question.
+fn stat_file(root: &Path, key: &str, seen: &mut Seen) -> Result<Option<ObjectInfo>, Error> {
+    let found = refuse_symlinks_seen(root, key, seen)?;
+    Ok(found.filter(|meta| meta.is_file()).map(|meta| ObjectInfo {
+        size: meta.len(),
+        meta: ObjectMeta::default(),
+    }))
 }
 
 /// The whole file at `path`, `None` when there is no file (a directory is none), the last
@@ -638,18 +634,38 @@ fn read_file(path: &Path) -> Result<Option<Vec<u8>>, Error> {
 /// Fails with [`Error::Symlink`] when a component of `key` below `root` is a symbolic link.
 /// Components that do not exist (yet) end the check. Blocking: one `lstat` per component.
 fn refuse_symlinks(root: &Path, key: &str) -> Result<(), Error> {
-    refuse_symlinks_seen(root, key, &mut Seen::default())
+    refuse_symlinks_seen(root, key, &mut Seen::default()).map(drop)
 }
 
-/// Directories found to be real directories (not symlinks) by the [`refuse_symlinks`] checks
-/// of one group-commit round, which the round's other files need not `lstat` again: a round
-/// lasts milliseconds, and the race the module doc names (a directory swapped after its
-/// check) is the same race, over that round.
+/// What the [`refuse_symlinks`] checks of one blocking call found, so that its other keys need
+/// not `lstat` the same directories again: the call lasts milliseconds, and the race the module
+/// doc names (a directory swapped after its check) is the same race, over that call.
 #[derive(Default)]
-struct Seen(HashSet<PathBuf>);
+struct Seen {
+    /// Directories found to be real directories (not symlinks), or created by this call.
+    dirs: HashSet<PathBuf>,
+    /// Directories found absent; tracked only by calls that create none ([`Seen::reading`]):
+    /// a commit creates directories, and an absence it trusted could hide a symlink made since.
+    absent: Option<HashSet<PathBuf>>,
+}
 
-/// [`refuse_symlinks`], trusting the directories in `seen` and adding those it finds.
-fn refuse_symlinks_seen(root: &Path, key: &str, seen: &mut Seen) -> Result<(), Error> {
+impl Seen {
+    /// For a call that only reads (`stat_many`), which trusts absences too.
+    fn reading() -> Seen {
+        Seen {
+            absent: Some(HashSet::new()),
+            ..Seen::default()
+        }
+    }
+}
+
+/// [`refuse_symlinks`], trusting what `seen` holds and adding what it finds. Returns the
+/// metadata of `key`'s last component, `None` when a component is absent.
+fn refuse_symlinks_seen(
+    root: &Path,
+    key: &str,
+    seen: &mut Seen,
+) -> Result<Option<std::fs::Metadata>, Error> {
     let mut path = root.to_path_buf();
     let mut end = 0;
     let mut components = key.split('/').peekable();
@@ -657,9 +673,12 @@ fn refuse_symlinks_seen(root: &Path, key: &str, seen: &mut Seen) -> Result<(), E
         path.push(component);
         end += component.len();
         let dir = components.peek().is_some();
-        if dir && seen.0.contains(&path) {
+        if dir && seen.dirs.contains(&path) {
             end += 1;
             continue;
+        }
+        if dir && seen.absent.as_ref().is_some_and(|a| a.contains(&path)) {
+            return Ok(None);
         }
         match std::fs::symlink_metadata(&path) {
             Ok(meta) if meta.file_type().is_symlink() => {
@@ -668,16 +687,23 @@ fn refuse_symlinks_seen(root: &Path, key: &str, seen: &mut Seen) -> Result<(), E
                     component: key.get(..end).unwrap_or(key).to_owned(),
                 });
             }
-            Ok(meta) if dir && meta.is_dir() => {
-                seen.0.insert(path.clone());
+            Ok(meta) if !dir => return Ok(Some(meta)),
+            Ok(meta) => {
+                if meta.is_dir() {
+                    seen.dirs.insert(path.clone());
+                }
             }
-            Ok(_) => {}
-            Err(e) if absent(&e) => return Ok(()),
+            Err(e) if absent(&e) => {
+                if let Some(absent) = seen.absent.as_mut().filter(|_| dir) {
+                    absent.insert(path);
+                }
+                return Ok(None);
+            }
             Err(e) => return Err(Error::io("stat", path, e)),
         }
         end += 1;
     }
-    Ok(())
+    Ok(None)
 }
 
 /// How many times `publish` recreates a parent directory removed under it by a concurrent
@@ -769,15 +795,18 @@ impl Sink for LocalSink {
     async fn stat(&self, key: &str) -> Result<Option<ObjectInfo>, Error> {
         validate_key(key)?;
         let (root, key) = (self.shared.root.clone(), key.to_owned());
-        blocking("stat", &self.shared.root, move || stat_file(&root, &key)).await
+        let stat = move || stat_file(&root, &key, &mut Seen::default());
+        blocking("stat", &self.shared.root, stat).await
     }
 
     async fn stat_many(&self, keys: &[&str]) -> Vec<Result<Option<ObjectInfo>, Error>> {
         let (root, owned) = (self.shared.root.clone(), keys.iter().map(|k| k.to_string()));
         let owned: Vec<String> = owned.collect();
         let all = blocking("stat", &self.shared.root, move || {
-            let stat = |key: &String| validate_key(key).and_then(|()| stat_file(&root, key));
-            Ok(owned.iter().map(stat).collect())
+            let mut seen = Seen::reading();
+            let mut stat =
+                |key: &String| validate_key(key).and_then(|()| stat_file(&root, key, &mut seen));
+            Ok(owned.iter().map(&mut stat).collect())
         });
         all.await.unwrap_or_else(|e| {
             let reason = e.to_string();
@@ -1179,14 +1208,22 @@ fn rename_into_place(
     loop {
         attempt += 1;
         refuse_symlinks_seen(root, place.key, seen)?;
-        match create_dirs(parent, changed) {
-            Ok(()) => {}
-            Err(e) if absent(&e) && attempt < RENAME_ATTEMPTS => continue,
-            Err(e) => return Err(Error::io("create directory", parent, e)),
+        // A parent this round already found real (or created) is still there, unless a
+        // concurrent `delete` removed it: then the rename fails, and the retry trusts nothing.
+        if !seen.dirs.contains(parent) {
+            match create_dirs(parent, changed) {
+                Ok(()) => {}
+                Err(e) if absent(&e) && attempt < RENAME_ATTEMPTS => continue,
+                Err(e) => return Err(Error::io("create directory", parent, e)),
+            }
+            seen.dirs.insert(parent.to_path_buf());
         }
         match std::fs::rename(temp, target) {
             Ok(()) => return Ok(()),
-            Err(e) if absent(&e) && attempt < RENAME_ATTEMPTS && temp.exists() => continue,
+            Err(e) if absent(&e) && attempt < RENAME_ATTEMPTS && temp.exists() => {
+                seen.dirs.clear();
+                continue;
+            }
             Err(e) => return Err(Error::io("rename into place", target, e)),
         }
     }

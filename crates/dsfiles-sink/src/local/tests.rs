@@ -446,16 +446,17 @@ async fn direct_io_only_with_fsync_and_never_changes_the_bytes() {
     }
 }
 
-/// A group-commit round checks a directory for symlinks once and trusts it for the round's
-/// other files; a directory it has not found real, and every key's last component, are
-/// checked each time.
+/// A blocking call (a group-commit round, a `stat_many`) checks a directory for symlinks once
+/// and trusts it for its other keys; a directory it has not found real, and every key's last
+/// component, are checked each time; only a call that creates nothing trusts an absence.
 #[cfg(unix)]
 #[test]
-fn a_round_trusts_only_the_directories_it_found_real() {
+fn a_call_trusts_only_what_it_found() {
     let outside = tempfile::tempdir().expect("tempdir");
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     std::fs::create_dir_all(root.join("real/sub")).expect("mkdir");
+    std::fs::write(root.join("real/sub/a.pdf"), b"a").expect("write");
     std::os::unix::fs::symlink(outside.path(), root.join("linked")).expect("symlink");
     std::os::unix::fs::symlink(outside.path(), root.join("real/file.pdf")).expect("symlink");
     let refused = |key: &str, seen: &mut Seen| match refuse_symlinks_seen(root, key, seen) {
@@ -463,10 +464,14 @@ fn a_round_trusts_only_the_directories_it_found_real() {
         _ => None,
     };
     let mut seen = Seen::default();
-    refuse_symlinks_seen(root, "real/sub/a.pdf", &mut seen).expect("no symlink");
-    let found: HashSet<PathBuf> = seen.0.iter().cloned().collect();
+    let found = refuse_symlinks_seen(root, "real/sub/a.pdf", &mut seen).expect("no symlink");
+    assert_eq!(
+        found.map(|m| m.len()),
+        Some(1),
+        "the last component's metadata"
+    );
     let expected = HashSet::from([root.join("real"), root.join("real/sub")]);
-    assert_eq!(found, expected, "the directories found real");
+    assert_eq!(seen.dirs, expected, "the directories found real");
     assert_eq!(
         refused("linked/a.pdf", &mut seen).as_deref(),
         Some("linked")
@@ -477,13 +482,22 @@ fn a_round_trusts_only_the_directories_it_found_real() {
         "the last component is never trusted"
     );
     assert!(
-        !seen.0.contains(&root.join("linked")),
+        !seen.dirs.contains(&root.join("linked")),
         "a symlink is never seen"
     );
-    // Missing components end the check without being remembered.
-    refuse_symlinks_seen(root, "new/dir/a.pdf", &mut seen).expect("absent");
-    assert!(!seen.0.contains(&root.join("new")));
-    // A directory swapped for a symlink: a new round (a new `Seen`) refuses it.
+    // A commit's call does not trust absences: a symlink made since is refused.
+    let absent = refuse_symlinks_seen(root, "new/dir/a.pdf", &mut seen).expect("absent");
+    assert!(absent.is_none());
+    std::os::unix::fs::symlink(outside.path(), root.join("new")).expect("symlink");
+    assert_eq!(refused("new/b.pdf", &mut seen).as_deref(), Some("new"));
+    // A reading call trusts them: what it answers is "absent", as it was when it looked.
+    let mut reading = Seen::reading();
+    let absent = refuse_symlinks_seen(root, "gone/a.pdf", &mut reading).expect("absent");
+    assert!(absent.is_none());
+    std::os::unix::fs::symlink(outside.path(), root.join("gone")).expect("symlink");
+    let trusted = refuse_symlinks_seen(root, "gone/b.pdf", &mut reading).expect("trusted");
+    assert!(trusted.is_none());
+    // A directory swapped for a symlink: a new call (a new `Seen`) refuses it.
     std::fs::remove_dir_all(root.join("real")).expect("rm");
     std::os::unix::fs::symlink(outside.path(), root.join("real")).expect("symlink");
     assert_eq!(
