@@ -21,15 +21,15 @@
 
 mod error;
 mod key;
-
-/// Stats in flight at once in [`Sink::stat_many`]'s default.
-const STAT_CONCURRENCY: usize = 8;
 mod local;
 mod object;
 mod open;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tls;
+
+/// Stats in flight at once in [`Sink::stat_many`]'s default.
+const STAT_CONCURRENCY: usize = 8;
 
 use std::fmt;
 use std::ops::Range;

@@ -26,11 +26,12 @@
 //! ([`refuse_symlinks`]) before it uses the key's path, and fails with [`Error::Symlink`]: an
 //! upload at its commit, on its blocking thread, right before it creates parents and renames
 //! (until then it writes only under `.dsfiles/tmp/`, whose directories `open` and each new
-//! temp file check); reads open the last component with `O_NOFOLLOW` (Linux); listing never descends into a symlinked directory and lists no
-//! symlink. What remains is a race: a process that can write the destination can swap a
-//! checked directory for a symlink between the check and the call that uses the path.
-//! Closing it needs a walk with `openat(O_NOFOLLOW)` and `*at` calls, which this sink does
-//! not do; the check stops a symlink that is there before the operation starts.
+//! temp file check); reads open the last component with `O_NOFOLLOW` (Linux); listing never
+//! descends into a symlinked directory and lists no symlink. What remains is a race: a process
+//! that can write the destination can swap a checked directory for a symlink between the check
+//! and the call that uses the path. Closing it needs a walk with `openat(O_NOFOLLOW)` and `*at`
+//! calls, which this sink does not do; the check stops a symlink that is there before the
+//! operation starts.
 //!
 //! Conditional writes ([`Sink::put_if`], [`Sink::delete_if`], for the destination lease):
 //! a rename replaces whatever is at the target, so it cannot express "only if unchanged".
@@ -93,26 +94,24 @@ impl fmt::Debug for LocalSink {
 }
 
 impl LocalSink {
-    /// Opens the object at `key` for reading, with its metadata; `NotFound` when absent.
+    /// Opens the object at `key` for reading, with its metadata; `NotFound` when absent. One
+    /// trip to the blocking pool.
     async fn open_file(
         &self,
         key: &str,
     ) -> Result<(PathBuf, tokio::fs::File, std::fs::Metadata), Error> {
-        let path = self.path(key).await?;
-        let mut options = tokio::fs::OpenOptions::new();
-        options.read(true);
-        #[cfg(target_os = "linux")]
-        options.custom_flags(libc::O_NOFOLLOW);
-        let file = match options.open(&path).await {
-            Ok(file) => file,
-            Err(e) if absent(&e) => return Err(Error::NotFound { key: key.into() }),
-            Err(e) => return Err(Error::io("open", path, e)),
-        };
-        let metadata = file
-            .metadata()
-            .await
-            .map_err(|e| Error::io("stat", &path, e))?;
-        Ok((path, file, metadata))
+        validate_key(key)?;
+        let (root, owned) = (self.shared.root.clone(), key.to_owned());
+        let path = root.join(key);
+        let at = path.clone();
+        let opened = blocking("open", &self.shared.root, move || {
+            refuse_symlinks(&root, &owned)?;
+            open_nofollow(&at)
+        });
+        match opened.await? {
+            Some((file, metadata)) => Ok((path, tokio::fs::File::from_std(file), metadata)),
+            None => Err(Error::NotFound { key: key.into() }),
+        }
     }
 
     /// Opens (creating it if needed) the destination directory `root`, takes the lock file and
@@ -608,20 +607,13 @@ fn stat_file(root: &Path, key: &str, seen: &mut Seen) -> Result<Option<ObjectInf
     }))
 }
 
-/// The whole file at `path`, `None` when there is no file (a directory is none), the last
-/// component not followed if it is a symlink (Linux). Blocking.
+/// The whole file at `path`, `None` when there is no file (a directory is none), as
+/// [`open_nofollow`] opens it. Blocking.
 fn read_file(path: &Path) -> Result<Option<Vec<u8>>, Error> {
     use std::io::Read as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(target_os = "linux")]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
-    let mut file = match options.open(path) {
-        Ok(file) => file,
-        Err(e) if absent(&e) => return Ok(None),
-        Err(e) => return Err(Error::io("open", path, e)),
+    let Some((mut file, meta)) = open_nofollow(path)? else {
+        return Ok(None);
     };
-    let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
     if !meta.is_file() {
         return Ok(None);
     }
@@ -629,6 +621,22 @@ fn read_file(path: &Path) -> Result<Option<Vec<u8>>, Error> {
     file.read_to_end(&mut bytes)
         .map_err(|e| Error::io("read", path, e))?;
     Ok(Some(bytes))
+}
+
+/// `path` opened for reading with its metadata, `None` when absent; the last component not
+/// followed if it is a symlink (Linux). Blocking.
+fn open_nofollow(path: &Path) -> Result<Option<(std::fs::File, std::fs::Metadata)>, Error> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(target_os = "linux")]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    let file = match options.open(path) {
+        Ok(file) => file,
+        Err(e) if absent(&e) => return Ok(None),
+        Err(e) => return Err(Error::io("open", path, e)),
+    };
+    let meta = file.metadata().map_err(|e| Error::io("stat", path, e))?;
+    Ok(Some((file, meta)))
 }
 
 /// Fails with [`Error::Symlink`] when a component of `key` below `root` is a symbolic link.
