@@ -26,6 +26,7 @@ use futures::StreamExt as _;
 use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, RANGE, RETRY_AFTER};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use self::policy::{Blocked, HopRefusal, HostPolicy};
@@ -55,6 +56,57 @@ pub(crate) trait Refresh: Send + Sync {
 pub(crate) struct Dest<'a> {
     pub sink: &'a dyn Sink,
     pub key: &'a str,
+}
+
+/// Bodies of at most this many bytes give their download permit back while their upload
+/// commits ([`Slot`]).
+pub(crate) const LEND_UP_TO: u64 = 256 * 1024;
+
+/// One file's download permit, one of the run's `--jobs`: held while its bytes travel, and
+/// lent back while the upload of a small body ([`LEND_UP_TO`]) commits, so that the next file's
+/// download starts instead of waiting for a durability barrier.
+///
+/// Why only small bodies: committing is waiting — on local disk for a group-commit round
+/// (`dsfiles_sink::local`'s `group`), which makes every upload queued so far durable with one
+/// `syncfs`. With the permits held, a round covers at most `--jobs` files (about 8 per round in
+/// the bench); lent, the uploads of the downloads that go on meanwhile join the next round. What
+/// a committing upload holds without a permit is its own bytes, so lending below
+/// [`LEND_UP_TO`] costs at most that much per file awaiting a commit, which the caller bounds
+/// (`sync::publish`: twice `--jobs` files in flight). A large upload keeps its permit: it holds
+/// a write buffer, and on an object store a whole part.
+///
+/// A retry after the commit failed takes a permit again ([`Slot::hold`]) before it downloads.
+pub(crate) struct Slot {
+    permits: Arc<Semaphore>,
+    held: Option<OwnedSemaphorePermit>,
+}
+
+impl Slot {
+    pub(crate) fn new(permits: Arc<Semaphore>) -> Slot {
+        Slot {
+            permits,
+            held: None,
+        }
+    }
+
+    /// Takes a permit unless one is held; `false` once `cancel` fires first (or the
+    /// semaphore is closed).
+    pub(crate) async fn hold(&mut self, cancel: &CancellationToken) -> bool {
+        if self.held.is_none() {
+            self.held = tokio::select! {
+                () = cancel.cancelled() => None,
+                permit = Arc::clone(&self.permits).acquire_owned() => permit.ok(),
+            };
+        }
+        self.held.is_some()
+    }
+
+    /// Gives the permit back while an upload of `size` bytes commits, if it is small.
+    fn lend_for_commit(&mut self, size: u64) {
+        if size <= LEND_UP_TO {
+            self.held = None;
+        }
+    }
 }
 
 /// A published file.
@@ -405,10 +457,13 @@ impl Fetcher {
     ///
     /// The one retry loop: each attempt ends published, or with an error that decides what
     /// comes next (each budget is checked in the step it names).
+    ///
+    /// `slot`: the file's download permit, taken again before every attempt and lent back
+    /// while a small upload commits.
     pub(crate) async fn fetch(
         &self,
         mut record: FileRecord,
-        dest: Dest<'_>,
+        (dest, slot): (Dest<'_>, &mut Slot),
         refresh: &dyn Refresh,
         progress: &Progress,
         cancel: &CancellationToken,
@@ -421,7 +476,7 @@ impl Fetcher {
         };
         let mut budget = Budget::start();
         loop {
-            if cancel.is_cancelled() {
+            if cancel.is_cancelled() || !slot.hold(cancel).await {
                 return Err(FetchFailure::Cancelled);
             }
             budget.attempts += 1;
@@ -432,10 +487,13 @@ impl Fetcher {
             let error = match self.attempt(&record, &job).await {
                 Ok((upload, size, digests)) => {
                     match publishable(&record, size, &digests, &budget.seen) {
-                        Some(matches) => match upload.commit().await {
-                            Err(e) => AttemptError::Sink(e),
-                            Ok(()) => return Ok(fetched(record, size, digests, matches)),
-                        },
+                        Some(matches) => {
+                            slot.lend_for_commit(size);
+                            match upload.commit().await {
+                                Err(e) => AttemptError::Sink(e),
+                                Ok(()) => return Ok(fetched(record, size, digests, matches)),
+                            }
+                        }
                         None => {
                             abort(upload, job.dest.key).await;
                             self.mismatched(&mut record, size, digests, &mut budget, &job)

@@ -85,3 +85,34 @@ fn attempt_errors_are_classified_once() {
         "the body ended after 10 of 20 bytes"
     );
 }
+
+#[tokio::test]
+async fn a_slot_lends_its_permit_only_while_a_small_upload_commits() {
+    let permits = Arc::new(Semaphore::new(1));
+    let cancel = CancellationToken::new();
+    let mut slot = Slot::new(Arc::clone(&permits));
+    assert!(slot.hold(&cancel).await);
+    assert_eq!(permits.available_permits(), 0);
+    // Held: holding again takes nothing more.
+    assert!(slot.hold(&cancel).await);
+    // A large body keeps its permit through its commit.
+    slot.lend_for_commit(LEND_UP_TO + 1);
+    assert_eq!(permits.available_permits(), 0);
+    // A small one gives it back: the next file's download may start meanwhile.
+    slot.lend_for_commit(LEND_UP_TO);
+    assert_eq!(permits.available_permits(), 1);
+    let mut next = Slot::new(Arc::clone(&permits));
+    assert!(next.hold(&cancel).await);
+    // A retry after a failed commit waits for a permit again…
+    let waited = tokio::time::timeout(Duration::from_millis(50), slot.hold(&cancel)).await;
+    assert!(waited.is_err(), "took a permit that another download holds");
+    // …gets the next one given back…
+    drop(next);
+    assert!(slot.hold(&cancel).await);
+    assert_eq!(permits.available_permits(), 0);
+    // …and gives up when the run is cancelled first.
+    slot.lend_for_commit(0);
+    let _taken = Arc::clone(&permits).acquire_owned().await.expect("permit");
+    cancel.cancel();
+    assert!(!slot.hold(&cancel).await);
+}

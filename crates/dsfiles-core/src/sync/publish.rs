@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use super::layout::Naming;
 use super::tally::Tally;
 use crate::extract::{self, DossierContext, FileRecord, KeyAllocator, RelKey};
-use crate::fetch::{self, Dest, FetchFailure, Fetched, Fetcher, Refresh};
+use crate::fetch::{self, Dest, FetchFailure, Fetched, Fetcher, Refresh, Slot};
 use crate::hash::Hasher;
 use crate::plan::Download;
 use crate::removal::{self, Verdict};
@@ -70,8 +70,13 @@ pub(super) struct Publisher {
     /// The run's one allocator when the layout lets dossiers' keys meet; `None` when it keeps
     /// them apart ([`extract::DossierDir`]): then each dossier gets its own ([`Keys`]).
     shared_keys: Option<Keys>,
-    /// One permit per concurrent download, across dossiers.
+    /// One permit per concurrent download, across dossiers (`--jobs`), lent back while a small
+    /// upload commits ([`Slot`]).
     downloads: Arc<Semaphore>,
+    /// One permit per file between its download's start and its commit's end: twice the
+    /// download permits, so that as many small uploads as there are downloads can await a
+    /// commit ([`Slot`]).
+    in_flight: Arc<Semaphore>,
     /// Set once the démarche's staging marker is known to exist (written before the first
     /// staged file).
     staging_marker: OnceCell<()>,
@@ -129,6 +134,7 @@ impl Publisher {
             cancel: setup.cancel,
             shared_keys: (!naming.keeps_dossiers_apart(opts.demarche)).then(Keys::default),
             downloads: Arc::new(Semaphore::new(opts.jobs)),
+            in_flight: Arc::new(Semaphore::new(2 * opts.jobs)),
             staging_marker,
         })
     }
@@ -164,9 +170,9 @@ impl Publisher {
         free.map(|(key, _)| key.clone()).collect()
     }
 
-    /// Publishes one planned file once one of the run's download permits is free (held for
-    /// the download); `Cancelled` if the run is cancelled first. `free`: keys known free
-    /// ([`Publisher::free_keys`]).
+    /// Publishes one planned file once it has a place among the files in flight and one of the
+    /// run's download permits (lent back while a small upload commits: [`Slot`]); `Cancelled`
+    /// if the run is cancelled first. `free`: keys known free ([`Publisher::free_keys`]).
     pub async fn publish(
         &self,
         d: Download,
@@ -174,14 +180,18 @@ impl Publisher {
         context: Option<&DossierContext>,
         (keys, free): (&Keys, &HashSet<RelKey>),
     ) -> Settled {
-        let permit = tokio::select! {
+        let in_flight = tokio::select! {
             () = self.cancel.cancelled() => return Settled::Cancelled,
-            permit = Arc::clone(&self.downloads).acquire_owned() => permit,
+            permit = Arc::clone(&self.in_flight).acquire_owned() => permit,
         };
-        match permit {
-            Ok(_permit) => self.download(d, refresher, context, (keys, free)).await,
-            Err(_) => Settled::Cancelled,
+        let Ok(_in_flight) = in_flight else {
+            return Settled::Cancelled;
+        };
+        let mut slot = Slot::new(Arc::clone(&self.downloads));
+        if !slot.hold(&self.cancel).await {
+            return Settled::Cancelled;
         }
+        (self.download(d, &mut slot, refresher, context, (keys, free))).await
     }
 
     /// Downloads one planned file and returns its manifest entry.
@@ -194,6 +204,7 @@ impl Publisher {
     async fn download(
         &self,
         mut d: Download,
+        slot: &mut Slot,
         refresher: &dyn Refresh,
         context: Option<&DossierContext>,
         (keys, free): (&Keys, &HashSet<RelKey>),
@@ -201,7 +212,11 @@ impl Publisher {
         let file_id = d.record.file_id();
         let key = match &d.key {
             Some(key) => key.clone(),
-            None => return self.download_staged(d, refresher, context, keys).await,
+            None => {
+                return self
+                    .download_staged(d, slot, refresher, context, keys)
+                    .await;
+            }
         };
         if let Some(previous) = d.previous.as_ref().filter(|_| !d.new_key) {
             // Replacing in place: only an object dsfiles stored (else the key is taken, the
@@ -211,13 +226,19 @@ impl Publisher {
             {
                 tracing::warn!(key = key.as_str(), file_id, "not replaced: {why}");
                 d.previous = None;
-                return self.download_staged(d, refresher, context, keys).await;
+                return self
+                    .download_staged(d, slot, refresher, context, keys)
+                    .await;
             }
         }
         if d.new_key && !free.contains(&key) {
             match self.sink.stat(key.as_str()).await {
                 Ok(None) => {}
-                Ok(Some(_)) => return self.download_staged(d, refresher, context, keys).await,
+                Ok(Some(_)) => {
+                    return self
+                        .download_staged(d, slot, refresher, context, keys)
+                        .await;
+                }
                 Err(e) => {
                     return Settled::Failed {
                         reason: format!(
@@ -234,11 +255,7 @@ impl Publisher {
             sink: self.sink.as_ref(),
             key: key.as_str(),
         };
-        match self
-            .fetcher
-            .fetch(d.record, dest, refresher, &self.progress, &self.cancel)
-            .await
-        {
+        match self.fetch(d.record, (dest, slot), refresher).await {
             Ok(fetched) => {
                 let detail = fetched.detail.clone();
                 Settled::Stored(entry(&file_id, key.as_str(), fetched), detail)
@@ -252,6 +269,18 @@ impl Publisher {
         }
     }
 
+    /// [`Fetcher::fetch`] of `record` into `dest`, with the run's progress and cancellation.
+    async fn fetch(
+        &self,
+        record: FileRecord,
+        to: (Dest<'_>, &mut Slot),
+        refresher: &dyn Refresh,
+    ) -> Result<Fetched, FetchFailure> {
+        (self.fetcher)
+            .fetch(record, to, refresher, &self.progress, &self.cancel)
+            .await
+    }
+
     /// Downloads into a staging key, then copies to the final key (checking the SHA-256 again
     /// on the way) and removes the staged copy. Used when the key is known only after the
     /// download: layouts with `{sha256}` (the key is rendered with it), and a new key already
@@ -260,6 +289,7 @@ impl Publisher {
     async fn download_staged(
         &self,
         d: Download,
+        slot: &mut Slot,
         refresher: &dyn Refresh,
         context: Option<&DossierContext>,
         keys: &Keys,
@@ -288,11 +318,7 @@ impl Publisher {
             sink: self.sink.as_ref(),
             key: &staging,
         };
-        let fetched = match self
-            .fetcher
-            .fetch(d.record, dest, refresher, &self.progress, &self.cancel)
-            .await
-        {
+        let fetched = match self.fetch(d.record, (dest, slot), refresher).await {
             Ok(fetched) => fetched,
             Err(FetchFailure::Cancelled) => return Settled::Cancelled,
             Err(FetchFailure::Failed { reason, code }) => return failed(reason, code),

@@ -1,6 +1,7 @@
 //! Integration tests of the core pipeline against the DS simulator and a local sink.
 
 mod backends;
+mod commits;
 mod data;
 mod destination;
 mod ds_export;
