@@ -12,6 +12,8 @@
 //! - [`wire`] holds every persisted or streamed format (manifest shards, sync point, report,
 //!   events), versioned.
 //! - Planning (what to download) is a pure function of the dossier's records and its shard.
+//! - `keystore`: the keys of a run whose layout lets dossiers meet, held in SQLite on a
+//!   temporary file rather than on the heap.
 //! - [`lease`]: one writer per démarche and destination at a time, with a lease kept in the
 //!   destination and renewed while the run writes.
 //! - Downloads never send credentials: file URLs are signed, on another host than the API.
@@ -20,6 +22,7 @@ mod error;
 mod fetch;
 pub mod hash;
 pub mod index;
+mod keystore;
 pub mod lease;
 mod list;
 mod options;

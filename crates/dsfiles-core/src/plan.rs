@@ -23,7 +23,7 @@
 //! occupied in the destination), again after its download in `sync/publish.rs`, by comparing
 //! SHA-256 and size with what sits at the key (that module's doc has the rule).
 
-use dsfiles_extract::{DossierContext, FileRecord, KeyAllocator, Layout, RelKey};
+use dsfiles_extract::{DossierContext, Error, FileRecord, KeyAllocator, Layout, RelKey};
 
 use crate::wire::{FileStatus, Shard, ShardFile};
 
@@ -109,25 +109,45 @@ pub(crate) fn good_status(record: &FileRecord) -> FileStatus {
     }
 }
 
-/// Seeds `keys` with the keys held by `shard` (so that new files never take them).
-pub(crate) fn hold_shard_keys(shard: &Shard, keys: &mut KeyAllocator) -> Vec<String> {
+/// Seeds `keys` with the keys held by `shard` (so that new files never take them). An entry
+/// whose key cannot be held is a warning; a failed key store fails the whole.
+pub(crate) fn hold_shard_keys(
+    shard: &Shard,
+    keys: &mut KeyAllocator,
+) -> Result<Vec<String>, Error> {
     let mut warnings = Vec::new();
     for entry in &shard.files {
         let held =
             RelKey::parse(&entry.key).and_then(|key| keys.insert_existing(&entry.file_id, key));
-        if let Err(e) = held {
-            warnings.push(format!(
+        match held {
+            Ok(()) => {}
+            Err(e @ Error::KeyStore { .. }) => return Err(e),
+            Err(e) => warnings.push(format!(
                 "dossier `{}`: manifest entry `{}`: {e}",
                 shard.dossier, entry.file_id
-            ));
+            )),
         }
     }
-    warnings
+    Ok(warnings)
+}
+
+/// Keeps `old` reserved for `file_id`'s previous object until the new one is published. A
+/// conflict is left alone (another file already holds that key); a failed store is not.
+fn hold_superseded(keys: &mut KeyAllocator, file_id: &str, old: RelKey) -> Result<(), Error> {
+    match keys.insert_existing(&format!("{file_id}#superseded"), old) {
+        Err(e @ Error::KeyStore { .. }) => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Plans one dossier. `keys` must already hold the shard's keys ([`hold_shard_keys`]) and the
-/// keys reserved earlier in the run; the keys of planned downloads are reserved in it.
-pub(crate) fn plan(input: PlanInput<'_>, layout: &Layout, keys: &mut KeyAllocator) -> DossierPlan {
+/// keys reserved earlier in the run; the keys of planned downloads are reserved in it. Fails
+/// only when the key store does.
+pub(crate) fn plan(
+    input: PlanInput<'_>,
+    layout: &Layout,
+    keys: &mut KeyAllocator,
+) -> Result<DossierPlan, Error> {
     let mut actions = Vec::with_capacity(input.records.len());
     let mut warnings = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -157,10 +177,10 @@ pub(crate) fn plan(input: PlanInput<'_>, layout: &Layout, keys: &mut KeyAllocato
         if let Some(entry) = &entry
             && let Some(kept) = kept_action(&record, entry, same_update)
         {
-            actions.push(moved(kept, &record, layout, input.context, keys));
+            actions.push(moved(kept, &record, layout, input.context, keys)?);
             continue;
         }
-        actions.push(download(record, entry, (layout, input.context), keys));
+        actions.push(download(record, entry, (layout, input.context), keys)?);
     }
 
     let removed = input
@@ -178,11 +198,11 @@ pub(crate) fn plan(input: PlanInput<'_>, layout: &Layout, keys: &mut KeyAllocato
         })
         .unwrap_or_default();
 
-    DossierPlan {
+    Ok(DossierPlan {
         actions,
         removed,
         warnings,
-    }
+    })
 }
 
 /// The download of `record` (whose manifest entry is `entry`): its key rendered and reserved
@@ -193,33 +213,32 @@ fn download(
     entry: Option<ShardFile>,
     (layout, context): (&Layout, Option<&DossierContext>),
     keys: &mut KeyAllocator,
-) -> Action {
+) -> Result<Action, Error> {
     let file_id = record.file_id();
     let key = if layout.needs_sha256() {
         None
     } else {
         let rendered = layout.render_in(&record, None, context);
-        Some(keys.allocate(&file_id, &rendered))
+        Some(keys.allocate(&file_id, &rendered)?)
     };
     if let (Some(key), Some(entry)) = (&key, &entry)
         && key.as_str() != entry.key
         && let Ok(old) = RelKey::parse(&entry.key)
     {
-        // The old object stays until the new one is published: keep it reserved.
-        let _ = keys.insert_existing(&format!("{file_id}#superseded"), old);
+        hold_superseded(keys, &file_id, old)?;
     }
     let new_key = match (&key, &entry) {
         (Some(key), Some(entry)) => key.as_str() != entry.key,
         _ => true,
     };
     let status = good_status(&record);
-    Action::Download(Download {
+    Ok(Action::Download(Download {
         record,
         key,
         previous: entry,
         new_key,
         status,
-    })
+    }))
 }
 
 /// The action for a stored file that needs no download (`Unchanged` or `Update`), if so.
@@ -256,27 +275,26 @@ fn moved(
     layout: &Layout,
     context: Option<&DossierContext>,
     keys: &mut KeyAllocator,
-) -> Action {
+) -> Result<Action, Error> {
     let entry = match &action {
         Action::Unchanged { entry } | Action::Update { entry } => entry,
-        _ => return action,
+        _ => return Ok(action),
     };
     if !layout.needs_context() || layout.needs_sha256() {
-        return action;
+        return Ok(action);
     }
     let rendered = layout.render_in(record, None, context);
-    let to = keys.allocate(&entry.file_id, &rendered);
+    let to = keys.allocate(&entry.file_id, &rendered)?;
     if to.as_str() == entry.key {
-        return action;
+        return Ok(action);
     }
     if let Ok(old) = RelKey::parse(&entry.key) {
-        let _ = keys.insert_existing(&format!("{}#superseded", entry.file_id), old);
+        hold_superseded(keys, &entry.file_id, old)?;
     }
-    let entry = match action {
-        Action::Unchanged { entry } | Action::Update { entry } => entry,
-        _ => return action,
-    };
-    Action::Move { entry, to }
+    Ok(match action {
+        Action::Unchanged { entry } | Action::Update { entry } => Action::Move { entry, to },
+        _ => action,
+    })
 }
 
 #[cfg(test)]

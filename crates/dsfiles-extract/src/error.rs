@@ -63,4 +63,8 @@ pub enum Error {
     /// A string given as a relative key is not one [`crate::Layout::render`] could produce.
     #[error("invalid relative key `{key}`: {reason}")]
     InvalidKey { key: String, reason: String },
+
+    /// Where a [`crate::KeyAllocator`] holds its keys failed (e.g. a full disk).
+    #[error("the key store failed: {reason}")]
+    KeyStore { reason: String },
 }

@@ -659,6 +659,11 @@ impl RelKey {
         ))
     }
 
+    /// A key that was a [`RelKey`] before (allocator internals: what a key store returns).
+    pub(crate) fn trusted(key: String) -> RelKey {
+        RelKey(key)
+    }
+
     /// Builds a key from components that are already sanitized (allocator internals).
     pub(crate) fn from_sanitized_components(components: &[String]) -> RelKey {
         RelKey(components.join("/"))

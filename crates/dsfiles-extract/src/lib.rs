@@ -23,7 +23,7 @@ mod naming;
 mod record;
 mod sanitize;
 
-pub use alloc::KeyAllocator;
+pub use alloc::{KeyAllocator, KeyStore, MemoryStore, StoreError};
 pub use context::{
     Applicant, AvisInfo, ChampValue, Decision, DemarcheInfo, DossierContext, DossierInfo, Groupe,
     MessageInfo, Row, context,

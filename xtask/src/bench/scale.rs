@@ -2,7 +2,9 @@
 //! on one large démarche of the simulator (the shipped `dsfiles-sim` binary,
 //! [`ds::SimProcess`]): `N` dossiers (default 100,000) of 8–12 files of at most 512 bytes,
 //! about 1M files, 3% of them pending a virus scan. Into local disk: the first sync, a no-op
-//! `--since auto` run, a no-op `--full` run and `verify`; then `list`. Then the same four runs
+//! `--since auto` run, a no-op `--full` run and `verify`; the first sync of a layout whose
+//! dossiers meet (`--layout {label}/{filename}`: one key allocator for the whole run, into a
+//! directory of its own); then `list`. Then the same four runs
 //! into an S3 endpoint (s3s-fs in this process), on a démarche of the same shape with
 //! `--s3-dossiers` dossiers (default [`DEFAULT_S3_DOSSIERS`]): s3s-fs walks its whole bucket
 //! for every listing page, so at a million objects it would measure itself. Each run is timed
@@ -118,6 +120,18 @@ pub fn run(
     Ok(())
 }
 
+/// Where one sync writes, and its name in the table and the logs.
+struct Target<'a> {
+    label: &'static str,
+    log: String,
+    dest: &'a str,
+    env: &'a [(String, String)],
+}
+
+/// A layout whose dossiers meet: every file of every dossier under its champ's label.
+const SHARED_KEYS_LAYOUT: &str = "{label}/{filename}";
+const SHARED_KEYS_LABEL: &str = "local, `--layout {label}/{filename}`";
+
 struct Runner<'a> {
     dir: &'a Path,
     dsfiles: &'a Path,
@@ -136,16 +150,20 @@ impl Runner<'_> {
         sims: &ds::Ds,
     ) -> anyhow::Result<(Vec<Row>, Demarches)> {
         let local = self.dir.join("local");
+        let shared_keys = self.dir.join("local-shared-keys");
         let mut removed = None;
-        if local.exists() {
-            fs::remove_dir_all(&local)
-                .with_context(|| format!("cannot empty `{}`", local.display()))?;
-            removed = Some(std::time::Instant::now());
+        for dir in [&local, &shared_keys] {
+            if dir.exists() {
+                fs::remove_dir_all(dir)
+                    .with_context(|| format!("cannot empty `{}`", dir.display()))?;
+                removed = Some(std::time::Instant::now());
+            }
         }
         let (simulator, main) = self.simulator("main", opts.dossiers)?;
         // The last run's million files were just deleted: see `AFTER_REMOVAL`.
         super::settle_after(removed);
         let mut rows = self.destination("local", &local.display().to_string(), &main, &[])?;
+        rows.push(self.shared_keys(&shared_keys, &main)?);
         rows.push(self.list(&main)?);
         drop(simulator);
         let Some(dossiers) = opts.object_store else {
@@ -194,45 +212,77 @@ impl Runner<'_> {
         } else {
             "local"
         };
-        let mut rows = Vec::new();
         let runs = [
             ("first sync", "first", "auto"),
             ("no-op --since auto", "auto", "auto"),
             ("no-op --full", "full", "full"),
         ];
+        let mut rows = Vec::new();
         for (run, short, since) in runs {
-            let log = format!("{name}-{short}");
-            let summary_path = self.log(&format!("{log}.summary")).with_extension("json");
-            let mut env = demarche.env();
-            env.extend(dest_env.iter().cloned());
-            let extra = ["--since", since, "--requests-per-minute", "0"];
-            let cmd = tools::dsfiles(
-                self.dsfiles,
-                demarche.number,
+            let target = Target {
+                label,
+                log: format!("{name}-{short}"),
                 dest,
-                &summary_path,
-                env,
-                &extra,
-            );
-            let sample = timed(&cmd, &self.log(&log))?;
-            let calls = sync_calls(&summary(&summary_path)?, &summary_path)?;
-            say(format!(
-                "scale {label}, {run}: {:.1} s, {} MiB",
-                sample.wall_secs,
-                sample.peak_rss_kib / 1024
-            ));
-            let files = demarche.files as u64;
-            rows.push(Row {
-                dest: label,
-                run,
-                command: cmd.display(),
-                sample,
-                files,
-                calls: Some(calls),
-            });
+                env: dest_env,
+            };
+            rows.push(self.sync(&target, (run, since), demarche, &[])?);
         }
         rows.push(self.verify(label, name, dest, dest_env)?);
         Ok(rows)
+    }
+
+    /// The first sync of a layout whose dossiers meet ([`SHARED_KEYS_LAYOUT`]): one key
+    /// allocator for the whole run, its keys in SQLite (dsfiles-core's `keystore.rs`).
+    fn shared_keys(&self, dest: &Path, demarche: &ds::Demarche) -> anyhow::Result<Row> {
+        let target = Target {
+            label: SHARED_KEYS_LABEL,
+            log: "local-shared-keys-first".to_owned(),
+            dest: &dest.display().to_string(),
+            env: &[],
+        };
+        let layout = ["--layout", SHARED_KEYS_LAYOUT];
+        self.sync(&target, ("first sync", "auto"), demarche, &layout)
+    }
+
+    /// One `dsfiles sync` of `demarche` into `target`, `--since since`.
+    fn sync(
+        &self,
+        target: &Target<'_>,
+        (run, since): (&'static str, &str),
+        demarche: &ds::Demarche,
+        args: &[&str],
+    ) -> anyhow::Result<Row> {
+        let summary_path = self
+            .log(&format!("{}.summary", target.log))
+            .with_extension("json");
+        let mut env = demarche.env();
+        env.extend(target.env.iter().cloned());
+        let mut extra = vec!["--since", since, "--requests-per-minute", "0"];
+        extra.extend(args);
+        let cmd = tools::dsfiles(
+            self.dsfiles,
+            demarche.number,
+            target.dest,
+            &summary_path,
+            env,
+            &extra,
+        );
+        let sample = timed(&cmd, &self.log(&target.log))?;
+        let calls = sync_calls(&summary(&summary_path)?, &summary_path)?;
+        say(format!(
+            "scale {}, {run}: {:.1} s, {} MiB",
+            target.label,
+            sample.wall_secs,
+            sample.peak_rss_kib / 1024
+        ));
+        Ok(Row {
+            dest: target.label,
+            run,
+            command: cmd.display(),
+            sample,
+            files: demarche.files as u64,
+            calls: Some(calls),
+        })
     }
 
     /// `dsfiles verify` of `dest`, which must find every file intact.
@@ -368,7 +418,10 @@ fn render(opts: &ScaleOptions, (demarche, s3): &Demarches, rows: &[Row]) -> Stri
          files the run went through (stored, or found unchanged); CPU is user + system time of \
          the dsfiles process; API calls are the run's own count (listing + recheck + URL refresh + \
          deleted dossiers); state objects are the manifest reads the run asked of the destination \
-         (shards, found or not + segments, each segment the copy of up to 1,000 shards).\n",
+         (shards, found or not + segments, each segment the copy of up to 1,000 shards). The \
+         `--layout {{label}}/{{filename}}` row syncs into a directory of its own with a layout whose \
+         dossiers meet, so that one key allocator holds every key of the run (in SQLite: \
+         docs/architecture.md, \"What a run holds\").\n",
         opts.dossiers,
         demarche.files,
         demarche.bytes as f64 / 1e6,

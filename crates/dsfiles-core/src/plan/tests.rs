@@ -97,7 +97,7 @@ fn check(case: Case<'_>, expected: &[&str]) {
             .unwrap();
     }
     if let Some(shard) = &case.shard {
-        assert!(hold_shard_keys(shard, &mut keys).is_empty());
+        assert!(hold_shard_keys(shard, &mut keys).unwrap().is_empty());
     }
     let plan = plan(
         PlanInput {
@@ -109,7 +109,8 @@ fn check(case: Case<'_>, expected: &[&str]) {
         },
         &layout,
         &mut keys,
-    );
+    )
+    .unwrap();
     let mut got: Vec<String> = plan
         .actions
         .iter()

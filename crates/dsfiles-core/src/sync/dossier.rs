@@ -36,7 +36,9 @@ pub(super) async fn process(
     let Some((read, records)) = read(&run, (number, access), &dossier, &mut out).await else {
         return out;
     };
-    let files = settle_files(&run, &read, records, &mut out).await;
+    let Some(files) = settle_files(&run, &read, records, &mut out).await else {
+        return out;
+    };
     finish(&run, read, files, &mut out).await;
     out
 }
@@ -103,13 +105,13 @@ struct Files {
 }
 
 /// Plans the dossier's `records` against its shard, publishes the downloads and moves, and
-/// prunes what DS removed.
+/// prunes what DS removed; `None` when it cannot be planned (`out` says why).
 async fn settle_files(
     run: &Run,
     read: &Read<'_>,
     records: Vec<FileRecord>,
     out: &mut DossierOutcome,
-) -> Files {
+) -> Option<Files> {
     let number = out.dossier;
     let context = read.context.as_ref().ok();
     let planning = Planning {
@@ -120,7 +122,9 @@ async fn settle_files(
     let keys = run.publisher.dossier_keys();
     let data_key =
         (run.naming.data_layout.as_ref()).map(|l| l.render(run.opts.demarche, number, &read.state));
-    let (planned, data_key) = plan((run, &keys), records, planning, data_key, out);
+    let (planned, data_key) = plan((run, &keys), records, planning, data_key, out)
+        .map_err(|e| out.fail(format!("dossier `{number}` cannot be planned: {e}")))
+        .ok()?;
     for warning in &planned.warnings {
         tracing::warn!(dossier = number, "{warning}");
     }
@@ -142,11 +146,11 @@ async fn settle_files(
         }
     }
     files.sort_by(|a, b| a.file_id.cmp(&b.file_id));
-    Files {
+    Some(Files {
         entries: files,
         incomplete,
         data_key,
-    }
+    })
 }
 
 /// Builds the dossier's new shard, writes its dossier.json, decides whether it is checked
@@ -258,7 +262,7 @@ fn plan(
     planning: Planning<'_>,
     data_key: Option<RelKey>,
     out: &mut DossierOutcome,
-) -> (DossierPlan, Option<RelKey>) {
+) -> Result<(DossierPlan, Option<RelKey>), extract::Error> {
     let Planning {
         old,
         updated_at,
@@ -268,7 +272,7 @@ fn plan(
         if let Some(shard) = old {
             out.tally
                 .warnings
-                .extend(plan::hold_shard_keys(shard, keys));
+                .extend(plan::hold_shard_keys(shard, keys)?);
         }
         let data_key = data_key.filter(|key| match data::reserve(keys, out.dossier, key) {
             Ok(()) => true,
@@ -284,7 +288,7 @@ fn plan(
             allow_unscanned: run.opts.allow_unscanned,
             context,
         };
-        (plan::plan(input, &run.naming.layout, keys), data_key)
+        Ok((plan::plan(input, &run.naming.layout, keys)?, data_key))
     })
 }
 

@@ -16,7 +16,8 @@
 //! ([`extract::DossierDir`]: every key of dossier `n` lies in a directory no other dossier's key
 //! can reach), each dossier plans in an allocator of its own, dropped with the dossier: the run
 //! holds no key of the démarche, and its memory does not grow with it. Otherwise the dossiers
-//! share the run's allocator, which holds every key of the dossiers seen so far. Either way the
+//! share the run's allocator, which holds every key of the dossiers seen so far — on disk
+//! ([`DiskStore`], `keystore.rs`), so that it is not the heap that grows. Either way the
 //! destination stays the arbiter for what no allocator holds (objects of dossiers not read this
 //! run, foreign objects, keys left by a layout used before): a new key that is occupied is
 //! staged and decided by its content, as above.
@@ -37,12 +38,19 @@ use super::tally::Tally;
 use crate::extract::{self, DossierContext, FileRecord, KeyAllocator, RelKey};
 use crate::fetch::{self, Dest, FetchFailure, Fetched, Fetcher, Refresh, Slot};
 use crate::hash::Hasher;
+use crate::keystore::DiskStore;
 use crate::plan::Download;
 use crate::removal::{self, Verdict};
 use crate::sink::{ObjectMeta, Sink};
 use crate::state;
 use crate::wire::{ShardFile, staging_marker, staging_prefix};
 use crate::{Progress, ds};
+
+/// The occupied keys one file may step over before it fails: enough for an incremental run
+/// under a layout whose dossiers meet, where the first new `scan.pdf` of a label finds every
+/// earlier run's `scan (n).pdf` (their dossiers not read this run); finite, so that a
+/// destination that calls every key occupied cannot hold a file forever.
+const MAX_OCCUPIED: usize = 100_000;
 
 /// How long a refreshed dossier's records are reused by other files of the same dossier.
 const REFRESH_TTL: Duration = Duration::from_secs(30);
@@ -99,6 +107,19 @@ pub(super) struct Setup {
 pub(super) struct Keys(Arc<Mutex<KeyAllocator>>);
 
 impl Keys {
+    /// The run's allocator, its keys on disk ([`DiskStore`]): a run-level failure when the
+    /// store cannot be opened.
+    fn on_disk() -> Result<Keys, crate::Error> {
+        let store = DiskStore::open().map_err(|e| crate::Error::Internal {
+            what: "the run's key store",
+            reason: format!(
+                "cannot open a temporary SQLite database (SQLITE_TMPDIR or TMPDIR says where): {e}"
+            ),
+        })?;
+        let keys = KeyAllocator::with_store(Box::new(store));
+        Ok(Keys(Arc::new(Mutex::new(keys))))
+    }
+
     /// Runs `f` with the allocator locked.
     pub fn with<T>(&self, f: impl FnOnce(&mut KeyAllocator) -> T) -> T {
         let mut keys = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -132,7 +153,9 @@ impl Publisher {
             run_id: setup.run_id,
             progress: setup.progress,
             cancel: setup.cancel,
-            shared_keys: (!naming.keeps_dossiers_apart(opts.demarche)).then(Keys::default),
+            shared_keys: (!naming.keeps_dossiers_apart(opts.demarche))
+                .then(Keys::on_disk)
+                .transpose()?,
             downloads: Arc::new(Semaphore::new(opts.jobs)),
             in_flight: Arc::new(Semaphore::new(2 * opts.jobs)),
             staging_marker,
@@ -323,20 +346,22 @@ impl Publisher {
             Err(FetchFailure::Cancelled) => return Settled::Cancelled,
             Err(FetchFailure::Failed { reason, code }) => return failed(reason, code),
         };
-        let (base, key) = planned.unwrap_or_else(|| {
-            let base = (self.layout).render_in(&fetched.record, Some(&fetched.sha256), context);
-            let key = keys.with(|keys| keys.allocate(&file_id, &base));
-            (base, key)
-        });
-        let published = self
-            .publish_staged(
-                &staging,
-                (&file_id, keys),
-                (&base, &key),
-                d.previous.as_ref(),
-                &fetched,
-            )
-            .await;
+        let decided = planned.map_or_else(
+            || {
+                let base = (self.layout).render_in(&fetched.record, Some(&fetched.sha256), context);
+                let key = keys.with(|keys| keys.allocate(&file_id, &base));
+                key.map(|key| (base, key))
+            },
+            Ok,
+        );
+        let published = match &decided {
+            Ok((base, key)) => {
+                let previous = d.previous.as_ref();
+                (self.publish_staged(&staging, (&file_id, keys), (base, key), previous, &fetched))
+                    .await
+            }
+            Err(e) => Err(format!("cannot decide its key: {e}")),
+        };
         if let Err(e) = self.sink.delete(&staging).await {
             tracing::warn!(key = staging, "cannot remove a staged file: {e}");
         }
@@ -346,7 +371,7 @@ impl Publisher {
                 Settled::Stored(entry(&file_id, key.as_str(), fetched), detail)
             }
             Err(reason) => Settled::Failed {
-                key: key.into_string(),
+                key: decided.map_or(failed_key, |(_, key)| key.into_string()),
                 reason,
                 code: None,
             },
@@ -484,7 +509,9 @@ impl Publisher {
     /// size and SHA-256 as `fetched`) is this file, published by a run killed before it wrote
     /// the shard, and is replaced by the same bytes. The test is the same on every backend and
     /// reads the object's content: attributes such as a stored MD5 only repeat what DS
-    /// announced, which can be wrong.
+    /// announced, which can be wrong. Occupied keys found here stay reserved for the run, and
+    /// the allocator's numbering goes on from the last one: over a run, each object of a
+    /// crowded name is looked at about once, however many new files want that name.
     async fn free_key(
         &self,
         (file_id, keys): (&str, &Keys),
@@ -492,7 +519,7 @@ impl Publisher {
         mut key: RelKey,
         fetched: &Fetched,
     ) -> Result<RelKey, String> {
-        for _ in 0..1000 {
+        for _ in 0..MAX_OCCUPIED {
             let info = self.sink.stat(key.as_str()).await.map_err(|e| {
                 format!(
                     "cannot check `{key}` before writing it: {}",
@@ -517,13 +544,13 @@ impl Publisher {
                 file_id,
                 "the key is taken by another object: numbering"
             );
-            key = keys.with(|keys| {
-                keys.release(file_id);
-                match keys.insert_existing(&format!("foreign:{key}"), key.clone()) {
-                    Ok(()) => Ok(keys.allocate(file_id, base)),
-                    Err(e) => Err(format!("cannot reserve `{key}`: {e}")),
-                }
-            })?;
+            key = keys
+                .with(|keys| {
+                    keys.release(file_id)?;
+                    keys.insert_existing(&format!("foreign:{key}"), key.clone())?;
+                    keys.allocate(file_id, base)
+                })
+                .map_err(|e| format!("cannot reserve `{key}` for another object: {e}"))?;
         }
         Err(format!("no free key found near `{base}`"))
     }

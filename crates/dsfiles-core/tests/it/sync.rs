@@ -413,6 +413,38 @@ async fn a_foreign_object_is_never_overwritten() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An incremental run under a layout whose dossiers meet finds a new file's name held by
+/// files of dossiers it does not read: it steps over all of them, more than a thousand here.
+#[tokio::test]
+async fn a_new_file_steps_over_every_occupied_variant_of_its_name() -> anyhow::Result<()> {
+    let env = env(SimConfig::default()).await?;
+    env.sync(env.options()).await?;
+    let shards = env.shards().await?;
+    let Some(taken) = (shards.values()).find_map(|s| s.files.first().map(|f| f.key.clone())) else {
+        anyhow::bail!("no file stored")
+    };
+    let fresh = crate::support::env(SimConfig::default()).await?;
+    let (dir, name) = taken.rsplit_once('/').unwrap_or(("", &taken));
+    let (stem, ext) = name
+        .rsplit_once('.')
+        .map_or((name, String::new()), |(s, e)| (s, format!(".{e}")));
+    std::fs::create_dir_all(fresh.dir.path().join(dir))?;
+    let occupied = 1_200;
+    std::fs::write(fresh.dir.path().join(&taken), b"older")?;
+    for n in 2..=occupied {
+        let variant = format!("{stem} ({n}){ext}");
+        std::fs::write(fresh.dir.path().join(dir).join(variant), b"older")?;
+    }
+    let report = fresh.sync(fresh.options()).await?;
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    let expected = format!("{dir}/{stem} ({}){ext}", occupied + 1);
+    assert!(
+        manifest_keys(&fresh.shards().await?).contains(&expected),
+        "`{expected}` not in the manifest"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_taken_numbered_key_gives_the_next_number_of_the_rendered_key() -> anyhow::Result<()> {
     // The same name twice in one champ: `doublon.pdf` and `doublon (2).pdf`.

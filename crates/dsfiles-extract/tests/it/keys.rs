@@ -11,7 +11,8 @@ fn check(fixture: &str, template: &str, expected: &str) {
     let got: Vec<String> = records(fixture, ALL)
         .iter()
         .map(|r| {
-            let key = alloc.allocate(&r.file_id(), &layout.render(r, None));
+            let key = (alloc.allocate(&r.file_id(), &layout.render(r, None)))
+                .unwrap_or_else(|e| panic!("{e}"));
             format!("{} -> {key}", r.file_id())
         })
         .collect();
@@ -127,7 +128,8 @@ fn a_second_run_keeps_every_key() {
             .map(|r| {
                 (
                     r.file_id(),
-                    alloc.allocate(&r.file_id(), &layout.render(r, None)),
+                    (alloc.allocate(&r.file_id(), &layout.render(r, None)))
+                        .unwrap_or_else(|e| panic!("{e}")),
                 )
             })
             .collect()
@@ -140,7 +142,8 @@ fn a_second_run_keeps_every_key() {
             .unwrap_or_else(|e| panic!("{e}"));
     }
     for r in records("hostile.json", ALL).iter().rev() {
-        let key = alloc.allocate(&r.file_id(), &layout.render(r, None));
+        let key = (alloc.allocate(&r.file_id(), &layout.render(r, None)))
+            .unwrap_or_else(|e| panic!("{e}"));
         let before = first_run
             .iter()
             .find(|(id, _)| *id == r.file_id())

@@ -300,8 +300,12 @@ fn labels_that_agree_on_30_characters_do_not_collide() {
     let mut second = record(Source::Champ);
     second.label = "Justificatif de domicile de plus de 3 mois".to_owned();
     second.champ_id = Some(b64("Champ-43"));
-    let a = keys.allocate(&first.file_id(), &layout.render(&first, None));
-    let b = keys.allocate(&second.file_id(), &layout.render(&second, None));
+    let mut allocate = |r: &FileRecord| {
+        keys.allocate(&r.file_id(), &layout.render(r, None))
+            .expect("a memory store does not fail")
+    };
+    let a = allocate(&first);
+    let b = allocate(&second);
     assert_eq!(
         a.as_str(),
         "dossier-1234/justificatif-de-domicile-de-1234-01.pdf"
