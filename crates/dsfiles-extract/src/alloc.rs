@@ -20,6 +20,16 @@
 //! instead (`12/a (2)/b.pdf`). The result depends only on the keys held and the order of the
 //! calls, which the pipeline keeps deterministic (dossier order, then extraction order).
 //!
+//! **Stored keys win over planned ones.** A key given by [`KeyAllocator::allocate`] is
+//! *planned*: no object of that file is there yet. So is one reserved with
+//! [`KeyAllocator::insert_found`] for an object the caller found at a key and could not place.
+//! A key held with [`KeyAllocator::insert_existing`] is *stored*: a manifest names it. When a
+//! stored key meets a planned one, the stored one takes it, and the planned file loses its
+//! reservation: its caller checks the destination before writing at a new key, finds the
+//! stored object there, and asks again (`dsfiles-core`'s `sync/publish.rs`). Without that, a
+//! run whose dossiers meet would give a new file of one dossier a key stored by a dossier it
+//! reads later, then refuse that dossier's own manifest entry as a conflict.
+//!
 //! **Where the keys are held.** The allocator decides; a [`KeyStore`] remembers. The default,
 //! [`MemoryStore`], keeps three maps on the heap, which suits an allocator that lives for one
 //! dossier. One that must hold every key of a run (a layout that lets dossiers meet) uses a
@@ -146,12 +156,39 @@ impl std::fmt::Debug for KeyAllocator {
 
 /// Why a key cannot be taken.
 enum Conflict {
-    /// Another file holds the same (folded) key.
-    Taken(String),
+    /// Another file holds the same (folded) key; `planned`: see [`Hold`].
+    Taken { holder: String, planned: bool },
     /// Other keys live under this key as a directory.
     IsDirectory,
     /// The prefix made of the first `n + 1` components is another file's key.
     ParentIsFile(usize),
+}
+
+/// How a key is held (module docs), kept as the first character of its holder in the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hold {
+    Stored,
+    Planned,
+}
+
+impl Hold {
+    fn tag(self) -> char {
+        match self {
+            Hold::Stored => '=',
+            Hold::Planned => '+',
+        }
+    }
+
+    /// The file id and how it holds, from a holder as stored.
+    fn parse(holder: &str) -> (&str, Hold) {
+        match holder.strip_prefix(Hold::Planned.tag()) {
+            Some(id) => (id, Hold::Planned),
+            None => (
+                holder.strip_prefix(Hold::Stored.tag()).unwrap_or(holder),
+                Hold::Stored,
+            ),
+        }
+    }
 }
 
 impl KeyAllocator {
@@ -176,19 +213,57 @@ impl KeyAllocator {
     }
 
     /// Records that `file_id` already holds `key` (e.g. from the manifest), replacing the key
-    /// it held before. Fails, changing nothing, when the key conflicts with another file's
-    /// ([`Error::KeyConflict`]), or when the store fails ([`Error::KeyStore`]).
+    /// it held before; a file only planned at that key loses it (module docs). Fails, changing
+    /// nothing, when the key conflicts with another file's ([`Error::KeyConflict`]), or when
+    /// the store fails ([`Error::KeyStore`]).
     pub fn insert_existing(&mut self, file_id: &str, key: RelKey) -> Result<(), Error> {
+        self.insert_as(file_id, key, (Hold::Stored, true))
+    }
+
+    /// Reserves `key` for an object the caller is about to write under the id `file_id` (a
+    /// dossier.json): as [`KeyAllocator::insert_existing`], but a key planned for another file
+    /// is a conflict — that file may write there first.
+    pub fn reserve(&mut self, file_id: &str, key: RelKey) -> Result<(), Error> {
+        self.insert_as(file_id, key, (Hold::Stored, false))
+    }
+
+    /// Reserves `key` for an object found there that is not the caller's to replace (a
+    /// foreign object, or one of a dossier not read yet), so that nothing new takes it. A key
+    /// already in use (held, or in the way of held keys) needs nothing more.
+    pub fn insert_found(&mut self, key: RelKey) -> Result<(), Error> {
+        match self.insert_as(&format!("found:{key}"), key, (Hold::Planned, false)) {
+            Err(Error::KeyConflict { .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Holds `key` for `file_id` as `how`; `takes_planned`: a file planned at `key` loses it.
+    fn insert_as(
+        &mut self,
+        file_id: &str,
+        key: RelKey,
+        (how, takes_planned): (Hold, bool),
+    ) -> Result<(), Error> {
         let previous = self.release(file_id)?;
-        let conflict = self.conflict(&key.components().collect::<Vec<_>>(), Some(file_id))?;
+        let components: Vec<&str> = key.components().collect();
+        let mut conflict = self.conflict(&components, Some(file_id))?;
+        if takes_planned
+            && let Some(Conflict::Taken {
+                holder,
+                planned: true,
+            }) = &conflict
+        {
+            self.release(holder)?;
+            conflict = self.conflict(&components, Some(file_id))?;
+        }
         let Some(conflict) = conflict else {
-            return self.hold(file_id, &key);
+            return self.hold(file_id, &key, how);
         };
         if let Some(previous) = previous {
-            self.hold(file_id, &previous)?;
+            self.hold(file_id, &previous, how)?;
         }
         let with = match conflict {
-            Conflict::Taken(other) => format!("the key of file `{other}`"),
+            Conflict::Taken { holder, .. } => format!("the key of file `{holder}`"),
             Conflict::IsDirectory => "a directory of other keys".to_owned(),
             Conflict::ParentIsFile(i) => format!(
                 "the key `{}` of another file",
@@ -223,7 +298,7 @@ impl KeyAllocator {
             let view: Vec<&str> = components.iter().map(String::as_str).collect();
             let (index, keep_ext) = match self.conflict(&view, None)? {
                 None => break,
-                Some(Conflict::Taken(_) | Conflict::IsDirectory) => (last, true),
+                Some(Conflict::Taken { .. } | Conflict::IsDirectory) => (last, true),
                 Some(Conflict::ParentIsFile(i)) => (i, false),
             };
             parents_renamed |= index != last;
@@ -246,7 +321,7 @@ impl KeyAllocator {
             self.guard(|store| store.set_next_number(&folded, n.saturating_add(1)))?;
         }
         let key = RelKey::from_sanitized_components(&components);
-        self.hold(file_id, &key)?;
+        self.hold(file_id, &key, Hold::Planned)?;
         Ok(key)
     }
 
@@ -264,9 +339,9 @@ impl KeyAllocator {
         })
     }
 
-    fn hold(&mut self, file_id: &str, key: &RelKey) -> Result<(), Error> {
+    fn hold(&mut self, file_id: &str, key: &RelKey, how: Hold) -> Result<(), Error> {
         self.guard(|store| {
-            store.set_holder(&fold(key.as_str()), file_id)?;
+            store.set_holder(&fold(key.as_str()), &format!("{}{file_id}", how.tag()))?;
             for dir in dir_prefixes(key.as_str()) {
                 store.count_dir(&fold(dir), true)?;
             }
@@ -288,11 +363,15 @@ impl KeyAllocator {
                 }
                 prefix.push_str(&fold(component));
                 let is_last = i + 1 == components.len();
-                if let Some(holder) = store.holder(&prefix)?
-                    && Some(holder.as_str()) != owner
+                if let Some(held) = store.holder(&prefix)?
+                    && let (holder, how) = Hold::parse(&held)
+                    && Some(holder) != owner
                 {
                     return Ok(Some(if is_last {
-                        Conflict::Taken(holder)
+                        Conflict::Taken {
+                            holder: holder.to_owned(),
+                            planned: how == Hold::Planned,
+                        }
                     } else {
                         Conflict::ParentIsFile(i)
                     }));

@@ -41,7 +41,7 @@ fn allocator_id(number: u64) -> String {
 /// Reserves `key` for the dossier.json of dossier `number`; the reason when another file
 /// holds it.
 pub(super) fn reserve(keys: &mut KeyAllocator, number: u64, key: &RelKey) -> Result<(), String> {
-    keys.insert_existing(&allocator_id(number), key.clone())
+    keys.reserve(&allocator_id(number), key.clone())
         .map_err(|e| format!("dossier.json not written: {e}; choose another `--data-layout`"))
 }
 

@@ -10,7 +10,10 @@
 //! here after the download ([`Publisher::free_key`]): an object at the key with the same size
 //! and SHA-256 is this file (an earlier run's) and is replaced; anything else is foreign, kept,
 //! and the next numbered variant is reserved in the same allocator, under its mutex (never
-//! held across an `.await`). No file ever overwrites another.
+//! held across an `.await`). No file ever overwrites another. That check is also what makes it
+//! safe for a manifest read later in the run to take over a key planned here
+//! (`KeyAllocator::insert_existing`): the stored object was there before the run began, so
+//! the planned file's check finds it.
 //!
 //! **Which allocator.** When the layout (and the dossier.json's) keeps dossiers apart
 //! ([`extract::DossierDir`]: every key of dossier `n` lies in a directory no other dossier's key
@@ -547,7 +550,7 @@ impl Publisher {
             key = keys
                 .with(|keys| {
                     keys.release(file_id)?;
-                    keys.insert_existing(&format!("foreign:{key}"), key.clone())?;
+                    keys.insert_found(key.clone())?;
                     keys.allocate(file_id, base)
                 })
                 .map_err(|e| format!("cannot reserve `{key}` for another object: {e}"))?;

@@ -397,3 +397,44 @@ fn many_files_of_one_name_cost_lookups_in_proportion_to_their_number() {
     let lookups = lookups.load(std::sync::atomic::Ordering::Relaxed);
     assert!(lookups <= 3 * 2 * 2000, "{lookups} lookups");
 }
+
+#[test]
+fn a_stored_key_takes_over_a_planned_one() {
+    let mut alloc = KeyAllocator::new();
+    // Dossier 2 plans a new file before dossier 1's manifest is read.
+    assert_eq!(
+        ok(alloc.allocate("2/new", &key("l/scan.pdf"))).as_str(),
+        "l/scan.pdf"
+    );
+    ok(alloc.insert_existing("1/old", key("l/scan.pdf")));
+    assert_eq!(
+        ok(alloc.key_of("2/new")),
+        None,
+        "the planned file lost its key"
+    );
+    // Asked again (its caller found dossier 1's object there), it gets a number.
+    let again = ok(alloc.allocate("2/new", &key("l/scan.pdf")));
+    assert_eq!(again.as_str(), "l/scan (2).pdf");
+    // A stored key is never taken over.
+    let refused = alloc.insert_existing("3/other", key("L/Scan.pdf"));
+    assert!(
+        matches!(refused, Err(Error::KeyConflict { .. })),
+        "{refused:?}"
+    );
+    // A found object's key is reserved once, and a manifest entry naming it takes it over.
+    ok(alloc.insert_found(key("l/a.pdf")));
+    ok(alloc.insert_found(key("l/a.pdf")));
+    assert_eq!(
+        ok(alloc.allocate("5/a", &key("l/a.pdf"))).as_str(),
+        "l/a (2).pdf"
+    );
+    ok(alloc.insert_existing("4/a", key("l/a.pdf")));
+    // A dossier.json's reservation never takes a planned key: that file may write first.
+    ok(alloc.allocate("6/x", &key("6/dossier.json")));
+    let refused = alloc.reserve("dossier.json:6", key("6/dossier.json"));
+    assert!(
+        matches!(refused, Err(Error::KeyConflict { .. })),
+        "{refused:?}"
+    );
+    ok(alloc.reserve("dossier.json:7", key("7/dossier.json")));
+}
