@@ -73,9 +73,14 @@ impl DiskStore {
         })
     }
 
-    /// Runs one write, committing the open transaction once it holds `commit_every` writes.
+    /// Runs one write ([`DiskStore::wrote`]).
     fn write(&mut self, sql: &str, params: impl rusqlite::Params) -> Result<(), StoreError> {
         self.db.prepare_cached(sql)?.execute(params)?;
+        self.wrote()
+    }
+
+    /// Counts a write, committing the open transaction once it holds `commit_every` writes.
+    fn wrote(&mut self) -> Result<(), StoreError> {
         self.writes += 1;
         if self.writes >= self.commit_every {
             self.db.execute_batch("COMMIT; BEGIN;")?;
@@ -101,9 +106,12 @@ impl KeyStore for DiskStore {
     }
 
     fn remove_key(&mut self, file_id: &str) -> Result<Option<String>, StoreError> {
-        let key = self.key(file_id)?;
+        let sql = "DELETE FROM by_file WHERE file_id = ?1 RETURNING key";
+        let key: Option<String> = (self.db.prepare_cached(sql)?)
+            .query_row([file_id], |row| row.get(0))
+            .optional()?;
         if key.is_some() {
-            self.write("DELETE FROM by_file WHERE file_id = ?1", [file_id])?;
+            self.wrote()?;
         }
         Ok(key)
     }

@@ -119,24 +119,29 @@ pub(crate) fn hold_shard_keys(
     for entry in &shard.files {
         let held =
             RelKey::parse(&entry.key).and_then(|key| keys.insert_existing(&entry.file_id, key));
-        match held {
-            Ok(()) => {}
-            Err(e @ Error::KeyStore { .. }) => return Err(e),
-            Err(e) => warnings.push(format!(
+        if let Some(e) = refusal(held)? {
+            warnings.push(format!(
                 "dossier `{}`: manifest entry `{}`: {e}",
                 shard.dossier, entry.file_id
-            )),
+            ));
         }
     }
     Ok(warnings)
 }
 
 /// Keeps `old` reserved for `file_id`'s previous object until the new one is published. A
-/// conflict is left alone (another file already holds that key); a failed store is not.
+/// refusal is left alone (another file already holds that key); a failed store is not.
 fn hold_superseded(keys: &mut KeyAllocator, file_id: &str, old: RelKey) -> Result<(), Error> {
-    match keys.insert_existing(&format!("{file_id}#superseded"), old) {
+    refusal(keys.insert_existing(&format!("{file_id}#superseded"), old)).map(drop)
+}
+
+/// Why a key could not be held (`Ok(Some)`), or `Err` when the key store failed: the one error
+/// that stops planning.
+fn refusal(held: Result<(), Error>) -> Result<Option<Error>, Error> {
+    match held {
+        Ok(()) => Ok(None),
         Err(e @ Error::KeyStore { .. }) => Err(e),
-        _ => Ok(()),
+        Err(e) => Ok(Some(e)),
     }
 }
 

@@ -31,7 +31,7 @@
 //! reads later, then refuse that dossier's own manifest entry as a conflict.
 //!
 //! **Where the keys are held.** The allocator decides; a [`KeyStore`] remembers. The default,
-//! [`MemoryStore`], keeps three maps on the heap, which suits an allocator that lives for one
+//! [`MemoryStore`], keeps its maps on the heap, which suits an allocator that lives for one
 //! dossier. One that must hold every key of a run (a layout that lets dossiers meet) uses a
 //! store on disk instead (`dsfiles-core`'s `keystore`), so that the run's memory does not grow
 //! with the démarche. A store can fail (a full disk): the error is returned as
@@ -47,7 +47,7 @@ use crate::{Error, RelKey};
 /// Why a [`KeyStore`] could not answer.
 pub type StoreError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The three maps a [`KeyAllocator`] keeps (see the module docs). Keys are stored as given
+/// The maps a [`KeyAllocator`] keeps (see the module docs). Keys are stored as given
 /// (valid [`RelKey`]s); "folded" strings are the case-folded keys and directories.
 pub trait KeyStore: Send {
     /// File id → its key.
@@ -244,7 +244,7 @@ impl KeyAllocator {
         key: RelKey,
         (how, takes_planned): (Hold, bool),
     ) -> Result<(), Error> {
-        let previous = self.release(file_id)?;
+        let previous = self.unhold(file_id)?;
         let components: Vec<&str> = key.components().collect();
         let mut conflict = self.conflict(&components, Some(file_id))?;
         if takes_planned
@@ -259,8 +259,8 @@ impl KeyAllocator {
         let Some(conflict) = conflict else {
             return self.hold(file_id, &key, how);
         };
-        if let Some(previous) = previous {
-            self.hold(file_id, &previous, how)?;
+        if let Some((previous, was)) = previous {
+            self.hold(file_id, &previous, was)?;
         }
         let with = match conflict {
             Conflict::Taken { holder, .. } => format!("the key of file `{holder}`"),
@@ -327,15 +327,24 @@ impl KeyAllocator {
 
     /// Forgets the key of `file_id` (its file is gone), returning it.
     pub fn release(&mut self, file_id: &str) -> Result<Option<RelKey>, Error> {
+        Ok(self.unhold(file_id)?.map(|(key, _)| key))
+    }
+
+    /// [`KeyAllocator::release`], with how the key was held (to hold it again as it was).
+    fn unhold(&mut self, file_id: &str) -> Result<Option<(RelKey, Hold)>, Error> {
         self.guard(|store| {
             let Some(key) = store.remove_key(file_id)? else {
                 return Ok(None);
             };
-            store.remove_holder(&fold(&key))?;
+            let folded = fold(&key);
+            let how = store
+                .holder(&folded)?
+                .map_or(Hold::Stored, |h| Hold::parse(&h).1);
+            store.remove_holder(&folded)?;
             for dir in dir_prefixes(&key) {
                 store.count_dir(&fold(dir), false)?;
             }
-            Ok(Some(RelKey::trusted(key)))
+            Ok(Some((RelKey::trusted(key), how)))
         })
     }
 

@@ -438,3 +438,22 @@ fn a_stored_key_takes_over_a_planned_one() {
     );
     ok(alloc.reserve("dossier.json:7", key("7/dossier.json")));
 }
+
+#[test]
+fn a_refused_insert_leaves_the_previous_key_held_as_it_was() {
+    let mut alloc = KeyAllocator::new();
+    ok(alloc.insert_existing("g", key("l/b.pdf")));
+    ok(alloc.allocate("f", &key("l/a.pdf")));
+    let refused = alloc.insert_existing("f", key("l/b.pdf"));
+    assert!(
+        matches!(refused, Err(Error::KeyConflict { .. })),
+        "{refused:?}"
+    );
+    // `f` still holds `l/a.pdf`, and still only as planned: a stored key takes it over.
+    assert_eq!(
+        ok(alloc.key_of("f")).map(RelKey::into_string),
+        Some("l/a.pdf".to_owned())
+    );
+    ok(alloc.insert_existing("h", key("l/a.pdf")));
+    assert_eq!(ok(alloc.key_of("f")), None);
+}
