@@ -8,6 +8,7 @@
 
 mod emulators;
 mod gcs_fake;
+mod s3s_listing;
 mod s3s_server;
 
 pub use emulators::{

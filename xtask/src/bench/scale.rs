@@ -6,8 +6,8 @@
 //! dossiers meet (`--layout {label}/{filename}`: one key allocator for the whole run, into a
 //! directory of its own); then `list`. Then the same four runs
 //! into an S3 endpoint (s3s-fs in this process), on a démarche of the same shape with
-//! `--s3-dossiers` dossiers (default [`DEFAULT_S3_DOSSIERS`]): s3s-fs walks its whole bucket
-//! for every listing page, so at a million objects it would measure itself. Each run is timed
+//! `--s3-dossiers` dossiers (default [`DEFAULT_S3_DOSSIERS`]), s3s-fs's listing replaced by one
+//! that pages like S3's and shows entity tags (`dsfiles_sink::testing`). Each run is timed
 //! by GNU time like the other cases; the API calls and state objects read come from the run's
 //! own summary. Results go to `docs/benchmarks.md` between [`BEGIN`] and [`END`], which the
 //! other bench leaves alone.
@@ -432,12 +432,13 @@ fn render(opts: &ScaleOptions, (demarche, s3): &Demarches, rows: &[Row]) -> Stri
         Some(s3) => {
             let _ = writeln!(
                 out,
-                "The S3 rows sync a démarche of the same shape but {} dossiers, {} files, into \
-                 s3s-fs 0.14.1 in the bench process (`--s3-dossiers N` sets the size): s3s-fs \
-                 walks its whole bucket for every ListObjectsV2 page, so at a million objects the \
-                 emulator, not dsfiles, would set the time; and its listings carry no entity tags, \
-                 so every shard is read there (segments need tags: docs/architecture.md, \
-                 \"Segments\").\n",
+                "The S3 rows sync a démarche of the same shape, {} dossiers, {} files, into \
+                 s3s-fs 0.14.1 in the bench process (`--s3-dossiers N` sets the size), whose \
+                 ListObjectsV2 is replaced by one that answers a page in time proportional to the \
+                 page and lists entity tags, as S3 does (s3s-fs's own walks the whole bucket per \
+                 page and lists no tags, so every shard would be read: \
+                 crates/dsfiles-sink/src/testing/s3s_listing.rs). s3s-fs writes three files per \
+                 object (content, attributes, entity tag) on the same disk and cores.\n",
                 opts.object_store.unwrap_or_default(),
                 s3.files
             );
@@ -455,7 +456,7 @@ fn render(opts: &ScaleOptions, (demarche, s3): &Demarches, rows: &[Row]) -> Stri
     out
 }
 
-/// The default `--s3-dossiers`: s3s-fs lists in time proportional to its bucket per page.
+/// The default `--s3-dossiers`.
 pub const DEFAULT_S3_DOSSIERS: usize = 10_000;
 
 /// The default `--dossiers`.

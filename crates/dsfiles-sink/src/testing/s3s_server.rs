@@ -1,7 +1,10 @@
 //! s3s-fs (an S3 server over a directory) running inside the test process: an S3 backend that
-//! needs no external emulator. Credentials: `test` / `test`.
+//! needs no external emulator. Credentials: `test` / `test`. Its listing is
+//! [`Listing`]'s: paged in time proportional to the page, with entity tags.
 
 use std::path::Path;
+
+use super::s3s_listing::Listing;
 
 /// A running s3s-fs server; stopped when dropped.
 #[derive(Debug)]
@@ -13,9 +16,7 @@ pub struct S3sFs {
 impl S3sFs {
     /// Serves `root` (each directory is a bucket) on `127.0.0.1:0` inside the current runtime.
     pub async fn start(root: &Path) -> std::io::Result<S3sFs> {
-        let fs = s3s_fs::FileSystem::new(root)
-            .map_err(|e| std::io::Error::other(format!("s3s-fs on `{}`: {e:?}", root.display())))?;
-        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+        let mut builder = s3s::service::S3ServiceBuilder::new(Listing::new(root)?);
         builder.set_auth(s3s::auth::SimpleAuth::from_single("test", "test"));
         let service = builder.build();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
