@@ -1,42 +1,55 @@
 //! The manifest shards as a run reads and writes them: one read per shard on local disk;
 //! through compacted segments on object stores, so that reading the state of 100,000
-//! dossiers costs about two requests per 1,000 dossiers, plus one read per shard that changed
-//! since its segment was written.
+//! dossiers costs about two requests per 1,000 dossiers, whatever their numbers, plus one read
+//! per shard that changed since its segment was written.
 //!
 //! Rules:
 //! - **The shards stay the only truth.** Every write is a write of the dossier's shard
 //!   (`.dsfiles/dossiers/{n}.json`), exactly as without segments. A segment
-//!   (`.dsfiles/segments/{b}.jsonl`, [`crate::wire::SegmentHeader`]) holds copies of the
-//!   shards of block `b` (dossiers `b × 1000` to `b × 1000 + 999`), each with the entity tag
-//!   and size its shard was listed with when copied.
-//! - **A copy is used only if this run's listing of the block shows its shard with that same
+//!   (`.dsfiles/segments/{first}-{last}.jsonl`, [`crate::wire::SegmentHeader`]) holds copies
+//!   of the shards of a [`Span`] of cells (cell `c`: dossiers `c × 1000` to `c × 1000 + 999`),
+//!   each with the entity tag and size its shard was listed with when copied.
+//! - **A copy is used only if this run's listing of the span shows its shard with that same
 //!   tag and size.** A listed shard without such a copy is read itself; a dossier whose shard
 //!   is not listed has none. An entity tag changes whenever an object is replaced, so a
 //!   segment that is stale, partial, unreadable, absent, written by another run or cut short
 //!   by kill -9 costs reads, never a wrong answer: there is no marker to keep and no order
 //!   between writes, and crash safety is what it is without segments.
+//! - **Spans follow the dossiers, not the numbers.** DS numbers dossiers across the whole
+//!   platform, so a démarche's numbers are sparse: 100,000 dossiers among 5 million numbers
+//!   touch 5,000 cells. A span holds about [`SEGMENT_DOSSIERS`] shards (see Compaction), so
+//!   it covers as many cells as that takes. The spans are known from one listing of the segments per run
+//!   (an [`Index`]); overlapping spans (left by a run killed while compacting) are resolved by
+//!   taking the first, widest one. A cell no span covers is its own block, without a segment.
 //! - **What this run wrote is read from its shard**: the run's listing predates the write.
 //! - **Only sinks that list in key order with tags use segments** ([`Sink::list_after`]: the
 //!   object stores). On local disk a shard read is one small file read; segments would only
 //!   add writes.
 //! - **Reading.** A `Sequential` read (the recheck list and the full listing come in dossier
-//!   order) lists the dossier's block and reads its segment once; a `Random` read (the
-//!   updated-since listing comes in update order) uses its block only if it is already held,
-//!   and else reads the shard, which is the read a changed dossier costs anyway. At most
-//!   [`HELD_BLOCKS`] blocks are held.
-//! - **Compaction**, at the end of a run: every block in which this run wrote a shard, or
-//!   found a shard without its copy, is listed again and its segment rewritten, copies still
-//!   matching kept byte for byte, the other shards read. One block at a time, so memory holds
-//!   at most one segment being written whatever the size of the démarche; what the run
-//!   remembers meanwhile is one bit per dossier it wrote.
-//! - **Key order.** Block `b`'s shards are the keys listed after `{b × 1000}` up to
-//!   `{b × 1000 + 999}.json`: within a block every number has the same number of digits
-//!   (block 0 aside, whose shorter numbers sort earlier still), so that window holds the whole
-//!   block; keys of other lengths that sort inside it are skipped. A listing out of key order
-//!   is not trusted: the block's shards are then read one by one.
+//!   order) lists the dossier's block (its span, or its cell) and reads its segment once; a
+//!   `Random` read (the updated-since listing comes in update order) uses its block only if it
+//!   is already held, and else reads the shard, which is the read a changed dossier costs
+//!   anyway. At most [`HELD_BLOCKS`] blocks are held.
+//! - **Compaction**, at the end of a run: every span in which this run wrote a shard or found
+//!   one without its copy is listed again and cut into segments of whole cells, each cut at
+//!   the first cell boundary once it holds [`SEGMENT_DOSSIERS`] shards (so fewer than twice
+//!   that: a cell holds at most as many), copies still matching kept byte for byte, the other
+//!   shards read. A cell no span covers is compacted together with the uncovered cells around it
+//!   and the span just before them, so that new dossiers join a segment instead of making
+//!   segments of a few copies each. The listing is streamed and one segment is written at a
+//!   time, so memory holds one segment whatever the size of the démarche; what the run
+//!   remembers meanwhile is one bit per dossier it wrote. Segments the new ones replace are
+//!   deleted after them.
+//! - **Key order.** Shard keys sort as numbers only among numbers of as many digits, so a span
+//!   never crosses a power of ten ([`digits`]; cell 0, whose numbers have one to three digits,
+//!   is a span of its own and sorted after listing). A span's shards are the keys listed after
+//!   `{first × 1000}` up to `{last × 1000 + 999}.json`; keys of other lengths that sort inside
+//!   are skipped. A listing out of key order is not trusted: the block's shards are then read
+//!   one by one.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, VecDeque};
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -45,18 +58,18 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use tokio::sync::OnceCell;
 
 use crate::Error;
-use crate::sink::Sink;
+use crate::sink::{Sink, TaggedEntry};
 use crate::state;
 use crate::wire::{
-    DOSSIERS_PREFIX, SEGMENT_DOSSIERS, SegmentEntry, SegmentHeader, Shard, StateObjects,
-    WIRE_VERSION, segment_key, shard_key,
+    DOSSIERS_PREFIX, SEGMENT_DOSSIERS, SEGMENTS_PREFIX, SegmentEntry, SegmentHeader, Shard,
+    StateObjects, WIRE_VERSION, segment_cells, segment_key, shard_key,
 };
 
 /// Blocks (listing and segment) held at a time.
 pub(crate) const HELD_BLOCKS: usize = 3;
 /// Shards read at a time while compacting.
 const READS_IN_FLIGHT: usize = 16;
-/// Words of a block's bit set (one bit per dossier number of the block).
+/// Words of a cell's bit set (one bit per dossier number of the cell).
 const WORDS: usize = (SEGMENT_DOSSIERS as usize).div_ceil(64);
 
 /// How a dossier's shard is about to be read (see the module doc).
@@ -68,13 +81,126 @@ pub(crate) enum Access {
     Random,
 }
 
+/// Cells `first..=last`: what one segment copies, or what one block lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Span {
+    first: u64,
+    last: u64,
+}
+
+impl Span {
+    fn cell(cell: u64) -> Span {
+        Span {
+            first: cell,
+            last: cell,
+        }
+    }
+
+    fn contains(self, cell: u64) -> bool {
+        (self.first..=self.last).contains(&cell)
+    }
+
+    fn overlaps(self, other: Span) -> bool {
+        self.first <= other.last && other.first <= self.last
+    }
+
+    fn key(self) -> String {
+        segment_key(self.first, self.last)
+    }
+
+    /// The dossier numbers of its cells.
+    fn dossiers(self) -> RangeInclusive<u64> {
+        let first = self.first.saturating_mul(SEGMENT_DOSSIERS);
+        let last = self.last.saturating_mul(SEGMENT_DOSSIERS);
+        first..=last.saturating_add(SEGMENT_DOSSIERS - 1)
+    }
+}
+
+/// The cells whose numbers have as many digits as those of `cell` (a span never crosses a
+/// power of ten): cell 0 alone, then 1–9, 10–99, …
+fn digits(cell: u64) -> Span {
+    if cell == 0 {
+        return Span::cell(0);
+    }
+    let mut low = 1u64;
+    while low <= cell / 10 {
+        low *= 10;
+    }
+    Span {
+        first: low,
+        last: low.saturating_mul(10) - 1,
+    }
+}
+
+/// The segments of the destination, as listed once per run.
+#[derive(Debug, Default)]
+struct Index {
+    /// Those readers use: in cell order, none overlapping, none crossing a power of ten.
+    spans: Vec<Span>,
+    /// Every segment listed, overlapping ones too (compaction deletes them).
+    all: Vec<Span>,
+}
+
+impl Index {
+    fn new(mut all: Vec<Span>) -> Index {
+        all.sort_by_key(|s| (s.first, Reverse(s.last)));
+        let mut spans: Vec<Span> = Vec::new();
+        for span in &all {
+            let after = spans.last().is_none_or(|p| p.last < span.first);
+            if after && digits(span.first).contains(span.last) {
+                spans.push(*span);
+            }
+        }
+        Index { spans, all }
+    }
+
+    /// The span covering `cell`, if any.
+    fn covering(&self, cell: u64) -> Option<Span> {
+        let i = self.spans.partition_point(|s| s.first <= cell);
+        let span = self.spans[..i].last()?;
+        span.contains(cell).then_some(*span)
+    }
+
+    /// What compaction rewrites when `cell` is dirty: its span; or, for a cell no span covers,
+    /// the uncovered cells around it and the span just before them (same digit count).
+    fn region(&self, cell: u64) -> Span {
+        if let Some(span) = self.covering(cell) {
+            return span;
+        }
+        let range = digits(cell);
+        let i = self.spans.partition_point(|s| s.first <= cell);
+        let before = self.spans[..i].last().filter(|s| s.first >= range.first);
+        let next = self.spans.get(i).filter(|s| s.first <= range.last);
+        Span {
+            first: before.map_or(range.first, |s| s.first),
+            last: next.map_or(range.last, |s| s.first - 1),
+        }
+    }
+
+    /// The regions to compact for `cells`: in order, overlapping ones merged.
+    fn regions(&self, cells: impl IntoIterator<Item = u64>) -> Vec<Span> {
+        let mut regions: Vec<Span> = cells.into_iter().map(|c| self.region(c)).collect();
+        regions.sort();
+        let mut merged: Vec<Span> = Vec::new();
+        for region in regions {
+            match merged.last_mut() {
+                Some(last) if last.overlaps(region) => last.last = last.last.max(region.last),
+                _ => merged.push(region),
+            }
+        }
+        merged
+    }
+}
+
 /// A run's reads and writes of manifest shards.
 pub(crate) struct Shards {
     sink: Arc<dyn Sink>,
     /// Whether the sink lists in key order with tags.
     segmented: bool,
-    held: Mutex<VecDeque<(u64, Slot)>>,
-    /// Blocks to compact, each with the dossiers this run wrote in it.
+    /// The segments, listed at the first block read (`None`: unlistable, then logged).
+    index: OnceCell<Option<Arc<Index>>>,
+    held: Mutex<VecDeque<(Span, Slot)>>,
+    /// Cells to compact, each with the dossiers this run wrote in it.
     dirty: Mutex<BTreeMap<u64, [u64; WORDS]>>,
     shards_read: AtomicU64,
     segments_read: AtomicU64,
@@ -119,12 +245,59 @@ enum Lookup {
     Read,
 }
 
+/// What to do with one entry of a listing of a span's shard keys.
+enum Step {
+    Skip,
+    Take(Listed),
+    Stop,
+}
+
+/// Checks a listing of `span`'s shard keys as it comes (module doc, "Key order").
+struct Window {
+    span: Span,
+    offset: String,
+    end: String,
+    previous: String,
+}
+
+impl Window {
+    fn new(span: Span) -> Window {
+        let offset = format!("{DOSSIERS_PREFIX}{}", span.dossiers().start());
+        Window {
+            span,
+            end: shard_key(*span.dossiers().end()),
+            previous: offset.clone(),
+            offset,
+        }
+    }
+
+    fn step(&mut self, entry: TaggedEntry) -> Result<Step, Error> {
+        if entry.key <= self.offset {
+            return Ok(Step::Skip); // A backend that ignores the offset.
+        }
+        if entry.key < self.previous {
+            return Err(not_ordered(self.span, "the listing is not in key order"));
+        }
+        if entry.key > self.end {
+            return Ok(Step::Stop);
+        }
+        let dossier = crate::wire::dossier_of_shard_key(&entry.key)
+            .filter(|&n| self.span.dossiers().contains(&n) && shard_key(n) == entry.key);
+        self.previous = entry.key;
+        Ok(dossier.map_or(Step::Skip, |dossier| {
+            let (tag, size) = (entry.tag, entry.size);
+            Step::Take(Listed { dossier, tag, size })
+        }))
+    }
+}
+
 impl Shards {
     pub fn new(sink: Arc<dyn Sink>) -> Shards {
         let segmented = sink.list_after(DOSSIERS_PREFIX, DOSSIERS_PREFIX).is_some();
         Shards {
             sink,
             segmented,
+            index: OnceCell::new(),
             held: Mutex::new(VecDeque::new()),
             dirty: Mutex::new(BTreeMap::new()),
             shards_read: AtomicU64::new(0),
@@ -174,19 +347,24 @@ impl Shards {
         }
     }
 
-    /// Rewrites the segment of every block this run wrote in or found out of date, one at a
-    /// time. A block that cannot be compacted is logged and left: its segment only costs
-    /// reads until a later run compacts it.
+    /// Rewrites the segments of every region this run wrote in or found out of date, one
+    /// segment at a time. A region that cannot be compacted is logged and left: its
+    /// segments only cost reads until a later run compacts it.
     pub async fn compact(&self) {
-        let blocks = std::mem::take(&mut *lock(&self.dirty));
+        let cells = std::mem::take(&mut *lock(&self.dirty));
         lock(&self.held).clear();
-        if !self.segmented {
+        if !self.segmented || cells.is_empty() {
             return;
         }
-        for block in blocks.into_keys() {
-            if let Err(e) = self.compact_block(block).await {
+        let Some(index) = self.index().await else {
+            return;
+        };
+        for region in index.regions(cells.into_keys()) {
+            if let Err(e) = self.compact_region(&index, region).await {
                 let reason = crate::fetch::error_chain(&e);
-                tracing::warn!("segment `{}` not rewritten: {reason}", segment_key(block));
+                let dossiers = region.dossiers();
+                let (first, last) = (dossiers.start(), dossiers.end());
+                tracing::warn!("segments of dossiers {first} to {last} not rewritten: {reason}");
             }
         }
     }
@@ -197,159 +375,241 @@ impl Shards {
     }
 
     fn wrote(&self, n: u64) -> bool {
-        let (block, bit) = (n / SEGMENT_DOSSIERS, n % SEGMENT_DOSSIERS);
+        let (cell, bit) = (n / SEGMENT_DOSSIERS, n % SEGMENT_DOSSIERS);
         lock(&self.dirty)
-            .get(&block)
+            .get(&cell)
             .is_some_and(|bits| bits[(bit / 64) as usize] & (1 << (bit % 64)) != 0)
     }
 
-    /// Marks `block` for compaction, and dossier `wrote` as written by this run.
-    fn mark(&self, block: u64, wrote: Option<u64>) {
+    /// Marks `cell` for compaction, and dossier `wrote` as written by this run.
+    fn mark(&self, cell: u64, wrote: Option<u64>) {
         let mut dirty = lock(&self.dirty);
-        let bits = dirty.entry(block).or_insert([0; WORDS]);
+        let bits = dirty.entry(cell).or_insert([0; WORDS]);
         if let Some(bit) = wrote.map(|n| n % SEGMENT_DOSSIERS) {
             bits[(bit / 64) as usize] |= 1 << (bit % 64);
         }
     }
 
-    fn held_block(&self, block: u64) -> Option<Arc<Block>> {
-        let held = lock(&self.held);
-        let (_, cell) = held.iter().find(|(b, _)| *b == block)?;
-        cell.get().cloned().flatten()
+    /// The segments as listed at the first call; `None` (logged) when they cannot be listed.
+    async fn index(&self) -> Option<Arc<Index>> {
+        let load = || async {
+            match self.list_segments().await {
+                Ok(spans) => Some(Arc::new(Index::new(spans))),
+                Err(e) => {
+                    let reason = crate::fetch::error_chain(&e);
+                    tracing::warn!("the manifest is read shard by shard: {reason}");
+                    None
+                }
+            }
+        };
+        self.index.get_or_init(load).await.clone()
     }
 
-    /// `block` as held, else listed and read (once, however many tasks ask); `None` when
-    /// unusable (then logged and marked for compaction).
-    async fn block(&self, block: u64) -> Option<Arc<Block>> {
-        let cell = {
+    async fn list_segments(&self) -> Result<Vec<Span>, Error> {
+        self.blocks_listed.fetch_add(1, Ordering::Relaxed);
+        let Some(mut listing) = self
+            .sink
+            .list_after(SEGMENTS_PREFIX, SEGMENTS_PREFIX.trim_end_matches('/'))
+        else {
+            return Ok(Vec::new());
+        };
+        let mut spans = Vec::new();
+        while let Some(entry) = listing.try_next().await? {
+            if let Some((first, last)) = segment_cells(&entry.key) {
+                spans.push(Span { first, last });
+            }
+        }
+        Ok(spans)
+    }
+
+    fn held_block(&self, cell: u64) -> Option<Arc<Block>> {
+        let held = lock(&self.held);
+        let (_, slot) = held.iter().find(|(span, _)| span.contains(cell))?;
+        slot.get().cloned().flatten()
+    }
+
+    /// The block of `cell` as held, else listed and read (once, however many tasks ask);
+    /// `None` when unusable (then logged and marked for compaction).
+    async fn block(&self, cell: u64) -> Option<Arc<Block>> {
+        let index = self.index().await?;
+        let covering = index.covering(cell);
+        let span = covering.unwrap_or(Span::cell(cell));
+        let slot = {
             let mut held = lock(&self.held);
-            match held.iter().find(|(b, _)| *b == block) {
-                Some((_, cell)) => Arc::clone(cell),
+            match held.iter().find(|(s, _)| *s == span) {
+                Some((_, slot)) => Arc::clone(slot),
                 None => {
                     if held.len() >= HELD_BLOCKS {
                         held.pop_front();
                     }
-                    let cell = Arc::new(OnceCell::new());
-                    held.push_back((block, Arc::clone(&cell)));
-                    cell
+                    let slot = Arc::new(OnceCell::new());
+                    held.push_back((span, Arc::clone(&slot)));
+                    slot
                 }
             }
         };
         let load = || async {
-            match self.load(block).await {
+            match self.load(span, covering.is_some()).await {
                 Ok(loaded) => {
                     if loaded.stale() {
-                        self.mark(block, None);
+                        self.mark(span.first, None);
                     }
                     Some(Arc::new(loaded))
                 }
                 Err(e) => {
                     let reason = crate::fetch::error_chain(&e);
-                    tracing::warn!("block {block} of the manifest read shard by shard: {reason}");
-                    self.mark(block, None);
+                    tracing::warn!("`{}` read shard by shard: {reason}", span.key());
+                    self.mark(span.first, None);
                     None
                 }
             }
         };
-        cell.get_or_init(load).await.clone()
+        slot.get_or_init(load).await.clone()
     }
 
-    async fn load(&self, block: u64) -> Result<Block, Error> {
-        let listed = self.list(block).await?;
-        // Without tags no copy can be trusted (s3s-fs lists without ETags): skip the read.
-        let copies = if listed.iter().any(|l| l.tag.is_some()) {
-            self.segment(block).await?
+    /// `span`'s listed shards, and its segment's copies if `segment` (it is listed).
+    async fn load(&self, span: Span, segment: bool) -> Result<Block, Error> {
+        let listed = self.list(span).await?;
+        // Without tags no copy can be trusted: skip the read.
+        let copies = if segment && listed.iter().any(|l| l.tag.is_some()) {
+            self.segment(span).await?
         } else {
             Copies::default()
         };
         Ok(Block { listed, copies })
     }
 
-    /// The shards of `block` as listed now, in dossier order.
-    async fn list(&self, block: u64) -> Result<Vec<Listed>, Error> {
-        self.blocks_listed.fetch_add(1, Ordering::Relaxed);
-        let first = block.saturating_mul(SEGMENT_DOSSIERS);
-        let last = first.saturating_add(SEGMENT_DOSSIERS - 1);
-        let offset = format!("{DOSSIERS_PREFIX}{first}");
-        let end = shard_key(last);
-        let Some(mut listing) = self.sink.list_after(DOSSIERS_PREFIX, &offset) else {
-            return Err(not_ordered(
-                block,
-                "the destination cannot list in key order",
-            ));
-        };
+    /// The shards of `span` as listed now, in dossier order.
+    async fn list(&self, span: Span) -> Result<Vec<Listed>, Error> {
+        let mut listing = self.listing(span)?;
+        let mut window = Window::new(span);
         let mut listed = Vec::new();
-        let mut previous = offset.clone();
         while let Some(entry) = listing.try_next().await? {
-            if entry.key <= offset {
-                continue; // A backend that ignores the offset.
+            match window.step(entry)? {
+                Step::Skip => {}
+                Step::Take(l) => listed.push(l),
+                Step::Stop => break,
             }
-            if entry.key < previous {
-                return Err(not_ordered(block, "the listing is not in key order"));
-            }
-            if entry.key > end {
-                break;
-            }
-            let dossier = crate::wire::dossier_of_shard_key(&entry.key)
-                .filter(|&n| (first..=last).contains(&n) && shard_key(n) == entry.key);
-            if let Some(dossier) = dossier {
-                let (tag, size) = (entry.tag, entry.size);
-                listed.push(Listed { dossier, tag, size });
-            }
-            previous = entry.key;
         }
         listed.sort_by_key(|l| l.dossier);
         Ok(listed)
     }
 
-    /// The segment of `block`: empty when absent or unreadable (then logged).
-    async fn segment(&self, block: u64) -> Result<Copies, Error> {
-        let key = segment_key(block);
+    fn listing(
+        &self,
+        span: Span,
+    ) -> Result<futures::stream::BoxStream<'_, Result<TaggedEntry, crate::sink::Error>>, Error>
+    {
+        self.blocks_listed.fetch_add(1, Ordering::Relaxed);
+        let offset = format!("{DOSSIERS_PREFIX}{}", span.dossiers().start());
+        let listing = self.sink.list_after(DOSSIERS_PREFIX, &offset);
+        listing.ok_or_else(|| not_ordered(span, "the destination cannot list in key order"))
+    }
+
+    /// The segment of `span`: empty when absent or unreadable (then logged).
+    async fn segment(&self, span: Span) -> Result<Copies, Error> {
+        let key = span.key();
         self.segments_read.fetch_add(1, Ordering::Relaxed);
         let Some(bytes) = self.sink.get_small(&key).await? else {
             return Ok(Copies::default());
         };
-        Ok(Copies::parse(block, bytes).unwrap_or_else(|reason| {
+        Ok(Copies::parse(span.first, bytes).unwrap_or_else(|reason| {
             tracing::warn!("segment `{key}` is ignored: {reason}");
             Copies::default()
         }))
     }
 
-    async fn compact_block(&self, block: u64) -> Result<(), Error> {
-        let listed = self.list(block).await?;
-        if !listed.is_empty() && listed.iter().all(|l| l.tag.is_none()) {
-            return Ok(()); // Nothing could be copied, and no copy will ever be read.
-        }
-        let old = self.segment(block).await?;
-        let key = segment_key(block);
-        if listed.is_empty() {
-            if !old.entries.is_empty() {
-                self.sink.delete(&key).await?;
+    /// Cuts `region`'s shards, as listed now, into segments of whole cells, each cut once it
+    /// holds [`SEGMENT_DOSSIERS`] shards, then deletes the segments of `index` in the region
+    /// that they replace.
+    async fn compact_region(&self, index: &Index, region: Span) -> Result<(), Error> {
+        let old: Vec<Span> = index
+            .all
+            .iter()
+            .filter(|s| region.contains(s.first))
+            .copied()
+            .collect();
+        let mut listing = self.listing(region)?;
+        let mut window = Window::new(region);
+        let (mut piece, mut first, mut kept) = (Vec::new(), region.first, Vec::new());
+        while let Some(entry) = listing.try_next().await? {
+            let listed = match window.step(entry)? {
+                Step::Skip => continue,
+                Step::Take(listed) => listed,
+                Step::Stop => break,
+            };
+            let cell = listed.dossier / SEGMENT_DOSSIERS;
+            let full = piece.len() >= SEGMENT_DOSSIERS as usize;
+            if full
+                && piece
+                    .last()
+                    .is_some_and(|l: &Listed| l.dossier / SEGMENT_DOSSIERS < cell)
+            {
+                let span = Span {
+                    first,
+                    last: cell - 1,
+                };
+                kept.extend(
+                    self.write_segment(span, std::mem::take(&mut piece), &old)
+                        .await?,
+                );
+                first = cell;
             }
-            return Ok(());
+            piece.push(listed);
         }
-        let lines = futures::stream::iter(listed.into_iter().map(|l| self.line(&old, l)))
+        if !piece.is_empty() {
+            let span = Span {
+                first,
+                last: region.last,
+            };
+            kept.extend(self.write_segment(span, piece, &old).await?);
+        }
+        for span in old.into_iter().filter(|s| !kept.contains(s)) {
+            self.sink.delete(&span.key()).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the segment of `span` holding `listed` (unless the one there is already it),
+    /// copies taken from the `old` segments where they match; `None` when nothing could be
+    /// copied (no tags), so no segment is kept.
+    async fn write_segment(
+        &self,
+        span: Span,
+        mut listed: Vec<Listed>,
+        old: &[Span],
+    ) -> Result<Option<Span>, Error> {
+        if listed.iter().all(|l| l.tag.is_none()) {
+            return Ok(None); // Nothing could be copied, and no copy will ever be read.
+        }
+        listed.sort_by_key(|l| l.dossier);
+        let mut olds = Vec::new();
+        for s in old.iter().filter(|s| s.overlaps(span)) {
+            olds.push((*s, self.segment(*s).await?));
+        }
+        let copies: Vec<&Copies> = olds.iter().map(|(_, c)| c).collect();
+        let lines = futures::stream::iter(listed.into_iter().map(|l| self.line(&copies, l)))
             .buffered(READS_IN_FLIGHT)
             .try_collect::<Vec<_>>()
             .await?;
         let (entries, lines): (Vec<_>, Vec<_>) = lines.into_iter().flatten().unzip();
-        let unchanged = entries.len() == old.entries.len()
-            && entries.iter().zip(&old.entries).all(|(a, (b, _))| a == b);
-        if unchanged {
-            return Ok(());
+        let unchanged = matches!(&olds[..], [(s, c)] if *s == span
+            && entries.len() == c.entries.len()
+            && entries.iter().zip(&c.entries).all(|(a, (b, _))| a == b));
+        if !unchanged {
+            let bytes = Copies::render(span, entries, &lines)?;
+            self.sink.put_small(&span.key(), bytes).await?;
+            self.segments_written.fetch_add(1, Ordering::Relaxed);
         }
-        let bytes = Copies::render(block, entries, &lines)?;
-        self.sink.put_small(&key, bytes).await?;
-        self.segments_written.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        Ok(Some(span))
     }
 
-    /// The entry and line of `listed` in a new segment: its copy in `old` if it still matches,
-    /// else its shard read and written compact; `None` when it cannot be copied (no tag, or a
-    /// shard that does not parse: readers will read it, and see why).
+    /// The entry and line of `listed` in a new segment: its copy in one of `old` if it still
+    /// matches, else its shard read and written compact; `None` when it cannot be copied (no
+    /// tag, or a shard that does not parse: readers will read it, and see why).
     async fn line(
         &self,
-        old: &Copies,
+        old: &[&Copies],
         listed: Listed,
     ) -> Result<Option<(SegmentEntry, Bytes)>, Error> {
         let Some(tag) = listed.tag else {
@@ -360,8 +620,10 @@ impl Shards {
             tag,
             size: listed.size,
         };
-        if let Some(line) = old.matching(&entry) {
-            return Ok(Some((entry, old.bytes.slice(line))));
+        for copies in old {
+            if let Some(line) = copies.matching(&entry) {
+                return Ok(Some((entry, copies.bytes.slice(line))));
+            }
         }
         let shard = match self.read_shard(listed.dossier).await {
             Ok(Some(shard)) => shard,
@@ -414,7 +676,7 @@ impl Copies {
         (found == entry).then(|| line.clone())
     }
 
-    /// Reads a segment of `block`; the reason when it is not one.
+    /// Reads a segment whose first cell is `block`; the reason when it is not one.
     fn parse(block: u64, bytes: Bytes) -> Result<Copies, String> {
         let mut lines = line_ranges(&bytes);
         let first = lines.next().ok_or("empty")?;
@@ -441,15 +703,15 @@ impl Copies {
         Ok(Copies { bytes, entries })
     }
 
-    /// A segment of `block`: the header, then `lines` (one compact JSON shard each).
-    fn render(block: u64, shards: Vec<SegmentEntry>, lines: &[Bytes]) -> Result<Bytes, Error> {
+    /// The segment of `span`: the header, then `lines` (one compact JSON shard each).
+    fn render(span: Span, shards: Vec<SegmentEntry>, lines: &[Bytes]) -> Result<Bytes, Error> {
         let header = SegmentHeader {
             version: WIRE_VERSION,
-            block,
+            block: span.first,
             shards,
         };
         let mut out = serde_json::to_vec(&header).map_err(|e| Error::Manifest {
-            key: segment_key(block),
+            key: span.key(),
             reason: e.to_string(),
         })?;
         for line in lines {
@@ -476,9 +738,9 @@ fn line_ranges(bytes: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
     })
 }
 
-fn not_ordered(block: u64, why: &str) -> Error {
+fn not_ordered(span: Span, why: &str) -> Error {
     Error::Manifest {
-        key: segment_key(block),
+        key: span.key(),
         reason: why.to_owned(),
     }
 }

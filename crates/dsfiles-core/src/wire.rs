@@ -63,18 +63,32 @@ pub fn shard_key(dossier: u64) -> String {
     format!("{DOSSIERS_PREFIX}{dossier}.json")
 }
 
-/// Where the compacted copies of the shards live, one segment per block of dossier numbers
-/// ([`segment_key`]; `crate`'s `shards` module has the rules).
+/// Where the compacted copies of the shards live, one segment per span of cells of dossier
+/// numbers ([`segment_key`]; `crate`'s `shards` module has the rules).
 pub const SEGMENTS_PREFIX: &str = ".dsfiles/segments/";
-/// Dossier numbers per segment: block `b` holds dossiers `b × 1000` to `b × 1000 + 999`.
+/// Dossier numbers per cell: cell `c` holds dossiers `c × 1000` to `c × 1000 + 999`. A
+/// segment copies the shards of cells `first..=last`, at most about this many shards.
 pub const SEGMENT_DOSSIERS: u64 = 1000;
 
-/// The key of the segment of block `block`.
-pub fn segment_key(block: u64) -> String {
-    format!("{SEGMENTS_PREFIX}{block}.jsonl")
+/// The key of the segment of cells `first..=last`: `{first}.jsonl` for one cell (the only form
+/// before segments spanned cells), else `{first}-{last}.jsonl`.
+pub fn segment_key(first: u64, last: u64) -> String {
+    if first == last {
+        format!("{SEGMENTS_PREFIX}{first}.jsonl")
+    } else {
+        format!("{SEGMENTS_PREFIX}{first}-{last}.jsonl")
+    }
 }
 
-/// The first line of a segment: which block, and for each copied shard (in dossier order,
+/// The cells `(first, last)` a key written by [`segment_key`] names; `None` for any other key.
+pub fn segment_cells(key: &str) -> Option<(u64, u64)> {
+    let name = key.strip_prefix(SEGMENTS_PREFIX)?.strip_suffix(".jsonl")?;
+    let (first, last) = name.split_once('-').unwrap_or((name, name));
+    let cells = (first.parse().ok()?, last.parse().ok()?);
+    (cells.0 <= cells.1 && segment_key(cells.0, cells.1) == key).then_some(cells)
+}
+
+/// The first line of a segment: its first cell (`block`), and for each copied shard (in dossier order,
 /// one compact JSON [`Shard`] per following line, same order) the entity tag and size its
 /// shard was listed with when copied.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -545,7 +559,8 @@ pub struct StateObjects {
     pub shards_read: u64,
     /// Segments read.
     pub segments_read: u64,
-    /// Blocks of shard keys listed to check segments against (one request each, about).
+    /// Listings of shard keys to check segments against (one request per 1,000 keys, about),
+    /// and of the segments themselves (once per run).
     pub blocks_listed: u64,
     /// Segments written (compaction).
     pub segments_written: u64,

@@ -15,8 +15,9 @@ fn shard(n: u64, mark: &str) -> Shard {
     }
 }
 
-/// Dossiers of blocks 0, 1, 5 and 10, of one to five digits: their keys interleave in key
-/// order (`10000.json` sorts between `1000.json` and `1999.json`).
+/// Dossiers of cells 0, 1, 5 and 10, of one to five digits: their keys interleave in key
+/// order (`10000.json` sorts between `1000.json` and `1999.json`). Compacted, they make three
+/// segments: cell 0, cells 1–9 (four digits), cells 10–99 (five).
 const NUMBERS: [u64; 10] = [3, 42, 999, 1000, 1500, 1999, 5000, 5001, 5999, 10_000];
 
 /// A run that wrote every shard of `NUMBERS` and compacted.
@@ -45,7 +46,11 @@ fn expected(mark: &str) -> Vec<Option<Shard>> {
 async fn a_compacted_block_answers_with_one_listing_and_one_segment() {
     let sink = crate::sink::memory();
     let wrote = written(&sink).await;
-    assert_eq!(wrote.segments_written, 4, "{wrote:?}");
+    assert_eq!(wrote.segments_written, 3, "{wrote:?}");
+    assert_eq!(
+        segment_keys(&sink).await,
+        ["0.jsonl", "1-9.jsonl", "10-99.jsonl"]
+    );
     let shards = Shards::new(Arc::clone(&sink));
     assert_eq!(
         read_all(&shards, Access::Sequential).await,
@@ -55,9 +60,10 @@ async fn a_compacted_block_answers_with_one_listing_and_one_segment() {
     assert_eq!(shards.read(1001, Access::Sequential).await.unwrap(), None);
     assert_eq!(shards.read(5500, Access::Random).await.unwrap(), None);
     let reads = shards.state_objects();
+    // One listing of the segments, then one of each span.
     assert_eq!(
         (reads.shards_read, reads.segments_read, reads.blocks_listed),
-        (0, 4, 4),
+        (0, 3, 4),
         "{reads:?}"
     );
     // Nothing was stale: nothing to rewrite.
@@ -80,9 +86,9 @@ async fn a_shard_changed_or_deleted_behind_its_segment_is_read_itself() {
     want[7] = None;
     assert_eq!(read_all(&shards, Access::Sequential).await, want);
     assert_eq!(shards.state_objects().shards_read, 1);
-    // The two stale blocks are rewritten; then nothing is read one by one.
+    // The stale span is rewritten; then nothing is read one by one.
     shards.compact().await;
-    assert_eq!(shards.state_objects().segments_written, 2);
+    assert_eq!(shards.state_objects().segments_written, 1);
     let again = Shards::new(Arc::clone(&sink));
     assert_eq!(read_all(&again, Access::Sequential).await, want);
     assert_eq!(again.state_objects().shards_read, 0);
@@ -92,16 +98,18 @@ async fn a_shard_changed_or_deleted_behind_its_segment_is_read_itself() {
 async fn a_segment_that_is_not_one_costs_reads_not_answers() {
     let sink = crate::sink::memory();
     written(&sink).await;
-    let block_one = sink.get_small(&segment_key(1)).await.unwrap().unwrap();
-    let cut = block_one.slice(..block_one.len() / 2);
-    let cases: [(u64, Bytes); 4] = [
-        (0, Bytes::from_static(b"not json\n")),
-        (1, cut),
-        (5, block_one), // block 1's segment at block 5's key
-        (10, Bytes::new()),
+    let four_digits = sink.get_small(&segment_key(1, 9)).await.unwrap().unwrap();
+    let cut = four_digits.slice(..four_digits.len() / 2);
+    let cases: [((u64, u64), Bytes); 4] = [
+        ((0, 0), Bytes::from_static(b"not json\n")),
+        ((1, 9), cut),
+        ((10, 99), four_digits.clone()), // another span's segment
+        ((5, 5), four_digits),           // overlapping 1–9: not used, deleted by compaction
     ];
-    for (block, bytes) in cases {
-        sink.put_small(&segment_key(block), bytes).await.unwrap();
+    for ((first, last), bytes) in cases {
+        sink.put_small(&segment_key(first, last), bytes)
+            .await
+            .unwrap();
     }
     let shards = Shards::new(Arc::clone(&sink));
     assert_eq!(
@@ -116,6 +124,10 @@ async fn a_segment_that_is_not_one_costs_reads_not_answers() {
         expected("first")
     );
     assert_eq!(again.state_objects().shards_read, 0);
+    assert_eq!(
+        segment_keys(&sink).await,
+        ["0.jsonl", "1-9.jsonl", "10-99.jsonl"]
+    );
 }
 
 #[tokio::test]
@@ -155,9 +167,10 @@ async fn random_reads_use_only_held_blocks() {
     shards.read(5000, Access::Sequential).await.unwrap();
     shards.read(5999, Access::Random).await.unwrap();
     let reads = shards.state_objects();
+    // The segments' listing, then the span of cells 1–9.
     assert_eq!(
         (reads.shards_read, reads.blocks_listed),
-        (10, 1),
+        (10, 2),
         "{reads:?}"
     );
 }
@@ -179,6 +192,153 @@ async fn local_disk_reads_shards_and_writes_no_segment() {
 }
 
 const SEGMENTS_DIR: &str = ".dsfiles/segments";
+
+/// The names of the segments in `sink`, in key order.
+async fn segment_keys(sink: &Arc<dyn Sink>) -> Vec<String> {
+    let mut keys: Vec<String> = sink
+        .list_after(SEGMENTS_PREFIX, SEGMENTS_PREFIX.trim_end_matches('/'))
+        .expect("an object store lists in key order")
+        .map_ok(|entry| entry.key[SEGMENTS_PREFIX.len()..].to_owned())
+        .try_collect()
+        .await
+        .unwrap();
+    keys.sort();
+    keys
+}
+
+/// `count` dossiers of seven digits, `gap` numbers apart from 1,000,000 on: DS numbers
+/// dossiers across the platform, so a démarche's numbers are sparse.
+fn sparse(count: u64, gap: u64) -> Vec<u64> {
+    (0..count).map(|i| 1_000_000 + i * gap).collect()
+}
+
+/// A run that writes a shard for each of `numbers`, marked `mark`, and compacts.
+async fn write_all(sink: &Arc<dyn Sink>, numbers: &[u64], mark: &str) -> StateObjects {
+    let shards = Shards::new(Arc::clone(sink));
+    for &n in numbers {
+        shards.write(&shard(n, mark)).await.unwrap();
+    }
+    shards.compact().await;
+    shards.state_objects()
+}
+
+/// A run that reads every shard of `numbers` in order, checking each against `mark`.
+async fn read_in_order(sink: &Arc<dyn Sink>, numbers: &[u64], mark: &str) -> StateObjects {
+    let shards = Shards::new(Arc::clone(sink));
+    for &n in numbers {
+        let read = shards.read(n, Access::Sequential).await.unwrap();
+        assert_eq!(read, Some(shard(n, mark)), "dossier {n}");
+    }
+    shards.state_objects()
+}
+
+#[tokio::test]
+async fn sparse_numbers_cost_a_segment_per_thousand_dossiers_not_per_thousand_numbers() {
+    // 3,000 dossiers over 150,000 numbers: 150 cells of 20 dossiers.
+    let sink = crate::sink::memory();
+    let numbers = sparse(3_000, 50);
+    let wrote = write_all(&sink, &numbers, "first").await;
+    assert_eq!(wrote.segments_written, 3, "{wrote:?}");
+    let reads = read_in_order(&sink, &numbers, "first").await;
+    assert_eq!(
+        (reads.shards_read, reads.segments_read, reads.blocks_listed),
+        (0, 3, 4),
+        "{reads:?}"
+    );
+}
+
+#[tokio::test]
+async fn new_dossiers_join_the_last_segment_and_a_grown_one_is_cut() {
+    let sink = crate::sink::memory();
+    let mut numbers = sparse(1_500, 50);
+    write_all(&sink, &numbers, "first").await;
+    let before = segment_keys(&sink).await;
+    assert_eq!(before, ["1000-1049.jsonl", "1050-9999.jsonl"]);
+    // Ten new dossiers above the others: the last segment takes them, no segment of ten.
+    let new: Vec<u64> = (0..10).map(|i| 1_100_000 + i).collect();
+    let wrote = write_all(&sink, &new, "first").await;
+    assert_eq!(wrote.segments_written, 1, "{wrote:?}");
+    assert_eq!(segment_keys(&sink).await, before);
+    numbers.extend(&new);
+    let reads = read_in_order(&sink, &numbers, "first").await;
+    assert_eq!(
+        (reads.shards_read, reads.segments_read),
+        (0, 2),
+        "{reads:?}"
+    );
+    // 2,000 more, 333 or 334 a cell: the last segment is cut at the first cell boundary past
+    // 1,000 shards, the first segment is kept as is.
+    let more: Vec<u64> = (0..2_000).map(|i| 1_200_000 + i * 3).collect();
+    let wrote = write_all(&sink, &more, "first").await;
+    assert_eq!(wrote.segments_written, 3, "{wrote:?}");
+    assert_eq!(
+        segment_keys(&sink).await,
+        [
+            "1000-1049.jsonl",
+            // 510 + 334 + 333 shards; then 333 + 334 + 333; then 333.
+            "1050-1201.jsonl",
+            "1202-1204.jsonl",
+            "1205-9999.jsonl",
+        ]
+    );
+    numbers.extend(&more);
+    let reads = read_in_order(&sink, &numbers, "first").await;
+    assert_eq!(
+        (reads.shards_read, reads.segments_read),
+        (0, 4),
+        "{reads:?}"
+    );
+}
+
+#[test]
+fn the_index_resolves_spans_and_regions() {
+    let span = |first, last| Span { first, last };
+    // Overlaps keep the first, widest span; a span across a power of ten is not used.
+    let index = Index::new(vec![
+        span(20, 25),
+        span(3, 4),
+        span(3, 7),
+        span(5, 5),
+        span(95, 120),
+        span(30, 40),
+    ]);
+    assert_eq!(index.spans, [span(3, 7), span(20, 25), span(30, 40)]);
+    assert_eq!(index.all.len(), 6);
+    let cases = [
+        // (dirty cell, its span if covered, the region compacted)
+        (0, None, span(0, 0)),
+        (1, None, span(1, 2)),
+        (4, Some(span(3, 7)), span(3, 7)),
+        (8, None, span(3, 9)),
+        (10, None, span(10, 19)),
+        (26, None, span(20, 29)),
+        (41, None, span(30, 99)),
+        (100, None, span(100, 999)),
+        (1234, None, span(1000, 9999)),
+    ];
+    for (cell, covering, region) in cases {
+        assert_eq!(index.covering(cell), covering, "cell {cell}");
+        assert_eq!(index.region(cell), region, "cell {cell}");
+    }
+    // Regions of several dirty cells: a span and the gap after it make one.
+    assert_eq!(
+        index.regions([4, 8, 21, 41, 26]),
+        [span(3, 9), span(20, 29), span(30, 99)]
+    );
+}
+
+#[test]
+fn segment_keys_name_their_cells() {
+    for (first, last) in [(0, 0), (7, 7), (1000, 1049), (10, 99)] {
+        let key = segment_key(first, last);
+        assert_eq!(segment_cells(&key), Some((first, last)), "{key}");
+    }
+    assert_eq!(segment_key(5, 5), ".dsfiles/segments/5.jsonl");
+    for name in ["9-3", "+5", "05", "5-", "-5", "5-05", "a", "5.json"] {
+        let key = format!("{SEGMENTS_PREFIX}{name}.jsonl");
+        assert_eq!(segment_cells(&key), None, "{key}");
+    }
+}
 
 #[test]
 fn a_segment_is_refused_unless_it_is_whole_ordered_and_of_its_block() {
