@@ -25,6 +25,10 @@ pub struct SimConfig {
     pub groupes: usize,
     /// Number of dossiers already deleted (reported by `deletedDossiers`).
     pub deleted_dossiers: usize,
+    /// The mean step between consecutive dossier numbers (at least 1). DS numbers dossiers
+    /// across the whole platform, so a démarche's numbers are sparse: a démarche that took
+    /// 100,000 of the 4 million dossiers filed in its year has a gap of 40.
+    pub number_gap: u64,
     /// Percentage of files whose virus scan is still `pending` (each file drawn independently).
     pub pending_scans: u8,
     /// Number of files whose API checksum is wrong over stable bytes (DS legacy).
@@ -56,6 +60,7 @@ impl Default for SimConfig {
             big_files: Vec::new(),
             groupes: 2,
             deleted_dossiers: 3,
+            number_gap: 2,
             pending_scans: 3,
             wrong_checksums: 1,
             hostile_filenames: true,
@@ -80,6 +85,7 @@ impl std::fmt::Debug for SimConfig {
             .field("big_files", &self.big_files)
             .field("groupes", &self.groupes)
             .field("deleted_dossiers", &self.deleted_dossiers)
+            .field("number_gap", &self.number_gap)
             .field("pending_scans", &self.pending_scans)
             .field("wrong_checksums", &self.wrong_checksums)
             .field("hostile_filenames", &self.hostile_filenames)

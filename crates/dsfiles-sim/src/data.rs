@@ -186,9 +186,17 @@ pub(crate) struct State {
     pending_scans: u64,
     /// Seconds between two dossiers' creation dates ([`dossier_spacing`]).
     pub(crate) spacing_secs: u64,
+    /// The mean step between two dossier numbers ([`SimConfig::number_gap`]).
+    pub(crate) number_gap: u64,
     next_number: u64,
     next_index: u64,
     next_id: u64,
+}
+
+/// The step from one dossier number to the next: drawn in `1..=2 × gap - 1`, so `gap` on
+/// average (with the default gap of 2, the draws of every earlier version of the simulator).
+pub(crate) fn number_step(rng: &mut Rng, gap: u64) -> u64 {
+    1 + rng.range(0, 2 * (gap.max(1) - 1))
 }
 
 const STATES: [&str; 5] = [
@@ -425,6 +433,7 @@ impl State {
             max_file_size: config.max_file_size.max(1),
             pending_scans: u64::from(config.pending_scans),
             spacing_secs: dossier_spacing(config.dossiers),
+            number_gap: config.number_gap.max(1),
             next_number: 1_000_000 + mix(&[config.seed, 1]) % 1000,
             next_index: 0,
             next_id: 0,
@@ -481,7 +490,7 @@ impl State {
         let mut rng = Rng::new(mix(&[self.seed, 3]));
         for _ in 0..count {
             let number = self.next_number;
-            self.next_number += 1 + rng.range(0, 2);
+            self.next_number += number_step(&mut rng, self.number_gap);
             self.deleted.push(DeletedDossier {
                 number,
                 state: STATES[rng.range(0, 4) as usize],

@@ -1,7 +1,8 @@
 //! `cargo xtask bench --scale [--dossiers N] [--s3-dossiers N | --no-object-store]`: dsfiles
 //! on one large démarche of the simulator (the shipped `dsfiles-sim` binary,
 //! [`ds::SimProcess`]): `N` dossiers (default 100,000) of 8–12 files of at most 512 bytes,
-//! about 1M files, 3% of them pending a virus scan. Into local disk: the first sync, a no-op
+//! about 1M files, 3% of them pending a virus scan, numbered sparsely as DS's are
+//! ([`NUMBER_GAP`]). Into local disk: the first sync, a no-op
 //! `--since auto` run, a no-op `--full` run and `verify`; the first sync of a layout whose
 //! dossiers meet (`--layout {label}/{filename}`: one key allocator for the whole run, into a
 //! directory of its own); then `list`. Then the same four runs
@@ -35,9 +36,14 @@ pub struct ScaleOptions {
     pub object_store: Option<usize>,
 }
 
+/// The mean step between the scale démarche's dossier numbers: DS numbers dossiers across the
+/// platform, and a démarche of 100,000 dossiers in a year of 4 million has sparse numbers.
+const NUMBER_GAP: u64 = 40;
+
 /// The flags of `dsfiles-sim` for the démarche of the scale runs: `dossiers` dossiers of 8–12
-/// files of at most 512 bytes, 3% of them pending a virus scan, no hostile filenames (they
-/// are the hostile-input tests' job, not the scale runs').
+/// files of at most 512 bytes, 3% of them pending a virus scan, numbered [`NUMBER_GAP`] apart
+/// on average, no hostile filenames (they are the hostile-input tests' job, not the scale
+/// runs').
 fn sim_args(dossiers: usize) -> Vec<String> {
     let dossiers = dossiers.to_string();
     [
@@ -52,6 +58,8 @@ fn sim_args(dossiers: usize) -> Vec<String> {
         "512",
         "--pending-scans",
         "3",
+        "--number-gap",
+        &NUMBER_GAP.to_string(),
         "--no-hostile-filenames",
         "--listen",
         "127.0.0.1:0",
@@ -412,19 +420,22 @@ fn render(opts: &ScaleOptions, (demarche, s3): &Demarches, rows: &[Row]) -> Stri
     }
     let _ = writeln!(
         out,
-        "`)\n\n{} dossiers, {} files ({:.0} MB), 3% pending a virus scan, served by the shipped \
-         `dsfiles-sim` (built as `dsfiles` is, a process of its own on the same two cores); \
+        "`)\n\n{} dossiers, {} files ({:.0} MB), 3% pending a virus scan, dossier numbers {} \
+         apart on average (`--number-gap`: DS numbers dossiers across the platform), served by \
+         the shipped `dsfiles-sim` (built as `dsfiles` is, a process of its own on the same two \
+         cores); \
          `--jobs {}`, `--requests-per-minute 0`, `--no-data`. Files/s counts the \
          files the run went through (stored, or found unchanged); CPU is user + system time of \
          the dsfiles process; API calls are the run's own count (listing + recheck + URL refresh + \
          deleted dossiers); state objects are the manifest reads the run asked of the destination \
-         (shards, found or not + segments, each segment the copy of up to 1,000 shards). The \
+         (shards, found or not + segments, each segment the copy of about 1,000 shards). The \
          `--layout {{label}}/{{filename}}` row syncs into a directory of its own with a layout whose \
          dossiers meet, so that one key allocator holds every key of the run (in SQLite: \
          docs/architecture.md, \"What a run holds\").\n",
         opts.dossiers,
         demarche.files,
         demarche.bytes as f64 / 1e6,
+        NUMBER_GAP,
         tools::JOBS
     );
     match s3 {
@@ -456,8 +467,8 @@ fn render(opts: &ScaleOptions, (demarche, s3): &Demarches, rows: &[Row]) -> Stri
     out
 }
 
-/// The default `--s3-dossiers`.
-pub const DEFAULT_S3_DOSSIERS: usize = 10_000;
+/// The default `--s3-dossiers`: as many as the main démarche (about 1M objects).
+pub const DEFAULT_S3_DOSSIERS: usize = 100_000;
 
 /// The default `--dossiers`.
 pub const DEFAULT_DOSSIERS: usize = 100_000;

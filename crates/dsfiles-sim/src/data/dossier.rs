@@ -45,12 +45,12 @@ static NO_EXTRAS: DossierExtras = DossierExtras {
 /// A dossier's random stream and its first draws: the step to the next dossier number, then
 /// the creation and update dates, drawn in the seeded past unless `given`.
 fn opening(
-    (seed, spacing_secs): (u64, u64),
+    (seed, spacing_secs, number_gap): (u64, u64, u64),
     index: u64,
     given: Option<(DateTime<Utc>, DateTime<Utc>)>,
 ) -> (Rng, u64, (DateTime<Utc>, DateTime<Utc>)) {
     let mut rng = Rng::new(mix(&[seed, 2, index]));
-    let step = 1 + rng.range(0, 2);
+    let step = super::number_step(&mut rng, number_gap);
     let dates = given.unwrap_or_else(|| {
         let created = base_time()
             + chrono::Duration::seconds((index * spacing_secs + rng.range(0, 3600)) as i64);
@@ -210,8 +210,11 @@ impl State {
             let at = self.next_instant(now);
             (at, at)
         });
-        let (_, step, (created_at, updated_at)) =
-            opening((self.seed, self.spacing_secs), index, given);
+        let (_, step, (created_at, updated_at)) = opening(
+            (self.seed, self.spacing_secs, self.number_gap),
+            index,
+            given,
+        );
         let number = self.next_number;
         self.next_number += step;
         // A dossier of external files holds nothing else, so it stays `en_construction`.
@@ -271,7 +274,11 @@ impl State {
         let given = dossier
             .born_now
             .then_some((dossier.created_at, dossier.champs_updated_at));
-        let (rng, _, _) = opening((self.seed, self.spacing_secs), dossier.index, given);
+        let (rng, _, _) = opening(
+            (self.seed, self.spacing_secs, self.number_gap),
+            dossier.index,
+            given,
+        );
         let mut d = Draft {
             dossier,
             rng,

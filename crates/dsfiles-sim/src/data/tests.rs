@@ -159,3 +159,24 @@ fn dossier_dates_stay_in_the_past_whatever_the_size() {
         assert!(latest < before, "{dossiers} dossiers: {latest}");
     }
 }
+
+#[test]
+fn number_gap_spreads_the_numbers_as_ds_does() {
+    // (gap, mean step accepted) — steps are drawn in 1..=2 × gap - 1.
+    for (gap, mean) in [(1, 1.0..=1.0), (2, 1.9..=2.1), (40, 38.0..=42.0)] {
+        let config = SimConfig {
+            dossiers: 3_000,
+            files_per_dossier: 0..=0,
+            number_gap: gap,
+            ..SimConfig::default()
+        };
+        let state = State::build(&config);
+        let numbers: Vec<u64> = state.dossiers.keys().copied().collect();
+        let steps: Vec<u64> = numbers.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(steps.iter().all(|s| (1..2 * gap).contains(s)), "gap {gap}");
+        let average = steps.iter().sum::<u64>() as f64 / steps.len() as f64;
+        assert!(mean.contains(&average), "gap {gap}: mean step {average}");
+        let first = state.deleted.first().map(|d| d.number);
+        assert!(first > numbers.last().copied(), "deleted ones come after");
+    }
+}

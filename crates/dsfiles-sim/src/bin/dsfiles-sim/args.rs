@@ -22,6 +22,12 @@ const MAX_DOSSIERS: u64 = 5_000_000;
 /// Groupe numbers are `démarche × 10 + i` for `i` up to 9, and must fit a GraphQL `Int` too.
 const MAX_DEMARCHE: u64 = (i32::MAX as u64 - 9) / 10;
 
+/// The largest `--number-gap`.
+const MAX_NUMBER_GAP: u64 = 10_000;
+
+/// The first dossier number is below this; the last one must fit a GraphQL `Int`.
+const FIRST_NUMBERS: u64 = 1_001_000;
+
 /// The longest URL lifetime accepted: a year.
 const MAX_URL_TTL_SECS: u64 = 366 * 24 * 3600;
 
@@ -70,6 +76,13 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 3,
           value_parser = clap::value_parser!(u64).range(0..=MAX_DOSSIERS))]
     pub deleted_dossiers: u64,
+
+    /// Mean step between consecutive dossier numbers (steps drawn in 1..=2N-1). DS numbers
+    /// dossiers across the whole platform, so a démarche's numbers are sparse: one that took
+    /// 100,000 of the 4 million dossiers filed in its year has a gap of 40.
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_NUMBER_GAP))]
+    pub number_gap: u64,
 
     /// Percentage of files whose virus scan is still `pending` (each file drawn independently).
     #[arg(long, value_name = "PERCENT", default_value_t = 3,
@@ -147,6 +160,17 @@ impl Args {
             (Some(token), false) => Some(token),
             (None, false) => Some(format!("sim-{}", uuid::Uuid::new_v4().simple())),
         };
+        // Live dossiers, then deleted ones, each at most 2 × gap - 1 numbers after the last.
+        let numbered = self.dossiers.saturating_add(self.deleted_dossiers);
+        let highest = numbered.saturating_mul(2 * self.number_gap - 1);
+        if FIRST_NUMBERS.saturating_add(highest) > i32::MAX as u64 {
+            return Err(usage(format!(
+                "`--number-gap {}` with {numbered} dossiers (live and deleted) would number \
+                 dossiers past {}, the largest GraphQL `Int`",
+                self.number_gap,
+                i32::MAX
+            )));
+        }
         let config = SimConfig {
             seed: self.seed,
             demarche: self.demarche,
@@ -157,6 +181,7 @@ impl Args {
             groupes: usize::try_from(self.groupes).map_err(|_| too_large("--groupes"))?,
             deleted_dossiers: usize::try_from(self.deleted_dossiers)
                 .map_err(|_| too_large("--deleted-dossiers"))?,
+            number_gap: self.number_gap,
             pending_scans: self.pending_scans,
             wrong_checksums: self.wrong_checksums,
             hostile_filenames: !self.no_hostile_filenames,

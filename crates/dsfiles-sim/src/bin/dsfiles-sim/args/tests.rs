@@ -53,3 +53,20 @@ fn url_ttl_is_seconds_or_a_unit() {
     check(parse_duration, "1d", Err("followed by s, m or h"));
     check(parse_duration, "h", Err("between 1s and a year"));
 }
+
+#[test]
+fn number_gap_keeps_every_number_a_graphql_int() {
+    let resolve = |gap: &str, dossiers: &str| {
+        let argv = ["dsfiles-sim", "--number-gap", gap, "--dossiers", dossiers];
+        <Args as clap::Parser>::try_parse_from(argv).and_then(Args::resolve)
+    };
+    let settings = resolve("40", "100000").expect("4 million numbers fit");
+    assert_eq!(settings.config.number_gap, 40);
+    let refused = resolve("10000", "5000000").expect_err("past i32::MAX");
+    assert!(
+        refused.to_string().contains("largest GraphQL `Int`"),
+        "{refused}"
+    );
+    assert_eq!(refused.exit_code(), 2);
+    assert!(resolve("0", "10").is_err());
+}
