@@ -49,7 +49,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, VecDeque};
-use std::ops::{Range, RangeInclusive};
+use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -58,15 +58,17 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use tokio::sync::OnceCell;
 
 use crate::Error;
-use crate::sink::{Sink, TaggedEntry};
+use crate::sink::{ByteStream, Sink, TaggedEntry};
 use crate::state;
 use crate::wire::{
     DOSSIERS_PREFIX, SEGMENT_DOSSIERS, SEGMENTS_PREFIX, SegmentEntry, SegmentHeader, Shard,
     StateObjects, WIRE_VERSION, segment_cells, segment_key, shard_key,
 };
 
-/// Blocks (listing and segment) held at a time.
-pub(crate) const HELD_BLOCKS: usize = 3;
+/// Blocks (listing and segment) held at a time: the dossiers of a sequential read are in
+/// flight a page or two at a time, fewer than a span holds, so they straddle at most two spans.
+/// A third would hold another segment of up to megabytes for nothing.
+pub(crate) const HELD_BLOCKS: usize = 2;
 /// Shards read at a time while compacting.
 const READS_IN_FLIGHT: usize = 16;
 /// Words of a cell's bit set (one bit per dossier number of the cell).
@@ -208,6 +210,9 @@ pub(crate) struct Shards {
     segments_written: AtomicU64,
 }
 
+/// A listing of shard keys in key order.
+type Listing<'a> = futures::stream::BoxStream<'a, Result<TaggedEntry, crate::sink::Error>>;
+
 /// A held block, loaded once however many tasks ask; `None` when unusable.
 type Slot = Arc<OnceCell<Option<Arc<Block>>>>;
 
@@ -226,12 +231,13 @@ struct Block {
     copies: Copies,
 }
 
-/// A segment as read: its bytes, and each copy's entry and line.
+/// A segment as read: each copy's entry and line. Each line is a buffer of its own, a few
+/// kilobytes: a segment held as one buffer of megabytes is an allocation the allocator keeps
+/// once freed, one more for each thread that happened to free one.
 #[derive(Default)]
 struct Copies {
-    bytes: Bytes,
     /// In dossier order.
-    entries: Vec<(SegmentEntry, Range<usize>)>,
+    entries: Vec<(SegmentEntry, Bytes)>,
 }
 
 /// Where a dossier's shard comes from.
@@ -239,8 +245,8 @@ struct Copies {
 enum Lookup {
     /// Not listed: the dossier has no shard.
     Absent,
-    /// The copy at this line of the segment.
-    Copy(Range<usize>),
+    /// This copy, a line of the segment.
+    Copy(Bytes),
     /// The shard itself must be read.
     Read,
 }
@@ -319,12 +325,10 @@ impl Shards {
         };
         match block.as_deref().map(|b| (b, b.lookup(n))) {
             Some((_, Lookup::Absent)) => Ok(None),
-            Some((block, Lookup::Copy(line))) => {
-                match state::parse(&shard_key(n), &block.copies.bytes[line]) {
-                    Ok(shard) => Ok(Some(shard)),
-                    Err(_) => self.read_shard(n).await,
-                }
-            }
+            Some((_, Lookup::Copy(line))) => match state::parse(&shard_key(n), &line) {
+                Ok(shard) => Ok(Some(shard)),
+                Err(_) => self.read_shard(n).await,
+            },
             Some((_, Lookup::Read)) | None => self.read_shard(n).await,
         }
     }
@@ -481,8 +485,7 @@ impl Shards {
 
     /// The shards of `span` as listed now, in dossier order.
     async fn list(&self, span: Span) -> Result<Vec<Listed>, Error> {
-        let mut listing = self.listing(span)?;
-        let mut window = Window::new(span);
+        let (mut listing, mut window) = self.listing(span)?;
         let mut listed = Vec::new();
         while let Some(entry) = listing.try_next().await? {
             match window.step(entry)? {
@@ -495,25 +498,27 @@ impl Shards {
         Ok(listed)
     }
 
-    fn listing(
-        &self,
-        span: Span,
-    ) -> Result<futures::stream::BoxStream<'_, Result<TaggedEntry, crate::sink::Error>>, Error>
-    {
+    /// A listing of `span`'s shard keys, and the [`Window`] that checks it.
+    fn listing(&self, span: Span) -> Result<(Listing<'_>, Window), Error> {
         self.blocks_listed.fetch_add(1, Ordering::Relaxed);
-        let offset = format!("{DOSSIERS_PREFIX}{}", span.dossiers().start());
-        let listing = self.sink.list_after(DOSSIERS_PREFIX, &offset);
-        listing.ok_or_else(|| not_ordered(span, "the destination cannot list in key order"))
+        let window = Window::new(span);
+        let listing = self.sink.list_after(DOSSIERS_PREFIX, &window.offset);
+        let listing =
+            listing.ok_or_else(|| not_ordered(span, "the destination cannot list in key order"))?;
+        Ok((listing, window))
     }
 
     /// The segment of `span`: empty when absent or unreadable (then logged).
     async fn segment(&self, span: Span) -> Result<Copies, Error> {
         let key = span.key();
         self.segments_read.fetch_add(1, Ordering::Relaxed);
-        let Some(bytes) = self.sink.get_small(&key).await? else {
-            return Ok(Copies::default());
+        let stream = match self.sink.get(&key).await {
+            Ok(stream) => stream,
+            Err(crate::sink::Error::NotFound { .. }) => return Ok(Copies::default()),
+            Err(e) => return Err(e.into()),
         };
-        Ok(Copies::parse(span.first, bytes).unwrap_or_else(|reason| {
+        let lines = lines(stream).await?;
+        Ok(Copies::parse(span.first, lines).unwrap_or_else(|reason| {
             tracing::warn!("segment `{key}` is ignored: {reason}");
             Copies::default()
         }))
@@ -529,8 +534,7 @@ impl Shards {
             .filter(|s| region.contains(s.first))
             .copied()
             .collect();
-        let mut listing = self.listing(region)?;
-        let mut window = Window::new(region);
+        let (mut listing, mut window) = self.listing(region)?;
         let (mut piece, mut first, mut kept) = (Vec::new(), region.first, Vec::new());
         while let Some(entry) = listing.try_next().await? {
             let listed = match window.step(entry)? {
@@ -622,7 +626,7 @@ impl Shards {
         };
         for copies in old {
             if let Some(line) = copies.matching(&entry) {
-                return Ok(Some((entry, copies.bytes.slice(line))));
+                return Ok(Some((entry, line)));
             }
         }
         let shard = match self.read_shard(listed.dossier).await {
@@ -668,7 +672,7 @@ impl Block {
 
 impl Copies {
     /// The line of the copy `entry` describes, if the segment has that very copy.
-    fn matching(&self, entry: &SegmentEntry) -> Option<Range<usize>> {
+    fn matching(&self, entry: &SegmentEntry) -> Option<Bytes> {
         let i = (self.entries)
             .binary_search_by_key(&entry.dossier, |(e, _)| e.dossier)
             .ok()?;
@@ -676,12 +680,13 @@ impl Copies {
         (found == entry).then(|| line.clone())
     }
 
-    /// Reads a segment whose first cell is `block`; the reason when it is not one.
-    fn parse(block: u64, bytes: Bytes) -> Result<Copies, String> {
-        let mut lines = line_ranges(&bytes);
+    /// Reads a segment whose first cell is `block` from its lines; the reason when it is not
+    /// one.
+    fn parse(block: u64, lines: Vec<Bytes>) -> Result<Copies, String> {
+        let mut lines = lines.into_iter();
         let first = lines.next().ok_or("empty")?;
         let header: SegmentHeader =
-            serde_json::from_slice(&bytes[first]).map_err(|e| format!("header: {e}"))?;
+            serde_json::from_slice(&first).map_err(|e| format!("header: {e}"))?;
         if header.version != WIRE_VERSION || header.block != block {
             return Err(format!(
                 "version `{}` of block `{}`, not version `{WIRE_VERSION}` of block `{block}`",
@@ -700,7 +705,7 @@ impl Copies {
         if entries.len() != count {
             return Err(format!("{count} copies announced, {} found", entries.len()));
         }
-        Ok(Copies { bytes, entries })
+        Ok(Copies { entries })
     }
 
     /// The segment of `span`: the header, then `lines` (one compact JSON shard each).
@@ -723,19 +728,41 @@ impl Copies {
     }
 }
 
-/// The ranges of `bytes`' lines, without their `\n` (compact JSON never holds a raw newline).
-fn line_ranges(bytes: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
-    let mut start = 0;
-    std::iter::from_fn(move || {
-        if start >= bytes.len() {
-            return None;
+/// The lines of `stream`, without their `\n` (compact JSON never holds a raw newline), each
+/// copied into a buffer of its own (see [`Copies`]).
+async fn lines(mut stream: ByteStream) -> Result<Vec<Bytes>, crate::sink::Error> {
+    let mut splitter = Lines::default();
+    while let Some(chunk) = stream.try_next().await? {
+        splitter.push(&chunk);
+    }
+    Ok(splitter.finish())
+}
+
+/// Cuts bytes that come in chunks into lines.
+#[derive(Default)]
+struct Lines {
+    done: Vec<Bytes>,
+    partial: Vec<u8>,
+}
+
+impl Lines {
+    fn push(&mut self, mut chunk: &[u8]) {
+        while let Some(end) = chunk.iter().position(|&b| b == b'\n') {
+            self.partial.extend_from_slice(&chunk[..end]);
+            let line = std::mem::take(&mut self.partial).into_boxed_slice();
+            self.done.push(Bytes::from(line));
+            chunk = &chunk[end + 1..];
         }
-        let end =
-            (bytes[start..].iter().position(|&b| b == b'\n')).map_or(bytes.len(), |i| start + i);
-        let line = start..end;
-        start = end + 1;
-        Some(line)
-    })
+        self.partial.extend_from_slice(chunk);
+    }
+
+    /// The lines, the last one even without its `\n`.
+    fn finish(mut self) -> Vec<Bytes> {
+        if !self.partial.is_empty() {
+            self.done.push(Bytes::from(self.partial.into_boxed_slice()));
+        }
+        self.done
+    }
 }
 
 fn not_ordered(span: Span, why: &str) -> Error {

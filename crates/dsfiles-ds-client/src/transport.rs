@@ -241,7 +241,7 @@ pub(crate) fn classify(
             retry_after: rate_limit_wait(headers, now, max_wait),
         });
     }
-    let Ok(json) = serde_json::from_slice::<Value>(body) else {
+    let Ok(mut json) = serde_json::from_slice::<Value>(body) else {
         return Err(Error::NotJson {
             status: code,
             snippet: snippet(body),
@@ -264,15 +264,16 @@ pub(crate) fn classify(
             errors,
         });
     }
-    let data = json.get("data").filter(|d| !d.is_null());
-    if !root_present(operation, data) {
+    // Taken out of the answer, not cloned: a page of dossiers is megabytes of values.
+    let data = json
+        .get_mut("data")
+        .map(Value::take)
+        .filter(|d| !d.is_null());
+    if !root_present(operation, data.as_ref()) {
         return Err(missing_root(operation, target, status, body, errors));
     }
     match data {
-        Some(data) if status.is_success() => Ok(Answer {
-            data: data.clone(),
-            errors,
-        }),
+        Some(data) if status.is_success() => Ok(Answer { data, errors }),
         _ => Err(Error::Http {
             status: code,
             snippet: snippet(body),

@@ -377,11 +377,55 @@ fn a_segment_is_refused_unless_it_is_whole_ordered_and_of_its_block() {
         (String::new(), Err("empty")),
     ];
     for (text, want) in cases {
-        let got = Copies::parse(2, Bytes::from(text.clone())).map(|c| c.entries.len());
+        let got =
+            Copies::parse(2, split(text.as_bytes(), &[text.len() / 3])).map(|c| c.entries.len());
         match (got, want) {
             (Ok(n), Ok(m)) => assert_eq!(n, m, "{text}"),
             (Err(reason), Err(part)) => assert!(reason.contains(part), "{text}: {reason}"),
             (got, want) => panic!("{text}: {:?} instead of {want:?}", got.map_err(|_| ())),
+        }
+    }
+}
+
+/// The lines [`Lines`] cuts from `text` received in chunks ending at `cuts`.
+fn split(text: &[u8], cuts: &[usize]) -> Vec<Bytes> {
+    let mut lines = Lines::default();
+    let mut start = 0;
+    for &end in cuts.iter().chain([&text.len()]) {
+        lines.push(&text[start..end]);
+        start = end;
+    }
+    lines.finish()
+}
+
+#[test]
+fn lines_are_the_same_wherever_the_chunks_end() {
+    let texts: [&[u8]; 6] = [
+        b"",
+        b"\n",
+        b"ab",
+        b"ab\ncd\n",
+        b"ab\n\ncd",
+        b"{\"a\":1}\n{}\nxyz\n",
+    ];
+    for text in texts {
+        // What `str::lines` gives, but a lone trailing `\n` ends a line, not starts one.
+        let want: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
+        let want = match want.split_last() {
+            Some(([], init)) => init.to_vec(),
+            _ => want,
+        };
+        for a in 0..=text.len() {
+            for b in a..=text.len() {
+                let got = split(text, &[a, b]);
+                let got: Vec<&[u8]> = got.iter().map(|l| &l[..]).collect();
+                assert_eq!(
+                    got,
+                    want,
+                    "{:?} cut at {a} and {b}",
+                    String::from_utf8_lossy(text)
+                );
+            }
         }
     }
 }
