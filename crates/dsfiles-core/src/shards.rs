@@ -323,13 +323,13 @@ impl Shards {
             Access::Sequential => self.block(n / SEGMENT_DOSSIERS).await,
             Access::Random => self.held_block(n / SEGMENT_DOSSIERS),
         };
-        match block.as_deref().map(|b| (b, b.lookup(n))) {
-            Some((_, Lookup::Absent)) => Ok(None),
-            Some((_, Lookup::Copy(line))) => match state::parse(&shard_key(n), &line) {
+        match block.map(|b| b.lookup(n)) {
+            Some(Lookup::Absent) => Ok(None),
+            Some(Lookup::Copy(line)) => match state::parse(&shard_key(n), &line) {
                 Ok(shard) => Ok(Some(shard)),
                 Err(_) => self.read_shard(n).await,
             },
-            Some((_, Lookup::Read)) | None => self.read_shard(n).await,
+            Some(Lookup::Read) | None => self.read_shard(n).await,
         }
     }
 
