@@ -171,12 +171,11 @@ fn md5_side_by_side_with(width: Width, messages: &[&[u8]]) -> Vec<[u8; 16]> {
         for lane in 0..group.len() {
             lanes.set_state(lane, md5::INIT);
         }
-        for block in 0..blocks {
-            for (lane, message) in group.iter().enumerate() {
-                lanes.set_block(lane, message.get(block * 64..).unwrap_or_default());
-            }
-            simd::compress(width, &mut lanes, group.len());
-        }
+        let runs: Vec<&[simd::Block]> = group
+            .iter()
+            .map(|m| &m.as_chunks::<64>().0[..blocks])
+            .collect();
+        simd::compress(width, &mut lanes, &runs);
         for (lane, message) in group.iter().enumerate() {
             let mut md5 = Md5::resume(lanes.state(lane), 64 * blocks as u64);
             md5.update(message.get(blocks * 64..).unwrap_or_default());

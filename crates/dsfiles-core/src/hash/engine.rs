@@ -100,7 +100,8 @@ impl Engine {
             members: Vec::new(),
             counters: Arc::clone(&counters),
             turn: 0,
-            lanes: Box::default(),
+            lanes: Lanes::default(),
+            spare: [[0; 64]; simd::MAX_LANES],
         };
         std::thread::Builder::new()
             .name("dsfiles-md5".to_owned())
@@ -210,7 +211,9 @@ struct Worker {
     counters: Arc<Counters>,
     /// Where the search for ready streams starts, so that all get lanes in turn.
     turn: usize,
-    lanes: Box<Lanes>,
+    lanes: Lanes,
+    /// A block per lane, for lanes whose next block is not whole in one chunk.
+    spare: [simd::Block; simd::MAX_LANES],
 }
 
 impl Worker {
@@ -329,30 +332,47 @@ impl Worker {
             .fetch_add(blocks as u64, Ordering::Relaxed);
     }
 
-    /// Rounds of one block from each of `ready`, side by side.
+    /// Rounds of one block from each of `ready`, side by side, each lane reading its blocks
+    /// where they lie in its stream's chunk ([`Member::run`]); a lane whose next block
+    /// straddles two chunks or starts in `carry` gets it assembled in `spare`, and the call is
+    /// one round.
     fn simd(&mut self, ready: &[usize]) {
-        let rounds = ready
-            .iter()
-            .map(|&i| self.members[i].available / 64)
-            .min()
-            .unwrap_or(0)
-            .min(BURST);
+        let Worker {
+            width,
+            members,
+            counters,
+            lanes,
+            spare,
+            ..
+        } = self;
+        let mut assembled = [false; simd::MAX_LANES];
         for (lane, &i) in ready.iter().enumerate() {
-            self.lanes.set_state(lane, self.members[i].state);
-        }
-        for _ in 0..rounds {
-            for (lane, &i) in ready.iter().enumerate() {
-                self.members[i].next_block(&mut self.lanes, lane);
+            lanes.set_state(lane, members[i].state);
+            if members[i].run(1).is_empty() {
+                members[i].read(&mut spare[lane]);
+                assembled[lane] = true;
             }
-            simd::compress(self.width, &mut self.lanes, ready.len());
         }
-        for (lane, &i) in ready.iter().enumerate() {
-            let member = &mut self.members[i];
-            member.state = self.lanes.state(lane);
+        let runs: Vec<&[simd::Block]> = ready
+            .iter()
+            .zip(spare.iter())
+            .zip(assembled)
+            .map(|((&i, block), assembled)| match assembled {
+                true => std::slice::from_ref(block),
+                false => members[i].run(BURST),
+            })
+            .collect();
+        let rounds = simd::compress(*width, lanes, &runs);
+        for ((lane, &i), assembled) in ready.iter().enumerate().zip(assembled) {
+            let member = &mut members[i];
+            member.state = lanes.state(lane);
             member.compressed = member.compressed.wrapping_add(64 * rounds as u64);
+            if !assembled {
+                member.advance(rounds);
+            }
             member.stash_tail();
         }
-        self.counters
+        counters
             .simd_blocks
             .fetch_add((rounds * ready.len()) as u64, Ordering::Relaxed);
     }
@@ -449,25 +469,26 @@ impl Member {
         }
     }
 
-    /// Puts the next whole block (there must be one) in `lane` of `lanes`: straight from its
-    /// chunk when it lies in one, the common case, else assembled by [`Member::read`].
-    fn next_block(&mut self, lanes: &mut Lanes, lane: usize) {
-        if self.carried == 0 {
-            let chunk = self.queue.front().and_then(|q| q.chunks.get(self.chunk));
-            let at = self.offset;
-            if let Some((block, len)) = chunk.and_then(|c| Some((c.get(at..at + 64)?, c.len()))) {
-                lanes.set_block(lane, block);
-                self.offset += 64;
-                self.available -= 64;
-                if self.offset == len {
-                    self.skip_read();
-                }
-                return;
-            }
-        }
-        let mut block = [0u8; 64];
-        self.read(&mut block);
-        lanes.set_block(lane, &block);
+    /// The whole blocks that lie in the current chunk from the next unread byte on, at most
+    /// `max`: none when the next block straddles two chunks or starts in `carry`.
+    fn run(&self, max: usize) -> &[simd::Block] {
+        let chunk = self.queue.front().and_then(|q| q.chunks.get(self.chunk));
+        let (Some(chunk), 0) = (chunk, self.carried) else {
+            return &[];
+        };
+        let blocks = chunk
+            .get(self.offset..)
+            .unwrap_or_default()
+            .as_chunks::<64>()
+            .0;
+        blocks.get(..max).unwrap_or(blocks)
+    }
+
+    /// Moves past the first `blocks` blocks of [`Member::run`] (no more than it had).
+    fn advance(&mut self, blocks: usize) {
+        self.offset += 64 * blocks;
+        self.available -= 64 * blocks;
+        self.skip_read();
     }
 
     /// Copies the next `out.len()` bytes (or all there are) into `out`; returns how many.
@@ -497,19 +518,13 @@ impl Member {
     fn scalar_burst(&mut self, max: usize) -> usize {
         let mut done = 0;
         while done < max && self.available >= 64 {
-            let in_place = match self.queue.front().and_then(|q| q.chunks.get(self.chunk)) {
-                Some(chunk) if self.carried == 0 => {
-                    let rest = chunk.get(self.offset..).unwrap_or_default();
-                    let n = (rest.len() / 64).min(max - done);
-                    md5::compress(&mut self.state, &rest[..n * 64]);
-                    n
-                }
-                _ => 0,
-            };
+            let mut state = self.state;
+            let run = self.run(max - done);
+            let in_place = run.len();
+            md5::compress(&mut state, run.as_flattened());
+            self.state = state;
             if in_place > 0 {
-                self.offset += in_place * 64;
-                self.available -= in_place * 64;
-                self.skip_read();
+                self.advance(in_place);
             } else {
                 // The block straddles chunks (or starts in `carry`): assemble it.
                 let mut block = [0u8; 64];

@@ -95,17 +95,21 @@ pub(super) fn step(a: u32, b: u32, mk: u32, fun: u32, s: u32) -> u32 {
         .wrapping_add(b)
 }
 
+/// The 16 little-endian words of a block.
+#[inline(always)]
+pub(super) fn words(block: &[u8; 64]) -> [u32; 16] {
+    let (words, _) = block.as_chunks::<4>();
+    std::array::from_fn(|i| u32::from_le_bytes(words[i]))
+}
+
 /// Applies the compression function to every 64-byte block of `blocks` (a multiple of 64
 /// bytes long).
 pub(super) fn compress(state: &mut [u32; 4], blocks: &[u8]) {
     let [mut a, mut b, mut c, mut d] = *state;
     // Loads, not literals: see the module docs.
     let k: &[u32; 64] = std::hint::black_box(&K);
-    for block in blocks.chunks_exact(64) {
-        let mut m = [0u32; 16];
-        for (word, bytes) in m.iter_mut().zip(block.chunks_exact(4)) {
-            *word = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-        }
+    for block in blocks.as_chunks::<64>().0 {
+        let m = words(block);
         let (a0, b0, c0, d0) = (a, b, c, d);
         macro_rules! f {
             ($a:ident, $b:ident, $c:ident, $d:ident, $i:expr, $m:expr, $s:expr) => {

@@ -5,13 +5,15 @@
 //!
 //! **Invariant: this is the only module of the workspace with `unsafe`** (the workspace denies
 //! `unsafe_code`, this module alone allows it, and `xtask/tests/tidy.rs` checks that no other
-//! file says `unsafe`). Its `unsafe` is of two kinds, and nothing else:
+//! file says `unsafe`). Its `unsafe` is of three kinds, and nothing else:
 //! - calling a `#[target_feature]` kernel, each time right after `is_x86_feature_detected!` said
 //!   the CPU has that feature (std caches the answer; the check is one atomic load). Soundness
 //!   does not depend on callers: a [`Width`] the CPU lacks falls back to a narrower one;
 //! - unaligned loads and stores of one vector from or to a row of [`Lanes`], a `[u32; 16]`: 16
 //!   lanes from its start, or 8 lanes from lane 0 or 8 (a const parameter checked at compile
-//!   time), so in bounds by the types.
+//!   time), so in bounds by the types;
+//! - unaligned loads of one [`Block`], a `[u8; 64]` borrowed from a stream's chunk: one 512-bit
+//!   load or two 256-bit ones at offsets 0 and 32, in bounds by the type.
 //!
 //! No raw pointer outlives the expression that makes it, nothing is transmuted, no alignment is
 //! assumed. The 64 steps are written once ([`md5_steps`], RFC 1321's order) with constant
@@ -28,14 +30,14 @@ pub(crate) const MAX_LANES: usize = 16;
 /// A kernel: how many streams one compression serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Width {
-    /// This crate's scalar MD5, up to three streams interleaved ([`compress`]).
+    /// This crate's scalar MD5, two or three streams interleaved ([`compress`]).
     Scalar,
     /// 8 lanes of 32 bits in a 256-bit register.
     Avx2,
     /// 16 lanes in a 512-bit register (AVX-512F), with one-instruction round functions
-    /// (`vpternlogd`) and rotations (`vprold`). Any two or more streams use all 16 lanes: on
-    /// the bench machine (AMD EPYC) one 16-lane compression took 150 ns and an 8-lane one in
-    /// 256-bit registers 164 ns, so a narrower kernel saved nothing.
+    /// (`vpternlogd`) and rotations (`vprold`). Any three or more streams use all 16 lanes: a
+    /// 16-lane round costs no more than an 8-lane one in 256-bit registers ([`compress`]), so a
+    /// narrower kernel would save nothing.
     Avx512,
 }
 
@@ -78,21 +80,14 @@ impl Width {
     }
 }
 
-/// The state and the current block of up to [`MAX_LANES`] streams, transposed: row `r` holds
-/// word `r` of every lane, so that one vector load takes the same word of 8 or 16 streams.
-#[derive(Clone, Debug)]
+/// One 64-byte block of a stream.
+pub(crate) type Block = [u8; 64];
+
+/// The states of up to [`MAX_LANES`] streams, transposed: row `r` holds word `r` of every lane,
+/// so that one vector load takes the same word of 8 or 16 streams.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Lanes {
     state: [[u32; MAX_LANES]; 4],
-    words: [[u32; MAX_LANES]; 16],
-}
-
-impl Default for Lanes {
-    fn default() -> Self {
-        Lanes {
-            state: [[0; MAX_LANES]; 4],
-            words: [[0; MAX_LANES]; 16],
-        }
-    }
 }
 
 impl Lanes {
@@ -110,82 +105,62 @@ impl Lanes {
         self.state
             .map(|row| row.get(lane).copied().unwrap_or_default())
     }
-
-    /// Sets the block `lane` compresses next: the first 64 bytes of `block` (zeros past its end).
-    pub(crate) fn set_block(&mut self, lane: usize, block: &[u8]) {
-        match block.first_chunk::<64>() {
-            Some(whole) => self.set_whole_block(lane, whole),
-            None => {
-                let mut padded = [0u8; 64];
-                padded[..block.len()].copy_from_slice(block);
-                self.set_whole_block(lane, &padded);
-            }
-        }
-    }
-
-    /// [`Lanes::set_block`] of a whole block: the engine's path for every block it hashes side
-    /// by side, written so that no index is checked after the first line.
-    fn set_whole_block(&mut self, lane: usize, block: &[u8; 64]) {
-        if lane >= MAX_LANES {
-            return;
-        }
-        for (row, b) in self.words.iter_mut().zip(block.chunks_exact(4)) {
-            row[lane] = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        }
-    }
-
-    /// The block of `lane`, as bytes again.
-    fn block(&self, lane: usize) -> [u8; 64] {
-        let mut block = [0u8; 64];
-        for (bytes, row) in block.chunks_exact_mut(4).zip(&self.words) {
-            bytes.copy_from_slice(&row.get(lane).copied().unwrap_or_default().to_le_bytes());
-        }
-        block
-    }
 }
 
-/// Compresses the block of each lane `0..n` into its state, with the cheapest kernel for `n`
-/// streams that `width` and the CPU allow. Lanes from `n` on may change; their results mean
-/// nothing.
+/// Compresses, into the state of each lane `l < runs.len()` (at most [`MAX_LANES`] are
+/// taken), the blocks of `runs[l]` one after the other: as many rounds as the shortest run has
+/// blocks, which it returns. Lanes from `runs.len()` on may change; their states mean nothing.
 ///
-/// The choice, from the kernels' cost on the bench machine (AMD EPYC, ns per compression, timed
-/// by hand in a release build): one stream, the scalar MD5 (70–85); two or three, interleaved in
-/// general-purpose registers (71–79 for two, 87–98 for three; four: 126, more than a vector);
-/// more, the vector kernel (140–160 for any number up to 16 with AVX-512, 185 for up to 8 with
-/// AVX2); without one, the scalar MD5 lane after lane. The digest bench
-/// (`cargo bench -p dsfiles-core --bench hash`) gives the throughput of each for 2, 3, 8 and 16
-/// streams.
-pub(crate) fn compress(width: Width, lanes: &mut Lanes, n: usize) {
-    let n = n.min(MAX_LANES);
+/// The kernels read each block where it lies (a network buffer, in the engine) and transpose
+/// it in registers; the states stay in registers from the first round to the last. The choice
+/// follows the kernels' cost per round, from the digest bench (`cargo bench -p dsfiles-core
+/// --bench hash`) on two AMD EPYC hosts with AVX-512: one stream, the scalar MD5 (80–96 ns);
+/// two, interleaved in general-purpose registers (90–106 ns); three or more, the vector kernel
+/// (125 ns for any number of lanes up to 8 with AVX2 or 16 with AVX-512; 104 ns with AVX-512
+/// on the other host, where three interleaved took up to 200 ns). A vector round is one chain
+/// of dependent steps, so it costs the same with one lane in use as with all: with two streams
+/// it would waste 14 of 16 lanes (1,022 MB/s against 1,416 interleaved); with three, the two
+/// are within 5% on one host and the vector twice as fast on the other. Without a vector unit,
+/// the scalar MD5 runs lane after lane.
+pub(crate) fn compress(width: Width, lanes: &mut Lanes, runs: &[&[Block]]) -> usize {
+    let runs = runs.get(..MAX_LANES).unwrap_or(runs);
+    let rounds = runs.iter().map(|run| run.len()).min().unwrap_or(0);
+    if rounds == 0 {
+        return 0;
+    }
     #[cfg(target_arch = "x86_64")]
-    {
-        if width == Width::Avx512 && n > 3 && Width::Avx512.supported() {
+    if runs.len() >= 3 {
+        // Lanes without a stream compress the first lane's blocks again (ignored).
+        let run = |l: usize| runs.get(l).copied().unwrap_or(runs[0]);
+        if width == Width::Avx512 && Width::Avx512.supported() {
             // SAFETY: the CPU has AVX-512F, checked on the line above.
-            unsafe { x86::compress16(lanes) };
-            return;
+            unsafe { x86::compress16(&mut lanes.state, &std::array::from_fn(run), rounds) };
+            return rounds;
         }
-        if width >= Width::Avx2 && n > 3 && Width::Avx2.supported() {
+        if width >= Width::Avx2 && Width::Avx2.supported() {
             // SAFETY: the CPU has AVX2, checked on the line above.
-            unsafe { x86::compress8::<0>(lanes) };
-            if n > 8 {
+            unsafe { x86::compress8::<0>(&mut lanes.state, &std::array::from_fn(run), rounds) };
+            if runs.len() > 8 {
+                let high = std::array::from_fn(|l| run(l + 8));
                 // SAFETY: as above.
-                unsafe { x86::compress8::<8>(lanes) };
+                unsafe { x86::compress8::<8>(&mut lanes.state, &high, rounds) };
             }
-            return;
+            return rounds;
         }
     }
     let _ = width;
-    match n {
-        2 => compress_interleaved::<2>(lanes),
-        3 => compress_interleaved::<3>(lanes),
+    match runs {
+        [a, b] => compress_interleaved(lanes, &[a, b], rounds),
+        [a, b, c] => compress_interleaved(lanes, &[a, b, c], rounds),
         _ => {
-            for lane in 0..n {
+            for (lane, run) in runs.iter().enumerate() {
                 let mut state = lanes.state(lane);
-                md5::compress(&mut state, &lanes.block(lane));
+                md5::compress(&mut state, run[..rounds].as_flattened());
                 lanes.set_state(lane, state);
             }
         }
     }
+    rounds
 }
 
 /// RFC 1321's 64 steps, in its order: `$step!(ROUND, a, b, c, d, step, message word, rotation)`.
@@ -263,46 +238,55 @@ macro_rules! md5_steps {
 /// The compressions of `N` lanes interleaved step by step in general-purpose registers: one
 /// stream's MD5 is a chain of dependent steps that leaves most of a core's execution units idle,
 /// and a second or third chain fills them. For two or three streams, where a vector kernel
-/// would run mostly empty lanes; no `unsafe`, any CPU.
-fn compress_interleaved<const N: usize>(lanes: &mut Lanes) {
+/// would run mostly empty lanes; no `unsafe`, any CPU. `rounds` blocks of each run (no run is
+/// shorter).
+fn compress_interleaved<const N: usize>(lanes: &mut Lanes, runs: &[&&[Block]; N], rounds: usize) {
     // Loads, not literals: see `super::md5`'s docs.
     let k: &[u32; 64] = std::hint::black_box(&md5::K);
-    let w = &lanes.words;
     let row = |r: usize| std::array::from_fn::<u32, N, _>(|l| lanes.state[r][l]);
-    let (a0, b0, c0, d0) = (row(0), row(1), row(2), row(3));
-    let (mut a, mut b, mut c, mut d) = (a0, b0, c0, d0);
-    macro_rules! step {
-        (F, $a:ident, $b:ident, $c:ident, $d:ident, $i:literal, $m:literal, $s:literal) => {
-            for l in 0..N {
-                let fun = $d[l] ^ ($b[l] & ($c[l] ^ $d[l]));
-                $a[l] = md5::step($a[l], $b[l], w[$m][l].wrapping_add(k[$i]), fun, $s);
-            }
-        };
-        (G, $a:ident, $b:ident, $c:ident, $d:ident, $i:literal, $m:literal, $s:literal) => {
-            for l in 0..N {
-                // As in `md5::compress`: the half that does not wait for `b` goes in early.
-                let mk = w[$m][l].wrapping_add(k[$i]).wrapping_add($c[l] & !$d[l]);
-                $a[l] = md5::step($a[l], $b[l], mk, $b[l] & $d[l], $s);
-            }
-        };
-        (H, $a:ident, $b:ident, $c:ident, $d:ident, $i:literal, $m:literal, $s:literal) => {
-            for l in 0..N {
-                let fun = $b[l] ^ ($c[l] ^ $d[l]);
-                $a[l] = md5::step($a[l], $b[l], w[$m][l].wrapping_add(k[$i]), fun, $s);
-            }
-        };
-        (I, $a:ident, $b:ident, $c:ident, $d:ident, $i:literal, $m:literal, $s:literal) => {
-            for l in 0..N {
-                let fun = $c[l] ^ ($b[l] | !$d[l]);
-                $a[l] = md5::step($a[l], $b[l], w[$m][l].wrapping_add(k[$i]), fun, $s);
-            }
-        };
-    }
-    md5_steps!(step, a, b, c, d);
-    for (r, (v, v0)) in [(a, a0), (b, b0), (c, c0), (d, d0)].into_iter().enumerate() {
-        for l in 0..N {
-            lanes.state[r][l] = v[l].wrapping_add(v0[l]);
+    let (mut a0, mut b0, mut c0, mut d0) = (row(0), row(1), row(2), row(3));
+    for round in 0..rounds {
+        let blocks: [&Block; N] = runs.map(|run| &run[round]);
+        // Word `m` of lane `l`'s block, read where it lies (no copy of the blocks).
+        let w = |l: usize, m: usize| u32::from_le_bytes(blocks[l].as_chunks::<4>().0[m]);
+        let (mut a, mut b, mut c, mut d) = (a0, b0, c0, d0);
+        macro_rules! step {
+            (F, $a:ident, $b:ident, $c:ident, $d:ident, $i:literal, $m:literal, $s:literal) => {
+                for l in 0..N {
+                    let fun = $d[l] ^ ($b[l] & ($c[l] ^ $d[l]));
+                    $a[l] = md5::step($a[l], $b[l], w(l, $m).wrapping_add(k[$i]), fun, $s);
+                }
+            };
+            (G, $a:ident, $b:ident, $c:ident, $d:ident, $i:literal, $m:literal, $s:literal) => {
+                for l in 0..N {
+                    // As in `md5::compress`: the half that does not wait for `b` goes in early.
+                    let mk = w(l, $m).wrapping_add(k[$i]).wrapping_add($c[l] & !$d[l]);
+                    $a[l] = md5::step($a[l], $b[l], mk, $b[l] & $d[l], $s);
+                }
+            };
+            (H, $a:ident, $b:ident, $c:ident, $d:ident, $i:literal, $m:literal, $s:literal) => {
+                for l in 0..N {
+                    let fun = $b[l] ^ ($c[l] ^ $d[l]);
+                    $a[l] = md5::step($a[l], $b[l], w(l, $m).wrapping_add(k[$i]), fun, $s);
+                }
+            };
+            (I, $a:ident, $b:ident, $c:ident, $d:ident, $i:literal, $m:literal, $s:literal) => {
+                for l in 0..N {
+                    let fun = $c[l] ^ ($b[l] | !$d[l]);
+                    $a[l] = md5::step($a[l], $b[l], w(l, $m).wrapping_add(k[$i]), fun, $s);
+                }
+            };
         }
+        md5_steps!(step, a, b, c, d);
+        for l in 0..N {
+            a0[l] = a0[l].wrapping_add(a[l]);
+            b0[l] = b0[l].wrapping_add(b[l]);
+            c0[l] = c0[l].wrapping_add(c[l]);
+            d0[l] = d0[l].wrapping_add(d[l]);
+        }
+    }
+    for (r, v) in [a0, b0, c0, d0].into_iter().enumerate() {
+        lanes.state[r][..N].copy_from_slice(&v);
     }
 }
 
@@ -310,57 +294,116 @@ fn compress_interleaved<const N: usize>(lanes: &mut Lanes) {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::Lanes;
+    use super::Block;
     use super::md5::K;
 
-    /// The body of an 8-lane kernel over the lanes from `$at` (0 or 8): the kernel defines
-    /// `round!` (F, G, H, I of three vectors) and `rotl!` (a constant rotation) before it.
-    macro_rules! eight_lanes {
-        ($lanes:ident, $at:ident) => {{
-            const { assert!($at == 0 || $at == 8) };
-            // Every load and store goes through these two: 8 lanes from `$at` ≤ 8 of a
-            // `[u32; 16]`.
-            macro_rules! load {
-                ($row:expr) => {
-                    // SAFETY: `$row` is a `&[u32; 16]` and $at + 8 ≤ 16, so the 32 bytes
-                    // read are in it; `loadu` needs no alignment.
-                    unsafe { _mm256_loadu_si256($row.as_ptr().add($at).cast()) }
-                };
+    /// The states of the lanes, transposed ([`super::Lanes`]).
+    type State = [[u32; super::MAX_LANES]; 4];
+
+    /// The first two stages of a transpose of 32-bit words, which work within each 128-bit
+    /// part of a vector alike in 256- and 512-bit registers: from `$n` rows, `u[4g + s]` holds,
+    /// in 128-bit part k, word 4k + s of rows 4g..4g + 3. (Stage one, `t[2i]` and `t[2i + 1]`:
+    /// rows 2i and 2i + 1 interleaved, words 4k, 4k + 1 and 4k + 2, 4k + 3 of each part.)
+    macro_rules! interleave_by_128_bits {
+        ($rows:expr, $n:literal, $zero:expr, $lo32:ident, $hi32:ident, $lo64:ident, $hi64:ident) => {{
+            let rows = $rows;
+            let mut t = [$zero; $n];
+            for i in 0..$n / 2 {
+                t[2 * i] = $lo32(rows[2 * i], rows[2 * i + 1]);
+                t[2 * i + 1] = $hi32(rows[2 * i], rows[2 * i + 1]);
             }
-            macro_rules! store {
-                ($row:expr, $v:expr) => {
-                    // SAFETY: as in `load!`, for a `&mut [u32; 16]`.
-                    unsafe { _mm256_storeu_si256($row.as_mut_ptr().add($at).cast(), $v) }
-                };
+            let mut u = [$zero; $n];
+            for g in 0..$n / 4 {
+                let (a, b, c, d) = (t[4 * g], t[4 * g + 1], t[4 * g + 2], t[4 * g + 3]);
+                u[4 * g] = $lo64(a, c);
+                u[4 * g + 1] = $hi64(a, c);
+                u[4 * g + 2] = $lo64(b, d);
+                u[4 * g + 3] = $hi64(b, d);
             }
-            let mut m = [_mm256_setzero_si256(); 16];
-            for (v, row) in m.iter_mut().zip(&$lanes.words) {
-                *v = load!(row);
-            }
-            macro_rules! step {
-                ($r:ident, $a:ident, $b:ident, $c:ident, $d:ident, $i:literal, $m:literal, $s:literal) => {
-                    let mk = _mm256_add_epi32(m[$m], _mm256_set1_epi32(K[$i] as i32));
-                    let t = _mm256_add_epi32(_mm256_add_epi32($a, mk), round!($r, $b, $c, $d));
-                    $a = _mm256_add_epi32($b, rotl!(t, $s));
-                };
-            }
-            let [a0, b0, c0, d0] = [
-                load!(&$lanes.state[0]),
-                load!(&$lanes.state[1]),
-                load!(&$lanes.state[2]),
-                load!(&$lanes.state[3]),
-            ];
-            let (mut a, mut b, mut c, mut d) = (a0, b0, c0, d0);
-            md5_steps!(step, a, b, c, d);
-            for (row, (v, v0)) in $lanes.state.iter_mut().zip([(a, a0), (b, b0), (c, c0), (d, d0)]) {
-                store!(row, _mm256_add_epi32(v, v0));
-            }
+            u
         }};
     }
 
-    /// One AVX2 compression of the 8 lanes from `AT` (0 or 8).
+    /// Word `w` of 8 lanes in one vector each (`m[w]`), from the 8 lanes' blocks in two halves
+    /// (`half[0][l]`: words 0–7 of lane `l`, `half[1][l]`: words 8–15): two 8 × 8 transposes.
     #[target_feature(enable = "avx2")]
-    pub(super) fn compress8<const AT: usize>(lanes: &mut Lanes) {
+    fn transpose8(half: [[__m256i; 8]; 2]) -> [__m256i; 16] {
+        let mut m = [_mm256_setzero_si256(); 16];
+        for (h, rows) in half.into_iter().enumerate() {
+            // u[4g + s]: words s | s + 4 of rows 4g..4g + 3.
+            let u = interleave_by_128_bits!(
+                rows,
+                8,
+                _mm256_setzero_si256(),
+                _mm256_unpacklo_epi32,
+                _mm256_unpackhi_epi32,
+                _mm256_unpacklo_epi64,
+                _mm256_unpackhi_epi64
+            );
+            for s in 0..4 {
+                m[8 * h + s] = _mm256_permute2x128_si256::<0x20>(u[s], u[4 + s]);
+                m[8 * h + 4 + s] = _mm256_permute2x128_si256::<0x31>(u[s], u[4 + s]);
+            }
+        }
+        m
+    }
+
+    /// Word `w` of 16 lanes in one vector each (`m[w]`), from the 16 lanes' blocks (`rows[l]`):
+    /// a 16 × 16 transpose of 32-bit words.
+    #[target_feature(enable = "avx512f")]
+    fn transpose16(rows: [__m512i; 16]) -> [__m512i; 16] {
+        // u[4g + s]: in quarter k, word 4k + s of rows 4g..4g + 3.
+        let u = interleave_by_128_bits!(
+            rows,
+            16,
+            _mm512_setzero_si512(),
+            _mm512_unpacklo_epi32,
+            _mm512_unpackhi_epi32,
+            _mm512_unpacklo_epi64,
+            _mm512_unpackhi_epi64
+        );
+        // m[4k + s]: quarter k of u[s], u[4 + s], u[8 + s], u[12 + s]. `EVEN` takes quarters
+        // 0 and 2 of each operand, `ODD` quarters 1 and 3.
+        const EVEN: i32 = 0b10_00_10_00;
+        const ODD: i32 = 0b11_01_11_01;
+        let mut m = [_mm512_setzero_si512(); 16];
+        for s in 0..4 {
+            let x0 = _mm512_shuffle_i32x4::<EVEN>(u[s], u[4 + s]);
+            let y0 = _mm512_shuffle_i32x4::<EVEN>(u[8 + s], u[12 + s]);
+            let x1 = _mm512_shuffle_i32x4::<ODD>(u[s], u[4 + s]);
+            let y1 = _mm512_shuffle_i32x4::<ODD>(u[8 + s], u[12 + s]);
+            m[s] = _mm512_shuffle_i32x4::<EVEN>(x0, y0);
+            m[8 + s] = _mm512_shuffle_i32x4::<ODD>(x0, y0);
+            m[4 + s] = _mm512_shuffle_i32x4::<EVEN>(x1, y1);
+            m[12 + s] = _mm512_shuffle_i32x4::<ODD>(x1, y1);
+        }
+        m
+    }
+
+    /// `rounds` AVX2 compressions of the 8 lanes from `AT` (0 or 8) of `state`, lane `AT + l`
+    /// taking the blocks of `runs[l]` (none shorter than `rounds`).
+    #[target_feature(enable = "avx2")]
+    pub(super) fn compress8<const AT: usize>(
+        state: &mut State,
+        runs: &[&[Block]; 8],
+        rounds: usize,
+    ) {
+        const { assert!(AT == 0 || AT == 8) };
+        // Every state load and store goes through these two: 8 lanes from `AT` ≤ 8 of a
+        // `[u32; 16]`.
+        macro_rules! load {
+            ($row:expr) => {
+                // SAFETY: `$row` is a `&[u32; 16]` and AT + 8 ≤ 16, so the 32 bytes read are
+                // in it; `loadu` needs no alignment.
+                unsafe { _mm256_loadu_si256($row.as_ptr().add(AT).cast()) }
+            };
+        }
+        macro_rules! store {
+            ($row:expr, $v:expr) => {
+                // SAFETY: as in `load!`, for a `&mut [u32; 16]`.
+                unsafe { _mm256_storeu_si256($row.as_mut_ptr().add(AT).cast(), $v) }
+            };
+        }
         macro_rules! round {
             (F, $b:ident, $c:ident, $d:ident) => {
                 _mm256_xor_si256($d, _mm256_and_si256($b, _mm256_xor_si256($c, $d)))
@@ -378,20 +421,48 @@ mod x86 {
                 )
             };
         }
-        macro_rules! rotl {
-            ($t:ident, $s:literal) => {
-                _mm256_or_si256(
-                    _mm256_slli_epi32::<$s>($t),
-                    _mm256_srli_epi32::<{ 32 - $s }>($t),
-                )
-            };
+        let mut v0 = [_mm256_setzero_si256(); 4];
+        for (v, row) in v0.iter_mut().zip(state.iter()) {
+            *v = load!(row);
         }
-        eight_lanes!(lanes, AT)
+        for j in 0..rounds {
+            let mut half = [[_mm256_setzero_si256(); 8]; 2];
+            for (l, run) in runs.iter().enumerate() {
+                let block: &Block = &run[j];
+                // SAFETY: a `Block` is 64 bytes: the two 32-byte loads are in it; `loadu`
+                // needs no alignment.
+                half[0][l] = unsafe { _mm256_loadu_si256(block.as_ptr().cast()) };
+                half[1][l] = unsafe { _mm256_loadu_si256(block.as_ptr().add(32).cast()) };
+            }
+            let m = transpose8(half);
+            macro_rules! step {
+                ($r:ident, $a:ident, $b:ident, $c:ident, $d:ident, $i:literal, $m:literal, $s:literal) => {
+                    let mk = _mm256_add_epi32(m[$m], _mm256_set1_epi32(K[$i] as i32));
+                    let t = _mm256_add_epi32(_mm256_add_epi32($a, mk), round!($r, $b, $c, $d));
+                    $a = _mm256_add_epi32(
+                        $b,
+                        _mm256_or_si256(
+                            _mm256_slli_epi32::<$s>(t),
+                            _mm256_srli_epi32::<{ 32 - $s }>(t),
+                        ),
+                    );
+                };
+            }
+            let [mut a, mut b, mut c, mut d] = v0;
+            md5_steps!(step, a, b, c, d);
+            for (v, x) in v0.iter_mut().zip([a, b, c, d]) {
+                *v = _mm256_add_epi32(*v, x);
+            }
+        }
+        for (row, v) in state.iter_mut().zip(v0) {
+            store!(row, v);
+        }
     }
 
-    /// One AVX-512 compression of all 16 lanes.
+    /// `rounds` AVX-512 compressions of all 16 lanes of `state`, lane `l` taking the blocks of
+    /// `runs[l]` (none shorter than `rounds`).
     #[target_feature(enable = "avx512f")]
-    pub(super) fn compress16(lanes: &mut Lanes) {
+    pub(super) fn compress16(state: &mut State, runs: &[&[Block]; 16], rounds: usize) {
         macro_rules! load {
             ($row:expr) => {
                 // SAFETY: `$row` is a `&[u32; 16]`: the 64 bytes read are exactly it; `loadu`
@@ -412,10 +483,6 @@ mod x86 {
         // machine.
         let k: &[u32; 64] = std::hint::black_box(&K);
         let all: __mmask16 = std::hint::black_box(u16::MAX);
-        let mut m = [_mm512_setzero_si512(); 16];
-        for (v, row) in m.iter_mut().zip(&lanes.words) {
-            *v = load!(row);
-        }
         // The round functions as `vpternlogd` truth tables of (b, c, d): F = b ? c : d,
         // G = d ? b : c, H = b ^ c ^ d, I = c ^ (b | !d).
         macro_rules! round {
@@ -432,28 +499,35 @@ mod x86 {
                 _mm512_ternarylogic_epi32::<0x39>($b, $c, $d)
             };
         }
-        macro_rules! step {
-            ($r:ident, $a:ident, $b:ident, $c:ident, $d:ident, $i:literal, $m:literal, $s:literal) => {
-                let mk = _mm512_add_epi32(m[$m], _mm512_set1_epi32(k[$i] as i32));
-                let amk = _mm512_add_epi32($a, mk);
-                let t = _mm512_mask_add_epi32(amk, all, amk, round!($r, $b, $c, $d));
-                $a = _mm512_add_epi32($b, _mm512_rol_epi32::<$s>(t));
-            };
+        let mut v0 = [_mm512_setzero_si512(); 4];
+        for (v, row) in v0.iter_mut().zip(state.iter()) {
+            *v = load!(row);
         }
-        let [a0, b0, c0, d0] = [
-            load!(&lanes.state[0]),
-            load!(&lanes.state[1]),
-            load!(&lanes.state[2]),
-            load!(&lanes.state[3]),
-        ];
-        let (mut a, mut b, mut c, mut d) = (a0, b0, c0, d0);
-        md5_steps!(step, a, b, c, d);
-        for (row, (v, v0)) in lanes
-            .state
-            .iter_mut()
-            .zip([(a, a0), (b, b0), (c, c0), (d, d0)])
-        {
-            store!(row, _mm512_add_epi32(v, v0));
+        for j in 0..rounds {
+            let mut rows = [_mm512_setzero_si512(); 16];
+            for (row, run) in rows.iter_mut().zip(runs) {
+                let block: &Block = &run[j];
+                // SAFETY: a `Block` is 64 bytes, exactly what is read; `loadu` needs no
+                // alignment.
+                *row = unsafe { _mm512_loadu_si512(block.as_ptr().cast()) };
+            }
+            let m = transpose16(rows);
+            macro_rules! step {
+                ($r:ident, $a:ident, $b:ident, $c:ident, $d:ident, $i:literal, $m:literal, $s:literal) => {
+                    let mk = _mm512_add_epi32(m[$m], _mm512_set1_epi32(k[$i] as i32));
+                    let amk = _mm512_add_epi32($a, mk);
+                    let t = _mm512_mask_add_epi32(amk, all, amk, round!($r, $b, $c, $d));
+                    $a = _mm512_add_epi32($b, _mm512_rol_epi32::<$s>(t));
+                };
+            }
+            let [mut a, mut b, mut c, mut d] = v0;
+            md5_steps!(step, a, b, c, d);
+            for (v, x) in v0.iter_mut().zip([a, b, c, d]) {
+                *v = _mm512_add_epi32(*v, x);
+            }
+        }
+        for (row, v) in state.iter_mut().zip(v0) {
+            store!(row, v);
         }
     }
 }
