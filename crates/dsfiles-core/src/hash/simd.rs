@@ -113,15 +113,15 @@ impl Lanes {
 ///
 /// The kernels read each block where it lies (a network buffer, in the engine) and transpose
 /// it in registers; the states stay in registers from the first round to the last. The choice
-/// follows the kernels' cost per round, from the digest bench (`cargo bench -p dsfiles-core
-/// --bench hash`) on two AMD EPYC hosts with AVX-512: one stream, the scalar MD5 (80–96 ns);
-/// two, interleaved in general-purpose registers (90–106 ns); three or more, the vector kernel
-/// (125 ns for any number of lanes up to 8 with AVX2 or 16 with AVX-512; 104 ns with AVX-512
-/// on the other host, where three interleaved took up to 200 ns). A vector round is one chain
-/// of dependent steps, so it costs the same with one lane in use as with all: with two streams
-/// it would waste 14 of 16 lanes (1,022 MB/s against 1,416 interleaved); with three, the two
-/// are within 5% on one host and the vector twice as fast on the other. Without a vector unit,
-/// the scalar MD5 runs lane after lane.
+/// follows the kernels' cost per round, timed in release builds (by hand and with `cargo bench
+/// -p dsfiles-core --bench hash`) on the project's two bench hosts, an AMD EPYC and an Intel Xeon, both with
+/// AVX-512 (AMD first): one stream, the scalar MD5 (80 and 96 ns); two, interleaved in
+/// general-purpose registers (90 and 106 ns); three or more, the vector kernel (AVX-512: 125 and
+/// 104 ns for any number of lanes up to 16; AVX2 up to 8 lanes: 128 and 140 ns), where three
+/// interleaved took 120 and 200 ns. A vector round is one chain of dependent steps, so it costs
+/// the same with one lane in use as with all: with two streams it would waste 14 of 16 lanes
+/// (1,022 MB/s against 1,416 interleaved on the AMD host). Without a vector unit, the scalar MD5
+/// runs lane after lane.
 pub(crate) fn compress(width: Width, lanes: &mut Lanes, runs: &[&[Block]]) -> usize {
     let runs = runs.get(..MAX_LANES).unwrap_or(runs);
     let rounds = runs.iter().map(|run| run.len()).min().unwrap_or(0);
