@@ -353,16 +353,16 @@ impl Worker {
                 assembled[lane] = true;
             }
         }
-        let runs: Vec<&[simd::Block]> = ready
-            .iter()
-            .zip(spare.iter())
-            .zip(assembled)
-            .map(|((&i, block), assembled)| match assembled {
+        let mut runs: [&[simd::Block]; simd::MAX_LANES] = [&[]; simd::MAX_LANES];
+        for (((run, &i), block), assembled) in
+            runs.iter_mut().zip(ready).zip(spare.iter()).zip(assembled)
+        {
+            *run = match assembled {
                 true => std::slice::from_ref(block),
                 false => members[i].run(BURST),
-            })
-            .collect();
-        let rounds = simd::compress(*width, lanes, &runs);
+            };
+        }
+        let rounds = simd::compress(*width, lanes, &runs[..ready.len().min(simd::MAX_LANES)]);
         for ((lane, &i), assembled) in ready.iter().enumerate().zip(assembled) {
             let member = &mut members[i];
             member.state = lanes.state(lane);
