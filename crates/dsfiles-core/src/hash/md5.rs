@@ -97,7 +97,7 @@ pub(super) fn step(a: u32, b: u32, mk: u32, fun: u32, s: u32) -> u32 {
 
 /// The 16 little-endian words of a block.
 #[inline(always)]
-fn words(block: &[u8; 64]) -> [u32; 16] {
+pub(super) fn words(block: &[u8; 64]) -> [u32; 16] {
     let (words, _) = block.as_chunks::<4>();
     std::array::from_fn(|i| u32::from_le_bytes(words[i]))
 }

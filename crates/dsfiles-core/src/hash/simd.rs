@@ -114,14 +114,14 @@ impl Lanes {
 /// The kernels read each block where it lies (a network buffer, in the engine) and transpose
 /// it in registers; the states stay in registers from the first round to the last. The choice
 /// follows the kernels' cost per round, timed in release builds (by hand and with `cargo bench
-/// -p dsfiles-core --bench hash`) on the project's two bench hosts, an AMD EPYC and an Intel Xeon, both with
-/// AVX-512 (AMD first): one stream, the scalar MD5 (80 and 96 ns); two, interleaved in
-/// general-purpose registers (90 and 106 ns); three or more, the vector kernel (AVX-512: 125 and
-/// 104 ns for any number of lanes up to 16; AVX2 up to 8 lanes: 128 and 140 ns), where three
-/// interleaved took 120 and 200 ns. A vector round is one chain of dependent steps, so it costs
-/// the same with one lane in use as with all: with two streams it would waste 14 of 16 lanes
-/// (1,022 MB/s against 1,416 interleaved on the AMD host). Without a vector unit, the scalar MD5
-/// runs lane after lane.
+/// -p dsfiles-core --bench hash`) on the project's two bench hosts, an AMD EPYC and an Intel
+/// Xeon, both with AVX-512 (AMD first): one stream, the scalar MD5 (80 and 96 ns); two,
+/// interleaved in general-purpose registers (90 and 106 ns); three or more, the vector kernel
+/// (AVX-512: 125 and 104 ns for any number of lanes up to 16; AVX2 up to 8 lanes: 128 and
+/// 140 ns), where three interleaved took 120 and 200 ns. A vector round is one chain of
+/// dependent steps, so it costs the same with one lane in use as with all: with two streams it
+/// would waste 14 of 16 lanes (1,022 MB/s against 1,416 interleaved on the AMD host). Without a
+/// vector unit, the scalar MD5 runs lane after lane.
 pub(crate) fn compress(width: Width, lanes: &mut Lanes, runs: &[&[Block]]) -> usize {
     let runs = runs.get(..MAX_LANES).unwrap_or(runs);
     let rounds = runs.iter().map(|run| run.len()).min().unwrap_or(0);
@@ -246,9 +246,8 @@ fn compress_interleaved<const N: usize>(lanes: &mut Lanes, runs: &[&&[Block]; N]
     let row = |r: usize| std::array::from_fn::<u32, N, _>(|l| lanes.state[r][l]);
     let (mut a0, mut b0, mut c0, mut d0) = (row(0), row(1), row(2), row(3));
     for round in 0..rounds {
-        let blocks: [&Block; N] = runs.map(|run| &run[round]);
-        // Word `m` of lane `l`'s block, read where it lies (no copy of the blocks).
-        let w = |l: usize, m: usize| u32::from_le_bytes(blocks[l].as_chunks::<4>().0[m]);
+        let words: [[u32; 16]; N] = runs.map(|run| md5::words(&run[round]));
+        let w = |l: usize, m: usize| words[l][m];
         let (mut a, mut b, mut c, mut d) = (a0, b0, c0, d0);
         macro_rules! step {
             (F, $a:ident, $b:ident, $c:ident, $d:ident, $i:literal, $m:literal, $s:literal) => {
