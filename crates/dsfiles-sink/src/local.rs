@@ -1,6 +1,6 @@
 //! [`LocalSink`]: a directory on local disk, with the same semantics as the object stores.
 //!
-//! Crash safety: an upload is written to `<root>/.dsfiles/tmp/<shard>/<uuid>.part`, made
+//! Crash safety: an upload is written to `<root>/.dsfiles/tmp/<shard>/<name>.part`, made
 //! durable, and renamed into place (parents created): a key names complete, durable bytes or
 //! nothing. A `kill -9` leaves at most temp files, which the next [`LocalSink::open`] removes
 //! (see the lock file below). An upload larger than the write buffer creates its temp file when
@@ -26,12 +26,13 @@
 //! ([`refuse_symlinks`]) before it uses the key's path, and fails with [`Error::Symlink`]: an
 //! upload at its commit, on its blocking thread, right before it creates parents and renames
 //! (until then it writes only under `.dsfiles/tmp/`, whose directories `open` and each new
-//! temp file check); reads open the last component with `O_NOFOLLOW` (Linux); listing never
-//! descends into a symlinked directory and lists no symlink. What remains is a race: a process
-//! that can write the destination can swap a checked directory for a symlink between the check
-//! and the call that uses the path. Closing it needs a walk with `openat(O_NOFOLLOW)` and `*at`
-//! calls, which this sink does not do; the check stops a symlink that is there before the
-//! operation starts.
+//! temp file check; on Linux the rename of a new key is `renameat2(RENAME_NOREPLACE)`, which
+//! answers for the last component, so only a key that exists is `lstat`ed); reads open the
+//! last component with `O_NOFOLLOW` (Linux); listing never descends into a symlinked directory
+//! and lists no symlink. What remains is a race: a process that can write the destination can
+//! swap a checked directory for a symlink between the check and the call that uses the path.
+//! Closing it needs a walk with `openat(O_NOFOLLOW)` and `*at` calls, which this sink does not
+//! do; the check stops a symlink that is there before the operation starts.
 //!
 //! Conditional writes ([`Sink::put_if`], [`Sink::delete_if`], for the destination lease):
 //! a rename replaces whatever is at the target, so it cannot express "only if unchanged".
@@ -150,6 +151,8 @@ impl LocalSink {
                     options.fsync && options.direct_io && cfg!(target_os = "linux"),
                 ),
                 next_shard: AtomicUsize::new(0),
+                temp_prefix: uuid::Uuid::new_v4().simple().to_string(),
+                temp_count: AtomicU64::new(0),
                 group: group::Queue::default(),
                 #[cfg(target_os = "linux")]
                 root_dir,
@@ -312,6 +315,11 @@ struct Shared {
     direct: AtomicBool,
     /// Round robin over the temp shards.
     next_shard: AtomicUsize,
+    /// Temp files are named `<prefix>-<n>.part`: a random prefix drawn once per sink, so that
+    /// names are never reused across runs, and a counter, so that naming one costs no
+    /// `getrandom`.
+    temp_prefix: String,
+    temp_count: AtomicU64,
     /// Uploads waiting for the group commit.
     group: group::Queue,
     /// The root, open: what `syncfs` is called on.
@@ -351,7 +359,8 @@ impl Shared {
     /// Creates a new temp file in `dir`, a [`Shared::temp_dir`] (recreated if it was
     /// removed). Blocking.
     fn create_temp_in(&self, dir: &Path, direct: bool) -> Result<(PathBuf, TempFile), Error> {
-        let temp = dir.join(format!("{}{TMP_SUFFIX}", uuid::Uuid::new_v4().simple()));
+        let n = self.temp_count.fetch_add(1, Ordering::Relaxed);
+        let temp = dir.join(format!("{}-{n:x}{TMP_SUFFIX}", self.temp_prefix));
         let open = || TempFile::create(&temp, direct && self.direct.load(Ordering::Relaxed));
         let file = match open() {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(dir)
@@ -1200,10 +1209,10 @@ fn settle(
     result
 }
 
-/// [`refuse_symlinks`], `create_dirs(parent)` then `rename(temp, target)`. `delete` removes
-/// the directories it leaves empty, so a concurrent delete in the same directory can remove
-/// `parent` between the two: create it and rename again (bounded; the temp file is still ours,
-/// nothing was published).
+/// Checks `key`'s directories for symlinks, creates the missing ones, then moves `temp` to
+/// `target`. `delete` removes the directories it leaves empty, so a concurrent delete in the
+/// same directory can remove one between the two: create it and rename again (bounded; the
+/// temp file is still ours, nothing was published).
 fn rename_into_place(
     root: &Path,
     temp: &Path,
@@ -1211,30 +1220,131 @@ fn rename_into_place(
     (changed, seen): (&mut Vec<PathBuf>, &mut Seen),
 ) -> Result<(), Error> {
     let target = place.target;
-    let parent = target.parent().unwrap_or(root);
     let mut attempt = 0;
     loop {
         attempt += 1;
-        refuse_symlinks_seen(root, place.key, seen)?;
-        // A parent this round already found real (or created) is still there, unless a
+        let retry = |e: &std::io::Error| absent(e) && attempt < RENAME_ATTEMPTS;
+        // A directory this round already found real (or created) is still there, unless a
         // concurrent `delete` removed it: then the rename fails, and the retry trusts nothing.
-        if !seen.dirs.contains(parent) {
-            match create_dirs(parent, changed) {
+        if let Some(missing) = first_missing_dir(root, place.key, seen)? {
+            match create_dirs_from(root, place.key, missing, changed, seen) {
                 Ok(()) => {}
-                Err(e) if absent(&e) && attempt < RENAME_ATTEMPTS => continue,
-                Err(e) => return Err(Error::io("create directory", parent, e)),
+                Err(Fault::Io(e, _)) if retry(&e) => continue,
+                Err(fault) => return Err(fault.into_error(place.key)),
             }
-            seen.dirs.insert(parent.to_path_buf());
         }
-        match std::fs::rename(temp, target) {
+        match move_into_place(temp, target, place.key) {
             Ok(()) => return Ok(()),
-            Err(e) if absent(&e) && attempt < RENAME_ATTEMPTS && temp.exists() => {
+            Err(Fault::Io(e, _)) if retry(&e) && temp.exists() => {
                 seen.dirs.clear();
                 continue;
             }
-            Err(e) => return Err(Error::io("rename into place", target, e)),
+            Err(fault) => return Err(fault.into_error(place.key)),
         }
     }
+}
+
+/// Why creating a key's directories or moving its file failed.
+enum Fault {
+    /// A system call failed: the error, what it did and on which path.
+    Io(std::io::Error, (&'static str, PathBuf)),
+    /// This many bytes of the key name a symlink.
+    Symlink(usize),
+}
+
+impl Fault {
+    fn into_error(self, key: &str) -> Error {
+        match self {
+            Fault::Io(e, (op, path)) => Error::io(op, path, e),
+            Fault::Symlink(end) => Error::Symlink {
+                key: key.to_owned(),
+                component: key.get(..end).unwrap_or(key).to_owned(),
+            },
+        }
+    }
+}
+
+/// The length of the shortest of `key`'s directories (a prefix of `key`) that does not exist,
+/// after checking that none before it is a symlink; `None` when they all exist. Trusts and
+/// extends `seen.dirs`. Blocking: one `lstat` per directory not in `seen`.
+fn first_missing_dir(root: &Path, key: &str, seen: &mut Seen) -> Result<Option<usize>, Error> {
+    for end in dir_ends(key) {
+        let dir = root.join(&key[..end]);
+        if seen.dirs.contains(&dir) {
+            continue;
+        }
+        match std::fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(Fault::Symlink(end).into_error(key));
+            }
+            // Not a directory: the rename fails and says so.
+            Ok(meta) if !meta.is_dir() => return Ok(None),
+            Ok(_) => {
+                seen.dirs.insert(dir);
+            }
+            Err(e) if absent(&e) => return Ok(Some(end)),
+            Err(e) => return Err(Error::io("stat", dir, e)),
+        }
+    }
+    Ok(None)
+}
+
+/// The length of each directory of `key` (each prefix that ends before a `/`), shortest first.
+fn dir_ends(key: &str) -> impl Iterator<Item = usize> + '_ {
+    key.match_indices('/').map(|(end, _)| end)
+}
+
+/// Creates `key`'s directories from the one `from` bytes long down to its parent, the first
+/// known absent: one `mkdir` each, no look before. Pushes onto `changed` the parent of every
+/// directory it created and adds each to `seen.dirs`. One found already there (a concurrent
+/// commit made it, and records it) is checked for a symlink instead. Blocking.
+fn create_dirs_from(
+    root: &Path,
+    key: &str,
+    from: usize,
+    changed: &mut Vec<PathBuf>,
+    seen: &mut Seen,
+) -> Result<(), Fault> {
+    for end in dir_ends(key).filter(|&end| end >= from) {
+        let dir = root.join(&key[..end]);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => changed.push(dir.parent().unwrap_or(root).to_path_buf()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                match std::fs::symlink_metadata(&dir) {
+                    Ok(meta) if meta.file_type().is_symlink() => return Err(Fault::Symlink(end)),
+                    Ok(_) => {}
+                    Err(e) => return Err(Fault::Io(e, ("stat", dir))),
+                }
+            }
+            Err(e) => return Err(Fault::Io(e, ("create directory", dir))),
+        }
+        seen.dirs.insert(dir);
+    }
+    Ok(())
+}
+
+/// Renames `temp` to `target`, refusing a `target` that is a symlink. On Linux a new key costs
+/// one `renameat2(RENAME_NOREPLACE)` and no `lstat`: only a key that exists is looked at (then
+/// renamed over, as everywhere else). Blocking.
+fn move_into_place(temp: &Path, target: &Path, key: &str) -> Result<(), Fault> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        match renameat_with(CWD, temp, CWD, target, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            // EEXIST: the key exists; EINVAL: a file system without the flag. Either way, the
+            // portable path below.
+            Err(e) if e == rustix::io::Errno::EXIST || e == rustix::io::Errno::INVAL => {}
+            Err(e) => return Err(Fault::Io(e.into(), ("rename into place", target.into()))),
+        }
+    }
+    match std::fs::symlink_metadata(target) {
+        Ok(meta) if meta.file_type().is_symlink() => return Err(Fault::Symlink(key.len())),
+        Ok(_) => {}
+        Err(e) if absent(&e) => {}
+        Err(e) => return Err(Fault::Io(e, ("stat", target.into()))),
+    }
+    std::fs::rename(temp, target).map_err(|e| Fault::Io(e, ("rename into place", target.into())))
 }
 
 impl Drop for LocalUpload {

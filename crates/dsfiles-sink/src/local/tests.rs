@@ -505,3 +505,80 @@ fn a_call_trusts_only_what_it_found() {
         Some("real")
     );
 }
+
+/// A commit finds the first missing directory of its key, then creates it and those below with
+/// one `mkdir` each, recording the parent of each in `changed` and each in `seen`; a directory
+/// a concurrent commit made in between is accepted, a symlink made in between is refused.
+#[cfg(unix)]
+#[test]
+fn a_commit_creates_the_missing_directories_top_down() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    std::fs::create_dir(root.join("a")).expect("mkdir");
+    let key = "a/b/c/file.pdf";
+    let mut seen = Seen::default();
+    let missing = first_missing_dir(root, key, &mut seen).expect("no symlink");
+    assert_eq!(missing, Some("a/b".len()));
+    assert_eq!(seen.dirs, HashSet::from([root.join("a")]));
+    // A concurrent commit creates `a/b` after the look.
+    std::fs::create_dir(root.join("a/b")).expect("mkdir");
+    let mut changed = Vec::new();
+    let created = create_dirs_from(root, key, "a/b".len(), &mut changed, &mut seen);
+    assert!(created.is_ok());
+    assert_eq!(
+        changed,
+        vec![root.join("a/b")],
+        "only `a/b/c` was created here"
+    );
+    assert!(root.join("a/b/c").is_dir());
+    assert!(seen.dirs.contains(&root.join("a/b/c")));
+    assert_eq!(first_missing_dir(root, key, &mut seen).expect("ok"), None);
+    assert_eq!(
+        first_missing_dir(root, "top.pdf", &mut seen).expect("ok"),
+        None
+    );
+
+    // A symlink where a missing directory was: refused by name, nothing made through it.
+    std::os::unix::fs::symlink(outside.path(), root.join("x")).expect("symlink");
+    let fault = create_dirs_from(root, "x/y/f.pdf", 1, &mut Vec::new(), &mut Seen::default());
+    match fault.map_err(|f| f.into_error("x/y/f.pdf")) {
+        Err(Error::Symlink { component, .. }) => assert_eq!(component, "x"),
+        other => panic!("expected a symlink error, got {other:?}"),
+    }
+    assert!(
+        !outside.path().join("y").exists(),
+        "nothing created outside"
+    );
+    let found = first_missing_dir(root, "x/y/f.pdf", &mut Seen::default());
+    assert!(matches!(found, Err(Error::Symlink { .. })), "{found:?}");
+}
+
+/// The move into place: a new key, an existing file replaced, a symlink at the key refused
+/// (and left as it was).
+#[cfg(unix)]
+#[test]
+fn the_move_into_place_replaces_files_and_refuses_symlinks() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let temp = |bytes: &[u8]| {
+        let path = root.join(format!("t{}", bytes.len()));
+        std::fs::write(&path, bytes).expect("write");
+        path
+    };
+    let target = root.join("k.pdf");
+    assert!(move_into_place(&temp(b"1"), &target, "k.pdf").is_ok());
+    assert!(move_into_place(&temp(b"22"), &target, "k.pdf").is_ok());
+    assert_eq!(std::fs::read(&target).expect("read"), b"22");
+    std::fs::write(outside.path().join("s"), b"outside").expect("write");
+    let link = root.join("l.pdf");
+    std::os::unix::fs::symlink(outside.path().join("s"), &link).expect("symlink");
+    let refused = move_into_place(&temp(b"333"), &link, "l.pdf").map_err(|f| f.into_error("l.pdf"));
+    assert!(matches!(&refused, Err(Error::Symlink { component, .. }) if component == "l.pdf"));
+    assert!(link.is_symlink());
+    assert_eq!(
+        std::fs::read(outside.path().join("s")).expect("read"),
+        b"outside"
+    );
+}
