@@ -189,12 +189,7 @@ fn first_value<'a>(champs: &'a [ChampValue], label: &str) -> Option<Option<&'a s
 /// the number used when the dossier does not name its démarche.
 pub fn context(demarche: u64, dossier: &Value) -> Result<DossierContext, Error> {
     let number = crate::extract::dossier_number(dossier)?;
-    let raw: RawDossier =
-        serde_path_to_error::deserialize(dossier).map_err(|e| Error::InvalidDossier {
-            dossier: number,
-            path: e.path().to_string(),
-            reason: e.inner().to_string(),
-        })?;
+    let raw: RawDossier = crate::extract::typed(number, dossier)?;
     let decision = (raw.date_traitement.is_some() || raw.motivation.is_some()).then(|| Decision {
         motivation: raw.motivation.clone(),
         processed_at: raw.date_traitement.clone(),
