@@ -1277,8 +1277,9 @@ fn first_missing_dir(root: &Path, key: &str, seen: &mut Seen) -> Result<Option<u
             Ok(meta) if meta.file_type().is_symlink() => {
                 return Err(Fault::Symlink(end).into_error(key));
             }
-            // Not a directory: the rename fails and says so.
-            Ok(meta) if !meta.is_dir() => return Ok(None),
+            Ok(meta) if !meta.is_dir() => {
+                return Err(Error::io("create directory", dir, in_the_way()));
+            }
             Ok(_) => {
                 seen.dirs.insert(dir);
             }
@@ -1287,6 +1288,12 @@ fn first_missing_dir(root: &Path, key: &str, seen: &mut Seen) -> Result<Option<u
         }
     }
     Ok(None)
+}
+
+/// Why a directory of a key cannot be made: something else bears its name. Not "absent", so
+/// the commit fails at once instead of retrying.
+fn in_the_way() -> std::io::Error {
+    std::io::Error::other("a file is in the way: not a directory")
 }
 
 /// The length of each directory of `key` (each prefix that ends before a `/`), shortest first.
@@ -1312,7 +1319,8 @@ fn create_dirs_from(
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 match std::fs::symlink_metadata(&dir) {
                     Ok(meta) if meta.file_type().is_symlink() => return Err(Fault::Symlink(end)),
-                    Ok(_) => {}
+                    Ok(meta) if meta.is_dir() => {}
+                    Ok(_) => return Err(Fault::Io(in_the_way(), ("create directory", dir))),
                     Err(e) => return Err(Fault::Io(e, ("stat", dir))),
                 }
             }

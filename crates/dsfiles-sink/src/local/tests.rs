@@ -280,7 +280,8 @@ async fn small_uploads_share_group_commit_rounds_and_fail_alone() {
         assert!(
             matches!(
                 &failed[..],
-                [Error::Io { path, .. }] if path.ends_with("blocker/17.bin")
+                // The error names the file in the way of the key's directory.
+                [Error::Io { path, .. }] if path.ends_with("blocker")
             ),
             "{failed:?}"
         );
@@ -581,4 +582,25 @@ fn the_move_into_place_replaces_files_and_refuses_symlinks() {
         std::fs::read(outside.path().join("s")).expect("read"),
         b"outside"
     );
+}
+
+/// A file where a key needs a directory fails the commit at once, naming the path: it is not
+/// an absent directory to create again.
+#[cfg(unix)]
+#[test]
+fn a_file_in_the_way_of_a_directory_fails_without_retrying() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    std::fs::write(root.join("a"), b"file").expect("write");
+    let looked = first_missing_dir(root, "a/b/f.pdf", &mut Seen::default());
+    match looked {
+        Err(Error::Io { path, source, .. }) => {
+            assert_eq!(path, root.join("a"));
+            assert!(source.to_string().contains("in the way"), "{source}");
+        }
+        other => panic!("expected an I/O error naming `a`, got {other:?}"),
+    }
+    let made = create_dirs_from(root, "a/b/f.pdf", 1, &mut Vec::new(), &mut Seen::default());
+    let made = made.map_err(|f| f.into_error("a/b/f.pdf"));
+    assert!(matches!(made, Err(Error::Io { .. })), "{made:?}");
 }
