@@ -447,14 +447,19 @@ async fn direct_io_only_with_fsync_and_never_changes_the_bytes() {
     }
 }
 
+/// A directory for symlinks to point at, and a destination root.
+fn outside_and_destination() -> (tempfile::TempDir, tempfile::TempDir) {
+    let dir = || tempfile::tempdir().expect("tempdir");
+    (dir(), dir())
+}
+
 /// A blocking call (a group-commit round, a `stat_many`) checks a directory for symlinks once
 /// and trusts it for its other keys; a directory it has not found real, and every key's last
 /// component, are checked each time; only a call that creates nothing trusts an absence.
 #[cfg(unix)]
 #[test]
 fn a_call_trusts_only_what_it_found() {
-    let outside = tempfile::tempdir().expect("tempdir");
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (outside, dir) = outside_and_destination();
     let root = dir.path();
     std::fs::create_dir_all(root.join("real/sub")).expect("mkdir");
     std::fs::write(root.join("real/sub/a.pdf"), b"a").expect("write");
@@ -513,8 +518,7 @@ fn a_call_trusts_only_what_it_found() {
 #[cfg(unix)]
 #[test]
 fn a_commit_creates_the_missing_directories_top_down() {
-    let outside = tempfile::tempdir().expect("tempdir");
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (outside, dir) = outside_and_destination();
     let root = dir.path();
     std::fs::create_dir(root.join("a")).expect("mkdir");
     let key = "a/b/c/file.pdf";
@@ -560,8 +564,7 @@ fn a_commit_creates_the_missing_directories_top_down() {
 #[cfg(unix)]
 #[test]
 fn the_move_into_place_replaces_files_and_refuses_symlinks() {
-    let outside = tempfile::tempdir().expect("tempdir");
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (outside, dir) = outside_and_destination();
     let root = dir.path();
     let temp = |bytes: &[u8]| {
         let path = root.join(format!("t{}", bytes.len()));
