@@ -404,8 +404,10 @@ impl Shared {
             return Err(refused());
         }
         let parent = target.parent().unwrap_or(&self.root);
-        let mut changed = Vec::new();
-        create_dirs(parent, &mut changed).map_err(|e| Error::io("create directory", parent, e))?;
+        let (mut changed, mut seen) = (Vec::new(), Seen::default());
+        if let Some(missing) = first_missing_dir(&self.root, key, &mut seen)? {
+            create_dirs_from(&self.root, key, missing, &mut changed, &mut seen)?;
+        }
         let temp = self.stage(bytes)?;
         let published = match precondition {
             // `link` fails when the target exists: create-if-absent is atomic by itself.
@@ -576,35 +578,6 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| Error::io(op, path, std::io::Error::other(e)))?
 }
 
-/// Creates `dir` and its missing parents, pushing onto `changed` the parent of every
-/// directory created. Looks before creating: `mkdir` of an existing directory takes its
-/// parent's lock, which concurrent commits into one tree would queue on; `stat` does not.
-fn create_dirs(dir: &Path, changed: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    if std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
-        return Ok(());
-    }
-    let parent = dir.parent();
-    let created = match std::fs::create_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let Some(parent) = parent else {
-                return Err(e);
-            };
-            create_dirs(parent, changed)?;
-            std::fs::create_dir(dir)
-        }
-        other => other,
-    };
-    match created {
-        Ok(()) => {
-            changed.extend(parent.map(Path::to_path_buf));
-            Ok(())
-        }
-        // Created by a concurrent commit, which records it.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
 /// [`Sink::stat`] of a valid `key` under `root`. Blocking.
 /// `seen`: what earlier keys of the same call found. One `lstat` per component, the last
 /// one's answering the question.
@@ -698,12 +671,7 @@ fn refuse_symlinks_seen(
             return Ok(None);
         }
         match std::fs::symlink_metadata(&path) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(Error::Symlink {
-                    key: key.to_owned(),
-                    component: key.get(..end).unwrap_or(key).to_owned(),
-                });
-            }
+            Ok(meta) if meta.file_type().is_symlink() => return Err(symlink_error(key, end)),
             Ok(meta) if !dir => return Ok(Some(meta)),
             Ok(meta) => {
                 if meta.is_dir() {
@@ -1229,44 +1197,44 @@ fn rename_into_place(
         if let Some(missing) = first_missing_dir(root, place.key, seen)? {
             match create_dirs_from(root, place.key, missing, changed, seen) {
                 Ok(()) => {}
-                Err(Fault::Io(e, _)) if retry(&e) => continue,
-                Err(fault) => return Err(fault.into_error(place.key)),
+                Err(Error::Io { source, .. }) if retry(&source) => continue,
+                Err(e) => return Err(e),
             }
         }
         match move_into_place(temp, target, place.key) {
-            Ok(()) => return Ok(()),
-            Err(Fault::Io(e, _)) if retry(&e) && temp.exists() => {
+            Err(Error::Io { source, .. }) if retry(&source) && temp.exists() => {
                 seen.dirs.clear();
-                continue;
             }
-            Err(fault) => return Err(fault.into_error(place.key)),
+            done => return done,
         }
     }
 }
 
-/// Why creating a key's directories or moving its file failed.
-enum Fault {
-    /// A system call failed: the error, what it did and on which path.
-    Io(std::io::Error, (&'static str, PathBuf)),
-    /// This many bytes of the key name a symlink.
-    Symlink(usize),
+/// [`Error::Symlink`] for the first `end` bytes of `key`.
+fn symlink_error(key: &str, end: usize) -> Error {
+    Error::Symlink {
+        key: key.to_owned(),
+        component: key.get(..end).unwrap_or(key).to_owned(),
+    }
 }
 
-impl Fault {
-    fn into_error(self, key: &str) -> Error {
-        match self {
-            Fault::Io(e, (op, path)) => Error::io(op, path, e),
-            Fault::Symlink(end) => Error::Symlink {
-                key: key.to_owned(),
-                component: key.get(..end).unwrap_or(key).to_owned(),
-            },
-        }
+/// Whether `meta`, the `lstat` of `dir` (the first `end` bytes of `key`), is a real directory:
+/// a symlink there is [`Error::Symlink`]; a file, an error that is not "absent", so that the
+/// commit fails at once instead of retrying.
+fn real_dir(key: &str, end: usize, dir: &Path, meta: &std::fs::Metadata) -> Result<(), Error> {
+    if meta.file_type().is_symlink() {
+        return Err(symlink_error(key, end));
     }
+    if !meta.is_dir() {
+        let in_the_way = std::io::Error::other("a file is in the way: not a directory");
+        return Err(Error::io("create directory", dir, in_the_way));
+    }
+    Ok(())
 }
 
 /// The length of the shortest of `key`'s directories (a prefix of `key`) that does not exist,
-/// after checking that none before it is a symlink; `None` when they all exist. Trusts and
-/// extends `seen.dirs`. Blocking: one `lstat` per directory not in `seen`.
+/// after checking that each before it is a real directory ([`real_dir`]); `None` when they all
+/// exist. Trusts and extends `seen.dirs`. Blocking: one `lstat` per directory not in `seen`.
 fn first_missing_dir(root: &Path, key: &str, seen: &mut Seen) -> Result<Option<usize>, Error> {
     for end in dir_ends(key) {
         let dir = root.join(&key[..end]);
@@ -1274,13 +1242,8 @@ fn first_missing_dir(root: &Path, key: &str, seen: &mut Seen) -> Result<Option<u
             continue;
         }
         match std::fs::symlink_metadata(&dir) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                return Err(Fault::Symlink(end).into_error(key));
-            }
-            Ok(meta) if !meta.is_dir() => {
-                return Err(Error::io("create directory", dir, in_the_way()));
-            }
-            Ok(_) => {
+            Ok(meta) => {
+                real_dir(key, end, &dir, &meta)?;
                 seen.dirs.insert(dir);
             }
             Err(e) if absent(&e) => return Ok(Some(end)),
@@ -1288,12 +1251,6 @@ fn first_missing_dir(root: &Path, key: &str, seen: &mut Seen) -> Result<Option<u
         }
     }
     Ok(None)
-}
-
-/// Why a directory of a key cannot be made: something else bears its name. Not "absent", so
-/// the commit fails at once instead of retrying.
-fn in_the_way() -> std::io::Error {
-    std::io::Error::other("a file is in the way: not a directory")
 }
 
 /// The length of each directory of `key` (each prefix that ends before a `/`), shortest first.
@@ -1304,27 +1261,25 @@ fn dir_ends(key: &str) -> impl Iterator<Item = usize> + '_ {
 /// Creates `key`'s directories from the one `from` bytes long down to its parent, the first
 /// known absent: one `mkdir` each, no look before. Pushes onto `changed` the parent of every
 /// directory it created and adds each to `seen.dirs`. One found already there (a concurrent
-/// commit made it, and records it) is checked for a symlink instead. Blocking.
+/// commit made it, and records it) is checked with [`real_dir`] instead. Blocking.
 fn create_dirs_from(
     root: &Path,
     key: &str,
     from: usize,
     changed: &mut Vec<PathBuf>,
     seen: &mut Seen,
-) -> Result<(), Fault> {
+) -> Result<(), Error> {
     for end in dir_ends(key).filter(|&end| end >= from) {
         let dir = root.join(&key[..end]);
         match std::fs::create_dir(&dir) {
             Ok(()) => changed.push(dir.parent().unwrap_or(root).to_path_buf()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 match std::fs::symlink_metadata(&dir) {
-                    Ok(meta) if meta.file_type().is_symlink() => return Err(Fault::Symlink(end)),
-                    Ok(meta) if meta.is_dir() => {}
-                    Ok(_) => return Err(Fault::Io(in_the_way(), ("create directory", dir))),
-                    Err(e) => return Err(Fault::Io(e, ("stat", dir))),
+                    Ok(meta) => real_dir(key, end, &dir, &meta)?,
+                    Err(e) => return Err(Error::io("stat", dir, e)),
                 }
             }
-            Err(e) => return Err(Fault::Io(e, ("create directory", dir))),
+            Err(e) => return Err(Error::io("create directory", dir, e)),
         }
         seen.dirs.insert(dir);
     }
@@ -1334,7 +1289,8 @@ fn create_dirs_from(
 /// Renames `temp` to `target`, refusing a `target` that is a symlink. On Linux a new key costs
 /// one `renameat2(RENAME_NOREPLACE)` and no `lstat`: only a key that exists is looked at (then
 /// renamed over, as everywhere else). Blocking.
-fn move_into_place(temp: &Path, target: &Path, key: &str) -> Result<(), Fault> {
+fn move_into_place(temp: &Path, target: &Path, key: &str) -> Result<(), Error> {
+    let failed = |e| Error::io("rename into place", target, e);
     #[cfg(target_os = "linux")]
     {
         use rustix::fs::{CWD, RenameFlags, renameat_with};
@@ -1343,16 +1299,16 @@ fn move_into_place(temp: &Path, target: &Path, key: &str) -> Result<(), Fault> {
             // EEXIST: the key exists; EINVAL: a file system without the flag. Either way, the
             // portable path below.
             Err(e) if e == rustix::io::Errno::EXIST || e == rustix::io::Errno::INVAL => {}
-            Err(e) => return Err(Fault::Io(e.into(), ("rename into place", target.into()))),
+            Err(e) => return Err(failed(e.into())),
         }
     }
     match std::fs::symlink_metadata(target) {
-        Ok(meta) if meta.file_type().is_symlink() => return Err(Fault::Symlink(key.len())),
+        Ok(meta) if meta.file_type().is_symlink() => return Err(symlink_error(key, key.len())),
         Ok(_) => {}
         Err(e) if absent(&e) => {}
-        Err(e) => return Err(Fault::Io(e, ("stat", target.into()))),
+        Err(e) => return Err(Error::io("stat", target, e)),
     }
-    std::fs::rename(temp, target).map_err(|e| Fault::Io(e, ("rename into place", target.into())))
+    std::fs::rename(temp, target).map_err(failed)
 }
 
 impl Drop for LocalUpload {

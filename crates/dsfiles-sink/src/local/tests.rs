@@ -546,8 +546,8 @@ fn a_commit_creates_the_missing_directories_top_down() {
 
     // A symlink where a missing directory was: refused by name, nothing made through it.
     std::os::unix::fs::symlink(outside.path(), root.join("x")).expect("symlink");
-    let fault = create_dirs_from(root, "x/y/f.pdf", 1, &mut Vec::new(), &mut Seen::default());
-    match fault.map_err(|f| f.into_error("x/y/f.pdf")) {
+    let made = create_dirs_from(root, "x/y/f.pdf", 1, &mut Vec::new(), &mut Seen::default());
+    match made {
         Err(Error::Symlink { component, .. }) => assert_eq!(component, "x"),
         other => panic!("expected a symlink error, got {other:?}"),
     }
@@ -578,7 +578,7 @@ fn the_move_into_place_replaces_files_and_refuses_symlinks() {
     std::fs::write(outside.path().join("s"), b"outside").expect("write");
     let link = root.join("l.pdf");
     std::os::unix::fs::symlink(outside.path().join("s"), &link).expect("symlink");
-    let refused = move_into_place(&temp(b"333"), &link, "l.pdf").map_err(|f| f.into_error("l.pdf"));
+    let refused = move_into_place(&temp(b"333"), &link, "l.pdf");
     assert!(matches!(&refused, Err(Error::Symlink { component, .. }) if component == "l.pdf"));
     assert!(link.is_symlink());
     assert_eq!(
@@ -604,6 +604,5 @@ fn a_file_in_the_way_of_a_directory_fails_without_retrying() {
         other => panic!("expected an I/O error naming `a`, got {other:?}"),
     }
     let made = create_dirs_from(root, "a/b/f.pdf", 1, &mut Vec::new(), &mut Seen::default());
-    let made = made.map_err(|f| f.into_error("a/b/f.pdf"));
     assert!(matches!(made, Err(Error::Io { .. })), "{made:?}");
 }
