@@ -39,6 +39,7 @@ use crate::sanitize::{self, sanitize_component};
 use crate::{DossierContext, Error, FileRecord};
 
 mod ds_export;
+mod pattern;
 
 /// The destination's state directory (`dsfiles_sink::STATE_DIR`): no rendered key enters it.
 const STATE_DIR: &str = ".dsfiles";

@@ -16,13 +16,14 @@ pub use schedule::{
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncRequest {
+    #[serde(deserialize_with = "whole::number")]
     pub demarche: u64,
     pub dest: String,
     #[serde(default)]
     pub since: Option<Since>,
     #[serde(default)]
     pub include: Vec<IncludeItem>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::numbers")]
     pub dossiers: Vec<u64>,
     /// Take over the démarche's lease on the destination even from a live holder (one known
     /// to be gone): see docs/storage.md, "Destination lease".
@@ -40,6 +41,58 @@ pub struct SyncRequest {
     /// `--data`); absent: as `data_layout` says.
     #[serde(default)]
     pub no_data: Option<bool>,
+}
+
+/// JSON numbers with no fractional part, as JSON Schema's `integer` counts them: `7` and
+/// `7.0` (serde's `u64` takes only `7`), so that a body valid by the OpenAPI document is read.
+/// A fraction, a negative number or one past `u64` is refused, naming the value.
+pub(crate) mod whole {
+    use serde::de::{Deserialize as _, Deserializer};
+
+    fn of(n: &serde_json::Number) -> Option<u64> {
+        n.as_u64().or_else(|| {
+            let f = n.as_f64()?;
+            // `u64::MAX as f64` rounds up to 2^64, which is past `u64`: `<` keeps it out.
+            (f.fract() == 0.0 && (0.0..u64::MAX as f64).contains(&f)).then_some(f as u64)
+        })
+    }
+
+    fn checked<E: serde::de::Error>(n: &serde_json::Number) -> Result<u64, E> {
+        of(n).ok_or_else(|| E::custom(format!("`{n}` is not a whole number from 0")))
+    }
+
+    pub(crate) fn number<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        checked(&serde_json::Number::deserialize(d)?)
+    }
+
+    pub(crate) fn numbers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+        let numbers = Vec::<serde_json::Number>::deserialize(d)?;
+        numbers.iter().map(checked).collect()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use serde_json::{Number, json};
+
+        #[test]
+        fn whole_numbers_are_read_however_they_are_written() {
+            let cases = [
+                (json!(7), Some(7)),
+                (json!(7.0), Some(7)),
+                (json!(0), Some(0)),
+                (json!(2_147_483_648_u64), Some(2_147_483_648)),
+                (json!(1e19), Some(10_000_000_000_000_000_000)),
+                (json!(1e20), None),
+                (json!(7.5), None),
+                (json!(-1), None),
+                (json!(-1.0), None),
+            ];
+            for (value, expected) in cases {
+                let n: Number = serde_json::from_value(value.clone()).expect("a number");
+                assert_eq!(super::of(&n), expected, "{value}");
+            }
+        }
+    }
 }
 
 /// Most dossiers one sync request (or one coalesced webhook job) may name; beyond this a
@@ -91,8 +144,8 @@ impl SyncRequest {
                 .map_err(|e| format!("invalid `layout`: {e}"))?;
         }
         if let Some(template) = &self.data_layout {
-            if self.no_data.is_some() {
-                return Err("`data_layout` and `no_data` cannot be given together".to_owned());
+            if self.no_data == Some(true) {
+                return Err("`data_layout` and `no_data: true` cannot be given together".to_owned());
             }
             dsfiles_core::extract::DataLayout::parse(template)
                 .map_err(|e| format!("invalid `data_layout`: {e}"))?;

@@ -2,9 +2,11 @@
 //! same route table as the router ([`crate::routes::table`]); this module adds parameters,
 //! bodies and schemas for each operation.
 
+use dsfiles_core::extract::{DataLayout, Layout};
 use serde_json::{Map, Value, json};
 
 use crate::api::{DS_NUMBER_MAX, MAX_DOSSIERS, MAX_SCHEDULES, SCHEDULE_NAME_PATTERN};
+use crate::config::Destination;
 use crate::routes::{MAX_LIST, RouteDoc, table};
 use crate::schedules::due::EVERY_PATTERN;
 use crate::{files, webhooks};
@@ -608,15 +610,16 @@ fn sync_request_schema() -> Value {
         "type": "object", "required": ["demarche", "dest"], "additionalProperties": false,
         "properties": {
             "demarche": ds_number(),
-            "dest": {"type": "string", "minLength": 1, "description": "Absolute local path, file:///path, or s3://, gs://, az:// URL inside an allowed prefix."},
+            "dest": {"type": "string", "minLength": 1, "pattern": Destination::pattern(), "description": "Absolute local path, file:///path, or s3://, gs://, az:// URL inside an allowed prefix."},
             "since": {"description": "`auto` (default: from the destination's last successful sync), `full`, or an RFC 3339 date.", "anyOf": sync_since()["anyOf"].clone()},
             "include": {"type": "array", "items": include},
             "dossiers": {"type": "array", "maxItems": MAX_DOSSIERS, "items": ds_number()},
             "break_lease": {"type": "boolean", "default": false, "description": "Take over the démarche's lease on the destination even from a live holder (one known to be gone). Without it, a live lease of another writer answers 409 `destination_busy`."},
-            "layout": {"type": "string", "minLength": 1, "description": "Where each file goes under `dest`, as the CLI's `--layout` (file placeholders and the dossier's, such as `{groupe}` or `{champ:LABEL}`). Absent: the layout the destination was last synced with (recorded in it), else `{dossier}/{source}/{label}/{filename}`. Given: recorded for the next syncs, webhook jobs included."},
-            "data_layout": {"type": "string", "minLength": 1, "description": "Where each dossier's dossier.json goes: a template containing `{dossier}` (may use `{demarche}` and `{state}`). Absent, with `no_data` absent: what the destination was last synced with, else the directory of the layout holding `{dossier}`, plus `/dossier.json`. Given: recorded, like `layout`."},
-            "no_data": {"type": "boolean", "description": "`true`: write no dossier.json; `false`: write it next to the files (the directory of the layout holding `{dossier}`). Absent: as `data_layout` says. Recorded, like `layout`."}
-        }
+            "layout": {"type": "string", "minLength": 1, "pattern": Layout::pattern(), "description": "Where each file goes under `dest`, as the CLI's `--layout` (file placeholders and the dossier's, such as `{groupe}` or `{champ:LABEL}`). Absent: the layout the destination was last synced with (recorded in it), else `{dossier}/{source}/{label}/{filename}`. Given: recorded for the next syncs, webhook jobs included."},
+            "data_layout": {"type": "string", "minLength": 1, "pattern": DataLayout::pattern(), "description": "Where each dossier's dossier.json goes: a template containing `{dossier}` (may use `{demarche}` and `{state}`). Absent, with `no_data` absent: what the destination was last synced with, else the directory of the layout holding `{dossier}`, plus `/dossier.json`. Given: recorded, like `layout`."},
+            "no_data": {"type": "boolean", "description": "`true`: write no dossier.json (not with `data_layout`); `false`: write it, where `data_layout` says, else next to the files (the directory of the layout holding `{dossier}`). Absent: as `data_layout` says. Recorded, like `layout`."}
+        },
+        "not": {"required": ["data_layout", "no_data"], "properties": {"no_data": {"const": true}}}
     })
 }
 
@@ -681,8 +684,8 @@ fn seda_request_schema() -> Value {
         "type": "object", "required": ["demarche", "dest", "out", "profile"], "additionalProperties": false,
         "properties": {
             "demarche": ds_number(),
-            "dest": {"type": "string", "minLength": 1, "description": format!("A destination written by a sync. {dest}")},
-            "out": {"type": "string", "minLength": 1, "description": format!("Where the packages go. {dest}")},
+            "dest": {"type": "string", "minLength": 1, "pattern": Destination::pattern(), "description": format!("A destination written by a sync. {dest}")},
+            "out": {"type": "string", "minLength": 1, "pattern": Destination::pattern(), "description": format!("Where the packages go. {dest}")},
             "profile": {"$ref": "#/components/schemas/SedaProfile"},
             "dossiers": {"type": "array", "maxItems": MAX_DOSSIERS, "items": ds_number(), "description": "Only these dossiers (absent or empty: every dossier of the démarche in `dest`)."},
             "states": {"type": ["array", "null"], "items": {"type": "string", "enum": dsfiles_core::seda::STATES}, "description": "DS states to package (absent, null or empty: `accepte`, `refuse`, `sans_suite`)."},

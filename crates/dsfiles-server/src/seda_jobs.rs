@@ -36,6 +36,7 @@ pub const SEDA_KEY_DEMARCHE: u64 = 0;
 #[serde(deny_unknown_fields)]
 pub struct SedaRequest {
     /// Package only this démarche's dossiers.
+    #[serde(deserialize_with = "crate::api::whole::number")]
     pub demarche: u64,
     /// A destination written by a sync.
     pub dest: String,
@@ -44,7 +45,7 @@ pub struct SedaRequest {
     /// The archival profile: the keys of the CLI's profile file, as a JSON object.
     pub profile: serde_json::Value,
     /// Only these dossiers (empty: every dossier of the démarche in `dest`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::api::whole::numbers")]
     pub dossiers: Vec<u64>,
     /// DS states to package (absent or empty: `accepte`, `refuse`, `sans_suite`).
     #[serde(default)]

@@ -19,8 +19,17 @@
 //! - The canonical form of a local destination is its absolute path; of a bucket,
 //!   `scheme://bucket/segment/…` with each segment percent-encoded again (the sink decodes it
 //!   back to the same key prefix), `s3a` spelled `s3` and `azure` spelled `az`.
+//!
+//! [`Destination::pattern`] describes the spellings to clients (the OpenAPI document's
+//! `pattern`): every string it matches parses, and [`AllowList::check`] (every destination of
+//! a request, and of the config's webhook destinations) refuses what it does not match, so the
+//! document states exactly what is served. It leaves out what parses but needs care (`%`, `@`,
+//! `?`, `#`, `:`, whitespace around a segment).
 
 use std::path::PathBuf;
+use std::sync::LazyLock;
+
+use regex::Regex;
 
 #[cfg(test)]
 mod tests;
@@ -114,6 +123,23 @@ impl Destination {
             bucket: bucket.to_owned(),
             path: segments(path, Spelling::Url).map_err(invalid)?,
         })
+    }
+
+    /// `^…$` matching destinations that parse (see the module doc): an absolute path,
+    /// `file:///path`, or `s3|s3a|gs|az|azure|abfs|abfss://bucket/path` (schemes in any case),
+    /// with segments of characters other than controls, whitespace (inner spaces aside) and `\`
+    /// `/` `%` `@` `?` `#` `:` (a local path holding `://` would read as a URL), never `.` or
+    /// `..`. Written in the syntax ECMA-262, Python's `re` and Rust's `regex` read alike.
+    pub fn pattern() -> String {
+        // No whitespace but inner spaces: `parse` trims the whole spelling.
+        let char = "[^\\u0000-\\u001f\\u007f-\\u009f\\s\\\\/%@?#:]";
+        let not_dot = "[^\\u0000-\\u001f\\u007f-\\u009f\\s\\\\/%@?#:.]";
+        let rest = format!("( *{char})*");
+        let segment = format!("({not_dot}{rest}|\\.{not_dot}{rest}|\\.\\.{char}{rest})");
+        // Empty segments vanish, schemes are read in any case, as `parse` does.
+        let path = format!("({segment}|/)*");
+        let scheme = "([sS]3[aA]?|[gG][sS]|[aA][zZ]|[aA][zZ][uU][rR][eE]|[aA][bB][fF][sS][sS]?)";
+        format!("^(/{path}|[fF][iI][lL][eE]:///{path}|{scheme}://{segment}{path})$")
     }
 
     /// Whether `self` is `prefix` or lies below it (whole segments only: `/srv/a` is not
@@ -248,8 +274,18 @@ impl AllowList {
     }
 
     /// The normalized destination when `dest` is valid and inside an allowed prefix.
+    /// A spelling that parses but lies outside [`Destination::pattern`] is refused too: the
+    /// API documents that pattern, and serves what it documents (see the module doc).
     pub fn check(&self, dest: &str) -> Result<Destination, DestError> {
+        static PATTERN: LazyLock<Option<Regex>> =
+            LazyLock::new(|| Regex::new(&Destination::pattern()).ok());
         let parsed = Destination::parse(dest)?;
+        if !PATTERN.as_ref().is_some_and(|p| p.is_match(dest)) {
+            return Err(DestError::Invalid {
+                dest: dest.escape_debug().to_string(),
+                why: "it is outside the spellings the API documents: segments hold no `%`, `@`, `?`, `#`, `:`, and no whitespace but inner spaces",
+            });
+        }
         if self.prefixes.iter().any(|prefix| parsed.is_within(prefix)) {
             Ok(parsed)
         } else {

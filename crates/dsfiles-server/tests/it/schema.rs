@@ -1,5 +1,5 @@
 //! A validator for the JSON Schema subset the OpenAPI document uses (`$ref`, `type`, `enum`,
-//! `const`, `anyOf`, `properties`, `required`, `additionalProperties: false`, `items`,
+//! `const`, `anyOf`, `not`, `properties`, `required`, `additionalProperties: false`, `items`,
 //! `maxItems`, `minimum`, `maximum`, `minLength`, `maxLength`, `pattern`, `format`
 //! `date-time` and `uuid`), written here rather than taken from the `jsonschema` crate (a
 //! large dependency tree for two cores) with `regex`, already in the lockfile.
@@ -77,6 +77,8 @@ impl Validator<'_> {
                     fail("matches no `anyOf` branch".into())
                 }
             }
+            "not" if self.check(arg, value, at).is_ok() => fail(format!("matches `not` {arg}")),
+            "not" => Ok(()),
             "properties" | "required" | "additionalProperties" => {
                 self.object(schema, keyword, arg, value, at)
             }

@@ -109,3 +109,92 @@ fn malformed_destinations_name_the_problem() {
         "!`s3://…@bucket/team` is invalid: it has credentials",
     );
 }
+
+fn pattern() -> regex::Regex {
+    regex::Regex::new(&Destination::pattern()).expect("the pattern compiles")
+}
+
+#[test]
+fn the_pattern_matches_the_usual_destinations_and_refuses_the_broken_ones() {
+    let pattern = pattern();
+    let cases = [
+        ("/srv/archive", true),
+        ("/srv/archive/", true),
+        ("/srv/démarches/2024 dossiers/.cache", true),
+        ("file:///srv/archive", true),
+        ("s3://bucket", true),
+        ("s3a://bucket/prefix/x", true),
+        ("gs://bucket/a", true),
+        ("az://container/a", true),
+        ("abfss://container/a", true),
+        ("", false),
+        ("srv/archive", false),
+        ("/srv/../etc", false),
+        ("/srv/./x", false),
+        ("/srv//x/", true),
+        ("S3://bucket//x", true),
+        ("/srv/ x", false),
+        ("/srv/100%", false),
+        ("/srv/a\u{0}b", false),
+        ("file://host/srv", false),
+        ("s3://", false),
+        ("s3://user:pw@bucket/x", false),
+        ("s3://bucket/x?versionId=1", false),
+        ("http://bucket/x", false),
+        ("memory://", false),
+    ];
+    for (dest, matches) in cases {
+        assert_eq!(pattern.is_match(dest), matches, "`{dest}`");
+    }
+}
+
+/// Strings made of the spellings' pieces, in random order: whatever the pattern matches
+/// parses.
+#[test]
+fn whatever_the_pattern_matches_parses() {
+    let pattern = pattern();
+    let pieces = [
+        "/",
+        "//",
+        ".",
+        "..",
+        "a",
+        "é",
+        " ",
+        "%2e",
+        "%",
+        "@",
+        "?",
+        "#",
+        "\\",
+        "\u{0}",
+        "\u{85}",
+        "file://",
+        "s3://",
+        "gs://",
+        "az://",
+        "azure://",
+        "abfss://",
+        "memory://",
+        "http://",
+    ];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut matched = 0;
+    for _ in 0..200_000 {
+        let len = 1 + next() % 7;
+        let dest: String = (0..len)
+            .map(|_| pieces[(next() % pieces.len() as u64) as usize])
+            .collect();
+        if pattern.is_match(&dest) {
+            matched += 1;
+            assert!(Destination::parse(&dest).is_ok(), "`{dest}`");
+        }
+    }
+    assert!(matched > 500, "only {matched} matched");
+}
