@@ -240,8 +240,8 @@ fn ds_webhook() -> Operation {
         .respond("202", json_response("Syncs queued (or coalesced).", "WebhookAccepted"))
         .error("400", "Malformed payload.")
         .error("401", "Missing or invalid signature.")
-        .error("404", "Webhooks are not configured.")
-        .error("422", "Too many events, a number out of range, a `webhook_id` neither string nor integer, or no destination configured for the démarche.")
+        .error("404", "Webhooks are not configured, or no destination is configured for the démarche (`demarche_not_configured`).")
+        .error("422", "Too many events, a number out of range, or a `webhook_id` neither string nor integer.")
         .error("503", "Shutting down.")
 }
 
@@ -258,11 +258,11 @@ fn ds_webhook_legacy() -> Operation {
             json_response("Sync queued (or coalesced).", "WebhookAccepted"),
         )
         .error("400", "Malformed form.")
-        .error("404", "Wrong secret.")
         .error(
-            "422",
-            "A number out of range, or no destination configured for the démarche.",
+            "404",
+            "Wrong secret, or no destination configured for the démarche (`demarche_not_configured`).",
         )
+        .error("422", "A number out of range.")
         .error("503", "Shutting down.")
 }
 
@@ -694,16 +694,20 @@ fn seda_request_schema() -> Value {
     })
 }
 
+/// A string the service does not trim to nothing: one character that is not whitespace to
+/// Rust's `trim` — ECMA-262's `\S` alone would let U+0085 through, which `trim` removes.
+const NOT_BLANK: &str = "[^\\s\\u0085]";
+
 /// The archival profile of `POST /v1/seda`: the keys of the CLI's profile file (docs/seda.md).
 fn seda_profile_schema() -> Value {
-    let id = json!({"type": "string", "pattern": "\\S"});
+    let id = json!({"type": "string", "pattern": NOT_BLANK});
     let start = json!({"type": "string", "enum": ["decision", "depot", "none"]});
     json!({
         "type": "object", "additionalProperties": false,
         "required": ["archival_agreement", "archival_agency", "transferring_agency", "originating_agency"],
         "properties": {
             "archival_agreement": id, "archival_agency": id, "transferring_agency": id, "originating_agency": id,
-            "submission_agency": {"type": ["string", "null"], "pattern": "\\S"},
+            "submission_agency": {"type": ["string", "null"], "pattern": NOT_BLANK},
             "digest": {"type": "string", "enum": ["SHA-512", "SHA-256"]},
             "package_name": {"type": "string", "pattern": "^([^{}]|\\{(dossier|demarche|state)\\})*$"},
             "appraisal": {"type": ["object", "null"], "additionalProperties": false, "required": ["rule", "final_action"], "properties": {
@@ -742,4 +746,25 @@ fn seda_job_schema() -> Value {
             }]}
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NOT_BLANK;
+
+    #[test]
+    fn not_blank_matches_what_trim_leaves_something_of() {
+        let pattern = regex::Regex::new(NOT_BLANK).expect("the pattern compiles");
+        let samples = [
+            "a", " a ", "\u{85}", "\u{85}x", " ", "\t\n", "\u{a0}", "\u{3000}", "\u{2028}",
+            "\u{feff}", "\u{11}", "",
+        ];
+        for sample in samples {
+            assert_eq!(
+                pattern.is_match(sample),
+                !sample.trim().is_empty(),
+                "{sample:?}"
+            );
+        }
+    }
 }

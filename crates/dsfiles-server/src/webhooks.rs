@@ -177,7 +177,7 @@ fn check_number(
 
 fn no_destination(demarche: u64) -> ApiError {
     ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
+        StatusCode::NOT_FOUND,
         "demarche_not_configured",
         format!("no webhook destination is configured for démarche `{demarche}`"),
     )

@@ -23,8 +23,9 @@ const LITERAL: &str = "[^{}/]";
 const DATES: [&str; 3] = ["deposited", "updated", "processed"];
 /// A `strftime` format the pattern vouches for: common fields and plain characters.
 const DATE_FORMAT: &str = "(%[YmdHMSyjeBbAa]|[-_. A-Za-z0-9])+";
-/// A label: anything but braces, not blank.
-const LABEL: &str = "[^{}]*[^{}\\s][^{}]*";
+/// A label: anything but braces, not blank to Rust's `trim` (which, unlike ECMA-262's `\s`,
+/// also removes U+0085).
+const LABEL: &str = "[^{}]*[^{}\\s\\u0085][^{}]*";
 
 /// `^…$` for the file templates [`Layout::parse`] accepts (see the module doc).
 pub(crate) fn layout() -> String {
@@ -150,6 +151,8 @@ mod tests {
             "ds-export",
             "dossier",
             "champ:x}",
+            "\u{85}",
+            "\u{a0}",
         ];
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = move || {

@@ -197,7 +197,7 @@ async fn webhooks_refuse_bad_signatures_secrets_and_payloads() {
     assert_eq!(error_code(response, 422).await, "invalid_value");
     let body = delivery(78, &[(1, 1)]);
     let response = post_signed(&server, body.clone(), Some(sign(WEBHOOK_SECRET, &body))).await;
-    assert_eq!(error_code(response, 422).await, "demarche_not_configured");
+    assert_eq!(error_code(response, 404).await, "demarche_not_configured");
 
     // Legacy: a wrong secret is a 404 like any unknown path; the right one queues a sync.
     let form = [
