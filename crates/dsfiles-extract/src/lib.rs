@@ -20,6 +20,8 @@ mod error;
 mod extract;
 mod layout;
 mod naming;
+#[cfg(test)]
+mod random;
 mod record;
 mod sanitize;
 

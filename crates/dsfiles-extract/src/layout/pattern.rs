@@ -154,19 +154,10 @@ mod tests {
             "\u{85}",
             "\u{a0}",
         ];
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::random::xorshift(0x9e37_79b9_7f4a_7c15);
         let (mut layouts, mut datas) = (0, 0);
         for _ in 0..200_000 {
-            let len = 1 + next() % 8;
-            let template: String = (0..len)
-                .map(|_| pieces[(next() % pieces.len() as u64) as usize])
-                .collect();
+            let template = crate::random::joined(&pieces, 9, &mut next);
             if layout.is_match(&template) {
                 layouts += 1;
                 assert!(Layout::parse(&template).is_ok(), "layout `{template}`");

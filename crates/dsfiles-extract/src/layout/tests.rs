@@ -335,19 +335,10 @@ fn property_rendered_keys_are_safe() {
         "..", ".", "/", "\\", "\0", "\u{1}", "\u{9f}", " ", "CON", "nul.txt", "LPT1", "e\u{301}",
         "日本", ".pdf", ".dsfiles", "{", "}", "%2e%2e", "~", "a", "\u{202E}",
     ];
-    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = crate::random::xorshift(0x2545_F491_4F6C_DD1D);
     let mut gen_string = |max: u64| {
-        let mut s = String::new();
-        for _ in 0..(next() % max) {
-            s.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
-        }
-        if next() % 10 == 0 {
+        let mut s = crate::random::joined(PIECES, max, &mut next);
+        if next().is_multiple_of(10) {
             s.push_str(&"\u{e9}".repeat(200));
         }
         s

@@ -157,21 +157,11 @@ fn hostile_names(count: usize) -> Vec<String> {
         "COM1", "lpt9", "e\u{301}", "\u{e9}", "a", "Z", ".pdf", ".tar.gz", "é", "日本", "🎉",
         "\u{202E}", ":", "*", "?", "\"", "<", ">", "|", "\t", "\n", ".dsfiles", "(2)", "~", "$",
     ];
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = crate::random::xorshift(0x9E37_79B9_7F4A_7C15);
     (0..count)
         .map(|_| {
-            let len = (next() % 40) as usize;
-            let mut s = String::new();
-            for _ in 0..len {
-                s.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
-            }
-            if next() % 8 == 0 {
+            let mut s = crate::random::joined(PIECES, 40, &mut next);
+            if next().is_multiple_of(8) {
                 s.push_str(&"x".repeat((next() % 400) as usize));
             }
             s
