@@ -30,8 +30,9 @@
 //! else the run's.
 //!
 //! Concurrency: the listing is polled in the same loop that owns a [`JoinSet`] of dossier
-//! tasks; at most one page of dossiers waits in a buffer, at most `2 × jobs` dossiers are in
-//! flight, and a semaphore of `jobs` permits bounds the downloads across dossiers (a sliding
+//! tasks; at most one page of dossiers waits in a buffer, the largest of the oldest starting
+//! first (`order`: fewer than a page of later dossiers ever start before one), at most
+//! `2 × jobs` dossiers are in flight, and a semaphore of `jobs` permits bounds the downloads across dossiers (a sliding
 //! window, not batches). Every task is owned by the loop and awaited; on cancellation listing
 //! stops, downloads abort their uploads, and every dossier writes the shard of what settled.
 
@@ -41,10 +42,11 @@ mod dossier;
 mod fields;
 mod layout;
 mod lists;
+mod order;
 mod publish;
 mod tally;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,6 +60,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::bookkeeping::Rechecks;
 use self::layout::Naming;
+use self::order::Queue;
 use self::publish::Publisher;
 use self::tally::{DossierOutcome, RunFacts, Totals};
 use crate::lease;
@@ -313,7 +316,7 @@ async fn drive(prepared: &mut Prepared) -> Result<Option<ds::Error>, Error> {
             None => Access::Sequential,
             Some(_) => Access::Random,
         },
-        buffer: VecDeque::new(),
+        buffer: Queue::default(),
         rechecks: std::mem::take(&mut prepared.rechecks),
         tasks: JoinSet::new(),
         in_flight: HashMap::new(),
@@ -345,8 +348,9 @@ struct Driver {
     pages: Pages,
     /// How the listing's dossiers come: in number order (full) or update order.
     listing_access: Access,
-    /// Dossiers waiting for a task, with how their shards are read.
-    buffer: VecDeque<(Value, Access)>,
+    /// Dossiers waiting for a task, with how their shards are read, started largest first
+    /// ([`order`]).
+    buffer: Queue,
     rechecks: Rechecks,
     tasks: JoinSet<DossierOutcome>,
     in_flight: HashMap<tokio::task::Id, u64>,
@@ -389,7 +393,10 @@ impl Driver {
     /// Gives waiting dossiers a task, up to `max_in_flight`.
     fn spawn(&mut self, max_in_flight: usize, totals: &mut Totals) {
         while self.tasks.len() < max_in_flight {
-            let Some((dossier, access)) = self.buffer.pop_front() else {
+            let Some(order::Waiting {
+                dossier, access, ..
+            }) = self.buffer.pop()
+            else {
                 return;
             };
             let Some(number) = dossier.get("number").and_then(Value::as_u64) else {
@@ -453,7 +460,7 @@ impl Driver {
                 let listed = batch.dossiers.into_iter();
                 let access = self.listing_access;
                 let fresh = listed.filter(|d| number(d).is_none_or(|n| !fetched.contains(&n)));
-                self.buffer.extend(fresh.map(|d| (d, access)));
+                fresh.for_each(|d| self.buffer.push(d, access));
             }
             Some(Err(e)) => self.stopped(e)?,
             None => self.listing_done = true,
@@ -478,7 +485,10 @@ impl Driver {
         totals.api.recheck = totals.api.recheck.saturating_add(own);
         match fetched {
             Ok(dossiers) => {
-                (self.buffer).extend(dossiers.into_iter().map(|d| (d, Access::Sequential)))
+                let buffer = &mut self.buffer;
+                dossiers
+                    .into_iter()
+                    .for_each(|d| buffer.push(d, Access::Sequential));
             }
             Err(e) => self.stopped(e)?,
         }
