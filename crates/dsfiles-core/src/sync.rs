@@ -32,8 +32,8 @@
 //! Concurrency: the listing is polled in the same loop that owns a [`JoinSet`] of dossier
 //! tasks; at most one page of dossiers waits in a buffer, the largest of the oldest starting
 //! first (`order`: fewer than a page of later dossiers ever start before one), at most
-//! `2 × jobs` dossiers are in flight, and a semaphore of `jobs` permits bounds the downloads across dossiers (a sliding
-//! window, not batches). Every task is owned by the loop and awaited; on cancellation listing
+//! `2 × jobs` dossiers are in flight, and a semaphore of `jobs` permits bounds the downloads
+//! across dossiers (a sliding window, not batches). Every task is owned by the loop and awaited; on cancellation listing
 //! stops, downloads abort their uploads, and every dossier writes the shard of what settled.
 
 mod bookkeeping;
