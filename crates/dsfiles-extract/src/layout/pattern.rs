@@ -27,46 +27,38 @@ const DATE_FORMAT: &str = "(%[YmdHMSyjeBbAa]|[-_. A-Za-z0-9])+";
 /// also removes U+0085).
 const LABEL: &str = "[^{}]*[^{}\\s\\u0085][^{}]*";
 
-/// `^…$` for the file templates [`Layout::parse`] accepts (see the module doc).
-pub(crate) fn layout() -> String {
-    let plain = PLACEHOLDERS
-        .iter()
-        .copied()
-        .chain(
-            DOSSIER_PLACEHOLDERS
-                .iter()
-                .copied()
-                .filter(|p| !p.contains(':') && !DATES.contains(p)),
-        )
-        .collect::<Vec<_>>()
-        .join("|");
-    let dates = DATES.join("|");
-    let placeholder =
-        format!("\\{{({plain}|({dates})(:{DATE_FORMAT})?|(champ|annotation):{LABEL})\\}}");
-    let component = format!("({LITERAL}|{placeholder})+");
-    format!("^({}|{component}(/{component})*)$", super::ds_export::NAME)
-}
-
-/// `^…$` for the data templates [`DataLayout::parse`] accepts (see the module doc).
-pub(crate) fn data_layout() -> String {
-    let names = DataLayout::PLACEHOLDERS.join("|");
-    let part = format!("({LITERAL}|\\{{({names})\\}})");
-    let component = format!("{part}+");
-    let holder = format!("{part}*\\{{dossier\\}}{part}*");
-    format!("^({component}/)*{holder}(/{component})*$")
-}
-
 impl Layout {
-    /// A regular expression every template it matches parses (see [`pattern`](self)).
+    /// `^…$` matching file templates, every one of which [`Layout::parse`] accepts (see
+    /// [`pattern`](self)).
     pub fn pattern() -> String {
-        layout()
+        let plain = PLACEHOLDERS
+            .iter()
+            .copied()
+            .chain(
+                DOSSIER_PLACEHOLDERS
+                    .iter()
+                    .copied()
+                    .filter(|p| !p.contains(':') && !DATES.contains(p)),
+            )
+            .collect::<Vec<_>>()
+            .join("|");
+        let dates = DATES.join("|");
+        let placeholder =
+            format!("\\{{({plain}|({dates})(:{DATE_FORMAT})?|(champ|annotation):{LABEL})\\}}");
+        let component = format!("({LITERAL}|{placeholder})+");
+        format!("^({}|{component}(/{component})*)$", super::ds_export::NAME)
     }
 }
 
 impl DataLayout {
-    /// A regular expression every data template it matches parses (see [`pattern`](self)).
+    /// `^…$` matching data templates, every one of which [`DataLayout::parse`] accepts (see
+    /// [`pattern`](self)).
     pub fn pattern() -> String {
-        data_layout()
+        let names = DataLayout::PLACEHOLDERS.join("|");
+        let part = format!("({LITERAL}|\\{{({names})\\}})");
+        let component = format!("{part}+");
+        let holder = format!("{part}*\\{{dossier\\}}{part}*");
+        format!("^({component}/)*{holder}(/{component})*$")
     }
 }
 
@@ -80,8 +72,8 @@ mod tests {
 
     #[test]
     fn the_patterns_match_the_usual_templates_and_refuse_the_broken_ones() {
-        let layout = matcher(&layout());
-        let data = matcher(&data_layout());
+        let layout = matcher(&Layout::pattern());
+        let data = matcher(&DataLayout::pattern());
         // (template, layout pattern matches, data pattern matches)
         let cases = [
             (Layout::DEFAULT, true, false),
@@ -124,8 +116,8 @@ mod tests {
     /// parser accepts.
     #[test]
     fn whatever_a_pattern_matches_parses() {
-        let layout = matcher(&layout());
-        let data = matcher(&data_layout());
+        let layout = matcher(&Layout::pattern());
+        let data = matcher(&DataLayout::pattern());
         let pieces = [
             "{",
             "}",
