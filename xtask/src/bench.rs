@@ -347,6 +347,38 @@ pub(crate) fn settle_after(removed: Option<Instant>) {
     }
 }
 
+/// Drops every file under `dir` from the page cache (`posix_fadvise(POSIX_FADV_DONTNEED)`;
+/// the pages are clean, since [`settle_after`] ran `sync`), so that each run starts with the
+/// same memory: what earlier runs wrote goes back to the free lists, which the next run's
+/// page-cache writes take first.
+///
+/// Measured on the bench machine (a virtual machine): curl wrote the 2.2 GB case with 2.3 s of
+/// system time when the kept runs' pages had just been freed, and with 5.5 to 8.0 s in the runs
+/// after, as the cache of kept runs grew into memory the machine had not touched before (53% of
+/// its samples in `copy_folio_from_iter_atomic`, the copy into new page-cache pages); the tools
+/// that write through the page cache (curl, aria2c, dsfiles with `fsync=false`) paid it in the
+/// later rounds only, dsfiles' `O_DIRECT` writes never. Freed this way before every run, curl's
+/// system time stayed at 2.1 to 2.8 s.
+fn evict_page_cache(dir: &Path) -> anyhow::Result<()> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list `{}`", dir.display()))?;
+        let (path, kind) = (entry.path(), entry.file_type()?);
+        if kind.is_dir() {
+            evict_page_cache(&path)?;
+        } else if kind.is_file() {
+            let file = fs::File::open(&path)
+                .with_context(|| format!("cannot open `{}`", path.display()))?;
+            rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).with_context(
+                || format!("cannot evict `{}` from the page cache", path.display()),
+            )?;
+        }
+    }
+    Ok(())
+}
+
 impl Bench {
     fn new(dir: PathBuf, dsfiles: PathBuf, rounds: usize) -> Bench {
         Bench {
@@ -375,10 +407,12 @@ impl Bench {
         Ok(())
     }
 
-    /// Before a measured run: writes back what earlier runs left in the page cache, and waits
-    /// until [`AFTER_REMOVAL`] has passed since the last deletion.
-    fn settle(&self) {
+    /// Before a measured run: writes back what earlier runs left in the page cache, waits
+    /// until [`AFTER_REMOVAL`] has passed since the last deletion, and drops the earlier runs'
+    /// files from the page cache ([`evict_page_cache`]).
+    fn settle(&self) -> anyhow::Result<()> {
         settle_after(self.last_removal.get());
+        evict_page_cache(&self.dir.join("runs"))
     }
 
     /// Deletes the directories of `kept` when the disk has less than `need` bytes free, so that
@@ -514,7 +548,7 @@ fn compare(
             let label = format!("{name}-{tool:?}-r{round}").to_lowercase();
             bench.make_room(&mut kept, need)?;
             let dest = bench.fresh_dir(&label)?;
-            bench.settle();
+            bench.settle()?;
             match tool {
                 Tool::Dsfiles | Tool::DsfilesNoFsync => {
                     measure_dsfiles(bench, demarche, inputs, tool, (&label, &dest), &mut rows)?
@@ -691,7 +725,7 @@ fn noop_reruns(
                 if extra.is_empty() { "" } else { "-full" }
             );
             let (cmd, summary_path) = dsfiles_sync(bench, demarche, (&label, &dest), extra);
-            bench.settle();
+            bench.settle()?;
             let sample = timed(&cmd, &bench.log(&label))?;
             let s = check_summary(&summary_path, 0, 0)?;
             let skipped = counter(&s, "skipped_unchanged");
@@ -782,7 +816,7 @@ fn profile(
     cmd.args.push(sync.program.clone());
     cmd.args.extend(sync.args.iter().cloned());
     cmd.env = sync.env.clone();
-    bench.settle();
+    bench.settle()?;
     timed(&cmd, &bench.log(&format!("{name}-perf")))?;
     check_summary(&summary_path, inputs.files, inputs.bytes)?;
     bench.remove(&dest)?;
@@ -1264,7 +1298,7 @@ fn setup(nginx_addr: std::net::SocketAddr, rounds: usize) -> Vec<String> {
     vec![
         format!("Files served by nginx ({} worker processes, `sendfile on`, HTTP/1.1 keep-alive) on http://{}/ from `target/bench/corpus/`; config generated in `target/bench/nginx/nginx.conf`.", 2, nginx_addr),
         "The DS API is `dsfiles-sim` in the bench process (optimised even in this dev build: `[profile.dev.package.dsfiles-sim]` in Cargo.toml): démarches whose file URLs point straight at nginx, with the corpus' sizes and MD5 checksums. The URL list of curl and aria2c comes from `dsfiles list --format jsonl` of the same démarche.".to_owned(),
-        format!("{} round(s); the order of the tools alternates (forward, then backward); median, min and max per tool. Every run writes into a fresh empty directory under `target/bench/runs/` (same disk as the corpus); `sync` is called before each run so that one run's writeback does not land in the next. Run directories are kept until their case ends (or the disk runs short) and no run starts within 65 s of a deletion: ext4 without a journal makes the next 60 s of inode allocations skip the freed inodes one by one.", rounds),
+        format!("{} round(s); the order of the tools alternates (forward, then backward); median, min and max per tool. Every run writes into a fresh empty directory under `target/bench/runs/` (same disk as the corpus); `sync` is called before each run so that one run's writeback does not land in the next. Run directories are kept until their case ends (or the disk runs short) and no run starts within 65 s of a deletion: ext4 without a journal makes the next 60 s of inode allocations skip the freed inodes one by one. Right before each run, the kept runs' files are dropped from the page cache (`posix_fadvise(DONTNEED)`), so that every run's page-cache writes land on memory just freed rather than on memory the machine has not touched yet, which cost curl up to 3.5× its system time in later rounds.", rounds),
         "Wall time, peak RSS and CPU time from GNU time (`/usr/bin/time -f '%e %M %U %S'`, peak RSS = the process' VmHWM, CPU = user + system time of the process, not of nginx). `curl + md5sum` is curl's run followed by `md5sum --check` of its files (times added, peak RSS the larger of the two).".to_owned(),
         "dsfiles checks MD5 against DS's checksum and computes SHA-256 of every byte, writes each file under `.dsfiles/tmp/` with `O_DIRECT` (straight to the disk), fsyncs it and renames it into place (the default); the `fsync=false` row writes through the page cache without fsync, as curl does. curl verifies nothing; aria2c verifies MD5 after each download.".to_owned(),
     ]
