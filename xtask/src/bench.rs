@@ -365,7 +365,10 @@ fn evict_page_cache(dir: &Path) -> anyhow::Result<()> {
     };
     for entry in entries {
         let entry = entry.with_context(|| format!("cannot list `{}`", dir.display()))?;
-        let (path, kind) = (entry.path(), entry.file_type()?);
+        let path = entry.path();
+        let kind = entry
+            .file_type()
+            .with_context(|| format!("cannot read the type of `{}`", path.display()))?;
         if kind.is_dir() {
             evict_page_cache(&path)?;
         } else if kind.is_file() {
