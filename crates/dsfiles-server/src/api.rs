@@ -65,6 +65,14 @@ pub(crate) mod whole {
         checked(&serde_json::Number::deserialize(d)?)
     }
 
+    /// As [`number`], for a field that may be `null` (or, with `#[serde(default)]`, absent).
+    pub(crate) fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        Option::<serde_json::Number>::deserialize(d)?
+            .as_ref()
+            .map(checked)
+            .transpose()
+    }
+
     pub(crate) fn numbers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
         let numbers = Vec::<serde_json::Number>::deserialize(d)?;
         numbers.iter().map(checked).collect()

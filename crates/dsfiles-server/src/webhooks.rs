@@ -38,19 +38,23 @@ const WINDOW: usize = 4096;
 /// Webhooks remembered (the least recently seen is forgotten first).
 const MAX_WEBHOOKS: usize = 256;
 
+/// A signed delivery. Its numbers are read as JSON Schema's `integer` counts them (`7` and
+/// `7.0`, [`crate::api::whole`]), so that a body valid by the OpenAPI document is read.
 #[derive(Debug, Deserialize)]
 struct Delivery {
     webhook_id: serde_json::Value,
+    #[serde(deserialize_with = "crate::api::whole::number")]
     demarche_number: u64,
     events: Vec<DeliveryEvent>,
 }
 
 #[derive(Debug, Deserialize)]
 struct DeliveryEvent {
+    #[serde(deserialize_with = "crate::api::whole::number")]
     sequence: u64,
     #[serde(default, rename = "type")]
     kind: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::api::whole::optional")]
     dossier_number: Option<u64>,
 }
 
@@ -263,15 +267,30 @@ fn parse_delivery(state: &AppState, body: &[u8]) -> Result<Delivery, ApiError> {
 /// The delivery's `webhook_id` as the key of its dedup window (a string, cut to 128
 /// characters, or an integer); anything else is refused (422, counted as rejected).
 fn webhook_id(state: &AppState, delivery: &Delivery) -> Result<String, ApiError> {
-    match &delivery.webhook_id {
-        serde_json::Value::String(s) => Ok(s.chars().take(128).collect()),
-        serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => Ok(n.to_string()),
-        _ => {
-            state.metrics().webhook(SIGNED, WebhookOutcome::Rejected);
-            Err(ApiError::invalid(
-                "`webhook_id` must be a string or an integer",
-            ))
+    dedup_key(&delivery.webhook_id).ok_or_else(|| {
+        state.metrics().webhook(SIGNED, WebhookOutcome::Rejected);
+        ApiError::invalid("`webhook_id` must be a string or an integer of at most 64 bits")
+    })
+}
+
+/// A `webhook_id` as its dedup key: a string cut to 128 characters, or an integer written
+/// without a fraction (`7` and `7.0`, one integer for JSON Schema, are one webhook).
+fn dedup_key(id: &serde_json::Value) -> Option<String> {
+    match id {
+        serde_json::Value::String(s) => Some(s.chars().take(128).collect()),
+        serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
+        serde_json::Value::Number(n) => {
+            let f = n.as_f64().filter(|f| f.fract() == 0.0)?;
+            // `i64::MIN as f64` is exactly -2^63; `u64::MAX as f64` rounds up to 2^64.
+            if (0.0..u64::MAX as f64).contains(&f) {
+                Some((f as u64).to_string())
+            } else {
+                (i64::MIN as f64..0.0)
+                    .contains(&f)
+                    .then(|| (f as i64).to_string())
+            }
         }
+        _ => None,
     }
 }
 
@@ -417,7 +436,55 @@ pub(crate) async fn legacy(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    #[test]
+    fn a_delivery_reads_integers_however_they_are_written() {
+        let body = json!({
+            "webhook_id": 7.0, "demarche_number": 1234.0,
+            "events": [{"sequence": 5.0, "dossier_number": 9.0}, {"sequence": 6, "dossier_number": null}],
+        });
+        let delivery: Delivery = serde_json::from_value(body).expect("a valid delivery");
+        assert_eq!(delivery.demarche_number, 1234);
+        let events: Vec<_> = delivery
+            .events
+            .iter()
+            .map(|e| (e.sequence, e.dossier_number))
+            .collect();
+        assert_eq!(events, [(5, Some(9)), (6, None)]);
+        for refused in [
+            json!({"webhook_id": "w", "demarche_number": 1.5, "events": []}),
+            json!({"webhook_id": "w", "demarche_number": 1, "events": [{"sequence": -1}]}),
+            json!({"webhook_id": "w", "demarche_number": 1, "events": [{"sequence": 1, "dossier_number": 2.5}]}),
+        ] {
+            let parsed = serde_json::from_value::<Delivery>(refused.clone());
+            assert!(parsed.is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn a_webhook_id_is_a_string_or_an_integer() {
+        let cases = [
+            (json!("wh-1"), Some("wh-1".to_owned())),
+            (json!("é".repeat(200)), Some("é".repeat(128))),
+            (json!(7), Some("7".to_owned())),
+            (json!(7.0), Some("7".to_owned())),
+            (json!(-3), Some("-3".to_owned())),
+            (json!(-3.0), Some("-3".to_owned())),
+            (json!(7.5), None),
+            (json!(1e19), Some("10000000000000000000".to_owned())),
+            (json!(-1e19), None),
+            (json!(1e20), None),
+            (json!(null), None),
+            (json!(true), None),
+            (json!(["w"]), None),
+        ];
+        for (id, expected) in cases {
+            assert_eq!(dedup_key(&id), expected, "{id}");
+        }
+    }
 
     #[test]
     fn dedup_remembers_a_bounded_window_per_webhook() {
