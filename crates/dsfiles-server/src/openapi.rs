@@ -526,16 +526,19 @@ fn error_schemas() -> Value {
 /// What DS's webhooks send and what the service answers them.
 fn webhook_schemas() -> Value {
     let count = json!({"type": "integer", "minimum": 0});
+    // What the service reads these into: a `sequence` is a `u64`, an integer `webhook_id` an
+    // `i64` or a `u64` (`webhooks::dedup_key`); past that a delivery is refused.
+    let sequence = json!({"type": "integer", "minimum": 0, "maximum": u64::MAX});
     json!({
         "WebhookDelivery": {
             "type": "object", "required": ["webhook_id", "demarche_number", "events"],
             "properties": {
-                "webhook_id": {"type": ["string", "integer"]},
+                "webhook_id": {"type": ["string", "integer"], "minimum": i64::MIN, "maximum": u64::MAX},
                 "demarche_number": ds_number(),
                 "events": {"type": "array", "maxItems": webhooks::MAX_EVENTS, "items": {
                     "type": "object", "required": ["sequence"],
                     "properties": {
-                        "sequence": count, "type": {"type": ["string", "null"]},
+                        "sequence": sequence, "type": {"type": ["string", "null"]},
                         "dossier_number": {"type": ["integer", "null"], "minimum": 1, "maximum": DS_NUMBER_MAX},
                         "timestamp": {"description": "Not read: the data comes from the API."}
                     }

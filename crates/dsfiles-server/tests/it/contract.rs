@@ -77,11 +77,30 @@ fn integers(schema: &Value) -> Vec<Value> {
     out.push(json!("99999999999999999999"));
     // Each bound and its first value outside.
     for (bound, outside) in [("minimum", -1), ("maximum", 1)] {
-        if let Some(n) = schema[bound].as_i64() {
-            out.extend([json!(n), json!(n + outside)]);
+        let n = schema[bound].as_i64().map(i128::from);
+        if let Some(n) = n.or(schema[bound].as_u64().map(i128::from)) {
+            out.extend([number(n), number(n + outside)]);
         }
     }
     out
+}
+
+/// `n` as JSON: an integer within 64 bits; past them, where JSON parsers have only floats, the
+/// nearest float on the far side of `n` from zero (so that it stays outside a bound at 64 bits).
+fn number(n: i128) -> Value {
+    if let Ok(n) = u64::try_from(n) {
+        return json!(n);
+    }
+    if let Ok(n) = i64::try_from(n) {
+        return json!(n);
+    }
+    let f = n as f64;
+    let f = match f as i128 {
+        rounded if n > 0 && rounded < n => f.next_up(),
+        rounded if n < 0 && rounded > n => f.next_down(),
+        _ => f,
+    };
+    json!(f)
 }
 
 fn strings(schema: &Value, json: bool) -> Vec<Value> {

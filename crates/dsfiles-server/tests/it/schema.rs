@@ -178,20 +178,27 @@ fn number_bound(keyword: &str, arg: &Value, value: &Value) -> Option<String> {
     let (Some(bound), Some(n)) = (arg.as_f64(), value.as_f64()) else {
         return None;
     };
-    // Integers as i128 where both are integers: f64 would blur 2^53 and above.
-    let out = match (
-        value
-            .as_i64()
-            .map(i128::from)
-            .or(value.as_u64().map(i128::from)),
-        arg.as_i64(),
-    ) {
-        (Some(n), Some(bound)) if keyword == "minimum" => n < i128::from(bound),
-        (Some(n), Some(bound)) => n > i128::from(bound),
+    // Integers as i128 where both are whole: f64 would blur 2^53 and above (`2^64` written
+    // as a float and a `maximum` of `u64::MAX` are one f64).
+    let out = match (whole(value), whole(arg)) {
+        (Some(n), Some(bound)) if keyword == "minimum" => n < bound,
+        (Some(n), Some(bound)) => n > bound,
         _ if keyword == "minimum" => n < bound,
         _ => n > bound,
     };
     out.then(|| format!("outside `{keyword}: {arg}`"))
+}
+
+/// A JSON number with no fraction, exactly (integers of any 64-bit type, and floats such as
+/// `7.0` or `1.8446744073709552e19`).
+fn whole(v: &Value) -> Option<i128> {
+    v.as_i64()
+        .map(i128::from)
+        .or(v.as_u64().map(i128::from))
+        .or_else(|| {
+            let f = v.as_f64()?;
+            (f.fract() == 0.0 && f.abs() < 2f64.powi(100)).then_some(f as i128)
+        })
 }
 
 fn length_bound(keyword: &str, arg: &Value, value: &Value) -> Option<String> {
