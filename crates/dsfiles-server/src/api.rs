@@ -49,7 +49,8 @@ pub struct SyncRequest {
 pub(crate) mod whole {
     use serde::de::{Deserialize as _, Deserializer};
 
-    fn of(n: &serde_json::Number) -> Option<u64> {
+    /// `n` as a `u64` if it is a whole number from 0 that fits.
+    pub(crate) fn of(n: &serde_json::Number) -> Option<u64> {
         n.as_u64().or_else(|| {
             let f = n.as_f64()?;
             // `u64::MAX as f64` rounds up to 2^64, which is past `u64`: `<` keeps it out.

@@ -278,18 +278,17 @@ fn webhook_id(state: &AppState, delivery: &Delivery) -> Result<String, ApiError>
 fn dedup_key(id: &serde_json::Value) -> Option<String> {
     match id {
         serde_json::Value::String(s) => Some(s.chars().take(128).collect()),
-        serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
-        serde_json::Value::Number(n) => {
-            let f = n.as_f64().filter(|f| f.fract() == 0.0)?;
-            // `i64::MIN as f64` is exactly -2^63; `u64::MAX as f64` rounds up to 2^64.
-            if (0.0..u64::MAX as f64).contains(&f) {
-                Some((f as u64).to_string())
-            } else {
+        serde_json::Value::Number(n) if n.is_i64() => Some(n.to_string()),
+        serde_json::Value::Number(n) => match crate::api::whole::of(n) {
+            Some(whole) => Some(whole.to_string()),
+            None => {
+                // A negative one written as a float (`-3.0`); `i64::MIN as f64` is exactly -2^63.
+                let f = n.as_f64().filter(|f| f.fract() == 0.0)?;
                 (i64::MIN as f64..0.0)
                     .contains(&f)
                     .then(|| (f as i64).to_string())
             }
-        }
+        },
         _ => None,
     }
 }
