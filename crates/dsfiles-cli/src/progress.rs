@@ -322,7 +322,9 @@ impl ProgressSink for Reporter {
                 c.files_failed.fetch_add(1, Relaxed);
                 tracing::warn!("`{key}` failed: {reason}");
             }
-            Event::Warning { message } => tracing::warn!("{message}"),
+            // The core logs each warning where it records it; logging the event too printed
+            // every warning twice.
+            Event::Warning { .. } => {}
             Event::Retry {
                 what,
                 attempt,

@@ -214,8 +214,25 @@ impl DossierWalk {
         Some(result)
     }
 
+    /// Dossier `number` of the named ones. One DS does not find (`not_found`: deleted since
+    /// it was named — a webhook's dossier, a `--dossier` of an older list — or out of the
+    /// token's reach) is this batch's error and the walk goes on: the dossiers named after
+    /// it must not wait for a dossier that will never come back. Any other error ends it.
     async fn one(&mut self, number: u64) -> Result<DossierBatch, Error> {
-        let (dossier, errors) = self.client.fetch_dossier(number, &self.filter).await?;
+        let fetched = self.client.fetch_dossier(number, &self.filter).await;
+        let (dossier, errors) = match fetched {
+            Err(Error::NotFound { target, message }) => {
+                return Ok(DossierBatch {
+                    errors: vec![GraphQlError {
+                        code: Some("not_found".to_owned()),
+                        message: format!("{target} not found, skipped: {message}"),
+                        path: vec!["dossier".into()],
+                    }],
+                    ..DossierBatch::default()
+                });
+            }
+            other => other?,
+        };
         self.check_demarche(&dossier, Target::Dossier(number))?;
         self.seen.insert(number);
         Ok(DossierBatch {

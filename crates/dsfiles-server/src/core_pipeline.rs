@@ -309,6 +309,7 @@ impl Pipeline for CorePipeline {
             failures,
             cancelled: report.cancelled,
             unsuccessful,
+            warnings: report.warnings,
             seda: None,
         })
     }

@@ -620,14 +620,7 @@ fn finish(
                 JobState::Succeeded
             };
             if record.state == JobState::Failed {
-                let failed = record.counters.files_failed;
-                record.error = Some(JobError {
-                    code: "files_failed".into(),
-                    message: match record.kind {
-                        JobKind::Sync => format!("`{failed}` files could not be stored"),
-                        JobKind::Seda => format!("`{failed}` dossiers could not be packaged"),
-                    },
-                });
+                record.error = Some(unsuccessful(record, &outcome.warnings));
             }
         }
         Err(err)
@@ -649,6 +642,28 @@ fn finish(
                 message: err.message,
             });
         }
+    }
+}
+
+/// Why a finished run is `failed`: its failed files, or else what made it incomplete (its
+/// first warning, e.g. a webhook's dossier DS no longer has), never a bare "`0` files".
+fn unsuccessful(record: &JobRecord, warnings: &[String]) -> JobError {
+    let failed = record.counters.files_failed;
+    match (failed, warnings) {
+        (0, [first, rest @ ..]) => JobError {
+            code: "incomplete".into(),
+            message: match rest.len() {
+                0 => format!("the run is incomplete: {first}"),
+                more => format!("the run is incomplete: {first} (and `{more}` more warnings)"),
+            },
+        },
+        _ => JobError {
+            code: "files_failed".into(),
+            message: match record.kind {
+                JobKind::Sync => format!("`{failed}` files could not be stored"),
+                JobKind::Seda => format!("`{failed}` dossiers could not be packaged"),
+            },
+        },
     }
 }
 

@@ -87,6 +87,9 @@ pub struct SyncOutcome {
     pub cancelled: bool,
     /// Files failed or flagged in a way that makes the run unsuccessful.
     pub unsuccessful: bool,
+    /// What made the run incomplete besides failed files (a dossier DS did not return, a
+    /// listing DS broke off), from the report: with no failed file, the job's error says it.
+    pub warnings: Vec<String>,
     /// A seda job's counts (`None` for a sync).
     pub seda: Option<crate::seda_jobs::SedaResult>,
 }

@@ -243,6 +243,7 @@ fn outcome(report: &dsfiles_core::wire::SedaReport) -> SyncOutcome {
         failures,
         cancelled: report.cancelled,
         unsuccessful: report.exit_status() != dsfiles_core::RunStatus::Ok,
+        warnings: Vec::new(),
         seda: Some(result),
     }
 }

@@ -106,6 +106,36 @@ fn sync_stores_everything_then_moves_nothing_and_verify_catches_damage() {
     assert!(err.contains(&format!("missing `{removed}`")), "{err}");
 }
 
+/// `--dossier` naming a dossier DS no longer has: the others are synced, the missing one is
+/// one warning (printed once) and the run exits 4 (DS could not return some dossiers).
+#[test]
+fn a_named_dossier_ds_no_longer_has_is_skipped_with_one_warning() {
+    let sim = Sim::start(SimConfig {
+        dossiers: 4,
+        deleted_dossiers: 0,
+        ..SimConfig::default()
+    });
+    let numbers = sim.handle.dossier_numbers();
+    let (deleted, kept) = (numbers[0], numbers[1]);
+    sim.handle.delete_dossier(deleted).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("archive");
+    let (deleted_arg, kept_arg) = (deleted.to_string(), kept.to_string());
+    let args = ["--dossier", &deleted_arg, "--dossier", &kept_arg];
+    let output = sim.sync(&dest, &args);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(4), "{err}");
+    let warning = format!(
+        "WARN DS returned an error with the dossiers: `not_found`: dossier `{deleted}` not found"
+    );
+    assert_eq!(err.matches(&warning).count(), 1, "{err}");
+    let dossiers: std::collections::BTreeSet<String> = stored_files(&dest)
+        .keys()
+        .filter_map(|k| k.split('/').next().map(str::to_owned))
+        .collect();
+    assert_eq!(dossiers, std::collections::BTreeSet::from([kept_arg]));
+}
+
 #[test]
 fn fault_matrix_in_one_run() {
     let sim = Sim::start(SimConfig {

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use dsfiles_ds_client::{DossierBatch, DossierFilter, Error, ErrorKind};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
 use crate::client::{DEMARCHE, collect, page};
@@ -163,6 +163,48 @@ async fn missing_dossier_is_not_found_naming_it() -> anyhow::Result<()> {
         err.map(|e| e.to_string()).unwrap_or_default(),
         "dossier `404` not found (`not_found`): Dossier not found"
     );
+    Ok(())
+}
+
+/// A named dossier DS does not find (deleted since a webhook named it) is its batch's error;
+/// the dossiers named after it still come. Another error still ends the walk.
+#[tokio::test]
+async fn a_named_dossier_not_found_is_skipped_and_the_others_follow() -> anyhow::Result<()> {
+    let one = |n: u64| Reply::json(json!({"data": {"dossier": crate::client::dossier(n)}}));
+    let missing = Reply::json(ds_error("not_found", "Dossier not found"));
+    let denied = Reply::json(ds_error("unauthorized", "Hidden"));
+    let mock = MockDs::start([one(11), missing, one(13), denied]).await?;
+    let filter = DossierFilter {
+        dossiers: vec![11, 12, 13, 14, 15],
+        ..DossierFilter::default()
+    };
+    let client = mock.client()?;
+    let got: Vec<Result<DossierBatch, Error>> = client.dossiers(DEMARCHE, filter).collect().await;
+    let summary: Vec<String> = got
+        .iter()
+        .map(|batch| match batch {
+            Ok(batch) => format!(
+                "{:?} {:?}",
+                crate::client::numbers(std::slice::from_ref(batch)),
+                batch
+                    .errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+            ),
+            Err(e) => format!("error: {e}"),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "[11] []",
+            "[] [\"`not_found`: dossier `12` not found, skipped: Dossier not found (at `dossier`)\"]",
+            "[13] []",
+            "error: dossier `14` is not accessible with this token (`unauthorized`): Hidden",
+        ]
+    );
+    assert_eq!(mock.requests().len(), 4, "nothing asked after the error");
     Ok(())
 }
 

@@ -347,3 +347,41 @@ async fn jobs_left_running_by_a_crash_come_back_interrupted() {
     record = serde_json::from_str(&text).expect("parse");
     assert_eq!(record.state, JobState::Failed);
 }
+
+/// A failed run's error: its failed files first; with none, what made it incomplete.
+#[test]
+fn a_failed_runs_error_names_files_or_else_its_first_warning() {
+    let missing = "`not_found`: dossier `12` not found, skipped".to_owned();
+    let cases: [(u64, Vec<String>, &str, String); 4] = [
+        (
+            3,
+            vec![],
+            "files_failed",
+            "`3` files could not be stored".into(),
+        ),
+        (
+            2,
+            vec![missing.clone()],
+            "files_failed",
+            "`2` files could not be stored".into(),
+        ),
+        (
+            0,
+            vec![missing.clone()],
+            "incomplete",
+            format!("the run is incomplete: {missing}"),
+        ),
+        (
+            0,
+            vec![missing.clone(), "b".into(), "c".into()],
+            "incomplete",
+            format!("the run is incomplete: {missing} (and `2` more warnings)"),
+        ),
+    ];
+    for (failed, warnings, code, message) in cases {
+        let mut record = new_record(&spec(1, "/d"), Trigger::Api);
+        record.counters.files_failed = failed;
+        let error = unsuccessful(&record, &warnings);
+        assert_eq!((error.code.as_str(), error.message), (code, message));
+    }
+}

@@ -105,6 +105,52 @@ async fn a_signed_webhook_syncs_the_named_dossiers() {
     sim.shutdown().await;
 }
 
+/// A dossier deleted between the delivery and the job (DS answers `not_found`) does not hold
+/// back the delivery's other dossiers: they are stored, and the job ends `failed` with an error
+/// naming the missing one rather than a count of `0` failed files.
+#[tokio::test]
+async fn a_webhook_dossier_deleted_since_does_not_hold_back_the_others() {
+    let sim = sim(small()).await;
+    let dirs = Dirs::new();
+    let dest = dirs.dest("hook");
+    let mut config = config(&dirs);
+    config
+        .webhook_destinations
+        .insert(sim.demarche(), dest.clone());
+    let server = TestServer::start(config, pipeline_for(&sim)).await;
+    let numbers = sim.dossier_numbers();
+    let (deleted, kept) = (numbers[0], numbers[1]);
+    sim.delete_dossier(deleted).expect("the simulator has it");
+
+    let body = delivery(sim.demarche(), &[(1, kept), (2, deleted)]);
+    let response = post_signed(&server, body.clone(), Some(sign(WEBHOOK_SECRET, &body))).await;
+    assert_eq!(response.status(), 202);
+    let accepted: WebhookAccepted = response.json().await.expect("json");
+    let done = server.finish(&accepted.jobs[0]).await;
+    assert_eq!(
+        done.dossiers,
+        [deleted, kept],
+        "the deleted one comes first"
+    );
+    assert_eq!(done.state, JobState::Failed);
+    let error = done.error.expect("a failed job says why");
+    assert_eq!(error.code, "incomplete");
+    assert!(
+        error
+            .message
+            .contains(&format!("dossier `{deleted}` not found")),
+        "{}",
+        error.message
+    );
+    let stored: BTreeSet<u64> = stored_files(Path::new(&dest))
+        .iter()
+        .filter_map(|p| p.split('/').next().and_then(|d| d.parse().ok()))
+        .collect();
+    assert_eq!(stored, BTreeSet::from([kept]));
+    server.stop().await;
+    sim.shutdown().await;
+}
+
 /// A webhook job names no layout: it keeps the one the destination was synced with, so an
 /// operator's custom layout survives the next webhook (nothing moves, new files follow it).
 #[tokio::test]
