@@ -155,6 +155,8 @@ struct Prepared {
     state: DemarcheState,
     /// The previous run's recheck list, fetched by [`drive`] before the listing.
     rechecks: Rechecks,
+    /// Named dossiers DS did not find (`filter.dossiers` only), settled by [`finish`].
+    missing: Vec<u64>,
     totals: Totals,
 }
 
@@ -221,6 +223,7 @@ async fn prepare(
         complete,
         state,
         rechecks,
+        missing: Vec::new(),
         totals,
     })
 }
@@ -323,10 +326,12 @@ async fn drive(prepared: &mut Prepared) -> Result<Option<ds::Error>, Error> {
         listing_done: false,
         listing_error: None,
         received: 0,
+        missing: Vec::new(),
     };
     let totals = &mut prepared.totals;
     let result = driver.run(totals).await;
     prepared.rechecks = std::mem::take(&mut driver.rechecks);
+    prepared.missing = std::mem::take(&mut driver.missing);
     totals.api.refresh = run.refreshes.load(Ordering::Relaxed);
     totals.api.listing = run
         .client
@@ -357,6 +362,8 @@ struct Driver {
     listing_done: bool,
     listing_error: Option<ds::Error>,
     received: u64,
+    /// Named dossiers DS did not find.
+    missing: Vec<u64>,
 }
 
 impl Driver {
@@ -455,6 +462,7 @@ impl Driver {
                     let message = format!("DS returned an error with the dossiers: {error}");
                     totals.warn(&self.run.progress, message);
                 }
+                self.missing.extend(batch.missing);
                 let fetched = &self.rechecks.fetched;
                 let number = |d: &Value| d.get("number").and_then(Value::as_u64);
                 let listed = batch.dossiers.into_iter();
@@ -521,7 +529,10 @@ async fn finish(prepared: Prepared, listing_error: Option<ds::Error>) -> Result<
     let since = prepared.filter.updated_since;
     let calls = run.client.stats().api_calls;
     if !cancelled && listing_error.is_none() && prepared.filter.dossiers.is_empty() {
-        bookkeeping::deleted_dossiers(&run, since, &mut totals).await;
+        bookkeeping::deleted_dossiers(&run, since, None, &mut totals).await;
+    }
+    if !prepared.missing.is_empty() {
+        bookkeeping::missing_dossiers(&run, &prepared.missing, &mut totals).await;
     }
     totals.api.deleted = run.client.stats().api_calls.saturating_sub(calls);
     let previous = (state.recheck, state.recheck_legacy);

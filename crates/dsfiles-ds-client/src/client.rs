@@ -73,8 +73,8 @@ impl Client {
     /// `page_size` dossiers in memory), deduplicated by number.
     ///
     /// With `filter.dossiers`, exactly those dossiers, one `dossier(number)` request each; a
-    /// dossier of another démarche is an [`Error::OtherDemarche`], one DS does not find is a
-    /// `not_found` entry of its batch's `errors` (no dossier) and the others follow. With
+    /// dossier of another démarche is an [`Error::OtherDemarche`], one DS does not find is in
+    /// its batch's `missing` and the others follow. With
     /// `filter.groupe_instructeur`, the groupe's dossiers. The stream ends after an error.
     pub fn dossiers(
         &self,

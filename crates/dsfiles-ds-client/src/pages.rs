@@ -20,6 +20,10 @@ pub struct DossierBatch {
     /// Errors DS sent alongside the data (e.g. `invalid_null`), plus one per dossier DS
     /// returned as `null` or without a number: a dossier is never dropped silently.
     pub errors: Vec<GraphQlError>,
+    /// Dossiers named in [`DossierFilter::dossiers`] that DS answered `not_found` for (deleted
+    /// since they were named, or out of the token's reach): each in the batch where its turn
+    /// came, never among `dossiers`.
+    pub missing: Vec<u64>,
     /// The DS cursor this page was fetched after: `None` for the first page of a listing
     /// (and for dossiers fetched by number). Passed as [`DossierFilter::after`], it lists
     /// again from this page's first dossier; the page may then be larger or smaller (the
@@ -215,19 +219,17 @@ impl DossierWalk {
     }
 
     /// Dossier `number` of the named ones. One DS does not find (`not_found`: deleted since
-    /// it was named — a webhook's dossier, a `--dossier` of an older list — or out of the
-    /// token's reach) is this batch's error and the walk goes on: the dossiers named after
-    /// it must not wait for a dossier that will never come back. Any other error ends it.
+    /// it was named — a webhook's `dossier_supprime`, a `--dossier` of an older list — or out
+    /// of the token's reach) is this batch's `missing` and the walk goes on: the dossiers
+    /// named after it must not wait for a dossier that will never come back. Any other error
+    /// ends it.
     async fn one(&mut self, number: u64) -> Result<DossierBatch, Error> {
         let fetched = self.client.fetch_dossier(number, &self.filter).await;
         let (dossier, errors) = match fetched {
-            Err(Error::NotFound { target, message }) => {
+            Err(Error::NotFound { message, .. }) => {
+                tracing::debug!(dossier = number, "DS does not find this dossier: {message}");
                 return Ok(DossierBatch {
-                    errors: vec![GraphQlError {
-                        code: Some("not_found".to_owned()),
-                        message: format!("{target} not found, skipped: {message}"),
-                        path: vec!["dossier".into()],
-                    }],
+                    missing: vec![number],
                     ..DossierBatch::default()
                 });
             }
@@ -238,6 +240,7 @@ impl DossierWalk {
         Ok(DossierBatch {
             dossiers: vec![dossier],
             errors,
+            missing: Vec::new(),
             resume: None,
         })
     }
@@ -278,6 +281,7 @@ impl DossierWalk {
         Ok(DossierBatch {
             dossiers,
             errors,
+            missing: Vec::new(),
             resume,
         })
     }

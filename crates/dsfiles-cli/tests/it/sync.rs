@@ -106,10 +106,12 @@ fn sync_stores_everything_then_moves_nothing_and_verify_catches_damage() {
     assert!(err.contains(&format!("missing `{removed}`")), "{err}");
 }
 
-/// `--dossier` naming a dossier DS no longer has: the others are synced, the missing one is
-/// one warning (printed once) and the run exits 4 (DS could not return some dossiers).
+/// `--dossier` naming a dossier DS deleted since the last sync: recorded as deleted (its files
+/// marked `removed_upstream`, as a full run would), the others synced, exit 0. Naming one DS
+/// never had: the others are synced, the unknown one is one warning (printed once) and the run
+/// exits 4 (DS could not return some dossiers).
 #[test]
-fn a_named_dossier_ds_no_longer_has_is_skipped_with_one_warning() {
+fn named_dossiers_ds_deleted_or_never_had_do_not_hold_back_the_others() {
     let sim = Sim::start(SimConfig {
         dossiers: 4,
         deleted_dossiers: 0,
@@ -117,23 +119,35 @@ fn a_named_dossier_ds_no_longer_has_is_skipped_with_one_warning() {
     });
     let numbers = sim.handle.dossier_numbers();
     let (deleted, kept) = (numbers[0], numbers[1]);
-    sim.handle.delete_dossier(deleted).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("archive");
+    let first = sim.sync(&dest, &[]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let files = sim.handle.expected_files(false, false);
+    let of_deleted = files.iter().filter(|f| f.dossier == deleted).count();
+    assert!(of_deleted > 0);
+    sim.handle.delete_dossier(deleted).unwrap();
+
+    let summary_path = dir.path().join("summary.json");
     let (deleted_arg, kept_arg) = (deleted.to_string(), kept.to_string());
-    let args = ["--dossier", &deleted_arg, "--dossier", &kept_arg];
-    let output = sim.sync(&dest, &args);
+    let named = ["--dossier", &deleted_arg, "--dossier", &kept_arg];
+    let summary_args = ["--summary-json", summary_path.to_str().unwrap()];
+    let output = sim.sync(&dest, &[&named[..], &summary_args].concat());
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    let summary = report(&summary_path);
+    let deleted_dossiers = serde_json::json!([deleted]);
+    assert_eq!(summary["deleted_dossiers"], deleted_dossiers, "{summary}");
+    assert_eq!(summary["removed_upstream"], of_deleted, "{summary}");
+
+    let unknown = ["--dossier", "7", "--dossier", &kept_arg];
+    let output = sim.sync(&dest, &[&unknown[..], &summary_args].concat());
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(4), "{err}");
-    let warning = format!(
-        "WARN DS returned an error with the dossiers: `not_found`: dossier `{deleted}` not found"
-    );
-    assert_eq!(err.matches(&warning).count(), 1, "{err}");
-    let dossiers: std::collections::BTreeSet<String> = stored_files(&dest)
-        .keys()
-        .filter_map(|k| k.split('/').next().map(str::to_owned))
-        .collect();
-    assert_eq!(dossiers, std::collections::BTreeSet::from([kept_arg]));
+    let warning = "WARN dossier `7` not found in DS, skipped: deleted more than 8 days ago";
+    assert_eq!(err.matches(warning).count(), 1, "{err}");
+    let summary = report(&summary_path);
+    assert_eq!(summary["dossiers"], 1, "{summary}");
 }
 
 #[test]

@@ -7,7 +7,9 @@
 //! failure, no warning), to that run's *start*; the next `--since auto` run lists from there
 //! minus [`SINCE_MARGIN`] (`docs/cli.md` says why). A dossier leaves the recheck list once
 //! processed without a reason to look again, or when DS says it is no dossier of the démarche;
-//! one DS could not return stays.
+//! one DS could not return stays. A dossier named by number that DS does not find is recorded
+//! deleted if DS lists it among its recent deletions ([`RECENT_DELETIONS`]), else it is a
+//! warning: never a silent skip, never a wait on the dossiers named after it.
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 
@@ -208,8 +210,42 @@ pub(super) async fn remove_staging(sink: &dyn Sink, demarche: u64) {
     }
 }
 
-/// Records DS's deleted dossiers in their shards (and deletes their files with prune).
-pub(super) async fn deleted_dossiers(run: &Run, since: Option<DateTime<Utc>>, totals: &mut Totals) {
+/// How far back a run that names dossiers looks for the deletion of one DS did not find: DS
+/// keeps a webhook's events 7 days (`WebhookEvent::RETENTION_PERIOD` in DS's source) and
+/// delivers them in that time, so a `dossier_supprime` delivery names a dossier deleted within
+/// it; a day more for the delivery's wait in the job queue. A few pages of `deletedDossiers`
+/// at most, where the whole démarche's deletions can be thousands.
+const RECENT_DELETIONS: chrono::TimeDelta = chrono::TimeDelta::days(8);
+
+/// Settles the named dossiers DS did not find: one DS deleted lately is recorded as deleted
+/// ([`deleted_dossiers`], as a full run would), any other is a warning naming it.
+pub(super) async fn missing_dossiers(run: &Run, missing: &[u64], totals: &mut Totals) {
+    let missing: BTreeSet<u64> = missing.iter().copied().collect();
+    let recorded = if run.cancel.is_cancelled() {
+        BTreeSet::new()
+    } else {
+        let since = Utc::now() - RECENT_DELETIONS;
+        deleted_dossiers(run, Some(since), Some(&missing), totals).await
+    };
+    for number in missing.difference(&recorded) {
+        let message = format!(
+            "dossier `{number}` not found in DS, skipped: deleted more than {} days ago, never \
+             of this démarche, or out of this token's reach",
+            RECENT_DELETIONS.num_days()
+        );
+        totals.warn(&run.progress, message);
+    }
+}
+
+/// Records DS's deleted dossiers (deleted since `since`; of `only` when given) in their shards
+/// (and deletes their files with prune); returns the numbers recorded.
+pub(super) async fn deleted_dossiers(
+    run: &Run,
+    since: Option<DateTime<Utc>>,
+    only: Option<&BTreeSet<u64>>,
+    totals: &mut Totals,
+) -> BTreeSet<u64> {
+    let mut recorded = BTreeSet::new();
     let stream = run.client.deleted_dossiers(run.opts.demarche, since);
     let mut stream = std::pin::pin!(stream);
     while let Some(page) = stream.next().await {
@@ -219,14 +255,18 @@ pub(super) async fn deleted_dossiers(run: &Run, since: Option<DateTime<Utc>>, to
                 let reason = fetch::error_chain(&e);
                 let message = format!("deleted dossiers could not be listed: {reason}");
                 totals.warn(&run.progress, message);
-                return;
+                return recorded;
             }
         };
-        for deleted in page {
+        let wanted = page
+            .into_iter()
+            .filter(|d| only.is_none_or(|only| only.contains(&d.number)));
+        for deleted in wanted {
             if run.cancel.is_cancelled() {
-                return;
+                return recorded;
             }
             let dossier = deleted.number;
+            recorded.insert(dossier);
             totals.lists.push(ReportLine::DeletedDossier { dossier });
             run.progress.event(&Event::DossierDeleted {
                 number: deleted.number,
@@ -238,6 +278,7 @@ pub(super) async fn deleted_dossiers(run: &Run, since: Option<DateTime<Utc>>, to
             totals.add(tally);
         }
     }
+    recorded
 }
 
 /// Marks the files of the deleted dossier `removed_upstream` in its shard, and with prune

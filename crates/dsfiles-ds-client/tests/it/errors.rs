@@ -166,7 +166,7 @@ async fn missing_dossier_is_not_found_naming_it() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A named dossier DS does not find (deleted since a webhook named it) is its batch's error;
+/// A named dossier DS does not find (deleted since a webhook named it) is its batch's `missing`;
 /// the dossiers named after it still come. Another error still ends the walk.
 #[tokio::test]
 async fn a_named_dossier_not_found_is_skipped_and_the_others_follow() -> anyhow::Result<()> {
@@ -184,13 +184,10 @@ async fn a_named_dossier_not_found_is_skipped_and_the_others_follow() -> anyhow:
         .iter()
         .map(|batch| match batch {
             Ok(batch) => format!(
-                "{:?} {:?}",
+                "{:?} {:?} missing {:?}",
                 crate::client::numbers(std::slice::from_ref(batch)),
-                batch
-                    .errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
+                batch.errors,
+                batch.missing
             ),
             Err(e) => format!("error: {e}"),
         })
@@ -198,9 +195,9 @@ async fn a_named_dossier_not_found_is_skipped_and_the_others_follow() -> anyhow:
     assert_eq!(
         summary,
         [
-            "[11] []",
-            "[] [\"`not_found`: dossier `12` not found, skipped: Dossier not found (at `dossier`)\"]",
-            "[13] []",
+            "[11] [] missing []",
+            "[] [] missing [12]",
+            "[13] [] missing []",
             "error: dossier `14` is not accessible with this token (`unauthorized`): Hidden",
         ]
     );

@@ -105,11 +105,12 @@ async fn a_signed_webhook_syncs_the_named_dossiers() {
     sim.shutdown().await;
 }
 
-/// A dossier deleted between the delivery and the job (DS answers `not_found`) does not hold
-/// back the delivery's other dossiers: they are stored, and the job ends `failed` with an error
-/// naming the missing one rather than a count of `0` failed files.
+/// A delivery naming a dossier DS deleted (`dossier_supprime`) and one DS never had: neither
+/// holds back the delivery's other dossiers, which are stored. The deleted one is recorded as
+/// deleted, as a full run would; the unknown one ends the job `failed` with an error naming it
+/// rather than a count of `0` failed files.
 #[tokio::test]
-async fn a_webhook_dossier_deleted_since_does_not_hold_back_the_others() {
+async fn a_webhook_dossier_deleted_or_unknown_does_not_hold_back_the_others() {
     let sim = sim(small()).await;
     let dirs = Dirs::new();
     let dest = dirs.dest("hook");
@@ -122,23 +123,23 @@ async fn a_webhook_dossier_deleted_since_does_not_hold_back_the_others() {
     let (deleted, kept) = (numbers[0], numbers[1]);
     sim.delete_dossier(deleted).expect("the simulator has it");
 
-    let body = delivery(sim.demarche(), &[(1, kept), (2, deleted)]);
+    let unknown = 7;
+    let body = delivery(sim.demarche(), &[(1, kept), (2, deleted), (3, unknown)]);
     let response = post_signed(&server, body.clone(), Some(sign(WEBHOOK_SECRET, &body))).await;
     assert_eq!(response.status(), 202);
     let accepted: WebhookAccepted = response.json().await.expect("json");
     let done = server.finish(&accepted.jobs[0]).await;
     assert_eq!(
         done.dossiers,
-        [deleted, kept],
-        "the deleted one comes first"
+        [unknown, deleted, kept],
+        "the missing ones first"
     );
     assert_eq!(done.state, JobState::Failed);
     let error = done.error.expect("a failed job says why");
     assert_eq!(error.code, "incomplete");
+    let only_the_unknown = format!("the run is incomplete: dossier `{unknown}` not found in DS");
     assert!(
-        error
-            .message
-            .contains(&format!("dossier `{deleted}` not found")),
+        error.message.starts_with(&only_the_unknown) && !error.message.contains("more warnings"),
         "{}",
         error.message
     );
