@@ -458,7 +458,15 @@ async fn check_body(
         "{what}: `{content_type}`, documented `{media}`"
     );
     if media == "text/event-stream" {
-        return; // The stream follows a running job: its first bytes are enough.
+        // The stream follows a running job: its first event is enough, read as a client
+        // parses it (the document's schema is one event's, as OpenAPI 3.1 readers take it).
+        let event = first_sse_event(what, response).await;
+        if let Err(violation) = v.check(&spec["schema"], &event, "$") {
+            panic!(
+                "{what}: the first event does not match its documented schema: {violation}\n{event}"
+            );
+        }
+        return;
     }
     let text = response.text().await.expect("body");
     let body = if media == "application/json" {
@@ -469,6 +477,36 @@ async fn check_body(
     if let Err(violation) = v.check(&spec["schema"], &body, "$") {
         panic!("{what}: the answer does not match its documented schema: {violation}\n{body}");
     }
+}
+
+/// The first Server-Sent Event of `response` as `{"event": name, "data": text}` (data lines
+/// joined by newlines, per the SSE format); keep-alive comments skipped.
+async fn first_sse_event(what: &str, mut response: reqwest::Response) -> Value {
+    let mut text = String::new();
+    let deadline = std::time::Duration::from_secs(10);
+    while !text.contains("\n\n") {
+        let chunk = tokio::time::timeout(deadline, response.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("{what}: no event within {deadline:?}"))
+            .expect("stream");
+        let chunk = chunk.unwrap_or_else(|| panic!("{what}: the stream ended before an event"));
+        text.push_str(std::str::from_utf8(&chunk).expect("utf-8"));
+    }
+    let block = text.split("\n\n").next().unwrap_or_default();
+    let mut event = serde_json::Map::new();
+    let mut data: Vec<&str> = Vec::new();
+    for line in block.lines().filter(|l| !l.starts_with(':')) {
+        let (field, value) = line.split_once(':').unwrap_or((line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "data" => data.push(value),
+            _ => {
+                event.insert(field.to_owned(), Value::String(value.to_owned()));
+            }
+        }
+    }
+    event.insert("data".to_owned(), Value::String(data.join("\n")));
+    Value::Object(event)
 }
 
 #[tokio::test]

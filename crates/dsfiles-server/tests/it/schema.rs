@@ -1,7 +1,7 @@
 //! A validator for the JSON Schema subset the OpenAPI document uses (`$ref`, `type`, `enum`,
 //! `const`, `anyOf`, `not`, `properties`, `required`, `additionalProperties: false`, `items`,
 //! `maxItems`, `minimum`, `maximum`, `minLength`, `maxLength`, `pattern`, `format`
-//! `date-time` and `uuid`), written here rather than taken from the `jsonschema` crate (a
+//! `date-time` and `uuid`, `contentSchema` of an `application/json` string), written here rather than taken from the `jsonschema` crate (a
 //! large dependency tree for two cores) with `regex`, already in the lockfile.
 //!
 //! A keyword outside the subset is an error, not ignored: the document cannot grow a
@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 /// Keywords that only describe.
-const ANNOTATIONS: [&str; 1] = ["description"];
+const ANNOTATIONS: [&str; 2] = ["description", "contentMediaType"];
 
 /// Validates against schemas of one OpenAPI document (which `$ref`s resolve in).
 pub struct Validator<'a> {
@@ -77,6 +77,16 @@ impl Validator<'_> {
                     fail("matches no `anyOf` branch".into())
                 }
             }
+            // A JSON text inside a string (an SSE event's `data`): parsed, then checked.
+            "contentSchema" => match value.as_str() {
+                Some(text) if schema["contentMediaType"] == "application/json" => {
+                    match serde_json::from_str::<Value>(text) {
+                        Ok(parsed) => self.check(arg, &parsed, &format!("{at}(json)")),
+                        Err(e) => fail(format!("not a JSON text: {e}")),
+                    }
+                }
+                _ => Ok(()),
+            },
             "not" if self.check(arg, value, at).is_ok() => fail(format!("matches `not` {arg}")),
             "not" => Ok(()),
             "properties" | "required" | "additionalProperties" => {
