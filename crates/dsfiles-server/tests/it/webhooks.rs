@@ -50,16 +50,29 @@ async fn post_signed(
     request.send().await.expect("send")
 }
 
+/// A server whose webhooks for the simulator's démarche sync into `dirs`' destination `name`.
+async fn hooked(sim: &dsfiles_sim::SimHandle, dirs: &Dirs, name: &str) -> (String, TestServer) {
+    let dest = dirs.dest(name);
+    let mut config = config(dirs);
+    config
+        .webhook_destinations
+        .insert(sim.demarche(), dest.clone());
+    (dest, TestServer::start(config, pipeline_for(sim)).await)
+}
+
+/// The dossiers (first key component) that have files under `dest`.
+fn stored_dossiers(dest: &str) -> BTreeSet<u64> {
+    stored_files(Path::new(dest))
+        .iter()
+        .filter_map(|p| p.split('/').next().and_then(|d| d.parse().ok()))
+        .collect()
+}
+
 #[tokio::test]
 async fn a_signed_webhook_syncs_the_named_dossiers() {
     let sim = sim(small()).await;
     let dirs = Dirs::new();
-    let dest = dirs.dest("hook");
-    let mut config = config(&dirs);
-    config
-        .webhook_destinations
-        .insert(sim.demarche(), dest.clone());
-    let server = TestServer::start(config, pipeline_for(&sim)).await;
+    let (dest, server) = hooked(&sim, &dirs, "hook").await;
     let numbers = sim.dossier_numbers();
     let chosen = [numbers[0], numbers[2]];
 
@@ -82,10 +95,7 @@ async fn a_signed_webhook_syncs_the_named_dossiers() {
         .filter(|f| chosen.contains(&f.dossier))
         .map(|f| f.dossier)
         .collect();
-    let stored: BTreeSet<u64> = stored_files(Path::new(&dest))
-        .iter()
-        .filter_map(|p| p.split('/').next().and_then(|d| d.parse().ok()))
-        .collect();
+    let stored = stored_dossiers(&dest);
     assert_eq!(stored, expected);
 
     // A redelivery (same sequences) starts nothing.
@@ -113,12 +123,7 @@ async fn a_signed_webhook_syncs_the_named_dossiers() {
 async fn a_webhook_dossier_deleted_or_unknown_does_not_hold_back_the_others() {
     let sim = sim(small()).await;
     let dirs = Dirs::new();
-    let dest = dirs.dest("hook");
-    let mut config = config(&dirs);
-    config
-        .webhook_destinations
-        .insert(sim.demarche(), dest.clone());
-    let server = TestServer::start(config, pipeline_for(&sim)).await;
+    let (dest, server) = hooked(&sim, &dirs, "hook").await;
     let numbers = sim.dossier_numbers();
     let (deleted, kept) = (numbers[0], numbers[1]);
     sim.delete_dossier(deleted).expect("the simulator has it");
@@ -143,10 +148,7 @@ async fn a_webhook_dossier_deleted_or_unknown_does_not_hold_back_the_others() {
         "{}",
         error.message
     );
-    let stored: BTreeSet<u64> = stored_files(Path::new(&dest))
-        .iter()
-        .filter_map(|p| p.split('/').next().and_then(|d| d.parse().ok()))
-        .collect();
+    let stored = stored_dossiers(&dest);
     assert_eq!(stored, BTreeSet::from([kept]));
     server.stop().await;
     sim.shutdown().await;
@@ -160,12 +162,7 @@ async fn a_webhook_job_keeps_the_layout_the_destination_was_synced_with() {
     const CUSTOM: &str = "{demarche}/{dossier}/{groupe}/{label}/{filename}";
     let sim = sim(small()).await;
     let dirs = Dirs::new();
-    let dest = dirs.dest("custom");
-    let mut config = config(&dirs);
-    config
-        .webhook_destinations
-        .insert(sim.demarche(), dest.clone());
-    let server = TestServer::start(config, pipeline_for(&sim)).await;
+    let (dest, server) = hooked(&sim, &dirs, "custom").await;
     let body = json!({"demarche": sim.demarche(), "dest": dest, "layout": CUSTOM});
     let job = server.start_sync(body).await;
     assert_terminal(&server.finish(&job.id).await, JobState::Succeeded);
