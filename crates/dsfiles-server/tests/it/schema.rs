@@ -1,8 +1,9 @@
 //! A validator for the JSON Schema subset the OpenAPI document uses (`$ref`, `type`, `enum`,
 //! `const`, `anyOf`, `not`, `properties`, `required`, `additionalProperties: false`, `items`,
 //! `maxItems`, `minimum`, `maximum`, `minLength`, `maxLength`, `pattern`, `format`
-//! `date-time` and `uuid`, `contentSchema` of an `application/json` string), written here rather than taken from the `jsonschema` crate (a
-//! large dependency tree for two cores) with `regex`, already in the lockfile.
+//! `date-time` and `uuid`, `contentSchema` of an `application/json` string), written here
+//! rather than taken from the `jsonschema` crate (a large dependency tree for two cores) with
+//! `regex`, already in the lockfile.
 //!
 //! A keyword outside the subset is an error, not ignored: the document cannot grow a
 //! constraint these tests silently skip.
