@@ -6,7 +6,8 @@
 //! streams side by side (`dsfiles_core::hash::md5_side_by_side`, the kernels of the MD5 engine
 //! that serves concurrent downloads: the kernel `hash::simd::compress` picks for that many
 //! streams on this CPU — vector lanes where they pay, streams interleaved in general-purpose
-//! registers where they do not) and count the bytes of all of them.
+//! registers where they do not) and count the bytes of all of them. The last SHA-256 row hashes
+//! two streams at a time (`dsfiles_core::hash::sha256_side_by_side`, the engine's pairs).
 
 use std::io::Write as _;
 use std::time::Instant;
@@ -30,7 +31,7 @@ fn best(chunk: &[u8], mut f: impl FnMut(&[u8]) -> u8) -> f64 {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; a filter, if any, is ignored: there are seven figures.
+    // `cargo bench` passes `--bench`; a filter, if any, is ignored: there are nine figures.
     let chunk: Vec<u8> = (0..CHUNK)
         .map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(7) as u8)
         .collect();
@@ -58,6 +59,16 @@ fn main() {
             first
         })
     };
+    // Two messages of one chunk each, as the engine pairs two downloads, until `TOTAL` bytes.
+    let sha256_pairs = || {
+        best(&chunk, |c| {
+            let mut first = 0;
+            for _ in 0..TOTAL / (CHUNK * 2) {
+                first ^= dsfiles_core::hash::sha256_side_by_side(&[c, c])[0][0];
+            }
+            first
+        })
+    };
     let results = [
         (
             "md5, single stream (dsfiles_core::hash::Md5)",
@@ -69,6 +80,11 @@ fn main() {
         ("md5, multi-buffer, 8 streams", side_by_side(8)),
         ("md5, multi-buffer, 16 streams", side_by_side(16)),
         ("sha256 (sha2 crate)", throughput!(sha2::Sha256::new())),
+        (
+            "sha256, single stream (dsfiles_core::hash::Sha256)",
+            throughput!(dsfiles_core::hash::Sha256::new()),
+        ),
+        ("sha256, 2 streams side by side", sha256_pairs()),
     ];
     let mut out = std::io::stdout().lock();
     for (name, mbps) in results {

@@ -1,12 +1,14 @@
 //! MD5 (compared with DS's checksum) and SHA-256 (recorded) of a byte stream, computed without
-//! a thread of its own: SHA-256 on the caller's task, MD5 in the process' MD5 engine
-//! ([`engine`]), which hashes every large stream in flight side by side with multi-buffer MD5.
+//! a thread of its own: large streams go to the process' hashing engine ([`engine`]), which
+//! hashes every large stream in flight side by side — MD5 with multi-buffer MD5, SHA-256 two
+//! streams at a time on the CPU's SHA extensions.
 //!
 //! Small streams (≤ [`INLINE_LIMIT`] bytes in all) are hashed inline, both digests: handing a
-//! 4 KB file to another thread costs more than hashing it. Past that, SHA-256 (`sha2`, on the
-//! CPU's SHA extensions where there are any) is updated with each chunk as it arrives, and MD5
-//! chunks go to the engine in batches of about [`BATCH`] bytes, because a thread hand-off costs
-//! microseconds (a wake-up on each side). The chunks are [`Bytes`]: the engine reads the very
+//! 4 KB file to another thread costs more than hashing it. Past that, the chunks go to the
+//! engine in batches of about [`BATCH`] bytes, because a thread hand-off costs microseconds (a
+//! wake-up on each side), and the engine computes both digests where the CPU has the SHA
+//! extensions; without them, SHA-256 is updated on the caller's task with each chunk as it
+//! arrives ([`sha256_in_engine`] says why). The chunks are [`Bytes`]: the engine reads the very
 //! buffers the download received, no copy, so the engine keeps each network buffer alive until
 //! it is hashed, and the memory it holds is counted in bytes, not batches: the network's chunks
 //! are as large as hyper's read buffer (up to about 400 KiB; 340 KiB on average and 680 KiB at
@@ -16,20 +18,23 @@
 //! slow engine slows the download down instead of buffering it.
 //!
 //! MD5 is this crate's own ([`md5`]: faster than the `md-5` crate; [`simd`] for several streams
-//! at once). If the engine's thread cannot be started, large streams are hashed inline too.
+//! at once); so is SHA-256's buffering and padding ([`sha256`], whose state moves into the
+//! engine), on `sha2`'s compression or [`simd`]'s SHA-extension kernels. If the engine's thread
+//! cannot be started, large streams are hashed inline too.
 
 mod engine;
 mod gather;
 mod md5;
+mod sha256;
 mod simd;
 
 pub use md5::Md5;
+pub use sha256::Sha256;
 
 use std::fmt;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use sha2::Digest as _;
 
 use crate::Error;
 use engine::Engine;
@@ -62,16 +67,25 @@ pub struct Hasher {
 enum State {
     Inline {
         md5: Md5,
-        sha256: sha2::Sha256,
+        sha256: Sha256,
         len: usize,
     },
     Engine {
-        md5: engine::Stream,
-        sha256: sha2::Sha256,
+        stream: engine::Stream,
+        /// SHA-256 on this task, when the engine does not compute it ([`sha256_in_engine`]).
+        sha256: Option<Sha256>,
         /// Chunks not handed to the engine yet, and their size.
         batch: Vec<Bytes>,
         batched: usize,
     },
+}
+
+/// Whether a large stream's SHA-256 goes to the engine with its MD5: where the CPU has the SHA
+/// extensions, the engine hashes two streams at once for the cost of one
+/// ([`simd::sha256_pair`]). Without them SHA-256 costs about four times as much, and one
+/// thread for all streams would cap the sync: it stays on each download's own task.
+fn sha256_in_engine() -> bool {
+    simd::sha_ni()
 }
 
 impl Hasher {
@@ -79,7 +93,7 @@ impl Hasher {
         Hasher {
             state: State::Inline {
                 md5: Md5::new(),
-                sha256: sha2::Sha256::new(),
+                sha256: Sha256::new(),
                 len: 0,
             },
         }
@@ -98,29 +112,34 @@ impl Hasher {
                 *len += chunk.len();
                 return;
             };
-            // The stream is big: MD5 continues in the engine from where it is.
-            let md5 = engine.join(std::mem::take(md5));
-            let sha256 = std::mem::take(sha256);
+            // The stream is big: the engine continues from where it is.
+            let (md5, sha256) = (std::mem::take(md5), std::mem::take(sha256));
+            let (there, here) = match sha256_in_engine() {
+                true => (Some(sha256), None),
+                false => (None, Some(sha256)),
+            };
             self.state = State::Engine {
-                md5,
-                sha256,
+                stream: engine.join(md5, there),
+                sha256: here,
                 batch: Vec::new(),
                 batched: 0,
             };
         }
         if let State::Engine {
-            md5,
+            stream,
             sha256,
             batch,
             batched,
         } = &mut self.state
         {
-            sha256.update(&chunk);
+            if let Some(sha256) = sha256 {
+                sha256.update(&chunk);
+            }
             *batched += chunk.len();
             batch.push(chunk);
             if *batched >= BATCH {
                 *batched = 0;
-                md5.send(std::mem::take(batch)).await;
+                stream.send(std::mem::take(batch)).await;
             }
         }
     }
@@ -130,12 +149,23 @@ impl Hasher {
         let (md5, sha256) = match self.state {
             State::Inline { md5, sha256, .. } => (md5.finalize(), sha256.finalize()),
             State::Engine {
-                md5, sha256, batch, ..
+                stream,
+                sha256,
+                batch,
+                ..
             } => {
                 if !batch.is_empty() {
-                    md5.send(batch).await;
+                    stream.send(batch).await;
                 }
-                (md5.finish().await?, sha256.finalize())
+                let sums = stream.finish().await?;
+                let sha256 = match sha256 {
+                    Some(here) => here.finalize(),
+                    None => sums.sha256.ok_or(Error::Internal {
+                        what: "the MD5 engine",
+                        reason: "it answered a stream without the SHA-256 it was given".to_owned(),
+                    })?,
+                };
+                (sums.md5, sha256)
             }
         };
         Ok(Digests {
@@ -180,6 +210,34 @@ fn md5_side_by_side_with(width: Width, messages: &[&[u8]]) -> Vec<[u8; 16]> {
             let mut md5 = Md5::resume(lanes.state(lane), 64 * blocks as u64);
             md5.update(message.get(blocks * 64..).unwrap_or_default());
             out.push(md5.finalize());
+        }
+    }
+    out
+}
+
+/// The SHA-256 of each of `messages`, two at a time as the engine hashes concurrent downloads
+/// ([`simd::sha256_pair`]; one after the other without the SHA extensions). For the digest
+/// benchmark and the tests.
+pub fn sha256_side_by_side(messages: &[&[u8]]) -> Vec<[u8; 32]> {
+    let mut out = Vec::with_capacity(messages.len());
+    for group in messages.chunks(2) {
+        let runs: Vec<&[simd::Block]> = group.iter().map(|m| m.as_chunks::<64>().0).collect();
+        let blocks = runs.iter().map(|r| r.len()).min().unwrap_or(0);
+        let mut states = [sha256::INIT; 2];
+        match runs.as_slice() {
+            [a, b] => simd::sha256_pair(&mut states, [a, b], blocks),
+            [a] => simd::sha256(&mut states[0], a),
+            _ => {}
+        }
+        for (message, state) in group.iter().zip(states) {
+            let done = if group.len() == 2 {
+                blocks
+            } else {
+                message.len() / 64
+            };
+            let mut sha256 = Sha256::resume(state, 64 * done as u64);
+            sha256.update(&message[64 * done..]);
+            out.push(sha256.finalize());
         }
     }
     out

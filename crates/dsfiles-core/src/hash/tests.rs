@@ -84,6 +84,11 @@ async fn batches_of_any_shape_agree_with_one_shot_digests() {
     check(&data, &sizes).await;
 }
 
+/// The `sha2` crate's SHA-256 of `data`.
+fn sha256_reference(data: &[u8]) -> [u8; 32] {
+    <sha2::Sha256 as sha2::Digest>::digest(data).into()
+}
+
 /// The `md-5` crate's digest of `data`.
 fn reference(data: &[u8]) -> [u8; 16] {
     ::md5::Md5::digest(data).into()
@@ -176,7 +181,13 @@ async fn stream_through(engine: &Engine, data: Vec<u8>, seed: u64, leaves: bool)
     let inline = rng.usize(..=data.len().min(200));
     let mut md5 = Md5::new();
     md5.update(&data[..inline]);
-    let stream = engine.join(md5);
+    // Every other stream has the engine compute its SHA-256 too.
+    let mut sha256 = seed.is_multiple_of(2).then(Sha256::new);
+    if let Some(sha256) = &mut sha256 {
+        sha256.update(&data[..inline]);
+    }
+    let with_sha256 = sha256.is_some();
+    let stream = engine.join(md5, sha256);
     let bytes = Bytes::from(data.clone());
     let mut at = inline;
     while at < bytes.len() {
@@ -194,13 +205,11 @@ async fn stream_through(engine: &Engine, data: Vec<u8>, seed: u64, leaves: bool)
             tokio::task::yield_now().await;
         }
     }
-    let digest = stream.finish().await.unwrap();
-    assert_eq!(
-        digest,
-        reference(&data),
-        "{} bytes, seed {seed}",
-        data.len()
-    );
+    let sums = stream.finish().await.unwrap();
+    let what = format!("{} bytes, seed {seed}", data.len());
+    assert_eq!(sums.md5, reference(&data), "{what}");
+    let sha256 = with_sha256.then(|| sha256_reference(&data));
+    assert_eq!(sums.sha256, sha256, "{what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,21 +236,23 @@ async fn streams_joining_and_leaving_at_random_agree_with_md5_crate_on_every_wid
         while let Some(done) = tasks.join_next().await {
             done.unwrap();
         }
-        let (_, simd) = engine.blocks();
+        let (_, simd, sha256_paired) = engine.blocks();
         assert!(simd > 0, "{width:?}: streams never shared the lanes");
+        assert!(sha256_paired > 0, "{width:?}: SHA-256 was never paired");
     }
 }
 
 #[tokio::test]
 async fn a_stream_finished_after_its_engine_is_gone_is_an_error() {
     let engine = Engine::start(Width::Scalar).unwrap();
-    let stream = engine.join(Md5::new());
+    let stream = engine.join(Md5::new(), None);
     stream.send(vec![Bytes::from_static(b"abc")]).await;
     // A finish for a stream the engine does not know gets no answer: the error path of a
     // thread that died.
     let stray = engine.unjoined();
     assert!(stray.finish().await.is_err());
-    assert_eq!(stream.finish().await.unwrap(), reference(b"abc"));
+    let sums = stream.finish().await.unwrap();
+    assert_eq!((sums.md5, sums.sha256), (reference(b"abc"), None));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,8 +262,8 @@ async fn a_stream_beside_an_idle_one_is_hashed_by_its_deadlines() {
     // third batches wait for the permits of the first: the deadlines must let them through.
     for width in Width::available() {
         let engine = Engine::start(width).unwrap();
-        let _idle = engine.join(Md5::new());
-        let stream = engine.join(Md5::new());
+        let _idle = engine.join(Md5::new(), Some(Sha256::new()));
+        let stream = engine.join(Md5::new(), Some(Sha256::new()));
         let data = pattern(3 * IN_ENGINE + 100);
         let bytes = Bytes::from(data.clone());
         let digest = tokio::time::timeout(std::time::Duration::from_secs(20), async {
@@ -264,6 +275,23 @@ async fn a_stream_beside_an_idle_one_is_hashed_by_its_deadlines() {
         .await
         .expect("the engine hashed batches that waited for company")
         .unwrap();
-        assert_eq!(digest, reference(&data), "{width:?}");
+        assert_eq!(digest.md5, reference(&data), "{width:?}");
+        assert_eq!(digest.sha256, Some(sha256_reference(&data)), "{width:?}");
+    }
+}
+
+#[test]
+fn sha256_side_by_side_matches_the_sha2_crate_for_any_lengths() {
+    let mut rng = fastrand::Rng::with_seed(37);
+    for count in [0, 1, 2, 3, 5] {
+        let messages: Vec<Vec<u8>> = (0..count)
+            .map(|_| {
+                let len = rng.usize(..3000);
+                random_bytes(&mut rng, len)
+            })
+            .collect();
+        let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        let expected: Vec<[u8; 32]> = refs.iter().map(|m| sha256_reference(m)).collect();
+        assert_eq!(sha256_side_by_side(&refs), expected, "{count} messages");
     }
 }

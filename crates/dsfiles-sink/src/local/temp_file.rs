@@ -21,8 +21,15 @@ use std::path::Path;
 pub(super) const ALIGN: usize = 4096;
 
 /// A write buffer whose data starts at an [`ALIGN`]-aligned address and holds up to
-/// `capacity` bytes (a multiple of [`ALIGN`]). Allocated once, never zero-filled: `mem` holds
-/// `start` bytes of padding, then the data.
+/// `capacity` bytes (a multiple of [`ALIGN`]). Never zero-filled: `mem` holds `start` bytes of
+/// padding, then the data.
+///
+/// It grows as data comes, from [`FIRST_ALLOCATION`] doubling up to `capacity`, each time into
+/// a new aligned allocation (the data so far copied over, at most `capacity / 2` bytes once per
+/// upload): most uploads are small files that wait for the group commit whole, and a buffer of
+/// `capacity` for each held a quarter of a megabyte of heap per 4 KiB file in flight.
+/// **`mem` never reallocates by itself**: every allocation has room for its whole rounded-up
+/// data plus the alignment padding ([`Block::reserve`]), so the address, and the alignment, stay.
 #[derive(Default)]
 pub(super) struct Block {
     mem: Vec<u8>,
@@ -30,24 +37,44 @@ pub(super) struct Block {
     capacity: usize,
 }
 
+/// The first allocation of a [`Block`] that receives data.
+const FIRST_ALLOCATION: usize = 16 * 1024;
+
 impl Block {
+    /// An empty buffer for up to `capacity` bytes; allocates nothing until data comes.
     pub(super) fn new(capacity: usize) -> Block {
         debug_assert!(capacity.is_multiple_of(ALIGN));
-        let mut mem = Vec::<u8>::with_capacity(capacity + ALIGN);
+        Block {
+            mem: Vec::new(),
+            start: 0,
+            capacity,
+        }
+    }
+
+    /// Room for `len` bytes of data (at most `capacity`), rounded up to [`ALIGN`], without
+    /// `mem` reallocating: otherwise a new allocation, twice the last at least, aligned, with
+    /// the data copied into it.
+    fn reserve(&mut self, len: usize) {
+        let need = len.next_multiple_of(ALIGN).min(self.capacity);
+        // A `mem` with capacity is one this function allocated.
+        if need == 0 || (self.mem.capacity() > 0 && self.start + need <= self.mem.capacity()) {
+            return;
+        }
+        let room = self.mem.capacity().saturating_sub(self.start);
+        let size = need.max(2 * room).max(FIRST_ALLOCATION).min(self.capacity);
+        let mut mem = Vec::<u8>::with_capacity(size + ALIGN);
         // For bytes the offset to the next aligned address is always below ALIGN; `mem` never
         // grows past its capacity, so its address (and the alignment) never changes.
         let start = mem.as_ptr().align_offset(ALIGN).min(ALIGN);
         mem.resize(start, 0);
-        Block {
-            mem,
-            start,
-            capacity,
-        }
+        mem.extend_from_slice(self.filled());
+        (self.mem, self.start) = (mem, start);
     }
 
     /// Copies as much of `src` as fits; returns how many bytes were taken.
     pub(super) fn fill(&mut self, src: &[u8]) -> usize {
         let n = src.len().min(self.capacity - self.len());
+        self.reserve(self.len() + n);
         self.mem.extend_from_slice(&src[..n]);
         n
     }
@@ -57,7 +84,7 @@ impl Block {
     }
 
     pub(super) fn len(&self) -> usize {
-        self.mem.len() - self.start
+        self.mem.len().saturating_sub(self.start)
     }
 
     pub(super) fn clear(&mut self) {
@@ -65,7 +92,7 @@ impl Block {
     }
 
     pub(super) fn filled(&self) -> &[u8] {
-        &self.mem[self.start..]
+        self.mem.get(self.start..).unwrap_or_default()
     }
 
     /// The data followed by zeros up to the next multiple of [`ALIGN`]; the zeros stay in the

@@ -30,9 +30,14 @@ fn open_flags(file: &TempFile) -> i32 {
 #[test]
 fn blocks_are_aligned_fill_to_capacity_and_pad_with_zeros() {
     let mut block = Block::new(2 * ALIGN);
+    assert_eq!(
+        block.mem.capacity(),
+        0,
+        "nothing allocated before data comes"
+    );
+    assert_eq!(block.fill(&[7; 100]), 100);
     assert_eq!(block.filled().as_ptr() as usize % ALIGN, 0);
     let address = block.filled().as_ptr();
-    assert_eq!(block.fill(&[7; 100]), 100);
     assert_eq!(block.fill(&[8; 3 * ALIGN]), 2 * ALIGN - 100);
     assert!(block.is_full());
     assert_eq!(block.fill(&[9; 10]), 0);
@@ -48,8 +53,49 @@ fn blocks_are_aligned_fill_to_capacity_and_pad_with_zeros() {
     block.clear();
     block.fill(&[2; ALIGN]);
     assert_eq!(block.padded().len(), ALIGN);
-    // The buffer never moved.
+    // The buffer never moved: its first allocation already held the whole capacity.
     assert_eq!(block.filled().as_ptr(), address);
+}
+
+#[test]
+fn a_block_grows_by_doubling_keeps_its_data_aligned_and_pads_in_place() {
+    let capacity = 64 * ALIGN;
+    let mut small = Block::new(capacity);
+    small.fill(&[5; 4000]);
+    assert!(
+        small.mem.capacity() <= FIRST_ALLOCATION + ALIGN,
+        "a small file holds a small buffer: {}",
+        small.mem.capacity()
+    );
+    let content = data(capacity);
+    let mut block = Block::new(capacity);
+    let mut addresses = Vec::new();
+    let mut at = 0;
+    while !block.is_full() {
+        let piece = &content[at..(at + 1000).min(capacity)];
+        at += block.fill(piece);
+        let filled = block.filled();
+        assert_eq!(filled.as_ptr() as usize % ALIGN, 0, "aligned at {at}");
+        assert!(filled == &content[..at], "data kept at {at}");
+        if addresses.last() != Some(&filled.as_ptr()) {
+            addresses.push(filled.as_ptr());
+        }
+        // Padding always fits the allocation: `mem` must not reallocate (and lose alignment).
+        let before = block.mem.as_ptr();
+        let padded = block.padded().len();
+        assert_eq!(padded, at.next_multiple_of(ALIGN));
+        assert_eq!(
+            block.mem.as_ptr(),
+            before,
+            "padding moved the buffer at {at}"
+        );
+        block.mem.truncate(block.start + at);
+    }
+    // 16, 32, 64, 128 and 256 KiB: five allocations, then never again.
+    assert_eq!(addresses.len(), 5, "{addresses:?}");
+    block.clear();
+    block.fill(&content);
+    assert_eq!(block.filled().as_ptr(), *addresses.last().unwrap());
 }
 
 /// Writes `content` through a buffer of `capacity` bytes, in pieces of `piece` bytes, as an
