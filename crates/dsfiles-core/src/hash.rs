@@ -22,6 +22,7 @@
 //! engine), on `sha2`'s compression or [`simd`]'s SHA-extension kernels. If the engine's thread
 //! cannot be started, large streams are hashed inline too.
 
+mod blocks;
 mod engine;
 mod gather;
 mod md5;

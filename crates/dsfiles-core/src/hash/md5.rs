@@ -16,6 +16,8 @@
 //! `md-5` crate on every length around the block and padding boundaries, on the RFC's vectors,
 //! and on random splits of a stream.
 
+use super::blocks::Pending;
+
 /// The sine-derived constants of RFC 1321, one per step.
 pub(super) const K: [u32; 64] = [
     0xd76a_a478,
@@ -217,11 +219,7 @@ pub(super) fn compress(state: &mut [u32; 4], blocks: &[u8]) {
 #[derive(Clone)]
 pub struct Md5 {
     state: [u32; 4],
-    /// Bytes waiting for a full block (the first `pending` of them).
-    block: [u8; 64],
-    pending: usize,
-    /// Bytes fed so far.
-    len: u64,
+    pending: Pending,
 }
 
 impl Default for Md5 {
@@ -232,18 +230,15 @@ impl Default for Md5 {
 
 impl std::fmt::Debug for Md5 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Md5").field("len", &self.len).finish()
+        f.debug_struct("Md5")
+            .field("len", &self.pending.len())
+            .finish()
     }
 }
 
 impl Md5 {
     pub fn new() -> Md5 {
-        Md5 {
-            state: INIT,
-            block: [0; 64],
-            pending: 0,
-            len: 0,
-        }
+        Md5::resume(INIT, 0)
     }
 
     /// The computation after `len` bytes (a multiple of 64, all compressed into `state`): how a
@@ -251,53 +246,29 @@ impl Md5 {
     pub(super) fn resume(state: [u32; 4], len: u64) -> Md5 {
         Md5 {
             state,
-            block: [0; 64],
-            pending: 0,
-            len,
+            pending: Pending::after(len),
         }
     }
 
     /// The compressed state, the bytes compressed into it, and the bytes waiting for a whole
     /// block: what the engine needs to take the stream over.
     pub(super) fn into_parts(self) -> ([u32; 4], u64, [u8; 64], usize) {
-        let compressed = self.len.wrapping_sub(self.pending as u64);
-        (self.state, compressed, self.block, self.pending)
+        let (compressed, block, waiting) = self.pending.into_parts();
+        (self.state, compressed, block, waiting)
     }
 
-    pub fn update(&mut self, mut data: &[u8]) {
-        self.len = self.len.wrapping_add(data.len() as u64);
-        if self.pending > 0 {
-            let take = data.len().min(64 - self.pending);
-            self.block[self.pending..self.pending + take].copy_from_slice(&data[..take]);
-            self.pending += take;
-            data = &data[take..];
-            if self.pending < 64 {
-                return;
-            }
-            compress(&mut self.state, &self.block);
-            self.pending = 0;
-        }
-        let whole = data.len() - data.len() % 64;
-        compress(&mut self.state, &data[..whole]);
-        let rest = &data[whole..];
-        self.block[..rest.len()].copy_from_slice(rest);
-        self.pending = rest.len();
+    pub fn update(&mut self, data: &[u8]) {
+        let state = &mut self.state;
+        self.pending
+            .update(data, |blocks| compress(state, blocks.as_flattened()));
     }
 
     /// The 16-byte digest.
     pub fn finalize(mut self) -> [u8; 16] {
-        let bits = self.len.wrapping_mul(8);
-        // 0x80, zeros up to 56 bytes mod 64, then the length in bits, little endian.
-        let mut tail = [0u8; 72];
-        tail[0] = 0x80;
-        let pad = if self.pending < 56 {
-            56 - self.pending
-        } else {
-            120 - self.pending
-        };
-        tail[pad..pad + 8].copy_from_slice(&bits.to_le_bytes());
-        self.update(&tail[..pad + 8]);
-        debug_assert_eq!(self.pending, 0, "padding ends on a block boundary");
+        let length = self.pending.bits().to_le_bytes();
+        let state = &mut self.state;
+        self.pending
+            .pad(length, |blocks| compress(state, blocks.as_flattened()));
         let mut out = [0u8; 16];
         for (bytes, word) in out.chunks_exact_mut(4).zip(self.state) {
             bytes.copy_from_slice(&word.to_le_bytes());

@@ -3,11 +3,12 @@
 //! state to itself, and the engine hashes two streams' SHA-256 side by side
 //! ([`super::simd::sha256_pair`]), so it must take a stream over where the download left it.
 //!
-//! This module only buffers and pads (0x80, zeros up to 56 bytes mod 64, the length in bits
+//! This module only feeds [`super::blocks::Pending`], which buffers and pads (the length in bits
 //! big endian); whole blocks go to [`super::simd::sha256`] (the CPU's SHA extensions, else
 //! `sha2`'s compression function). The tests compare with the `sha2` crate on FIPS 180-4's
 //! examples, on every length around the block and padding boundaries, and on random splits.
 
+use super::blocks::Pending;
 use super::simd::{self, Block};
 
 /// The round constants of FIPS 180-4 §4.2.2.
@@ -94,11 +95,7 @@ pub(super) const INIT: [u32; 8] = [
 #[derive(Clone)]
 pub struct Sha256 {
     state: [u32; 8],
-    /// Bytes waiting for a full block (the first `pending` of them).
-    block: Block,
-    pending: usize,
-    /// Bytes fed so far.
-    len: u64,
+    pending: Pending,
 }
 
 impl Default for Sha256 {
@@ -109,7 +106,9 @@ impl Default for Sha256 {
 
 impl std::fmt::Debug for Sha256 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sha256").field("len", &self.len).finish()
+        f.debug_struct("Sha256")
+            .field("len", &self.pending.len())
+            .finish()
     }
 }
 
@@ -123,51 +122,29 @@ impl Sha256 {
     pub(super) fn resume(state: [u32; 8], len: u64) -> Sha256 {
         Sha256 {
             state,
-            block: [0; 64],
-            pending: 0,
-            len,
+            pending: Pending::after(len),
         }
     }
 
     /// The compressed state, the bytes compressed into it, and how many bytes wait for a whole
     /// block (the same bytes [`super::Md5::into_parts`] gives for a stream fed alike).
     pub(super) fn into_parts(self) -> ([u32; 8], u64, usize) {
-        let compressed = self.len.wrapping_sub(self.pending as u64);
-        (self.state, compressed, self.pending)
+        let (compressed, _, waiting) = self.pending.into_parts();
+        (self.state, compressed, waiting)
     }
 
-    pub fn update(&mut self, mut data: &[u8]) {
-        self.len = self.len.wrapping_add(data.len() as u64);
-        if self.pending > 0 {
-            let take = data.len().min(64 - self.pending);
-            self.block[self.pending..self.pending + take].copy_from_slice(&data[..take]);
-            self.pending += take;
-            data = &data[take..];
-            if self.pending < 64 {
-                return;
-            }
-            simd::sha256(&mut self.state, std::slice::from_ref(&self.block));
-            self.pending = 0;
-        }
-        let (blocks, rest) = data.as_chunks::<64>();
-        simd::sha256(&mut self.state, blocks);
-        self.block[..rest.len()].copy_from_slice(rest);
-        self.pending = rest.len();
+    pub fn update(&mut self, data: &[u8]) {
+        let state = &mut self.state;
+        self.pending
+            .update(data, |blocks| simd::sha256(state, blocks));
     }
 
     /// The 32-byte digest.
     pub fn finalize(mut self) -> [u8; 32] {
-        let bits = self.len.wrapping_mul(8);
-        let mut tail = [0u8; 72];
-        tail[0] = 0x80;
-        let pad = if self.pending < 56 {
-            56 - self.pending
-        } else {
-            120 - self.pending
-        };
-        tail[pad..pad + 8].copy_from_slice(&bits.to_be_bytes());
-        self.update(&tail[..pad + 8]);
-        debug_assert_eq!(self.pending, 0, "padding ends on a block boundary");
+        let length = self.pending.bits().to_be_bytes();
+        let state = &mut self.state;
+        self.pending
+            .pad(length, |blocks| simd::sha256(state, blocks));
         let mut out = [0u8; 32];
         for (bytes, word) in out.chunks_exact_mut(4).zip(self.state) {
             bytes.copy_from_slice(&word.to_be_bytes());
