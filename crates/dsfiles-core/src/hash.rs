@@ -18,9 +18,10 @@
 //! slow engine slows the download down instead of buffering it.
 //!
 //! MD5 is this crate's own ([`md5`]: faster than the `md-5` crate; [`simd`] for several streams
-//! at once); so is SHA-256's buffering and padding ([`sha256`], whose state moves into the
-//! engine), on `sha2`'s compression or [`simd`]'s SHA-extension kernels. If the engine's thread
-//! cannot be started, large streams are hashed inline too.
+//! at once); so is the streaming SHA-256 ([`sha256`], whose state moves into the engine), on
+//! `sha2`'s compression or [`simd`]'s SHA-extension kernels, and the block buffering and padding
+//! both share ([`blocks`]). If the engine's thread cannot be started, large streams are hashed
+//! inline too.
 
 mod blocks;
 mod engine;

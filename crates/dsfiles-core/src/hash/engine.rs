@@ -30,9 +30,9 @@
 //!
 //! Why one thread for all streams: the vector lanes and the SHA-256 pairs are only filled by
 //! streams side by side, and a hand-off costs a wake-up on each side, so one per batch (256 KiB)
-//! is the least. With SHA-256 that thread does about 1.2 s of a 2.2 GB sync's work on the bench
-//! host (MD5 at about 7 lanes, SHA-256 at 3.6 GB/s in pairs): it keeps up with a network several
-//! times as fast. Without the SHA extensions SHA-256 stays on each download's task
+//! is the least. With SHA-256 that thread does about 1.5 s of a 2.2 GB sync's work on the bench
+//! host (MD5 at about 7 lanes, SHA-256 at 3.2–3.6 GB/s in pairs): it keeps up with a network
+//! several times as fast. Without the SHA extensions SHA-256 stays on each download's task
 //! ([`super::Hasher`]).
 
 use std::collections::VecDeque;
