@@ -44,7 +44,7 @@ use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use super::IN_ENGINE;
-use super::gather::{self, Next};
+use super::gather::{self, Next, Ready};
 use super::md5::{self, Md5};
 use super::sha256::{self, Sha256};
 use super::simd::{self, Lanes, Width};
@@ -272,11 +272,18 @@ impl Worker {
 
     /// Hash now, wait for company, or sleep ([`gather::next`]).
     fn next(&self) -> Next {
-        let ready: Vec<Instant> = self
+        let ready: Vec<Ready> = self
             .members
             .iter()
             .filter(|m| m.available >= 64)
-            .filter_map(|m| Some(m.queue.front()?.deadline))
+            .filter_map(|m| {
+                let deadline = m.queue.front()?.deadline;
+                let finishing = m.reply.is_some();
+                Some(Ready {
+                    finishing,
+                    deadline,
+                })
+            })
             .collect();
         gather::next(
             &ready,
