@@ -231,14 +231,10 @@ pub fn sha256_side_by_side(messages: &[&[u8]]) -> Vec<[u8; 32]> {
             [a] => simd::sha256(&mut states[0], a),
             _ => {}
         }
+        // `blocks` were hashed of each (all of a message alone), the rest is fed below.
         for (message, state) in group.iter().zip(states) {
-            let done = if group.len() == 2 {
-                blocks
-            } else {
-                message.len() / 64
-            };
-            let mut sha256 = Sha256::resume(state, 64 * done as u64);
-            sha256.update(&message[64 * done..]);
+            let mut sha256 = Sha256::resume(state, 64 * blocks as u64);
+            sha256.update(&message[64 * blocks..]);
             out.push(sha256.finalize());
         }
     }

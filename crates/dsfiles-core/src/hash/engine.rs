@@ -275,12 +275,10 @@ impl Worker {
         let ready: Vec<Ready> = self
             .members
             .iter()
-            .filter(|m| m.available >= 64)
             .filter_map(|m| {
                 let deadline = m.queue.front()?.deadline;
-                let finishing = m.reply.is_some();
-                Some(Ready {
-                    finishing,
+                (m.available >= 64).then_some(Ready {
+                    finishing: m.reply.is_some(),
                     deadline,
                 })
             })
@@ -427,6 +425,15 @@ fn lane_runs<'a>(
         };
     }
     runs
+}
+
+/// Both digests of `blocks`, one stream alone: MD5 into `md5`, SHA-256 into `sha256` when the
+/// engine computes it for that stream.
+fn compress_both(md5: &mut [u32; 4], sha256: &mut Option<[u32; 8]>, blocks: &[simd::Block]) {
+    md5::compress(md5, blocks.as_flattened());
+    if let Some(sha256) = sha256 {
+        simd::sha256(sha256, blocks);
+    }
 }
 
 /// A batch queued in the engine.
@@ -582,10 +589,7 @@ impl Member {
             let (mut state, mut sha256) = (self.state, self.sha256);
             let run = self.run(max - done);
             let in_place = run.len();
-            md5::compress(&mut state, run.as_flattened());
-            if let Some(sha256) = &mut sha256 {
-                simd::sha256(sha256, run);
-            }
+            compress_both(&mut state, &mut sha256, run);
             (self.state, self.sha256) = (state, sha256);
             if in_place > 0 {
                 self.advance(in_place);
@@ -593,10 +597,11 @@ impl Member {
                 // The block straddles chunks (or starts in `carry`): assemble it.
                 let mut block = [0u8; 64];
                 self.read(&mut block);
-                md5::compress(&mut self.state, &block);
-                if let Some(sha256) = &mut self.sha256 {
-                    simd::sha256(sha256, std::slice::from_ref(&block));
-                }
+                compress_both(
+                    &mut self.state,
+                    &mut self.sha256,
+                    std::slice::from_ref(&block),
+                );
             }
             let blocks = in_place.max(1);
             self.compressed = self.compressed.wrapping_add(64 * blocks as u64);

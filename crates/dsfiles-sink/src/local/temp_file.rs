@@ -84,7 +84,7 @@ impl Block {
     }
 
     pub(super) fn len(&self) -> usize {
-        self.mem.len().saturating_sub(self.start)
+        self.mem.len() - self.start
     }
 
     pub(super) fn clear(&mut self) {
@@ -92,7 +92,7 @@ impl Block {
     }
 
     pub(super) fn filled(&self) -> &[u8] {
-        self.mem.get(self.start..).unwrap_or_default()
+        &self.mem[self.start..]
     }
 
     /// The data followed by zeros up to the next multiple of [`ALIGN`]; the zeros stay in the
